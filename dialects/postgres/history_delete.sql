@@ -1,0 +1,1 @@
+DELETE FROM {history} WHERE version = $1

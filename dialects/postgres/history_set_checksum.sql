@@ -1,0 +1,1 @@
+UPDATE {history} SET checksum = $2 WHERE version = $1

@@ -1,0 +1,412 @@
+//! The direct PostgreSQL transport: tokio-postgres over TCP or a Unix socket,
+//! TLS through postgres-native-tls (disable ... verify-full, every
+//! certificate of a bundle file trusted), a timeout around the whole connect,
+//! and a session advisory lock polled with `pg_try_advisory_lock`.
+//!
+//! A transactional migration is one simple-query round trip:
+//! `BEGIN; <statements>; <history row>; COMMIT`. The server's
+//! CommandComplete messages tell which statement failed; its error position
+//! is mapped back into that statement.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use tokio_postgres::config::{SslMode as PgSslMode, TargetSessionAttrs};
+use tokio_postgres::error::ErrorPosition;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use super::{Backend, Capabilities, ExecError, LockKind};
+use crate::config::{Config, SslMode};
+use crate::dialect::{Dialect, Value};
+use crate::error::{DbError, Error, Result};
+use crate::history::{Row, Status, TOOL_VERSION};
+use crate::sql::char_pos_to_byte;
+
+pub struct Postgres {
+    client: Client,
+    conn: tokio::task::JoinHandle<()>,
+    dialect: Dialect,
+    target: String,
+    locked: bool,
+}
+
+/// Copies a server error out of the driver's type.
+fn db_error(e: &tokio_postgres::Error, sql: Option<&str>) -> Option<DbError> {
+    let d = e.as_db_error()?;
+    let offset = match (d.position(), sql) {
+        (Some(ErrorPosition::Original(p)), Some(sql)) => Some(char_pos_to_byte(sql, *p as usize)),
+        _ => None,
+    };
+    Some(DbError {
+        code: d.code().code().to_string(),
+        message: d.message().to_string(),
+        detail: d.detail().map(str::to_string),
+        hint: d.hint().map(str::to_string),
+        offset,
+    })
+}
+
+fn lost_or_internal(e: tokio_postgres::Error, context: &'static str) -> ExecError {
+    match db_error(&e, None) {
+        Some(error) => ExecError::Internal { context, error },
+        None => ExecError::Lost { message: e.to_string() },
+    }
+}
+
+fn tls_connector(cfg: &Config) -> Result<native_tls::TlsConnector> {
+    let mode = cfg.pg.effective_sslmode();
+    let mut b = native_tls::TlsConnector::builder();
+    match mode {
+        SslMode::Disable | SslMode::Prefer | SslMode::Require => {
+            b.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true);
+        }
+        SslMode::VerifyCa => {
+            b.danger_accept_invalid_hostnames(true);
+        }
+        SslMode::VerifyFull => {}
+    }
+    if let Some(path) = &cfg.pg.sslrootcert {
+        let pem = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        // A bundle (e.g. the RDS global bundle) holds many certificates;
+        // native-tls reads one per call, so hand it each block.
+        const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+        let mut found = 0;
+        for block in pem.split(BEGIN).skip(1) {
+            let cert = native_tls::Certificate::from_pem(format!("{BEGIN}{block}").as_bytes()).map_err(|e| Error::InvalidSetting {
+                key: "sslrootcert".into(),
+                message: format!("{}: certificate {}: {e}", path.display(), found + 1),
+            })?;
+            b.add_root_certificate(cert);
+            found += 1;
+        }
+        if found == 0 {
+            return Err(Error::InvalidSetting {
+                key: "sslrootcert".into(),
+                message: format!("{}: no PEM certificate in the file", path.display()),
+            });
+        }
+        b.disable_built_in_roots(matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull));
+    }
+    b.build().map_err(|e| Error::Other(format!("TLS set-up failed: {e}")))
+}
+
+impl Postgres {
+    pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<Postgres> {
+        let pg = &cfg.pg;
+        let dbname = dbname.unwrap_or(&pg.dbname);
+        let target = format!("{}@{}:{}/{}", pg.user, pg.host, pg.port, dbname);
+        let mut c = tokio_postgres::Config::new();
+        c.host(&pg.host).port(pg.port).user(&pg.user).dbname(dbname).application_name(&pg.application_name);
+        c.connect_timeout(pg.connect_timeout);
+        c.target_session_attrs(TargetSessionAttrs::ReadWrite);
+        if let Some(p) = &pg.password {
+            c.password(p.expose());
+        }
+        let mode = pg.effective_sslmode();
+        c.ssl_mode(match mode {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Prefer => PgSslMode::Prefer,
+            _ => PgSslMode::Require,
+        });
+        let fail = |message: String| Error::Connect {
+            target: target.clone(),
+            message,
+        };
+        // A bad CA bundle fails here, before the network is tried.
+        let tls = if mode == SslMode::Disable || pg.host.starts_with('/') {
+            None
+        } else {
+            Some(postgres_native_tls::MakeTlsConnector::new(tls_connector(cfg)?))
+        };
+        let attempt = async {
+            let (client, handle) = match tls {
+                None => {
+                    let (client, conn) = c.connect(tokio_postgres::NoTls).await?;
+                    (client, tokio::spawn(async move { drop(conn.await) }))
+                }
+                Some(tls) => {
+                    let (client, conn) = c.connect(tls).await?;
+                    (client, tokio::spawn(async move { drop(conn.await) }))
+                }
+            };
+            Ok::<_, tokio_postgres::Error>((client, handle))
+        };
+        let (client, conn) = match tokio::time::timeout(pg.connect_timeout, attempt).await {
+            Err(_) => {
+                return Err(Error::ConnectTimeout {
+                    target,
+                    secs: pg.connect_timeout.as_secs(),
+                })
+            }
+            Ok(Err(e)) => {
+                if let Some(d) = db_error(&e, None) {
+                    if d.code == "3D000" {
+                        return Err(Error::DatabaseMissing {
+                            name: dbname.to_string(),
+                            target: format!("{}:{}", pg.host, pg.port),
+                        });
+                    }
+                    return Err(fail(format!("{} (SQLSTATE {})", d.message, d.code)));
+                }
+                return Err(fail(e.to_string()));
+            }
+            Ok(Ok(x)) => x,
+        };
+        Ok(Postgres {
+            client,
+            conn,
+            dialect: Dialect::postgres(&cfg.history, dbname),
+            target,
+            locked: false,
+        })
+    }
+
+    async fn simple(&self, sql: &str, context: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let msgs = self.client.simple_query(sql).await.map_err(|e| match db_error(&e, Some(sql)) {
+            Some(error) => Error::Db {
+                context: context.to_string(),
+                error,
+            },
+            None => Error::ConnectionLost {
+                context: context.to_string(),
+                message: e.to_string(),
+            },
+        })?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Why the lock is busy: who holds it, for the timeout message.
+    async fn lock_holder(&self) -> String {
+        match self.simple(&self.dialect.lock_holder(), "lock holder").await {
+            Ok(rows) => match rows.first() {
+                Some(r) => {
+                    let f = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                    format!("; held by pid {} (application_name '{}', client {}, connected since {})", f(0), f(1), f(2), f(3))
+                }
+                None => String::new(),
+            },
+            Err(_) => String::new(),
+        }
+    }
+}
+
+fn history_values(row: &Row, execution_ms: Value) -> Vec<Value> {
+    vec![
+        Value::Int(row.version),
+        Value::Text(row.name.clone()),
+        Value::Text(row.checksum.clone()),
+        Value::Text(row.status.as_str().into()),
+        Value::Int(row.statements_done.into()),
+        Value::Int(row.statements_total.into()),
+        execution_ms,
+        Value::Text(TOOL_VERSION.into()),
+        Value::Text(row.backend.clone()),
+        Value::Bool(row.out_of_order),
+        Value::opt_text(row.error.as_deref()),
+    ]
+}
+
+/// The upsert for a row written inside a migration's transaction, with the
+/// server-side elapsed time. Also used by dry-run to show what is sent.
+pub fn history_in_transaction(dialect: &Dialect, row: &Row) -> String {
+    dialect.upsert_history(&history_values(row, Dialect::elapsed_ms()))
+}
+
+/// Small jitter without a random-number dependency.
+pub(crate) fn jitter(max: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let ms = max.as_millis().max(1) as u32;
+    Duration::from_millis(u64::from((nanos ^ std::process::id().wrapping_mul(2654435761)) % ms))
+}
+
+#[async_trait]
+impl Backend for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            pipelined_transactions: true,
+            lock: LockKind::SessionAdvisory,
+            session_state: true,
+        }
+    }
+
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+
+    async fn lock(&mut self, wait: Duration) -> Result<()> {
+        let start = Instant::now();
+        let mut backoff = Duration::from_millis(20);
+        let sql = self.dialect.try_lock();
+        loop {
+            let rows = self.simple(&sql, "taking the migration lock").await?;
+            if rows.first().and_then(|r| r.first()).cloned().flatten().as_deref() == Some("t") {
+                self.locked = true;
+                return Ok(());
+            }
+            if start.elapsed() >= wait {
+                return Err(Error::LockTimeout {
+                    secs: wait.as_secs(),
+                    holder: self.lock_holder().await,
+                });
+            }
+            tokio::time::sleep(backoff / 2 + jitter(backoff)).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    async fn unlock(&mut self) -> Result<()> {
+        if self.locked {
+            self.simple(&self.dialect.unlock(), "releasing the migration lock").await?;
+            self.locked = false;
+        }
+        Ok(())
+    }
+
+    async fn ensure_history(&mut self) -> Result<()> {
+        for sql in self.dialect.create_history() {
+            self.simple(&sql, "creating the history table").await?;
+        }
+        Ok(())
+    }
+
+    async fn read_history(&mut self) -> Result<Vec<Row>> {
+        let rows = match self.simple(&self.dialect.select_history(), "reading the history table").await {
+            Ok(r) => r,
+            // No table (42P01) or no schema (3F000) yet: nothing applied.
+            Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        rows.into_iter()
+            .map(|r| {
+                let s = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                let bad = || Error::Other(format!("history table has an unreadable row for version {}", s(0)));
+                Ok(Row {
+                    version: s(0).parse().map_err(|_| bad())?,
+                    name: s(1),
+                    checksum: s(2),
+                    status: Status::parse(&s(3)).ok_or_else(bad)?,
+                    statements_done: s(4).parse().map_err(|_| bad())?,
+                    statements_total: s(5).parse().map_err(|_| bad())?,
+                    applied_at: s(6),
+                    execution_ms: s(7).parse().map_err(|_| bad())?,
+                    installed_by: s(8),
+                    tool_version: s(9),
+                    backend: s(10),
+                    out_of_order: s(11) == "t",
+                    error: r.get(12).cloned().flatten(),
+                })
+            })
+            .collect()
+    }
+
+    async fn write_history(&mut self, row: &Row) -> Result<()> {
+        let sql = self.dialect.upsert_history(&history_values(row, Value::Int(row.execution_ms)));
+        self.simple(&sql, "writing the history table").await.map(drop)
+    }
+
+    async fn set_checksum(&mut self, version: i64, checksum: &str) -> Result<()> {
+        self.simple(&self.dialect.set_checksum(version, checksum), "updating a checksum").await.map(drop)
+    }
+
+    async fn delete_history(&mut self, version: i64) -> Result<()> {
+        self.simple(&self.dialect.delete_history(version), "deleting a history row").await.map(drop)
+    }
+
+    async fn log_event(&mut self, version: i64, action: &str, old: Option<&str>, new: Option<&str>, detail: Option<&str>) -> Result<()> {
+        let sql = self.dialect.insert_log(&[
+            Value::Int(version),
+            Value::Text(action.into()),
+            Value::opt_text(old),
+            Value::opt_text(new),
+            Value::opt_text(detail),
+        ]);
+        self.simple(&sql, "writing the history log").await.map(drop)
+    }
+
+    async fn run_transaction(&mut self, statements: &[&str], row: &Row) -> Result<(), ExecError> {
+        // One round trip: BEGIN; s1; ...; sn; history; COMMIT
+        let history = history_in_transaction(&self.dialect, row);
+        let mut batch = String::with_capacity(statements.iter().map(|s| s.len() + 2).sum::<usize>() + history.len() + 32);
+        let mut starts = Vec::with_capacity(statements.len());
+        batch.push_str("BEGIN;\n");
+        for s in statements {
+            starts.push(batch.len());
+            batch.push_str(s);
+            batch.push_str(";\n");
+        }
+        batch.push_str(&history);
+        batch.push_str(";\nCOMMIT");
+
+        let mut done = 0usize;
+        let result = async {
+            let stream = self.client.simple_query_raw(&batch).await?;
+            futures_util::pin_mut!(stream);
+            while let Some(m) = stream.next().await {
+                if let SimpleQueryMessage::CommandComplete(_) = m? {
+                    done += 1;
+                }
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        }
+        .await;
+        let e = match result {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let Some(mut error) = db_error(&e, Some(&batch)) else {
+            return Err(ExecError::Lost { message: e.to_string() });
+        };
+        // Leave no open transaction behind (a no-op warning if COMMIT ended it).
+        let _ = self.client.batch_execute("ROLLBACK").await;
+        // Which part failed: BEGIN completed first, so `done` is the 1-based
+        // number of the failing statement (0 = BEGIN, n+1 = history, n+2 = COMMIT).
+        let index = done;
+        if index >= 1 && index <= statements.len() {
+            let (start, len) = (starts[index - 1], statements[index - 1].len());
+            error.offset = error.offset.filter(|&o| o >= start && o <= start + len).map(|o| o - start);
+            Err(ExecError::Statement { index: index - 1, error })
+        } else {
+            error.offset = None;
+            let context = if index == 0 { "BEGIN" } else if index == statements.len() + 1 { "writing the history row" } else { "COMMIT" };
+            Err(ExecError::Internal { context, error })
+        }
+    }
+
+    async fn execute(&mut self, statement: &str) -> Result<(), ExecError> {
+        match self.client.batch_execute(statement).await {
+            Ok(()) => Ok(()),
+            Err(e) => match db_error(&e, Some(statement)) {
+                Some(error) => Err(ExecError::Statement { index: 0, error }),
+                None => Err(lost_or_internal(e, "statement")),
+            },
+        }
+    }
+
+    async fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        self.simple(sql, "query").await
+    }
+
+    async fn database_exists(&mut self, name: &str) -> Result<bool> {
+        Ok(!self.simple(&Dialect::database_exists(name), "looking up the database").await?.is_empty())
+    }
+
+    async fn close(self: Box<Self>) {
+        let Postgres { client, conn, .. } = *self;
+        drop(client);
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+    }
+}

@@ -1,0 +1,129 @@
+//! Command-line types (clap derive). The doc comments are the `--help` text;
+//! nothing here runs anything.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// PostgreSQL schema migrations for local Postgres, Aurora (Data API) and
+/// Citus, with the chat-history schema built in.
+///
+/// Exit codes: 0 ok; 1 ran fine and found something (pending with
+/// `status --exit-code`, drift in `verify`); 2 error.
+#[derive(Debug, Parser)]
+#[command(name = "chatmigrate", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Environment from chatmigrate.toml ([environments.NAME]); default: CHATMIGRATE_ENV, then `default_env`.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Database URL, e.g. postgres://user@host:5432/db?sslmode=verify-full (beats DATABASE_URL and the file).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Migration directory; repeat for several. Overrides the environment's directories and the built-in set.
+    #[arg(long = "migrations", global = true, value_name = "DIR")]
+    pub migrations: Vec<PathBuf>,
+    /// Config file (default: ./chatmigrate.toml if present, or CHATMIGRATE_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// More output (statements as they run).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Colour: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations.
+    Up(UpArgs),
+    /// Show every migration: applied, pending, changed, missing, partial, failed.
+    Status(StatusArgs),
+    /// Create a new migration file.
+    New(NewArgs),
+    /// Check the files against the history; changes nothing. Exit 1 on drift.
+    Verify,
+    /// Record migrations as applied without running them (adopting an existing database).
+    Baseline(BaselineArgs),
+    /// Accept changed checksums of applied files and clear failed rows (each repair is logged).
+    Repair,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Apply up to and including this version.
+    #[arg(long, value_name = "VERSION")]
+    pub target: Option<i64>,
+    /// Print the exact statements that would be sent, with transaction boundaries; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Create the database first (through the maintenance database) when it does not exist.
+    #[arg(long)]
+    pub create_database: bool,
+    /// Apply files whose version is below the highest applied one (recorded as out of order).
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+    /// How long to wait for another chatmigrate's lock, e.g. 60s, 5min.
+    #[arg(long, value_name = "DURATION")]
+    pub lock_wait: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Exit 1 when anything is pending, changed, missing, partial or failed.
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Name: letters, digits and underscores, e.g. add_user_email.
+    pub name: String,
+    /// Version n+1 of the highest existing one, instead of a UTC timestamp.
+    #[arg(long)]
+    pub sequential: bool,
+    /// Start the file with `-- chatmigrate:no-transaction`.
+    #[arg(long)]
+    pub no_transaction: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["version", "from_refinery"])))]
+pub struct BaselineArgs {
+    /// Record every migration up to and including this version as applied.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<i64>,
+    /// Import a refinery history table, checking each file against refinery's checksum.
+    #[arg(long)]
+    pub from_refinery: bool,
+    /// The refinery table to import.
+    #[arg(long, default_value = "refinery_schema_history", value_name = "TABLE")]
+    pub refinery_table: String,
+}

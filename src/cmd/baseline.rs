@@ -1,0 +1,101 @@
+//! `chatmigrate baseline`: record migrations as applied without running them.
+//! `--version V` marks every file up to V; `--from-refinery` imports a
+//! refinery history table, checking each file against refinery's own
+//! checksum (computed by refinery-core) so nothing drifted is adopted.
+
+use serde_json::json;
+
+use crate::backend::Backend;
+use crate::cli::BaselineArgs;
+use crate::dialect::quote;
+use crate::error::{Error, Result};
+use crate::history::{Row, Status, TOOL_VERSION};
+use crate::migration::{self, Migration};
+use crate::{report, runner};
+
+fn row(m: &Migration, backend: &str) -> Row {
+    Row {
+        version: m.version,
+        name: m.name.clone(),
+        checksum: m.checksum.clone(),
+        status: Status::Applied,
+        statements_done: m.statements.len() as i32,
+        statements_total: m.statements.len() as i32,
+        applied_at: String::new(),
+        execution_ms: 0,
+        installed_by: String::new(),
+        tool_version: TOOL_VERSION.into(),
+        backend: backend.into(),
+        out_of_order: false,
+        error: None,
+    }
+}
+
+pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<i32> {
+    let mut local = migration::load(&ctx.cfg.source)?;
+    for m in local.iter_mut() {
+        m.prepare()?;
+    }
+    let recorded = if args.from_refinery {
+        let table = args.refinery_table.clone();
+        runner::with_lock(&ctx.cfg, move |b| Box::pin(import_refinery(b, local, table))).await?
+    } else {
+        let v = args.version.unwrap_or_default();
+        if !local.iter().any(|m| m.version == v) {
+            return Err(Error::UnknownTarget { target: v });
+        }
+        runner::with_lock(&ctx.cfg, move |b| Box::pin(baseline_to(b, local, v))).await?
+    };
+    let msg = format!("baseline: recorded {} migration(s) as applied without running them", recorded.len());
+    report::done(&ctx.style, &mut std::io::stdout().lock(), &msg, json!({"recorded": recorded}))?;
+    Ok(0)
+}
+
+async fn baseline_to(b: &mut dyn Backend, local: Vec<Migration>, version: i64) -> Result<Vec<i64>> {
+    let applied = b.read_history().await?;
+    let mut done = Vec::new();
+    for m in local.iter().filter(|m| m.version <= version) {
+        if applied.iter().any(|r| r.version == m.version) {
+            continue;
+        }
+        b.write_history(&row(m, b.name())).await?;
+        b.log_event(m.version, "baseline", None, Some(&m.checksum), Some(&format!("baseline --version {version}"))).await?;
+        done.push(m.version);
+    }
+    Ok(done)
+}
+
+async fn import_refinery(b: &mut dyn Backend, local: Vec<Migration>, table: String) -> Result<Vec<i64>> {
+    let sql = format!("SELECT version::text, name, applied_on, checksum FROM {} ORDER BY version", quote(&table));
+    let rows = b.query(&sql).await.map_err(|e| match e {
+        Error::Db { error, .. } if error.code == "42P01" => Error::Other(format!("table {table} does not exist: nothing to import (use --refinery-table if it has another name)")),
+        other => other,
+    })?;
+    let applied = b.read_history().await?;
+    let mut done = Vec::new();
+    for r in rows {
+        let s = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        let version: i64 = s(0).parse().map_err(|_| Error::Other(format!("{table}: unreadable version `{}`", s(0))))?;
+        let m = local.iter().find(|m| m.version == version).ok_or_else(|| Error::MissingFile { version, name: s(1) })?;
+        // refinery hashes name, version and text with SipHash-1-3.
+        let theirs = refinery_core::Migration::unapplied(&format!("V{}__{}", m.version, m.name), &m.sql)
+            .map_err(|e| Error::Other(format!("{}: refinery cannot read this migration: {e}", m.path)))?
+            .checksum()
+            .to_string();
+        if m.name != s(1) || theirs != s(3) {
+            return Err(Error::ChecksumDrift {
+                path: m.path.clone(),
+                version,
+                applied: format!("refinery:{} ({})", s(3), s(1)),
+                file: format!("refinery:{theirs} ({})", m.name),
+            });
+        }
+        if applied.iter().any(|a| a.version == version) {
+            continue;
+        }
+        b.write_history(&row(m, b.name())).await?;
+        b.log_event(version, "import-refinery", Some(&format!("refinery:{}", s(3))), Some(&m.checksum), Some(&format!("applied by refinery on {}", s(2)))).await?;
+        done.push(version);
+    }
+    Ok(done)
+}

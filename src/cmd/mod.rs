@@ -1,0 +1,82 @@
+//! One file per subcommand. Each resolves what it needs, calls the engine
+//! (`runner`, `plan`) and renders through `report`; none re-implements the
+//! run loop. `run` returns the process exit code (0 ok, 1 found something).
+
+mod baseline;
+mod new;
+mod repair;
+mod status;
+mod up;
+mod verify;
+
+use std::io::IsTerminal;
+
+use crate::cli::{Cli, ColorChoice, Command, Format};
+use crate::config::{Config, Overrides, ProcessEnv};
+use crate::error::{Error, Result};
+use crate::migration::parse_duration;
+use crate::report::Style;
+
+/// What every command gets: the resolved config and the output style.
+pub struct Ctx {
+    pub cfg: Config,
+    pub style: Style,
+}
+
+/// Output style from the global flags (NO_COLOR honoured).
+pub fn style(cli: &Cli) -> Style {
+    let g = &cli.global;
+    let color = match g.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal() && std::io::stdout().is_terminal(),
+    };
+    Style {
+        json: g.format == Format::Json,
+        color,
+        quiet: g.quiet,
+        verbose: g.verbose > 0,
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<i32> {
+    let style = style(&cli);
+    let g = &cli.global;
+    let mut o = Overrides {
+        config_path: g.config.clone(),
+        env: g.env.clone(),
+        database_url: g.database_url.clone(),
+        migrations: g.migrations.clone(),
+        ..Overrides::default()
+    };
+    if let Command::Up(a) = &cli.command {
+        o.create_database = a.create_database;
+        o.allow_out_of_order = a.allow_out_of_order;
+        if let Some(w) = &a.lock_wait {
+            o.lock_wait = Some(parse_duration(w).ok_or_else(|| Error::InvalidSetting {
+                key: "--lock-wait".into(),
+                message: format!("`{w}` is not a duration (e.g. 30s, 5min)"),
+            })?);
+        }
+    }
+    // `new` works without any database settings.
+    let cfg = Config::load(&o, &ProcessEnv)?;
+    if style.verbose {
+        eprintln!(
+            "config: {}; environment: {}; target: {}",
+            cfg.file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
+            cfg.env_name.as_deref().unwrap_or("none"),
+            cfg.pg.display()
+        );
+    }
+    let ctx = Ctx { cfg, style };
+    match &cli.command {
+        Command::Up(a) => up::run(&ctx, a).await,
+        Command::Status(a) => status::run(&ctx, a).await,
+        Command::New(a) => new::run(&ctx, a),
+        Command::Verify => verify::run(&ctx).await,
+        Command::Baseline(a) => baseline::run(&ctx, a).await,
+        Command::Repair => repair::run(&ctx).await,
+    }
+}

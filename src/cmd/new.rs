@@ -1,0 +1,59 @@
+//! `chatmigrate new NAME`: create the next migration file (UTC timestamp
+//! version by default, `--sequential` for n+1) in the first migration
+//! directory. Touches no database.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::cli::NewArgs;
+use crate::error::{Error, Result};
+use crate::migration::{self, Source};
+use crate::report;
+
+pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<i32> {
+    let name = &args.name;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(Error::InvalidSetting {
+            key: "NAME".into(),
+            message: format!("`{name}` may hold only letters, digits and underscores (e.g. add_user_email)"),
+        });
+    }
+    let dir = match &ctx.cfg.source {
+        Source::Dirs(d) if !d.is_empty() => d[0].clone(),
+        _ => PathBuf::from("migrations"),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+        path: dir.display().to_string(),
+        source: e,
+    })?;
+    let existing = migration::load(&Source::Dirs(vec![dir.clone()]))?;
+    let max = existing.iter().map(|m| m.version).max().unwrap_or(0);
+    let version = if args.sequential {
+        max + 1
+    } else {
+        let now = time::OffsetDateTime::now_utc();
+        let fmt = time::macros::format_description!("[year][month][day][hour][minute][second]");
+        let stamp: i64 = now.format(&fmt).map_err(|e| Error::Other(e.to_string()))?.parse().unwrap_or(0);
+        stamp.max(max + 1)
+    };
+    let path = dir.join(format!("V{version}__{name}.sql"));
+    let body = if args.no_transaction {
+        "-- chatmigrate:no-transaction\n-- Statements below run one at a time, outside a transaction; keep them re-runnable (IF NOT EXISTS).\n"
+    } else {
+        "-- Statements below run in one transaction with their history row.\n"
+    };
+    std::fs::write(&path, body).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let shown = path.display().to_string();
+    report::done(&ctx.style, &mut std::io::stdout().lock(), &format!("created {shown}"), json!({"path": shown, "version": version}))?;
+    Ok(0)
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Other(format!("cannot write output: {e}"))
+    }
+}

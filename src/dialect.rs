@@ -1,0 +1,174 @@
+//! The SQL chatmigrate itself sends (history table, lock, catalog checks),
+//! loaded from `dialects/<name>/*.sql` at compile time, with identifiers
+//! quoted and values escaped by the driver's own functions
+//! (`postgres_protocol::escape`), never spliced by hand.
+
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use sha2::{Digest, Sha256};
+
+use crate::config::HistoryTable;
+
+/// A value bound into a dialect statement's `$n` placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Text(String),
+    Bool(bool),
+    Null,
+    /// A fixed SQL expression from `dialects/` (never user input).
+    Expr(&'static str),
+}
+
+impl Value {
+    pub fn opt_text(s: Option<&str>) -> Value {
+        s.map(|s| Value::Text(s.to_string())).unwrap_or(Value::Null)
+    }
+
+    /// The value as an SQL literal, escaped by the driver.
+    pub fn literal(&self) -> String {
+        match self {
+            Value::Int(i) => i.to_string(),
+            Value::Text(s) => escape_literal(s),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => "NULL".into(),
+            Value::Expr(e) => e.trim().to_string(),
+        }
+    }
+}
+
+/// One dialect's statements, with the history table's names filled in.
+#[derive(Debug, Clone)]
+pub struct Dialect {
+    history: String,
+    log: String,
+    schema: Option<String>,
+    lock_key: i64,
+}
+
+macro_rules! sql {
+    ($name:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/dialects/postgres/", $name, ".sql"))
+    };
+}
+
+/// Quotes an identifier (always, so names are taken as written).
+pub fn quote(ident: &str) -> String {
+    escape_identifier(ident)
+}
+
+impl Dialect {
+    pub fn postgres(history: &HistoryTable, dbname: &str) -> Dialect {
+        let qualify = |t: &str| match &history.schema {
+            Some(s) => format!("{}.{}", quote(s), quote(t)),
+            None => quote(t),
+        };
+        let mut h = Sha256::new();
+        h.update(format!("chatmigrate\0{dbname}\0{}\0{}", history.schema.as_deref().unwrap_or(""), history.table));
+        let d = h.finalize();
+        let key = i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) & i64::MAX;
+        Dialect {
+            history: qualify(&history.table),
+            log: qualify(&format!("{}_log", history.table)),
+            schema: history.schema.clone(),
+            lock_key: key,
+        }
+    }
+
+    /// The advisory-lock key: derived from the database and the history table.
+    pub fn lock_key(&self) -> i64 {
+        self.lock_key
+    }
+
+    fn fill(&self, template: &str) -> String {
+        template.replace("{history}", &self.history).replace("{log}", &self.log)
+    }
+
+    /// Fills `$n` placeholders of a dialect template with escaped literals,
+    /// in one pass (a value that itself contains `$2` stays as it is).
+    pub fn bind(sql: &str, values: &[Value]) -> String {
+        let mut out = String::with_capacity(sql.len() + 64);
+        let mut rest = sql;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let digits = rest[i + 1..].bytes().take_while(u8::is_ascii_digit).count();
+            let n: usize = rest[i + 1..i + 1 + digits].parse().unwrap_or(0);
+            match values.get(n.wrapping_sub(1)) {
+                Some(v) if digits > 0 => out.push_str(&v.literal()),
+                _ => out.push_str(&rest[i..i + 1 + digits]),
+            }
+            rest = &rest[i + 1 + digits..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Statements that create the history schema and tables, in order.
+    pub fn create_history(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.schema {
+            out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(s)));
+        }
+        out.push(self.fill(sql!("history_create")).lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n"));
+        out
+    }
+
+    pub fn select_history(&self) -> String {
+        self.fill(sql!("history_select"))
+    }
+
+    pub fn upsert_history(&self, values: &[Value]) -> String {
+        Self::bind(&self.fill(sql!("history_upsert")), values)
+    }
+
+    pub fn set_checksum(&self, version: i64, checksum: &str) -> String {
+        Self::bind(&self.fill(sql!("history_set_checksum")), &[Value::Int(version), Value::Text(checksum.to_string())])
+    }
+
+    pub fn delete_history(&self, version: i64) -> String {
+        Self::bind(&self.fill(sql!("history_delete")), &[Value::Int(version)])
+    }
+
+    pub fn insert_log(&self, values: &[Value]) -> String {
+        Self::bind(&self.fill(sql!("log_insert")), values)
+    }
+
+    pub fn try_lock(&self) -> String {
+        Self::bind(sql!("lock_try"), &[Value::Int(self.lock_key)])
+    }
+
+    pub fn unlock(&self) -> String {
+        Self::bind(sql!("unlock"), &[Value::Int(self.lock_key)])
+    }
+
+    pub fn lock_holder(&self) -> String {
+        Self::bind(sql!("lock_holder"), &[Value::Int(self.lock_key)])
+    }
+
+    pub fn database_exists(name: &str) -> String {
+        Self::bind(sql!("database_exists"), &[Value::Text(name.to_string())])
+    }
+
+    /// Server-side elapsed time of the current transaction, in ms.
+    pub fn elapsed_ms() -> Value {
+        Value::Expr(sql!("elapsed_ms"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_and_binding() {
+        let d = Dialect::postgres(
+            &HistoryTable {
+                schema: Some("My\"Schema".into()),
+                table: "hist".into(),
+            },
+            "db",
+        );
+        assert!(d.select_history().contains("FROM \"My\"\"Schema\".\"hist\" ORDER BY"));
+        assert_eq!(Dialect::bind("$1 $10 $2", &[Value::Int(1), Value::Text("o'k $1".into())]), "1 $10 'o''k $1'");
+        assert!(d.lock_key() >= 0);
+    }
+}

@@ -1,0 +1,229 @@
+//! The one error type of chatmigrate: data, not strings.
+//!
+//! Every variant knows how to say itself in one line (`Display`) and which
+//! command to run next (`hint`). `main.rs` prints `error: <line>` and
+//! `hint: <hint>` to stderr and exits with [`Error::exit_code`] (always 2: a
+//! "found something" result is not an error, see `cmd/`). No variant ever
+//! carries a password: URLs are redacted before they are stored.
+
+use std::path::PathBuf;
+
+/// A database error, copied out of the driver so it can be rendered and
+/// compared in tests without the driver's types.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DbError {
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// Byte offset of the error inside the statement that failed, if the
+    /// server reported one.
+    #[serde(skip)]
+    pub offset: Option<usize>,
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)?;
+        if let Some(d) = &self.detail {
+            write!(f, "; DETAIL: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "; HINT: {h}")?;
+        }
+        write!(f, " (SQLSTATE {})", self.code)
+    }
+}
+
+/// Where a statement lives: file (or embedded name) plus 1-based line/column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: String,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.path, self.line, self.col)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ----- configuration -----
+    #[error("{path}: {message}")]
+    ConfigParse { path: PathBuf, message: String },
+    #[error("{path}: unknown key `{key}` in {section}")]
+    ConfigUnknownKey {
+        path: PathBuf,
+        key: String,
+        section: String,
+    },
+    #[error("{path}: cannot read config file: {source}")]
+    ConfigRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("environment `{name}` is not defined in {path}")]
+    UnknownEnvironment { name: String, path: String },
+    #[error("invalid setting {key}: {message}")]
+    InvalidSetting { key: String, message: String },
+    #[error("no database given")]
+    NoDatabase,
+    #[error("invalid database URL {url}: {reason}")]
+    BadUrl { url: String, reason: String },
+
+    // ----- migration files -----
+    #[error("{path}: not a migration file name (expected V{{version}}__{{name}}.sql, e.g. V20250101120000__create_users.sql)")]
+    BadFileName { path: String },
+    #[error("version {version} is used twice: {first} and {second}")]
+    DuplicateVersion {
+        version: i64,
+        first: String,
+        second: String,
+    },
+    #[error("{path}: file is not valid UTF-8 (byte {offset})")]
+    NotUtf8 { path: String, offset: usize },
+    #[error("{path}: migration is empty (no SQL statements)")]
+    EmptyMigration { path: String },
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{location}: {message}")]
+    SqlSyntax { location: Location, message: String },
+    #[error("{location}: unknown directive `{directive}`")]
+    UnknownDirective {
+        location: Location,
+        directive: String,
+    },
+    #[error("{location}: {message}")]
+    BadDirective { location: Location, message: String },
+    #[error("{location}: [{rule}] {message}")]
+    Lint {
+        location: Location,
+        rule: String,
+        message: String,
+        help: String,
+        more: usize,
+    },
+
+    // ----- plan (history vs files) -----
+    #[error("{path}: version {version} was applied with checksum {applied} but the file now has {file}")]
+    ChecksumDrift {
+        path: String,
+        version: i64,
+        applied: String,
+        file: String,
+    },
+    #[error("version {version} ({name}) is applied in the database but has no migration file")]
+    MissingFile { version: i64, name: String },
+    #[error("{path}: version {version} is below the highest applied version {max_applied} (out of order)")]
+    OutOfOrder {
+        path: String,
+        version: i64,
+        max_applied: i64,
+    },
+    #[error("version {version} ({name}) is marked failed in the history table")]
+    FailedMigration { version: i64, name: String },
+    #[error("--target {target}: no migration file has that version")]
+    UnknownTarget { target: i64 },
+
+    // ----- database -----
+    #[error("cannot connect to {target}: {message}")]
+    Connect { target: String, message: String },
+    #[error("cannot connect to {target}: no answer within {secs} s")]
+    ConnectTimeout { target: String, secs: u64 },
+    #[error("database `{name}` does not exist on {target}")]
+    DatabaseMissing { name: String, target: String },
+    #[error("{location}: version {version} failed: {error}")]
+    Migration {
+        location: Location,
+        version: i64,
+        error: DbError,
+    },
+    #[error("{context}: {error}")]
+    Db { context: String, error: DbError },
+    #[error("connection lost during {context}: {message}")]
+    ConnectionLost { context: String, message: String },
+    #[error("could not take the migration lock within {secs} s{holder}")]
+    LockTimeout { secs: u64, holder: String },
+    #[error("interrupted by {signal}; {applied} migration(s) applied before the interruption")]
+    Interrupted { signal: String, applied: usize },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// The next command to run, for people.
+    pub fn hint(&self) -> Option<String> {
+        use Error::*;
+        Some(match self {
+            ConfigParse { .. } | ConfigUnknownKey { .. } => {
+                "every key is listed with a comment in docs/config.reference.toml".into()
+            }
+            ConfigRead { .. } => "pass --config PATH, or run without a config file and use --database-url".into(),
+            UnknownEnvironment { .. } => "add an [environments.<name>] table, or pick one that exists with --env".into(),
+            InvalidSetting { .. } => "see docs/config.reference.toml for the accepted values".into(),
+            NoDatabase => "pass --database-url, set DATABASE_URL or PGHOST/PGDATABASE, or pick an environment with --env".into(),
+            BadUrl { .. } => "the form is postgres://user@host:port/dbname?sslmode=verify-full (put the password in PGPASSWORD or password_env)".into(),
+            BadFileName { .. } => "rename the file, or create one with `chatmigrate new <name>`".into(),
+            DuplicateVersion { .. } => "give one of the files a new version (`chatmigrate new <name>` picks a free one)".into(),
+            NotUtf8 { .. } => "save the file as UTF-8".into(),
+            EmptyMigration { .. } => "add SQL to the file or delete it".into(),
+            Io { .. } => "check the path and its permissions".into(),
+            SqlSyntax { .. } => "fix the SQL at that position; nothing was sent to the database".into(),
+            UnknownDirective { .. } | BadDirective { .. } => {
+                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, ignore <rule> -- <reason>, citus-parallel".into()
+            }
+            Lint { help, more, .. } => {
+                if *more > 0 {
+                    format!("{help} ({more} more finding(s): run `chatmigrate lint`)")
+                } else {
+                    help.clone()
+                }
+            }
+            ChecksumDrift { .. } => "restore the applied file, or accept the new text with `chatmigrate repair`".into(),
+            MissingFile { .. } => "restore the file, or point --migrations at the directory that has it".into(),
+            OutOfOrder { .. } => "give the file a version above the highest applied one, or run `chatmigrate up --allow-out-of-order`".into(),
+            FailedMigration { .. } => "fix the cause, then clear the row with `chatmigrate repair`".into(),
+            UnknownTarget { .. } => "run `chatmigrate status` to list the versions".into(),
+            Connect { .. } => "check host, port, user and password (PGPASSWORD or password_env), then retry".into(),
+            ConnectTimeout { .. } => "check that the host is reachable from here and that the port is open".into(),
+            DatabaseMissing { .. } => "create it with `chatmigrate up --create-database`".into(),
+            Migration { .. } => "fix the migration and run `chatmigrate up` again; this migration was rolled back".into(),
+            Db { .. } => "check the database user's privileges, then retry".into(),
+            ConnectionLost { .. } => "run `chatmigrate status`, then `chatmigrate up` again: the migration in flight was not recorded".into(),
+            LockTimeout { .. } => "another chatmigrate is running; wait for it, or raise --lock-wait".into(),
+            Interrupted { .. } => "run `chatmigrate status` to see what is applied, then `chatmigrate up`".into(),
+            Other(_) => return None,
+        })
+    }
+
+    /// Process exit code for this error. Errors are always 2; 1 is reserved
+    /// for "ran fine and found something" (pending, drift).
+    pub fn exit_code(&self) -> i32 {
+        2
+    }
+
+    /// A short machine-readable kind, used in JSON output.
+    pub fn kind(&self) -> &'static str {
+        use Error::*;
+        match self {
+            ConfigParse { .. } | ConfigUnknownKey { .. } | ConfigRead { .. } | UnknownEnvironment { .. } | InvalidSetting { .. } | NoDatabase | BadUrl { .. } => "config",
+            BadFileName { .. } | DuplicateVersion { .. } | NotUtf8 { .. } | EmptyMigration { .. } | Io { .. } | SqlSyntax { .. } | UnknownDirective { .. } | BadDirective { .. } => "migration-file",
+            Lint { .. } => "lint",
+            ChecksumDrift { .. } | MissingFile { .. } | OutOfOrder { .. } | FailedMigration { .. } | UnknownTarget { .. } => "plan",
+            Connect { .. } | ConnectTimeout { .. } | DatabaseMissing { .. } | ConnectionLost { .. } => "connect",
+            Migration { .. } | Db { .. } => "database",
+            LockTimeout { .. } => "lock",
+            Interrupted { .. } => "interrupted",
+            Other(_) => "other",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

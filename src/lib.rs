@@ -1,0 +1,109 @@
+//! # chatmigrate
+//!
+//! PostgreSQL schema migrations through a direct connection (tokio-postgres),
+//! with the chat-history schema of the seed application built in: the
+//! history table and its indexes, pgvector, the 1024-dimension vector table
+//! and its HNSW index.
+//!
+//! The same engine runs the CLI and [`Migrator`], for applications that
+//! migrate at start-up:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), chatmigrate::Error> {
+//! // The built-in chat schema, against a URL:
+//! let report = chatmigrate::Migrator::from_url("postgres://app@127.0.0.1:5432/st_chat_db")?
+//!     .create_database(true)
+//!     .up()
+//!     .await?;
+//! for m in &report.applied {
+//!     println!("applied V{} {} in {} ms", m.version, m.name, m.duration_ms);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: `migration` (files, checksums, directives), `sql` (libpg_query
+//! splitting), `plan` (pure planning), `runner` (the one run loop),
+//! `backend` (transports), `dialect` (the tool's own SQL), `lint` (rules),
+//! `config`, `report`, `error`.
+
+pub mod backend;
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod dialect;
+pub mod error;
+pub mod history;
+pub mod lint;
+pub mod migration;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod sql;
+
+use std::path::PathBuf;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use migration::{Migration, Source};
+pub use plan::{Entry, State};
+pub use runner::{Applied, UpReport};
+
+/// Runs migrations from an application: the embedded chat schema by default,
+/// or directories of `V{version}__{name}.sql` files.
+#[derive(Debug, Clone)]
+pub struct Migrator {
+    config: Config,
+    target: Option<i64>,
+}
+
+impl Migrator {
+    /// A migrator for a resolved [`Config`].
+    pub fn new(config: Config) -> Migrator {
+        Migrator { config, target: None }
+    }
+
+    /// A migrator for one `postgres://` URL, with defaults and the embedded set.
+    pub fn from_url(url: &str) -> Result<Migrator> {
+        Ok(Migrator::new(Config::from_url(url)?))
+    }
+
+    /// Reads migrations from these directories instead of the embedded set.
+    pub fn migrations(mut self, dirs: impl IntoIterator<Item = impl Into<PathBuf>>) -> Migrator {
+        self.config.source = Source::Dirs(dirs.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Creates the database first when it does not exist.
+    pub fn create_database(mut self, yes: bool) -> Migrator {
+        self.config.create_database = yes;
+        self
+    }
+
+    /// Applies nothing above this version.
+    pub fn target(mut self, version: i64) -> Migrator {
+        self.target = Some(version);
+        self
+    }
+
+    /// The configuration this migrator runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Applies pending migrations.
+    pub async fn up(&self) -> Result<UpReport> {
+        let mut local = migration::load(&self.config.source)?;
+        let opts = runner::UpOptions {
+            target: self.target,
+            dry_run: false,
+        };
+        runner::up(&self.config, &mut local, &opts, &mut |_| {}).await
+    }
+
+    /// Every version with its state (applied, pending, changed, ...).
+    pub async fn status(&self) -> Result<Vec<Entry>> {
+        let local = migration::load(&self.config.source)?;
+        let (applied, _, _) = runner::read_state(&self.config).await?;
+        Ok(plan::status(&local, &applied))
+    }
+}

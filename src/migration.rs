@@ -1,0 +1,340 @@
+//! Migration files: the `V{version}__{name}.sql` grammar, directives in the
+//! leading comments, the checksum, and loading a set from directories or from
+//! the embedded (compiled-in) set.
+//!
+//! Loading is where bad input stops: a bad name, a duplicate version, a file
+//! that is not UTF-8 or has no statement, a syntax error, a statement that
+//! cannot run in a transaction inside a transactional file. All of it happens
+//! before any connection is opened.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Location, Result};
+use crate::sql::{self, Statement};
+
+/// How a migration's statements are executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TxMode {
+    /// All statements and the history row in one transaction.
+    Transaction,
+    /// One statement at a time, in autocommit, progress recorded after each.
+    NoTransaction,
+}
+
+/// Settings a file asks for in its leading comments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directives {
+    pub no_transaction: bool,
+    pub lock_timeout: Option<Duration>,
+    pub statement_timeout: Option<Duration>,
+    pub citus_parallel: bool,
+    /// `(rule id, line)` of each `-- chatmigrate:ignore <rule> -- <reason>`.
+    pub ignores: Vec<(String, usize)>,
+}
+
+/// One migration file, parsed and split.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub version: i64,
+    pub name: String,
+    /// Where it came from: a path on disk or `embedded:<file>`.
+    pub path: String,
+    pub sql: String,
+    /// `sha256:<hex>` over the normalised text.
+    pub checksum: String,
+    pub directives: Directives,
+    /// Filled by [`Migration::prepare`].
+    pub statements: Vec<Statement>,
+    prepared: bool,
+}
+
+impl Migration {
+    pub fn tx_mode(&self) -> TxMode {
+        if self.directives.no_transaction {
+            TxMode::NoTransaction
+        } else {
+            TxMode::Transaction
+        }
+    }
+
+    /// `file:line:col` of the statement at `index`, plus `extra` bytes into it.
+    pub fn location(&self, index: usize, extra: usize) -> Location {
+        let offset = self.statements.get(index).map(|s| s.start).unwrap_or(0) + extra;
+        sql::location(&self.path, &self.sql, offset)
+    }
+
+    /// Reads one file: name, text, checksum and directives. Statements are
+    /// split later, by [`Migration::prepare`]. `path` is for messages;
+    /// `file_name` carries the grammar.
+    pub fn parse(file_name: &str, path: &str, bytes: &[u8]) -> Result<Migration> {
+        let (version, name) = parse_file_name(file_name).ok_or_else(|| Error::BadFileName { path: path.to_string() })?;
+        let sql = match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_string(),
+            Err(e) => {
+                return Err(Error::NotUtf8 {
+                    path: path.to_string(),
+                    offset: e.valid_up_to(),
+                })
+            }
+        };
+        // A leading BOM is not SQL; it is not part of the checksum either.
+        let text = sql.strip_prefix('\u{feff}').unwrap_or(&sql).to_string();
+        let checksum = checksum(&sql);
+        if text.trim().is_empty() {
+            return Err(Error::EmptyMigration { path: path.to_string() });
+        }
+        let directives = parse_directives(path, &text)?;
+        Ok(Migration {
+            version,
+            name,
+            path: path.to_string(),
+            sql: text,
+            checksum,
+            directives,
+            statements: Vec::new(),
+            prepared: false,
+        })
+    }
+
+    /// Splits the file into statements (once). Only migrations that will be
+    /// run, linted or shown need this, so a no-op `up` parses nothing.
+    pub fn prepare(&mut self) -> Result<()> {
+        if self.prepared {
+            return Ok(());
+        }
+        let statements = sql::split(&self.path, &self.sql)?;
+        if statements.is_empty() {
+            return Err(Error::EmptyMigration { path: self.path.clone() });
+        }
+        self.statements = statements;
+        self.prepared = true;
+        Ok(())
+    }
+}
+
+/// `V{digits}__{name}.sql` → (version, name). Names are letters, digits and
+/// underscores (the refinery grammar, so refinery projects keep their files).
+pub fn parse_file_name(file_name: &str) -> Option<(i64, String)> {
+    let stem = file_name.strip_suffix(".sql")?;
+    let rest = stem.strip_prefix('V')?;
+    let (digits, name) = rest.split_once("__")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    let version = digits.parse::<i64>().ok()?;
+    Some((version, name.to_string()))
+}
+
+/// SHA-256 over the text with a leading BOM removed and CRLF turned into LF,
+/// so a checkout with other line endings is not drift.
+pub fn checksum(text: &str) -> String {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let normalised = text.replace("\r\n", "\n");
+    let digest = Sha256::digest(normalised.as_bytes());
+    let mut hex = String::with_capacity(7 + 64);
+    hex.push_str("sha256:");
+    for b in digest {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    hex
+}
+
+/// Parses a duration as written in directives and config: `500ms`, `2s`,
+/// `10min`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" | "sec" | "secs" => n,
+        "m" | "min" | "mins" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// Reads `-- chatmigrate:<directive>` lines from the leading comment block.
+fn parse_directives(path: &str, text: &str) -> Result<Directives> {
+    let mut d = Directives::default();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some(comment) = line.strip_prefix("--") else { break };
+        let Some(body) = comment.trim().strip_prefix("chatmigrate:") else { continue };
+        let location = Location {
+            path: path.to_string(),
+            line: i + 1,
+            col: 1,
+        };
+        let (word, arg) = match body.split_once(char::is_whitespace) {
+            Some((w, a)) => (w, a.trim()),
+            None => (body.trim(), ""),
+        };
+        let duration = |what: &str| {
+            parse_duration(arg).ok_or_else(|| Error::BadDirective {
+                location: location.clone(),
+                message: format!("{what} needs a duration such as 2s, 500ms or 10min, got `{arg}`"),
+            })
+        };
+        match word {
+            "no-transaction" => d.no_transaction = true,
+            "lock-timeout" => d.lock_timeout = Some(duration("lock-timeout")?),
+            "statement-timeout" => d.statement_timeout = Some(duration("statement-timeout")?),
+            "citus-parallel" => d.citus_parallel = true,
+            "ignore" => {
+                let rule = arg.split_whitespace().next().unwrap_or("");
+                if rule.is_empty() {
+                    return Err(Error::BadDirective {
+                        location,
+                        message: "ignore needs a rule id: -- chatmigrate:ignore <rule> -- <reason>".into(),
+                    });
+                }
+                d.ignores.push((rule.to_string(), i + 1));
+            }
+            other => {
+                return Err(Error::UnknownDirective {
+                    location,
+                    directive: other.to_string(),
+                })
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// Where migrations come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The set compiled into the binary (`migrations/` at build time).
+    Embedded,
+    /// Directories on disk, read in order.
+    Dirs(Vec<PathBuf>),
+}
+
+static EMBEDDED: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/migrations");
+
+/// The embedded set's files as (file name, bytes).
+pub fn embedded_files() -> Vec<(&'static str, &'static [u8])> {
+    let mut files: Vec<_> = EMBEDDED
+        .files()
+        .filter_map(|f| Some((f.path().file_name()?.to_str()?, f.contents())))
+        .filter(|(n, _)| n.ends_with(".sql"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Loads and checks a whole set, sorted by version.
+pub fn load(source: &Source) -> Result<Vec<Migration>> {
+    let mut out = Vec::new();
+    match source {
+        Source::Embedded => {
+            for (name, bytes) in embedded_files() {
+                out.push(Migration::parse(name, &format!("embedded:{name}"), bytes)?);
+            }
+        }
+        Source::Dirs(dirs) => {
+            for dir in dirs {
+                load_dir(dir, &mut out)?;
+            }
+        }
+    }
+    out.sort_by_key(|m| m.version);
+    for pair in out.windows(2) {
+        if pair[0].version == pair[1].version {
+            return Err(Error::DuplicateVersion {
+                version: pair[0].version,
+                first: pair[0].path.clone(),
+                second: pair[1].path.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn load_dir(dir: &Path, out: &mut Vec<Migration>) -> Result<()> {
+    let io = |e| Error::Io {
+        path: dir.display().to_string(),
+        source: e,
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let shown = path.display().to_string();
+        let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
+            return Err(Error::BadFileName { path: shown });
+        };
+        // Hidden files (editor swap files, .keep) and notes are not migrations.
+        if file_name.starts_with('.') || file_name.ends_with(".md") || path.is_dir() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|e| Error::Io {
+            path: shown.clone(),
+            source: e,
+        })?;
+        out.push(Migration::parse(&file_name, &shown, &bytes)?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(parse_file_name("V1__init.sql"), Some((1, "init".into())));
+        assert_eq!(parse_file_name("V20250101120000__a_b.sql"), Some((20250101120000, "a_b".into())));
+        assert_eq!(parse_file_name("V001__x.sql"), Some((1, "x".into())));
+        assert_eq!(parse_file_name("v1__x.sql"), None);
+        assert_eq!(parse_file_name("V1_x.sql"), None);
+        assert_eq!(parse_file_name("V__x.sql"), None);
+        assert_eq!(parse_file_name("V1__.sql"), None);
+        assert_eq!(parse_file_name("V1__x-y.sql"), None);
+        assert_eq!(parse_file_name("V1__x.txt"), None);
+        assert_eq!(parse_file_name("V99999999999999999999__x.sql"), None);
+    }
+
+    #[test]
+    fn checksum_ignores_crlf_and_bom() {
+        let a = checksum("create table t(a int);\n");
+        assert_eq!(a, checksum("create table t(a int);\r\n"));
+        assert_eq!(a, checksum("\u{feff}create table t(a int);\n"));
+        assert_ne!(a, checksum("create table t(b int);\n"));
+        assert!(a.starts_with("sha256:") && a.len() == 7 + 64);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10min"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn directives() {
+        let d = parse_directives("f", "-- chatmigrate:no-transaction\n-- chatmigrate:lock-timeout 2s\nselect 1;").unwrap();
+        assert!(d.no_transaction);
+        assert_eq!(d.lock_timeout, Some(Duration::from_secs(2)));
+        let e = parse_directives("f", "-- chatmigrate:bogus\n").unwrap_err();
+        assert_eq!(e.to_string(), "f:1:1: unknown directive `bogus`");
+    }
+}

@@ -1,0 +1,261 @@
+//! Planning, pure: `plan(local, applied) -> Plan | Error`, and the per-version
+//! status view. No I/O, so every rule (drift, missing files, out of order,
+//! resume of partial migrations, --target) is unit-tested without a database.
+
+use std::collections::BTreeMap;
+
+use crate::error::Error;
+use crate::history::{Row, Status};
+use crate::migration::Migration;
+
+/// What to do with the local migrations.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Apply nothing above this version.
+    pub target: Option<i64>,
+    /// Apply files whose version is below the highest applied one.
+    pub allow_out_of_order: bool,
+}
+
+/// One migration to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Index into the local migrations.
+    pub index: usize,
+    /// Statements already done by an earlier, interrupted run (non-transactional
+    /// migrations only); execution resumes after them.
+    pub resume_from: usize,
+    pub out_of_order: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+}
+
+/// Checks the applied history against the files and lists what to run.
+pub fn plan(local: &[Migration], applied: &[Row], opts: &Options) -> Result<Plan, Error> {
+    let by_version: BTreeMap<i64, usize> = local.iter().enumerate().map(|(i, m)| (m.version, i)).collect();
+    let rows: BTreeMap<i64, &Row> = applied.iter().map(|r| (r.version, r)).collect();
+
+    if let Some(t) = opts.target {
+        if !by_version.contains_key(&t) && !rows.contains_key(&t) {
+            return Err(Error::UnknownTarget { target: t });
+        }
+    }
+    for row in applied {
+        let Some(&i) = by_version.get(&row.version) else {
+            return Err(Error::MissingFile {
+                version: row.version,
+                name: row.name.clone(),
+            });
+        };
+        let m = &local[i];
+        if row.status == Status::Applied && row.checksum != m.checksum {
+            return Err(Error::ChecksumDrift {
+                path: m.path.clone(),
+                version: m.version,
+                applied: row.checksum.clone(),
+                file: m.checksum.clone(),
+            });
+        }
+    }
+    let max_applied = applied.iter().filter(|r| r.status == Status::Applied).map(|r| r.version).max();
+    let mut steps = Vec::new();
+    for (i, m) in local.iter().enumerate() {
+        if opts.target.is_some_and(|t| m.version > t) {
+            break;
+        }
+        let (resume_from, known) = match rows.get(&m.version) {
+            Some(r) if r.status == Status::Applied => continue,
+            Some(r) => (r.statements_done.max(0) as usize, true),
+            None => (0, false),
+        };
+        let out_of_order = !known && max_applied.is_some_and(|max| m.version < max);
+        if out_of_order && !opts.allow_out_of_order {
+            return Err(Error::OutOfOrder {
+                path: m.path.clone(),
+                version: m.version,
+                max_applied: max_applied.unwrap_or_default(),
+            });
+        }
+        steps.push(Step {
+            index: i,
+            resume_from,
+            out_of_order,
+        });
+    }
+    Ok(Plan { steps })
+}
+
+/// The state of one version, as `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Applied,
+    Pending,
+    /// Applied, but the file's checksum differs.
+    Changed,
+    /// Applied, but no file has this version.
+    Missing,
+    Partial,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Applied => "applied",
+            State::Pending => "pending",
+            State::Changed => "changed",
+            State::Missing => "missing",
+            State::Partial => "partial",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// One line of `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Entry {
+    pub version: i64,
+    pub name: String,
+    pub state: State,
+    pub path: Option<String>,
+    pub applied_at: Option<String>,
+    pub execution_ms: Option<i64>,
+    pub installed_by: Option<String>,
+    pub statements_done: Option<i32>,
+    pub statements_total: Option<i32>,
+    pub out_of_order: bool,
+    pub error: Option<String>,
+    pub file_checksum: Option<String>,
+    pub applied_checksum: Option<String>,
+}
+
+/// Every version known to the files or the history, in version order.
+pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
+    let mut out: BTreeMap<i64, Entry> = BTreeMap::new();
+    for m in local {
+        out.insert(
+            m.version,
+            Entry {
+                version: m.version,
+                name: m.name.clone(),
+                state: State::Pending,
+                path: Some(m.path.clone()),
+                applied_at: None,
+                execution_ms: None,
+                installed_by: None,
+                statements_done: None,
+                statements_total: None,
+                out_of_order: false,
+                error: None,
+                file_checksum: Some(m.checksum.clone()),
+                applied_checksum: None,
+            },
+        );
+    }
+    for r in applied {
+        let e = out.entry(r.version).or_insert_with(|| Entry {
+            version: r.version,
+            name: r.name.clone(),
+            state: State::Missing,
+            path: None,
+            applied_at: None,
+            execution_ms: None,
+            installed_by: None,
+            statements_done: None,
+            statements_total: None,
+            out_of_order: false,
+            error: None,
+            file_checksum: None,
+            applied_checksum: None,
+        });
+        e.state = match (r.status, &e.file_checksum) {
+            (_, None) => State::Missing,
+            (Status::Applied, Some(c)) if *c != r.checksum => State::Changed,
+            (Status::Applied, _) => State::Applied,
+            (Status::Partial, _) => State::Partial,
+            (Status::Failed, _) => State::Failed,
+        };
+        e.applied_at = Some(r.applied_at.clone());
+        e.execution_ms = Some(r.execution_ms);
+        e.installed_by = Some(r.installed_by.clone());
+        e.statements_done = Some(r.statements_done);
+        e.statements_total = Some(r.statements_total);
+        e.out_of_order = r.out_of_order;
+        e.error = r.error.clone();
+        e.applied_checksum = Some(r.checksum.clone());
+    }
+    out.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mig(v: i64, body: &str) -> Migration {
+        Migration::parse(&format!("V{v}__m{v}.sql"), &format!("V{v}__m{v}.sql"), body.as_bytes()).unwrap()
+    }
+
+    fn row(m: &Migration, status: Status, done: i32) -> Row {
+        Row {
+            version: m.version,
+            name: m.name.clone(),
+            checksum: m.checksum.clone(),
+            status,
+            statements_done: done,
+            statements_total: 2,
+            applied_at: String::new(),
+            execution_ms: 1,
+            installed_by: String::new(),
+            tool_version: String::new(),
+            backend: "postgres".into(),
+            out_of_order: false,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn pending_in_order() {
+        let local = vec![mig(1, "select 1;"), mig(2, "select 2;"), mig(3, "select 3;")];
+        let applied = vec![row(&local[0], Status::Applied, 1)];
+        let p = plan(&local, &applied, &Options::default()).unwrap();
+        assert_eq!(p.steps.iter().map(|s| s.index).collect::<Vec<_>>(), vec![1, 2]);
+        let p = plan(&local, &applied, &Options { target: Some(2), ..Default::default() }).unwrap();
+        assert_eq!(p.steps.len(), 1);
+        let e = plan(&local, &applied, &Options { target: Some(9), ..Default::default() }).unwrap_err();
+        assert_eq!(e.to_string(), "--target 9: no migration file has that version");
+    }
+
+    #[test]
+    fn drift_missing_out_of_order() {
+        let local = vec![mig(1, "select 1;"), mig(2, "select 2;")];
+        let mut r = row(&local[0], Status::Applied, 1);
+        r.checksum = "sha256:00".into();
+        let e = plan(&local, &[r], &Options::default()).unwrap_err();
+        assert!(matches!(e, Error::ChecksumDrift { version: 1, .. }));
+
+        let gone = row(&mig(7, "select 7;"), Status::Applied, 1);
+        let e = plan(&local, &[gone], &Options::default()).unwrap_err();
+        assert_eq!(e.to_string(), "version 7 (m7) is applied in the database but has no migration file");
+
+        let local = vec![mig(1, "select 1;"), mig(2, "select 2;"), mig(3, "select 3;")];
+        let applied = vec![row(&local[0], Status::Applied, 1), row(&local[2], Status::Applied, 1)];
+        let e = plan(&local, &applied, &Options::default()).unwrap_err();
+        assert_eq!(e.to_string(), "V2__m2.sql: version 2 is below the highest applied version 3 (out of order)");
+        let p = plan(&local, &applied, &Options { allow_out_of_order: true, ..Default::default() }).unwrap();
+        assert_eq!(p.steps, vec![Step { index: 1, resume_from: 0, out_of_order: true }]);
+    }
+
+    #[test]
+    fn partial_resumes_and_may_be_edited() {
+        let local = vec![mig(1, "-- chatmigrate:no-transaction\nselect 1;\nselect 2;")];
+        let mut r = row(&local[0], Status::Partial, 1);
+        r.checksum = "sha256:old".into();
+        let p = plan(&local, &[r.clone()], &Options::default()).unwrap();
+        assert_eq!(p.steps, vec![Step { index: 0, resume_from: 1, out_of_order: false }]);
+        assert_eq!(status(&local, &[r])[0].state, State::Partial);
+    }
+}

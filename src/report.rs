@@ -1,0 +1,197 @@
+//! All rendering: human text and JSON for every command, the error line and
+//! its hint, colours (auto / always / never, NO_COLOR honoured). Renderers
+//! write to any `io::Write` so tests can capture them. Secrets never reach
+//! here: targets are `user@host:port/db`, URLs are redacted at parse time.
+
+use std::io::{self, Write};
+
+use serde_json::json;
+
+use crate::error::Error;
+use crate::plan::{Entry, State};
+use crate::runner::{Applied, Event, UpReport};
+
+/// Output settings shared by every command.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub json: bool,
+    pub color: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// Human-friendly duration: `12 ms`, `3.4 s`, `2 min 5 s`.
+pub fn duration_ms(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
+/// Prints an error as `error: ...` + `hint: ...` on stderr (and as JSON on
+/// stdout with `--format json`).
+pub fn error(style: &Style, e: &Error) {
+    let mut err = io::stderr().lock();
+    let _ = writeln!(err, "{} {e}", style.paint("1;31", "error:"));
+    if let Some(h) = e.hint() {
+        let _ = writeln!(err, "{} {h}", style.paint("1;36", "hint:"));
+    }
+    if style.json {
+        let v = json!({"ok": false, "error": {"kind": e.kind(), "message": e.to_string(), "hint": e.hint()}});
+        let _ = writeln!(io::stdout().lock(), "{v}");
+    }
+}
+
+/// One line per event while `up` runs (text mode only).
+pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()> {
+    if style.json || style.quiet {
+        return Ok(());
+    }
+    match ev {
+        Event::CreatingDatabase { name } => writeln!(out, "created database {name}"),
+        Event::Resuming { version, name, from, total } => {
+            writeln!(out, "resuming V{version} {name} at statement {} of {total}", from + 1)
+        }
+        Event::Applying { version, name, .. } if style.verbose => writeln!(out, "applying V{version} {name} ..."),
+        Event::Applying { .. } => Ok(()),
+        Event::Applied(a) => writeln!(out, "{} V{} {} ({})", style.paint("32", "applied"), a.version, a.name, applied_detail(a)),
+    }
+}
+
+fn applied_detail(a: &Applied) -> String {
+    let mut parts = Vec::new();
+    if a.transaction == crate::migration::TxMode::NoTransaction {
+        parts.push(format!("no transaction, {} statements", a.statements));
+    }
+    if a.resumed_from > 0 {
+        parts.push(format!("resumed at statement {}", a.resumed_from + 1));
+    }
+    if a.out_of_order {
+        parts.push("out of order".into());
+    }
+    parts.push(duration_ms(a.duration_ms));
+    parts.join(", ")
+}
+
+/// The end of `up`: a summary line, or the dry-run script, or JSON.
+pub fn up_report(style: &Style, out: &mut dyn Write, r: &UpReport, dry_run: bool, total_ms: u64) -> io::Result<()> {
+    if style.json {
+        let mut v = serde_json::to_value(r).unwrap_or_default();
+        v["ok"] = json!(true);
+        v["dry_run"] = if dry_run { serde_json::to_value(&r.dry_run).unwrap_or_default() } else { json!(null) };
+        v["duration_ms"] = json!(total_ms);
+        return writeln!(out, "{v}");
+    }
+    if dry_run {
+        if r.dry_run.is_empty() {
+            return writeln!(out, "-- nothing to apply on {}", r.target);
+        }
+        writeln!(out, "-- dry run on {}: nothing is sent", r.target)?;
+        for step in &r.dry_run {
+            if step.version != 0 {
+                let mode = match step.transaction {
+                    crate::migration::TxMode::Transaction => "one transaction",
+                    crate::migration::TxMode::NoTransaction => "no transaction, statement by statement",
+                };
+                writeln!(out, "\n-- V{} {} ({mode})", step.version, step.name)?;
+            }
+            for s in &step.sql {
+                writeln!(out, "{s};")?;
+            }
+        }
+        return Ok(());
+    }
+    if style.quiet {
+        return Ok(());
+    }
+    match r.applied.len() {
+        0 => writeln!(out, "nothing to apply: {} is up to date", r.target),
+        n => writeln!(out, "{n} migration(s) applied to {} in {}", r.target, duration_ms(total_ms)),
+    }
+}
+
+fn state_color(s: State) -> &'static str {
+    match s {
+        State::Applied => "32",
+        State::Pending => "33",
+        State::Changed | State::Missing | State::Failed => "31",
+        State::Partial => "35",
+    }
+}
+
+/// Counts per state, in a fixed order.
+pub fn summary(entries: &[Entry]) -> Vec<(State, usize)> {
+    [State::Applied, State::Pending, State::Changed, State::Missing, State::Partial, State::Failed]
+        .into_iter()
+        .map(|s| (s, entries.iter().filter(|e| e.state == s).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// `status` as a table, or JSON.
+pub fn status(style: &Style, out: &mut dyn Write, target: &str, database_missing: bool, entries: &[Entry]) -> io::Result<()> {
+    if style.json {
+        let counts: serde_json::Map<String, serde_json::Value> = summary(entries).into_iter().map(|(s, n)| (s.as_str().to_string(), json!(n))).collect();
+        let v = json!({"ok": true, "target": target, "database_exists": !database_missing, "migrations": entries, "summary": counts});
+        return writeln!(out, "{v}");
+    }
+    if database_missing {
+        writeln!(out, "database does not exist yet on {target}: every migration is pending")?;
+    }
+    let name_w = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
+    let ver_w = entries.iter().map(|e| e.version.to_string().len()).max().unwrap_or(7).max(7);
+    writeln!(out, "{:<ver_w$}  {:<name_w$}  {:<8}  {:<20}  TIME", "VERSION", "NAME", "STATE", "APPLIED AT")?;
+    for e in entries {
+        let state = format!("{:<8}", e.state.as_str());
+        let time = e.execution_ms.map(|m| duration_ms(m.max(0) as u64)).unwrap_or_default();
+        writeln!(
+            out,
+            "{:<ver_w$}  {:<name_w$}  {}  {:<20}  {}",
+            e.version,
+            e.name,
+            style.paint(state_color(e.state), &state),
+            e.applied_at.as_deref().unwrap_or("-"),
+            time
+        )?;
+        match e.state {
+            State::Partial | State::Failed => {
+                let done = e.statements_done.unwrap_or(0);
+                let total = e.statements_total.unwrap_or(0);
+                writeln!(out, "{:ver_w$}  {done} of {total} statements done", "")?;
+                if let Some(err) = &e.error {
+                    writeln!(out, "{:ver_w$}  {err}", "")?;
+                }
+            }
+            State::Changed => writeln!(out, "{:ver_w$}  file checksum {} differs from applied {}", "", e.file_checksum.as_deref().unwrap_or("?"), e.applied_checksum.as_deref().unwrap_or("?"))?,
+            State::Missing => writeln!(out, "{:ver_w$}  no file has this version", "")?,
+            _ => {}
+        }
+    }
+    let parts: Vec<String> = summary(entries).into_iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+    writeln!(out, "{} on {target}", if parts.is_empty() { "no migrations".to_string() } else { parts.join(", ") })
+}
+
+/// A one-line result for commands that change bookkeeping (baseline, repair, new).
+pub fn done(style: &Style, out: &mut dyn Write, message: &str, data: serde_json::Value) -> io::Result<()> {
+    if style.json {
+        let mut v = data;
+        v["ok"] = json!(true);
+        v["message"] = json!(message);
+        writeln!(out, "{v}")
+    } else if !style.quiet {
+        writeln!(out, "{message}")
+    } else {
+        Ok(())
+    }
+}

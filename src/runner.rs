@@ -1,0 +1,408 @@
+//! THE run loop, written once: connect (creating the database when asked),
+//! read history, plan, lint the pending files, lock, re-read, run each
+//! migration (transactional: one call with its history row; non-transactional:
+//! statement by statement with progress), unlock on every path, close.
+//!
+//! Every command and the library go through here; rendering is done by the
+//! caller from the [`Event`]s and the returned report.
+
+use std::time::{Duration, Instant};
+
+use crate::backend::{self, Backend, ExecError};
+use crate::config::Config;
+use crate::dialect::{quote, Dialect};
+use crate::error::{Error, Result};
+use crate::history::{Row, Status, TOOL_VERSION};
+use crate::migration::{Migration, TxMode};
+use crate::plan::{self, Plan, Step};
+use crate::lint;
+
+/// What `up` is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    pub target: Option<i64>,
+    pub dry_run: bool,
+}
+
+/// Progress, as it happens.
+#[derive(Debug, Clone)]
+pub enum Event {
+    CreatingDatabase { name: String },
+    Applying { version: i64, name: String, tx: TxMode },
+    Resuming { version: i64, name: String, from: usize, total: usize },
+    Applied(Applied),
+}
+
+/// One migration that ran in this run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Applied {
+    pub version: i64,
+    pub name: String,
+    pub transaction: TxMode,
+    pub statements: usize,
+    pub resumed_from: usize,
+    pub out_of_order: bool,
+    pub duration_ms: u64,
+}
+
+/// One migration as dry-run shows it: the exact SQL, in order.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DryStep {
+    pub version: i64,
+    pub name: String,
+    pub transaction: TxMode,
+    pub sql: Vec<String>,
+}
+
+/// The outcome of `up`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct UpReport {
+    pub target: String,
+    pub applied: Vec<Applied>,
+    /// Filled only by `--dry-run`.
+    pub dry_run: Vec<DryStep>,
+    pub created_database: bool,
+}
+
+/// Connects to the configured database; with `create_database`, creates it
+/// first through the maintenance database when it does not exist. Returns
+/// `None` when the database is missing and `dry_run` forbids creating it.
+async fn connect_target(cfg: &Config, dry_run: bool, events: &mut dyn FnMut(&Event)) -> Result<(Option<Box<dyn Backend>>, bool)> {
+    match backend::connect(cfg, None).await {
+        Ok(b) => Ok((Some(b), false)),
+        Err(Error::DatabaseMissing { .. }) if cfg.create_database && dry_run => Ok((None, true)),
+        Err(Error::DatabaseMissing { .. }) if cfg.create_database => {
+            let name = cfg.pg.dbname.clone();
+            events(&Event::CreatingDatabase { name: name.clone() });
+            let mut m = backend::connect(cfg, Some(&cfg.maintenance_db)).await?;
+            let r = async {
+                if !m.database_exists(&name).await? {
+                    match m.execute(&format!("CREATE DATABASE {}", quote(&name))).await {
+                        Ok(()) => {}
+                        // Another runner created it a moment ago.
+                        Err(ExecError::Statement { error, .. }) if error.code == "42P04" => {}
+                        Err(e) => return Err(e.into_error("CREATE DATABASE")),
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            m.close().await;
+            r?;
+            Ok((Some(backend::connect(cfg, None).await?), true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Applies pending migrations. `local` is the loaded set, sorted by version.
+pub async fn up(cfg: &Config, local: &mut [Migration], opts: &UpOptions, events: &mut dyn FnMut(&Event)) -> Result<UpReport> {
+    let (b, created) = connect_target(cfg, opts.dry_run, events).await?;
+    let mut report = UpReport {
+        target: cfg.pg.display(),
+        created_database: created,
+        ..UpReport::default()
+    };
+    let Some(mut b) = b else {
+        // Dry run against a database that does not exist yet.
+        report.dry_run.push(DryStep {
+            version: 0,
+            name: "create database".into(),
+            transaction: TxMode::NoTransaction,
+            sql: vec![format!("CREATE DATABASE {}", quote(&cfg.pg.dbname))],
+        });
+        let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
+        prepare_and_lint(local, &plan)?;
+        let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
+        report.dry_run.extend(dry_run(cfg, &dialect, "postgres", local, &plan));
+        return Ok(report);
+    };
+    let result = up_on(&mut *b, cfg, local, opts, events, &mut report).await;
+    // Release the lock on every path, then close: an idle connection keeps a
+    // serverless cluster awake.
+    let unlocked = b.unlock().await;
+    b.close().await;
+    result?;
+    unlocked?;
+    Ok(report)
+}
+
+fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::Options {
+    plan::Options {
+        target: opts.target,
+        allow_out_of_order: cfg.allow_out_of_order,
+    }
+}
+
+/// Splits the files about to run and applies the error-level lint rules.
+fn prepare_and_lint(local: &mut [Migration], plan: &Plan) -> Result<()> {
+    for s in &plan.steps {
+        local[s.index].prepare()?;
+    }
+    let pending: Vec<Migration> = plan.steps.iter().map(|s| local[s.index].clone()).collect();
+    lint::gate(&pending)
+}
+
+async fn up_on(b: &mut dyn Backend, cfg: &Config, local: &mut [Migration], opts: &UpOptions, events: &mut dyn FnMut(&Event), report: &mut UpReport) -> Result<()> {
+    report.target = b.target();
+    let popts = plan_options(cfg, opts);
+    // Fast path: one query, no lock. Nothing pending means nothing to do.
+    let applied = b.read_history().await?;
+    let plan = plan::plan(local, &applied, &popts)?;
+    if plan.steps.is_empty() {
+        return Ok(());
+    }
+    prepare_and_lint(local, &plan)?;
+    if opts.dry_run {
+        let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
+        report.dry_run = dry_run(cfg, &dialect, b.name(), local, &plan);
+        return Ok(());
+    }
+
+    b.lock(cfg.lock_wait).await?;
+    b.ensure_history().await?;
+    // Another runner may have applied some while we waited.
+    let applied = b.read_history().await?;
+    let plan = plan::plan(local, &applied, &popts)?;
+    prepare_and_lint(local, &plan)?;
+
+    let last = plan.steps.len().saturating_sub(1);
+    for (i, step) in plan.steps.iter().enumerate() {
+        let m = &local[step.index];
+        let started = Instant::now();
+        match m.tx_mode() {
+            TxMode::Transaction => {
+                events(&Event::Applying {
+                    version: m.version,
+                    name: m.name.clone(),
+                    tx: TxMode::Transaction,
+                });
+                run_transactional(b, cfg, m, step, i == last).await?;
+            }
+            TxMode::NoTransaction => {
+                if step.resume_from > 0 {
+                    events(&Event::Resuming {
+                        version: m.version,
+                        name: m.name.clone(),
+                        from: step.resume_from,
+                        total: m.statements.len(),
+                    });
+                } else {
+                    events(&Event::Applying {
+                        version: m.version,
+                        name: m.name.clone(),
+                        tx: TxMode::NoTransaction,
+                    });
+                }
+                run_statements(b, m, step).await?;
+            }
+        }
+        let a = Applied {
+            version: m.version,
+            name: m.name.clone(),
+            transaction: m.tx_mode(),
+            statements: m.statements.len(),
+            resumed_from: step.resume_from,
+            out_of_order: step.out_of_order,
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        events(&Event::Applied(a.clone()));
+        report.applied.push(a);
+    }
+    Ok(())
+}
+
+/// The `SET LOCAL` statements that open a transactional migration.
+fn prelude(cfg: &Config, m: &Migration, last: bool) -> Vec<String> {
+    let ms = |d: Duration| format!("'{}ms'", d.as_millis());
+    let mut out = Vec::new();
+    if let Some(t) = m.directives.lock_timeout.or(cfg.lock_timeout) {
+        out.push(format!("SET LOCAL lock_timeout = {}", ms(t)));
+    }
+    if let Some(t) = m.directives.statement_timeout.or(cfg.statement_timeout) {
+        out.push(format!("SET LOCAL statement_timeout = {}", ms(t)));
+    }
+    if cfg.group_commit && !last {
+        // The run's last commit is synchronous and flushes every earlier one.
+        out.push("SET LOCAL synchronous_commit = off".into());
+    }
+    out
+}
+
+fn new_row(m: &Migration, backend: &str, status: Status, done: usize, out_of_order: bool) -> Row {
+    Row {
+        version: m.version,
+        name: m.name.clone(),
+        checksum: m.checksum.clone(),
+        status,
+        statements_done: done as i32,
+        statements_total: m.statements.len() as i32,
+        applied_at: String::new(),
+        execution_ms: 0,
+        installed_by: String::new(),
+        tool_version: TOOL_VERSION.into(),
+        backend: backend.into(),
+        out_of_order,
+        error: None,
+    }
+}
+
+async fn run_transactional(b: &mut dyn Backend, cfg: &Config, m: &Migration, step: &Step, last: bool) -> Result<()> {
+    let prelude = prelude(cfg, m, last);
+    let mut statements: Vec<&str> = prelude.iter().map(String::as_str).collect();
+    statements.extend(m.statements.iter().map(|s| s.sql.as_str()));
+    let row = new_row(m, b.name(), Status::Applied, m.statements.len(), step.out_of_order);
+    match b.run_transaction(&statements, &row).await {
+        Ok(()) => Ok(()),
+        Err(ExecError::Statement { index, error }) if index >= prelude.len() => {
+            let i = index - prelude.len();
+            Err(Error::Migration {
+                location: m.location(i, error.offset.unwrap_or(0)),
+                version: m.version,
+                error,
+            })
+        }
+        Err(ExecError::Statement { error, .. }) => Err(Error::Migration {
+            location: m.location(0, 0),
+            version: m.version,
+            error,
+        }),
+        Err(e) => Err(e.into_error(&format!("{} (version {})", m.path, m.version))),
+    }
+}
+
+/// Runs a non-transactional migration statement by statement, recording
+/// progress after each so an interrupted run resumes at the right place.
+async fn run_statements(b: &mut dyn Backend, m: &Migration, step: &Step) -> Result<()> {
+    let total = m.statements.len();
+    let mut row = new_row(m, b.name(), Status::Partial, step.resume_from, step.out_of_order);
+    if step.resume_from == 0 {
+        b.write_history(&row).await?;
+    } else if b.capabilities().session_state {
+        // Session settings (SET maintenance_work_mem ...) made by the
+        // statements already done were lost with the old session.
+        for s in &m.statements[..step.resume_from] {
+            if matches!(s.node, Some(pg_query::NodeEnum::VariableSetStmt(_))) {
+                b.execute(&s.sql).await.map_err(|e| e.into_error(&format!("{}: re-applying a session setting", m.path)))?;
+            }
+        }
+    }
+    for i in step.resume_from..total {
+        let s = &m.statements[i];
+        let started = Instant::now();
+        let result = b.execute(&s.sql).await;
+        row.execution_ms = started.elapsed().as_millis() as i64;
+        match result {
+            Ok(()) => {
+                row.statements_done = (i + 1) as i32;
+                row.status = if i + 1 == total { Status::Applied } else { Status::Partial };
+                row.error = None;
+                b.write_history(&row).await?;
+            }
+            Err(ExecError::Statement { error, .. }) => {
+                let location = m.location(i, error.offset.unwrap_or(0));
+                row.status = Status::Failed;
+                row.statements_done = i as i32;
+                row.error = Some(format!("statement {} at {location}: {error}", i + 1));
+                b.write_history(&row).await?;
+                return Err(Error::Migration {
+                    location,
+                    version: m.version,
+                    error,
+                });
+            }
+            Err(e) => return Err(e.into_error(&format!("{} statement {}", m.path, i + 1))),
+        }
+    }
+    Ok(())
+}
+
+/// The exact statements `up` would send, in order, with the transaction
+/// boundaries and the history writes.
+fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], plan: &Plan) -> Vec<DryStep> {
+    let mut out = Vec::new();
+    let last = plan.steps.len().saturating_sub(1);
+    for (i, step) in plan.steps.iter().enumerate() {
+        let m = &local[step.index];
+        let mut sql = Vec::new();
+        match m.tx_mode() {
+            TxMode::Transaction => {
+                sql.push("BEGIN".to_string());
+                sql.extend(prelude(cfg, m, i == last));
+                sql.extend(m.statements.iter().map(|s| s.sql.clone()));
+                let row = new_row(m, backend, Status::Applied, m.statements.len(), step.out_of_order);
+                sql.push(backend::postgres::history_in_transaction(dialect, &row));
+                sql.push("COMMIT".to_string());
+            }
+            TxMode::NoTransaction => {
+                let mut row = new_row(m, backend, Status::Partial, step.resume_from, step.out_of_order);
+                if step.resume_from == 0 {
+                    sql.push(dialect.upsert_history(&history_values_for_dry_run(&row)));
+                }
+                for (k, s) in m.statements.iter().enumerate().skip(step.resume_from) {
+                    sql.push(s.sql.clone());
+                    row.statements_done = (k + 1) as i32;
+                    row.status = if k + 1 == m.statements.len() { Status::Applied } else { Status::Partial };
+                    sql.push(dialect.upsert_history(&history_values_for_dry_run(&row)));
+                }
+            }
+        }
+        out.push(DryStep {
+            version: m.version,
+            name: m.name.clone(),
+            transaction: m.tx_mode(),
+            sql,
+        });
+    }
+    out
+}
+
+fn history_values_for_dry_run(row: &Row) -> Vec<crate::dialect::Value> {
+    use crate::dialect::Value;
+    vec![
+        Value::Int(row.version),
+        Value::Text(row.name.clone()),
+        Value::Text(row.checksum.clone()),
+        Value::Text(row.status.as_str().into()),
+        Value::Int(row.statements_done.into()),
+        Value::Int(row.statements_total.into()),
+        Value::Expr("<elapsed ms>"),
+        Value::Text(TOOL_VERSION.into()),
+        Value::Text(row.backend.clone()),
+        Value::Bool(row.out_of_order),
+        Value::Null,
+    ]
+}
+
+/// Reads history for `status`/`verify`: no lock, nothing written. A missing
+/// database reads as "nothing applied" and is reported as such.
+pub async fn read_state(cfg: &Config) -> Result<(Vec<Row>, bool, String)> {
+    match backend::connect(cfg, None).await {
+        Ok(mut b) => {
+            let r = b.read_history().await;
+            let target = b.target();
+            b.close().await;
+            Ok((r?, false, target))
+        }
+        Err(Error::DatabaseMissing { .. }) => Ok((Vec::new(), true, cfg.pg.display())),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `work` on a connected backend under the migration lock with the
+/// history table in place (for baseline and repair), unlocking and closing
+/// on every path.
+pub async fn with_lock<T>(cfg: &Config, work: impl for<'a> FnOnce(&'a mut dyn Backend) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + 'a>>) -> Result<T> {
+    let mut b = backend::connect(cfg, None).await?;
+    let r = async {
+        b.lock(cfg.lock_wait).await?;
+        b.ensure_history().await?;
+        work(&mut *b).await
+    }
+    .await;
+    let unlocked = b.unlock().await;
+    b.close().await;
+    let v = r?;
+    unlocked?;
+    Ok(v)
+}

@@ -1,0 +1,285 @@
+//! The one module that touches the SQL parser (libpg_query through the
+//! `pg_query` crate): splitting a file into statements with their byte spans,
+//! locating syntax errors, mapping offsets to `line:col`, and telling which
+//! statements PostgreSQL refuses inside a transaction block.
+//!
+//! Nothing here is a hand-written SQL scanner: statement boundaries come from
+//! the real PostgreSQL grammar, comment tokens from its real lexer.
+
+use pg_query::protobuf::{self, Token};
+use pg_query::NodeEnum;
+
+use crate::error::{Error, Location, Result};
+
+/// One statement of a migration file.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// Byte span in the file's text (BOM removed), without leading comments
+    /// and without the trailing semicolon.
+    pub start: usize,
+    pub end: usize,
+    /// The statement text, `text[start..end]`.
+    pub sql: String,
+    /// The parse tree of the statement.
+    pub node: Option<NodeEnum>,
+}
+
+impl Statement {
+    /// Why PostgreSQL refuses this statement inside a transaction block, if
+    /// it does (the `SQL` of the refusal as PostgreSQL names it).
+    pub fn non_transactional(&self) -> Option<&'static str> {
+        non_transactional(self.node.as_ref()?)
+    }
+
+    /// The first line of the statement, shortened, for messages.
+    pub fn excerpt(&self) -> String {
+        let first = self.sql.lines().next().unwrap_or("").trim();
+        if first.chars().count() > 72 {
+            let cut: String = first.chars().take(69).collect();
+            format!("{cut}...")
+        } else if self.sql.contains('\n') {
+            format!("{first} ...")
+        } else {
+            first.to_string()
+        }
+    }
+}
+
+/// Splits `text` into statements. On a syntax error, the error names the
+/// `path:line:col` of the offending token.
+pub fn split(path: &str, text: &str) -> Result<Vec<Statement>> {
+    if text.contains('\0') {
+        let offset = text.find('\0').unwrap_or(0);
+        return Err(Error::SqlSyntax {
+            location: location(path, text, offset),
+            message: "NUL byte in SQL text".into(),
+        });
+    }
+    let tokens = match pg_query::scan(text) {
+        Ok(t) => t.tokens,
+        Err(e) => {
+            return Err(Error::SqlSyntax {
+                location: location(path, text, 0),
+                message: clean(&e.to_string()),
+            })
+        }
+    };
+    let parsed = match pg_query::parse(text, 0) {
+        Ok(p) => p,
+        Err(e) => return Err(syntax_error(path, text, &tokens, e)),
+    };
+    let mut out = Vec::with_capacity(parsed.protobuf.stmts.len());
+    for raw in parsed.protobuf.stmts {
+        let loc = raw.stmt_location.max(0) as usize;
+        let end = if raw.stmt_len == 0 { text.len() } else { loc + raw.stmt_len as usize };
+        let Some((start, end)) = trim_span(&tokens, loc, end) else { continue };
+        out.push(Statement {
+            start,
+            end,
+            sql: text[start..end].to_string(),
+            node: raw.stmt.and_then(|n| n.node),
+        });
+    }
+    Ok(out)
+}
+
+/// Narrows `[loc, end)` to the first and last real (non-comment) token.
+fn trim_span(tokens: &[protobuf::ScanToken], loc: usize, end: usize) -> Option<(usize, usize)> {
+    let is_code = |t: &&protobuf::ScanToken| {
+        let kind = t.token;
+        kind != Token::SqlComment as i32 && kind != Token::CComment as i32 && kind != Token::Ascii59 as i32
+    };
+    let inside: Vec<&protobuf::ScanToken> = tokens
+        .iter()
+        .filter(|t| t.start as usize >= loc && t.end as usize <= end)
+        .filter(is_code)
+        .collect();
+    Some((inside.first()?.start as usize, inside.last()?.end as usize))
+}
+
+/// Finds where a file fails to parse: the statement (split by the lexer's
+/// semicolons, tolerant of errors) and, inside it, the shortest token prefix
+/// that is already an error other than "at end of input".
+fn syntax_error(path: &str, text: &str, tokens: &[protobuf::ScanToken], err: pg_query::Error) -> Error {
+    let message = clean(&err.to_string());
+    // Statement boundaries from the error-tolerant splitter.
+    let mut offset = 0;
+    if let Ok(parts) = pg_query::split_with_scanner(text) {
+        for part in parts {
+            let start = part.as_ptr() as usize - text.as_ptr() as usize;
+            if pg_query::parse(part, 0).is_err() {
+                let end = start + part.len();
+                let stmt_tokens: Vec<&protobuf::ScanToken> = tokens
+                    .iter()
+                    .filter(|t| t.start as usize >= start && t.end as usize <= end)
+                    .filter(|t| t.token != Token::SqlComment as i32 && t.token != Token::CComment as i32)
+                    .collect();
+                offset = stmt_tokens.first().map(|t| t.start as usize).unwrap_or(start);
+                // Smallest k such that tokens[..k] is a hard error.
+                let bad = |k: usize| -> bool {
+                    let cut = stmt_tokens[k - 1].end as usize;
+                    match pg_query::parse(&text[stmt_tokens[0].start as usize..cut], 0) {
+                        Ok(_) => false,
+                        Err(e) => !e.to_string().contains("at end of input"),
+                    }
+                };
+                let (mut lo, mut hi) = (1, stmt_tokens.len());
+                if hi >= 1 && bad(hi) {
+                    while lo < hi {
+                        let mid = (lo + hi) / 2;
+                        if bad(mid) {
+                            hi = mid;
+                        } else {
+                            lo = mid + 1;
+                        }
+                    }
+                    offset = stmt_tokens[hi - 1].start as usize;
+                } else if let Some(last) = stmt_tokens.last() {
+                    // The statement is cut short: point at its end.
+                    offset = last.end as usize;
+                }
+                break;
+            }
+        }
+    }
+    Error::SqlSyntax {
+        location: location(path, text, offset),
+        message,
+    }
+}
+
+fn clean(message: &str) -> String {
+    message
+        .trim_start_matches("Invalid statement: ")
+        .trim_start_matches("Error scanning: ")
+        .to_string()
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn location(path: &str, text: &str, offset: usize) -> Location {
+    let offset = offset.min(text.len());
+    let before = &text[..floor_char(text, offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = before[line_start..].chars().count() + 1;
+    Location {
+        path: path.to_string(),
+        line,
+        col,
+    }
+}
+
+fn floor_char(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Byte offset of the 1-based character position `pos` in `text`.
+pub fn char_pos_to_byte(text: &str, pos: usize) -> usize {
+    text.char_indices().nth(pos.saturating_sub(1)).map(|(i, _)| i).unwrap_or(text.len())
+}
+
+/// The statements PostgreSQL refuses inside a transaction block
+/// ("... cannot run inside a transaction block").
+fn non_transactional(node: &NodeEnum) -> Option<&'static str> {
+    Some(match node {
+        NodeEnum::IndexStmt(s) if s.concurrent => "CREATE INDEX CONCURRENTLY",
+        NodeEnum::DropStmt(s) if s.concurrent => "DROP INDEX CONCURRENTLY",
+        NodeEnum::ReindexStmt(s) => {
+            let concurrently = s.params.iter().any(|p| matches!(&p.node, Some(NodeEnum::DefElem(d)) if d.defname == "concurrently"));
+            let kind = s.kind;
+            if concurrently {
+                "REINDEX CONCURRENTLY"
+            } else if kind == protobuf::ReindexObjectType::ReindexObjectSystem as i32 {
+                "REINDEX SYSTEM"
+            } else if kind == protobuf::ReindexObjectType::ReindexObjectDatabase as i32 {
+                "REINDEX DATABASE"
+            } else {
+                return None;
+            }
+        }
+        NodeEnum::CreatedbStmt(_) => "CREATE DATABASE",
+        NodeEnum::DropdbStmt(_) => "DROP DATABASE",
+        NodeEnum::VacuumStmt(s) if s.is_vacuumcmd => "VACUUM",
+        NodeEnum::AlterSystemStmt(_) => "ALTER SYSTEM",
+        NodeEnum::CreateTableSpaceStmt(_) => "CREATE TABLESPACE",
+        NodeEnum::DropTableSpaceStmt(_) => "DROP TABLESPACE",
+        NodeEnum::CreateSubscriptionStmt(_) => "CREATE SUBSCRIPTION",
+        NodeEnum::DropSubscriptionStmt(_) => "DROP SUBSCRIPTION",
+        NodeEnum::ClusterStmt(s) if s.relation.is_none() => "CLUSTER (without a table)",
+        NodeEnum::DiscardStmt(s) if s.target == protobuf::DiscardMode::DiscardAll as i32 => "DISCARD ALL",
+        NodeEnum::AlterDatabaseStmt(s)
+            if s.options.iter().any(|o| matches!(&o.node, Some(NodeEnum::DefElem(d)) if d.defname == "tablespace")) =>
+        {
+            "ALTER DATABASE SET TABLESPACE"
+        }
+        NodeEnum::AlterTableStmt(s)
+            if s.cmds.iter().any(|c| {
+                matches!(&c.node, Some(NodeEnum::AlterTableCmd(cmd))
+                    if cmd.subtype == protobuf::AlterTableType::AtDetachPartition as i32
+                    && matches!(cmd.def.as_deref().and_then(|d| d.node.as_ref()), Some(NodeEnum::PartitionCmd(p)) if p.concurrent))
+            }) =>
+        {
+            "ALTER TABLE ... DETACH PARTITION CONCURRENTLY"
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_with_spans() {
+        let text = "-- head\nCREATE TABLE a (x int);\n/* c */ CREATE INDEX i ON a (x)\n;\nselect ';';";
+        let s = split("f.sql", text).unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].sql, "CREATE TABLE a (x int)");
+        assert_eq!(s[1].sql, "CREATE INDEX i ON a (x)");
+        assert_eq!(s[2].sql, "select ';'");
+        assert_eq!(location("f.sql", text, s[1].start).to_string(), "f.sql:3:9");
+    }
+
+    #[test]
+    fn dollar_quotes_and_functions() {
+        let text = "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\nSELECT f();";
+        let s = split("f.sql", text).unwrap();
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn syntax_error_location() {
+        let text = "CREATE TABLE a (x int);\n\nCREATE TABLE b (y int,, z int);\n";
+        let e = split("f.sql", text).unwrap_err();
+        assert_eq!(e.to_string(), "f.sql:3:23: syntax error at or near \",\"");
+        let e = split("f.sql", "SELECT 1;\nCREAT TABLE x ();").unwrap_err();
+        assert_eq!(e.to_string(), "f.sql:2:1: syntax error at or near \"CREAT\"");
+    }
+
+    #[test]
+    fn detects_non_transactional() {
+        let cases = [
+            ("CREATE INDEX CONCURRENTLY i ON t (a)", Some("CREATE INDEX CONCURRENTLY")),
+            ("CREATE INDEX i ON t (a)", None),
+            ("DROP INDEX CONCURRENTLY i", Some("DROP INDEX CONCURRENTLY")),
+            ("REINDEX (CONCURRENTLY) INDEX i", Some("REINDEX CONCURRENTLY")),
+            ("REINDEX INDEX CONCURRENTLY i", Some("REINDEX CONCURRENTLY")),
+            ("REINDEX INDEX i", None),
+            ("CREATE DATABASE d", Some("CREATE DATABASE")),
+            ("DROP DATABASE d", Some("DROP DATABASE")),
+            ("VACUUM t", Some("VACUUM")),
+            ("ANALYZE t", None),
+            ("ALTER SYSTEM SET work_mem = '1MB'", Some("ALTER SYSTEM")),
+            ("CREATE TABLESPACE s LOCATION '/x'", Some("CREATE TABLESPACE")),
+            ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY", Some("ALTER TABLE ... DETACH PARTITION CONCURRENTLY")),
+            ("ALTER TABLE p DETACH PARTITION c", None),
+        ];
+        for (sql, want) in cases {
+            let s = split("f", sql).unwrap();
+            assert_eq!(s[0].non_transactional(), want, "{sql}");
+        }
+    }
+}
