@@ -136,7 +136,8 @@ impl PgTarget {
     }
 
     pub fn effective_sslmode(&self) -> SslMode {
-        self.sslmode.unwrap_or(if self.is_loopback() { SslMode::Prefer } else { SslMode::VerifyFull })
+        self.sslmode
+            .unwrap_or(if self.is_loopback() { SslMode::Prefer } else { SslMode::VerifyFull })
     }
 
     /// `host:port/dbname`, for messages. Never includes the password.
@@ -245,21 +246,35 @@ impl Config {
     /// then environment variables, then flags.
     pub fn load(o: &Overrides, env: &dyn Env) -> Result<Config> {
         let mut c = Config::defaults();
-        let path = o.config_path.clone().or_else(|| env.var("CHATMIGRATE_CONFIG").map(PathBuf::from)).or_else(|| {
-            let p = PathBuf::from("chatmigrate.toml");
-            p.exists().then_some(p)
-        });
+        let path = o
+            .config_path
+            .clone()
+            .or_else(|| env.var("CHATMIGRATE_CONFIG").map(PathBuf::from))
+            .or_else(|| {
+                let p = PathBuf::from("chatmigrate.toml");
+                p.exists().then_some(p)
+            });
         let file = match &path {
             Some(p) => Some(read_file(p)?),
             None => None,
         };
-        let env_name = o.env.clone().or_else(|| env.var("CHATMIGRATE_ENV")).or_else(|| file.as_ref().and_then(|f| f.default_env.clone()));
+        let env_name = o
+            .env
+            .clone()
+            .or_else(|| env.var("CHATMIGRATE_ENV"))
+            .or_else(|| file.as_ref().and_then(|f| f.default_env.clone()));
         if let Some(name) = &env_name {
-            let shown = path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "chatmigrate.toml (not found)".into());
-            let e = file.as_ref().and_then(|f| f.environments.get(name)).ok_or_else(|| Error::UnknownEnvironment {
-                name: name.clone(),
-                path: shown,
-            })?;
+            let shown = path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "chatmigrate.toml (not found)".into());
+            let e = file
+                .as_ref()
+                .and_then(|f| f.environments.get(name))
+                .ok_or_else(|| Error::UnknownEnvironment {
+                    name: name.clone(),
+                    path: shown,
+                })?;
             let base = path.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
             apply_file(&mut c, e, &base, env)?;
         }
@@ -327,7 +342,10 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File> {
             .span()
             .map(|s| {
                 let before = &text[..s.start.min(text.len())];
-                (before.matches('\n').count() + 1, before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1)
+                (
+                    before.matches('\n').count() + 1,
+                    before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1,
+                )
             })
             .unwrap_or((1, 1));
         let message = e.message().trim().to_string();
@@ -480,17 +498,31 @@ pub fn apply_url(pg: &mut PgTarget, url: &str) -> Result<()> {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
-                "sslmode" => pg.sslmode = Some(SslMode::parse(v).map_err(|_| bad(format!("sslmode `{v}` is not one of disable, prefer, require, verify-ca, verify-full")))?),
+                "sslmode" => {
+                    pg.sslmode = Some(SslMode::parse(v).map_err(|_| {
+                        bad(format!(
+                            "sslmode `{v}` is not one of disable, prefer, require, verify-ca, verify-full"
+                        ))
+                    })?)
+                }
                 "sslrootcert" => pg.sslrootcert = Some(PathBuf::from(v)),
                 _ => kept.push(pair),
             }
         }
     }
-    let rebuilt = if kept.is_empty() { head.to_string() } else { format!("{head}?{}", kept.join("&")) };
+    let rebuilt = if kept.is_empty() {
+        head.to_string()
+    } else {
+        format!("{head}?{}", kept.join("&"))
+    };
     if !(rebuilt.starts_with("postgres://") || rebuilt.starts_with("postgresql://") || rebuilt.contains('=')) {
         return Err(bad("expected a postgres:// or postgresql:// URL".into()));
     }
-    let parsed: tokio_postgres::Config = rebuilt.parse().map_err(|e: tokio_postgres::Error| bad(e.to_string()))?;
+    let parsed: tokio_postgres::Config = rebuilt.parse().map_err(|e: tokio_postgres::Error| {
+        // The driver's message names the option, never its value.
+        let cause = std::error::Error::source(&e).map(|s| s.to_string());
+        bad(cause.unwrap_or_else(|| e.to_string()))
+    })?;
     if let Some(h) = parsed.get_hosts().first() {
         pg.host = match h {
             tokio_postgres::config::Host::Tcp(h) => h.clone(),
@@ -559,7 +591,11 @@ mod tests {
         let env = FakeEnv(vec![("PGHOST", "envhost"), ("PGPASSWORD", "pw")]);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("chatmigrate.toml");
-        std::fs::write(&p, "[environments.a]\nhost = \"filehost\"\nport = 7\ndbname = \"d\"\nmigrations = [\"m\"]\n").unwrap();
+        std::fs::write(
+            &p,
+            "[environments.a]\nhost = \"filehost\"\nport = 7\ndbname = \"d\"\nmigrations = [\"m\"]\n",
+        )
+        .unwrap();
         let o = Overrides {
             config_path: Some(p.clone()),
             env: Some("a".into()),

@@ -63,7 +63,11 @@ impl Dialect {
             None => quote(t),
         };
         let mut h = Sha256::new();
-        h.update(format!("chatmigrate\0{dbname}\0{}\0{}", history.schema.as_deref().unwrap_or(""), history.table));
+        h.update(format!(
+            "chatmigrate\0{dbname}\0{}\0{}",
+            history.schema.as_deref().unwrap_or(""),
+            history.table
+        ));
         let d = h.finalize();
         let key = i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) & i64::MAX;
         Dialect {
@@ -108,7 +112,13 @@ impl Dialect {
         if let Some(s) = &self.schema {
             out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(s)));
         }
-        out.push(self.fill(sql!("history_create")).lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n"));
+        out.push(
+            self.fill(sql!("history_create"))
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
         out
     }
 
@@ -121,7 +131,10 @@ impl Dialect {
     }
 
     pub fn set_checksum(&self, version: i64, checksum: &str) -> String {
-        Self::bind(&self.fill(sql!("history_set_checksum")), &[Value::Int(version), Value::Text(checksum.to_string())])
+        Self::bind(
+            &self.fill(sql!("history_set_checksum")),
+            &[Value::Int(version), Value::Text(checksum.to_string())],
+        )
     }
 
     pub fn delete_history(&self, version: i64) -> String {
@@ -168,7 +181,10 @@ mod tests {
             "db",
         );
         assert!(d.select_history().contains("FROM \"My\"\"Schema\".\"hist\" ORDER BY"));
-        assert_eq!(Dialect::bind("$1 $10 $2", &[Value::Int(1), Value::Text("o'k $1".into())]), "1 $10 'o''k $1'");
+        assert_eq!(
+            Dialect::bind("$1 $10 $2", &[Value::Int(1), Value::Text("o'k $1".into())]),
+            "1 $10 'o''k $1'"
+        );
         assert!(d.lock_key() >= 0);
     }
 }

@@ -56,16 +56,9 @@ pub enum Error {
     #[error("{path}: {message}")]
     ConfigParse { path: PathBuf, message: String },
     #[error("{path}: unknown key `{key}` in {section}")]
-    ConfigUnknownKey {
-        path: PathBuf,
-        key: String,
-        section: String,
-    },
+    ConfigUnknownKey { path: PathBuf, key: String, section: String },
     #[error("{path}: cannot read config file: {source}")]
-    ConfigRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ConfigRead { path: PathBuf, source: std::io::Error },
     #[error("environment `{name}` is not defined in {path}")]
     UnknownEnvironment { name: String, path: String },
     #[error("invalid setting {key}: {message}")]
@@ -79,27 +72,17 @@ pub enum Error {
     #[error("{path}: not a migration file name (expected V{{version}}__{{name}}.sql, e.g. V20250101120000__create_users.sql)")]
     BadFileName { path: String },
     #[error("version {version} is used twice: {first} and {second}")]
-    DuplicateVersion {
-        version: i64,
-        first: String,
-        second: String,
-    },
+    DuplicateVersion { version: i64, first: String, second: String },
     #[error("{path}: file is not valid UTF-8 (byte {offset})")]
     NotUtf8 { path: String, offset: usize },
     #[error("{path}: migration is empty (no SQL statements)")]
     EmptyMigration { path: String },
     #[error("{path}: cannot read: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("{location}: {message}")]
     SqlSyntax { location: Location, message: String },
     #[error("{location}: unknown directive `{directive}`")]
-    UnknownDirective {
-        location: Location,
-        directive: String,
-    },
+    UnknownDirective { location: Location, directive: String },
     #[error("{location}: {message}")]
     BadDirective { location: Location, message: String },
     #[error("{location}: [{rule}] {message}")]
@@ -122,11 +105,7 @@ pub enum Error {
     #[error("version {version} ({name}) is applied in the database but has no migration file")]
     MissingFile { version: i64, name: String },
     #[error("{path}: version {version} is below the highest applied version {max_applied} (out of order)")]
-    OutOfOrder {
-        path: String,
-        version: i64,
-        max_applied: i64,
-    },
+    OutOfOrder { path: String, version: i64, max_applied: i64 },
     #[error("version {version} ({name}) is marked failed in the history table")]
     FailedMigration { version: i64, name: String },
     #[error("--target {target}: no migration file has that version")]
@@ -143,10 +122,10 @@ pub enum Error {
     Migration {
         location: Location,
         version: i64,
-        error: DbError,
+        error: Box<DbError>,
     },
     #[error("{context}: {error}")]
-    Db { context: String, error: DbError },
+    Db { context: String, error: Box<DbError> },
     #[error("connection lost during {context}: {message}")]
     ConnectionLost { context: String, message: String },
     #[error("could not take the migration lock within {secs} s{holder}")]
@@ -162,14 +141,14 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         use Error::*;
         Some(match self {
-            ConfigParse { .. } | ConfigUnknownKey { .. } => {
-                "every key is listed with a comment in docs/config.reference.toml".into()
-            }
+            ConfigParse { .. } | ConfigUnknownKey { .. } => "every key is listed with a comment in docs/config.reference.toml".into(),
             ConfigRead { .. } => "pass --config PATH, or run without a config file and use --database-url".into(),
             UnknownEnvironment { .. } => "add an [environments.<name>] table, or pick one that exists with --env".into(),
             InvalidSetting { .. } => "see docs/config.reference.toml for the accepted values".into(),
             NoDatabase => "pass --database-url, set DATABASE_URL or PGHOST/PGDATABASE, or pick an environment with --env".into(),
-            BadUrl { .. } => "the form is postgres://user@host:port/dbname?sslmode=verify-full (put the password in PGPASSWORD or password_env)".into(),
+            BadUrl { .. } => {
+                "the form is postgres://user@host:port/dbname?sslmode=verify-full (put the password in PGPASSWORD or password_env)".into()
+            }
             BadFileName { .. } => "rename the file, or create one with `chatmigrate new <name>`".into(),
             DuplicateVersion { .. } => "give one of the files a new version (`chatmigrate new <name>` picks a free one)".into(),
             NotUtf8 { .. } => "save the file as UTF-8".into(),
@@ -177,7 +156,8 @@ impl Error {
             Io { .. } => "check the path and its permissions".into(),
             SqlSyntax { .. } => "fix the SQL at that position; nothing was sent to the database".into(),
             UnknownDirective { .. } | BadDirective { .. } => {
-                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, ignore <rule> -- <reason>, citus-parallel".into()
+                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, ignore <rule> -- <reason>, citus-parallel"
+                    .into()
             }
             Lint { help, more, .. } => {
                 if *more > 0 {
@@ -188,7 +168,9 @@ impl Error {
             }
             ChecksumDrift { .. } => "restore the applied file, or accept the new text with `chatmigrate repair`".into(),
             MissingFile { .. } => "restore the file, or point --migrations at the directory that has it".into(),
-            OutOfOrder { .. } => "give the file a version above the highest applied one, or run `chatmigrate up --allow-out-of-order`".into(),
+            OutOfOrder { .. } => {
+                "give the file a version above the highest applied one, or run `chatmigrate up --allow-out-of-order`".into()
+            }
             FailedMigration { .. } => "fix the cause, then clear the row with `chatmigrate repair`".into(),
             UnknownTarget { .. } => "run `chatmigrate status` to list the versions".into(),
             Connect { .. } => "check host, port, user and password (PGPASSWORD or password_env), then retry".into(),
@@ -196,7 +178,9 @@ impl Error {
             DatabaseMissing { .. } => "create it with `chatmigrate up --create-database`".into(),
             Migration { .. } => "fix the migration and run `chatmigrate up` again; this migration was rolled back".into(),
             Db { .. } => "check the database user's privileges, then retry".into(),
-            ConnectionLost { .. } => "run `chatmigrate status`, then `chatmigrate up` again: the migration in flight was not recorded".into(),
+            ConnectionLost { .. } => {
+                "run `chatmigrate status`, then `chatmigrate up` again: the migration in flight was not recorded".into()
+            }
             LockTimeout { .. } => "another chatmigrate is running; wait for it, or raise --lock-wait".into(),
             Interrupted { .. } => "run `chatmigrate status` to see what is applied, then `chatmigrate up`".into(),
             Other(_) => return None,
@@ -213,8 +197,21 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         use Error::*;
         match self {
-            ConfigParse { .. } | ConfigUnknownKey { .. } | ConfigRead { .. } | UnknownEnvironment { .. } | InvalidSetting { .. } | NoDatabase | BadUrl { .. } => "config",
-            BadFileName { .. } | DuplicateVersion { .. } | NotUtf8 { .. } | EmptyMigration { .. } | Io { .. } | SqlSyntax { .. } | UnknownDirective { .. } | BadDirective { .. } => "migration-file",
+            ConfigParse { .. }
+            | ConfigUnknownKey { .. }
+            | ConfigRead { .. }
+            | UnknownEnvironment { .. }
+            | InvalidSetting { .. }
+            | NoDatabase
+            | BadUrl { .. } => "config",
+            BadFileName { .. }
+            | DuplicateVersion { .. }
+            | NotUtf8 { .. }
+            | EmptyMigration { .. }
+            | Io { .. }
+            | SqlSyntax { .. }
+            | UnknownDirective { .. }
+            | BadDirective { .. } => "migration-file",
             Lint { .. } => "lint",
             ChecksumDrift { .. } | MissingFile { .. } | OutOfOrder { .. } | FailedMigration { .. } | UnknownTarget { .. } => "plan",
             Connect { .. } | ConnectTimeout { .. } | DatabaseMissing { .. } | ConnectionLost { .. } => "connect",

@@ -175,7 +175,9 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
             continue;
         }
         let Some(comment) = line.strip_prefix("--") else { break };
-        let Some(body) = comment.trim().strip_prefix("chatmigrate:") else { continue };
+        let Some(body) = comment.trim().strip_prefix("chatmigrate:") else {
+            continue;
+        };
         let location = Location {
             path: path.to_string(),
             line: i + 1,

@@ -223,9 +223,25 @@ mod tests {
         let applied = vec![row(&local[0], Status::Applied, 1)];
         let p = plan(&local, &applied, &Options::default()).unwrap();
         assert_eq!(p.steps.iter().map(|s| s.index).collect::<Vec<_>>(), vec![1, 2]);
-        let p = plan(&local, &applied, &Options { target: Some(2), ..Default::default() }).unwrap();
+        let p = plan(
+            &local,
+            &applied,
+            &Options {
+                target: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(p.steps.len(), 1);
-        let e = plan(&local, &applied, &Options { target: Some(9), ..Default::default() }).unwrap_err();
+        let e = plan(
+            &local,
+            &applied,
+            &Options {
+                target: Some(9),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.to_string(), "--target 9: no migration file has that version");
     }
 
@@ -244,9 +260,27 @@ mod tests {
         let local = vec![mig(1, "select 1;"), mig(2, "select 2;"), mig(3, "select 3;")];
         let applied = vec![row(&local[0], Status::Applied, 1), row(&local[2], Status::Applied, 1)];
         let e = plan(&local, &applied, &Options::default()).unwrap_err();
-        assert_eq!(e.to_string(), "V2__m2.sql: version 2 is below the highest applied version 3 (out of order)");
-        let p = plan(&local, &applied, &Options { allow_out_of_order: true, ..Default::default() }).unwrap();
-        assert_eq!(p.steps, vec![Step { index: 1, resume_from: 0, out_of_order: true }]);
+        assert_eq!(
+            e.to_string(),
+            "V2__m2.sql: version 2 is below the highest applied version 3 (out of order)"
+        );
+        let p = plan(
+            &local,
+            &applied,
+            &Options {
+                allow_out_of_order: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            p.steps,
+            vec![Step {
+                index: 1,
+                resume_from: 0,
+                out_of_order: true
+            }]
+        );
     }
 
     #[test]
@@ -255,7 +289,14 @@ mod tests {
         let mut r = row(&local[0], Status::Partial, 1);
         r.checksum = "sha256:old".into();
         let p = plan(&local, &[r.clone()], &Options::default()).unwrap();
-        assert_eq!(p.steps, vec![Step { index: 0, resume_from: 1, out_of_order: false }]);
+        assert_eq!(
+            p.steps,
+            vec![Step {
+                index: 0,
+                resume_from: 1,
+                out_of_order: false
+            }]
+        );
         assert_eq!(status(&local, &[r])[0].state, State::Partial);
     }
 }

@@ -60,12 +60,24 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
     }
     match ev {
         Event::CreatingDatabase { name } => writeln!(out, "created database {name}"),
-        Event::Resuming { version, name, from, total } => {
+        Event::Resuming {
+            version,
+            name,
+            from,
+            total,
+        } => {
             writeln!(out, "resuming V{version} {name} at statement {} of {total}", from + 1)
         }
         Event::Applying { version, name, .. } if style.verbose => writeln!(out, "applying V{version} {name} ..."),
         Event::Applying { .. } => Ok(()),
-        Event::Applied(a) => writeln!(out, "{} V{} {} ({})", style.paint("32", "applied"), a.version, a.name, applied_detail(a)),
+        Event::Applied(a) => writeln!(
+            out,
+            "{} V{} {} ({})",
+            style.paint("32", "applied"),
+            a.version,
+            a.name,
+            applied_detail(a)
+        ),
     }
 }
 
@@ -89,7 +101,11 @@ pub fn up_report(style: &Style, out: &mut dyn Write, r: &UpReport, dry_run: bool
     if style.json {
         let mut v = serde_json::to_value(r).unwrap_or_default();
         v["ok"] = json!(true);
-        v["dry_run"] = if dry_run { serde_json::to_value(&r.dry_run).unwrap_or_default() } else { json!(null) };
+        v["dry_run"] = if dry_run {
+            serde_json::to_value(&r.dry_run).unwrap_or_default()
+        } else {
+            json!(null)
+        };
         v["duration_ms"] = json!(total_ms);
         return writeln!(out, "{v}");
     }
@@ -132,17 +148,27 @@ fn state_color(s: State) -> &'static str {
 
 /// Counts per state, in a fixed order.
 pub fn summary(entries: &[Entry]) -> Vec<(State, usize)> {
-    [State::Applied, State::Pending, State::Changed, State::Missing, State::Partial, State::Failed]
-        .into_iter()
-        .map(|s| (s, entries.iter().filter(|e| e.state == s).count()))
-        .filter(|(_, n)| *n > 0)
-        .collect()
+    [
+        State::Applied,
+        State::Pending,
+        State::Changed,
+        State::Missing,
+        State::Partial,
+        State::Failed,
+    ]
+    .into_iter()
+    .map(|s| (s, entries.iter().filter(|e| e.state == s).count()))
+    .filter(|(_, n)| *n > 0)
+    .collect()
 }
 
 /// `status` as a table, or JSON.
 pub fn status(style: &Style, out: &mut dyn Write, target: &str, database_missing: bool, entries: &[Entry]) -> io::Result<()> {
     if style.json {
-        let counts: serde_json::Map<String, serde_json::Value> = summary(entries).into_iter().map(|(s, n)| (s.as_str().to_string(), json!(n))).collect();
+        let counts: serde_json::Map<String, serde_json::Value> = summary(entries)
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_string(), json!(n)))
+            .collect();
         let v = json!({"ok": true, "target": target, "database_exists": !database_missing, "migrations": entries, "summary": counts});
         return writeln!(out, "{v}");
     }
@@ -151,7 +177,11 @@ pub fn status(style: &Style, out: &mut dyn Write, target: &str, database_missing
     }
     let name_w = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
     let ver_w = entries.iter().map(|e| e.version.to_string().len()).max().unwrap_or(7).max(7);
-    writeln!(out, "{:<ver_w$}  {:<name_w$}  {:<8}  {:<20}  TIME", "VERSION", "NAME", "STATE", "APPLIED AT")?;
+    writeln!(
+        out,
+        "{:<ver_w$}  {:<name_w$}  {:<8}  {:<20}  TIME",
+        "VERSION", "NAME", "STATE", "APPLIED AT"
+    )?;
     for e in entries {
         let state = format!("{:<8}", e.state.as_str());
         let time = e.execution_ms.map(|m| duration_ms(m.max(0) as u64)).unwrap_or_default();
@@ -173,13 +203,27 @@ pub fn status(style: &Style, out: &mut dyn Write, target: &str, database_missing
                     writeln!(out, "{:ver_w$}  {err}", "")?;
                 }
             }
-            State::Changed => writeln!(out, "{:ver_w$}  file checksum {} differs from applied {}", "", e.file_checksum.as_deref().unwrap_or("?"), e.applied_checksum.as_deref().unwrap_or("?"))?,
+            State::Changed => writeln!(
+                out,
+                "{:ver_w$}  file checksum {} differs from applied {}",
+                "",
+                e.file_checksum.as_deref().unwrap_or("?"),
+                e.applied_checksum.as_deref().unwrap_or("?")
+            )?,
             State::Missing => writeln!(out, "{:ver_w$}  no file has this version", "")?,
             _ => {}
         }
     }
     let parts: Vec<String> = summary(entries).into_iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
-    writeln!(out, "{} on {target}", if parts.is_empty() { "no migrations".to_string() } else { parts.join(", ") })
+    writeln!(
+        out,
+        "{} on {target}",
+        if parts.is_empty() {
+            "no migrations".to_string()
+        } else {
+            parts.join(", ")
+        }
+    )
 }
 
 /// A one-line result for commands that change bookkeeping (baseline, repair, new).

@@ -13,9 +13,9 @@ use crate::config::Config;
 use crate::dialect::{quote, Dialect};
 use crate::error::{Error, Result};
 use crate::history::{Row, Status, TOOL_VERSION};
+use crate::lint;
 use crate::migration::{Migration, TxMode};
 use crate::plan::{self, Plan, Step};
-use crate::lint;
 
 /// What `up` is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -27,9 +27,20 @@ pub struct UpOptions {
 /// Progress, as it happens.
 #[derive(Debug, Clone)]
 pub enum Event {
-    CreatingDatabase { name: String },
-    Applying { version: i64, name: String, tx: TxMode },
-    Resuming { version: i64, name: String, from: usize, total: usize },
+    CreatingDatabase {
+        name: String,
+    },
+    Applying {
+        version: i64,
+        name: String,
+        tx: TxMode,
+    },
+    Resuming {
+        version: i64,
+        name: String,
+        from: usize,
+        total: usize,
+    },
     Applied(Applied),
 }
 
@@ -143,7 +154,14 @@ fn prepare_and_lint(local: &mut [Migration], plan: &Plan) -> Result<()> {
     lint::gate(&pending)
 }
 
-async fn up_on(b: &mut dyn Backend, cfg: &Config, local: &mut [Migration], opts: &UpOptions, events: &mut dyn FnMut(&Event), report: &mut UpReport) -> Result<()> {
+async fn up_on(
+    b: &mut dyn Backend,
+    cfg: &Config,
+    local: &mut [Migration],
+    opts: &UpOptions,
+    events: &mut dyn FnMut(&Event),
+    report: &mut UpReport,
+) -> Result<()> {
     report.target = b.target();
     let popts = plan_options(cfg, opts);
     // Fast path: one query, no lock. Nothing pending means nothing to do.
@@ -259,13 +277,13 @@ async fn run_transactional(b: &mut dyn Backend, cfg: &Config, m: &Migration, ste
             Err(Error::Migration {
                 location: m.location(i, error.offset.unwrap_or(0)),
                 version: m.version,
-                error,
+                error: Box::new(error),
             })
         }
         Err(ExecError::Statement { error, .. }) => Err(Error::Migration {
             location: m.location(0, 0),
             version: m.version,
-            error,
+            error: Box::new(error),
         }),
         Err(e) => Err(e.into_error(&format!("{} (version {})", m.path, m.version))),
     }
@@ -283,7 +301,9 @@ async fn run_statements(b: &mut dyn Backend, m: &Migration, step: &Step) -> Resu
         // statements already done were lost with the old session.
         for s in &m.statements[..step.resume_from] {
             if matches!(s.node, Some(pg_query::NodeEnum::VariableSetStmt(_))) {
-                b.execute(&s.sql).await.map_err(|e| e.into_error(&format!("{}: re-applying a session setting", m.path)))?;
+                b.execute(&s.sql)
+                    .await
+                    .map_err(|e| e.into_error(&format!("{}: re-applying a session setting", m.path)))?;
             }
         }
     }
@@ -308,7 +328,7 @@ async fn run_statements(b: &mut dyn Backend, m: &Migration, step: &Step) -> Resu
                 return Err(Error::Migration {
                     location,
                     version: m.version,
-                    error,
+                    error: Box::new(error),
                 });
             }
             Err(e) => return Err(e.into_error(&format!("{} statement {}", m.path, i + 1))),
@@ -342,7 +362,11 @@ fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], 
                 for (k, s) in m.statements.iter().enumerate().skip(step.resume_from) {
                     sql.push(s.sql.clone());
                     row.statements_done = (k + 1) as i32;
-                    row.status = if k + 1 == m.statements.len() { Status::Applied } else { Status::Partial };
+                    row.status = if k + 1 == m.statements.len() {
+                        Status::Applied
+                    } else {
+                        Status::Partial
+                    };
                     sql.push(dialect.upsert_history(&history_values_for_dry_run(&row)));
                 }
             }
@@ -392,7 +416,10 @@ pub async fn read_state(cfg: &Config) -> Result<(Vec<Row>, bool, String)> {
 /// Runs `work` on a connected backend under the migration lock with the
 /// history table in place (for baseline and repair), unlocking and closing
 /// on every path.
-pub async fn with_lock<T>(cfg: &Config, work: impl for<'a> FnOnce(&'a mut dyn Backend) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + 'a>>) -> Result<T> {
+pub async fn with_lock<T>(
+    cfg: &Config,
+    work: impl for<'a> FnOnce(&'a mut dyn Backend) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + 'a>>,
+) -> Result<T> {
     let mut b = backend::connect(cfg, None).await?;
     let r = async {
         b.lock(cfg.lock_wait).await?;

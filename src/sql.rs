@@ -71,8 +71,14 @@ pub fn split(path: &str, text: &str) -> Result<Vec<Statement>> {
     let mut out = Vec::with_capacity(parsed.protobuf.stmts.len());
     for raw in parsed.protobuf.stmts {
         let loc = raw.stmt_location.max(0) as usize;
-        let end = if raw.stmt_len == 0 { text.len() } else { loc + raw.stmt_len as usize };
-        let Some((start, end)) = trim_span(&tokens, loc, end) else { continue };
+        let end = if raw.stmt_len == 0 {
+            text.len()
+        } else {
+            loc + raw.stmt_len as usize
+        };
+        let Some((start, end)) = trim_span(&tokens, loc, end) else {
+            continue;
+        };
         out.push(Statement {
             start,
             end,
@@ -188,7 +194,10 @@ fn non_transactional(node: &NodeEnum) -> Option<&'static str> {
         NodeEnum::IndexStmt(s) if s.concurrent => "CREATE INDEX CONCURRENTLY",
         NodeEnum::DropStmt(s) if s.concurrent => "DROP INDEX CONCURRENTLY",
         NodeEnum::ReindexStmt(s) => {
-            let concurrently = s.params.iter().any(|p| matches!(&p.node, Some(NodeEnum::DefElem(d)) if d.defname == "concurrently"));
+            let concurrently = s
+                .params
+                .iter()
+                .any(|p| matches!(&p.node, Some(NodeEnum::DefElem(d)) if d.defname == "concurrently"));
             let kind = s.kind;
             if concurrently {
                 "REINDEX CONCURRENTLY"
@@ -211,7 +220,9 @@ fn non_transactional(node: &NodeEnum) -> Option<&'static str> {
         NodeEnum::ClusterStmt(s) if s.relation.is_none() => "CLUSTER (without a table)",
         NodeEnum::DiscardStmt(s) if s.target == protobuf::DiscardMode::DiscardAll as i32 => "DISCARD ALL",
         NodeEnum::AlterDatabaseStmt(s)
-            if s.options.iter().any(|o| matches!(&o.node, Some(NodeEnum::DefElem(d)) if d.defname == "tablespace")) =>
+            if s.options
+                .iter()
+                .any(|o| matches!(&o.node, Some(NodeEnum::DefElem(d)) if d.defname == "tablespace")) =>
         {
             "ALTER DATABASE SET TABLESPACE"
         }
@@ -274,7 +285,10 @@ mod tests {
             ("ANALYZE t", None),
             ("ALTER SYSTEM SET work_mem = '1MB'", Some("ALTER SYSTEM")),
             ("CREATE TABLESPACE s LOCATION '/x'", Some("CREATE TABLESPACE")),
-            ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY", Some("ALTER TABLE ... DETACH PARTITION CONCURRENTLY")),
+            (
+                "ALTER TABLE p DETACH PARTITION c CONCURRENTLY",
+                Some("ALTER TABLE ... DETACH PARTITION CONCURRENTLY"),
+            ),
             ("ALTER TABLE p DETACH PARTITION c", None),
         ];
         for (sql, want) in cases {

@@ -116,7 +116,7 @@ impl ExecError {
         match self {
             ExecError::Statement { error, .. } | ExecError::Internal { error, .. } => Error::Db {
                 context: context.to_string(),
-                error,
+                error: Box::new(error),
             },
             ExecError::Lost { message } => Error::ConnectionLost {
                 context: context.to_string(),

@@ -100,7 +100,11 @@ impl Postgres {
         let dbname = dbname.unwrap_or(&pg.dbname);
         let target = format!("{}@{}:{}/{}", pg.user, pg.host, pg.port, dbname);
         let mut c = tokio_postgres::Config::new();
-        c.host(&pg.host).port(pg.port).user(&pg.user).dbname(dbname).application_name(&pg.application_name);
+        c.host(&pg.host)
+            .port(pg.port)
+            .user(&pg.user)
+            .dbname(dbname)
+            .application_name(&pg.application_name);
         c.connect_timeout(pg.connect_timeout);
         c.target_session_attrs(TargetSessionAttrs::ReadWrite);
         if let Some(p) = &pg.password {
@@ -169,7 +173,7 @@ impl Postgres {
         let msgs = self.client.simple_query(sql).await.map_err(|e| match db_error(&e, Some(sql)) {
             Some(error) => Error::Db {
                 context: context.to_string(),
-                error,
+                error: Box::new(error),
             },
             None => Error::ConnectionLost {
                 context: context.to_string(),
@@ -191,7 +195,13 @@ impl Postgres {
             Ok(rows) => match rows.first() {
                 Some(r) => {
                     let f = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                    format!("; held by pid {} (application_name '{}', client {}, connected since {})", f(0), f(1), f(2), f(3))
+                    format!(
+                        "; held by pid {} (application_name '{}', client {}, connected since {})",
+                        f(0),
+                        f(1),
+                        f(2),
+                        f(3)
+                    )
                 }
                 None => String::new(),
             },
@@ -224,7 +234,10 @@ pub fn history_in_transaction(dialect: &Dialect, row: &Row) -> String {
 
 /// Small jitter without a random-number dependency.
 pub(crate) fn jitter(max: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let ms = max.as_millis().max(1) as u32;
     Duration::from_millis(u64::from((nanos ^ std::process::id().wrapping_mul(2654435761)) % ms))
 }
@@ -319,11 +332,15 @@ impl Backend for Postgres {
     }
 
     async fn set_checksum(&mut self, version: i64, checksum: &str) -> Result<()> {
-        self.simple(&self.dialect.set_checksum(version, checksum), "updating a checksum").await.map(drop)
+        self.simple(&self.dialect.set_checksum(version, checksum), "updating a checksum")
+            .await
+            .map(drop)
     }
 
     async fn delete_history(&mut self, version: i64) -> Result<()> {
-        self.simple(&self.dialect.delete_history(version), "deleting a history row").await.map(drop)
+        self.simple(&self.dialect.delete_history(version), "deleting a history row")
+            .await
+            .map(drop)
     }
 
     async fn log_event(&mut self, version: i64, action: &str, old: Option<&str>, new: Option<&str>, detail: Option<&str>) -> Result<()> {
@@ -381,7 +398,13 @@ impl Backend for Postgres {
             Err(ExecError::Statement { index: index - 1, error })
         } else {
             error.offset = None;
-            let context = if index == 0 { "BEGIN" } else if index == statements.len() + 1 { "writing the history row" } else { "COMMIT" };
+            let context = if index == 0 {
+                "BEGIN"
+            } else if index == statements.len() + 1 {
+                "writing the history row"
+            } else {
+                "COMMIT"
+            };
             Err(ExecError::Internal { context, error })
         }
     }
@@ -401,7 +424,10 @@ impl Backend for Postgres {
     }
 
     async fn database_exists(&mut self, name: &str) -> Result<bool> {
-        Ok(!self.simple(&Dialect::database_exists(name), "looking up the database").await?.is_empty())
+        Ok(!self
+            .simple(&Dialect::database_exists(name), "looking up the database")
+            .await?
+            .is_empty())
     }
 
     async fn close(self: Box<Self>) {

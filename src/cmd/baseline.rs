@@ -59,24 +59,41 @@ async fn baseline_to(b: &mut dyn Backend, local: Vec<Migration>, version: i64) -
             continue;
         }
         b.write_history(&row(m, b.name())).await?;
-        b.log_event(m.version, "baseline", None, Some(&m.checksum), Some(&format!("baseline --version {version}"))).await?;
+        b.log_event(
+            m.version,
+            "baseline",
+            None,
+            Some(&m.checksum),
+            Some(&format!("baseline --version {version}")),
+        )
+        .await?;
         done.push(m.version);
     }
     Ok(done)
 }
 
 async fn import_refinery(b: &mut dyn Backend, local: Vec<Migration>, table: String) -> Result<Vec<i64>> {
-    let sql = format!("SELECT version::text, name, applied_on, checksum FROM {} ORDER BY version", quote(&table));
+    let sql = format!(
+        "SELECT version::text, name, applied_on, checksum FROM {} ORDER BY version",
+        quote(&table)
+    );
     let rows = b.query(&sql).await.map_err(|e| match e {
-        Error::Db { error, .. } if error.code == "42P01" => Error::Other(format!("table {table} does not exist: nothing to import (use --refinery-table if it has another name)")),
+        Error::Db { error, .. } if error.code == "42P01" => Error::Other(format!(
+            "table {table} does not exist: nothing to import (use --refinery-table if it has another name)"
+        )),
         other => other,
     })?;
     let applied = b.read_history().await?;
     let mut done = Vec::new();
     for r in rows {
         let s = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-        let version: i64 = s(0).parse().map_err(|_| Error::Other(format!("{table}: unreadable version `{}`", s(0))))?;
-        let m = local.iter().find(|m| m.version == version).ok_or_else(|| Error::MissingFile { version, name: s(1) })?;
+        let version: i64 = s(0)
+            .parse()
+            .map_err(|_| Error::Other(format!("{table}: unreadable version `{}`", s(0))))?;
+        let m = local
+            .iter()
+            .find(|m| m.version == version)
+            .ok_or_else(|| Error::MissingFile { version, name: s(1) })?;
         // refinery hashes name, version and text with SipHash-1-3.
         let theirs = refinery_core::Migration::unapplied(&format!("V{}__{}", m.version, m.name), &m.sql)
             .map_err(|e| Error::Other(format!("{}: refinery cannot read this migration: {e}", m.path)))?
@@ -94,7 +111,14 @@ async fn import_refinery(b: &mut dyn Backend, local: Vec<Migration>, table: Stri
             continue;
         }
         b.write_history(&row(m, b.name())).await?;
-        b.log_event(version, "import-refinery", Some(&format!("refinery:{}", s(3))), Some(&m.checksum), Some(&format!("applied by refinery on {}", s(2)))).await?;
+        b.log_event(
+            version,
+            "import-refinery",
+            Some(&format!("refinery:{}", s(3))),
+            Some(&m.checksum),
+            Some(&format!("applied by refinery on {}", s(2))),
+        )
+        .await?;
         done.push(version);
     }
     Ok(done)

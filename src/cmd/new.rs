@@ -48,7 +48,12 @@ pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<i32> {
         source: e,
     })?;
     let shown = path.display().to_string();
-    report::done(&ctx.style, &mut std::io::stdout().lock(), &format!("created {shown}"), json!({"path": shown, "version": version}))?;
+    report::done(
+        &ctx.style,
+        &mut std::io::stdout().lock(),
+        &format!("created {shown}"),
+        json!({"path": shown, "version": version}),
+    )?;
     Ok(0)
 }
 

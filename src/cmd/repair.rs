@@ -15,14 +15,18 @@ pub async fn run(ctx: &super::Ctx) -> Result<i32> {
             let mut checksums = Vec::new();
             let mut cleared = Vec::new();
             for r in b.read_history().await? {
-                let Some(m) = local.iter().find(|m| m.version == r.version) else { continue };
+                let Some(m) = local.iter().find(|m| m.version == r.version) else {
+                    continue;
+                };
                 if r.status == Status::Applied && r.checksum != m.checksum {
                     b.set_checksum(r.version, &m.checksum).await?;
-                    b.log_event(r.version, "repair-checksum", Some(&r.checksum), Some(&m.checksum), None).await?;
+                    b.log_event(r.version, "repair-checksum", Some(&r.checksum), Some(&m.checksum), None)
+                        .await?;
                     checksums.push(r.version);
                 } else if r.status == Status::Failed {
                     b.delete_history(r.version).await?;
-                    b.log_event(r.version, "clear-failed", Some(&r.checksum), None, r.error.as_deref()).await?;
+                    b.log_event(r.version, "clear-failed", Some(&r.checksum), None, r.error.as_deref())
+                        .await?;
                     cleared.push(r.version);
                 }
             }
@@ -33,8 +37,17 @@ pub async fn run(ctx: &super::Ctx) -> Result<i32> {
     let msg = if checksums.is_empty() && cleared.is_empty() {
         "repair: nothing to repair".to_string()
     } else {
-        format!("repair: accepted {} changed checksum(s), cleared {} failed row(s)", checksums.len(), cleared.len())
+        format!(
+            "repair: accepted {} changed checksum(s), cleared {} failed row(s)",
+            checksums.len(),
+            cleared.len()
+        )
     };
-    report::done(&ctx.style, &mut std::io::stdout().lock(), &msg, json!({"checksums": checksums, "cleared": cleared}))?;
+    report::done(
+        &ctx.style,
+        &mut std::io::stdout().lock(),
+        &msg,
+        json!({"checksums": checksums, "cleared": cleared}),
+    )?;
     Ok(0)
 }

@@ -15,7 +15,10 @@ pub async fn run(ctx: &super::Ctx) -> Result<i32> {
     lint::gate(&local)?;
     let (applied, _, target) = runner::read_state(&ctx.cfg).await?;
     let entries = plan::status(&local, &applied);
-    let drift: Vec<_> = entries.iter().filter(|e| matches!(e.state, State::Changed | State::Missing)).collect();
+    let drift: Vec<_> = entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Changed | State::Missing))
+        .collect();
     let mut out = std::io::stdout().lock();
     if drift.is_empty() {
         let msg = format!("verified {} file(s) against {target}: no drift", local.len());
@@ -27,11 +30,30 @@ pub async fn run(ctx: &super::Ctx) -> Result<i32> {
     } else {
         for e in &drift {
             let _ = match e.state {
-                State::Changed => writeln_out(&mut out, &format!("changed: V{} {} ({}): applied {} but the file has {}", e.version, e.name, e.path.as_deref().unwrap_or("?"), e.applied_checksum.as_deref().unwrap_or("?"), e.file_checksum.as_deref().unwrap_or("?"))),
-                _ => writeln_out(&mut out, &format!("missing: V{} {} is applied but no file has this version", e.version, e.name)),
+                State::Changed => writeln_out(
+                    &mut out,
+                    &format!(
+                        "changed: V{} {} ({}): applied {} but the file has {}",
+                        e.version,
+                        e.name,
+                        e.path.as_deref().unwrap_or("?"),
+                        e.applied_checksum.as_deref().unwrap_or("?"),
+                        e.file_checksum.as_deref().unwrap_or("?")
+                    ),
+                ),
+                _ => writeln_out(
+                    &mut out,
+                    &format!("missing: V{} {} is applied but no file has this version", e.version, e.name),
+                ),
             };
         }
-        let _ = writeln_out(&mut out, &format!("{} drifted migration(s) on {target}; accept changed files with `chatmigrate repair`", drift.len()));
+        let _ = writeln_out(
+            &mut out,
+            &format!(
+                "{} drifted migration(s) on {target}; accept changed files with `chatmigrate repair`",
+                drift.len()
+            ),
+        );
     }
     Ok(1)
 }

@@ -1,0 +1,127 @@
+//! `new`, `baseline`, `verify`, help and exit codes.
+
+use crate::common::*;
+
+#[test]
+fn new_creates_timestamped_and_sequential_files() {
+    let dir = Dir::new();
+    let m = dir.path().to_str().unwrap();
+    let r = run_in(dir.path(), &["--migrations", m, "new", "add_users"], &[]);
+    r.assert_ok();
+    let files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let f = &files[0];
+    let version: i64 = f.strip_prefix('V').unwrap().split("__").next().unwrap().parse().unwrap();
+    assert!(version > 20_260_000_000_000 && f.ends_with("__add_users.sql"), "{f}");
+    assert_eq!(r.stdout, format!("created {}\n", dir.shown(f)));
+    let r = run_in(
+        dir.path(),
+        &["--migrations", m, "new", "next_one", "--sequential", "--no-transaction"],
+        &[],
+    );
+    r.assert_ok();
+    let p = dir.path().join(format!("V{}__next_one.sql", version + 1));
+    assert!(std::fs::read_to_string(p).unwrap().starts_with("-- chatmigrate:no-transaction\n"));
+    run_in(dir.path(), &["--migrations", m, "new", "bad-name"], &[])
+        .assert_error("invalid setting NAME: `bad-name` may hold only letters, digits and underscores (e.g. add_user_email)");
+}
+
+#[test]
+fn baseline_records_without_running() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    dir.write("V2__b.sql", "CREATE TABLE b (id int);\n");
+    dir.write("V3__c.sql", "CREATE TABLE c (id int);\n");
+    db.exec("CREATE TABLE a (id int); CREATE TABLE b (id int);");
+    let r = cm(&db, &dir, &["baseline", "--version", "2"]);
+    r.assert_ok();
+    assert_eq!(r.stdout, "baseline: recorded 2 migration(s) as applied without running them\n");
+    assert_eq!(db.history(), vec![(1, "applied".into(), 1), (2, "applied".into(), 1)]);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM chatmigrate_history_log WHERE action = 'baseline'"),
+        "2"
+    );
+    cm(&db, &dir, &["up"]).assert_ok();
+    assert_eq!(db.versions(), vec![1, 2, 3]);
+    cm(&db, &dir, &["baseline", "--version", "9"]).assert_error("--target 9: no migration file has that version");
+    let r = cm(&db, &dir, &["baseline"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--version <VERSION>|--from-refinery"), "{}", r.stderr);
+}
+
+#[test]
+fn baseline_from_refinery_imports_and_checks_refinery_checksums() {
+    let (db, dir) = (Db::new(), Dir::new());
+    let files = [
+        ("V1__first", "CREATE TABLE a (id int);\n"),
+        ("V2__second", "CREATE TABLE b (id int);\n"),
+    ];
+    db.exec("CREATE TABLE refinery_schema_history (version int4 PRIMARY KEY, name varchar(255), applied_on varchar(255), checksum varchar(255))");
+    for (i, (stem, sql)) in files.iter().enumerate() {
+        dir.write(&format!("{stem}.sql"), sql);
+        let sum = refinery_core::Migration::unapplied(stem, sql).unwrap().checksum();
+        let name = stem.split("__").nth(1).unwrap();
+        db.exec(&format!(
+            "INSERT INTO refinery_schema_history VALUES ({}, '{name}', '2025-01-01T00:00:00Z', '{sum}')",
+            i + 1
+        ));
+        db.exec(sql);
+    }
+    dir.write("V3__third.sql", "CREATE TABLE c (id int);\n");
+    let r = cm(&db, &dir, &["baseline", "--from-refinery"]);
+    r.assert_ok();
+    assert_eq!(r.stdout, "baseline: recorded 2 migration(s) as applied without running them\n");
+    assert_eq!(db.versions(), vec![1, 2]);
+    assert_eq!(
+        db.scalar("SELECT detail FROM chatmigrate_history_log WHERE version = 1"),
+        "applied by refinery on 2025-01-01T00:00:00Z"
+    );
+    cm(&db, &dir, &["up"]).assert_ok();
+    assert_eq!(db.versions(), vec![1, 2, 3]);
+
+    // A file that changed since refinery applied it is not adopted.
+    let other = Db::new();
+    other.exec("CREATE TABLE refinery_schema_history (version int4 PRIMARY KEY, name varchar(255), applied_on varchar(255), checksum varchar(255))");
+    other.exec("INSERT INTO refinery_schema_history VALUES (1, 'first', 'x', '12345')");
+    let r = cm(&other, &dir, &["baseline", "--from-refinery"]);
+    let ours = refinery_core::Migration::unapplied("V1__first", files[0].1).unwrap().checksum();
+    r.assert_error(&format!(
+        "{}: version 1 was applied with checksum refinery:12345 (first) but the file now has refinery:{ours} (first)",
+        dir.shown("V1__first.sql")
+    ));
+    assert!(other.versions().is_empty());
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let dir = Dir::new();
+    let r = run_in(dir.path(), &["--help"], &[]);
+    r.assert_ok();
+    for cmd in ["up", "status", "new", "verify", "baseline", "repair"] {
+        assert!(r.stdout.contains(&format!("  {cmd}")), "{}", r.stdout);
+    }
+    assert!(r.stdout.contains("Exit codes: 0 ok; 1"));
+    let r = run_in(dir.path(), &["up", "--bogus"], &[]);
+    assert_eq!(r.code, 2);
+    let r = run_in(dir.path(), &["--version"], &[]);
+    assert_eq!(r.stdout, format!("chatmigrate {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn color_is_off_without_a_terminal_and_forced_with_always() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    let r = cm(&db, &dir, &["up"]);
+    assert!(!r.stdout.contains('\x1b'));
+    let r = cm(&db, &dir, &["--color", "always", "status"]);
+    assert!(r.stdout.contains("\x1b[32mapplied"), "{}", r.stdout);
+    let r = run_in(
+        dir.path(),
+        &["--database-url", "postgres://u@127.0.0.1:1/x", "--color", "always", "status"],
+        &[],
+    );
+    assert!(r.stderr.starts_with("\x1b[1;31merror:\x1b[0m"), "{}", r.stderr);
+}

@@ -1,0 +1,114 @@
+//! Connection failures: bad URL, wrong password, unreachable server, missing
+//! database. None of them may print the password.
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+#[test]
+fn bad_url_is_reported_without_the_password() {
+    let dir = Dir::new();
+    let r = run_in(
+        dir.path(),
+        &["--database-url", "postgres://app:Sup3rSecret@db:notaport/x", "status"],
+        &[],
+    );
+    r.assert_error("invalid database URL postgres://app:***@db:notaport/x: invalid value for option `port`");
+    assert!(!r.output().contains("Sup3rSecret"));
+    let r = run_in(dir.path(), &["--database-url", "mysql://app:Sup3rSecret@db/x", "status"], &[]);
+    r.assert_error("invalid database URL mysql://app:***@db/x: expected a postgres:// or postgresql:// URL");
+    assert!(!r.output().contains("Sup3rSecret"));
+    let r = run_in(
+        dir.path(),
+        &["--database-url", "postgres://app:Sup3rSecret@db/x?sslmode=bogus", "status"],
+        &[],
+    );
+    r.assert_error("invalid database URL postgres://app:***@db/x?sslmode=bogus: sslmode `bogus` is not one of disable, prefer, require, verify-ca, verify-full");
+    assert!(!r.output().contains("Sup3rSecret"));
+}
+
+#[test]
+fn wrong_password_never_reaches_output() {
+    let db = Db::new();
+    let dir = Dir::new();
+    let bad = db.url.replace(&format!(":{}@", server_password()), ":Wr0ngPassw0rd@");
+    assert_ne!(bad, db.url);
+    for args in [vec!["up"], vec!["status"], vec!["--format", "json", "up"], vec!["-v", "verify"]] {
+        let mut full = vec!["--database-url", bad.as_str()];
+        full.extend(args.iter());
+        let r = run_in(dir.path(), &full, &[]);
+        assert_eq!(r.code, 2, "{r:#?}");
+        assert!(
+            r.stderr
+                .contains("password authentication failed for user \"postgres\" (SQLSTATE 28P01)"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.output().contains("Wr0ngPassw0rd"), "password leaked: {}", r.output());
+        assert!(!r.output().contains(&server_password()));
+    }
+    // Via PGPASSWORD too.
+    let plain = db.url.replace(&format!(":{}@", server_password()), "@");
+    let r = run_in(
+        dir.path(),
+        &["--database-url", &plain, "status"],
+        &[("PGPASSWORD", "Wr0ngPassw0rd")],
+    );
+    assert_eq!(r.code, 2);
+    assert!(!r.output().contains("Wr0ngPassw0rd"));
+    assert!(db.versions().is_empty());
+}
+
+#[test]
+fn unreachable_server_fails_in_bounded_time() {
+    // A listener that accepts and never answers: the startup hangs.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < until {
+            if let Ok((s, _)) = listener.accept() {
+                conns.push(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let dir = Dir::new();
+    let url = format!("postgres://u:Sup3rSecret@127.0.0.1:{port}/x?connect_timeout=2");
+    let started = Instant::now();
+    let r = run_in(dir.path(), &["--database-url", &url, "status"], &[]);
+    let took = started.elapsed();
+    r.assert_error(&format!("cannot connect to u@127.0.0.1:{port}/x: no answer within 2 s"));
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert!(!r.output().contains("Sup3rSecret"));
+    // Nothing listening at all: refused at once.
+    drop(held);
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let r = run_in(
+        dir.path(),
+        &["--database-url", &format!("postgres://u@127.0.0.1:{free}/x"), "status"],
+        &[],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with(&format!("error: cannot connect to u@127.0.0.1:{free}/x: ")),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn missing_database_points_to_create_database() {
+    let name = Db::fresh_name();
+    let db = Db::adopt(&name);
+    let r = cm_embedded(&db, &["up"]);
+    r.assert_error(&format!("database `{name}` does not exist on 127.0.0.1:{}", crate::schema::port()));
+    assert_eq!(r.hint(), "hint: create it with `chatmigrate up --create-database`");
+    // status still works and shows everything pending.
+    let s = cm_embedded(&db, &["status", "--exit-code"]);
+    assert_eq!(s.code, 1);
+    assert!(s.stdout.starts_with("database does not exist yet"), "{}", s.stdout);
+    std::mem::forget(db);
+}

@@ -1,0 +1,14 @@
+//! The one integration-test binary. Every test talks to the real PostgreSQL
+//! 18 + pgvector started by scripts/test.sh (CHATMIGRATE_TEST_PG_URL), in a
+//! database of its own, and runs the real `chatmigrate` binary.
+
+mod common;
+
+mod cli_commands;
+mod config_errors;
+mod connect_errors;
+mod drift;
+mod files;
+mod library;
+mod running;
+mod schema;
