@@ -47,6 +47,7 @@ pub struct EnvFile {
     pub connect_timeout: Option<String>,
     pub lock_timeout: Option<String>,
     pub statement_timeout: Option<String>,
+    pub lock_retries: Option<u32>,
     pub create_database: Option<bool>,
     pub maintenance_db: Option<String>,
     pub group_commit: Option<bool>,
@@ -168,6 +169,8 @@ pub struct Config {
     pub lock_timeout: Option<Duration>,
     /// `SET LOCAL statement_timeout`; `None` = off.
     pub statement_timeout: Option<Duration>,
+    /// Retries of a transactional migration that failed on lock_timeout (55P03).
+    pub lock_retries: u32,
     pub create_database: bool,
     pub maintenance_db: String,
     /// Commit all but the last migration of a run with
@@ -235,6 +238,7 @@ impl Config {
             lock_wait: Duration::from_secs(60),
             lock_timeout: Some(Duration::from_secs(5)),
             statement_timeout: None,
+            lock_retries: 3,
             create_database: false,
             maintenance_db: "postgres".into(),
             group_commit: true,
@@ -443,6 +447,9 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(v) = &e.statement_timeout {
         c.statement_timeout = optional_duration("statement_timeout", v)?;
+    }
+    if let Some(v) = e.lock_retries {
+        c.lock_retries = v;
     }
     if let Some(v) = e.create_database {
         c.create_database = v;

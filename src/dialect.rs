@@ -15,6 +15,8 @@ pub enum Value {
     Text(String),
     Bool(bool),
     Null,
+    /// A text[] array, each element escaped.
+    TextArray(Vec<String>),
     /// A fixed SQL expression from `dialects/` (never user input).
     Expr(&'static str),
 }
@@ -31,6 +33,10 @@ impl Value {
             Value::Text(s) => escape_literal(s),
             Value::Bool(b) => b.to_string(),
             Value::Null => "NULL".into(),
+            Value::TextArray(items) => format!(
+                "ARRAY[{}]::text[]",
+                items.iter().map(|s| escape_literal(s)).collect::<Vec<_>>().join(", ")
+            ),
             Value::Expr(e) => e.trim().to_string(),
         }
     }
@@ -159,6 +165,17 @@ impl Dialect {
 
     pub fn database_exists(name: &str) -> String {
         Self::bind(sql!("database_exists"), &[Value::Text(name.to_string())])
+    }
+
+    /// The qualified name of an INVALID index (left by a failed CONCURRENTLY
+    /// build) with this name, in `schema` or the current schema.
+    pub fn invalid_index(name: &str, schema: Option<&str>) -> String {
+        Self::bind(sql!("invalid_index"), &[Value::Text(name.to_string()), Value::opt_text(schema)])
+    }
+
+    /// Sessions holding locks on these tables: who blocks a migration.
+    pub fn lock_blockers(tables: &[String]) -> String {
+        Self::bind(sql!("lock_blockers"), &[Value::TextArray(tables.to_vec())])
     }
 
     /// Server-side elapsed time of the current transaction, in ms.

@@ -130,8 +130,15 @@ pub enum Error {
     ConnectionLost { context: String, message: String },
     #[error("could not take the migration lock within {secs} s{holder}")]
     LockTimeout { secs: u64, holder: String },
-    #[error("interrupted by {signal}; {applied} migration(s) applied before the interruption")]
-    Interrupted { signal: String, applied: usize },
+    #[error("interrupted by {signal}: {applied} migration(s) applied in this run; {stopped}")]
+    Interrupted { signal: String, applied: usize, stopped: String },
+    #[error("{location}: version {version} could not get its locks after {attempts} attempt(s) (lock_timeout){blockers}")]
+    LockNotAvailable {
+        location: Location,
+        version: i64,
+        attempts: u32,
+        blockers: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -182,15 +189,23 @@ impl Error {
                 "run `chatmigrate status`, then `chatmigrate up` again: the migration in flight was not recorded".into()
             }
             LockTimeout { .. } => "another chatmigrate is running; wait for it, or raise --lock-wait".into(),
-            Interrupted { .. } => "run `chatmigrate status` to see what is applied, then `chatmigrate up`".into(),
+            Interrupted { .. } => "run `chatmigrate status` to see what is applied, then `chatmigrate up` to continue".into(),
+            LockNotAvailable { .. } => {
+                "end or wait for the blocking session, or raise lock_timeout / lock_retries, then run `chatmigrate up` again".into()
+            }
             Other(_) => return None,
         })
     }
 
-    /// Process exit code for this error. Errors are always 2; 1 is reserved
-    /// for "ran fine and found something" (pending, drift).
+    /// Process exit code for this error: 2, or 130/143 after SIGINT/SIGTERM;
+    /// 1 is reserved for "ran fine and found something" (pending, drift).
     pub fn exit_code(&self) -> i32 {
-        2
+        match self {
+            // The shell's convention: 128 + signal number.
+            Error::Interrupted { signal, .. } if signal == "SIGINT" => 130,
+            Error::Interrupted { signal, .. } if signal == "SIGTERM" => 143,
+            _ => 2,
+        }
     }
 
     /// A short machine-readable kind, used in JSON output.
@@ -216,7 +231,7 @@ impl Error {
             ChecksumDrift { .. } | MissingFile { .. } | OutOfOrder { .. } | FailedMigration { .. } | UnknownTarget { .. } => "plan",
             Connect { .. } | ConnectTimeout { .. } | DatabaseMissing { .. } | ConnectionLost { .. } => "connect",
             Migration { .. } | Db { .. } => "database",
-            LockTimeout { .. } => "lock",
+            LockTimeout { .. } | LockNotAvailable { .. } => "lock",
             Interrupted { .. } => "interrupted",
             Other(_) => "other",
         }

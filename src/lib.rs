@@ -96,6 +96,7 @@ impl Migrator {
         let opts = runner::UpOptions {
             target: self.target,
             dry_run: false,
+            handle_signals: false,
         };
         runner::up(&self.config, &mut local, &opts, &mut |_| {}).await
     }

@@ -78,6 +78,23 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
             a.name,
             applied_detail(a)
         ),
+        Event::DroppedInvalidIndex { version, index } => {
+            writeln!(
+                out,
+                "V{version}: dropped invalid index {index} left by an earlier failed CONCURRENTLY build; building it again"
+            )
+        }
+        Event::LockRetry {
+            version,
+            name,
+            attempt,
+            of,
+            wait_ms,
+        } => writeln!(
+            out,
+            "V{version} {name}: lock_timeout on attempt {attempt} of {of}; rolled back, retrying in {}",
+            duration_ms(*wait_ms)
+        ),
     }
 }
 

@@ -8,20 +8,26 @@
 
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use crate::backend::{self, Backend, ExecError};
 use crate::config::Config;
 use crate::dialect::{quote, Dialect};
 use crate::error::{Error, Result};
 use crate::history::{Row, Status, TOOL_VERSION};
-use crate::lint;
 use crate::migration::{Migration, TxMode};
 use crate::plan::{self, Plan, Step};
+use crate::{lint, sql};
 
 /// What `up` is asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
     pub target: Option<i64>,
     pub dry_run: bool,
+    /// Catch SIGINT/SIGTERM: roll back the transactional migration in
+    /// flight, or finish the current statement of a non-transactional one,
+    /// then stop. The CLI sets this; a library caller decides for itself.
+    pub handle_signals: bool,
 }
 
 /// Progress, as it happens.
@@ -42,6 +48,20 @@ pub enum Event {
         total: usize,
     },
     Applied(Applied),
+    /// A CONCURRENTLY build that failed earlier left an INVALID index; it is
+    /// dropped before the statement runs again.
+    DroppedInvalidIndex {
+        version: i64,
+        index: String,
+    },
+    /// A transactional migration hit lock_timeout and is retried.
+    LockRetry {
+        version: i64,
+        name: String,
+        attempt: u32,
+        of: u32,
+        wait_ms: u64,
+    },
 }
 
 /// One migration that ran in this run.
@@ -87,11 +107,18 @@ async fn connect_target(cfg: &Config, dry_run: bool, events: &mut dyn FnMut(&Eve
             events(&Event::CreatingDatabase { name: name.clone() });
             let mut m = backend::connect(cfg, Some(&cfg.maintenance_db)).await?;
             let r = async {
-                if !m.database_exists(&name).await? {
+                // Concurrent runners: one creates it, the others see 42P04
+                // (exists) or 55006 (template busy while another copies it).
+                for attempt in 0.. {
+                    if m.database_exists(&name).await? {
+                        return Ok(());
+                    }
                     match m.execute(&format!("CREATE DATABASE {}", quote(&name))).await {
-                        Ok(()) => {}
-                        // Another runner created it a moment ago.
-                        Err(ExecError::Statement { error, .. }) if error.code == "42P04" => {}
+                        Ok(()) => return Ok(()),
+                        Err(ExecError::Statement { error, .. }) if error.code == "42P04" => return Ok(()),
+                        Err(ExecError::Statement { error, .. }) if error.code == "55006" && attempt < 50 => {
+                            tokio::time::sleep(Duration::from_millis(50) + backend::postgres::jitter(Duration::from_millis(150))).await;
+                        }
                         Err(e) => return Err(e.into_error("CREATE DATABASE")),
                     }
                 }
@@ -128,7 +155,8 @@ pub async fn up(cfg: &Config, local: &mut [Migration], opts: &UpOptions, events:
         report.dry_run.extend(dry_run(cfg, &dialect, "postgres", local, &plan));
         return Ok(report);
     };
-    let result = up_on(&mut *b, cfg, local, opts, events, &mut report).await;
+    let signal = signal_watch(opts.handle_signals);
+    let result = up_on(&mut *b, cfg, local, opts, events, &mut report, signal).await;
     // Release the lock on every path, then close: an idle connection keeps a
     // serverless cluster awake.
     let unlocked = b.unlock().await;
@@ -154,6 +182,61 @@ fn prepare_and_lint(local: &mut [Migration], plan: &Plan) -> Result<()> {
     lint::gate(&pending)
 }
 
+/// Resolves to the signal's name once SIGINT or SIGTERM arrives (never, when
+/// signals are not handled).
+fn signal_watch(enabled: bool) -> watch::Receiver<Option<&'static str>> {
+    let (tx, rx) = watch::channel(None);
+    if enabled {
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            let name = {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = int.recv() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                }
+            };
+            #[cfg(not(unix))]
+            let name = {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            };
+            let _ = tx.send(Some(name));
+            // Keep the sender alive so receivers keep seeing the value.
+            std::future::pending::<()>().await;
+        });
+    }
+    rx
+}
+
+async fn signalled(rx: &mut watch::Receiver<Option<&'static str>>) -> &'static str {
+    loop {
+        if let Some(s) = *rx.borrow_and_update() {
+            return s;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Runs `fut` unless a signal comes first (only where dropping `fut` is
+/// harmless: waiting for the lock).
+async fn or_signal<T>(
+    fut: impl std::future::Future<Output = Result<T>>,
+    rx: &mut watch::Receiver<Option<&'static str>>,
+    applied: usize,
+    stopped: &str,
+) -> Result<T> {
+    tokio::select! {
+        r = fut => r,
+        s = signalled(rx) => Err(Error::Interrupted { signal: s.into(), applied, stopped: stopped.into() }),
+    }
+}
+
 async fn up_on(
     b: &mut dyn Backend,
     cfg: &Config,
@@ -161,6 +244,7 @@ async fn up_on(
     opts: &UpOptions,
     events: &mut dyn FnMut(&Event),
     report: &mut UpReport,
+    mut sig: watch::Receiver<Option<&'static str>>,
 ) -> Result<()> {
     report.target = b.target();
     let popts = plan_options(cfg, opts);
@@ -177,7 +261,8 @@ async fn up_on(
         return Ok(());
     }
 
-    b.lock(cfg.lock_wait).await?;
+    let nothing = "nothing was applied";
+    or_signal(b.lock(cfg.lock_wait), &mut sig, 0, nothing).await?;
     b.ensure_history().await?;
     // Another runner may have applied some while we waited.
     let applied = b.read_history().await?;
@@ -187,6 +272,14 @@ async fn up_on(
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {
         let m = &local[step.index];
+        let left = plan.steps.len() - i;
+        if let Some(s) = *sig.borrow() {
+            return Err(Error::Interrupted {
+                signal: s.into(),
+                applied: report.applied.len(),
+                stopped: format!("{left} pending migration(s) not started"),
+            });
+        }
         let started = Instant::now();
         match m.tx_mode() {
             TxMode::Transaction => {
@@ -195,7 +288,20 @@ async fn up_on(
                     name: m.name.clone(),
                     tx: TxMode::Transaction,
                 });
-                run_transactional(b, cfg, m, step, i == last).await?;
+                let outcome = run_transactional(b, cfg, m, step, i == last, events, &mut sig).await;
+                if let Err(Error::Interrupted { signal, .. }) = outcome {
+                    return Err(Error::Interrupted {
+                        signal,
+                        applied: report.applied.len(),
+                        stopped: format!(
+                            "V{} {} was rolled back; {} later migration(s) not started",
+                            m.version,
+                            m.name,
+                            left - 1
+                        ),
+                    });
+                }
+                outcome?;
             }
             TxMode::NoTransaction => {
                 if step.resume_from > 0 {
@@ -212,7 +318,20 @@ async fn up_on(
                         tx: TxMode::NoTransaction,
                     });
                 }
-                run_statements(b, m, step).await?;
+                let done = run_statements(b, m, step, events, &sig).await?;
+                if done < m.statements.len() {
+                    return Err(Error::Interrupted {
+                        signal: sig.borrow().unwrap_or("SIGINT").into(),
+                        applied: report.applied.len(),
+                        stopped: format!(
+                            "V{} {} stopped after statement {done} of {} (recorded as partial; `up` resumes it); {} later migration(s) not started",
+                            m.version,
+                            m.name,
+                            m.statements.len(),
+                            left - 1
+                        ),
+                    });
+                }
             }
         }
         let a = Applied {
@@ -265,33 +384,140 @@ fn new_row(m: &Migration, backend: &str, status: Status, done: usize, out_of_ord
     }
 }
 
-async fn run_transactional(b: &mut dyn Backend, cfg: &Config, m: &Migration, step: &Step, last: bool) -> Result<()> {
+async fn run_transactional(
+    b: &mut dyn Backend,
+    cfg: &Config,
+    m: &Migration,
+    step: &Step,
+    last: bool,
+    events: &mut dyn FnMut(&Event),
+    sig: &mut watch::Receiver<Option<&'static str>>,
+) -> Result<()> {
     let prelude = prelude(cfg, m, last);
     let mut statements: Vec<&str> = prelude.iter().map(String::as_str).collect();
     statements.extend(m.statements.iter().map(|s| s.sql.as_str()));
     let row = new_row(m, b.name(), Status::Applied, m.statements.len(), step.out_of_order);
-    match b.run_transaction(&statements, &row).await {
-        Ok(()) => Ok(()),
-        Err(ExecError::Statement { index, error }) if index >= prelude.len() => {
-            let i = index - prelude.len();
-            Err(Error::Migration {
-                location: m.location(i, error.offset.unwrap_or(0)),
-                version: m.version,
-                error: Box::new(error),
-            })
+    let attempts = cfg.lock_retries + 1;
+    let mut backoff = Duration::from_millis(500);
+    for attempt in 1..=attempts {
+        let canceller = b.canceller();
+        let mut interrupted = None;
+        let result = {
+            let fut = b.run_transaction(&statements, &row);
+            tokio::pin!(fut);
+            tokio::select! {
+                r = &mut fut => r,
+                s = signalled(sig) => {
+                    // Cancel the statement in flight: the server rolls the
+                    // transaction back (unless COMMIT already ran).
+                    interrupted = Some(s);
+                    if let Some(cancel) = &canceller {
+                        cancel().await;
+                    }
+                    fut.await
+                }
+            }
+        };
+        if let Some(s) = interrupted {
+            if result.is_ok() {
+                // COMMIT won the race: it is applied and recorded.
+                return Ok(());
+            }
+            return Err(Error::Interrupted {
+                signal: s.into(),
+                applied: 0,
+                stopped: String::new(),
+            });
         }
-        Err(ExecError::Statement { error, .. }) => Err(Error::Migration {
-            location: m.location(0, 0),
-            version: m.version,
-            error: Box::new(error),
-        }),
-        Err(e) => Err(e.into_error(&format!("{} (version {})", m.path, m.version))),
+        match result {
+            Ok(()) => return Ok(()),
+            Err(ExecError::Statement { error, .. }) if error.code == "55P03" && attempt < attempts => {
+                let wait = backoff / 2 + backend::postgres::jitter(backoff);
+                events(&Event::LockRetry {
+                    version: m.version,
+                    name: m.name.clone(),
+                    attempt,
+                    of: attempts,
+                    wait_ms: wait.as_millis() as u64,
+                });
+                tokio::time::sleep(wait).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(ExecError::Statement { index, error }) if error.code == "55P03" => {
+                let i = index.saturating_sub(prelude.len());
+                let rows = b.query(&Dialect::lock_blockers(&sql::tables(&m.sql))).await.unwrap_or_default();
+                let blockers: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        let f = |k: usize| r.get(k).cloned().flatten().unwrap_or_default();
+                        format!("pid {} ({}, {}) holds {} on {}: {}", f(0), f(1), f(2), f(5), f(4), f(3))
+                    })
+                    .collect();
+                return Err(Error::LockNotAvailable {
+                    location: m.location(i, 0),
+                    version: m.version,
+                    attempts,
+                    blockers: if blockers.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; blocking: {}", blockers.join("; "))
+                    },
+                });
+            }
+            Err(ExecError::Statement { index, error }) => {
+                let (i, offset) = if index >= prelude.len() {
+                    (index - prelude.len(), error.offset.unwrap_or(0))
+                } else {
+                    (0, 0)
+                };
+                return Err(Error::Migration {
+                    location: m.location(i, offset),
+                    version: m.version,
+                    error: Box::new(error),
+                });
+            }
+            Err(ExecError::Lost { message }) => return Err(resolve_lost(cfg, m, message).await),
+            Err(e) => return Err(e.into_error(&format!("{} (version {})", m.path, m.version))),
+        }
     }
+    unreachable!("the last attempt always returns")
+}
+
+/// The connection dropped while a transactional migration was in flight:
+/// whether its COMMIT happened is unknown to the transport. Never re-send
+/// blindly: look at the history on a fresh connection.
+async fn resolve_lost(cfg: &Config, m: &Migration, message: String) -> Error {
+    let verdict = async {
+        let mut b = backend::connect(cfg, None).await.ok()?;
+        let rows = b.read_history().await.ok();
+        b.close().await;
+        Some(rows?.iter().any(|r| r.version == m.version && r.status == Status::Applied))
+    };
+    let verdict = tokio::time::timeout(Duration::from_secs(10), verdict).await.ok().flatten();
+    let context = match verdict {
+        Some(false) => format!("V{} {} (the server rolled it back: it is not applied)", m.version, m.name),
+        Some(true) => format!(
+            "V{} {} (its COMMIT reached the server: it is applied and recorded)",
+            m.version, m.name
+        ),
+        None => format!(
+            "V{} {} (could not reconnect to check whether it was applied: run `chatmigrate status`)",
+            m.version, m.name
+        ),
+    };
+    Error::ConnectionLost { context, message }
 }
 
 /// Runs a non-transactional migration statement by statement, recording
 /// progress after each so an interrupted run resumes at the right place.
-async fn run_statements(b: &mut dyn Backend, m: &Migration, step: &Step) -> Result<()> {
+/// Returns how many statements are done (fewer than all after a signal).
+async fn run_statements(
+    b: &mut dyn Backend,
+    m: &Migration,
+    step: &Step,
+    events: &mut dyn FnMut(&Event),
+    sig: &watch::Receiver<Option<&'static str>>,
+) -> Result<usize> {
     let total = m.statements.len();
     let mut row = new_row(m, b.name(), Status::Partial, step.resume_from, step.out_of_order);
     if step.resume_from == 0 {
@@ -308,7 +534,25 @@ async fn run_statements(b: &mut dyn Backend, m: &Migration, step: &Step) -> Resu
         }
     }
     for i in step.resume_from..total {
+        if i > step.resume_from && sig.borrow().is_some() {
+            // Stop between statements; progress is already recorded.
+            return Ok(i);
+        }
         let s = &m.statements[i];
+        if let Some((name, schema)) = sql::concurrent_index(s) {
+            // A failed or killed CONCURRENTLY build leaves an INVALID index
+            // that IF NOT EXISTS would silently accept: drop it first.
+            let found = b.query(&Dialect::invalid_index(&name, schema.as_deref())).await?;
+            if let Some(qualified) = found.first().and_then(|r| r.first().cloned().flatten()) {
+                b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
+                    .await
+                    .map_err(|e| e.into_error(&format!("{}: dropping the invalid index {qualified}", m.path)))?;
+                events(&Event::DroppedInvalidIndex {
+                    version: m.version,
+                    index: qualified,
+                });
+            }
+        }
         let started = Instant::now();
         let result = b.execute(&s.sql).await;
         row.execution_ms = started.elapsed().as_millis() as i64;
@@ -334,7 +578,7 @@ async fn run_statements(b: &mut dyn Backend, m: &Migration, step: &Step) -> Resu
             Err(e) => return Err(e.into_error(&format!("{} statement {}", m.path, i + 1))),
         }
     }
-    Ok(())
+    Ok(total)
 }
 
 /// The exact statements `up` would send, in order, with the transaction

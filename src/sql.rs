@@ -161,6 +161,26 @@ fn clean(message: &str) -> String {
         .to_string()
 }
 
+/// The tables a piece of SQL reads or writes (for naming lock blockers).
+pub fn tables(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = pg_query::parse(text, 0).map(|p| p.tables()).unwrap_or_default();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The index a `CREATE INDEX CONCURRENTLY` statement builds: (name, schema
+/// of its table), when the statement names it.
+pub fn concurrent_index(s: &Statement) -> Option<(String, Option<String>)> {
+    match s.node.as_ref()? {
+        NodeEnum::IndexStmt(i) if i.concurrent && !i.idxname.is_empty() => {
+            let schema = i.relation.as_ref().map(|r| r.schemaname.clone()).filter(|s| !s.is_empty());
+            Some((i.idxname.clone(), schema))
+        }
+        _ => None,
+    }
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 pub fn location(path: &str, text: &str, offset: usize) -> Location {
     let offset = offset.min(text.len());

@@ -24,6 +24,9 @@ use crate::config::{BackendKind, Config};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 
+/// Cancels the statement in flight on the backend it came from.
+pub type Canceller = Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
 /// How the migration lock is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -96,6 +99,11 @@ pub trait Backend: Send {
     async fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>>;
     /// Does a database of this name exist on the server?
     async fn database_exists(&mut self, name: &str) -> Result<bool>;
+
+    /// A handle that cancels the statement in flight (used on SIGINT/SIGTERM
+    /// so a transactional migration rolls back); `None` if the transport
+    /// cannot cancel.
+    fn canceller(&self) -> Option<Canceller>;
 
     /// Closes the connection(s). Idle connections keep a serverless cluster
     /// awake, so every run ends with this.

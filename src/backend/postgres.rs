@@ -16,7 +16,7 @@ use tokio_postgres::config::{SslMode as PgSslMode, TargetSessionAttrs};
 use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::{Backend, Capabilities, ExecError, LockKind};
+use super::{Backend, Canceller, Capabilities, ExecError, LockKind};
 use crate::config::{Config, SslMode};
 use crate::dialect::{Dialect, Value};
 use crate::error::{DbError, Error, Result};
@@ -26,10 +26,18 @@ use crate::sql::char_pos_to_byte;
 pub struct Postgres {
     client: Client,
     conn: tokio::task::JoinHandle<()>,
+    /// The dedicated connection holding the session advisory lock.
+    lock_conn: Option<(Client, tokio::task::JoinHandle<()>)>,
+    tls: Option<postgres_native_tls::MakeTlsConnector>,
+    cfg: Config,
+    dbname: String,
     dialect: Dialect,
     target: String,
-    locked: bool,
 }
+
+/// One open connection: the client, its driver task, and the TLS connector
+/// used (needed again for cancel requests).
+type Opened = (Client, tokio::task::JoinHandle<()>, Option<postgres_native_tls::MakeTlsConnector>);
 
 /// Copies a server error out of the driver's type.
 fn db_error(e: &tokio_postgres::Error, sql: Option<&str>) -> Option<DbError> {
@@ -94,78 +102,88 @@ fn tls_connector(cfg: &Config) -> Result<native_tls::TlsConnector> {
     b.build().map_err(|e| Error::Other(format!("TLS set-up failed: {e}")))
 }
 
+/// Opens one connection (TCP or socket, TLS per sslmode, password), with a
+/// timeout around the whole connect: TCP, TLS, start-up and authentication.
+async fn open(cfg: &Config, dbname: &str) -> Result<Opened> {
+    let pg = &cfg.pg;
+    let target = format!("{}@{}:{}/{}", pg.user, pg.host, pg.port, dbname);
+    let mut c = tokio_postgres::Config::new();
+    c.host(&pg.host)
+        .port(pg.port)
+        .user(&pg.user)
+        .dbname(dbname)
+        .application_name(&pg.application_name);
+    c.connect_timeout(pg.connect_timeout);
+    c.target_session_attrs(TargetSessionAttrs::ReadWrite);
+    if let Some(p) = &pg.password {
+        c.password(p.expose());
+    }
+    let mode = pg.effective_sslmode();
+    c.ssl_mode(match mode {
+        SslMode::Disable => PgSslMode::Disable,
+        SslMode::Prefer => PgSslMode::Prefer,
+        _ => PgSslMode::Require,
+    });
+    let fail = |message: String| Error::Connect {
+        target: target.clone(),
+        message,
+    };
+    // A bad CA bundle fails here, before the network is tried.
+    let tls = if mode == SslMode::Disable || pg.host.starts_with('/') {
+        None
+    } else {
+        Some(postgres_native_tls::MakeTlsConnector::new(tls_connector(cfg)?))
+    };
+    let attempt = async {
+        let (client, handle) = match tls.clone() {
+            None => {
+                let (client, conn) = c.connect(tokio_postgres::NoTls).await?;
+                (client, tokio::spawn(async move { drop(conn.await) }))
+            }
+            Some(tls) => {
+                let (client, conn) = c.connect(tls).await?;
+                (client, tokio::spawn(async move { drop(conn.await) }))
+            }
+        };
+        Ok::<_, tokio_postgres::Error>((client, handle))
+    };
+    let (client, conn) = match tokio::time::timeout(pg.connect_timeout, attempt).await {
+        Err(_) => {
+            return Err(Error::ConnectTimeout {
+                target,
+                secs: pg.connect_timeout.as_secs(),
+            })
+        }
+        Ok(Err(e)) => {
+            if let Some(d) = db_error(&e, None) {
+                if d.code == "3D000" {
+                    return Err(Error::DatabaseMissing {
+                        name: dbname.to_string(),
+                        target: format!("{}:{}", pg.host, pg.port),
+                    });
+                }
+                return Err(fail(format!("{} (SQLSTATE {})", d.message, d.code)));
+            }
+            return Err(fail(e.to_string()));
+        }
+        Ok(Ok(x)) => x,
+    };
+    Ok((client, conn, tls))
+}
+
 impl Postgres {
     pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<Postgres> {
-        let pg = &cfg.pg;
-        let dbname = dbname.unwrap_or(&pg.dbname);
-        let target = format!("{}@{}:{}/{}", pg.user, pg.host, pg.port, dbname);
-        let mut c = tokio_postgres::Config::new();
-        c.host(&pg.host)
-            .port(pg.port)
-            .user(&pg.user)
-            .dbname(dbname)
-            .application_name(&pg.application_name);
-        c.connect_timeout(pg.connect_timeout);
-        c.target_session_attrs(TargetSessionAttrs::ReadWrite);
-        if let Some(p) = &pg.password {
-            c.password(p.expose());
-        }
-        let mode = pg.effective_sslmode();
-        c.ssl_mode(match mode {
-            SslMode::Disable => PgSslMode::Disable,
-            SslMode::Prefer => PgSslMode::Prefer,
-            _ => PgSslMode::Require,
-        });
-        let fail = |message: String| Error::Connect {
-            target: target.clone(),
-            message,
-        };
-        // A bad CA bundle fails here, before the network is tried.
-        let tls = if mode == SslMode::Disable || pg.host.starts_with('/') {
-            None
-        } else {
-            Some(postgres_native_tls::MakeTlsConnector::new(tls_connector(cfg)?))
-        };
-        let attempt = async {
-            let (client, handle) = match tls {
-                None => {
-                    let (client, conn) = c.connect(tokio_postgres::NoTls).await?;
-                    (client, tokio::spawn(async move { drop(conn.await) }))
-                }
-                Some(tls) => {
-                    let (client, conn) = c.connect(tls).await?;
-                    (client, tokio::spawn(async move { drop(conn.await) }))
-                }
-            };
-            Ok::<_, tokio_postgres::Error>((client, handle))
-        };
-        let (client, conn) = match tokio::time::timeout(pg.connect_timeout, attempt).await {
-            Err(_) => {
-                return Err(Error::ConnectTimeout {
-                    target,
-                    secs: pg.connect_timeout.as_secs(),
-                })
-            }
-            Ok(Err(e)) => {
-                if let Some(d) = db_error(&e, None) {
-                    if d.code == "3D000" {
-                        return Err(Error::DatabaseMissing {
-                            name: dbname.to_string(),
-                            target: format!("{}:{}", pg.host, pg.port),
-                        });
-                    }
-                    return Err(fail(format!("{} (SQLSTATE {})", d.message, d.code)));
-                }
-                return Err(fail(e.to_string()));
-            }
-            Ok(Ok(x)) => x,
-        };
+        let dbname = dbname.unwrap_or(&cfg.pg.dbname).to_string();
+        let (client, conn, tls) = open(cfg, &dbname).await?;
         Ok(Postgres {
             client,
             conn,
-            dialect: Dialect::postgres(&cfg.history, dbname),
-            target,
-            locked: false,
+            lock_conn: None,
+            tls,
+            cfg: cfg.clone(),
+            target: format!("{}@{}:{}/{}", cfg.pg.user, cfg.pg.host, cfg.pg.port, dbname),
+            dialect: Dialect::postgres(&cfg.history, &dbname),
+            dbname,
         })
     }
 
@@ -261,30 +279,52 @@ impl Backend for Postgres {
     }
 
     async fn lock(&mut self, wait: Duration) -> Result<()> {
+        if self.lock_conn.is_some() {
+            return Ok(());
+        }
+        // A connection of its own: it never runs a migration statement and
+        // never sits in a transaction, so a CONCURRENTLY build in this or any
+        // other runner never waits for it.
+        let (client, handle, _) = open(&self.cfg, &self.dbname).await?;
         let start = Instant::now();
         let mut backoff = Duration::from_millis(20);
         let sql = self.dialect.try_lock();
         loop {
-            let rows = self.simple(&sql, "taking the migration lock").await?;
-            if rows.first().and_then(|r| r.first()).cloned().flatten().as_deref() == Some("t") {
-                self.locked = true;
+            let got = client.simple_query(&sql).await.map_err(|e| Error::ConnectionLost {
+                context: "taking the migration lock".into(),
+                message: e.to_string(),
+            })?;
+            let granted = got.iter().any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("t")));
+            if granted {
+                self.lock_conn = Some((client, handle));
                 return Ok(());
             }
             if start.elapsed() >= wait {
+                let holder = self.lock_holder().await;
+                drop(client);
+                let _ = handle.await;
                 return Err(Error::LockTimeout {
                     secs: wait.as_secs(),
-                    holder: self.lock_holder().await,
+                    holder,
                 });
             }
-            tokio::time::sleep(backoff / 2 + jitter(backoff)).await;
+            // Poll with jittered backoff, up to 1 s between attempts.
+            let remaining = wait.saturating_sub(start.elapsed());
+            tokio::time::sleep((backoff / 2 + jitter(backoff)).min(remaining)).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }
     }
 
     async fn unlock(&mut self) -> Result<()> {
-        if self.locked {
-            self.simple(&self.dialect.unlock(), "releasing the migration lock").await?;
-            self.locked = false;
+        if let Some((client, handle)) = self.lock_conn.take() {
+            let r = client.simple_query(&self.dialect.unlock()).await;
+            // Closing the session releases the lock even if the unlock failed.
+            drop(client);
+            let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
+            r.map_err(|e| Error::ConnectionLost {
+                context: "releasing the migration lock".into(),
+                message: e.to_string(),
+            })?;
         }
         Ok(())
     }
@@ -430,9 +470,30 @@ impl Backend for Postgres {
             .is_empty())
     }
 
+    fn canceller(&self) -> Option<Canceller> {
+        let token = self.client.cancel_token();
+        let tls = self.tls.clone();
+        Some(Box::new(move || {
+            let token = token.clone();
+            let tls = tls.clone();
+            Box::pin(async move {
+                let _ = match tls {
+                    Some(tls) => token.cancel_query(tls).await,
+                    None => token.cancel_query(tokio_postgres::NoTls).await,
+                };
+            })
+        }))
+    }
+
     async fn close(self: Box<Self>) {
-        let Postgres { client, conn, .. } = *self;
+        let Postgres {
+            client, conn, lock_conn, ..
+        } = *self;
         drop(client);
         let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+        if let Some((c, h)) = lock_conn {
+            drop(c);
+            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+        }
     }
 }
