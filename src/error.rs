@@ -106,8 +106,6 @@ pub enum Error {
     MissingFile { version: i64, name: String },
     #[error("{path}: version {version} is below the highest applied version {max_applied} (out of order)")]
     OutOfOrder { path: String, version: i64, max_applied: i64 },
-    #[error("version {version} ({name}) is marked failed in the history table")]
-    FailedMigration { version: i64, name: String },
     #[error("--target {target}: no migration file has that version")]
     UnknownTarget { target: i64 },
 
@@ -123,6 +121,8 @@ pub enum Error {
         location: Location,
         version: i64,
         error: Box<DbError>,
+        /// Rolled back as a whole (false: a no-transaction file, resumable).
+        transactional: bool,
     },
     #[error("{context}: {error}")]
     Db { context: String, error: Box<DbError> },
@@ -178,15 +178,17 @@ impl Error {
             OutOfOrder { .. } => {
                 "give the file a version above the highest applied one, or run `chatmigrate up --allow-out-of-order`".into()
             }
-            FailedMigration { .. } => "fix the cause, then clear the row with `chatmigrate repair`".into(),
             UnknownTarget { .. } => "run `chatmigrate status` to list the versions".into(),
             Connect { .. } => "check host, port, user and password (PGPASSWORD or password_env), then retry".into(),
             ConnectTimeout { .. } => "check that the host is reachable from here and that the port is open".into(),
             DatabaseMissing { .. } => "create it with `chatmigrate up --create-database`".into(),
-            Migration { .. } => "fix the migration and run `chatmigrate up` again; this migration was rolled back".into(),
+            Migration { transactional: true, .. } => "fix the migration and run `chatmigrate up` again; this migration was rolled back".into(),
+            Migration { .. } => {
+                "fix the failing statement and run `chatmigrate up` again: it resumes at that statement (the ones before it stay done)".into()
+            }
             Db { .. } => "check the database user's privileges, then retry".into(),
             ConnectionLost { .. } => {
-                "run `chatmigrate status`, then `chatmigrate up` again: the migration in flight was not recorded".into()
+                "check the network or server, then run `chatmigrate up` again: applied migrations are recorded, the one in flight is re-checked".into()
             }
             LockTimeout { .. } => "another chatmigrate is running; wait for it, or raise --lock-wait".into(),
             Interrupted { .. } => "run `chatmigrate status` to see what is applied, then `chatmigrate up` to continue".into(),
@@ -228,7 +230,7 @@ impl Error {
             | UnknownDirective { .. }
             | BadDirective { .. } => "migration-file",
             Lint { .. } => "lint",
-            ChecksumDrift { .. } | MissingFile { .. } | OutOfOrder { .. } | FailedMigration { .. } | UnknownTarget { .. } => "plan",
+            ChecksumDrift { .. } | MissingFile { .. } | OutOfOrder { .. } | UnknownTarget { .. } => "plan",
             Connect { .. } | ConnectTimeout { .. } | DatabaseMissing { .. } | ConnectionLost { .. } => "connect",
             Migration { .. } | Db { .. } => "database",
             LockTimeout { .. } | LockNotAvailable { .. } => "lock",

@@ -115,7 +115,8 @@ async fn connect_target(cfg: &Config, dry_run: bool, events: &mut dyn FnMut(&Eve
                     }
                     match m.execute(&format!("CREATE DATABASE {}", quote(&name))).await {
                         Ok(()) => return Ok(()),
-                        Err(ExecError::Statement { error, .. }) if error.code == "42P04" => return Ok(()),
+                        // 42P04 exists; 23505 lost the race on pg_database's unique index.
+                        Err(ExecError::Statement { error, .. }) if error.code == "42P04" || error.code == "23505" => return Ok(()),
                         Err(ExecError::Statement { error, .. }) if error.code == "55006" && attempt < 50 => {
                             tokio::time::sleep(Duration::from_millis(50) + backend::postgres::jitter(Duration::from_millis(150))).await;
                         }
@@ -474,6 +475,7 @@ async fn run_transactional(
                     location: m.location(i, offset),
                     version: m.version,
                     error: Box::new(error),
+                    transactional: true,
                 });
             }
             Err(ExecError::Lost { message }) => return Err(resolve_lost(cfg, m, message).await),
@@ -573,6 +575,7 @@ async fn run_statements(
                     location,
                     version: m.version,
                     error: Box::new(error),
+                    transactional: false,
                 });
             }
             Err(e) => return Err(e.into_error(&format!("{} statement {}", m.path, i + 1))),

@@ -26,13 +26,11 @@ use crate::sql::char_pos_to_byte;
 pub struct Postgres {
     client: Client,
     conn: tokio::task::JoinHandle<()>,
-    /// The dedicated connection holding the session advisory lock.
-    lock_conn: Option<(Client, tokio::task::JoinHandle<()>)>,
     tls: Option<postgres_native_tls::MakeTlsConnector>,
-    cfg: Config,
-    dbname: String,
     dialect: Dialect,
     target: String,
+    /// This session holds the migration's advisory lock.
+    locked: bool,
 }
 
 /// One open connection: the client, its driver task, and the TLS connector
@@ -178,12 +176,10 @@ impl Postgres {
         Ok(Postgres {
             client,
             conn,
-            lock_conn: None,
             tls,
-            cfg: cfg.clone(),
             target: format!("{}@{}:{}/{}", cfg.pg.user, cfg.pg.host, cfg.pg.port, dbname),
             dialect: Dialect::postgres(&cfg.history, &dbname),
-            dbname,
+            locked: false,
         })
     }
 
@@ -279,36 +275,30 @@ impl Backend for Postgres {
     }
 
     async fn lock(&mut self, wait: Duration) -> Result<()> {
-        if self.lock_conn.is_some() {
+        if self.locked {
             return Ok(());
         }
-        // A connection of its own: it never runs a migration statement and
-        // never sits in a transaction, so a CONCURRENTLY build in this or any
-        // other runner never waits for it.
-        let (client, handle, _) = open(&self.cfg, &self.dbname).await?;
+        // The lock lives on the session that runs the migrations: if this
+        // process dies, the server keeps the lock until that session's last
+        // statement has finished (or rolled back), so no other runner starts
+        // while a killed runner's batch is still executing. Polled with
+        // pg_try_advisory_lock: a waiter never sits inside a snapshot that a
+        // CONCURRENTLY build in the holder would have to wait for.
         let start = Instant::now();
         let mut backoff = Duration::from_millis(20);
         let sql = self.dialect.try_lock();
         loop {
-            let got = client.simple_query(&sql).await.map_err(|e| Error::ConnectionLost {
-                context: "taking the migration lock".into(),
-                message: e.to_string(),
-            })?;
-            let granted = got.iter().any(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get(0) == Some("t")));
-            if granted {
-                self.lock_conn = Some((client, handle));
+            let rows = self.simple(&sql, "taking the migration lock").await?;
+            if rows.first().and_then(|r| r.first()).cloned().flatten().as_deref() == Some("t") {
+                self.locked = true;
                 return Ok(());
             }
             if start.elapsed() >= wait {
-                let holder = self.lock_holder().await;
-                drop(client);
-                let _ = handle.await;
                 return Err(Error::LockTimeout {
                     secs: wait.as_secs(),
-                    holder,
+                    holder: self.lock_holder().await,
                 });
             }
-            // Poll with jittered backoff, up to 1 s between attempts.
             let remaining = wait.saturating_sub(start.elapsed());
             tokio::time::sleep((backoff / 2 + jitter(backoff)).min(remaining)).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -316,15 +306,21 @@ impl Backend for Postgres {
     }
 
     async fn unlock(&mut self) -> Result<()> {
-        if let Some((client, handle)) = self.lock_conn.take() {
-            let r = client.simple_query(&self.dialect.unlock()).await;
-            // Closing the session releases the lock even if the unlock failed.
-            drop(client);
-            let _ = tokio::time::timeout(Duration::from_secs(2), handle).await;
-            r.map_err(|e| Error::ConnectionLost {
-                context: "releasing the migration lock".into(),
-                message: e.to_string(),
-            })?;
+        if self.locked {
+            self.locked = false;
+            let sql = self.dialect.unlock();
+            // A cancel sent on SIGINT can land on this query instead of the
+            // migration's: try once more (closing the session would release
+            // the lock anyway).
+            if let Err(Error::Db { error, .. }) = self.simple(&sql, "releasing the migration lock").await {
+                if error.code != "57014" {
+                    return Err(Error::Db {
+                        context: "releasing the migration lock".into(),
+                        error,
+                    });
+                }
+                self.simple(&sql, "releasing the migration lock").await?;
+            }
         }
         Ok(())
     }
@@ -486,14 +482,8 @@ impl Backend for Postgres {
     }
 
     async fn close(self: Box<Self>) {
-        let Postgres {
-            client, conn, lock_conn, ..
-        } = *self;
+        let Postgres { client, conn, .. } = *self;
         drop(client);
         let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-        if let Some((c, h)) = lock_conn {
-            drop(c);
-            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
-        }
     }
 }

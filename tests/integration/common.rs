@@ -255,3 +255,105 @@ pub fn cm_embedded(db: &Db, args: &[&str]) -> Run {
     full.extend_from_slice(args);
     run_in(tmp.path(), &full, &[])
 }
+
+/// Starts the binary in the background (same clean environment as `run_in`).
+pub fn spawn_in(cwd: &Path, args: &[&str]) -> std::process::Child {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chatmigrate"));
+    c.args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for k in [
+        "DATABASE_URL",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+        "PGSSLMODE",
+        "PGSSLROOTCERT",
+        "CHATMIGRATE_ENV",
+        "CHATMIGRATE_CONFIG",
+        "NO_COLOR",
+    ] {
+        c.env_remove(k);
+    }
+    c.spawn().expect("spawn chatmigrate")
+}
+
+/// Waits for a spawned binary and collects its output.
+pub fn finish(child: std::process::Child) -> Run {
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Sends a signal (by name, e.g. "INT", "TERM", "KILL") to a child.
+pub fn signal(child: &std::process::Child, name: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Polls until `f` is true (panics after `secs`).
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(std::time::Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A connection held open by the test (to hold locks), released on drop.
+pub struct Holder {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Holder {
+    /// Connects as application `app`, runs `sql`, and keeps the session
+    /// (and any open transaction) until dropped or `after` elapses.
+    pub fn hold(url: &str, app: &str, sql: &str, after: Option<std::time::Duration>) -> Holder {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let url = format!("{url}{}application_name={app}", if url.contains('?') { "&" } else { "?" });
+        let sql = sql.to_string();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+                let h = tokio::spawn(conn);
+                client.batch_execute(&sql).await.unwrap();
+                ready_tx.send(()).unwrap();
+                match after {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => {
+                        let _ = tokio::task::spawn_blocking(move || rx.recv()).await;
+                    }
+                }
+                drop(client);
+                let _ = h.await;
+            });
+        });
+        ready_rx.recv().unwrap();
+        Holder {
+            release: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
