@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// PostgreSQL schema migrations for local Postgres, Aurora (Data API) and
-/// Citus, with the chat-history schema built in.
+/// PostgreSQL schema migrations, with the chat-history schema (history
+/// table, pgvector, 1024-dimension vectors, HNSW index) built in.
 ///
 /// Exit codes: 0 ok; 1 ran fine and found something (pending with
 /// `status --exit-code`, drift in `verify`); 2 error.
@@ -33,7 +33,7 @@ pub struct Global {
     /// Config file (default: ./chatmigrate.toml if present, or CHATMIGRATE_CONFIG).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// More output (statements as they run).
+    /// More output: the config file, environment, target and backend, and each migration as it starts.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Only errors.

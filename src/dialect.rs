@@ -90,7 +90,7 @@ impl Dialect {
     }
 
     fn fill(&self, template: &str) -> String {
-        template.replace("{history}", &self.history).replace("{log}", &self.log)
+        template.trim_end().replace("{history}", &self.history).replace("{log}", &self.log)
     }
 
     /// Fills `$n` placeholders of a dialect template with escaped literals,
@@ -152,11 +152,11 @@ impl Dialect {
     }
 
     pub fn try_lock(&self) -> String {
-        Self::bind(sql!("lock_try"), &[Value::Int(self.lock_key)])
+        Self::bind(sql!("lock_try").trim_end(), &[Value::Int(self.lock_key)])
     }
 
     pub fn unlock(&self) -> String {
-        Self::bind(sql!("unlock"), &[Value::Int(self.lock_key)])
+        Self::bind(sql!("unlock").trim_end(), &[Value::Int(self.lock_key)])
     }
 
     pub fn lock_holder(&self) -> String {

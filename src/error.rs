@@ -163,12 +163,11 @@ impl Error {
             Io { .. } => "check the path and its permissions".into(),
             SqlSyntax { .. } => "fix the SQL at that position; nothing was sent to the database".into(),
             UnknownDirective { .. } | BadDirective { .. } => {
-                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, ignore <rule> -- <reason>, citus-parallel"
-                    .into()
+                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, ignore <rule> -- <reason>".into()
             }
             Lint { help, more, .. } => {
                 if *more > 0 {
-                    format!("{help} ({more} more finding(s): run `chatmigrate lint`)")
+                    format!("{help} ({more} more finding(s) in the pending files)")
                 } else {
                     help.clone()
                 }

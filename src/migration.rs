@@ -3,9 +3,10 @@
 //! the embedded (compiled-in) set.
 //!
 //! Loading is where bad input stops: a bad name, a duplicate version, a file
-//! that is not UTF-8 or has no statement, a syntax error, a statement that
-//! cannot run in a transaction inside a transactional file. All of it happens
-//! before any connection is opened.
+//! that is not UTF-8 or is empty stop before any connection is opened; the
+//! files about to run are then split (syntax errors) and linted (a statement
+//! that cannot run in a transaction inside a transactional file) before the
+//! lock is taken or anything is written.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,7 +32,6 @@ pub struct Directives {
     pub no_transaction: bool,
     pub lock_timeout: Option<Duration>,
     pub statement_timeout: Option<Duration>,
-    pub citus_parallel: bool,
     /// `(rule id, line)` of each `-- chatmigrate:ignore <rule> -- <reason>`.
     pub ignores: Vec<(String, usize)>,
 }
@@ -197,7 +197,6 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
             "no-transaction" => d.no_transaction = true,
             "lock-timeout" => d.lock_timeout = Some(duration("lock-timeout")?),
             "statement-timeout" => d.statement_timeout = Some(duration("statement-timeout")?),
-            "citus-parallel" => d.citus_parallel = true,
             "ignore" => {
                 let rule = arg.split_whitespace().next().unwrap_or("");
                 if rule.is_empty() {

@@ -60,6 +60,23 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
     }
     match ev {
         Event::CreatingDatabase { name } => writeln!(out, "created database {name}"),
+        Event::Connected {
+            target,
+            backend,
+            capabilities,
+        } if style.verbose => {
+            let lock = match capabilities.lock {
+                crate::backend::LockKind::SessionAdvisory => "session advisory lock",
+                crate::backend::LockKind::LeaseRow => "lease row",
+            };
+            let trips = if capabilities.pipelined_transactions {
+                "one round trip per transactional migration"
+            } else {
+                "one call per statement"
+            };
+            writeln!(out, "connected to {target} ({backend}: {lock}, {trips})")
+        }
+        Event::Connected { .. } => Ok(()),
         Event::Resuming {
             version,
             name,

@@ -33,6 +33,12 @@ pub struct UpOptions {
 /// Progress, as it happens.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// Connected; what the backend can do.
+    Connected {
+        target: String,
+        backend: &'static str,
+        capabilities: backend::Capabilities,
+    },
     CreatingDatabase {
         name: String,
     },
@@ -248,6 +254,11 @@ async fn up_on(
     mut sig: watch::Receiver<Option<&'static str>>,
 ) -> Result<()> {
     report.target = b.target();
+    events(&Event::Connected {
+        target: b.target(),
+        backend: b.name(),
+        capabilities: b.capabilities(),
+    });
     let popts = plan_options(cfg, opts);
     // Fast path: one query, no lock. Nothing pending means nothing to do.
     let applied = b.read_history().await?;
@@ -522,6 +533,10 @@ async fn run_statements(
 ) -> Result<usize> {
     let total = m.statements.len();
     let mut row = new_row(m, b.name(), Status::Partial, step.resume_from, step.out_of_order);
+    let (set, reset) = session_timeouts(m);
+    for s in &set {
+        b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?;
+    }
     if step.resume_from == 0 {
         b.write_history(&row).await?;
     } else if b.capabilities().session_state {
@@ -581,7 +596,29 @@ async fn run_statements(
             Err(e) => return Err(e.into_error(&format!("{} statement {}", m.path, i + 1))),
         }
     }
+    for s in &reset {
+        b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?;
+    }
     Ok(total)
+}
+
+/// Session-level timeouts a no-transaction file asks for with its
+/// directives (the environment's defaults are for transactional files only:
+/// a CONCURRENTLY build waits for old transactions, and a 5 s lock_timeout
+/// would cut it short). Returns the SETs to send first and the RESETs after.
+fn session_timeouts(m: &Migration) -> (Vec<String>, Vec<String>) {
+    let ms = |d: Duration| format!("'{}ms'", d.as_millis());
+    let mut set = Vec::new();
+    let mut reset = Vec::new();
+    if let Some(t) = m.directives.lock_timeout {
+        set.push(format!("SET lock_timeout = {}", ms(t)));
+        reset.push("RESET lock_timeout".to_string());
+    }
+    if let Some(t) = m.directives.statement_timeout {
+        set.push(format!("SET statement_timeout = {}", ms(t)));
+        reset.push("RESET statement_timeout".to_string());
+    }
+    (set, reset)
 }
 
 /// The exact statements `up` would send, in order, with the transaction
@@ -603,6 +640,8 @@ fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], 
             }
             TxMode::NoTransaction => {
                 let mut row = new_row(m, backend, Status::Partial, step.resume_from, step.out_of_order);
+                let (set, reset) = session_timeouts(m);
+                sql.extend(set);
                 if step.resume_from == 0 {
                     sql.push(dialect.upsert_history(&history_values_for_dry_run(&row)));
                 }
@@ -616,6 +655,7 @@ fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], 
                     };
                     sql.push(dialect.upsert_history(&history_values_for_dry_run(&row)));
                 }
+                sql.extend(reset);
             }
         }
         out.push(DryStep {

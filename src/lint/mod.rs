@@ -2,8 +2,9 @@
 //! `rules/`, registered in the one list [`RULES`].
 //!
 //! `up` runs the error-level rules on the migrations it is about to apply,
-//! before it connects; a finding stops it with the rule id, `file:line:col`
-//! and the fix.
+//! after reading the history and before it takes the lock or writes
+//! anything; a finding stops it with the rule id, `file:line:col` and the
+//! fix. `verify` runs them on every file.
 
 pub mod rules;
 
@@ -35,6 +36,9 @@ pub struct Rule {
     pub id: &'static str,
     pub level: Level,
     pub summary: &'static str,
+    /// Whether `-- chatmigrate:ignore <id>` may silence it (not for what the
+    /// server would refuse anyway).
+    pub ignorable: bool,
     pub check: fn(&Migration, &mut Vec<Finding>),
 }
 
@@ -48,7 +52,7 @@ pub fn check(migrations: &[Migration]) -> Vec<Finding> {
     let mut out = Vec::new();
     for m in migrations {
         for rule in RULES {
-            if m.directives.ignores.iter().any(|(id, _)| id == rule.id) {
+            if rule.ignorable && m.directives.ignores.iter().any(|(id, _)| id == rule.id) {
                 continue;
             }
             (rule.check)(m, &mut out);

@@ -125,3 +125,27 @@ fn color_is_off_without_a_terminal_and_forced_with_always() {
     );
     assert!(r.stderr.starts_with("\x1b[1;31merror:\x1b[0m"), "{}", r.stderr);
 }
+
+#[test]
+fn verbose_names_config_target_and_backend_capabilities() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    let r = cm(&db, &dir, &["-v", "up"]);
+    r.assert_ok();
+    assert!(
+        r.stderr.starts_with("config: none; environment: none; target: postgres@127.0.0.1:"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "connected to postgres@127.0.0.1:{}/{} (postgres: session advisory lock, one round trip per transactional migration)",
+            crate::schema::port(),
+            db.name
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("applying V1 a ..."), "{}", r.stdout);
+    assert!(!r.output().contains(&server_password()));
+}

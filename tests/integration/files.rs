@@ -112,6 +112,19 @@ fn concurrently_in_transactional_file_is_refused_before_anything_runs() {
 }
 
 #[test]
+fn ignore_directive_cannot_silence_what_the_server_refuses() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write(
+        "V1__a.sql",
+        "-- chatmigrate:ignore transaction-incompatible -- please\nCREATE TABLE a (id int);\nVACUUM a;\n",
+    );
+    let r = cm(&db, &dir, &["up"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("[transaction-incompatible] VACUUM cannot run"), "{}", r.stderr);
+    nothing_applied(&db);
+}
+
+#[test]
 fn unknown_directive() {
     let (db, dir) = (Db::new(), Dir::new());
     dir.write("V1__a.sql", "-- chatmigrate:no-transactions\nCREATE TABLE a (id int);\n");

@@ -162,10 +162,11 @@ fn dry_run_prints_exact_statements_and_changes_nothing() {
     let expect_start = format!("-- dry run on postgres@127.0.0.1:{}/{}: nothing is sent\n\n-- V1 a (one transaction)\nBEGIN;\nSET LOCAL lock_timeout = '5000ms';\nSET LOCAL synchronous_commit = off;\nCREATE TABLE a (id int);\nCREATE INDEX a_id ON a (id);\nINSERT INTO \"chatmigrate_history\"", crate::schema::port(), db.name);
     assert!(out.starts_with(&expect_start), "{out}");
     assert!(
-        out.contains("\nCOMMIT;\n\n-- V2 b (no transaction, statement by statement)\nINSERT INTO \"chatmigrate_history\""),
+        out.contains("\nCOMMIT;\n\n-- V2 b (no transaction, statement by statement)\nSET lock_timeout = '2000ms';\nINSERT INTO \"chatmigrate_history\""),
         "{out}"
     );
     assert!(out.contains("\nCREATE INDEX CONCURRENTLY a_id2 ON a (id);\n"), "{out}");
+    assert!(out.contains("\nRESET lock_timeout;\n\n-- V3 c"), "{out}");
     assert!(out.contains("\n-- V3 c (one transaction)\nBEGIN;\nSET LOCAL lock_timeout = '2000ms';\nSET LOCAL statement_timeout = '600000ms';\nALTER TABLE a ADD COLUMN b int;\n"), "{out}");
     assert!(out.ends_with("COMMIT;\n"), "{out}");
     assert!(!db.table_exists("chatmigrate_history") && !db.table_exists("a"));

@@ -9,6 +9,7 @@ pub static RULE: Rule = Rule {
     id: "transaction-incompatible",
     level: Level::Error,
     summary: "statement cannot run inside a transaction block, but the file is transactional",
+    ignorable: false,
     check,
 };
 
