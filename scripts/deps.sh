@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$CM_ROOT"
 
-packages=(libclang-dev build-essential pkg-config libssl-dev)
+packages=(libclang-dev build-essential pkg-config libssl-dev openssl)
 # A Debian python3 (rather than pyenv's) needs python3-venv for `python3 -m venv`.
 if ! "${CM_PYTHON:-python3}" -c 'import venv, ensurepip' >/dev/null 2>&1; then
 	packages+=(python3-venv)
