@@ -278,7 +278,8 @@ def report(work: str) -> None:
             if i == 0:
                 p("  " + "-" * (wl + 66))
         p("  (xacts = xact_commit+xact_rollback delta of the database in pg_stat_database;")
-        p("   each connection adds 1 for its backend start-up)")
+        p("   each connection adds 1 for its backend start-up; autovacuum/autoanalyze on the new")
+        p("   tables can add more: a cross-check only)")
         up = next((c for c in counts if "empty" in c["phase"]), None)
         if up and n:
             p("")

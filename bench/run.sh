@@ -30,6 +30,13 @@
 #        BENCH_RUNS (5), BENCH_QUICK_RUNS (10), BENCH_MIGRATIONS (1000)
 #        BENCH_CHECKPOINT (1): CHECKPOINT before each timed apply (less noise from a checkpoint
 #                          landing inside a measurement); 0 to skip
+#        BENCH_DROP_EACH (0): 1 drops each run's databases right after the run instead of at the
+#                          end. Off by default: on ext4 without a journal (this VM's root file
+#                          system) the inode allocator skips inodes freed in the last 1-5 minutes
+#                          (fs/ext4/ialloc.c recently_deleted()), so creating the ~5000 files of
+#                          1000 tables gets several times slower right after a DROP DATABASE has
+#                          deleted ~5000 others; that measures the file system, not chatmigrate.
+#                          Other test runs dropping databases on the same disk still show up.
 set -euo pipefail
 export LC_ALL=C # $EPOCHREALTIME with a '.' decimal separator
 
@@ -42,6 +49,7 @@ RUNS=${BENCH_RUNS:-5}
 QUICK=${BENCH_QUICK_RUNS:-10}
 N=${BENCH_MIGRATIONS:-1000}
 CHECKPOINT=${BENCH_CHECKPOINT:-1}
+DROP_EACH=${BENCH_DROP_EACH:-0}
 
 die() {
 	printf 'bench: error: %s\n' "$*" >&2
@@ -52,6 +60,7 @@ note() { printf 'bench: %s\n' "$*" >&2; }
 for v in RUNS QUICK N; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
+[[ $DROP_EACH == [01] && $CHECKPOINT == [01] ]] || die "BENCH_DROP_EACH and BENCH_CHECKPOINT are 0 or 1"
 command -v python3 >/dev/null || die "python3 is needed (bench/bench.py)"
 
 # Settings of the caller must not redirect chatmigrate: the URL and --migrations say it all,
@@ -132,6 +141,8 @@ create_db() {
 	psql_admin -c "CREATE DATABASE \"$1\""
 }
 drop_db() { psql_admin -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)"; }
+# After a timed run: drop now only with BENCH_DROP_EACH=1; the exit trap drops the rest.
+done_with_db() { if [[ $DROP_EACH == 1 ]]; then drop_db "$1"; fi; }
 checkpoint() { if [[ $CHECKPOINT == 1 ]]; then psql_admin -c CHECKPOINT; fi; }
 
 # The URL as a user would write it (sslmode left to chatmigrate's default: prefer on loopback)...
@@ -176,7 +187,7 @@ run_floor() {
 	create_db "$db"
 	checkpoint
 	tm "$L_FLOOR" "$1" floor "$db"
-	drop_db "$db"
+	done_with_db "$db"
 }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((r = 1; r <= RUNS; r++)); do
@@ -203,7 +214,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		tm "$L_NOOP_NOTLS" "$r" cm_notls "$db" up
 		tm "$L_STATUS_NOTLS" "$r" cm_notls "$db" status
 	done
-	drop_db "$db"
+	done_with_db "$db"
 
 	if ((r % 2 == 0)); then run_floor "$r"; fi
 done
@@ -254,11 +265,24 @@ count "status ($N applied)" cm "$CDB" status
 drop_db "$CDB"
 
 # ---------------------------------------------------------------- report
+# The file system of the cluster, and whether it has a journal (a jbd2 instance for its device).
+fs_info() {
+	local src fstype dev journal=unknown
+	read -r src fstype < <(findmnt -no SOURCE,FSTYPE -T "$ROOT/.pg/data" 2>/dev/null || echo '? ?')
+	dev=${src##*/}
+	if [[ $fstype == ext4 ]]; then
+		journal=none
+		if compgen -G "/proc/fs/jbd2/$dev-*" >/dev/null; then journal=yes; fi
+	fi
+	printf '%s on %s, journal %s; databases dropped %s\n' "$fstype" "$src" "$journal" \
+		"$([[ $DROP_EACH == 1 ]] && echo 'after each run' || echo 'at the end')"
+}
 {
 	printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	printf 'machine\t%s CPUs (nproc), %s, %s\n' "$(nproc)" \
 		"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" "$(uname -sr)"
 	printf 'load average\t%s before timing, %s after (other work on the machine shows here)\n' "$LOAD_BEFORE" "$LOAD_AFTER"
+	printf 'file system\t%s\n' "$(fs_info)"
 	printf 'server\t%s\n' "$(psql_admin -At -c 'SELECT version()')"
 	printf 'server settings\t%s\n' "$(psql_admin -At -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('ssl', 'fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'log_line_prefix', 'log_statement')")"
 	printf 'connection\tTCP 127.0.0.1, SCRAM password auth; server without TLS; sslmode default (prefer) unless labelled\n'

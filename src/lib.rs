@@ -92,19 +92,17 @@ impl Migrator {
 
     /// Applies pending migrations.
     pub async fn up(&self) -> Result<UpReport> {
-        let mut local = migration::load(&self.config.source)?;
         let opts = runner::UpOptions {
             target: self.target,
             dry_run: false,
             handle_signals: false,
         };
-        runner::up(&self.config, &mut local, &opts, &mut |_| {}).await
+        runner::up(&self.config, &opts, &mut |_| {}).await
     }
 
     /// Every version with its state (applied, pending, changed, ...).
     pub async fn status(&self) -> Result<Vec<Entry>> {
-        let local = migration::load(&self.config.source)?;
-        let (applied, _, _) = runner::read_state(&self.config).await?;
-        Ok(plan::status(&local, &applied))
+        let st = runner::load_state(&self.config).await?;
+        Ok(plan::status(&st.local, &st.applied))
     }
 }

@@ -282,7 +282,7 @@ fn load_dir(dir: &Path, out: &mut Vec<Migration>) -> Result<()> {
             return Err(Error::BadFileName { path: shown });
         };
         // Hidden files (editor swap files, .keep) and notes are not migrations.
-        if file_name.starts_with('.') || file_name.ends_with(".md") || path.is_dir() {
+        if file_name.starts_with('.') || file_name.ends_with(".md") || entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let bytes = std::fs::read(&path).map_err(|e| Error::Io {

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::dialect::{quote, Dialect};
 use crate::error::{Error, Result};
 use crate::history::{Row, Status, TOOL_VERSION};
-use crate::migration::{Migration, TxMode};
+use crate::migration::{self, Migration, TxMode};
 use crate::plan::{self, Plan, Step};
 use crate::{lint, sql};
 
@@ -104,8 +104,13 @@ pub struct UpReport {
 /// Connects to the configured database; with `create_database`, creates it
 /// first through the maintenance database when it does not exist. Returns
 /// `None` when the database is missing and `dry_run` forbids creating it.
-async fn connect_target(cfg: &Config, dry_run: bool, events: &mut dyn FnMut(&Event)) -> Result<(Option<Box<dyn Backend>>, bool)> {
-    match backend::connect(cfg, None).await {
+async fn connect_target(
+    cfg: &Config,
+    first: Result<Box<dyn Backend>>,
+    dry_run: bool,
+    events: &mut dyn FnMut(&Event),
+) -> Result<(Option<Box<dyn Backend>>, bool)> {
+    match first {
         Ok(b) => Ok((Some(b), false)),
         Err(Error::DatabaseMissing { .. }) if cfg.create_database && dry_run => Ok((None, true)),
         Err(Error::DatabaseMissing { .. }) if cfg.create_database => {
@@ -140,9 +145,30 @@ async fn connect_target(cfg: &Config, dry_run: bool, events: &mut dyn FnMut(&Eve
     }
 }
 
-/// Applies pending migrations. `local` is the loaded set, sorted by version.
-pub async fn up(cfg: &Config, local: &mut [Migration], opts: &UpOptions, events: &mut dyn FnMut(&Event)) -> Result<UpReport> {
-    let (b, created) = connect_target(cfg, opts.dry_run, events).await?;
+/// Applies pending migrations from `cfg.source`.
+///
+/// The files are read on a thread while the connection is set up (a no-op
+/// run pays for the slower of the two, not their sum); a bad file wins over
+/// a connection error, and a missing database is only created once every
+/// file has been read without error.
+pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) -> Result<UpReport> {
+    let source = cfg.source.clone();
+    let loader = std::thread::spawn(move || migration::load(&source));
+    let first = backend::connect(cfg, None).await;
+    let loaded = loader
+        .join()
+        .unwrap_or_else(|_| Err(Error::Other("reading the migration files panicked".into())));
+    let mut local = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            if let Ok(b) = first {
+                b.close().await;
+            }
+            return Err(e);
+        }
+    };
+    let local = &mut local[..];
+    let (b, created) = connect_target(cfg, first, opts.dry_run, events).await?;
     let mut report = UpReport {
         target: cfg.pg.display(),
         created_database: created,
@@ -683,6 +709,32 @@ fn history_values_for_dry_run(row: &Row) -> Vec<crate::dialect::Value> {
         Value::Bool(row.out_of_order),
         Value::Null,
     ]
+}
+
+/// What `status` and `verify` look at: the local files and the history.
+pub struct Snapshot {
+    pub local: Vec<Migration>,
+    pub applied: Vec<Row>,
+    pub database_missing: bool,
+    pub target: String,
+}
+
+/// Loads the files (on a thread) while reading the history: no lock,
+/// nothing written. A bad file wins over a connection error.
+pub async fn load_state(cfg: &Config) -> Result<Snapshot> {
+    let source = cfg.source.clone();
+    let loader = std::thread::spawn(move || migration::load(&source));
+    let history = read_state(cfg).await;
+    let local = loader
+        .join()
+        .unwrap_or_else(|_| Err(Error::Other("reading the migration files panicked".into())))?;
+    let (applied, database_missing, target) = history?;
+    Ok(Snapshot {
+        local,
+        applied,
+        database_missing,
+        target,
+    })
 }
 
 /// Reads history for `status`/`verify`: no lock, nothing written. A missing

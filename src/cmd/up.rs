@@ -4,12 +4,11 @@ use std::time::Instant;
 
 use crate::cli::UpArgs;
 use crate::error::Result;
+use crate::report;
 use crate::runner::{self, UpOptions};
-use crate::{migration, report};
 
 pub async fn run(ctx: &super::Ctx, args: &UpArgs) -> Result<i32> {
     let started = Instant::now();
-    let mut local = migration::load(&ctx.cfg.source)?;
     let opts = UpOptions {
         target: args.target,
         dry_run: args.dry_run,
@@ -17,7 +16,7 @@ pub async fn run(ctx: &super::Ctx, args: &UpArgs) -> Result<i32> {
     };
     let stdout = std::io::stdout();
     let style = ctx.style;
-    let r = runner::up(&ctx.cfg, &mut local, &opts, &mut |ev| {
+    let r = runner::up(&ctx.cfg, &opts, &mut |ev| {
         let _ = report::up_event(&style, &mut stdout.lock(), ev);
     })
     .await?;
