@@ -15,6 +15,7 @@
 //! begin/commit API would force the slowest of those shapes on every backend.
 
 pub mod postgres;
+pub mod tls;
 
 use std::time::Duration;
 

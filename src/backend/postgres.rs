@@ -16,6 +16,7 @@ use tokio_postgres::config::{SslMode as PgSslMode, TargetSessionAttrs};
 use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use super::tls::{load_bundle, LazyTls};
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind};
 use crate::config::{Config, SslMode};
 use crate::dialect::{Dialect, Value};
@@ -26,7 +27,7 @@ use crate::sql::char_pos_to_byte;
 pub struct Postgres {
     client: Client,
     conn: tokio::task::JoinHandle<()>,
-    tls: Option<postgres_native_tls::MakeTlsConnector>,
+    tls: Option<LazyTls>,
     dialect: Dialect,
     target: String,
     /// This session holds the migration's advisory lock.
@@ -35,7 +36,7 @@ pub struct Postgres {
 
 /// One open connection: the client, its driver task, and the TLS connector
 /// used (needed again for cancel requests).
-type Opened = (Client, tokio::task::JoinHandle<()>, Option<postgres_native_tls::MakeTlsConnector>);
+type Opened = (Client, tokio::task::JoinHandle<()>, Option<LazyTls>);
 
 /// Copies a server error out of the driver's type.
 fn db_error(e: &tokio_postgres::Error, sql: Option<&str>) -> Option<DbError> {
@@ -58,51 +59,6 @@ fn lost_or_internal(e: tokio_postgres::Error, context: &'static str) -> ExecErro
         Some(error) => ExecError::Internal { context, error },
         None => ExecError::Lost { message: e.to_string() },
     }
-}
-
-fn tls_connector(cfg: &Config) -> Result<native_tls::TlsConnector> {
-    let mode = cfg.pg.effective_sslmode();
-    let mut b = native_tls::TlsConnector::builder();
-    match mode {
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => {
-            // Nothing is verified in these modes, so the system CA store is
-            // not loaded either (that alone costs ~40 ms per run).
-            b.danger_accept_invalid_certs(true)
-                .danger_accept_invalid_hostnames(true)
-                .disable_built_in_roots(true);
-        }
-        SslMode::VerifyCa => {
-            b.danger_accept_invalid_hostnames(true);
-        }
-        SslMode::VerifyFull => {}
-    }
-    if let Some(path) = &cfg.pg.sslrootcert {
-        let pem = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
-        // A bundle (e.g. the RDS global bundle) holds many certificates;
-        // native-tls reads one per call, so hand it each block.
-        const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-        let mut found = 0;
-        for block in pem.split(BEGIN).skip(1) {
-            let cert = native_tls::Certificate::from_pem(format!("{BEGIN}{block}").as_bytes()).map_err(|e| Error::InvalidSetting {
-                key: "sslrootcert".into(),
-                message: format!("{}: certificate {}: {e}", path.display(), found + 1),
-            })?;
-            b.add_root_certificate(cert);
-            found += 1;
-        }
-        if found == 0 {
-            return Err(Error::InvalidSetting {
-                key: "sslrootcert".into(),
-                message: format!("{}: no PEM certificate in the file", path.display()),
-            });
-        }
-        // As libpq does: a given sslrootcert replaces the system store.
-        b.disable_built_in_roots(true);
-    }
-    b.build().map_err(|e| Error::Other(format!("TLS set-up failed: {e}")))
 }
 
 /// Opens one connection (TCP or socket, TLS per sslmode, password), with a
@@ -131,11 +87,13 @@ async fn open(cfg: &Config, dbname: &str) -> Result<Opened> {
         target: target.clone(),
         message,
     };
-    // A bad CA bundle fails here, before the network is tried.
+    // A bad CA bundle fails here, before the network is tried; the
+    // connector itself is built only if the server agrees to TLS.
     let tls = if mode == SslMode::Disable || pg.host.starts_with('/') {
         None
     } else {
-        Some(postgres_native_tls::MakeTlsConnector::new(tls_connector(cfg)?))
+        let roots = pg.sslrootcert.as_deref().map(load_bundle).transpose()?;
+        Some(LazyTls::new(mode, roots))
     };
     let attempt = async {
         let (client, handle) = match tls.clone() {
