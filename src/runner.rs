@@ -188,8 +188,7 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
         report.dry_run.extend(dry_run(cfg, &dialect, "postgres", local, &plan));
         return Ok(report);
     };
-    let signal = signal_watch(opts.handle_signals);
-    let result = up_on(&mut *b, cfg, local, opts, events, &mut report, signal).await;
+    let result = up_on(&mut *b, cfg, local, opts, events, &mut report).await;
     // Release the lock on every path, then close: an idle connection keeps a
     // serverless cluster awake.
     let unlocked = b.unlock().await;
@@ -277,7 +276,6 @@ async fn up_on(
     opts: &UpOptions,
     events: &mut dyn FnMut(&Event),
     report: &mut UpReport,
-    mut sig: watch::Receiver<Option<&'static str>>,
 ) -> Result<()> {
     report.target = b.target();
     events(&Event::Connected {
@@ -299,6 +297,8 @@ async fn up_on(
         return Ok(());
     }
 
+    // Signals are caught only from here on: a no-op run installs nothing.
+    let mut sig = signal_watch(opts.handle_signals);
     let nothing = "nothing was applied";
     or_signal(b.lock(cfg.lock_wait), &mut sig, 0, nothing).await?;
     b.ensure_history().await?;

@@ -115,7 +115,9 @@ where
     fn connect(self, stream: S) -> Self::Future {
         Box::pin(async move {
             let connector = self.settings.connector()?;
-            postgres_native_tls::TlsConnector::new(connector, &self.domain).connect(stream).await
+            postgres_native_tls::TlsConnector::new(connector, &self.domain)
+                .connect(stream)
+                .await
         })
     }
 }
