@@ -7,6 +7,7 @@ use postgres_protocol::escape::{escape_identifier, escape_literal};
 use sha2::{Digest, Sha256};
 
 use crate::config::HistoryTable;
+use crate::history::{Row, TOOL_VERSION};
 
 /// A value bound into a dialect statement's `$n` placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +41,23 @@ impl Value {
             Value::Expr(e) => e.trim().to_string(),
         }
     }
+}
+
+/// The values of `history_upsert.sql`, in order.
+pub fn history_values(row: &Row, execution_ms: Value) -> Vec<Value> {
+    vec![
+        Value::Int(row.version),
+        Value::Text(row.name.clone()),
+        Value::Text(row.checksum.clone()),
+        Value::Text(row.status.as_str().into()),
+        Value::Int(row.statements_done.into()),
+        Value::Int(row.statements_total.into()),
+        execution_ms,
+        Value::Text(TOOL_VERSION.into()),
+        Value::Text(row.backend.clone()),
+        Value::Bool(row.out_of_order),
+        Value::opt_text(row.error.as_deref()),
+    ]
 }
 
 /// One dialect's statements, with the history table's names filled in.

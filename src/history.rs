@@ -56,5 +56,27 @@ pub struct Row {
     pub error: Option<String>,
 }
 
+impl Row {
+    /// A row about to be written for `m`: `done` of its statements finished.
+    /// The database fills in applied_at and installed_by.
+    pub fn new(m: &crate::migration::Migration, backend: &str, status: Status, done: usize, out_of_order: bool) -> Row {
+        Row {
+            version: m.version,
+            name: m.name.clone(),
+            checksum: m.checksum.clone(),
+            status,
+            statements_done: done as i32,
+            statements_total: m.statements.len() as i32,
+            applied_at: String::new(),
+            execution_ms: 0,
+            installed_by: String::new(),
+            tool_version: TOOL_VERSION.into(),
+            backend: backend.into(),
+            out_of_order,
+            error: None,
+        }
+    }
+}
+
 /// The chatmigrate version written into every row.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -12,9 +12,9 @@ use tokio::sync::watch;
 
 use crate::backend::{self, Backend, ExecError};
 use crate::config::Config;
-use crate::dialect::{quote, Dialect};
+use crate::dialect::{history_values, quote, Dialect, Value};
 use crate::error::{Error, Result};
-use crate::history::{Row, Status, TOOL_VERSION};
+use crate::history::{Row, Status};
 use crate::migration::{self, Migration, TxMode};
 use crate::plan::{self, Plan, Step};
 use crate::{lint, sql};
@@ -404,24 +404,6 @@ fn prelude(cfg: &Config, m: &Migration, last: bool) -> Vec<String> {
     out
 }
 
-fn new_row(m: &Migration, backend: &str, status: Status, done: usize, out_of_order: bool) -> Row {
-    Row {
-        version: m.version,
-        name: m.name.clone(),
-        checksum: m.checksum.clone(),
-        status,
-        statements_done: done as i32,
-        statements_total: m.statements.len() as i32,
-        applied_at: String::new(),
-        execution_ms: 0,
-        installed_by: String::new(),
-        tool_version: TOOL_VERSION.into(),
-        backend: backend.into(),
-        out_of_order,
-        error: None,
-    }
-}
-
 async fn run_transactional(
     b: &mut dyn Backend,
     cfg: &Config,
@@ -434,7 +416,7 @@ async fn run_transactional(
     let prelude = prelude(cfg, m, last);
     let mut statements: Vec<&str> = prelude.iter().map(String::as_str).collect();
     statements.extend(m.statements.iter().map(|s| s.sql.as_str()));
-    let row = new_row(m, b.name(), Status::Applied, m.statements.len(), step.out_of_order);
+    let row = Row::new(m, b.name(), Status::Applied, m.statements.len(), step.out_of_order);
     let attempts = cfg.lock_retries + 1;
     let mut backoff = Duration::from_millis(500);
     for attempt in 1..=attempts {
@@ -558,7 +540,7 @@ async fn run_statements(
     sig: &watch::Receiver<Option<&'static str>>,
 ) -> Result<usize> {
     let total = m.statements.len();
-    let mut row = new_row(m, b.name(), Status::Partial, step.resume_from, step.out_of_order);
+    let mut row = Row::new(m, b.name(), Status::Partial, step.resume_from, step.out_of_order);
     let (set, reset) = session_timeouts(m);
     for s in &set {
         b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?;
@@ -660,16 +642,16 @@ fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], 
                 sql.push("BEGIN".to_string());
                 sql.extend(prelude(cfg, m, i == last));
                 sql.extend(m.statements.iter().map(|s| s.sql.clone()));
-                let row = new_row(m, backend, Status::Applied, m.statements.len(), step.out_of_order);
+                let row = Row::new(m, backend, Status::Applied, m.statements.len(), step.out_of_order);
                 sql.push(backend::postgres::history_in_transaction(dialect, &row));
                 sql.push("COMMIT".to_string());
             }
             TxMode::NoTransaction => {
-                let mut row = new_row(m, backend, Status::Partial, step.resume_from, step.out_of_order);
+                let mut row = Row::new(m, backend, Status::Partial, step.resume_from, step.out_of_order);
                 let (set, reset) = session_timeouts(m);
                 sql.extend(set);
                 if step.resume_from == 0 {
-                    sql.push(dialect.upsert_history(&history_values_for_dry_run(&row)));
+                    sql.push(dialect.upsert_history(&history_values(&row, Value::Expr("<elapsed ms>"))));
                 }
                 for (k, s) in m.statements.iter().enumerate().skip(step.resume_from) {
                     sql.push(s.sql.clone());
@@ -679,7 +661,7 @@ fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], 
                     } else {
                         Status::Partial
                     };
-                    sql.push(dialect.upsert_history(&history_values_for_dry_run(&row)));
+                    sql.push(dialect.upsert_history(&history_values(&row, Value::Expr("<elapsed ms>"))));
                 }
                 sql.extend(reset);
             }
@@ -692,23 +674,6 @@ fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], 
         });
     }
     out
-}
-
-fn history_values_for_dry_run(row: &Row) -> Vec<crate::dialect::Value> {
-    use crate::dialect::Value;
-    vec![
-        Value::Int(row.version),
-        Value::Text(row.name.clone()),
-        Value::Text(row.checksum.clone()),
-        Value::Text(row.status.as_str().into()),
-        Value::Int(row.statements_done.into()),
-        Value::Int(row.statements_total.into()),
-        Value::Expr("<elapsed ms>"),
-        Value::Text(TOOL_VERSION.into()),
-        Value::Text(row.backend.clone()),
-        Value::Bool(row.out_of_order),
-        Value::Null,
-    ]
 }
 
 /// What `status` and `verify` look at: the local files and the history.

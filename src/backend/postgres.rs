@@ -19,9 +19,9 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use super::tls::{load_bundle, LazyTls};
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind};
 use crate::config::{Config, SslMode};
-use crate::dialect::{Dialect, Value};
+use crate::dialect::{history_values, Dialect, Value};
 use crate::error::{DbError, Error, Result};
-use crate::history::{Row, Status, TOOL_VERSION};
+use crate::history::{Row, Status};
 use crate::sql::char_pos_to_byte;
 
 pub struct Postgres {
@@ -185,22 +185,6 @@ impl Postgres {
             Err(_) => String::new(),
         }
     }
-}
-
-fn history_values(row: &Row, execution_ms: Value) -> Vec<Value> {
-    vec![
-        Value::Int(row.version),
-        Value::Text(row.name.clone()),
-        Value::Text(row.checksum.clone()),
-        Value::Text(row.status.as_str().into()),
-        Value::Int(row.statements_done.into()),
-        Value::Int(row.statements_total.into()),
-        execution_ms,
-        Value::Text(TOOL_VERSION.into()),
-        Value::Text(row.backend.clone()),
-        Value::Bool(row.out_of_order),
-        Value::opt_text(row.error.as_deref()),
-    ]
 }
 
 /// The upsert for a row written inside a migration's transaction, with the

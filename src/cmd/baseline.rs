@@ -9,26 +9,12 @@ use crate::backend::Backend;
 use crate::cli::BaselineArgs;
 use crate::dialect::quote;
 use crate::error::{Error, Result};
-use crate::history::{Row, Status, TOOL_VERSION};
+use crate::history::{Row, Status};
 use crate::migration::{self, Migration};
 use crate::{report, runner};
 
 fn row(m: &Migration, backend: &str) -> Row {
-    Row {
-        version: m.version,
-        name: m.name.clone(),
-        checksum: m.checksum.clone(),
-        status: Status::Applied,
-        statements_done: m.statements.len() as i32,
-        statements_total: m.statements.len() as i32,
-        applied_at: String::new(),
-        execution_ms: 0,
-        installed_by: String::new(),
-        tool_version: TOOL_VERSION.into(),
-        backend: backend.into(),
-        out_of_order: false,
-        error: None,
-    }
+    Row::new(m, backend, Status::Applied, m.statements.len(), false)
 }
 
 pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<i32> {

@@ -211,23 +211,26 @@ impl Run {
     }
 }
 
+/// Variables that would point the binary elsewhere; every run clears them.
+const CLEARED_ENV: [&str; 11] = [
+    "DATABASE_URL",
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "CHATMIGRATE_ENV",
+    "CHATMIGRATE_CONFIG",
+    "NO_COLOR",
+];
+
 /// Runs the real binary in `cwd` with a clean environment plus `env`.
 pub fn run_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut c = Command::new(env!("CARGO_BIN_EXE_chatmigrate"));
     c.args(args).current_dir(cwd);
-    for k in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGPASSWORD",
-        "PGDATABASE",
-        "PGSSLMODE",
-        "PGSSLROOTCERT",
-        "CHATMIGRATE_ENV",
-        "CHATMIGRATE_CONFIG",
-        "NO_COLOR",
-    ] {
+    for k in CLEARED_ENV {
         c.env_remove(k);
     }
     for (k, v) in env {
@@ -263,19 +266,7 @@ pub fn spawn_in(cwd: &Path, args: &[&str]) -> std::process::Child {
         .current_dir(cwd)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    for k in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGPASSWORD",
-        "PGDATABASE",
-        "PGSSLMODE",
-        "PGSSLROOTCERT",
-        "CHATMIGRATE_ENV",
-        "CHATMIGRATE_CONFIG",
-        "NO_COLOR",
-    ] {
+    for k in CLEARED_ENV {
         c.env_remove(k);
     }
     c.spawn().expect("spawn chatmigrate")

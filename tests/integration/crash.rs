@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use crate::safety::chat_plus_generated;
+use crate::safety::generated;
 
 /// Small deterministic generator (xorshift), so a failure can be replayed.
 struct Rng(u64);
@@ -26,6 +26,13 @@ fn index_state(db: &Db, name: &str) -> Option<bool> {
     .map(|r| r[0].as_deref() == Some("true"))
 }
 
+/// Statements of a generated no-transaction file: table, sleep, index a,
+/// sleep, index b; of a transactional one: table, sleep, index, insert.
+const NT_TABLE: i32 = 1;
+const NT_INDEX_A: i32 = 3;
+const NT_INDEX_B: i32 = 5;
+const TX_STATEMENTS: i32 = 4;
+
 /// Checks every invariant between the history rows and the catalog.
 fn check(db: &Db, trial: usize) {
     let rows: std::collections::HashMap<i64, (String, i32)> = db.history().into_iter().map(|(v, s, d)| (v, (s, d))).collect();
@@ -35,7 +42,7 @@ fn check(db: &Db, trial: usize) {
         if i % 3 == 0 {
             let t = format!("n{v}");
             let done = match row {
-                Some((s, _)) if s == "applied" => 3,
+                Some((s, _)) if s == "applied" => NT_INDEX_B,
                 Some((_, d)) => *d,
                 None => -1,
             };
@@ -44,29 +51,31 @@ fn check(db: &Db, trial: usize) {
             let b = index_state(db, &format!("{t}_b"));
             // Statements up to `done` are fully present; statement done+1 may
             // be in flight (present, possibly invalid); later ones absent.
-            if done >= 1 {
+            if done >= NT_TABLE {
                 assert!(has_table, "trial {trial}: V{v} done={done} but no table");
             }
-            if done >= 2 {
+            if done >= NT_INDEX_A {
                 assert_eq!(a, Some(true), "trial {trial}: V{v} done={done} but index a {a:?}");
             }
-            if done >= 3 {
+            if done >= NT_INDEX_B {
                 assert_eq!(b, Some(true), "trial {trial}: V{v} applied but index b {b:?}");
             }
             if done < 0 {
                 assert!(!has_table, "trial {trial}: V{v} has no row but its table exists");
             }
-            if done < 1 {
+            // The statement after `done` may have been in flight; the ones
+            // after it never started.
+            if done + 1 < NT_INDEX_A {
                 assert!(a.is_none(), "trial {trial}: V{v} done={done} but index a exists");
             }
-            if done < 2 {
+            if done + 1 < NT_INDEX_B {
                 assert!(b.is_none(), "trial {trial}: V{v} done={done} but index b exists");
             }
         } else {
             let t = format!("c{v}");
             match row {
                 Some((s, d)) => {
-                    assert_eq!((s.as_str(), *d), ("applied", 3), "trial {trial}: V{v}");
+                    assert_eq!((s.as_str(), *d), ("applied", TX_STATEMENTS), "trial {trial}: V{v}");
                     assert_eq!(db.scalar(&format!("SELECT count(*) FROM {t}")), "200", "trial {trial}: V{v} rows");
                     assert_eq!(index_state(db, &format!("{t}_id")), Some(true));
                 }
@@ -93,7 +102,7 @@ fn schema_dump(db: &Db) -> String {
 #[test]
 fn kill_minus_9_at_random_points_never_breaks_the_history() {
     let dir = Dir::new();
-    chat_plus_generated(&dir, 100);
+    generated(&dir, 100, Some("0.03"));
     let m = dir.path().to_str().unwrap();
     let db = Db::new();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -101,7 +110,7 @@ fn kill_minus_9_at_random_points_never_breaks_the_history() {
     let mut kills = Vec::new();
     for trial in 0..trials {
         let child = spawn_in(dir.path(), &["--database-url", &db.url, "--migrations", m, "up"]);
-        let delay = 20 + rng.next() % 400;
+        let delay = 40 + rng.next() % 200;
         std::thread::sleep(Duration::from_millis(delay));
         signal(&child, "KILL");
         let r = finish(child);
@@ -113,8 +122,18 @@ fn kill_minus_9_at_random_points_never_breaks_the_history() {
             db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'chatmigrate' AND pid <> pg_backend_pid()") == "0"
         });
         check(&db, trial);
-        kills.push((delay, db.history().len()));
+        let h = db.history();
+        let applied = h.iter().filter(|r| r.1 == "applied").count();
+        let partial = h.iter().filter(|r| r.1 != "applied").count();
+        kills.push((delay, applied, partial));
     }
+    // The kills must land mid-run, not after a finished run.
+    let mid_run = kills.iter().filter(|k| k.1 < 104).count();
+    assert!(mid_run >= 20, "only {mid_run} of {trials} kills landed before the end: {kills:?}");
+    assert!(
+        kills.iter().any(|k| k.2 > 0),
+        "no kill left a partial no-transaction migration: {kills:?}"
+    );
     let r = cm(
         &db,
         &Dir {
@@ -129,5 +148,5 @@ fn kill_minus_9_at_random_points_never_breaks_the_history() {
     let clean = Db::new();
     run_in(dir.path(), &["--database-url", &clean.url, "--migrations", m, "up"], &[]).assert_ok();
     assert_eq!(schema_dump(&db), schema_dump(&clean));
-    eprintln!("crash harness: {trials} kills at (delay ms, rows applied): {kills:?}");
+    eprintln!("crash harness: {trials} kills, {mid_run} mid-run; (delay ms, applied rows, partial rows) after each: {kills:?}");
 }

@@ -8,24 +8,30 @@ use crate::common::*;
 /// The shipped chat schema plus `n` generated migrations (every third one a
 /// no-transaction file with CONCURRENTLY builds).
 pub fn chat_plus_generated(dir: &Dir, n: usize) {
+    generated(dir, n, None)
+}
+
+/// Like `chat_plus_generated`; with `sleep` (seconds), every generated
+/// migration also spends that long in `pg_sleep` steps between its
+/// statements, so a kill lands inside migrations rather than between runs.
+pub fn generated(dir: &Dir, n: usize, sleep: Option<&str>) {
     for (name, body) in chatmigrate::migration::embedded_files() {
         dir.write(name, body);
     }
+    let p = sleep.map(|s| format!("SELECT pg_sleep({s});\n")).unwrap_or_default();
     for i in 0..n {
         let v = 100 + i;
         if i % 3 == 0 {
             dir.write(
                 &format!("V{v}__n{v}.sql"),
                 format!(
-                    "-- chatmigrate:no-transaction\nCREATE TABLE IF NOT EXISTS n{v} (id int, v int);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS n{v}_a ON n{v} (id);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS n{v}_b ON n{v} (v);\n"
+                    "-- chatmigrate:no-transaction\nCREATE TABLE IF NOT EXISTS n{v} (id int, v int);\n{p}CREATE INDEX CONCURRENTLY IF NOT EXISTS n{v}_a ON n{v} (id);\n{p}CREATE INDEX CONCURRENTLY IF NOT EXISTS n{v}_b ON n{v} (v);\n"
                 ),
             );
         } else {
             dir.write(
                 &format!("V{v}__c{v}.sql"),
-                format!(
-                    "CREATE TABLE c{v} (id int);\nCREATE INDEX c{v}_id ON c{v} (id);\nINSERT INTO c{v} SELECT generate_series(1, 200);\n"
-                ),
+                format!("CREATE TABLE c{v} (id int);\n{p}CREATE INDEX c{v}_id ON c{v} (id);\nINSERT INTO c{v} SELECT generate_series(1, 200);\n"),
             );
         }
     }
