@@ -101,12 +101,13 @@ fn files(dir: &Dir) {
     dir.write("V3__c.sql", "CREATE TABLE c (id int);\n");
 }
 
-#[test]
-fn connection_cut_before_the_server_sees_the_migration() {
+/// Runs `up` on a fresh database through a proxy that cuts at V2's marker;
+/// the run must fail with exit 2.
+fn up_through_proxy(cut: Cut) -> (Db, Dir, Run) {
     let (db, dir) = (Db::new(), Dir::new());
     files(&dir);
     let port: u16 = crate::schema::port().parse().unwrap();
-    let proxy = Proxy::start(port, b"cut-here-marker", Cut::Before);
+    let proxy = Proxy::start(port, b"cut-here-marker", cut);
     let url = via(&db, &proxy);
     let r = run_in(
         dir.path(),
@@ -114,6 +115,12 @@ fn connection_cut_before_the_server_sees_the_migration() {
         &[],
     );
     assert_eq!(r.code, 2, "{r:#?}");
+    (db, dir, r)
+}
+
+#[test]
+fn connection_cut_before_the_server_sees_the_migration() {
+    let (db, dir, r) = up_through_proxy(Cut::Before);
     let first = r.stderr.lines().next().unwrap();
     assert!(
         first.starts_with("error: connection lost during V2 b (the server rolled it back: it is not applied): "),
@@ -131,17 +138,7 @@ fn connection_cut_before_the_server_sees_the_migration() {
 
 #[test]
 fn connection_cut_after_commit_is_resolved_from_history_not_resent() {
-    let (db, dir) = (Db::new(), Dir::new());
-    files(&dir);
-    let port: u16 = crate::schema::port().parse().unwrap();
-    let proxy = Proxy::start(port, b"cut-here-marker", Cut::After);
-    let url = via(&db, &proxy);
-    let r = run_in(
-        dir.path(),
-        &["--database-url", &url, "--migrations", dir.path().to_str().unwrap(), "up"],
-        &[],
-    );
-    assert_eq!(r.code, 2, "{r:#?}");
+    let (db, dir, r) = up_through_proxy(Cut::After);
     let first = r.stderr.lines().next().unwrap();
     assert!(
         first.starts_with("error: connection lost during V2 b (its COMMIT reached the server: it is applied and recorded): "),
