@@ -161,6 +161,12 @@ impl Dialect {
         )
     }
 
+    /// The upsert for a row written inside a migration's transaction, with
+    /// the server-side elapsed time (also what dry-run shows).
+    pub fn upsert_history_in_transaction(&self, row: &Row) -> String {
+        self.upsert_history(&history_values(row, Self::elapsed_ms()))
+    }
+
     pub fn delete_history(&self, version: i64) -> String {
         Self::bind(&self.fill(sql!("history_delete")), &[Value::Int(version)])
     }

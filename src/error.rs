@@ -239,4 +239,11 @@ impl Error {
     }
 }
 
+/// Writing to stdout failed (a closed pipe, a full disk).
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Other(format!("cannot write output: {e}"))
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

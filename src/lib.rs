@@ -37,6 +37,7 @@ pub mod lint;
 pub mod migration;
 pub mod plan;
 pub mod report;
+pub mod retry;
 pub mod runner;
 pub mod sql;
 

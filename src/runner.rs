@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::history::{Row, Status};
 use crate::migration::{self, Migration, TxMode};
 use crate::plan::{self, Plan, Step};
+use crate::retry::{self, Backoff};
 use crate::{lint, sql};
 
 /// What `up` is asked to do.
@@ -129,7 +130,7 @@ async fn connect_target(
                         // 42P04 exists; 23505 lost the race on pg_database's unique index.
                         Err(ExecError::Statement { error, .. }) if error.code == "42P04" || error.code == "23505" => return Ok(()),
                         Err(ExecError::Statement { error, .. }) if error.code == "55006" && attempt < 50 => {
-                            tokio::time::sleep(Duration::from_millis(50) + backend::postgres::jitter(Duration::from_millis(150))).await;
+                            tokio::time::sleep(Duration::from_millis(50) + retry::jitter(Duration::from_millis(150))).await;
                         }
                         Err(e) => return Err(e.into_error("CREATE DATABASE")),
                     }
@@ -418,7 +419,7 @@ async fn run_transactional(
     statements.extend(m.statements.iter().map(|s| s.sql.as_str()));
     let row = Row::new(m, b.name(), Status::Applied, m.statements.len(), step.out_of_order);
     let attempts = cfg.lock_retries + 1;
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
     for attempt in 1..=attempts {
         let canceller = b.canceller();
         let mut interrupted = None;
@@ -452,7 +453,7 @@ async fn run_transactional(
         match result {
             Ok(()) => return Ok(()),
             Err(ExecError::Statement { error, .. }) if error.code == "55P03" && attempt < attempts => {
-                let wait = backoff / 2 + backend::postgres::jitter(backoff);
+                let wait = backoff.delay();
                 events(&Event::LockRetry {
                     version: m.version,
                     name: m.name.clone(),
@@ -461,7 +462,6 @@ async fn run_transactional(
                     wait_ms: wait.as_millis() as u64,
                 });
                 tokio::time::sleep(wait).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
             Err(ExecError::Statement { index, error }) if error.code == "55P03" => {
                 let i = index.saturating_sub(prelude.len());
@@ -643,7 +643,7 @@ fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], 
                 sql.extend(prelude(cfg, m, i == last));
                 sql.extend(m.statements.iter().map(|s| s.sql.clone()));
                 let row = Row::new(m, backend, Status::Applied, m.statements.len(), step.out_of_order);
-                sql.push(backend::postgres::history_in_transaction(dialect, &row));
+                sql.push(dialect.upsert_history_in_transaction(&row));
                 sql.push("COMMIT".to_string());
             }
             TxMode::NoTransaction => {

@@ -22,6 +22,7 @@ use crate::config::{Config, SslMode};
 use crate::dialect::{history_values, Dialect, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::{Row, Status};
+use crate::retry::Backoff;
 use crate::sql::char_pos_to_byte;
 
 pub struct Postgres {
@@ -187,12 +188,6 @@ impl Postgres {
     }
 }
 
-/// The upsert for a row written inside a migration's transaction, with the
-/// server-side elapsed time. Also used by dry-run to show what is sent.
-pub fn history_in_transaction(dialect: &Dialect, row: &Row) -> String {
-    dialect.upsert_history(&history_values(row, Dialect::elapsed_ms()))
-}
-
 /// Seconds since the epoch as `2026-01-02T03:04:05Z` (formatting 1,000
 /// timestamps here is cheaper than `to_char` on the server).
 fn rfc3339(epoch: i64) -> String {
@@ -201,16 +196,6 @@ fn rfc3339(epoch: i64) -> String {
         .ok()
         .and_then(|t| t.format(&fmt).ok())
         .unwrap_or_default()
-}
-
-/// Small jitter without a random-number dependency.
-pub(crate) fn jitter(max: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let ms = max.as_millis().max(1) as u32;
-    Duration::from_millis(u64::from((nanos ^ std::process::id().wrapping_mul(2654435761)) % ms))
 }
 
 #[async_trait]
@@ -242,7 +227,7 @@ impl Backend for Postgres {
         // pg_try_advisory_lock: a waiter never sits inside a snapshot that a
         // CONCURRENTLY build in the holder would have to wait for.
         let start = Instant::now();
-        let mut backoff = Duration::from_millis(20);
+        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_secs(1));
         let sql = self.dialect.try_lock();
         loop {
             let rows = self.simple(&sql, "taking the migration lock").await?;
@@ -257,8 +242,7 @@ impl Backend for Postgres {
                 });
             }
             let remaining = wait.saturating_sub(start.elapsed());
-            tokio::time::sleep((backoff / 2 + jitter(backoff)).min(remaining)).await;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
+            tokio::time::sleep(backoff.delay().min(remaining)).await;
         }
     }
 
@@ -349,7 +333,7 @@ impl Backend for Postgres {
 
     async fn run_transaction(&mut self, statements: &[&str], row: &Row) -> Result<(), ExecError> {
         // One round trip: BEGIN; s1; ...; sn; history; COMMIT
-        let history = history_in_transaction(&self.dialect, row);
+        let history = self.dialect.upsert_history_in_transaction(row);
         let mut batch = String::with_capacity(statements.iter().map(|s| s.len() + 2).sum::<usize>() + history.len() + 32);
         let mut starts = Vec::with_capacity(statements.len());
         batch.push_str("BEGIN;\n");

@@ -56,9 +56,3 @@ pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<i32> {
     )?;
     Ok(0)
 }
-
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Error {
-        Error::Other(format!("cannot write output: {e}"))
-    }
-}
