@@ -52,6 +52,18 @@ pub struct EnvFile {
     pub maintenance_db: Option<String>,
     pub group_commit: Option<bool>,
     pub allow_out_of_order: Option<bool>,
+    /// Alias of `dbname` (the Data API's name for it).
+    pub database: Option<String>,
+    pub resource_arn: Option<String>,
+    pub secret_arn: Option<String>,
+    pub iam_auth: Option<bool>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub resume_timeout: Option<String>,
+    pub request_timeout: Option<String>,
+    pub lease_ttl: Option<String>,
+    pub transaction_keepalive: Option<String>,
 }
 
 /// A password. Never printed.
@@ -77,14 +89,41 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     Postgres,
+    RdsData,
 }
 
 impl BackendKind {
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Postgres => "postgres",
+            BackendKind::RdsData => "rds-data",
         }
     }
+}
+
+/// AWS settings shared by the Data API transport and by the direct
+/// transport's Secrets Manager and IAM credentials. Credentials themselves
+/// come from the standard AWS chain (environment, profile, SSO, web
+/// identity, container, IMDS), never from this file.
+#[derive(Debug, Clone, Default)]
+pub struct Aws {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// Another endpoint for every AWS call (VPC endpoints, tests).
+    pub endpoint_url: Option<String>,
+    /// The Aurora cluster's ARN (Data API).
+    pub resource_arn: Option<String>,
+    /// Secrets Manager secret: the Data API's credentials, or the direct
+    /// connection's user/password (and host/port/dbname when present).
+    pub secret_arn: Option<String>,
+    /// Direct connection: authenticate with an IAM token (rds-db:connect).
+    pub iam_auth: bool,
+    /// Per-attempt timeout of one AWS call (the SDK's own retries are off).
+    pub request_timeout: Duration,
+    /// Data API: how long a lease on the migration lock lasts without a heartbeat.
+    pub lease_ttl: Duration,
+    /// Data API: an open transaction gets a `SELECT 1` after this much idle time.
+    pub transaction_keepalive: Duration,
 }
 
 /// libpq's sslmode values.
@@ -128,6 +167,17 @@ pub struct PgTarget {
     pub sslrootcert: Option<PathBuf>,
     pub application_name: String,
     pub connect_timeout: Duration,
+    /// Which of host, port, dbname were given (file, environment, URL): a
+    /// Secrets Manager secret fills in only the others.
+    pub explicit: Explicit,
+}
+
+/// See [`PgTarget::explicit`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Explicit {
+    pub host: bool,
+    pub port: bool,
+    pub dbname: bool,
 }
 
 impl PgTarget {
@@ -141,9 +191,14 @@ impl PgTarget {
             .unwrap_or(if self.is_loopback() { SslMode::Prefer } else { SslMode::VerifyFull })
     }
 
-    /// `host:port/dbname`, for messages. Never includes the password.
+    /// `user@host:port/dbname`, for messages. Never includes the password.
     pub fn display(&self) -> String {
-        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+        self.display_db(&self.dbname)
+    }
+
+    /// [`PgTarget::display`] for another database on the same server.
+    pub fn display_db(&self, dbname: &str) -> String {
+        format!("{}@{}:{}/{}", self.user, self.host, self.port, dbname)
     }
 }
 
@@ -177,6 +232,12 @@ pub struct Config {
     /// `synchronous_commit = off` (the last one flushes them all).
     pub group_commit: bool,
     pub allow_out_of_order: bool,
+    pub aws: Aws,
+    /// How long to keep retrying while the database resumes (Aurora
+    /// auto-pause) or refuses connections transiently.
+    pub resume_timeout: Duration,
+    /// Where "waiting for Aurora to resume: 14 s" lines go.
+    pub progress: crate::retry::Progress,
 }
 
 /// What the command line (or a library caller) overrides.
@@ -229,6 +290,7 @@ impl Config {
                 sslrootcert: None,
                 application_name: "chatmigrate".into(),
                 connect_timeout: Duration::from_secs(45),
+                explicit: Explicit::default(),
             },
             source: Source::Embedded,
             history: HistoryTable {
@@ -243,6 +305,27 @@ impl Config {
             maintenance_db: "postgres".into(),
             group_commit: true,
             allow_out_of_order: false,
+            aws: Aws {
+                request_timeout: Duration::from_secs(65),
+                lease_ttl: Duration::from_secs(60),
+                transaction_keepalive: Duration::from_secs(120),
+                ..Aws::default()
+            },
+            resume_timeout: Duration::from_secs(120),
+            progress: crate::retry::Progress::default(),
+        }
+    }
+
+    /// The target for messages: `user@host:port/db`, or for the Data API
+    /// `rds-data:<cluster>/<db>`. Never a secret.
+    pub fn target_display(&self) -> String {
+        match self.backend {
+            BackendKind::Postgres => self.pg.display(),
+            BackendKind::RdsData => {
+                let arn = self.aws.resource_arn.as_deref().unwrap_or("");
+                let cluster = arn.rsplit(':').next().unwrap_or(arn);
+                format!("rds-data:{cluster}/{}", self.pg.dbname)
+            }
         }
     }
 
@@ -288,18 +371,21 @@ impl Config {
         // Environment variables (libpq's names), then DATABASE_URL.
         if let Some(h) = env.var("PGHOST") {
             c.pg.host = h;
+            c.pg.explicit.host = true;
         }
         if let Some(p) = env.var("PGPORT") {
             c.pg.port = p.parse().map_err(|_| Error::InvalidSetting {
                 key: "PGPORT".into(),
                 message: format!("`{p}` is not a port number"),
             })?;
+            c.pg.explicit.port = true;
         }
         if let Some(u) = env.var("PGUSER") {
             c.pg.user = u;
         }
         if let Some(d) = env.var("PGDATABASE") {
             c.pg.dbname = d;
+            c.pg.explicit.dbname = true;
         }
         if let Some(p) = env.var("PGPASSWORD") {
             c.pg.password = Some(Secret::new(p));
@@ -326,6 +412,12 @@ impl Config {
         }
         c.create_database |= o.create_database;
         c.allow_out_of_order |= o.allow_out_of_order;
+        if c.backend == BackendKind::RdsData && (c.aws.resource_arn.is_none() || c.aws.secret_arn.is_none()) {
+            return Err(Error::InvalidSetting {
+                key: "backend".into(),
+                message: "`rds-data` needs resource_arn (the cluster ARN) and secret_arn (its Secrets Manager secret)".into(),
+            });
+        }
         Ok(c)
     }
 }
@@ -390,10 +482,11 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     if let Some(b) = &e.backend {
         c.backend = match b.as_str() {
             "postgres" => BackendKind::Postgres,
+            "rds-data" => BackendKind::RdsData,
             other => {
                 return Err(Error::InvalidSetting {
                     key: "backend".into(),
-                    message: format!("`{other}` is not a backend this build supports (postgres)"),
+                    message: format!("`{other}` is not a backend this build supports (postgres, rds-data)"),
                 })
             }
         };
@@ -403,15 +496,18 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(h) = &e.host {
         c.pg.host = h.clone();
+        c.pg.explicit.host = true;
     }
     if let Some(p) = e.port {
         c.pg.port = p;
+        c.pg.explicit.port = true;
     }
     if let Some(u) = &e.user {
         c.pg.user = u.clone();
     }
     if let Some(d) = &e.dbname {
         c.pg.dbname = d.clone();
+        c.pg.explicit.dbname = true;
     }
     if let Some(var) = &e.password_env {
         if let Some(p) = env.var(var) {
@@ -462,6 +558,31 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(v) = e.allow_out_of_order {
         c.allow_out_of_order = v;
+    }
+    if let Some(d) = &e.database {
+        c.pg.dbname = d.clone();
+        c.pg.explicit.dbname = true;
+    }
+    let a = &mut c.aws;
+    a.resource_arn = e.resource_arn.clone().or(a.resource_arn.take());
+    a.secret_arn = e.secret_arn.clone().or(a.secret_arn.take());
+    a.region = e.region.clone().or(a.region.take());
+    a.profile = e.profile.clone().or(a.profile.take());
+    a.endpoint_url = e.endpoint_url.clone().or(a.endpoint_url.take());
+    if let Some(v) = e.iam_auth {
+        a.iam_auth = v;
+    }
+    if let Some(v) = &e.request_timeout {
+        a.request_timeout = duration("request_timeout", v)?;
+    }
+    if let Some(v) = &e.lease_ttl {
+        a.lease_ttl = duration("lease_ttl", v)?;
+    }
+    if let Some(v) = &e.transaction_keepalive {
+        a.transaction_keepalive = duration("transaction_keepalive", v)?;
+    }
+    if let Some(v) = &e.resume_timeout {
+        c.resume_timeout = duration("resume_timeout", v)?;
     }
     Ok(())
 }
@@ -535,15 +656,18 @@ pub fn apply_url(pg: &mut PgTarget, url: &str) -> Result<()> {
             tokio_postgres::config::Host::Tcp(h) => h.clone(),
             tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
         };
+        pg.explicit.host = true;
     }
     if let Some(p) = parsed.get_ports().first() {
         pg.port = *p;
+        pg.explicit.port = true;
     }
     if let Some(u) = parsed.get_user() {
         pg.user = u.to_string();
     }
     if let Some(d) = parsed.get_dbname() {
         pg.dbname = d.to_string();
+        pg.explicit.dbname = true;
     }
     if let Some(p) = parsed.get_password() {
         pg.password = Some(Secret::new(String::from_utf8_lossy(p).into_owned()));

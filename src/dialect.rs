@@ -65,6 +65,7 @@ pub fn history_values(row: &Row, execution_ms: Value) -> Vec<Value> {
 pub struct Dialect {
     history: String,
     log: String,
+    lease: String,
     schema: Option<String>,
     lock_key: i64,
 }
@@ -97,6 +98,7 @@ impl Dialect {
         Dialect {
             history: qualify(&history.table),
             log: qualify(&format!("{}_log", history.table)),
+            lease: qualify(&format!("{}_lease", history.table)),
             schema: history.schema.clone(),
             lock_key: key,
         }
@@ -108,7 +110,11 @@ impl Dialect {
     }
 
     fn fill(&self, template: &str) -> String {
-        template.trim_end().replace("{history}", &self.history).replace("{log}", &self.log)
+        template
+            .trim_end()
+            .replace("{history}", &self.history)
+            .replace("{log}", &self.log)
+            .replace("{lease}", &self.lease)
     }
 
     /// Fills `$n` placeholders of a dialect template with escaped literals,
@@ -146,8 +152,57 @@ impl Dialect {
         out
     }
 
-    pub fn select_history(&self) -> String {
-        self.fill(sql!("history_select"))
+    /// History rows with a version above `after`, at most `limit` of them
+    /// (`None`: all), every column as text.
+    pub fn select_history(&self, after: i64, limit: Option<u32>) -> String {
+        let limit = limit.map(|l| Value::Int(l.into())).unwrap_or(Value::Expr("ALL"));
+        Self::bind(&self.fill(sql!("history_select")), &[Value::Int(after), limit])
+    }
+
+    /// A history row written only while the lease owner (the last value,
+    /// after [`history_values`]) holds a live lease: no row written otherwise.
+    pub fn upsert_history_fenced(&self, values: &[Value]) -> String {
+        Self::bind(&self.fill(strip_comments(sql!("history_upsert_fenced"))), values)
+    }
+
+    /// Creates the lease table (the Data API's lock).
+    pub fn create_lease(&self) -> String {
+        self.fill(strip_comments(sql!("lease_create")))
+    }
+
+    /// Takes the lease for `ttl` when free or expired; returns a row on success.
+    pub fn acquire_lease(&self, owner: &str, ttl: std::time::Duration, holder: &str) -> String {
+        Self::bind(
+            &self.fill(strip_comments(sql!("lease_acquire"))),
+            &[Value::Text(owner.into()), interval(ttl), Value::Text(holder.into())],
+        )
+    }
+
+    /// Extends a live lease; returns a row while `owner` still holds it.
+    pub fn renew_lease(&self, owner: &str, ttl: std::time::Duration) -> String {
+        Self::bind(&self.fill(sql!("lease_renew")), &[Value::Text(owner.into()), interval(ttl)])
+    }
+
+    pub fn release_lease(&self, owner: &str) -> String {
+        Self::bind(&self.fill(sql!("lease_release")), &[Value::Text(owner.into())])
+    }
+
+    /// Who holds the lease: holder, acquired at, seconds left.
+    pub fn lease_holder(&self) -> String {
+        self.fill(sql!("lease_holder"))
+    }
+
+    /// `1` while backend `pid` is still running a statement.
+    pub fn statement_running(pid: i64) -> String {
+        Self::bind(strip_comments(sql!("statement_running")), &[Value::Int(pid)])
+    }
+
+    /// 'valid', 'invalid', or no row, for an index in `schema` (or the current one).
+    pub fn index_state(name: &str, schema: Option<&str>) -> String {
+        Self::bind(
+            strip_comments(sql!("index_state")),
+            &[Value::Text(name.to_string()), Value::opt_text(schema)],
+        )
     }
 
     pub fn upsert_history(&self, values: &[Value]) -> String {
@@ -208,6 +263,20 @@ impl Dialect {
     }
 }
 
+/// A dialect file without its leading `--` comment lines.
+fn strip_comments(sql: &str) -> &str {
+    let mut rest = sql;
+    while rest.starts_with("--") {
+        rest = rest.split_once('\n').map(|(_, r)| r).unwrap_or("");
+    }
+    rest
+}
+
+/// A duration as an SQL interval literal in milliseconds.
+fn interval(d: std::time::Duration) -> Value {
+    Value::Text(format!("{} milliseconds", d.as_millis()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,7 +290,10 @@ mod tests {
             },
             "db",
         );
-        assert!(d.select_history().contains("FROM \"My\"\"Schema\".\"hist\" ORDER BY"));
+        assert!(d
+            .select_history(5, Some(100))
+            .contains("FROM \"My\"\"Schema\".\"hist\" WHERE version > 5 ORDER BY version LIMIT 100"));
+        assert!(d.select_history(i64::MIN, None).ends_with("LIMIT ALL"));
         assert_eq!(
             Dialect::bind("$1 $10 $2", &[Value::Int(1), Value::Text("o'k $1".into())]),
             "1 $10 'o''k $1'"

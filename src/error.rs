@@ -85,6 +85,8 @@ pub enum Error {
     UnknownDirective { location: Location, directive: String },
     #[error("{location}: {message}")]
     BadDirective { location: Location, message: String },
+    #[error("{location}: statement is {chars} characters long; the backend accepts at most {limit}")]
+    StatementTooLong { location: Location, chars: usize, limit: usize },
     #[error("{location}: [{rule}] {message}")]
     Lint {
         location: Location,
@@ -139,6 +141,21 @@ pub enum Error {
         attempts: u32,
         blockers: String,
     },
+    #[error("{target} did not become available within {secs} s ({attempts} attempt(s); last: {last})")]
+    ResumeTimeout {
+        target: String,
+        secs: u64,
+        attempts: u32,
+        last: String,
+    },
+    #[error("{context}: AWS answered {code}: {message}")]
+    Aws { context: String, code: String, message: String },
+    #[error("{context}: outcome unknown: {message}")]
+    OutcomeUnknown { context: String, message: String },
+    #[error("{context}: the Data API ended the transaction ({message}); nothing of it was applied")]
+    TransactionRolledBack { context: String, message: String },
+    #[error("the migration lease was lost: {message}")]
+    LeaseLost { message: String },
     #[error("{0}")]
     Other(String),
 }
@@ -164,6 +181,9 @@ impl Error {
             SqlSyntax { .. } => "fix the SQL at that position; nothing was sent to the database".into(),
             UnknownDirective { .. } | BadDirective { .. } => {
                 "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, ignore <rule> -- <reason>".into()
+            }
+            StatementTooLong { .. } => {
+                "split the statement (e.g. one INSERT per batch of rows) or load the data another way; nothing was sent".into()
             }
             Lint { help, more, .. } => {
                 if *more > 0 {
@@ -193,6 +213,17 @@ impl Error {
             Interrupted { .. } => "run `chatmigrate status` to see what is applied, then `chatmigrate up` to continue".into(),
             LockNotAvailable { .. } => {
                 "end or wait for the blocking session, or raise lock_timeout / lock_retries, then run `chatmigrate up` again".into()
+            }
+            ResumeTimeout { .. } => {
+                "check that the cluster is available (RDS console: status, capacity), then retry; raise resume_timeout if it resumes slowly".into()
+            }
+            Aws { code, .. } => aws_hint(code).into(),
+            OutcomeUnknown { .. } => {
+                "run `chatmigrate status`: the history says what was recorded; check the object in the database before running `chatmigrate up` again".into()
+            }
+            TransactionRolledBack { .. } => "run `chatmigrate up` again: the migration starts over from its first statement".into(),
+            LeaseLost { .. } => {
+                "another runner may have taken over; run `chatmigrate status`, and raise lease_ttl if the network is slow".into()
             }
             Other(_) => return None,
         })
@@ -227,15 +258,42 @@ impl Error {
             | Io { .. }
             | SqlSyntax { .. }
             | UnknownDirective { .. }
-            | BadDirective { .. } => "migration-file",
+            | BadDirective { .. }
+            | StatementTooLong { .. } => "migration-file",
             Lint { .. } => "lint",
             ChecksumDrift { .. } | MissingFile { .. } | OutOfOrder { .. } | UnknownTarget { .. } => "plan",
             Connect { .. } | ConnectTimeout { .. } | DatabaseMissing { .. } | ConnectionLost { .. } => "connect",
             Migration { .. } | Db { .. } => "database",
             LockTimeout { .. } | LockNotAvailable { .. } => "lock",
             Interrupted { .. } => "interrupted",
+            ResumeTimeout { .. } => "connect",
+            Aws { .. } => "aws",
+            OutcomeUnknown { .. } | TransactionRolledBack { .. } => "database",
+            LeaseLost { .. } => "lock",
             Other(_) => "other",
         }
+    }
+}
+
+/// What to do about an AWS error code (Data API, Secrets Manager, credentials).
+fn aws_hint(code: &str) -> &'static str {
+    match code {
+        "HttpEndpointNotEnabledException" => {
+            "enable the Data API on the cluster: aws rds enable-http-endpoint --resource-arn <resource_arn> (and check the ARN's letter case)"
+        }
+        "AccessDeniedException" | "ForbiddenException" | "AccessDenied" | "UnrecognizedClientException" => {
+            "the AWS identity needs rds-data:ExecuteStatement, BeginTransaction, CommitTransaction, RollbackTransaction and secretsmanager:GetSecretValue (docs/aurora.md)"
+        }
+        "InvalidSecretException" | "SecretsErrorException" | "ResourceNotFoundException" => {
+            "check secret_arn: the secret must exist in this region and hold username and password for the cluster"
+        }
+        "DatabaseNotFoundException" | "NotFoundException" => "check resource_arn: it must be the cluster's ARN and the cluster must have a writer instance",
+        "ValidationException" => "this is a chatmigrate bug if it names a statement it sent; please report it with `--verbose` output",
+        "UnsupportedResultException" => "cast the column to text in the query",
+        "credentials" => {
+            "configure AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO (`aws sso login`), or a role; see docs/aurora.md"
+        }
+        _ => "see docs/aurora.md for the Data API's errors, then retry",
     }
 }
 

@@ -80,3 +80,38 @@ impl Row {
 
 /// The chatmigrate version written into every row.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl Row {
+    /// A row as read back: the columns of `dialects/*/history_select.sql`,
+    /// all as text (so every transport, the Data API included, reads them the
+    /// same way; `applied_at` comes as epoch seconds).
+    pub fn from_text(r: &[Option<String>]) -> crate::error::Result<Row> {
+        let s = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        let bad = || crate::error::Error::Other(format!("history table has an unreadable row for version {}", s(0)));
+        Ok(Row {
+            version: s(0).parse().map_err(|_| bad())?,
+            name: s(1),
+            checksum: s(2),
+            status: Status::parse(&s(3)).ok_or_else(bad)?,
+            statements_done: s(4).parse().map_err(|_| bad())?,
+            statements_total: s(5).parse().map_err(|_| bad())?,
+            applied_at: rfc3339(s(6).parse().map_err(|_| bad())?),
+            execution_ms: s(7).parse().map_err(|_| bad())?,
+            installed_by: s(8),
+            tool_version: s(9),
+            backend: s(10),
+            out_of_order: s(11) == "t" || s(11) == "true",
+            error: r.get(12).cloned().flatten(),
+        })
+    }
+}
+
+/// Seconds since the epoch as `2026-01-02T03:04:05Z` (formatting 1,000
+/// timestamps here is cheaper than `to_char` on the server).
+fn rfc3339(epoch: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(epoch)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}

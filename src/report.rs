@@ -53,6 +53,14 @@ pub fn error(style: &Style, e: &Error) {
     }
 }
 
+/// A progress line while waiting (Aurora resuming, throttling), to stderr
+/// so it never mixes with JSON on stdout; silent with --quiet.
+pub fn waiting(style: &Style, w: &crate::retry::Waiting) {
+    if !style.quiet {
+        eprintln!("{w}");
+    }
+}
+
 /// One line per event while `up` runs (text mode only).
 pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()> {
     if style.json || style.quiet {
@@ -101,6 +109,24 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
                 "V{version}: dropped invalid index {index} left by an earlier failed CONCURRENTLY build; building it again"
             )
         }
+        Event::Reconnecting { attempt, reason } => {
+            writeln!(out, "connection lost ({reason}); reconnecting (attempt {attempt}) to re-read the history")
+        }
+        Event::Restarting { version, name, reason } => {
+            writeln!(out, "V{version} {name}: the transaction was rolled back ({reason}); starting it over")
+        }
+        Event::StillRunning {
+            version,
+            statement,
+            elapsed_s,
+        } => writeln!(
+            out,
+            "V{version}: statement {statement} still running on the server: {elapsed_s} s (polling; it is not sent again)"
+        ),
+        Event::SkippedSessionSetting { version, statement } => writeln!(
+            out,
+            "V{version}: skipped `{statement}`: a session setting does not outlive one Data API call (set it in the cluster parameter group)"
+        ),
         Event::LockRetry {
             version,
             name,

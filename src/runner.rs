@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::backend::{self, Backend, ExecError};
 use crate::config::Config;
 use crate::dialect::{history_values, quote, Dialect, Value};
-use crate::error::{Error, Result};
+use crate::error::{DbError, Error, Result};
 use crate::history::{Row, Status};
 use crate::migration::{self, Migration, TxMode};
 use crate::plan::{self, Plan, Step};
@@ -60,6 +60,31 @@ pub enum Event {
     DroppedInvalidIndex {
         version: i64,
         index: String,
+    },
+    /// The connection was lost; reconnecting to re-read the history and go on.
+    Reconnecting {
+        attempt: u32,
+        reason: String,
+    },
+    /// A transactional migration was rolled back by the transport (Data API:
+    /// transaction expired) and starts over.
+    Restarting {
+        version: i64,
+        name: String,
+        reason: String,
+    },
+    /// A statement outlived the transport's timeout and is still running on
+    /// the server; chatmigrate polls until it ends.
+    StillRunning {
+        version: i64,
+        statement: usize,
+        elapsed_s: u64,
+    },
+    /// A session-level SET in a no-transaction file cannot take effect on a
+    /// transport without sessions (the Data API) and is skipped.
+    SkippedSessionSetting {
+        version: i64,
+        statement: String,
     },
     /// A transactional migration hit lock_timeout and is retried.
     LockRetry {
@@ -171,7 +196,7 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
     let local = &mut local[..];
     let (b, created) = connect_target(cfg, first, opts.dry_run, events).await?;
     let mut report = UpReport {
-        target: cfg.pg.display(),
+        target: cfg.target_display(),
         created_database: created,
         ..UpReport::default()
     };
@@ -184,20 +209,48 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
             sql: vec![format!("CREATE DATABASE {}", quote(&cfg.pg.dbname))],
         });
         let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
-        prepare_and_lint(local, &plan)?;
+        prepare_and_lint(local, &plan, Some(backend::capabilities_of(cfg.backend)))?;
         let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
-        report.dry_run.extend(dry_run(cfg, &dialect, "postgres", local, &plan));
+        report.dry_run.extend(dry_run(cfg, &dialect, cfg.backend.as_str(), local, &plan));
         return Ok(report);
     };
-    let result = up_on(&mut *b, cfg, local, opts, events, &mut report).await;
-    // Release the lock on every path, then close: an idle connection keeps a
-    // serverless cluster awake.
-    let unlocked = b.unlock().await;
-    b.close().await;
-    result?;
-    unlocked?;
-    Ok(report)
+    let mut reconnects = 0;
+    loop {
+        let result = up_on(&mut *b, cfg, local, opts, events, &mut report).await;
+        // Release the lock on every path, then close: an idle connection keeps
+        // a serverless cluster awake.
+        let unlocked = b.unlock().await;
+        b.close().await;
+        match result {
+            // The connection (or the answer to a COMMIT) was lost: reconnect,
+            // lock again and re-read the history, which tells whether the
+            // migration in flight committed; anything not applied runs again
+            // from its first statement (or, without a transaction, resumes
+            // at its recorded statement).
+            Err(Error::ConnectionLost { context, message }) if reconnects < MAX_RECONNECTS => {
+                reconnects += 1;
+                events(&Event::Reconnecting {
+                    attempt: reconnects,
+                    reason: format!("{context}: {message}"),
+                });
+                b = backend::connect(cfg, None).await?;
+            }
+            result => {
+                result?;
+                // Losing the connection while unlocking releases the lock anyway.
+                if let Err(e) = unlocked {
+                    if !matches!(e, Error::ConnectionLost { .. }) {
+                        return Err(e);
+                    }
+                }
+                return Ok(report);
+            }
+        }
+    }
 }
+
+/// How many times one `up` reconnects after losing its connection mid-run.
+const MAX_RECONNECTS: u32 = 3;
 
 fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::Options {
     plan::Options {
@@ -206,10 +259,26 @@ fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::Options {
     }
 }
 
-/// Splits the files about to run and applies the error-level lint rules.
-fn prepare_and_lint(local: &mut [Migration], plan: &Plan) -> Result<()> {
+/// Splits the files about to run and applies the error-level lint rules
+/// and the transport's statement-size limit.
+fn prepare_and_lint(local: &mut [Migration], plan: &Plan, caps: Option<backend::Capabilities>) -> Result<()> {
     for s in &plan.steps {
         local[s.index].prepare()?;
+    }
+    if let Some(limit) = caps.and_then(|c| c.max_statement_chars) {
+        for step in &plan.steps {
+            let m = &local[step.index];
+            for (i, st) in m.statements.iter().enumerate() {
+                let chars = st.sql.chars().count();
+                if chars > limit {
+                    return Err(Error::StatementTooLong {
+                        location: m.location(i, 0),
+                        chars,
+                        limit,
+                    });
+                }
+            }
+        }
     }
     let pending: Vec<Migration> = plan.steps.iter().map(|s| local[s.index].clone()).collect();
     lint::gate(&pending)
@@ -291,7 +360,7 @@ async fn up_on(
     if plan.steps.is_empty() {
         return Ok(());
     }
-    prepare_and_lint(local, &plan)?;
+    prepare_and_lint(local, &plan, Some(b.capabilities()))?;
     if opts.dry_run {
         let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
         report.dry_run = dry_run(cfg, &dialect, b.name(), local, &plan);
@@ -306,7 +375,7 @@ async fn up_on(
     // Another runner may have applied some while we waited.
     let applied = b.read_history().await?;
     let plan = plan::plan(local, &applied, &popts)?;
-    prepare_and_lint(local, &plan)?;
+    prepare_and_lint(local, &plan, Some(b.capabilities()))?;
 
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {
@@ -420,7 +489,10 @@ async fn run_transactional(
     let row = Row::new(m, b.name(), Status::Applied, m.statements.len(), step.out_of_order);
     let attempts = cfg.lock_retries + 1;
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
-    for attempt in 1..=attempts {
+    let mut restarted = false;
+    let mut attempt = 0;
+    while attempt < attempts {
+        attempt += 1;
         let canceller = b.canceller();
         let mut interrupted = None;
         let result = {
@@ -497,36 +569,29 @@ async fn run_transactional(
                     transactional: true,
                 });
             }
-            Err(ExecError::Lost { message }) => return Err(resolve_lost(cfg, m, message).await),
+            // The transport ended the transaction (Data API: it expired):
+            // nothing was committed, so it may start over once.
+            Err(ExecError::RolledBack { message, retry: true }) if !restarted => {
+                restarted = true;
+                attempt -= 1;
+                events(&Event::Restarting {
+                    version: m.version,
+                    name: m.name.clone(),
+                    reason: message,
+                });
+            }
+            // Whether COMMIT happened is unknown: `up` reconnects and the
+            // history (written in the same transaction) tells.
+            Err(ExecError::Lost { message }) => {
+                return Err(Error::ConnectionLost {
+                    context: format!("V{} {}", m.version, m.name),
+                    message,
+                })
+            }
             Err(e) => return Err(e.into_error(&format!("{} (version {})", m.path, m.version))),
         }
     }
     unreachable!("the last attempt always returns")
-}
-
-/// The connection dropped while a transactional migration was in flight:
-/// whether its COMMIT happened is unknown to the transport. Never re-send
-/// blindly: look at the history on a fresh connection.
-async fn resolve_lost(cfg: &Config, m: &Migration, message: String) -> Error {
-    let verdict = async {
-        let mut b = backend::connect(cfg, None).await.ok()?;
-        let rows = b.read_history().await.ok();
-        b.close().await;
-        Some(rows?.iter().any(|r| r.version == m.version && r.status == Status::Applied))
-    };
-    let verdict = tokio::time::timeout(Duration::from_secs(10), verdict).await.ok().flatten();
-    let context = match verdict {
-        Some(false) => format!("V{} {} (the server rolled it back: it is not applied)", m.version, m.name),
-        Some(true) => format!(
-            "V{} {} (its COMMIT reached the server: it is applied and recorded)",
-            m.version, m.name
-        ),
-        None => format!(
-            "V{} {} (could not reconnect to check whether it was applied: run `chatmigrate status`)",
-            m.version, m.name
-        ),
-    };
-    Error::ConnectionLost { context, message }
 }
 
 /// Runs a non-transactional migration statement by statement, recording
@@ -540,14 +605,19 @@ async fn run_statements(
     sig: &watch::Receiver<Option<&'static str>>,
 ) -> Result<usize> {
     let total = m.statements.len();
+    let caps = b.capabilities();
     let mut row = Row::new(m, b.name(), Status::Partial, step.resume_from, step.out_of_order);
-    let (set, reset) = session_timeouts(m);
+    let (set, reset) = if caps.session_state {
+        session_timeouts(m)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     for s in &set {
         b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?;
     }
     if step.resume_from == 0 {
         b.write_history(&row).await?;
-    } else if b.capabilities().session_state {
+    } else if caps.session_state {
         // Session settings (SET maintenance_work_mem ...) made by the
         // statements already done were lost with the old session.
         for s in &m.statements[..step.resume_from] {
@@ -564,6 +634,16 @@ async fn run_statements(
             return Ok(i);
         }
         let s = &m.statements[i];
+        if !caps.session_state && is_session_setting(s) {
+            // SET maintenance_work_mem etc. would apply to one Data API call
+            // only: say so instead of pretending it took effect.
+            events(&Event::SkippedSessionSetting {
+                version: m.version,
+                statement: s.excerpt(),
+            });
+            row.statements_done = (i + 1) as i32;
+            continue;
+        }
         if let Some((name, schema)) = sql::concurrent_index(s) {
             // A failed or killed CONCURRENTLY build leaves an INVALID index
             // that IF NOT EXISTS would silently accept: drop it first.
@@ -579,7 +659,12 @@ async fn run_statements(
             }
         }
         let started = Instant::now();
-        let result = b.execute(&s.sql).await;
+        let mut result = b.execute(&s.sql).await;
+        if let Err(ExecError::StillRunning { connection_id }) = result {
+            result = await_statement(b, m, i, connection_id, started, events).await;
+        } else if let Err(ExecError::Lost { message }) = result {
+            result = resolve_lost_statement(b, m, i, message).await;
+        }
         row.execution_ms = started.elapsed().as_millis() as i64;
         match result {
             Ok(()) => {
@@ -601,6 +686,14 @@ async fn run_statements(
                     transactional: false,
                 });
             }
+            Err(ExecError::Lost { message }) => {
+                // The session died with the statement (a direct connection):
+                // `up` reconnects and resumes here.
+                return Err(Error::ConnectionLost {
+                    context: format!("V{} {} statement {}", m.version, m.name, i + 1),
+                    message,
+                });
+            }
             Err(e) => return Err(e.into_error(&format!("{} statement {}", m.path, i + 1))),
         }
     }
@@ -608,6 +701,89 @@ async fn run_statements(
         b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?;
     }
     Ok(total)
+}
+
+/// A session-level `SET`/`RESET` (not `SET LOCAL`).
+fn is_session_setting(s: &sql::Statement) -> bool {
+    matches!(&s.node, Some(pg_query::NodeEnum::VariableSetStmt(v)) if !v.is_local)
+}
+
+/// A statement outside a transaction outlived the transport's timeout (Data
+/// API `StatementTimeoutException` with continueAfterTimeout): it goes on
+/// running on the server. Poll until that server process is idle, then read
+/// the outcome from the catalog; never send the statement again.
+async fn await_statement(
+    b: &mut dyn Backend,
+    m: &Migration,
+    i: usize,
+    pid: i64,
+    started: Instant,
+    events: &mut dyn FnMut(&Event),
+) -> Result<(), ExecError> {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let mut reported = Instant::now() - Duration::from_secs(10);
+    loop {
+        let rows = b.query(&Dialect::statement_running(pid)).await.map_err(ExecError::transport)?;
+        let running = rows.first().and_then(|r| r.first().cloned().flatten()).is_some_and(|n| n != "0");
+        if !running {
+            break;
+        }
+        if reported.elapsed() >= Duration::from_secs(5) {
+            reported = Instant::now();
+            events(&Event::StillRunning {
+                version: m.version,
+                statement: i + 1,
+                elapsed_s: started.elapsed().as_secs(),
+            });
+        }
+        tokio::time::sleep(backoff.delay()).await;
+    }
+    statement_outcome(b, m, i, "it outlived the Data API's statement timeout and ended on the server").await
+}
+
+/// The answer to a statement outside a transaction never came (Data API
+/// 500/504, a hung response): if the transport's statements can outlive
+/// the call, read the outcome from the catalog instead of re-sending.
+async fn resolve_lost_statement(b: &mut dyn Backend, m: &Migration, i: usize, message: String) -> Result<(), ExecError> {
+    if b.capabilities().statements_die_with_connection {
+        return Err(ExecError::Lost { message });
+    }
+    statement_outcome(b, m, i, &format!("the Data API did not answer ({message})")).await
+}
+
+/// What the catalog says about statement `i` of `m` after its call ended
+/// without an answer: a CONCURRENTLY index is valid (done), invalid (failed:
+/// dropped and rebuilt on the next run) or absent; anything else cannot be
+/// checked and is reported as unknown.
+async fn statement_outcome(b: &mut dyn Backend, m: &Migration, i: usize, why: &str) -> Result<(), ExecError> {
+    let s = &m.statements[i];
+    let unknown = |detail: &str| {
+        ExecError::transport(Error::OutcomeUnknown {
+            context: format!("{} statement {} (`{}`)", m.location(i, 0), i + 1, s.excerpt()),
+            message: format!("{why}; {detail}"),
+        })
+    };
+    let Some((name, schema)) = sql::concurrent_index(s) else {
+        return Err(unknown("chatmigrate cannot check this kind of statement in the catalog"));
+    };
+    let rows = b
+        .query(&Dialect::index_state(&name, schema.as_deref()))
+        .await
+        .map_err(ExecError::transport)?;
+    match rows.first().and_then(|r| r.first().cloned().flatten()).as_deref() {
+        Some("valid") => Ok(()),
+        Some(_) => Err(ExecError::Statement {
+            index: 0,
+            error: DbError {
+                code: "XX000".into(),
+                message: format!("the index build ended with index {name} INVALID (it is dropped and rebuilt on the next run)"),
+                detail: Some(why.to_string()),
+                hint: None,
+                offset: None,
+            },
+        }),
+        None => Err(unknown(&format!("index {name} does not exist"))),
+    }
 }
 
 /// Session-level timeouts a no-transaction file asks for with its
@@ -712,7 +888,7 @@ pub async fn read_state(cfg: &Config) -> Result<(Vec<Row>, bool, String)> {
             b.close().await;
             Ok((r?, false, target))
         }
-        Err(Error::DatabaseMissing { .. }) => Ok((Vec::new(), true, cfg.pg.display())),
+        Err(Error::DatabaseMissing { .. }) => Ok((Vec::new(), true, cfg.target_display())),
         Err(e) => Err(e),
     }
 }

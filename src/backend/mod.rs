@@ -14,7 +14,9 @@
 //! BeginTransaction + ExecuteStatement(transactionId) ... + Commit), and a
 //! begin/commit API would force the slowest of those shapes on every backend.
 
+pub mod aws;
 pub mod postgres;
+pub mod rds_data;
 pub mod tls;
 
 use std::time::Duration;
@@ -48,6 +50,13 @@ pub struct Capabilities {
     /// `SET` in one statement is still in effect for the next statement
     /// outside a transaction (true for a real session).
     pub session_state: bool,
+    /// When the connection is lost, the server ends the statement in flight
+    /// (a real session); false where a statement can outlive the call (the
+    /// Data API with continueAfterTimeout), so a lost call's outcome must be
+    /// read from the catalog, never assumed.
+    pub statements_die_with_connection: bool,
+    /// The longest statement the transport accepts, in characters.
+    pub max_statement_chars: Option<usize>,
 }
 
 /// A failure while executing statements.
@@ -58,9 +67,19 @@ pub enum ExecError {
     Statement { index: usize, error: DbError },
     /// The tool's own SQL (BEGIN, the history row, COMMIT) failed.
     Internal { context: &'static str, error: DbError },
-    /// The connection went away; the outcome of an in-flight COMMIT is unknown
-    /// to the transport (the runner resolves it by re-reading history).
+    /// The connection went away, or the answer to a non-idempotent call
+    /// never came: the outcome is unknown to the transport (the runner
+    /// resolves it by re-reading history or the catalog, never by re-sending).
     Lost { message: String },
+    /// A statement outside a transaction ran past the transport's timeout
+    /// and goes on running in server backend `connection_id`.
+    StillRunning { connection_id: i64 },
+    /// The transport ended the transaction (Data API: expired, aborted);
+    /// nothing of it was committed. `retry`: starting over is expected to work.
+    RolledBack { message: String, retry: bool },
+    /// A failure that is not the database's (AWS permissions, resume
+    /// deadline, a lost lease).
+    Transport(Box<Error>),
 }
 
 /// The transport interface every backend implements.
@@ -111,15 +130,28 @@ pub trait Backend: Send {
     async fn close(self: Box<Self>);
 }
 
+/// What a backend kind can do, known before connecting (for checks at load time).
+pub fn capabilities_of(kind: BackendKind) -> Capabilities {
+    match kind {
+        BackendKind::Postgres => postgres::CAPABILITIES,
+        BackendKind::RdsData => rds_data::CAPABILITIES,
+    }
+}
+
 /// Connects to `dbname` (or the configured database) with the configured
 /// backend.
 pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<Box<dyn Backend>> {
     match cfg.backend {
         BackendKind::Postgres => Ok(Box::new(postgres::Postgres::connect(cfg, dbname).await?)),
+        BackendKind::RdsData => Ok(Box::new(rds_data::RdsData::connect(cfg, dbname).await?)),
     }
 }
 
 impl ExecError {
+    pub fn transport(e: Error) -> ExecError {
+        ExecError::Transport(Box::new(e))
+    }
+
     /// Turns a failure of the tool's own SQL into an [`Error`].
     pub fn into_error(self, context: &str) -> Error {
         match self {
@@ -131,6 +163,15 @@ impl ExecError {
                 context: context.to_string(),
                 message,
             },
+            ExecError::StillRunning { connection_id } => Error::OutcomeUnknown {
+                context: context.to_string(),
+                message: format!("the statement is still running in server process {connection_id}"),
+            },
+            ExecError::RolledBack { message, .. } => Error::TransactionRolledBack {
+                context: context.to_string(),
+                message,
+            },
+            ExecError::Transport(e) => *e,
         }
     }
 }

@@ -16,14 +16,24 @@ use tokio_postgres::config::{SslMode as PgSslMode, TargetSessionAttrs};
 use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use super::aws;
 use super::tls::{load_bundle, LazyTls};
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind};
 use crate::config::{Config, SslMode};
 use crate::dialect::{history_values, Dialect, Value};
 use crate::error::{DbError, Error, Result};
-use crate::history::{Row, Status};
-use crate::retry::Backoff;
+use crate::history::Row;
+use crate::retry::{self, Backoff, Class, Policy};
 use crate::sql::char_pos_to_byte;
+
+/// One round trip per transactional migration; a session advisory lock.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    pipelined_transactions: true,
+    lock: LockKind::SessionAdvisory,
+    session_state: true,
+    statements_die_with_connection: true,
+    max_statement_chars: None,
+};
 
 pub struct Postgres {
     client: Client,
@@ -62,11 +72,140 @@ fn lost_or_internal(e: tokio_postgres::Error, context: &'static str) -> ExecErro
     }
 }
 
+/// A failed connection attempt, already classified for `retry.rs`.
+struct Attempt {
+    error: Error,
+    class: Class,
+    cause: String,
+}
+
+/// Classifies a failed connect. While Aurora resumes a connect may be held,
+/// EOF, reset, or answer 57P03 or even a 28000: those are retried inside
+/// `resume_timeout`; an authentication failure gets one retry with fresh
+/// credentials (a new IAM token, a re-read secret).
+fn classify_connect(e: &tokio_postgres::Error, refreshable: bool) -> (Class, String) {
+    if let Some(d) = e.as_db_error() {
+        let code = d.code().code();
+        let class = match code {
+            "57P03" | "53300" | "08006" | "08001" | "08004" => Class::Resuming,
+            "28000" => Class::Bounded(1),
+            "28P01" if refreshable => Class::Bounded(1),
+            _ => Class::Fatal,
+        };
+        return (class, format!("SQLSTATE {code}"));
+    }
+    let text = e.to_string();
+    if text.contains("does not allow writes") {
+        // A reader (stale DNS after a failover): keep trying for the writer.
+        return (Class::Transient, "read-only server (failover?)".into());
+    }
+    if e.is_closed() {
+        return (Class::Resuming, "connection closed during start-up".into());
+    }
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    match io.map(std::io::Error::kind) {
+        Some(
+            std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::TimedOut,
+        ) => (Class::Resuming, text),
+        // Nothing listening: a few quick retries (a rebooting writer), then stop.
+        Some(std::io::ErrorKind::ConnectionRefused) => (Class::Bounded(3), "connection refused".into()),
+        _ => (Class::Fatal, text),
+    }
+}
+
 /// Opens one connection (TCP or socket, TLS per sslmode, password), with a
 /// timeout around the whole connect: TCP, TLS, start-up and authentication.
-async fn open(cfg: &Config, dbname: &str) -> Result<Opened> {
-    let pg = &cfg.pg;
-    let target = format!("{}@{}:{}/{}", pg.user, pg.host, pg.port, dbname);
+/// Retried per [`classify_connect`] within `resume_timeout`; the password
+/// comes from the config, a Secrets Manager secret, or a fresh IAM token.
+async fn open(cfg: &Config, dbname: Option<&str>) -> Result<(Opened, String, String)> {
+    let sdk = if cfg.aws.secret_arn.is_some() || cfg.aws.iam_auth {
+        Some(aws::sdk_config(cfg).await?)
+    } else {
+        None
+    };
+    let pg = std::sync::Mutex::new(cfg.pg.clone());
+    if let (Some(sdk), Some(arn)) = (&sdk, &cfg.aws.secret_arn) {
+        let secret = aws::fetch_secret(sdk, arn).await?;
+        apply_secret(&mut pg.lock().unwrap_or_else(|p| p.into_inner()), secret);
+    }
+    let refreshable = sdk.is_some();
+    let refresh = std::sync::atomic::AtomicBool::new(false);
+    let policy = Policy::resume(cfg.resume_timeout);
+    let r = retry::retry(
+        &policy,
+        &cfg.progress,
+        |_| async {
+            if refresh.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                if let (Some(sdk), Some(arn)) = (&sdk, &cfg.aws.secret_arn) {
+                    // Rotated password: read the secret again.
+                    let fresh = aws::fetch_secret(sdk, arn).await.map_err(|error| Attempt {
+                        error,
+                        class: Class::Fatal,
+                        cause: String::new(),
+                    })?;
+                    apply_secret(&mut pg.lock().unwrap_or_else(|p| p.into_inner()), fresh);
+                }
+            }
+            let mut target = pg.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let (Some(sdk), true) = (&sdk, cfg.aws.iam_auth) {
+                // A token lives 15 minutes: one per connection.
+                let token = aws::iam_token(sdk, &target.host, target.port, &target.user)
+                    .await
+                    .map_err(|error| Attempt {
+                        error,
+                        class: Class::Fatal,
+                        cause: String::new(),
+                    })?;
+                target.password = Some(token);
+            }
+            let db = dbname.unwrap_or(&target.dbname).to_string();
+            open_once(&target, &db, refreshable).await.map(|o| (o, target.display_db(&db), db))
+        },
+        |a: &Attempt| {
+            if matches!(a.class, Class::Bounded(_)) {
+                refresh.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            (a.class, "the database to accept connections", a.cause.clone())
+        },
+    )
+    .await;
+    r.map_err(|g| {
+        if g.exhausted && matches!(g.class, Class::Resuming | Class::Transient) {
+            let pg = pg.lock().unwrap_or_else(|p| p.into_inner());
+            Error::ResumeTimeout {
+                target: pg.display_db(dbname.unwrap_or(&pg.dbname)),
+                secs: g.elapsed.as_secs(),
+                attempts: g.attempts,
+                last: g.error.error.to_string(),
+            }
+        } else {
+            g.error.error
+        }
+    })
+}
+
+/// Takes user and password from a secret, and host, port and dbname where
+/// the configuration did not give them.
+fn apply_secret(pg: &mut crate::config::PgTarget, s: aws::DbSecret) {
+    pg.user = s.username;
+    pg.password = Some(s.password);
+    if let (Some(h), false) = (s.host, pg.explicit.host) {
+        pg.host = h;
+    }
+    if let (Some(p), false) = (s.port, pg.explicit.port) {
+        pg.port = p;
+    }
+    if let (Some(d), false) = (s.dbname, pg.explicit.dbname) {
+        pg.dbname = d;
+    }
+}
+
+async fn open_once(pg: &crate::config::PgTarget, dbname: &str, refreshable: bool) -> Result<Opened, Attempt> {
+    let target = pg.display_db(dbname);
     let mut c = tokio_postgres::Config::new();
     c.host(&pg.host)
         .port(pg.port)
@@ -84,16 +223,17 @@ async fn open(cfg: &Config, dbname: &str) -> Result<Opened> {
         SslMode::Prefer => PgSslMode::Prefer,
         _ => PgSslMode::Require,
     });
-    let fail = |message: String| Error::Connect {
-        target: target.clone(),
-        message,
+    let fatal = |error: Error| Attempt {
+        error,
+        class: Class::Fatal,
+        cause: String::new(),
     };
     // A bad CA bundle fails here, before the network is tried; the
     // connector itself is built only if the server agrees to TLS.
     let tls = if mode == SslMode::Disable || pg.host.starts_with('/') {
         None
     } else {
-        let roots = pg.sslrootcert.as_deref().map(load_bundle).transpose()?;
+        let roots = pg.sslrootcert.as_deref().map(load_bundle).transpose().map_err(fatal)?;
         Some(LazyTls::new(mode, roots))
     };
     let attempt = async {
@@ -109,39 +249,45 @@ async fn open(cfg: &Config, dbname: &str) -> Result<Opened> {
         };
         Ok::<_, tokio_postgres::Error>((client, handle))
     };
-    let (client, conn) = match tokio::time::timeout(pg.connect_timeout, attempt).await {
-        Err(_) => {
-            return Err(Error::ConnectTimeout {
+    match tokio::time::timeout(pg.connect_timeout, attempt).await {
+        Err(_) => Err(Attempt {
+            error: Error::ConnectTimeout {
                 target,
                 secs: pg.connect_timeout.as_secs(),
-            })
-        }
+            },
+            class: Class::Resuming,
+            cause: format!("no answer within {} s", pg.connect_timeout.as_secs()),
+        }),
         Ok(Err(e)) => {
-            if let Some(d) = db_error(&e, None) {
-                if d.code == "3D000" {
-                    return Err(Error::DatabaseMissing {
-                        name: dbname.to_string(),
-                        target: format!("{}:{}", pg.host, pg.port),
-                    });
-                }
-                return Err(fail(format!("{} (SQLSTATE {})", d.message, d.code)));
-            }
-            return Err(fail(e.to_string()));
+            let (class, cause) = classify_connect(&e, refreshable);
+            let error = match db_error(&e, None) {
+                Some(d) if d.code == "3D000" => Error::DatabaseMissing {
+                    name: dbname.to_string(),
+                    target: format!("{}:{}", pg.host, pg.port),
+                },
+                Some(d) => Error::Connect {
+                    target,
+                    message: format!("{} (SQLSTATE {})", d.message, d.code),
+                },
+                None => Error::Connect {
+                    target,
+                    message: e.to_string(),
+                },
+            };
+            Err(Attempt { error, class, cause })
         }
-        Ok(Ok(x)) => x,
-    };
-    Ok((client, conn, tls))
+        Ok(Ok((client, conn))) => Ok((client, conn, tls)),
+    }
 }
 
 impl Postgres {
     pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<Postgres> {
-        let dbname = dbname.unwrap_or(&cfg.pg.dbname).to_string();
-        let (client, conn, tls) = open(cfg, &dbname).await?;
+        let ((client, conn, tls), target, dbname) = open(cfg, dbname).await?;
         Ok(Postgres {
             client,
             conn,
             tls,
-            target: format!("{}@{}:{}/{}", cfg.pg.user, cfg.pg.host, cfg.pg.port, dbname),
+            target,
             dialect: Dialect::postgres(&cfg.history, &dbname),
             locked: false,
         })
@@ -188,16 +334,6 @@ impl Postgres {
     }
 }
 
-/// Seconds since the epoch as `2026-01-02T03:04:05Z` (formatting 1,000
-/// timestamps here is cheaper than `to_char` on the server).
-fn rfc3339(epoch: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    time::OffsetDateTime::from_unix_timestamp(epoch)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_default()
-}
-
 #[async_trait]
 impl Backend for Postgres {
     fn name(&self) -> &'static str {
@@ -205,11 +341,7 @@ impl Backend for Postgres {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            pipelined_transactions: true,
-            lock: LockKind::SessionAdvisory,
-            session_state: true,
-        }
+        CAPABILITIES
     }
 
     fn target(&self) -> String {
@@ -274,33 +406,16 @@ impl Backend for Postgres {
     }
 
     async fn read_history(&mut self) -> Result<Vec<Row>> {
-        let rows = match self.simple(&self.dialect.select_history(), "reading the history table").await {
+        let rows = match self
+            .simple(&self.dialect.select_history(i64::MIN, None), "reading the history table")
+            .await
+        {
             Ok(r) => r,
             // No table (42P01) or no schema (3F000) yet: nothing applied.
             Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        rows.into_iter()
-            .map(|r| {
-                let s = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                let bad = || Error::Other(format!("history table has an unreadable row for version {}", s(0)));
-                Ok(Row {
-                    version: s(0).parse().map_err(|_| bad())?,
-                    name: s(1),
-                    checksum: s(2),
-                    status: Status::parse(&s(3)).ok_or_else(bad)?,
-                    statements_done: s(4).parse().map_err(|_| bad())?,
-                    statements_total: s(5).parse().map_err(|_| bad())?,
-                    applied_at: rfc3339(s(6).parse().map_err(|_| bad())?),
-                    execution_ms: s(7).parse().map_err(|_| bad())?,
-                    installed_by: s(8),
-                    tool_version: s(9),
-                    backend: s(10),
-                    out_of_order: s(11) == "t",
-                    error: r.get(12).cloned().flatten(),
-                })
-            })
-            .collect()
+        rows.iter().map(|r| Row::from_text(r)).collect()
     }
 
     async fn write_history(&mut self, row: &Row) -> Result<()> {

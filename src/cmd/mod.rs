@@ -63,13 +63,14 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
     }
     // `new` works without any database settings.
-    let cfg = Config::load(&o, &ProcessEnv)?;
+    let mut cfg = Config::load(&o, &ProcessEnv)?;
+    cfg.progress = crate::retry::Progress::new(move |w| crate::report::waiting(&style, w));
     if style.verbose {
         eprintln!(
             "config: {}; environment: {}; target: {}",
             cfg.file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
             cfg.env_name.as_deref().unwrap_or("none"),
-            cfg.pg.display()
+            cfg.target_display()
         );
     }
     let ctx = Ctx { cfg, style };

@@ -1,0 +1,12 @@
+-- history_upsert.sql for the Data API: written only while this runner holds
+-- a live lease ($12 = owner), see lease_fence.sql.
+INSERT INTO {history} AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+WHERE EXISTS (SELECT 1 FROM {lease} WHERE name = 'migrations' AND owner = $12 AND expires_at > now() FOR SHARE)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error

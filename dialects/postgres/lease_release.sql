@@ -1,0 +1,1 @@
+DELETE FROM {lease} WHERE name = 'migrations' AND owner = $1

@@ -1,0 +1,823 @@
+//! The AWS RDS Data API transport (`aws-sdk-rdsdata`).
+//!
+//! - One statement per `ExecuteStatement` (AWS rejects multi-statement SQL),
+//!   never the `schema` parameter, never `ExecuteSql`; statements arrive
+//!   split, without trailing semicolons, and at most 65,536 characters (the
+//!   runner refuses longer ones at load time).
+//! - A transactional migration is BeginTransaction → ExecuteStatement
+//!   (transactionId) per statement → the history row → CommitTransaction,
+//!   one call in flight at a time. While chatmigrate backs off inside a
+//!   transaction it sends `SELECT 1` every `transaction_keepalive`, so the
+//!   Data API's 3-minute idle limit never ends it.
+//! - Statements outside a transaction run with `continueAfterTimeout`; a
+//!   `StatementTimeoutException` comes back as "still running" and the
+//!   runner polls the server for completion.
+//! - No session survives between calls, so the migration lock is a lease row
+//!   renewed by a heartbeat; every history row is written only while the
+//!   lease is live (`history_upsert_fenced.sql`).
+//! - The wake-up probe (`SELECT 1`) and every retry go through `retry.rs`.
+//!   Tool-owned queries return text only and page their results (1 MiB cap).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_rdsdata::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_rdsdata::operation::execute_statement::{ExecuteStatementError, ExecuteStatementOutput};
+use aws_sdk_rdsdata::types::Field;
+use aws_sdk_rdsdata::Client;
+
+use super::{Backend, Canceller, Capabilities, ExecError, LockKind};
+use crate::config::Config;
+use crate::dialect::{history_values, Dialect, Value};
+use crate::error::{DbError, Error, Result};
+use crate::history::Row;
+use crate::retry::{self, Backoff, Class, GaveUp, Policy, Progress};
+use crate::sql::char_pos_to_byte;
+
+/// Rows per page when reading history (far below the 1 MiB response cap;
+/// halved if the Data API still says the response is too large).
+const PAGE: u32 = 500;
+
+/// One call per statement; a lease row; no session between calls; AWS's
+/// 65,536-character statement limit.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    pipelined_transactions: false,
+    lock: LockKind::LeaseRow,
+    session_state: false,
+    statements_die_with_connection: false,
+    max_statement_chars: Some(65_536),
+};
+
+pub struct RdsData {
+    client: Client,
+    resource_arn: String,
+    secret_arn: String,
+    database: String,
+    dialect: Dialect,
+    target: String,
+    policy: Policy,
+    progress: Progress,
+    lease_ttl: Duration,
+    keepalive: Duration,
+    /// Set while this runner holds the lease.
+    lease: Option<Lease>,
+    /// Set by the canceller (SIGINT/SIGTERM): roll back before the next statement.
+    cancelled: Arc<AtomicBool>,
+}
+
+struct Lease {
+    owner: String,
+    lost: Arc<AtomicBool>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+/// One failed call, reduced to what classification needs.
+#[derive(Debug, Clone)]
+struct CallError {
+    code: String,
+    message: String,
+    /// `dbConnectionId` of a StatementTimeoutException.
+    connection_id: Option<i64>,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.message.is_empty() {
+            write!(f, "{}", self.code)
+        } else {
+            write!(f, "{}: {}", self.code, self.message)
+        }
+    }
+}
+
+fn call_error<E>(e: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>, connection_id: Option<i64>) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match &e {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            CallError {
+                code: se.err().code().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}")),
+                message: se.err().message().unwrap_or("").to_string(),
+                connection_id,
+            }
+        }
+        _ => CallError {
+            code: super::aws::non_service_code(&e),
+            message: aws_smithy_types::error::display::DisplayErrorContext(&e)
+                .to_string()
+                .replace('\n', " "),
+            connection_id: None,
+        },
+    }
+}
+
+/// Whether re-sending a call can change anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// Reads, the probe, BeginTransaction, a statement inside a transaction
+    /// that will not be committed by this call.
+    Idempotent,
+    /// A statement outside a transaction, CommitTransaction.
+    Once,
+    /// The wake-up probe: a StatementTimeoutException means "still waking".
+    Probe,
+}
+
+fn classify(e: &CallError, call: Call) -> (Class, &'static str, String) {
+    let cause = e.code.clone();
+    let class = match e.code.as_str() {
+        "DatabaseResumingException" => return (Class::Resuming, "Aurora to resume", cause),
+        "StatementTimeoutException" if call == Call::Probe => return (Class::Resuming, "Aurora to resume", cause),
+        "ThrottlingException" | "ThrottledException" | "TooManyRequestsException" | "ServiceUnavailableError" | "HTTP 503" => {
+            return (Class::Transient, "the Data API (throttled or unavailable)", cause)
+        }
+        "DatabaseErrorException" if e.message.contains("Transaction is still running a query") => Class::Transient,
+        "SecretsErrorException" if e.message.to_ascii_lowercase().contains("timed out") => Class::Bounded(2),
+        "InvalidResourceStateException" => Class::Bounded(3),
+        "DatabaseUnavailableException" | "InternalServerErrorException" | "timeout" | "io" | "dispatch" | "response" => Class::Ambiguous,
+        c if c.starts_with("HTTP 5") => Class::Ambiguous,
+        _ => Class::Fatal,
+    };
+    match (class, call) {
+        // Nothing changes if an idempotent call happened twice.
+        (Class::Ambiguous, Call::Idempotent | Call::Probe) => (Class::Transient, "the Data API to answer", cause),
+        (c, _) => (c, "the Data API", cause),
+    }
+}
+
+/// Parses the Data API's SQL error text (`ERROR: msg\n  Position: 15;
+/// SQLState: 42P01`, JDBC style) into a [`DbError`]; the position is mapped
+/// to a byte offset in `sql`.
+fn sql_error(message: &str, sql: Option<&str>) -> DbError {
+    let (body, code) = match message.rsplit_once("SQLState: ") {
+        Some((b, c)) => (b.trim_end().trim_end_matches(';'), c.trim().chars().take(5).collect::<String>()),
+        None => (message, "XX000".to_string()),
+    };
+    let mut lines = body.lines();
+    let first = lines.next().unwrap_or("");
+    let text = first
+        .strip_prefix("ERROR: ")
+        .or_else(|| first.strip_prefix("FATAL: "))
+        .unwrap_or(first)
+        .to_string();
+    let mut err = DbError {
+        code,
+        message: text,
+        detail: None,
+        hint: None,
+        offset: None,
+    };
+    for l in lines {
+        let l = l.trim();
+        if let Some(d) = l.strip_prefix("Detail: ") {
+            err.detail = Some(d.to_string());
+        } else if let Some(h) = l.strip_prefix("Hint: ") {
+            err.hint = Some(h.to_string());
+        } else if let Some(p) = l.strip_prefix("Position: ") {
+            let p = p.trim_end_matches(';').trim();
+            if let (Ok(p), Some(sql)) = (p.parse::<usize>(), sql) {
+                err.offset = Some(char_pos_to_byte(sql, p));
+            }
+        }
+    }
+    err
+}
+
+/// The records of a result, every value as text (`None` for NULL).
+fn text_rows(out: &ExecuteStatementOutput) -> Vec<Vec<Option<String>>> {
+    out.records()
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|f| match f {
+                    Field::IsNull(_) => None,
+                    Field::StringValue(s) => Some(s.clone()),
+                    Field::LongValue(v) => Some(v.to_string()),
+                    Field::DoubleValue(v) => Some(v.to_string()),
+                    Field::BooleanValue(b) => Some(if *b { "t" } else { "f" }.to_string()),
+                    _ => Some(String::new()),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn owner_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{host}:{}:{nanos:x}", std::process::id())
+}
+
+impl RdsData {
+    /// Builds the client and wakes the cluster with an idempotent probe
+    /// (`SELECT 1`, retried while Aurora resumes, within `resume_timeout`).
+    pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<RdsData> {
+        let sdk = super::aws::sdk_config(cfg).await?;
+        let database = dbname.unwrap_or(&cfg.pg.dbname).to_string();
+        let arn = cfg.aws.resource_arn.clone().unwrap_or_default();
+        let cluster = arn.rsplit(':').next().unwrap_or(&arn).to_string();
+        let b = RdsData {
+            client: Client::new(&sdk),
+            resource_arn: arn,
+            secret_arn: cfg.aws.secret_arn.clone().unwrap_or_default(),
+            target: format!("rds-data:{cluster}/{database}"),
+            dialect: Dialect::postgres(&cfg.history, &database),
+            database,
+            policy: Policy::resume(cfg.resume_timeout),
+            progress: cfg.progress.clone(),
+            lease_ttl: cfg.aws.lease_ttl,
+            keepalive: cfg.aws.transaction_keepalive,
+            lease: None,
+            cancelled: Arc::new(AtomicBool::new(false)),
+        };
+        match b.call("SELECT 1", None, Call::Probe).await {
+            Ok(_) => Ok(b),
+            Err(g) => Err(b.connect_error(g)),
+        }
+    }
+
+    fn connect_error(&self, g: GaveUp<CallError>) -> Error {
+        let e = g.error;
+        if e.code == "DatabaseErrorException" {
+            let d = sql_error(&e.message, None);
+            if d.code == "3D000" {
+                return Error::DatabaseMissing {
+                    name: self.database.clone(),
+                    target: self.target.clone(),
+                };
+            }
+        }
+        if g.exhausted {
+            return Error::ResumeTimeout {
+                target: self.target.clone(),
+                secs: g.elapsed.as_secs().max(self.policy.deadline.as_secs()),
+                attempts: g.attempts,
+                last: e.to_string(),
+            };
+        }
+        Error::Aws {
+            context: format!("connecting to {} through the Data API", self.target),
+            code: e.code,
+            message: e.message,
+        }
+    }
+
+    /// One ExecuteStatement, no retries.
+    async fn once(&self, sql: &str, tx: Option<&str>, continue_after_timeout: bool) -> Result<ExecuteStatementOutput, CallError> {
+        let mut req = self
+            .client
+            .execute_statement()
+            .resource_arn(&self.resource_arn)
+            .secret_arn(&self.secret_arn)
+            .database(&self.database)
+            .sql(sql);
+        if let Some(t) = tx {
+            req = req.transaction_id(t);
+        }
+        if continue_after_timeout {
+            req = req.continue_after_timeout(true);
+        }
+        req.send().await.map_err(|e| {
+            let id = match &e {
+                SdkError::ServiceError(se) => match se.err() {
+                    ExecuteStatementError::StatementTimeoutException(t) => Some(t.db_connection_id()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            call_error(e, id)
+        })
+    }
+
+    /// ExecuteStatement with the retry policy for its kind of call.
+    async fn call(&self, sql: &str, tx: Option<&str>, kind: Call) -> Result<ExecuteStatementOutput, GaveUp<CallError>> {
+        let continue_after_timeout = tx.is_none() && kind == Call::Once;
+        retry::retry(
+            &self.policy,
+            &self.progress,
+            |_| self.once(sql, tx, continue_after_timeout),
+            |e| classify(e, kind),
+        )
+        .await
+    }
+
+    /// A statement inside transaction `tx`: retried only when the request
+    /// was refused (throttling, resuming); while backing off, `SELECT 1`
+    /// keeps the transaction from reaching the Data API's idle limit.
+    async fn call_in_tx(&self, sql: &str, tx: &str) -> Result<ExecuteStatementOutput, GaveUp<CallError>> {
+        let start = Instant::now();
+        let mut backoff = Backoff::new(self.policy.first, self.policy.cap);
+        let mut last_call = Instant::now();
+        for attempt in 1.. {
+            let e = match self.once(sql, Some(tx), false).await {
+                Ok(o) => return Ok(o),
+                Err(e) => e,
+            };
+            let (class, what, cause) = classify(&e, Call::Once);
+            let delay = backoff.delay();
+            let retryable = matches!(class, Class::Resuming | Class::Transient);
+            if !retryable || start.elapsed() + delay > self.policy.deadline {
+                return Err(GaveUp {
+                    error: e,
+                    class,
+                    attempts: attempt,
+                    elapsed: start.elapsed(),
+                    exhausted: retryable,
+                });
+            }
+            self.progress.report(&retry::Waiting {
+                what: what.into(),
+                elapsed: start.elapsed(),
+                attempts: attempt,
+                cause,
+            });
+            let until = Instant::now() + delay;
+            while Instant::now() < until {
+                let next_keepalive = last_call + self.keepalive;
+                tokio::time::sleep_until(until.min(next_keepalive).into()).await;
+                if Instant::now() >= next_keepalive {
+                    let _ = self.once("SELECT 1", Some(tx), false).await;
+                    last_call = Instant::now();
+                }
+            }
+            last_call = last_call.max(Instant::now() - delay.min(Duration::from_millis(1)));
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn begin(&self) -> Result<String, ExecError> {
+        let r = retry::retry(
+            &self.policy,
+            &self.progress,
+            |_| async {
+                self.client
+                    .begin_transaction()
+                    .resource_arn(&self.resource_arn)
+                    .secret_arn(&self.secret_arn)
+                    .database(&self.database)
+                    .send()
+                    .await
+                    .map_err(|e| call_error(e, None))
+            },
+            // A BeginTransaction that happened twice leaves an unused
+            // transaction that the Data API rolls back after 3 minutes.
+            |e| classify(e, Call::Idempotent),
+        )
+        .await;
+        match r {
+            Ok(o) => o.transaction_id().map(str::to_string).ok_or_else(|| ExecError::Lost {
+                message: "BeginTransaction returned no transactionId".into(),
+            }),
+            Err(g) => Err(self.transport_error(g, "BeginTransaction")),
+        }
+    }
+
+    async fn rollback(&self, tx: &str) {
+        let _ = self
+            .client
+            .rollback_transaction()
+            .resource_arn(&self.resource_arn)
+            .secret_arn(&self.secret_arn)
+            .transaction_id(tx)
+            .send()
+            .await;
+    }
+
+    async fn commit(&self, tx: &str) -> Result<(), ExecError> {
+        let r = self
+            .client
+            .commit_transaction()
+            .resource_arn(&self.resource_arn)
+            .secret_arn(&self.secret_arn)
+            .transaction_id(tx)
+            .send()
+            .await
+            .map_err(|e| call_error(e, None));
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == "TransactionNotFoundException" || e.code == "NotFoundException" => Err(ExecError::RolledBack {
+                retry: e.message.contains("expired"),
+                message: e.to_string(),
+            }),
+            Err(e) => match classify(&e, Call::Once).0 {
+                // The COMMIT may or may not have happened: the runner reads
+                // the history (the row was written in this transaction).
+                Class::Ambiguous | Class::Transient | Class::Resuming => Err(ExecError::Lost { message: e.to_string() }),
+                _ => Err(ExecError::transport(Error::Aws {
+                    context: "CommitTransaction".into(),
+                    code: e.code,
+                    message: e.message,
+                })),
+            },
+        }
+    }
+
+    /// A failed call that is not an SQL error, as the runner sees it.
+    fn transport_error(&self, g: GaveUp<CallError>, context: &str) -> ExecError {
+        let e = g.error;
+        match (g.class, g.exhausted) {
+            (Class::Ambiguous, _) => ExecError::Lost { message: e.to_string() },
+            (_, true) => ExecError::transport(Error::ResumeTimeout {
+                target: self.target.clone(),
+                secs: g.elapsed.as_secs(),
+                attempts: g.attempts,
+                last: e.to_string(),
+            }),
+            _ => ExecError::transport(Error::Aws {
+                context: format!("{context} on {}", self.target),
+                code: e.code,
+                message: e.message,
+            }),
+        }
+    }
+
+    /// A failed statement: SQL error, still running, rolled back, or transport.
+    fn statement_error(&self, g: GaveUp<CallError>, index: usize, sql: &str) -> ExecError {
+        match g.error.code.as_str() {
+            "DatabaseErrorException" | "BadRequestException" => ExecError::Statement {
+                index,
+                error: sql_error(&g.error.message, Some(sql)),
+            },
+            "StatementTimeoutException" => ExecError::StillRunning {
+                connection_id: g.error.connection_id.unwrap_or(0),
+            },
+            "TransactionNotFoundException" => ExecError::RolledBack {
+                retry: g.error.message.contains("expired"),
+                message: g.error.to_string(),
+            },
+            _ => self.transport_error(g, "ExecuteStatement"),
+        }
+    }
+
+    fn check_lease(&self) -> Result<()> {
+        match &self.lease {
+            Some(l) if l.lost.load(Ordering::SeqCst) => Err(Error::LeaseLost {
+                message: format!("it was not renewed within lease_ttl ({} s)", self.lease_ttl.as_secs()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn upsert(&self, values: Vec<Value>) -> String {
+        match &self.lease {
+            Some(l) => {
+                let mut v = values;
+                v.push(Value::Text(l.owner.clone()));
+                self.dialect.upsert_history_fenced(&v)
+            }
+            None => self.dialect.upsert_history(&values),
+        }
+    }
+
+    /// Runs tool-owned SQL outside a transaction (idempotent or not).
+    async fn tool(&self, sql: &str, context: &str, kind: Call) -> Result<ExecuteStatementOutput> {
+        self.call(sql, None, kind).await.map_err(|g| match g.error.code.as_str() {
+            "DatabaseErrorException" | "BadRequestException" => Error::Db {
+                context: context.to_string(),
+                error: Box::new(sql_error(&g.error.message, Some(sql))),
+            },
+            _ => match self.transport_error(g, context) {
+                ExecError::Transport(e) => *e,
+                other => other.into_error(context),
+            },
+        })
+    }
+
+    async fn lease_holder(&self) -> String {
+        match self.tool(&self.dialect.lease_holder(), "lease holder", Call::Idempotent).await {
+            Ok(out) => match text_rows(&out).first() {
+                Some(r) => {
+                    let f = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                    format!("; held by {} since {} (lease expires in {} s)", f(0), f(1), f(2))
+                }
+                None => String::new(),
+            },
+            Err(_) => String::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for RdsData {
+    fn name(&self) -> &'static str {
+        "rds-data"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+
+    async fn lock(&mut self, wait: Duration) -> Result<()> {
+        if self.lease.is_some() {
+            return Ok(());
+        }
+        // First runners race on CREATE TABLE IF NOT EXISTS (23505/42P07).
+        for attempt in 0..5 {
+            match self
+                .tool(&self.dialect.create_lease(), "creating the lease table", Call::Idempotent)
+                .await
+            {
+                Ok(_) => break,
+                Err(Error::Db { error, .. }) if (error.code == "23505" || error.code == "42P07") && attempt < 4 => {
+                    tokio::time::sleep(Duration::from_millis(50) + retry::jitter(Duration::from_millis(100))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let owner = owner_id();
+        let holder = format!("{} (pid {})", owner.split(':').next().unwrap_or(""), std::process::id());
+        let sql = self.dialect.acquire_lease(&owner, self.lease_ttl, &holder);
+        let start = Instant::now();
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            // Not idempotent in general, but re-sending it by the same owner is.
+            let out = self.tool(&sql, "taking the migration lease", Call::Idempotent).await?;
+            if !out.records().is_empty() {
+                break;
+            }
+            if start.elapsed() >= wait {
+                return Err(Error::LockTimeout {
+                    secs: wait.as_secs(),
+                    holder: self.lease_holder().await,
+                });
+            }
+            let remaining = wait.saturating_sub(start.elapsed());
+            tokio::time::sleep(backoff.delay().min(remaining)).await;
+        }
+        // Heartbeat: renew every third of the lease; a lease not renewed
+        // in time is marked lost and nothing more is written.
+        let lost = Arc::new(AtomicBool::new(false));
+        let (client, renew, ttl) = (
+            self.client.clone(),
+            self.dialect.renew_lease(&owner, self.lease_ttl),
+            self.lease_ttl,
+        );
+        let (arn, secret, db, flag) = (
+            self.resource_arn.clone(),
+            self.secret_arn.clone(),
+            self.database.clone(),
+            lost.clone(),
+        );
+        let heartbeat = tokio::spawn(async move {
+            let mut renewed = Instant::now();
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                let r = client
+                    .execute_statement()
+                    .resource_arn(&arn)
+                    .secret_arn(&secret)
+                    .database(&db)
+                    .sql(&renew)
+                    .send()
+                    .await;
+                match r {
+                    Ok(o) if !o.records().is_empty() => renewed = Instant::now(),
+                    Ok(_) => {
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(_) if renewed.elapsed() >= ttl => {
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+        self.lease = Some(Lease { owner, lost, heartbeat });
+        Ok(())
+    }
+
+    async fn unlock(&mut self) -> Result<()> {
+        if let Some(l) = self.lease.take() {
+            l.heartbeat.abort();
+            self.tool(
+                &self.dialect.release_lease(&l.owner),
+                "releasing the migration lease",
+                Call::Idempotent,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_history(&mut self) -> Result<()> {
+        for sql in self.dialect.create_history() {
+            // The Data API takes one statement per call.
+            for s in crate::sql::split("dialects/postgres/history_create.sql", &sql)? {
+                self.tool(&s.sql, "creating the history table", Call::Idempotent).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_history(&mut self) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        let mut after = i64::MIN;
+        let mut page = PAGE;
+        loop {
+            let sql = self.dialect.select_history(after, Some(page));
+            let out = match self.tool(&sql, "reading the history table", Call::Idempotent).await {
+                Ok(o) => o,
+                Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
+                // The 1 MiB response cap: smaller pages.
+                Err(Error::Db { error, .. }) if error.message.contains("size limit") && page > 1 => {
+                    page /= 2;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let got = text_rows(&out);
+            let n = got.len();
+            for r in &got {
+                rows.push(Row::from_text(r)?);
+            }
+            match rows.last() {
+                Some(last) if n as u32 == page => after = last.version,
+                _ => return Ok(rows),
+            }
+        }
+    }
+
+    async fn write_history(&mut self, row: &Row) -> Result<()> {
+        self.check_lease()?;
+        let sql = self.upsert(history_values(row, Value::Int(row.execution_ms)));
+        let out = self.tool(&sql, "writing the history table", Call::Idempotent).await?;
+        if self.lease.is_some() && out.number_of_records_updated() == 0 {
+            return Err(Error::LeaseLost {
+                message: "another runner holds it now; the history row was not written".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn set_checksum(&mut self, version: i64, checksum: &str) -> Result<()> {
+        self.tool(
+            &self.dialect.set_checksum(version, checksum),
+            "updating a checksum",
+            Call::Idempotent,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn delete_history(&mut self, version: i64) -> Result<()> {
+        self.tool(&self.dialect.delete_history(version), "deleting a history row", Call::Idempotent)
+            .await
+            .map(drop)
+    }
+
+    async fn log_event(&mut self, version: i64, action: &str, old: Option<&str>, new: Option<&str>, detail: Option<&str>) -> Result<()> {
+        let sql = self.dialect.insert_log(&[
+            Value::Int(version),
+            Value::Text(action.into()),
+            Value::opt_text(old),
+            Value::opt_text(new),
+            Value::opt_text(detail),
+        ]);
+        self.tool(&sql, "writing the history log", Call::Once).await.map(drop)
+    }
+
+    async fn run_transaction(&mut self, statements: &[&str], row: &Row) -> Result<(), ExecError> {
+        self.check_lease().map_err(ExecError::transport)?;
+        self.cancelled.store(false, Ordering::SeqCst);
+        let tx = self.begin().await?;
+        for (i, s) in statements.iter().enumerate() {
+            if self.cancelled.load(Ordering::SeqCst) {
+                self.rollback(&tx).await;
+                return Err(ExecError::Statement {
+                    index: i,
+                    error: DbError {
+                        code: "57014".into(),
+                        message: "canceling statement due to user request".into(),
+                        detail: None,
+                        hint: None,
+                        offset: None,
+                    },
+                });
+            }
+            if let Err(g) = self.call_in_tx(s, &tx).await {
+                let e = self.statement_error(g, i, s);
+                self.rollback(&tx).await;
+                return Err(match e {
+                    // Nothing was committed: the migration can start over.
+                    ExecError::Lost { message } => ExecError::RolledBack { message, retry: true },
+                    other => other,
+                });
+            }
+        }
+        let history = self.upsert(history_values(row, Dialect::elapsed_ms()));
+        match self.call_in_tx(&history, &tx).await {
+            Ok(out) if self.lease.is_some() && out.number_of_records_updated() == 0 => {
+                self.rollback(&tx).await;
+                return Err(ExecError::transport(Error::LeaseLost {
+                    message: "another runner holds it now; this migration was rolled back".into(),
+                }));
+            }
+            Ok(_) => {}
+            Err(g) => {
+                let e = self.statement_error(g, statements.len(), &history);
+                self.rollback(&tx).await;
+                return Err(match e {
+                    ExecError::Statement { error, .. } => ExecError::Internal {
+                        context: "writing the history row",
+                        error,
+                    },
+                    ExecError::Lost { message } => ExecError::RolledBack { message, retry: true },
+                    other => other,
+                });
+            }
+        }
+        self.commit(&tx).await
+    }
+
+    async fn execute(&mut self, statement: &str) -> Result<(), ExecError> {
+        self.check_lease().map_err(ExecError::transport)?;
+        match self.call(statement, None, Call::Once).await {
+            Ok(_) => Ok(()),
+            Err(g) => Err(self.statement_error(g, 0, statement)),
+        }
+    }
+
+    async fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        Ok(text_rows(&self.tool(sql, "query", Call::Idempotent).await?))
+    }
+
+    async fn database_exists(&mut self, name: &str) -> Result<bool> {
+        Ok(!self.query(&Dialect::database_exists(name)).await?.is_empty())
+    }
+
+    fn canceller(&self) -> Option<Canceller> {
+        // The Data API cannot cancel a statement: stop before the next one
+        // and roll back.
+        let flag = self.cancelled.clone();
+        Some(Box::new(move || {
+            flag.store(true, Ordering::SeqCst);
+            Box::pin(async {})
+        }))
+    }
+
+    async fn close(mut self: Box<Self>) {
+        if let Some(l) = self.lease.take() {
+            l.heartbeat.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_errors_from_the_data_api() {
+        let e = sql_error(
+            "ERROR: relation \"nope\" does not exist\n  Position: 15; SQLState: 42P01",
+            Some("SELECT * FROM nope"),
+        );
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str(), e.offset),
+            ("42P01", "relation \"nope\" does not exist", Some(14))
+        );
+        let e = sql_error("FATAL: database \"x\" does not exist; SQLState: 3D000", None);
+        assert_eq!((e.code.as_str(), e.message.as_str()), ("3D000", "database \"x\" does not exist"));
+        let e = sql_error("something odd", None);
+        assert_eq!((e.code.as_str(), e.message.as_str()), ("XX000", "something odd"));
+    }
+
+    #[test]
+    fn classification() {
+        let e = |code: &str, message: &str| CallError {
+            code: code.into(),
+            message: message.into(),
+            connection_id: None,
+        };
+        assert_eq!(classify(&e("DatabaseResumingException", ""), Call::Once).0, Class::Resuming);
+        assert_eq!(classify(&e("StatementTimeoutException", ""), Call::Probe).0, Class::Resuming);
+        assert_eq!(classify(&e("StatementTimeoutException", ""), Call::Once).0, Class::Fatal);
+        assert_eq!(classify(&e("ThrottlingException", ""), Call::Once).0, Class::Transient);
+        assert_eq!(classify(&e("HTTP 502", ""), Call::Once).0, Class::Ambiguous);
+        assert_eq!(
+            classify(&e("InternalServerErrorException", ""), Call::Idempotent).0,
+            Class::Transient
+        );
+        assert_eq!(classify(&e("DatabaseUnavailableException", ""), Call::Once).0, Class::Ambiguous);
+        assert_eq!(
+            classify(&e("SecretsErrorException", "Data API timed out retrieving the secret"), Call::Once).0,
+            Class::Bounded(2)
+        );
+        assert_eq!(classify(&e("HttpEndpointNotEnabledException", ""), Call::Probe).0, Class::Fatal);
+    }
+}
