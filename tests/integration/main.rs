@@ -8,6 +8,7 @@ mod cli_commands;
 mod config_errors;
 mod connect_errors;
 mod crash;
+mod dataapi;
 mod drift;
 mod files;
 mod library;
