@@ -9,6 +9,7 @@ mod config_errors;
 mod connect_errors;
 mod crash;
 mod dataapi;
+mod dataapi_server;
 mod drift;
 mod files;
 mod library;
