@@ -8,6 +8,8 @@ mod cli_commands;
 mod config_errors;
 mod connect_errors;
 mod crash;
+mod dataapi;
+mod dataapi_server;
 mod drift;
 mod files;
 mod library;
