@@ -114,8 +114,8 @@ pub enum Error {
     // ----- database -----
     #[error("cannot connect to {target}: {message}")]
     Connect { target: String, message: String },
-    #[error("cannot connect to {target}: no answer within {secs} s")]
-    ConnectTimeout { target: String, secs: u64 },
+    #[error("cannot connect to {target}: no answer within {wait}")]
+    ConnectTimeout { target: String, wait: String },
     #[error("database `{name}` does not exist on {target}")]
     DatabaseMissing { name: String, target: String },
     #[error("{location}: version {version} failed: {error}")]

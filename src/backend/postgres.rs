@@ -72,6 +72,21 @@ fn lost_or_internal(e: tokio_postgres::Error, context: &'static str) -> ExecErro
     }
 }
 
+/// SQLSTATEs after which the session (and its transaction) is gone: a
+/// read-only server after failover, shutdown, connection exceptions.
+fn session_ended(code: &str) -> bool {
+    matches!(code, "25006" | "57P01" | "57P02" | "57P03") || code.starts_with("08")
+}
+
+/// The driver's message with its cause ("error connecting to server:
+/// database does not allow writes").
+fn full_text(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(s) if !e.to_string().contains(&s.to_string()) => format!("{e}: {s}"),
+        _ => e.to_string(),
+    }
+}
+
 /// A failed connection attempt, already classified for `retry.rs`.
 struct Attempt {
     error: Error,
@@ -94,13 +109,14 @@ fn classify_connect(e: &tokio_postgres::Error, refreshable: bool) -> (Class, Str
         };
         return (class, format!("SQLSTATE {code}"));
     }
-    let text = e.to_string();
+    let text = full_text(e);
     if text.contains("does not allow writes") {
         // A reader (stale DNS after a failover): keep trying for the writer.
         return (Class::Transient, "read-only server (failover?)".into());
     }
-    if e.is_closed() {
-        return (Class::Resuming, "connection closed during start-up".into());
+    if e.is_closed() || text.starts_with("error communicating with the server") {
+        // EOF or reset during start-up or authentication.
+        return (Class::Resuming, text);
     }
     let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
     match io.map(std::io::Error::kind) {
@@ -178,7 +194,7 @@ async fn open(cfg: &Config, dbname: Option<&str>) -> Result<(Opened, String, Str
             let pg = pg.lock().unwrap_or_else(|p| p.into_inner());
             Error::ResumeTimeout {
                 target: pg.display_db(dbname.unwrap_or(&pg.dbname)),
-                secs: g.elapsed.as_secs(),
+                secs: cfg.resume_timeout.as_secs(),
                 attempts: g.attempts,
                 last: g.error.error.to_string(),
             }
@@ -253,10 +269,13 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, refreshable: bool
         Err(_) => Err(Attempt {
             error: Error::ConnectTimeout {
                 target,
-                secs: pg.connect_timeout.as_secs(),
+                wait: crate::report::duration_ms(pg.connect_timeout.as_millis() as u64),
             },
             class: Class::Resuming,
-            cause: format!("no answer within {} s", pg.connect_timeout.as_secs()),
+            cause: format!(
+                "no answer within {}",
+                crate::report::duration_ms(pg.connect_timeout.as_millis() as u64)
+            ),
         }),
         Ok(Err(e)) => {
             let (class, cause) = classify_connect(&e, refreshable);
@@ -271,7 +290,7 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, refreshable: bool
                 },
                 None => Error::Connect {
                     target,
-                    message: e.to_string(),
+                    message: full_text(&e),
                 },
             };
             Err(Attempt { error, class, cause })
@@ -479,6 +498,13 @@ impl Backend for Postgres {
         let Some(mut error) = db_error(&e, Some(&batch)) else {
             return Err(ExecError::Lost { message: e.to_string() });
         };
+        if session_ended(&error.code) {
+            // Failover (a read-only server), an admin shutdown: the
+            // transaction is gone with its session; reconnect and redo it.
+            return Err(ExecError::Lost {
+                message: format!("{} (SQLSTATE {})", error.message, error.code),
+            });
+        }
         // Leave no open transaction behind (a no-op warning if COMMIT ended it).
         let _ = self.client.batch_execute("ROLLBACK").await;
         // Which part failed: BEGIN completed first, so `done` is the 1-based

@@ -259,7 +259,7 @@ impl RdsData {
         if g.exhausted {
             return Error::ResumeTimeout {
                 target: self.target.clone(),
-                secs: g.elapsed.as_secs().max(self.policy.deadline.as_secs()),
+                secs: self.policy.deadline.as_secs(),
                 attempts: g.attempts,
                 last: e.to_string(),
             };
@@ -428,7 +428,7 @@ impl RdsData {
             (Class::Ambiguous, _) => ExecError::Lost { message: e.to_string() },
             (_, true) => ExecError::transport(Error::ResumeTimeout {
                 target: self.target.clone(),
-                secs: g.elapsed.as_secs(),
+                secs: self.policy.deadline.as_secs(),
                 attempts: g.attempts,
                 last: e.to_string(),
             }),

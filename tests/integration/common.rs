@@ -187,14 +187,19 @@ impl Run {
     /// Asserts exit 2 and that stderr is exactly `error: <line>` + `hint: ...`.
     pub fn assert_error(&self, line: &str) -> &Run {
         assert_eq!(self.code, 2, "expected exit 2, got {self:#?}");
-        let first = self.stderr.lines().next().unwrap_or("");
-        assert_eq!(first, format!("error: {line}"), "stderr was:\n{}", self.stderr);
-        assert!(
-            self.stderr.lines().nth(1).unwrap_or("").starts_with("hint: "),
-            "no hint:\n{}",
-            self.stderr
-        );
+        assert_eq!(self.error_line(), format!("error: {line}"), "stderr was:\n{}", self.stderr);
+        assert!(self.hint().starts_with("hint: "), "no hint:\n{}", self.stderr);
         self
+    }
+
+    /// stderr without the "waiting for ..." progress lines.
+    fn messages(&self) -> impl Iterator<Item = &str> {
+        self.stderr.lines().filter(|l| !l.starts_with("waiting for "))
+    }
+
+    /// The `error: ...` line.
+    pub fn error_line(&self) -> &str {
+        self.messages().next().unwrap_or("")
     }
 
     pub fn assert_ok(&self) -> &Run {
@@ -203,7 +208,7 @@ impl Run {
     }
 
     pub fn hint(&self) -> String {
-        self.stderr.lines().nth(1).unwrap_or("").to_string()
+        self.messages().nth(1).unwrap_or("").to_string()
     }
 
     pub fn output(&self) -> String {
