@@ -483,7 +483,11 @@ async fn run_transactional(
     events: &mut dyn FnMut(&Event),
     sig: &mut watch::Receiver<Option<&'static str>>,
 ) -> Result<()> {
-    let prelude = prelude(cfg, m, last);
+    let mut prelude = prelude(cfg, m, last);
+    if !b.capabilities().pipelined_transactions && prelude.len() > 1 {
+        // One call instead of one per setting where every statement is a call.
+        prelude = vec![combined_settings(&prelude)];
+    }
     let mut statements: Vec<&str> = prelude.iter().map(String::as_str).collect();
     statements.extend(m.statements.iter().map(|s| s.sql.as_str()));
     let row = Row::new(m, b.name(), Status::Applied, m.statements.len(), step.out_of_order);
@@ -642,6 +646,10 @@ async fn run_statements(
                 statement: s.excerpt(),
             });
             row.statements_done = (i + 1) as i32;
+            if i + 1 == total {
+                row.status = Status::Applied;
+                b.write_history(&row).await?;
+            }
             continue;
         }
         if let Some((name, schema)) = sql::concurrent_index(s) {
@@ -701,6 +709,24 @@ async fn run_statements(
         b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?;
     }
     Ok(total)
+}
+
+/// `SET LOCAL a = x; SET LOCAL b = y` as one statement:
+/// `SELECT set_config('a', x, true), set_config('b', y, true)`.
+fn combined_settings(prelude: &[String]) -> String {
+    let calls: Vec<String> = prelude
+        .iter()
+        .filter_map(|s| s.strip_prefix("SET LOCAL ")?.split_once(" = "))
+        .map(|(name, value)| {
+            let value = if value.starts_with('\'') {
+                value.to_string()
+            } else {
+                format!("'{value}'")
+            };
+            format!("set_config('{name}', {value}, true)")
+        })
+        .collect();
+    format!("SELECT {}", calls.join(", "))
 }
 
 /// A session-level `SET`/`RESET` (not `SET LOCAL`).
@@ -912,4 +938,19 @@ pub async fn with_lock<T>(
     let v = r?;
     unlocked?;
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn settings_combine_into_one_statement() {
+        let p = vec![
+            "SET LOCAL lock_timeout = '5000ms'".to_string(),
+            "SET LOCAL synchronous_commit = off".to_string(),
+        ];
+        assert_eq!(
+            super::combined_settings(&p),
+            "SELECT set_config('lock_timeout', '5000ms', true), set_config('synchronous_commit', 'off', true)"
+        );
+    }
 }

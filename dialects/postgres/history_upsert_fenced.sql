@@ -1,5 +1,6 @@
 -- history_upsert.sql for the Data API: written only while this runner holds
--- a live lease ($12 = owner), see lease_fence.sql.
+-- a live lease ($12 = owner); FOR SHARE keeps another runner from taking
+-- the lease over until this transaction ends. No row written = lease lost.
 INSERT INTO {history} AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11

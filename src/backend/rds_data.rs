@@ -132,13 +132,20 @@ fn classify(e: &CallError, call: Call) -> (Class, &'static str, String) {
     let class = match e.code.as_str() {
         "DatabaseResumingException" => return (Class::Resuming, "Aurora to resume", cause),
         "StatementTimeoutException" if call == Call::Probe => return (Class::Resuming, "Aurora to resume", cause),
-        "ThrottlingException" | "ThrottledException" | "TooManyRequestsException" | "ServiceUnavailableError" | "HTTP 503" => {
-            return (Class::Transient, "the Data API (throttled or unavailable)", cause)
+        "ThrottlingException" | "ThrottledException" | "TooManyRequestsException" => {
+            return (Class::Transient, "throttling to pass", cause)
         }
         "DatabaseErrorException" if e.message.contains("Transaction is still running a query") => Class::Transient,
         "SecretsErrorException" if e.message.to_ascii_lowercase().contains("timed out") => Class::Bounded(2),
         "InvalidResourceStateException" => Class::Bounded(3),
-        "DatabaseUnavailableException" | "InternalServerErrorException" | "timeout" | "io" | "dispatch" | "response" => Class::Ambiguous,
+        // Whether a non-idempotent statement ran is unknown (reference §8).
+        "DatabaseUnavailableException"
+        | "InternalServerErrorException"
+        | "ServiceUnavailableError"
+        | "timeout"
+        | "io"
+        | "dispatch"
+        | "response" => Class::Ambiguous,
         c if c.starts_with("HTTP 5") => Class::Ambiguous,
         _ => Class::Fatal,
     };
@@ -256,7 +263,7 @@ impl RdsData {
                 };
             }
         }
-        if g.exhausted {
+        if g.exhausted && matches!(g.class, Class::Resuming | Class::Transient) {
             return Error::ResumeTimeout {
                 target: self.target.clone(),
                 secs: self.policy.deadline.as_secs(),
@@ -426,7 +433,7 @@ impl RdsData {
         let e = g.error;
         match (g.class, g.exhausted) {
             (Class::Ambiguous, _) => ExecError::Lost { message: e.to_string() },
-            (_, true) => ExecError::transport(Error::ResumeTimeout {
+            (Class::Resuming | Class::Transient, true) => ExecError::transport(Error::ResumeTimeout {
                 target: self.target.clone(),
                 secs: self.policy.deadline.as_secs(),
                 attempts: g.attempts,
@@ -524,14 +531,14 @@ impl Backend for RdsData {
         if self.lease.is_some() {
             return Ok(());
         }
-        // First runners race on CREATE TABLE IF NOT EXISTS (23505/42P07).
+        // First runners race on CREATE TABLE IF NOT EXISTS (23505, 42P07, 42710).
         for attempt in 0..5 {
             match self
                 .tool(&self.dialect.create_lease(), "creating the lease table", Call::Idempotent)
                 .await
             {
                 Ok(_) => break,
-                Err(Error::Db { error, .. }) if (error.code == "23505" || error.code == "42P07") && attempt < 4 => {
+                Err(Error::Db { error, .. }) if matches!(error.code.as_str(), "23505" | "42P07" | "42710") && attempt < 4 => {
                     tokio::time::sleep(Duration::from_millis(50) + retry::jitter(Duration::from_millis(100))).await;
                 }
                 Err(e) => return Err(e),
@@ -715,6 +722,10 @@ impl Backend for RdsData {
                 return Err(match e {
                     // Nothing was committed: the migration can start over.
                     ExecError::Lost { message } => ExecError::RolledBack { message, retry: true },
+                    ExecError::StillRunning { .. } => ExecError::RolledBack {
+                        message: format!("statement {} ran past the Data API's statement timeout", i + 1),
+                        retry: false,
+                    },
                     other => other,
                 });
             }

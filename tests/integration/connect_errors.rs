@@ -76,12 +76,22 @@ fn unreachable_server_fails_in_bounded_time() {
         }
     });
     let dir = Dir::new();
+    // Each attempt is bounded by connect_timeout, all of them by resume_timeout.
+    dir.write("chatmigrate.toml", "[environments.t]\nresume_timeout = \"3s\"\n");
     let url = format!("postgres://u:Sup3rSecret@127.0.0.1:{port}/x?connect_timeout=2");
     let started = Instant::now();
-    let r = run_in(dir.path(), &["--database-url", &url, "status"], &[]);
+    let r = run_in(dir.path(), &["--env", "t", "--database-url", &url, "status"], &[]);
     let took = started.elapsed();
-    r.assert_error(&format!("cannot connect to u@127.0.0.1:{port}/x: no answer within 2 s"));
-    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert_eq!(r.code, 2, "{r:#?}");
+    let e = r.error_line();
+    assert!(e.starts_with(&format!("error: u@127.0.0.1:{port}/x did not become available within 3 s (2 attempt(s); last: cannot connect to u@127.0.0.1:{port}/x: no answer within 2.0 s)")), "{e}");
+    assert!(
+        r.stderr
+            .starts_with("waiting for the database to accept connections: 2 s (attempt 1: no answer within 2.0 s)"),
+        "{}",
+        r.stderr
+    );
+    assert!(took < Duration::from_secs(7), "took {took:?}");
     assert!(!r.output().contains("Sup3rSecret"));
     // Nothing listening at all: refused at once.
     drop(held);

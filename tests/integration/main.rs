@@ -14,6 +14,7 @@ mod drift;
 mod files;
 mod library;
 mod proxy;
+mod rds_data;
 mod running;
 mod safety;
 mod schema;

@@ -1,0 +1,489 @@
+//! The engine through the Data API: the real binary and the real
+//! aws-sdk-rdsdata client against the test Data API server (dataapi/),
+//! which runs the SQL on the real PostgreSQL. Scenarios 1–16 of the AWS
+//! reference §7, the chat schema, every command, and 8 concurrent runners.
+
+use std::time::Duration;
+
+use crate::common::*;
+use crate::dataapi::{Carrier, DataApiServer, Fault, FaultKind, Options, RESOURCE_ARN, SECRET_ARN};
+
+/// A Data API server plus a config pointing the binary at it.
+struct Api {
+    server: DataApiServer,
+    conf: Dir,
+}
+
+impl Api {
+    fn start(opts: Options) -> Api {
+        Api {
+            server: DataApiServer::start(&server_url(), opts),
+            conf: Dir::new(),
+        }
+    }
+
+    fn new() -> Api {
+        Api::start(Options::default())
+    }
+
+    /// Runs the binary against database `db` with extra config lines.
+    fn run(&self, db: &str, migrations: Option<&Dir>, extra: &[&str], args: &[&str]) -> Run {
+        let conf = self.conf.write(
+            "chatmigrate.toml",
+            format!(
+                "[environments.aurora]\nbackend = \"rds-data\"\nresource_arn = \"{RESOURCE_ARN}\"\nsecret_arn = \"{SECRET_ARN}\"\n\
+                 database = \"{db}\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n{}\n{}\n",
+                self.server.endpoint(),
+                if extra.iter().any(|l| l.starts_with("resume_timeout")) {
+                    ""
+                } else {
+                    "resume_timeout = \"20s\""
+                },
+                extra.join("\n")
+            ),
+        );
+        let mut full = vec!["--config", conf.to_str().unwrap(), "--env", "aurora"];
+        if let Some(m) = migrations {
+            full.extend(["--migrations", m.path().to_str().unwrap()]);
+        }
+        full.extend_from_slice(args);
+        run_in(self.conf.path(), &full, &AWS_ENV)
+    }
+
+    fn sent(&self, needle: &str) -> usize {
+        self.server
+            .calls_of("Execute")
+            .iter()
+            .filter(|c| c.sql.as_deref().is_some_and(|s| s.contains(needle)))
+            .count()
+    }
+}
+
+/// Credentials from the environment (the first link of the AWS chain).
+const AWS_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+    ("AWS_SECRET_ACCESS_KEY", "secret"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_CONFIG_FILE", "/nonexistent"),
+];
+
+fn two(dir: &Dir) {
+    dir.write("V1__a.sql", "CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\n");
+    dir.write("V2__b.sql", "CREATE TABLE b (id int);\n");
+}
+
+#[test]
+fn chat_schema_through_the_data_api_with_create_database() {
+    let api = Api::new();
+    let name = Db::fresh_name();
+    let r = api.run(&name, None, &[], &["up", "--create-database"]);
+    r.assert_ok();
+    let db = Db::adopt(&name);
+    assert_eq!(db.versions(), vec![1, 2, 3, 4]);
+    assert!(r.stdout.contains("created database"), "{}", r.stdout);
+    // V4's session SET cannot outlive one call: said, not pretended.
+    assert!(r.stdout.contains("V4: skipped `SET maintenance_work_mem"), "{}", r.stdout);
+    assert_eq!(
+        db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_st_chat_history_vector_hnsw'::regclass"),
+        "t"
+    );
+    assert_eq!(
+        db.scalar("SELECT count(DISTINCT backend) || max(backend) FROM chatmigrate_history"),
+        "1rds-data"
+    );
+    // AWS's rules: one statement per call, never `schema`, never ExecuteSql.
+    let calls = api.server.calls();
+    assert!(calls.iter().all(|c| !c.had_schema && c.op != "ExecuteSql"), "{calls:#?}");
+    assert!(calls.iter().all(|c| c.outcome != "ValidationException"), "{calls:#?}");
+    assert!(calls.iter().all(|c| c.access_key_id.as_deref() == Some("AKIDTEST")));
+    // Calls per transactional migration: Begin + statements + history + Commit.
+    let begins = api.server.calls_of("BeginTransaction").len();
+    let commits = api.server.calls_of("CommitTransaction").len();
+    assert_eq!((begins, commits), (3, 3), "V1-V3 transactional");
+    assert_eq!(api.server.calls_of("RollbackTransaction").len(), 0);
+    eprintln!("calls for the chat schema: {} ({:?})", calls.len(), count_ops(&calls));
+
+    // status, verify, a no-op up, dry-run through the same transport.
+    let r = api.run(&name, None, &[], &["status"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("rds-data:chat/"), "{}", r.stdout);
+    api.run(&name, None, &[], &["verify"]).assert_ok();
+    let r = api.run(&name, None, &[], &["up"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("nothing to apply"), "{}", r.stdout);
+    db.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
+}
+
+fn count_ops(calls: &[crate::dataapi::Call]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for c in calls {
+        match out.iter_mut().find(|(op, _)| *op == c.op) {
+            Some((_, n)) => *n += 1,
+            None => out.push((c.op.clone(), 1)),
+        }
+    }
+    out
+}
+
+#[test]
+fn dry_run_baseline_and_repair_through_the_data_api() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    two(&dir);
+    let r = api.run(&db.name, Some(&dir), &[], &["up", "--dry-run"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("CREATE TABLE a (id int PRIMARY KEY)"), "{}", r.stdout);
+    assert!(!db.table_exists("a"));
+    api.run(&db.name, Some(&dir), &[], &["baseline", "--version", "1"]).assert_ok();
+    assert_eq!(db.versions(), vec![1]);
+    api.run(&db.name, Some(&dir), &[], &["up"]).assert_ok();
+    assert_eq!(db.versions(), vec![1, 2]);
+    dir.write("V2__b.sql", "CREATE TABLE b (id int); -- edited\n");
+    let r = api.run(&db.name, Some(&dir), &[], &["verify"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    api.run(&db.name, Some(&dir), &[], &["repair"]).assert_ok();
+    api.run(&db.name, Some(&dir), &[], &["verify"]).assert_ok();
+}
+
+// Scenarios 1, 3, 4, 15: resuming, on every carrier, at the probe and at BeginTransaction.
+
+#[test]
+fn resuming_for_a_few_calls_then_applies_once() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    two(&dir);
+    api.server.fault(Fault::new(FaultKind::Resuming).times(8));
+    api.server.fault(
+        Fault::new(FaultKind::Resuming)
+            .op("BeginTransaction")
+            .times(2)
+            .carrier(Carrier::BodyType),
+    );
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    r.assert_ok();
+    assert!(r.stderr.contains("waiting for Aurora to resume: "), "{}", r.stderr);
+    assert_eq!(db.versions(), vec![1, 2]);
+    assert_eq!(db.scalar("SELECT count(*) FROM a"), "1", "V1 ran once");
+}
+
+#[test]
+fn probe_statement_timeout_and_body_only_codes_count_as_resuming() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    two(&dir);
+    api.server
+        .fault(Fault::new(FaultKind::StatementTimeout).sql_contains("SELECT 1").times(2));
+    api.server
+        .fault(Fault::new(FaultKind::Resuming).times(2).carrier(Carrier::BodyCode));
+    api.run(&db.name, Some(&dir), &[], &["up"]).assert_ok();
+    assert_eq!(db.versions(), vec![1, 2]);
+}
+
+// Scenario 2: the resume never finishes.
+
+#[test]
+fn resume_that_never_finishes_stops_at_the_deadline_with_nothing_written() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    two(&dir);
+    api.server.fault(Fault::new(FaultKind::Resuming).always());
+    let r = api.run(&db.name, Some(&dir), &["resume_timeout = \"2s\""], &["up"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    let e = r.error_line();
+    assert!(
+        e.starts_with(&format!("error: rds-data:chat/{} did not become available within 2 s (", db.name)),
+        "{e}"
+    );
+    assert!(e.ends_with("DatabaseResumingException: The Aurora DB instance arn:aws:rds:us-east-1:123456789012:cluster:chat is resuming after being auto-paused. Please wait a few seconds and try again.)") || e.contains("last: DatabaseResumingException"), "{e}");
+    assert!(r.hint().starts_with("hint: check that the cluster is available"), "{}", r.hint());
+    assert!(!db.table_exists("chatmigrate_history"));
+}
+
+// Scenario 5: a CONCURRENTLY build outlives the Data API's statement timeout.
+
+#[test]
+fn concurrent_index_past_the_statement_timeout_is_polled_not_resent() {
+    let api = Api::start(Options {
+        statement_timeout: Duration::from_millis(300),
+        ..Options::default()
+    });
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__t.sql", "CREATE TABLE t (id int);\n");
+    dir.write(
+        "V2__idx.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\n",
+    );
+    api.run(&db.name, Some(&dir), &[], &["up", "--target", "1"]).assert_ok();
+    // An open transaction on t keeps the build waiting past the timeout.
+    let holder = Holder::hold(
+        &db.url,
+        "holder",
+        "BEGIN; INSERT INTO t VALUES (1)",
+        Some(Duration::from_millis(1500)),
+    );
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    drop(holder);
+    r.assert_ok();
+    assert!(r.stdout.contains("V2: statement 1 still running on the server"), "{}", r.stdout);
+    assert_eq!(api.sent("CREATE INDEX CONCURRENTLY"), 1, "sent once");
+    assert_eq!(
+        db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass"),
+        "t"
+    );
+    assert_eq!(db.history(), vec![(1, "applied".into(), 1), (2, "applied".into(), 1)]);
+}
+
+// Scenario 6: the transaction expires mid-migration.
+
+#[test]
+fn expired_transaction_is_rolled_back_and_started_over_once() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    dir.write(
+        "V1__a.sql",
+        "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\nCREATE TABLE a2 (id int);\n",
+    );
+    api.server
+        .fault(Fault::new(FaultKind::ExpireTransaction).sql_contains("CREATE TABLE a2"));
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    r.assert_ok();
+    assert!(
+        r.stdout.contains(
+            "V1 a: the transaction was rolled back (TransactionNotFoundException: Transaction may be expired.); starting it over"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM a"), "1", "not half-applied, not doubled");
+    assert_eq!(db.versions(), vec![1]);
+}
+
+#[test]
+fn a_transaction_that_keeps_expiring_is_reported_not_applied() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\nCREATE TABLE a2 (id int);\n");
+    api.server
+        .fault(Fault::new(FaultKind::ExpireTransaction).sql_contains("CREATE TABLE a2").always());
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    let e = r.error_line().to_string();
+    assert_eq!(r.code, 2);
+    assert!(
+        e.ends_with(
+            "the Data API ended the transaction (TransactionNotFoundException: Transaction may be expired.); nothing of it was applied"
+        ),
+        "{e}"
+    );
+    assert!(!db.table_exists("a"));
+    assert_eq!(db.versions(), Vec::<i64>::new());
+}
+
+// Scenario 8: 5xx on a non-idempotent statement outside a transaction.
+
+#[test]
+fn server_errors_on_a_statement_outside_a_transaction_are_sent_once_and_unknown() {
+    for kind in [
+        FaultKind::Internal,
+        FaultKind::DatabaseUnavailable,
+        FaultKind::ServiceUnavailable,
+        FaultKind::Html502,
+    ] {
+        let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+        dir.write(
+            "V1__a.sql",
+            "-- chatmigrate:no-transaction\nCREATE TABLE IF NOT EXISTS nt_marker (id int);\n",
+        );
+        api.server.fault(Fault::new(kind).sql_contains("nt_marker").after_run());
+        let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+        assert_eq!(r.code, 2, "{kind:?}: {r:#?}");
+        assert!(
+            r.error_line().contains(": outcome unknown: the Data API did not answer ("),
+            "{kind:?}: {}",
+            r.error_line()
+        );
+        assert!(r.hint().starts_with("hint: run `chatmigrate status`"), "{}", r.hint());
+        assert_eq!(api.sent("nt_marker"), 1, "{kind:?}: re-sent");
+    }
+}
+
+// Scenario 9: throttling backs off and retries.
+
+#[test]
+fn throttling_is_retried_with_backoff() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    two(&dir);
+    api.server
+        .fault(Fault::new(FaultKind::Throttling).sql_contains("CREATE TABLE b").times(5));
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    r.assert_ok();
+    assert!(r.stderr.contains("waiting for throttling to pass"), "{}", r.stderr);
+    assert_eq!(db.versions(), vec![1, 2]);
+    assert_eq!(api.sent("CREATE TABLE b"), 6);
+}
+
+// Scenario 10: what the splitter sends, one statement per call.
+
+#[test]
+fn adversarial_sql_is_split_into_single_statements() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    dir.write(
+        "V1__tricky.sql",
+        "CREATE TABLE t (s text);\nINSERT INTO t VALUES ('a;b'), (E'\\';'); -- ;\n/* ; */ INSERT INTO t VALUES ($$;$$);\n\
+         CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $fn$ SELECT 1; $fn$;\n",
+    );
+    api.run(&db.name, Some(&dir), &[], &["up"]).assert_ok();
+    assert_eq!(db.scalar("SELECT string_agg(s, '|' ORDER BY s) FROM t"), "';|;|a;b");
+    assert!(api.server.calls().iter().all(|c| c.outcome != "ValidationException"));
+}
+
+// Scenario 12: configuration and permission errors fail fast.
+
+#[test]
+fn fatal_aws_errors_fail_fast_with_a_hint() {
+    for (kind, code, hint) in [
+        (
+            FaultKind::HttpEndpointNotEnabled,
+            "HttpEndpointNotEnabledException",
+            "hint: enable the Data API",
+        ),
+        (
+            FaultKind::AccessDenied,
+            "AccessDeniedException",
+            "hint: the AWS identity needs rds-data:",
+        ),
+        (FaultKind::Forbidden, "ForbiddenException", "hint: the AWS identity needs rds-data:"),
+        (FaultKind::InvalidSecret, "InvalidSecretException", "hint: check secret_arn"),
+        (FaultKind::SecretsErrorNotFound, "SecretsErrorException", "hint: check secret_arn"),
+        (FaultKind::DatabaseNotFound, "DatabaseNotFoundException", "hint: check resource_arn"),
+    ] {
+        let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+        two(&dir);
+        api.server.fault(Fault::new(kind).always());
+        let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+        assert_eq!(r.code, 2, "{r:#?}");
+        assert!(r.error_line().contains(&format!("AWS answered {code}")), "{}", r.error_line());
+        assert!(r.hint().starts_with(hint), "{}", r.hint());
+        assert_eq!(api.server.calls().len(), 1, "{code}: no retries");
+    }
+    // A Secrets Manager timeout inside the Data API is retried twice.
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    two(&dir);
+    api.server.fault(Fault::new(FaultKind::SecretsErrorTimeout).always());
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(api.server.calls().len(), 3);
+}
+
+// Scenario 14: history is read in pages.
+
+#[test]
+fn history_is_read_in_pages() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    for v in 1..=1100 {
+        dir.write(&format!("V{v}__m.sql"), "SELECT 1;\n");
+    }
+    cm(&db, &dir, &["up"]).assert_ok();
+    let r = api.run(&db.name, Some(&dir), &[], &["status"]);
+    r.assert_ok();
+    assert_eq!(api.sent("FROM \"chatmigrate_history\" WHERE version >"), 3, "pages of 500");
+    assert!(r.stdout.contains("1100"), "{}", r.stdout);
+}
+
+// Scenario 16: a hung response inside a transaction.
+
+#[test]
+fn hung_response_inside_a_transaction_rolls_back_and_starts_over() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    two(&dir);
+    api.server
+        .fault(Fault::new(FaultKind::Hang(Duration::from_secs(5))).sql_contains("CREATE TABLE b"));
+    let r = api.run(&db.name, Some(&dir), &["request_timeout = \"1s\""], &["up"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("V2 b: the transaction was rolled back (timeout"), "{}", r.stdout);
+    assert_eq!(db.versions(), vec![1, 2]);
+}
+
+// A statement over the Data API's limit is refused before anything runs.
+
+#[test]
+fn statement_over_65536_characters_is_refused_before_running() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    dir.write("V2__big.sql", format!("SELECT 1;\nSELECT '{}';\n", "x".repeat(70_000)));
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    r.assert_error(&format!(
+        "{}:2:1: statement is 70009 characters long; the backend accepts at most 65536",
+        dir.shown("V2__big.sql")
+    ));
+    assert!(!db.table_exists("a"), "nothing ran");
+}
+
+// The lease: 8 concurrent runners apply everything exactly once; a killed
+// runner's lease expires by itself.
+
+#[test]
+fn eight_runners_through_the_data_api_apply_each_migration_once() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    for v in 1..=20 {
+        dir.write(
+            &format!("V{v}__m{v}.sql"),
+            format!("CREATE TABLE m{v} (id int);\nSELECT pg_sleep(0.01);\n"),
+        );
+    }
+    let conf = api.run(&db.name, Some(&dir), &[], &["status"]);
+    conf.assert_ok();
+    let path = api.conf.path().join("chatmigrate.toml");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_chatmigrate"));
+            c.args([
+                "--config",
+                path.to_str().unwrap(),
+                "--env",
+                "aurora",
+                "--migrations",
+                dir.path().to_str().unwrap(),
+                "up",
+            ])
+            .current_dir(api.conf.path())
+            .envs(AWS_ENV)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let runs: Vec<Run> = children.into_iter().map(finish).collect();
+    let mut applied = Vec::new();
+    for r in &runs {
+        r.assert_ok();
+        applied.extend(r.stdout.lines().filter(|l| l.starts_with("applied V")).map(str::to_string));
+    }
+    assert_eq!(applied.len(), 20, "{applied:#?}");
+    assert_eq!(db.versions(), (1..=20).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_killed_runners_lease_expires_and_the_next_runner_goes_on() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    dir.write("V2__slow.sql", "SELECT pg_sleep(30);\n");
+    let r = api.run(&db.name, Some(&dir), &["lease_ttl = \"2s\""], &["status"]);
+    r.assert_ok();
+    let path = api.conf.path().join("chatmigrate.toml");
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_chatmigrate"));
+    c.args([
+        "--config",
+        path.to_str().unwrap(),
+        "--env",
+        "aurora",
+        "--migrations",
+        dir.path().to_str().unwrap(),
+        "up",
+    ])
+    .current_dir(api.conf.path())
+    .envs(AWS_ENV)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_until(20, "V1 applied", || db.versions() == vec![1]);
+    signal(&child, "KILL");
+    let _ = finish(child);
+    dir.write("V2__slow.sql", "SELECT 1;\n");
+    let r = api.run(&db.name, Some(&dir), &["lease_ttl = \"2s\"", "lock_wait = \"20s\""], &["up"]);
+    r.assert_ok();
+    assert_eq!(db.versions(), vec![1, 2]);
+}
