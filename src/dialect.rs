@@ -162,7 +162,10 @@ impl Dialect {
     /// A history row written only while the lease owner (the last value,
     /// after [`history_values`]) holds a live lease: no row written otherwise.
     pub fn upsert_history_fenced(&self, values: &[Value]) -> String {
-        Self::bind(&self.fill(strip_comments(sql!("history_upsert_fenced"))), values)
+        let plain = "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        debug_assert!(sql!("history_upsert").contains(plain));
+        let fenced = sql!("history_upsert").replace(plain, strip_comments(sql!("lease_fence")).trim_end());
+        Self::bind(&self.fill(&fenced), values)
     }
 
     /// Creates the lease table (the Data API's lock).
@@ -294,6 +297,28 @@ mod tests {
             .select_history(5, Some(100))
             .contains("FROM \"My\"\"Schema\".\"hist\" WHERE version > 5 ORDER BY version LIMIT 100"));
         assert!(d.select_history(i64::MIN, None).ends_with("LIMIT ALL"));
+        let row = Row {
+            version: 7,
+            name: "n".into(),
+            checksum: "sha256:x".into(),
+            status: crate::history::Status::Applied,
+            statements_done: 1,
+            statements_total: 1,
+            applied_at: String::new(),
+            execution_ms: 0,
+            installed_by: String::new(),
+            tool_version: TOOL_VERSION.into(),
+            backend: "rds-data".into(),
+            out_of_order: false,
+            error: None,
+        };
+        let mut v = history_values(&row, Value::Int(0));
+        v.push(Value::Text("me".into()));
+        let f = d.upsert_history_fenced(&v);
+        assert!(
+            f.contains("SELECT 7, 'n'") && f.contains("owner = 'me' AND expires_at > now() FOR SHARE)\nON CONFLICT"),
+            "{f}"
+        );
         assert_eq!(
             Dialect::bind("$1 $10 $2", &[Value::Int(1), Value::Text("o'k $1".into())]),
             "1 $10 'o''k $1'"

@@ -323,8 +323,10 @@ impl RdsData {
     async fn call_in_tx(&self, sql: &str, tx: &str) -> Result<ExecuteStatementOutput, GaveUp<CallError>> {
         let start = Instant::now();
         let mut backoff = Backoff::new(self.policy.first, self.policy.cap);
-        let mut last_call = Instant::now();
+        let mut last_call;
         for attempt in 1.. {
+            // Each attempt is itself a call on the transaction.
+            last_call = Instant::now();
             let e = match self.once(sql, Some(tx), false).await {
                 Ok(o) => return Ok(o),
                 Err(e) => e,
@@ -356,7 +358,6 @@ impl RdsData {
                     last_call = Instant::now();
                 }
             }
-            last_call = last_call.max(Instant::now() - delay.min(Duration::from_millis(1)));
         }
         unreachable!("the loop returns")
     }

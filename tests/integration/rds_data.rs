@@ -50,6 +50,27 @@ impl Api {
         run_in(self.conf.path(), &full, &AWS_ENV)
     }
 
+    /// Starts `up` in the background with the config the last `run` wrote.
+    fn spawn_up(&self, migrations: &Dir) -> std::process::Child {
+        let path = self.conf.path().join("chatmigrate.toml");
+        std::process::Command::new(env!("CARGO_BIN_EXE_chatmigrate"))
+            .args([
+                "--config",
+                path.to_str().unwrap(),
+                "--env",
+                "aurora",
+                "--migrations",
+                migrations.path().to_str().unwrap(),
+                "up",
+            ])
+            .current_dir(self.conf.path())
+            .envs(AWS_ENV)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn chatmigrate")
+    }
+
     fn sent(&self, needle: &str) -> usize {
         self.server
             .calls_of("Execute")
@@ -426,26 +447,7 @@ fn eight_runners_through_the_data_api_apply_each_migration_once() {
     }
     let conf = api.run(&db.name, Some(&dir), &[], &["status"]);
     conf.assert_ok();
-    let path = api.conf.path().join("chatmigrate.toml");
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_chatmigrate"));
-            c.args([
-                "--config",
-                path.to_str().unwrap(),
-                "--env",
-                "aurora",
-                "--migrations",
-                dir.path().to_str().unwrap(),
-                "up",
-            ])
-            .current_dir(api.conf.path())
-            .envs(AWS_ENV)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-            c.spawn().unwrap()
-        })
-        .collect();
+    let children: Vec<_> = (0..8).map(|_| api.spawn_up(&dir)).collect();
     let runs: Vec<Run> = children.into_iter().map(finish).collect();
     let mut applied = Vec::new();
     for r in &runs {
@@ -463,22 +465,7 @@ fn a_killed_runners_lease_expires_and_the_next_runner_goes_on() {
     dir.write("V2__slow.sql", "SELECT pg_sleep(30);\n");
     let r = api.run(&db.name, Some(&dir), &["lease_ttl = \"2s\""], &["status"]);
     r.assert_ok();
-    let path = api.conf.path().join("chatmigrate.toml");
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_chatmigrate"));
-    c.args([
-        "--config",
-        path.to_str().unwrap(),
-        "--env",
-        "aurora",
-        "--migrations",
-        dir.path().to_str().unwrap(),
-        "up",
-    ])
-    .current_dir(api.conf.path())
-    .envs(AWS_ENV)
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped());
-    let child = c.spawn().unwrap();
+    let child = api.spawn_up(&dir);
     wait_until(20, "V1 applied", || db.versions() == vec![1]);
     signal(&child, "KILL");
     let _ = finish(child);
