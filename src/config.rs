@@ -90,6 +90,9 @@ impl std::fmt::Debug for Secret {
 pub enum BackendKind {
     Postgres,
     RdsData,
+    /// A Citus coordinator: the postgres transport plus Citus checks,
+    /// settings and the citus-only migrations.
+    Citus,
 }
 
 impl BackendKind {
@@ -97,6 +100,7 @@ impl BackendKind {
         match self {
             BackendKind::Postgres => "postgres",
             BackendKind::RdsData => "rds-data",
+            BackendKind::Citus => "citus",
         }
     }
 }
@@ -320,7 +324,7 @@ impl Config {
     /// `rds-data:<cluster>/<db>`. Never a secret.
     pub fn target_display(&self) -> String {
         match self.backend {
-            BackendKind::Postgres => self.pg.display(),
+            BackendKind::Postgres | BackendKind::Citus => self.pg.display(),
             BackendKind::RdsData => {
                 let arn = self.aws.resource_arn.as_deref().unwrap_or("");
                 let cluster = arn.rsplit(':').next().unwrap_or(arn);
@@ -483,10 +487,11 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
         c.backend = match b.as_str() {
             "postgres" => BackendKind::Postgres,
             "rds-data" => BackendKind::RdsData,
+            "citus" => BackendKind::Citus,
             other => {
                 return Err(Error::InvalidSetting {
                     key: "backend".into(),
-                    message: format!("`{other}` is not a backend this build supports (postgres, rds-data)"),
+                    message: format!("`{other}` is not a backend this build supports (postgres, rds-data, citus)"),
                 })
             }
         };

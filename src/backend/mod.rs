@@ -133,7 +133,7 @@ pub trait Backend: Send {
 /// What a backend kind can do, known before connecting (for checks at load time).
 pub fn capabilities_of(kind: BackendKind) -> Capabilities {
     match kind {
-        BackendKind::Postgres => postgres::CAPABILITIES,
+        BackendKind::Postgres | BackendKind::Citus => postgres::CAPABILITIES,
         BackendKind::RdsData => rds_data::CAPABILITIES,
     }
 }
@@ -142,7 +142,7 @@ pub fn capabilities_of(kind: BackendKind) -> Capabilities {
 /// backend.
 pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<Box<dyn Backend>> {
     match cfg.backend {
-        BackendKind::Postgres => Ok(Box::new(postgres::Postgres::connect(cfg, dbname).await?)),
+        BackendKind::Postgres | BackendKind::Citus => Ok(Box::new(postgres::Postgres::connect(cfg, dbname).await?)),
         BackendKind::RdsData => Ok(Box::new(rds_data::RdsData::connect(cfg, dbname).await?)),
     }
 }

@@ -36,7 +36,7 @@ fn unknown_environment_and_bad_values() {
         .assert_error("invalid setting sslmode: `verify-all` is not one of disable, prefer, require, verify-ca, verify-full");
     dir.write("chatmigrate.toml", "[environments.dev]\nbackend = \"mysql\"\n");
     run_in(dir.path(), &["--env", "dev", "status"], &[])
-        .assert_error("invalid setting backend: `mysql` is not a backend this build supports (postgres, rds-data)");
+        .assert_error("invalid setting backend: `mysql` is not a backend this build supports (postgres, rds-data, citus)");
 }
 
 #[test]
