@@ -74,6 +74,20 @@ pub enum Command {
     Baseline(BaselineArgs),
     /// Accept changed checksums of applied files and clear failed rows (each repair is logged).
     Repair,
+    /// Check migrations for locking, transaction, pgvector, Citus and Data API hazards (docs/lint.md).
+    ///
+    /// Exit 0: no error-level finding (warnings allowed); 1: error-level findings; 2: could not run.
+    Lint(LintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Migration files or directories to report on (default: the environment's migrations). The environment's whole set still gives the context (tables created earlier, Citus distribution).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Only the migrations the target database has not applied (connects and reads the history; changes nothing).
+    #[arg(long, conflicts_with = "paths")]
+    pub pending: bool,
 }
 
 #[derive(Debug, Args)]

@@ -64,6 +64,10 @@ pub struct EnvFile {
     pub request_timeout: Option<String>,
     pub lease_ttl: Option<String>,
     pub transaction_keepalive: Option<String>,
+    /// Lint rules to run here although their scope is another backend.
+    pub lint_include: Option<Vec<String>>,
+    /// Lint rules not to run here.
+    pub lint_exclude: Option<Vec<String>>,
 }
 
 /// A password. Never printed.
@@ -242,6 +246,10 @@ pub struct Config {
     pub resume_timeout: Duration,
     /// Where "waiting for Aurora to resume: 14 s" lines go.
     pub progress: crate::retry::Progress,
+    /// Lint rules turned on outside their backend (`lint_include`).
+    pub lint_include: Vec<String>,
+    /// Lint rules turned off (`lint_exclude`; never the non-ignorable ones).
+    pub lint_exclude: Vec<String>,
 }
 
 /// What the command line (or a library caller) overrides.
@@ -317,6 +325,8 @@ impl Config {
             },
             resume_timeout: Duration::from_secs(120),
             progress: crate::retry::Progress::default(),
+            lint_include: Vec::new(),
+            lint_exclude: Vec::new(),
         }
     }
 
@@ -588,6 +598,15 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(v) = &e.resume_timeout {
         c.resume_timeout = duration("resume_timeout", v)?;
+    }
+    for (key, list, excluding, into) in [
+        ("lint_include", &e.lint_include, false, &mut c.lint_include),
+        ("lint_exclude", &e.lint_exclude, true, &mut c.lint_exclude),
+    ] {
+        if let Some(ids) = list {
+            crate::lint::check_rule_list(key, ids, excluding).map_err(|message| Error::InvalidSetting { key: key.into(), message })?;
+            *into = ids.clone();
+        }
     }
     Ok(())
 }

@@ -85,16 +85,9 @@ pub enum Error {
     UnknownDirective { location: Location, directive: String },
     #[error("{location}: {message}")]
     BadDirective { location: Location, message: String },
-    #[error("{location}: statement is {chars} characters long; the backend accepts at most {limit}")]
-    StatementTooLong { location: Location, chars: usize, limit: usize },
-    #[error("{location}: [{rule}] {message}")]
-    Lint {
-        location: Location,
-        rule: String,
-        message: String,
-        help: String,
-        more: usize,
-    },
+    /// Error-level lint findings (at least one) in the files about to run.
+    #[error("{}", lint_line(.0))]
+    Lint(Box<crate::lint::Report>),
 
     // ----- plan (history vs files) -----
     #[error("{path}: version {version} was applied with checksum {applied} but the file now has {file}")]
@@ -182,15 +175,17 @@ impl Error {
             UnknownDirective { .. } | BadDirective { .. } => {
                 "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, ignore <rule> -- <reason>".into()
             }
-            StatementTooLong { .. } => {
-                "split the statement (e.g. one INSERT per batch of rows) or load the data another way; nothing was sent".into()
-            }
-            Lint { help, more, .. } => {
-                if *more > 0 {
-                    format!("{help} ({more} more finding(s) in the pending files)")
-                } else {
-                    help.clone()
+            Lint(report) => {
+                let f = report.findings.first()?;
+                let mut hint = f.help.lines().next().unwrap_or("").to_string();
+                let more = report.findings.len() - 1;
+                if more > 0 {
+                    hint.push_str(&format!(" ({more} more finding(s) below)"));
                 }
+                if crate::lint::rule(f.rule).is_some_and(|r| r.ignorable) {
+                    hint.push_str(&format!("; to accept it, put `-- chatmigrate:ignore {} -- <reason>` above the statement", f.rule));
+                }
+                hint
             }
             ChecksumDrift { .. } => "restore the applied file, or accept the new text with `chatmigrate repair`".into(),
             MissingFile { .. } => "restore the file, or point --migrations at the directory that has it".into(),
@@ -258,9 +253,8 @@ impl Error {
             | Io { .. }
             | SqlSyntax { .. }
             | UnknownDirective { .. }
-            | BadDirective { .. }
-            | StatementTooLong { .. } => "migration-file",
-            Lint { .. } => "lint",
+            | BadDirective { .. } => "migration-file",
+            Lint(_) => "lint",
             ChecksumDrift { .. } | MissingFile { .. } | OutOfOrder { .. } | UnknownTarget { .. } => "plan",
             Connect { .. } | ConnectTimeout { .. } | DatabaseMissing { .. } | ConnectionLost { .. } => "connect",
             Migration { .. } | Db { .. } => "database",
@@ -272,6 +266,14 @@ impl Error {
             LeaseLost { .. } => "lock",
             Other(_) => "other",
         }
+    }
+}
+
+/// The one-line form of a lint refusal: its first finding.
+fn lint_line(r: &crate::lint::Report) -> String {
+    match r.findings.first() {
+        Some(f) => format!("{}: [{}] {} (`{}`)", f.location, f.rule, f.message, f.excerpt),
+        None => "lint refused the migrations".into(),
     }
 }
 

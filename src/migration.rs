@@ -32,8 +32,22 @@ pub struct Directives {
     pub no_transaction: bool,
     pub lock_timeout: Option<Duration>,
     pub statement_timeout: Option<Duration>,
-    /// `(rule id, line)` of each `-- chatmigrate:ignore <rule> -- <reason>`.
-    pub ignores: Vec<(String, usize)>,
+    /// Each `-- chatmigrate:ignore <rule> -- <reason>` at the top of the
+    /// file (it covers every statement).
+    pub ignores: Vec<Ignore>,
+}
+
+/// One `-- chatmigrate:ignore <rule>[, <rule>...] -- <reason>` comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignore {
+    /// The rule ids it names.
+    pub rules: Vec<String>,
+    /// Why (required: an ignore is a decision someone can review).
+    pub reason: String,
+    /// 1-based line of the comment.
+    pub line: usize,
+    /// The statement it sits above; `None` for the top of the file.
+    pub statement: Option<usize>,
 }
 
 /// One migration file, parsed and split.
@@ -49,7 +63,11 @@ pub struct Migration {
     pub directives: Directives,
     /// Filled by [`Migration::prepare`].
     pub statements: Vec<Statement>,
+    /// `-- chatmigrate:ignore` comments directly above a statement (not at
+    /// the top of the file); filled by [`Migration::prepare`].
+    pub statement_ignores: Vec<Ignore>,
     prepared: bool,
+    lines: std::sync::OnceLock<sql::LineIndex>,
 }
 
 impl Migration {
@@ -64,7 +82,15 @@ impl Migration {
     /// `file:line:col` of the statement at `index`, plus `extra` bytes into it.
     pub fn location(&self, index: usize, extra: usize) -> Location {
         let offset = self.statements.get(index).map(|s| s.start).unwrap_or(0) + extra;
-        sql::location(&self.path, &self.sql, offset)
+        self.lines
+            .get_or_init(|| sql::LineIndex::new(&self.sql))
+            .location(&self.path, &self.sql, offset)
+    }
+
+    /// Every ignore comment of the file: the top-of-file ones, then those
+    /// above statements.
+    pub fn ignores(&self) -> impl Iterator<Item = &Ignore> {
+        self.directives.ignores.iter().chain(&self.statement_ignores)
     }
 
     /// Reads one file: name, text, checksum and directives. Statements are
@@ -96,7 +122,9 @@ impl Migration {
             checksum,
             directives,
             statements: Vec::new(),
+            statement_ignores: Vec::new(),
             prepared: false,
+            lines: std::sync::OnceLock::new(),
         })
     }
 
@@ -110,6 +138,31 @@ impl Migration {
         if statements.is_empty() {
             return Err(Error::EmptyMigration { path: self.path.clone() });
         }
+        // Comments above the first statement are the file's header, read by
+        // `parse_directives`; those above later statements may only ignore.
+        let mut ignores = Vec::new();
+        for (i, s) in statements.iter().enumerate().skip(1) {
+            for (offset, body) in &s.directives {
+                let location = sql::location(&self.path, &self.sql, *offset);
+                let (word, arg) = split_directive(body.trim_start_matches("chatmigrate:"));
+                match word {
+                    "ignore" => ignores.push(parse_ignore(&location, arg, Some(i))?),
+                    "no-transaction" | "lock-timeout" | "statement-timeout" => {
+                        return Err(Error::BadDirective {
+                            location,
+                            message: format!("`{word}` works only in the comments at the top of the file, before the first statement"),
+                        })
+                    }
+                    other => {
+                        return Err(Error::UnknownDirective {
+                            location,
+                            directive: other.to_string(),
+                        })
+                    }
+                }
+            }
+        }
+        self.statement_ignores = ignores;
         self.statements = statements;
         self.prepared = true;
         Ok(())
@@ -183,10 +236,7 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
             line: i + 1,
             col: 1,
         };
-        let (word, arg) = match body.split_once(char::is_whitespace) {
-            Some((w, a)) => (w, a.trim()),
-            None => (body.trim(), ""),
-        };
+        let (word, arg) = split_directive(body);
         let duration = |what: &str| {
             parse_duration(arg).ok_or_else(|| Error::BadDirective {
                 location: location.clone(),
@@ -197,16 +247,7 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
             "no-transaction" => d.no_transaction = true,
             "lock-timeout" => d.lock_timeout = Some(duration("lock-timeout")?),
             "statement-timeout" => d.statement_timeout = Some(duration("statement-timeout")?),
-            "ignore" => {
-                let rule = arg.split_whitespace().next().unwrap_or("");
-                if rule.is_empty() {
-                    return Err(Error::BadDirective {
-                        location,
-                        message: "ignore needs a rule id: -- chatmigrate:ignore <rule> -- <reason>".into(),
-                    });
-                }
-                d.ignores.push((rule.to_string(), i + 1));
-            }
+            "ignore" => d.ignores.push(parse_ignore(&location, arg, None)?),
             other => {
                 return Err(Error::UnknownDirective {
                     location,
@@ -216,6 +257,37 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
         }
     }
     Ok(d)
+}
+
+/// `word rest` of a directive body.
+fn split_directive(body: &str) -> (&str, &str) {
+    match body.trim().split_once(char::is_whitespace) {
+        Some((w, a)) => (w, a.trim()),
+        None => (body.trim(), ""),
+    }
+}
+
+/// `<rule>[, <rule>...] -- <reason>`, the argument of an ignore directive.
+fn parse_ignore(location: &Location, arg: &str, statement: Option<usize>) -> Result<Ignore> {
+    let bad = |message: &str| Error::BadDirective {
+        location: location.clone(),
+        message: format!("{message}: -- chatmigrate:ignore <rule> -- <reason>"),
+    };
+    let (ids, reason) = arg.split_once("--").ok_or_else(|| bad("ignore needs a rule id and a reason"))?;
+    let rules: Vec<String> = ids.split([',', ' ', '\t']).filter(|r| !r.is_empty()).map(str::to_string).collect();
+    if rules.is_empty() {
+        return Err(bad("ignore needs a rule id"));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(bad("ignore needs a reason after `--`"));
+    }
+    Ok(Ignore {
+        rules,
+        reason: reason.to_string(),
+        line: location.line,
+        statement,
+    })
 }
 
 /// Where migrations come from.
@@ -337,5 +409,39 @@ mod tests {
         assert_eq!(d.lock_timeout, Some(Duration::from_secs(2)));
         let e = parse_directives("f", "-- chatmigrate:bogus\n").unwrap_err();
         assert_eq!(e.to_string(), "f:1:1: unknown directive `bogus`");
+    }
+
+    #[test]
+    fn ignores_at_the_top_and_above_statements() {
+        let text = "-- chatmigrate:ignore a, b -- legacy table\nSELECT 1;\n-- why:\n-- chatmigrate:ignore c -- empty table\nSELECT 2;\n";
+        let mut m = Migration::parse("V1__x.sql", "V1__x.sql", text.as_bytes()).unwrap();
+        m.prepare().unwrap();
+        assert_eq!(m.directives.ignores[0].rules, vec!["a", "b"]);
+        assert_eq!(m.directives.ignores[0].reason, "legacy table");
+        assert_eq!(m.statement_ignores.len(), 1);
+        assert_eq!((m.statement_ignores[0].line, m.statement_ignores[0].statement), (4, Some(1)));
+        for (text, want) in [
+            (
+                "-- chatmigrate:ignore a\nSELECT 1;",
+                "f:1:1: ignore needs a rule id and a reason: -- chatmigrate:ignore <rule> -- <reason>",
+            ),
+            (
+                "-- chatmigrate:ignore a --\nSELECT 1;",
+                "f:1:1: ignore needs a reason after `--`: -- chatmigrate:ignore <rule> -- <reason>",
+            ),
+            (
+                "SELECT 1;\n-- chatmigrate:no-transaction\nSELECT 2;",
+                "f:2:1: `no-transaction` works only in the comments at the top of the file, before the first statement",
+            ),
+            (
+                "SELECT 1;\n  -- chatmigrate:ignor x -- y\nSELECT 2;",
+                "f:2:3: unknown directive `ignor`",
+            ),
+        ] {
+            let e = Migration::parse("V1__x.sql", "f", text.as_bytes())
+                .and_then(|mut m| m.prepare())
+                .unwrap_err();
+            assert_eq!(e.to_string(), want);
+        }
     }
 }

@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use serde_json::json;
 
 use crate::error::Error;
+use crate::lint::{self, Finding, Level};
 use crate::plan::{Entry, State};
 use crate::runner::{Applied, Event, UpReport};
 
@@ -40,17 +41,109 @@ pub fn duration_ms(ms: u64) -> String {
 }
 
 /// Prints an error as `error: ...` + `hint: ...` on stderr (and as JSON on
-/// stdout with `--format json`).
+/// stdout with `--format json`). A lint refusal is followed by its report,
+/// exactly as `chatmigrate lint` prints it (JSON: under `"lint"`).
 pub fn error(style: &Style, e: &Error) {
     let mut err = io::stderr().lock();
     let _ = writeln!(err, "{} {e}", style.paint("1;31", "error:"));
     if let Some(h) = e.hint() {
         let _ = writeln!(err, "{} {h}", style.paint("1;36", "hint:"));
     }
+    if let Error::Lint(report) = e {
+        let _ = writeln!(err);
+        let _ = lint_findings(&mut err, &report.findings, style.color);
+        let _ = writeln!(err, "{}", lint_summary(report));
+    }
     if style.json {
-        let v = json!({"ok": false, "error": {"kind": e.kind(), "message": e.to_string(), "hint": e.hint()}});
+        let mut v = json!({"ok": false, "error": {"kind": e.kind(), "message": e.to_string(), "hint": e.hint()}});
+        if let Error::Lint(report) = e {
+            v["lint"] = lint_json(report);
+        }
         let _ = writeln!(io::stdout().lock(), "{v}");
     }
+}
+
+/// The findings, as `chatmigrate lint` prints them: for each, a line
+/// `file:line:col: level[rule]: message`, the statement's first line, and the
+/// help (several lines when it shows SQL), then a blank line.
+pub fn lint_findings(out: &mut dyn Write, findings: &[Finding], color: bool) -> io::Result<()> {
+    let style = Style {
+        json: false,
+        color,
+        quiet: false,
+        verbose: false,
+    };
+    for f in findings {
+        let level = match f.level {
+            Level::Error => style.paint("1;31", "error"),
+            Level::Warning => style.paint("1;33", "warning"),
+        };
+        writeln!(out, "{}: {level}[{}]: {}", f.location, f.rule, f.message)?;
+        writeln!(out, "   | {}", f.excerpt)?;
+        let mut help = f.help.lines();
+        if let Some(first) = help.next() {
+            writeln!(out, "   = help: {first}")?;
+        }
+        for line in help {
+            writeln!(out, "           {line}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// `2 errors, 1 warning in 5 files (29 rules)` / `no problems in 5 files (29 rules)`.
+pub fn lint_summary(r: &lint::Report) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let found = match (r.errors(), r.warnings()) {
+        (0, 0) => "no problems".to_string(),
+        (e, 0) => plural(e, "error"),
+        (0, w) => plural(w, "warning"),
+        (e, w) => format!("{}, {}", plural(e, "error"), plural(w, "warning")),
+    };
+    format!("{found} in {} ({})", plural(r.files, "file"), plural(r.rules.len(), "rule"))
+}
+
+/// The JSON document of a lint run (docs/lint.md; a test pins its shape).
+pub fn lint_json(r: &lint::Report) -> serde_json::Value {
+    let findings: Vec<serde_json::Value> = r
+        .findings
+        .iter()
+        .map(|f| {
+            json!({
+                "rule": f.rule,
+                "level": f.level,
+                "path": f.location.path,
+                "line": f.location.line,
+                "column": f.location.col,
+                "excerpt": f.excerpt,
+                "message": f.message,
+                "help": f.help,
+            })
+        })
+        .collect();
+    json!({
+        "format": 1,
+        "files": r.files,
+        "rules": r.rules,
+        "summary": {"errors": r.errors(), "warnings": r.warnings()},
+        "findings": findings,
+    })
+}
+
+/// `chatmigrate lint`: the findings and a summary line, or JSON
+/// (`{"ok": true, ...lint_json}`: the run worked, whatever it found).
+pub fn lint(style: &Style, out: &mut dyn Write, r: &lint::Report) -> io::Result<()> {
+    if style.json {
+        let mut v = lint_json(r);
+        v["ok"] = json!(true);
+        return writeln!(out, "{v}");
+    }
+    lint_findings(out, &r.findings, style.color)?;
+    if !style.quiet || !r.findings.is_empty() {
+        writeln!(out, "{}", lint_summary(r))?;
+    }
+    Ok(())
 }
 
 /// A progress line while waiting (Aurora resuming, throttling), to stderr

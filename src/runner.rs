@@ -209,7 +209,7 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
             sql: vec![format!("CREATE DATABASE {}", quote(&cfg.pg.dbname))],
         });
         let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
-        prepare_and_lint(local, &plan, Some(backend::capabilities_of(cfg.backend)))?;
+        prepare_and_lint(cfg, local, &plan)?;
         let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
         report.dry_run.extend(dry_run(cfg, &dialect, cfg.backend.as_str(), local, &plan));
         return Ok(report);
@@ -259,29 +259,22 @@ fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::Options {
     }
 }
 
-/// Splits the files about to run and applies the error-level lint rules
-/// and the transport's statement-size limit.
-fn prepare_and_lint(local: &mut [Migration], plan: &Plan, caps: Option<backend::Capabilities>) -> Result<()> {
+/// Splits the files about to run and applies the error-level lint rules to
+/// them (docs/lint.md). The other files of the set are split too, for the
+/// rules' context (which tables exist, how Citus distributes them); one of
+/// those that does not parse only gives no context.
+fn prepare_and_lint(cfg: &Config, local: &mut [Migration], plan: &Plan) -> Result<()> {
+    if plan.steps.is_empty() {
+        return Ok(());
+    }
     for s in &plan.steps {
         local[s.index].prepare()?;
     }
-    if let Some(limit) = caps.and_then(|c| c.max_statement_chars) {
-        for step in &plan.steps {
-            let m = &local[step.index];
-            for (i, st) in m.statements.iter().enumerate() {
-                let chars = st.sql.chars().count();
-                if chars > limit {
-                    return Err(Error::StatementTooLong {
-                        location: m.location(i, 0),
-                        chars,
-                        limit,
-                    });
-                }
-            }
-        }
+    for m in local.iter_mut() {
+        let _ = m.prepare();
     }
-    let pending: Vec<Migration> = plan.steps.iter().map(|s| local[s.index].clone()).collect();
-    lint::gate(&pending)
+    let pending: Vec<usize> = plan.steps.iter().map(|s| s.index).collect();
+    lint::gate(local, &pending, &lint::Options::for_config(cfg))
 }
 
 /// Resolves to the signal's name once SIGINT or SIGTERM arrives (never, when
@@ -360,7 +353,7 @@ async fn up_on(
     if plan.steps.is_empty() {
         return Ok(());
     }
-    prepare_and_lint(local, &plan, Some(b.capabilities()))?;
+    prepare_and_lint(cfg, local, &plan)?;
     if opts.dry_run {
         let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
         report.dry_run = dry_run(cfg, &dialect, b.name(), local, &plan);
@@ -375,7 +368,7 @@ async fn up_on(
     // Another runner may have applied some while we waited.
     let applied = b.read_history().await?;
     let plan = plan::plan(local, &applied, &popts)?;
-    prepare_and_lint(local, &plan, Some(b.capabilities()))?;
+    prepare_and_lint(cfg, local, &plan)?;
 
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {

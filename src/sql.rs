@@ -22,6 +22,9 @@ pub struct Statement {
     pub sql: String,
     /// The parse tree of the statement.
     pub node: Option<NodeEnum>,
+    /// `-- chatmigrate:...` comments between the previous statement and this
+    /// one: (byte offset of the comment, its text after `--`, trimmed).
+    pub directives: Vec<(usize, String)>,
 }
 
 impl Statement {
@@ -68,7 +71,7 @@ pub fn split(path: &str, text: &str) -> Result<Vec<Statement>> {
         Ok(p) => p,
         Err(e) => return Err(syntax_error(path, text, &tokens, e)),
     };
-    let mut out = Vec::with_capacity(parsed.protobuf.stmts.len());
+    let mut out: Vec<Statement> = Vec::with_capacity(parsed.protobuf.stmts.len());
     for raw in parsed.protobuf.stmts {
         let loc = raw.stmt_location.max(0) as usize;
         let end = if raw.stmt_len == 0 {
@@ -84,9 +87,18 @@ pub fn split(path: &str, text: &str) -> Result<Vec<Statement>> {
             end,
             sql: text[start..end].to_string(),
             node: raw.stmt.and_then(|n| n.node),
+            // Comments after the previous statement (its `;`) lead this one.
+            directives: directive_comments(text, &tokens, out.last().map_or(0, |p| p.end), start),
         });
     }
     Ok(out)
+}
+
+/// The tokens lying inside `[loc, end)` (tokens are sorted and disjoint, so
+/// a binary search finds the first; a file of many statements stays linear).
+fn tokens_in(tokens: &[protobuf::ScanToken], loc: usize, end: usize) -> impl Iterator<Item = &protobuf::ScanToken> {
+    let first = tokens.partition_point(|t| (t.start as usize) < loc);
+    tokens[first..].iter().take_while(move |t| t.end as usize <= end)
 }
 
 /// Narrows `[loc, end)` to the first and last real (non-comment) token.
@@ -95,12 +107,49 @@ fn trim_span(tokens: &[protobuf::ScanToken], loc: usize, end: usize) -> Option<(
         let kind = t.token;
         kind != Token::SqlComment as i32 && kind != Token::CComment as i32 && kind != Token::Ascii59 as i32
     };
-    let inside: Vec<&protobuf::ScanToken> = tokens
+    let mut inside = tokens_in(tokens, loc, end).filter(is_code);
+    let first = inside.next()?;
+    let last = inside.last().unwrap_or(first);
+    Some((first.start as usize, last.end as usize))
+}
+
+/// The `-- chatmigrate:` comments in `[from, start)`, the comments that lead
+/// a statement.
+fn directive_comments(text: &str, tokens: &[protobuf::ScanToken], from: usize, start: usize) -> Vec<(usize, String)> {
+    tokens_in(tokens, from, start)
+        .filter(|t| t.token == Token::SqlComment as i32)
+        .filter_map(|t| {
+            let body = text[t.start as usize..t.end as usize].trim_start_matches('-').trim();
+            body.starts_with("chatmigrate:").then(|| (t.start as usize, body.to_string()))
+        })
+        .collect()
+}
+
+/// Identifiers of a statement longer than PostgreSQL's 63 bytes (NAMEDATALEN
+/// minus one), as written: the parser has already truncated them in the
+/// tree, so they are read from the lexer's tokens. Returns (byte offset in
+/// the statement, identifier without quotes, its length in bytes).
+pub fn long_identifiers(s: &Statement) -> Vec<(usize, String, usize)> {
+    const MAX: usize = 63;
+    if s.sql.len() <= MAX {
+        return Vec::new();
+    }
+    let Ok(scanned) = pg_query::scan(&s.sql) else {
+        return Vec::new();
+    };
+    scanned
+        .tokens
         .iter()
-        .filter(|t| t.start as usize >= loc && t.end as usize <= end)
-        .filter(is_code)
-        .collect();
-    Some((inside.first()?.start as usize, inside.last()?.end as usize))
+        .filter(|t| t.token == Token::Ident as i32)
+        .filter_map(|t| {
+            let raw = &s.sql[t.start as usize..t.end as usize];
+            let name = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+                Some(quoted) => quoted.replace("\"\"", "\""),
+                None => raw.to_lowercase(),
+            };
+            (name.len() > MAX).then(|| (t.start as usize, name.clone(), name.len()))
+        })
+        .collect()
 }
 
 /// Finds where a file fails to parse: the statement (split by the lexer's
@@ -161,6 +210,12 @@ fn clean(message: &str) -> String {
         .to_string()
 }
 
+/// A parse tree back to SQL text (libpg_query's deparser), for showing the
+/// safer form of a statement in lint help. `None` if it cannot deparse it.
+pub fn deparse(node: &NodeEnum) -> Option<String> {
+    node.deparse(pg_query::DeparseOptions::default()).ok()
+}
+
 /// The tables a piece of SQL reads or writes (for naming lock blockers).
 pub fn tables(text: &str) -> Vec<String> {
     let mut out: Vec<String> = pg_query::parse(text, 0).map(|p| p.tables()).unwrap_or_default();
@@ -178,6 +233,34 @@ pub fn concurrent_index(s: &Statement) -> Option<(String, Option<String>)> {
             Some((i.idxname.clone(), schema))
         }
         _ => None,
+    }
+}
+
+/// Where each line of a text starts, for many offset → `line:col` lookups
+/// on one file (each one a binary search instead of a scan from the top).
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset in `text`
+    /// (the text this index was built from).
+    pub fn location(&self, path: &str, text: &str, offset: usize) -> Location {
+        let offset = floor_char(text, offset.min(text.len()));
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let line_start = self.starts[line - 1];
+        Location {
+            path: path.to_string(),
+            line,
+            col: text[line_start..offset].chars().count() + 1,
+        }
     }
 }
 

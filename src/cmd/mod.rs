@@ -3,6 +3,7 @@
 //! run loop. `run` returns the process exit code (0 ok, 1 found something).
 
 mod baseline;
+mod lint;
 mod new;
 mod repair;
 mod status;
@@ -81,5 +82,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Verify => verify::run(&ctx).await,
         Command::Baseline(a) => baseline::run(&ctx, a).await,
         Command::Repair => repair::run(&ctx).await,
+        Command::Lint(a) => lint::run(&ctx, a).await,
     }
 }

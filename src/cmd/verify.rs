@@ -12,7 +12,8 @@ pub async fn run(ctx: &super::Ctx) -> Result<i32> {
     for m in local.iter_mut() {
         m.prepare()?;
     }
-    lint::gate(&local)?;
+    let all: Vec<usize> = (0..local.len()).collect();
+    lint::gate(&local, &all, &lint::Options::for_config(&ctx.cfg))?;
     let (applied, _, target) = runner::read_state(&ctx.cfg).await?;
     let entries = plan::status(&local, &applied);
     let drift: Vec<_> = entries

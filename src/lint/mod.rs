@@ -1,22 +1,56 @@
-//! The lint registry: rules over parsed migrations, one file per rule in
-//! `rules/`, registered in the one list [`RULES`].
+//! The linter: rules over parsed migrations, one file per rule in `rules/`,
+//! registered in the one list [`RULES`] (docs/lint.md, docs/rules/<id>.md).
 //!
-//! `up` runs the error-level rules on the migrations it is about to apply,
-//! after reading the history and before it takes the lock or writes
-//! anything; a finding stops it with the rule id, `file:line:col` and the
-//! fix. `verify` runs them on every file.
+//! A rule sees one migration through a [`Ctx`]: its statements (libpg_query
+//! parse trees), the [`Facts`] of the whole migration set (which tables exist,
+//! their columns, keys, and Citus distribution at each statement), the
+//! backend kind and its capabilities. It returns [`Hit`]s; the engine turns
+//! them into [`Finding`]s with `file:line:col` and the statement excerpt, and
+//! applies `-- chatmigrate:ignore <rule> -- <reason>` comments (above a
+//! statement, or at the top of the file) and the environment's
+//! `lint_include` / `lint_exclude` lists. An ignore that suppressed nothing
+//! is reported by the rule `unused-ignore`.
+//!
+//! `chatmigrate lint` runs every enabled rule; `up` runs the error-level ones
+//! on the migrations it is about to apply, after reading the history and
+//! before it takes the lock or writes anything, and refuses with the same
+//! report. `verify` runs the error-level ones on every file.
 
+pub mod ast;
+pub mod facts;
 pub mod rules;
 
+use crate::backend::{self, Capabilities};
+use crate::config::{BackendKind, Config};
 use crate::error::{Error, Location};
-use crate::migration::Migration;
+use crate::migration::{Ignore, Migration};
+pub use facts::{Facts, Pos};
 
-/// How serious a finding is. Error-level findings stop `up`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// How serious a finding is. Error-level findings stop `up` and make `lint`
+/// exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Error,
     Warning,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warning => "warning",
+        }
+    }
+}
+
+/// Which environments a rule runs in by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every backend.
+    All,
+    /// Only environments with this backend (others may `lint_include` it).
+    Backend(BackendKind),
 }
 
 /// One problem found by one rule in one statement.
@@ -25,53 +59,400 @@ pub struct Finding {
     pub rule: &'static str,
     pub level: Level,
     pub location: Location,
+    /// The statement's first line (or the comment line, for ignores).
     pub excerpt: String,
+    pub message: String,
+    /// What to do instead, with the safer SQL; may span several lines.
+    pub help: String,
+}
+
+/// What a rule reports: a statement of the migration (and a byte offset into
+/// it), or a line of the file (ignore comments), with the message and help.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub statement: usize,
+    pub offset: usize,
+    /// A 1-based line of the file instead of a statement.
+    pub line: Option<usize>,
     pub message: String,
     pub help: String,
 }
 
-/// A rule: a stable kebab-case id, a default level, and a check over one
-/// migration (with its statements split).
+impl Hit {
+    pub fn new(statement: usize, message: impl Into<String>, help: impl Into<String>) -> Hit {
+        Hit {
+            statement,
+            offset: 0,
+            line: None,
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+
+    /// Points at a line of the file instead of a statement.
+    pub fn on_line(line: usize, message: impl Into<String>, help: impl Into<String>) -> Hit {
+        Hit {
+            line: Some(line),
+            ..Hit::new(0, message, help)
+        }
+    }
+}
+
+/// A rule: a stable kebab-case id, a default level, where it applies, and a
+/// check over one migration.
 pub struct Rule {
     pub id: &'static str,
     pub level: Level,
     pub summary: &'static str,
-    /// Whether `-- chatmigrate:ignore <id>` may silence it (not for what the
-    /// server would refuse anyway).
+    /// Whether an ignore comment or `lint_exclude` may silence it (not for
+    /// what the server would refuse anyway).
     pub ignorable: bool,
-    pub check: fn(&Migration, &mut Vec<Finding>),
+    pub scope: Scope,
+    pub check: fn(&Ctx<'_>, &mut Vec<Hit>),
 }
 
-/// Every rule, in reporting order. Adding a rule: a file in `rules/`, one
-/// line here, a page in `docs/rules/<id>.md`.
-pub static RULES: &[&Rule] = &[&rules::transaction_incompatible::RULE];
+/// What a rule sees.
+pub struct Ctx<'a> {
+    pub migration: &'a Migration,
+    /// The migration's index in the set (for [`Pos`]).
+    pub position: usize,
+    pub facts: &'a Facts<'a>,
+    pub backend: BackendKind,
+    pub caps: Capabilities,
+    /// How each ignore comment of the migration fared (for `unused-ignore`,
+    /// which runs last).
+    pub ignores: &'a [IgnoreUse<'a>],
+    /// Citus: transactional migrations run in parallel multi-shard mode
+    /// unless the file sets `citus.multi_shard_modify_mode` itself.
+    pub citus_parallel: bool,
+}
 
-/// Runs every rule over prepared migrations, honouring
-/// `-- chatmigrate:ignore <rule>` directives.
-pub fn check(migrations: &[Migration]) -> Vec<Finding> {
-    let mut out = Vec::new();
-    for m in migrations {
-        for rule in RULES {
-            if rule.ignorable && m.directives.ignores.iter().any(|(id, _)| id == rule.id) {
-                continue;
-            }
-            (rule.check)(m, &mut out);
+impl Ctx<'_> {
+    /// The position of statement `i` of this migration in the set.
+    pub fn pos(&self, statement: usize) -> Pos {
+        Pos {
+            migration: self.position,
+            statement,
         }
     }
-    out
+
+    /// The statements with their parse trees.
+    pub fn statements(&self) -> impl Iterator<Item = (usize, &pg_query::NodeEnum)> {
+        self.migration
+            .statements
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.node.as_ref()?)))
+    }
+
+    /// Whether `table` was created earlier in this migration (an empty
+    /// table: its locks hurt nobody).
+    pub fn new_table(&self, table: &str, statement: usize) -> bool {
+        self.facts.created_in_migration(table, self.pos(statement))
+    }
 }
 
-/// Runs the error-level rules and turns the first finding into an error.
-pub fn gate(migrations: &[Migration]) -> Result<(), Error> {
-    let errors: Vec<Finding> = check(migrations).into_iter().filter(|f| f.level == Level::Error).collect();
-    match errors.first() {
-        None => Ok(()),
-        Some(f) => Err(Error::Lint {
-            location: f.location.clone(),
-            rule: f.rule.to_string(),
-            message: format!("{} (`{}`)", f.message, f.excerpt),
-            help: f.help.clone(),
-            more: errors.len() - 1,
-        }),
+/// One rule id of one ignore comment, and whether it suppressed something.
+#[derive(Debug, Clone)]
+pub struct IgnoreUse<'a> {
+    pub ignore: &'a Ignore,
+    pub rule: &'a str,
+    pub status: IgnoreStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreStatus {
+    Used,
+    /// The rule ran on this file and reported nothing the comment covers.
+    Unused,
+    /// No rule has this id.
+    Unknown,
+    /// The rule cannot be ignored.
+    NotIgnorable,
+    /// The rule did not run here (another backend's, or excluded).
+    NotRun,
+}
+
+/// Every rule, in reporting order; `unused-ignore` last (it reads what the
+/// others suppressed). Adding a rule: a file in `rules/`, one line here, a
+/// page in `docs/rules/<id>.md`.
+pub static RULES: &[&Rule] = &[
+    // Transactions.
+    &rules::transaction_incompatible::RULE,
+    &rules::transaction_nesting::RULE,
+    &rules::prefer_robust_stmts::RULE,
+    // PostgreSQL locking and compatibility.
+    &rules::require_concurrent_index_creation::RULE,
+    &rules::require_concurrent_index_deletion::RULE,
+    &rules::constraint_missing_not_valid::RULE,
+    &rules::disallowed_unique_constraint::RULE,
+    &rules::adding_not_nullable_field::RULE,
+    &rules::adding_field_with_default::RULE,
+    &rules::changing_column_type::RULE,
+    &rules::renaming_column_or_table::RULE,
+    &rules::dropping_column_or_table::RULE,
+    &rules::prefer_bigint_key::RULE,
+    &rules::prefer_timestamptz::RULE,
+    &rules::ban_char_field::RULE,
+    &rules::identifier_too_long::RULE,
+    // pgvector.
+    &rules::pgvector_index_concurrently::RULE,
+    &rules::pgvector_hnsw_build_memory::RULE,
+    &rules::pgvector_index_dimensions::RULE,
+    &rules::pgvector_explicit_opclass::RULE,
+    &rules::pgvector_dimension_change::RULE,
+    // Citus.
+    &rules::citus_unique_without_distribution_column::RULE,
+    &rules::citus_foreign_key_to_distributed::RULE,
+    &rules::citus_foreign_key_not_colocated::RULE,
+    &rules::citus_distribution_column_change::RULE,
+    &rules::citus_parallel_operation::RULE,
+    // The RDS Data API.
+    &rules::data_api_statement_too_long::RULE,
+    &rules::data_api_session_setting::RULE,
+    &rules::data_api_temp_table::RULE,
+    // The seed's naming rule.
+    &rules::naming_convention::RULE,
+    // Last: reads what the others suppressed.
+    &rules::unused_ignore::RULE,
+];
+
+/// The rule with this id.
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().copied().find(|r| r.id == id)
+}
+
+/// Which rules run, and for which backend.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub backend: BackendKind,
+    /// Rules turned on outside their scope (e.g. the Citus rules for a
+    /// plain PostgreSQL environment that mirrors a Citus production).
+    pub include: Vec<String>,
+    /// Rules turned off (never the non-ignorable ones).
+    pub exclude: Vec<String>,
+    /// Only error-level rules (the gate of `up` and `verify`).
+    pub errors_only: bool,
+    /// Citus: transactional migrations run in parallel multi-shard mode
+    /// (Citus's own default when nothing sets the mode).
+    pub citus_parallel: bool,
+}
+
+impl Options {
+    /// The environment's backend and its `lint_include` / `lint_exclude`.
+    pub fn for_config(cfg: &Config) -> Options {
+        Options {
+            backend: cfg.backend,
+            include: cfg.lint_include.clone(),
+            exclude: cfg.lint_exclude.clone(),
+            errors_only: false,
+            // Nothing in the run loop sets citus.multi_shard_modify_mode, so
+            // a transaction runs in Citus's default mode, parallel.
+            citus_parallel: true,
+        }
+    }
+
+    /// Whether `rule` runs with these options.
+    pub fn enabled(&self, rule: &Rule) -> bool {
+        let id = rule.id.to_string();
+        if self.errors_only && rule.level != Level::Error {
+            return false;
+        }
+        if rule.ignorable && self.exclude.contains(&id) {
+            return false;
+        }
+        match rule.scope {
+            Scope::All => true,
+            Scope::Backend(b) => b == self.backend || self.include.contains(&id),
+        }
+    }
+}
+
+/// Checks the ids of `lint_include` / `lint_exclude` (for config.rs).
+pub fn check_rule_list(key: &str, ids: &[String], excluding: bool) -> Result<(), String> {
+    for id in ids {
+        match rule(id) {
+            None => return Err(format!("{key}: no rule has the id `{id}` (the rules: docs/lint.md)")),
+            Some(r) if excluding && !r.ignorable => {
+                return Err(format!(
+                    "{key}: `{id}` cannot be excluded: the server would refuse the statement anyway"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The outcome of one lint run.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    /// How many files were linted.
+    pub files: usize,
+    /// The ids of the rules that ran.
+    pub rules: Vec<&'static str>,
+}
+
+impl Report {
+    pub fn errors(&self) -> usize {
+        self.findings.iter().filter(|f| f.level == Level::Error).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.findings.iter().filter(|f| f.level == Level::Warning).count()
+    }
+}
+
+/// Lints the migrations of `set` at the indices `targets`; the whole set
+/// (prepared: split into statements) gives the context. Files of the set
+/// that did not parse only give no facts.
+pub fn lint(set: &[Migration], targets: &[usize], opts: &Options) -> Report {
+    let facts = Facts::build(set);
+    let caps = backend::capabilities_of(opts.backend);
+    let enabled: Vec<&Rule> = RULES.iter().copied().filter(|r| opts.enabled(r)).collect();
+    let mut report = Report {
+        files: targets.len(),
+        rules: enabled.iter().map(|r| r.id).collect(),
+        ..Report::default()
+    };
+    for &position in targets {
+        let m = &set[position];
+        let ignores: Vec<&Ignore> = m.ignores().collect();
+        let mut uses: Vec<IgnoreUse<'_>> = ignores
+            .iter()
+            .flat_map(|ig| {
+                ig.rules.iter().map(|id| {
+                    let status = match rule(id) {
+                        None => IgnoreStatus::Unknown,
+                        Some(r) if !r.ignorable => IgnoreStatus::NotIgnorable,
+                        Some(r) if !enabled.iter().any(|e| e.id == r.id) => IgnoreStatus::NotRun,
+                        Some(_) => IgnoreStatus::Unused,
+                    };
+                    IgnoreUse {
+                        ignore: ig,
+                        rule: id,
+                        status,
+                    }
+                })
+            })
+            .collect();
+        for rule in &enabled {
+            let mut hits = Vec::new();
+            let ctx = Ctx {
+                migration: m,
+                position,
+                facts: &facts,
+                backend: opts.backend,
+                caps,
+                ignores: &uses,
+                citus_parallel: opts.citus_parallel,
+            };
+            (rule.check)(&ctx, &mut hits);
+            for hit in hits {
+                let covering = uses.iter_mut().filter(|u| {
+                    u.rule == rule.id
+                        && u.status != IgnoreStatus::NotIgnorable
+                        && hit.line.is_none()
+                        && u.ignore.statement.is_none_or(|s| s == hit.statement)
+                });
+                let mut suppressed = false;
+                for u in covering {
+                    u.status = IgnoreStatus::Used;
+                    suppressed = true;
+                }
+                if !suppressed {
+                    report.findings.push(finding(m, rule, hit));
+                }
+            }
+        }
+    }
+    report
+}
+
+fn finding(m: &Migration, rule: &Rule, hit: Hit) -> Finding {
+    let (location, excerpt) = match hit.line {
+        Some(line) => (
+            Location {
+                path: m.path.clone(),
+                line,
+                col: 1,
+            },
+            m.sql.lines().nth(line.saturating_sub(1)).unwrap_or("").trim().to_string(),
+        ),
+        None => (
+            m.location(hit.statement, hit.offset),
+            m.statements.get(hit.statement).map(|s| s.excerpt()).unwrap_or_default(),
+        ),
+    };
+    Finding {
+        rule: rule.id,
+        level: rule.level,
+        location,
+        excerpt,
+        message: hit.message,
+        help: hit.help,
+    }
+}
+
+/// The gate of `up` (pending migrations) and `verify` (every file): runs the
+/// error-level rules and refuses with the report when any fires.
+pub fn gate(set: &[Migration], targets: &[usize], opts: &Options) -> Result<(), Error> {
+    let opts = Options {
+        errors_only: true,
+        ..opts.clone()
+    };
+    let report = lint(set, targets, &opts);
+    if report.findings.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Lint(Box::new(report)))
+    }
+}
+
+/// Test support: lint SQL files as one set, render each finding the way
+/// `chatmigrate lint` prints it.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+
+    /// Lints `files` (V1, V2, ... in order) for `backend`; every file is a target.
+    pub fn lint_files(backend: BackendKind, files: &[&str]) -> Report {
+        let set: Vec<Migration> = files
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| {
+                let name = format!("V{}__m.sql", i + 1);
+                let mut m = Migration::parse(&name, &name, sql.as_bytes()).unwrap();
+                m.prepare().unwrap();
+                m
+            })
+            .collect();
+        let targets: Vec<usize> = (0..set.len()).collect();
+        lint(
+            &set,
+            &targets,
+            &Options {
+                backend,
+                include: Vec::new(),
+                exclude: Vec::new(),
+                errors_only: false,
+                citus_parallel: true,
+            },
+        )
+    }
+
+    /// The findings of `rule` only, rendered as text.
+    pub fn render(rule: &str, backend: BackendKind, files: &[&str]) -> String {
+        let mut r = lint_files(backend, files);
+        r.findings.retain(|f| f.rule == rule);
+        let mut out = Vec::new();
+        crate::report::lint_findings(&mut out, &r.findings, false).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// `render` for plain PostgreSQL and one file.
+    pub fn pg(rule: &str, sql: &str) -> String {
+        render(rule, BackendKind::Postgres, &[sql])
     }
 }

@@ -427,8 +427,9 @@ fn statement_over_65536_characters_is_refused_before_running() {
     dir.write("V2__big.sql", format!("SELECT 1;\nSELECT '{}';\n", "x".repeat(70_000)));
     let r = api.run(&db.name, Some(&dir), &[], &["up"]);
     r.assert_error(&format!(
-        "{}:2:1: statement is 70009 characters long; the backend accepts at most 65536",
-        dir.shown("V2__big.sql")
+        "{}:2:1: [data-api-statement-too-long] statement is 70009 characters long; the Data API accepts at most 65536 in one call (`SELECT '{}...`)",
+        dir.shown("V2__big.sql"),
+        "x".repeat(61)
     ));
     assert!(!db.table_exists("a"), "nothing ran");
 }

@@ -1,0 +1,75 @@
+//! `chatmigrate lint [PATH...] [--pending]`: run the lint rules (docs/lint.md)
+//! and print the findings. Default: every migration of the environment;
+//! PATHs: those files or directories, with the environment's set as
+//! context; `--pending`: what the target database has not applied, read
+//! through the same history path as `status` (nothing is written). Exit 1
+//! on error-level findings.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::LintArgs;
+use crate::error::{Error, Result};
+use crate::migration::{self, Migration, Source};
+use crate::{lint, plan, report, runner};
+
+pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
+    let (mut set, targets) = if args.pending {
+        let st = runner::load_state(&ctx.cfg).await?;
+        let opts = plan::Options {
+            target: None,
+            allow_out_of_order: ctx.cfg.allow_out_of_order,
+        };
+        let plan = plan::plan(&st.local, &st.applied, &opts)?;
+        let targets = plan.steps.iter().map(|s| s.index).collect();
+        (st.local, targets)
+    } else if args.paths.is_empty() {
+        let set = migration::load(&ctx.cfg.source)?;
+        let targets = (0..set.len()).collect();
+        (set, targets)
+    } else {
+        with_context(&ctx.cfg.source, &args.paths)?
+    };
+    for &i in &targets {
+        set[i].prepare()?;
+    }
+    for m in set.iter_mut() {
+        // Context only: a file that does not parse gives no facts.
+        let _ = m.prepare();
+    }
+    let r = lint::lint(&set, &targets, &lint::Options::for_config(&ctx.cfg));
+    report::lint(&ctx.style, &mut std::io::stdout().lock(), &r)?;
+    Ok(if r.errors() > 0 { 1 } else { 0 })
+}
+
+/// The files under `paths` as targets, within the environment's set (when
+/// it can be read) as context, all sorted by version.
+fn with_context(source: &Source, paths: &[PathBuf]) -> Result<(Vec<Migration>, Vec<usize>)> {
+    let mut given = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            given.extend(migration::load(&Source::Dirs(vec![p.clone()]))?);
+        } else {
+            let shown = p.display().to_string();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let bytes = std::fs::read(p).map_err(|e| Error::Io {
+                path: shown.clone(),
+                source: e,
+            })?;
+            given.push(Migration::parse(name, &shown, &bytes)?);
+        }
+    }
+    let same = |a: &str, b: &str| match (std::fs::canonicalize(Path::new(a)), std::fs::canonicalize(Path::new(b))) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    };
+    let context = migration::load(source).unwrap_or_default();
+    let mut all: Vec<(Migration, bool)> = context
+        .into_iter()
+        .filter(|m| !given.iter().any(|g| same(&g.path, &m.path)))
+        .map(|m| (m, false))
+        .collect();
+    all.extend(given.into_iter().map(|m| (m, true)));
+    all.sort_by_key(|(m, _)| m.version);
+    let targets = all.iter().enumerate().filter(|(_, (_, t))| *t).map(|(i, _)| i).collect();
+    Ok((all.into_iter().map(|(m, _)| m).collect(), targets))
+}

@@ -1,0 +1,600 @@
+//! What the whole migration set says about each table, in order: created
+//! where, its columns and their types, its unique keys and foreign keys, and
+//! how Citus distributes it (`create_distributed_table`,
+//! `create_reference_table`, colocation). Built once per lint run from every
+//! statement of the set; rules ask for a table's state *at* a statement, so a
+//! key added before a table is distributed and one added after are told apart.
+//!
+//! Tables are keyed by name, schema-qualified unless the schema is `public`
+//! (see [`ast::rel_key`]); a name the set never creates is simply unknown,
+//! and rules stay quiet about what they cannot know.
+
+use std::collections::HashMap;
+
+use pg_query::protobuf::{AlterTableType as At, ConstrType, ObjectType};
+use pg_query::NodeEnum;
+
+use super::ast::{self, Type};
+use crate::migration::Migration;
+
+/// A statement's place in the set: migration (index in set order), statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pos {
+    pub migration: usize,
+    pub statement: usize,
+}
+
+/// A unique key (PRIMARY KEY, UNIQUE constraint or unique index).
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub primary: bool,
+    /// Made by `CREATE UNIQUE INDEX` rather than a constraint.
+    pub index: bool,
+}
+
+/// A foreign key from this table.
+#[derive(Debug, Clone)]
+pub struct ForeignKey {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub target: String,
+    pub target_columns: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Created,
+    RenamedFrom(String),
+    Dropped,
+    Column(String, Type),
+    ColumnDropped(String),
+    ColumnRenamed(String, String),
+    Key(Key),
+    KeyDropped(String),
+    ForeignKey(ForeignKey),
+    Distributed { column: String, colocate_with: Option<String> },
+    Reference,
+    Undistributed,
+}
+
+/// How Citus holds a table at some point of the set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A plain table (on Citus: a local table on the coordinator).
+    Local,
+    Reference,
+    Distributed {
+        column: String,
+        group: Group,
+    },
+}
+
+/// A colocation group, as far as the set tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Group {
+    /// `colocate_with => 'default'`: Citus colocates tables whose
+    /// distribution columns have the same type (and shard count).
+    Default(String),
+    /// `colocate_with => 'none'`: a group of its own.
+    Alone(String),
+    /// The type of the distribution column is not known from the set.
+    Unknown,
+}
+
+/// A table's state at one point of the set.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub exists: bool,
+    /// Where the table was created (`None`: before the set, or unknown).
+    pub created: Option<Pos>,
+    pub columns: Vec<(String, Type)>,
+    pub keys: Vec<(Pos, Key)>,
+    pub foreign_keys: Vec<(Pos, ForeignKey)>,
+    /// Where it was distributed or made a reference table, and how.
+    pub citus: Option<(Pos, CitusEvent)>,
+}
+
+/// The Citus call that last changed a table.
+#[derive(Debug, Clone)]
+pub enum CitusEvent {
+    Distributed { column: String, colocate_with: Option<String> },
+    Reference,
+}
+
+impl State {
+    pub fn column(&self, name: &str) -> Option<&Type> {
+        self.columns.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+}
+
+/// The facts of one migration set.
+#[derive(Debug, Default)]
+pub struct Facts<'a> {
+    set: &'a [Migration],
+    tables: HashMap<String, Vec<(Pos, Event)>>,
+    /// Index name → table key.
+    indexes: HashMap<String, String>,
+    /// `ALTER DATABASE / ROLE ... SET name`: (where, name).
+    settings: Vec<(Pos, String)>,
+}
+
+impl<'a> Facts<'a> {
+    /// Reads every statement of `set` (migrations that did not parse are
+    /// skipped: they have no statements).
+    pub fn build(set: &'a [Migration]) -> Facts<'a> {
+        let mut f = Facts { set, ..Facts::default() };
+        for (mi, m) in set.iter().enumerate() {
+            for (si, s) in m.statements.iter().enumerate() {
+                if let Some(node) = &s.node {
+                    f.read(
+                        Pos {
+                            migration: mi,
+                            statement: si,
+                        },
+                        node,
+                    );
+                }
+            }
+        }
+        f
+    }
+
+    fn push(&mut self, table: &str, pos: Pos, e: Event) {
+        self.tables.entry(table.to_string()).or_default().push((pos, e));
+    }
+
+    fn read(&mut self, pos: Pos, node: &NodeEnum) {
+        match node {
+            NodeEnum::CreateStmt(c) => {
+                let Some(rel) = &c.relation else { return };
+                let t = ast::rel_key(rel);
+                self.push(&t, pos, Event::Created);
+                for col in ast::columns(&c.table_elts) {
+                    self.column(&t, pos, col);
+                }
+                for con in ast::constraints(&c.table_elts) {
+                    self.constraint(&t, pos, con, &[]);
+                }
+            }
+            NodeEnum::AlterTableStmt(_) => {
+                let Some((t, _, cmds)) = ast::alter_cmds(node) else { return };
+                for cmd in cmds {
+                    if ast::cmd_is(cmd, At::AtAddColumn) {
+                        if let Some(col) = ast::cmd_column(cmd) {
+                            self.column(&t, pos, col);
+                        }
+                    } else if ast::cmd_is(cmd, At::AtAlterColumnType) {
+                        if let Some(ty) = ast::cmd_column(cmd).and_then(|c| c.type_name.as_ref()) {
+                            self.push(&t, pos, Event::Column(cmd.name.clone(), Type::of(ty)));
+                        }
+                    } else if ast::cmd_is(cmd, At::AtDropColumn) {
+                        self.push(&t, pos, Event::ColumnDropped(cmd.name.clone()));
+                    } else if ast::cmd_is(cmd, At::AtAddConstraint) {
+                        if let Some(con) = ast::cmd_constraint(cmd) {
+                            self.constraint(&t, pos, con, &[]);
+                        }
+                    } else if ast::cmd_is(cmd, At::AtDropConstraint) {
+                        self.push(&t, pos, Event::KeyDropped(cmd.name.clone()));
+                    }
+                }
+            }
+            NodeEnum::IndexStmt(i) => {
+                let Some(rel) = &i.relation else { return };
+                let t = ast::rel_key(rel);
+                if !i.idxname.is_empty() {
+                    self.indexes.insert(i.idxname.clone(), t.clone());
+                }
+                if i.unique || i.primary {
+                    let key = Key {
+                        name: i.idxname.clone(),
+                        columns: ast::index_columns(i),
+                        primary: i.primary,
+                        index: true,
+                    };
+                    self.push(&t, pos, Event::Key(key));
+                }
+            }
+            NodeEnum::DropStmt(d) => {
+                for name in ast::drop_keys(d) {
+                    if d.remove_type == ObjectType::ObjectTable as i32 {
+                        self.push(&name, pos, Event::Dropped);
+                    } else if d.remove_type == ObjectType::ObjectIndex as i32 {
+                        let bare = name.rsplit('.').next().unwrap_or(&name).to_string();
+                        if let Some(t) = self.indexes.get(&bare).cloned() {
+                            self.push(&t, pos, Event::KeyDropped(bare));
+                        }
+                    }
+                }
+            }
+            NodeEnum::RenameStmt(r) => {
+                let Some(rel) = &r.relation else { return };
+                let t = ast::rel_key(rel);
+                if r.rename_type == ObjectType::ObjectTable as i32 {
+                    let new = if t.contains('.') {
+                        format!("{}.{}", t.split('.').next().unwrap_or_default(), r.newname)
+                    } else {
+                        r.newname.clone()
+                    };
+                    self.push(&t, pos, Event::Dropped);
+                    self.push(&new, pos, Event::RenamedFrom(t));
+                } else if r.rename_type == ObjectType::ObjectColumn as i32 {
+                    self.push(&t, pos, Event::ColumnRenamed(r.subname.clone(), r.newname.clone()));
+                }
+            }
+            NodeEnum::AlterDatabaseSetStmt(a) => {
+                if let Some(v) = &a.setstmt {
+                    self.settings.push((pos, v.name.clone()));
+                }
+            }
+            NodeEnum::AlterRoleSetStmt(a) => {
+                if let Some(v) = &a.setstmt {
+                    self.settings.push((pos, v.name.clone()));
+                }
+            }
+            NodeEnum::SelectStmt(_) => {
+                for call in citus_calls(node) {
+                    let e = match (call.function.as_str(), call.column) {
+                        ("create_reference_table", _) => Event::Reference,
+                        ("undistribute_table", _) => Event::Undistributed,
+                        (_, Some(column)) => Event::Distributed {
+                            column,
+                            colocate_with: call.colocate_with,
+                        },
+                        (_, None) => continue,
+                    };
+                    self.push(&call.table, pos, e);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn column(&mut self, t: &str, pos: Pos, col: &pg_query::protobuf::ColumnDef) {
+        if let Some(ty) = &col.type_name {
+            self.push(t, pos, Event::Column(col.colname.clone(), Type::of(ty)));
+        }
+        for con in ast::constraints(&col.constraints) {
+            self.constraint(t, pos, con, std::slice::from_ref(&col.colname));
+        }
+    }
+
+    /// A table or column constraint; `column` is the column it is written on.
+    fn constraint(&mut self, t: &str, pos: Pos, c: &pg_query::protobuf::Constraint, column: &[String]) {
+        if let Some(mut key) = key_of(t, c, column) {
+            // `ADD PRIMARY KEY USING INDEX i`: the index's columns.
+            if !c.indexname.is_empty() {
+                if let Some(cols) = self.key_of_index(t, &c.indexname) {
+                    key.columns = cols;
+                }
+            }
+            self.push(t, pos, Event::Key(key));
+        } else if let Some(fk) = foreign_key_of(c, column) {
+            self.push(t, pos, Event::ForeignKey(fk));
+        }
+    }
+
+    fn key_of_index(&self, t: &str, index: &str) -> Option<Vec<String>> {
+        self.tables.get(t)?.iter().rev().find_map(|(_, e)| match e {
+            Event::Key(k) if k.index && k.name == index => Some(k.columns.clone()),
+            _ => None,
+        })
+    }
+
+    /// The state of `table` just before the statement at `pos`.
+    pub fn state(&self, table: &str, pos: Pos) -> State {
+        self.state_depth(table, pos, 0)
+    }
+
+    fn state_depth(&self, table: &str, pos: Pos, depth: usize) -> State {
+        let mut s = State::default();
+        let Some(events) = self.tables.get(table) else { return s };
+        for (p, e) in events.iter().take_while(|(p, _)| *p < pos) {
+            match e {
+                Event::Created => {
+                    s = State {
+                        exists: true,
+                        created: Some(*p),
+                        ..State::default()
+                    }
+                }
+                Event::RenamedFrom(old) if depth < 8 => {
+                    s = self.state_depth(old, *p, depth + 1);
+                }
+                Event::RenamedFrom(_) => {}
+                Event::Dropped => s = State::default(),
+                Event::Column(name, ty) => match s.columns.iter_mut().find(|(n, _)| n == name) {
+                    Some(c) => c.1 = ty.clone(),
+                    None => s.columns.push((name.clone(), ty.clone())),
+                },
+                Event::ColumnDropped(name) => s.columns.retain(|(n, _)| n != name),
+                Event::ColumnRenamed(from, to) => {
+                    for c in s.columns.iter_mut().filter(|(n, _)| n == from) {
+                        c.0 = to.clone();
+                    }
+                    for (_, k) in s.keys.iter_mut() {
+                        for c in k.columns.iter_mut().filter(|c| *c == from) {
+                            *c = to.clone();
+                        }
+                    }
+                    if let Some((_, CitusEvent::Distributed { column, .. })) = &mut s.citus {
+                        if column == from {
+                            *column = to.clone();
+                        }
+                    }
+                }
+                Event::Key(k) => s.keys.push((*p, k.clone())),
+                Event::KeyDropped(name) => {
+                    s.keys.retain(|(_, k)| &k.name != name);
+                    s.foreign_keys.retain(|(_, k)| &k.name != name);
+                }
+                Event::ForeignKey(fk) => s.foreign_keys.push((*p, fk.clone())),
+                Event::Distributed { column, colocate_with } => {
+                    s.citus = Some((
+                        *p,
+                        CitusEvent::Distributed {
+                            column: column.clone(),
+                            colocate_with: colocate_with.clone(),
+                        },
+                    ))
+                }
+                Event::Reference => s.citus = Some((*p, CitusEvent::Reference)),
+                Event::Undistributed => s.citus = None,
+            }
+        }
+        s
+    }
+
+    /// How Citus holds `table` just before `pos`.
+    pub fn kind(&self, table: &str, pos: Pos) -> Kind {
+        self.kind_depth(table, pos, 0)
+    }
+
+    fn kind_depth(&self, table: &str, pos: Pos, depth: usize) -> Kind {
+        let s = self.state(table, pos);
+        match s.citus.clone() {
+            None => Kind::Local,
+            Some((_, CitusEvent::Reference)) => Kind::Reference,
+            Some((at, CitusEvent::Distributed { column, colocate_with })) => {
+                let group = match colocate_with.as_deref() {
+                    Some("none") => Group::Alone(table.to_string()),
+                    Some(other) if depth < 8 => match self.kind_depth(other, at, depth + 1) {
+                        Kind::Distributed { group, .. } => group,
+                        _ => Group::Unknown,
+                    },
+                    Some(_) => Group::Unknown,
+                    None => match s.column(&column) {
+                        Some(t) => Group::Default(t.to_string()),
+                        None => Group::Unknown,
+                    },
+                };
+                Kind::Distributed { column, group }
+            }
+        }
+    }
+
+    /// `file:line:col` of a statement of the set, for messages.
+    pub fn location(&self, pos: Pos) -> String {
+        self.set
+            .get(pos.migration)
+            .map(|m| m.location(pos.statement, 0).to_string())
+            .unwrap_or_default()
+    }
+
+    /// The table an index belongs to, when the set created it.
+    pub fn index_table(&self, index: &str) -> Option<&str> {
+        self.indexes.get(index).map(String::as_str)
+    }
+
+    /// Whether `table` was created earlier in the same migration as `pos`.
+    pub fn created_in_migration(&self, table: &str, pos: Pos) -> bool {
+        self.state(table, pos).created.is_some_and(|c| c.migration == pos.migration)
+    }
+
+    /// Whether `ALTER DATABASE` / `ALTER ROLE ... SET name` comes before `pos`
+    /// (new sessions then start with it).
+    pub fn default_setting_before(&self, name: &str, pos: Pos) -> bool {
+        self.settings.iter().any(|(p, n)| *p < pos && n == name)
+    }
+
+    /// Whether the set distributes `table`, or makes it a reference table,
+    /// anywhere.
+    pub fn citus_anywhere(&self, table: &str) -> bool {
+        self.tables
+            .get(table)
+            .is_some_and(|ev| ev.iter().any(|(_, e)| matches!(e, Event::Distributed { .. } | Event::Reference)))
+    }
+}
+
+/// The unique key a PRIMARY KEY / UNIQUE constraint makes (`column`: the
+/// column it is written on, for column constraints).
+pub fn key_of(t: &str, c: &pg_query::protobuf::Constraint, column: &[String]) -> Option<Key> {
+    let primary = ast::is(c, ConstrType::ConstrPrimary);
+    if !primary && !ast::is(c, ConstrType::ConstrUnique) {
+        return None;
+    }
+    let columns = if c.keys.is_empty() {
+        column.to_vec()
+    } else {
+        ast::strings(&c.keys)
+    };
+    let bare = t.rsplit('.').next().unwrap_or(t);
+    let name = if !c.conname.is_empty() {
+        c.conname.clone()
+    } else if primary {
+        format!("{bare}_pkey")
+    } else {
+        format!("{bare}_{}_key", columns.join("_"))
+    };
+    Some(Key {
+        name,
+        columns,
+        primary,
+        index: false,
+    })
+}
+
+/// The foreign key a FOREIGN KEY / REFERENCES constraint makes.
+pub fn foreign_key_of(c: &pg_query::protobuf::Constraint, column: &[String]) -> Option<ForeignKey> {
+    if !ast::is(c, ConstrType::ConstrForeign) {
+        return None;
+    }
+    let target = c.pktable.as_ref()?;
+    Some(ForeignKey {
+        name: c.conname.clone(),
+        columns: if c.fk_attrs.is_empty() {
+            column.to_vec()
+        } else {
+            ast::strings(&c.fk_attrs)
+        },
+        target: ast::rel_key(target),
+        target_columns: ast::strings(&c.pk_attrs),
+    })
+}
+
+/// The constraints a statement adds, with their table and, for column
+/// constraints, their column: `CREATE TABLE` elements and columns, `ALTER
+/// TABLE ... ADD CONSTRAINT` and `ADD COLUMN`.
+pub fn constraints_added(node: &NodeEnum) -> Vec<(String, &pg_query::protobuf::Constraint, Vec<String>)> {
+    let mut out = Vec::new();
+    match node {
+        NodeEnum::CreateStmt(c) => {
+            let Some(rel) = &c.relation else { return out };
+            let t = ast::rel_key(rel);
+            for con in ast::constraints(&c.table_elts) {
+                out.push((t.clone(), con, Vec::new()));
+            }
+            for col in ast::columns(&c.table_elts) {
+                for con in ast::constraints(&col.constraints) {
+                    out.push((t.clone(), con, vec![col.colname.clone()]));
+                }
+            }
+        }
+        NodeEnum::AlterTableStmt(_) => {
+            let Some((t, _, cmds)) = ast::alter_cmds(node) else { return out };
+            for cmd in cmds {
+                if ast::cmd_is(cmd, At::AtAddConstraint) {
+                    if let Some(con) = ast::cmd_constraint(cmd) {
+                        out.push((t.clone(), con, Vec::new()));
+                    }
+                } else if ast::cmd_is(cmd, At::AtAddColumn) {
+                    if let Some(col) = ast::cmd_column(cmd) {
+                        for con in ast::constraints(&col.constraints) {
+                            out.push((t.clone(), con, vec![col.colname.clone()]));
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// A call of Citus's `create_distributed_table[_concurrently]`,
+/// `create_reference_table` or `undistribute_table` in a SELECT.
+#[derive(Debug, Clone)]
+pub struct CitusCall {
+    pub function: String,
+    pub table: String,
+    /// The distribution column (distributed tables only).
+    pub column: Option<String>,
+    /// `colocate_with`, unless 'default'.
+    pub colocate_with: Option<String>,
+}
+
+/// The Citus calls of a statement.
+pub fn citus_calls(node: &NodeEnum) -> Vec<CitusCall> {
+    if !matches!(node, NodeEnum::SelectStmt(_)) {
+        return Vec::new();
+    }
+    ast::func_calls(node)
+        .into_iter()
+        .filter_map(|call| {
+            let function = ast::func_name(call);
+            if !matches!(
+                function.as_str(),
+                "create_distributed_table" | "create_distributed_table_concurrently" | "create_reference_table" | "undistribute_table"
+            ) {
+                return None;
+            }
+            let table = ast::text_key(ast::arg(call, 0, "table_name").and_then(ast::const_str)?);
+            let column = ast::arg(call, 1, "distribution_column")
+                .and_then(ast::const_str)
+                .filter(|_| function.starts_with("create_distributed"))
+                .map(ast::text_key);
+            let colocate_with = ast::arg(call, 3, "colocate_with")
+                .and_then(ast::const_str)
+                .filter(|c| *c != "default")
+                .map(|c| if c == "none" { c.to_string() } else { ast::text_key(c) });
+            Some(CitusCall {
+                function,
+                table,
+                column,
+                colocate_with,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(files: &[&str]) -> Vec<Migration> {
+        files
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| {
+                let name = format!("V{}__m.sql", i + 1);
+                let mut m = Migration::parse(&name, &name, sql.as_bytes()).unwrap();
+                m.prepare().unwrap();
+                m
+            })
+            .collect()
+    }
+
+    fn at(migration: usize, statement: usize) -> Pos {
+        Pos { migration, statement }
+    }
+
+    #[test]
+    fn tables_keys_and_distribution_in_order() {
+        let s = set(&[
+            "CREATE TABLE a (id bigint, userid text, PRIMARY KEY (userid, id));\nCREATE TABLE b (userid text PRIMARY KEY);",
+            "SELECT create_distributed_table('a', 'userid');\nSELECT create_distributed_table('b', 'userid', colocate_with => 'a');\nCREATE TABLE c (x int);\nSELECT create_distributed_table('c', 'x', colocate_with => 'none');\nSELECT create_reference_table('public.d');",
+            "ALTER TABLE a RENAME COLUMN userid TO uid;",
+        ]);
+        let f = Facts::build(&s);
+        assert_eq!(f.kind("a", at(1, 0)), Kind::Local);
+        let text = Group::Default("text".into());
+        assert_eq!(
+            f.kind("a", at(1, 1)),
+            Kind::Distributed {
+                column: "userid".into(),
+                group: text.clone()
+            }
+        );
+        assert_eq!(
+            f.kind("b", at(2, 0)),
+            Kind::Distributed {
+                column: "userid".into(),
+                group: text
+            }
+        );
+        assert_eq!(
+            f.kind("c", at(2, 0)),
+            Kind::Distributed {
+                column: "x".into(),
+                group: Group::Alone("c".into())
+            }
+        );
+        assert_eq!(f.kind("d", at(2, 0)), Kind::Reference);
+        let st = f.state("a", at(3, 0));
+        assert_eq!(st.keys[0].1.columns, vec!["uid", "id"]);
+        assert!(matches!(&st.citus, Some((_, CitusEvent::Distributed { column, .. })) if column == "uid"));
+        assert!(f.created_in_migration("c", at(1, 3)));
+        assert!(!f.created_in_migration("a", at(1, 3)));
+    }
+}

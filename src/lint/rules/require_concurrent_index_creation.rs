@@ -1,0 +1,77 @@
+//! `require-concurrent-index-creation`: CREATE INDEX without CONCURRENTLY on
+//! a table that this migration did not create. A plain build holds a SHARE
+//! lock on the table until it ends: reads go on, every write waits.
+//! (pgvector's HNSW / IVFFlat builds have their own rule,
+//! `pgvector-index-concurrently`.)
+
+use pg_query::NodeEnum;
+
+use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
+use crate::sql;
+
+pub static RULE: Rule = Rule {
+    id: "require-concurrent-index-creation",
+    level: Level::Error,
+    summary: "CREATE INDEX without CONCURRENTLY on an existing table blocks its writes",
+    ignorable: true,
+    scope: Scope::All,
+    check,
+};
+
+/// The CONCURRENTLY, IF NOT EXISTS form of an index build, as help.
+pub fn concurrent_help(node: &NodeEnum) -> String {
+    let mut n = node.clone();
+    if let NodeEnum::IndexStmt(i) = &mut n {
+        i.concurrent = true;
+        i.if_not_exists = !i.idxname.is_empty();
+    }
+    let sql = sql::deparse(&n).unwrap_or_default();
+    format!("build it CONCURRENTLY (writes go on), in a migration of its own that starts with `-- chatmigrate:no-transaction`:\n  {sql};")
+}
+
+fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
+    for (i, node) in ctx.statements() {
+        let NodeEnum::IndexStmt(x) = node else { continue };
+        let Some(rel) = &x.relation else { continue };
+        let table = ast::rel_key(rel);
+        if x.concurrent || ast::vector_method(x).is_some() || ctx.new_table(&table, i) {
+            continue;
+        }
+        out.push(Hit::new(
+            i,
+            format!("CREATE INDEX without CONCURRENTLY locks table {table} against writes (SHARE lock) until the build ends; it was not created in this migration, so it may hold rows"),
+            concurrent_help(node),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::testing::pg;
+
+    #[test]
+    fn index_on_an_existing_table() {
+        assert_eq!(
+            pg("require-concurrent-index-creation", "CREATE INDEX idx_t_a ON t (a);\n"),
+            "V1__m.sql:1:1: error[require-concurrent-index-creation]: CREATE INDEX without CONCURRENTLY locks table t against writes (SHARE lock) until the build ends; it was not created in this migration, so it may hold rows
+   | CREATE INDEX idx_t_a ON t (a)
+   = help: build it CONCURRENTLY (writes go on), in a migration of its own that starts with `-- chatmigrate:no-transaction`:
+             CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_t_a ON t USING btree (a);
+
+"
+        );
+    }
+
+    #[test]
+    fn new_table_or_concurrently_is_fine() {
+        let r = "require-concurrent-index-creation";
+        assert_eq!(pg(r, "CREATE TABLE t (a int);\nCREATE INDEX idx_t_a ON t (a);\n"), "");
+        assert_eq!(
+            pg(
+                r,
+                "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_t_a ON t (a);\n"
+            ),
+            ""
+        );
+    }
+}
