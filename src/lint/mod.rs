@@ -89,6 +89,18 @@ impl Hit {
         }
     }
 
+    /// Points at a parse-tree location (a byte offset in the file, as
+    /// libpg_query reports it) inside the statement.
+    pub fn at(mut self, ctx: &Ctx<'_>, location: i32) -> Hit {
+        if let Some(s) = ctx.migration.statements.get(self.statement) {
+            let at = usize::try_from(location).unwrap_or(0);
+            if (s.start..s.end).contains(&at) {
+                self.offset = at - s.start;
+            }
+        }
+        self
+    }
+
     /// Points at a line of the file instead of a statement.
     pub fn on_line(line: usize, message: impl Into<String>, help: impl Into<String>) -> Hit {
         Hit {

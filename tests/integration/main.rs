@@ -13,6 +13,7 @@ mod dataapi_server;
 mod drift;
 mod files;
 mod library;
+mod lint;
 mod proxy;
 mod rds_data;
 mod running;

@@ -59,11 +59,14 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             };
             let Some(max) = small(&ty) else { continue };
             let better = if ty.is_serial() { "bigserial" } else { "bigint" };
-            out.push(Hit::new(
-                i,
-                format!("primary key {table}.{} is {}: it runs out at {max}, and widening it later rewrites {table} and every table that references it", col.colname, ty),
-                format!("use {better} (or bigint GENERATED ALWAYS AS IDENTITY): {} {better}", col.colname),
-            ));
+            out.push(
+                Hit::new(
+                    i,
+                    format!("primary key {table}.{} is {}: it runs out at {max}, and widening it later rewrites {table} and every table that references it", col.colname, ty),
+                    format!("use {better} (or bigint GENERATED ALWAYS AS IDENTITY): {} {better}", col.colname),
+                )
+                .at(ctx, col.location),
+            );
         }
     }
 }
@@ -76,7 +79,7 @@ mod tests {
     fn serial_key() {
         assert_eq!(
             pg("prefer-bigint-key", "CREATE TABLE msg (id serial PRIMARY KEY, body text);\n"),
-            "V1__m.sql:1:1: warning[prefer-bigint-key]: primary key msg.id is serial: it runs out at 2,147,483,647, and widening it later rewrites msg and every table that references it
+            "V1__m.sql:1:19: warning[prefer-bigint-key]: primary key msg.id is serial: it runs out at 2,147,483,647, and widening it later rewrites msg and every table that references it
    | CREATE TABLE msg (id serial PRIMARY KEY, body text)
    = help: use bigserial (or bigint GENERATED ALWAYS AS IDENTITY): id bigserial
 

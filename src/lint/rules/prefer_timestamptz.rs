@@ -16,14 +16,17 @@ pub static RULE: Rule = Rule {
 fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     for (i, node) in ctx.statements() {
         for (table, col, ty) in ast::defined_columns(node) {
-            if ast::Type::of(ty).name != "timestamp" {
+            if ast::Type::of(ty).name != "timestamp" || ty.location < 0 {
                 continue;
             }
-            out.push(Hit::new(
-                i,
-                format!("{table}.{col} is timestamp without time zone: its values carry no offset, so they depend on the TimeZone of each writer"),
-                format!("use timestamptz (stored as UTC, shown in each reader's zone): {col} timestamptz"),
-            ));
+            out.push(
+                Hit::new(
+                    i,
+                    format!("{table}.{col} is timestamp without time zone: its values carry no offset, so they depend on the TimeZone of each writer"),
+                    format!("use timestamptz (stored as UTC, shown in each reader's zone): {col} timestamptz"),
+                )
+                .at(ctx, ty.location),
+            );
         }
     }
 }
@@ -36,7 +39,7 @@ mod tests {
     fn timestamp_column() {
         assert_eq!(
             pg("prefer-timestamptz", "CREATE TABLE msg (id bigint, sent_at timestamp DEFAULT now());\n"),
-            "V1__m.sql:1:1: warning[prefer-timestamptz]: msg.sent_at is timestamp without time zone: its values carry no offset, so they depend on the TimeZone of each writer
+            "V1__m.sql:1:38: warning[prefer-timestamptz]: msg.sent_at is timestamp without time zone: its values carry no offset, so they depend on the TimeZone of each writer
    | CREATE TABLE msg (id bigint, sent_at timestamp DEFAULT now())
    = help: use timestamptz (stored as UTC, shown in each reader's zone): sent_at timestamptz
 
