@@ -214,16 +214,25 @@ fn up_refuses_with_the_same_report_and_applies_nothing() {
 }
 
 #[test]
-fn up_with_nothing_pending_lints_nothing() {
+fn the_gate_reads_applied_migrations_as_context() {
     let (db, dir) = (Db::new(), Dir::new());
-    dir.write("V1__a.sql", "CREATE TABLE a (id bigint);\n");
+    dir.write("V1__msg.sql", V1);
     cm(&db, &dir, &["up"]).assert_ok();
-    // An applied file that no longer parses is not read by a no-op `up`...
+    // Nothing pending: nothing to lint, nothing to say.
     let r = cm(&db, &dir, &["up"]);
     r.assert_ok();
     assert!(r.stdout.starts_with("nothing to apply"), "{}", r.stdout);
-    // ...and only gives no context when something else is pending.
-    dir.write("V2__b.sql", "CREATE TABLE b (id bigint);\n");
+    // V1 ran in an earlier `up`: the gate still knows msg is an existing table.
+    dir.write("V2__msg_index.sql", V2);
+    let r = cm(&db, &dir, &["up"]);
+    assert_eq!(r.code, 2);
+    assert!(r.error_line().contains("[require-concurrent-index-creation]"), "{}", r.stderr);
+    assert_eq!(db.versions(), vec![1]);
+    // Written the safe way, it applies.
+    dir.write(
+        "V2__msg_index.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_msg_userid ON msg (userid);\n",
+    );
     cm(&db, &dir, &["up"]).assert_ok();
     assert_eq!(db.versions(), vec![1, 2]);
 }
