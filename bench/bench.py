@@ -6,6 +6,13 @@
       DIR/all.sql, their concatenation in version order (kept outside
       migrations/, whose file names chatmigrate checks).
 
+  bench.py genlint DIR N
+      DIR/V1__lint_bench.sql: one migration of N statements (N/10 groups of
+      ten: CREATE TABLE with a vector column, btree and HNSW indexes on it,
+      ADD COLUMN with a constant default, a CHECK, COMMENT, INSERT, UPDATE,
+      a view, and an ALTER of a table the file does not create; every tenth
+      group also indexes that table without CONCURRENTLY, one finding).
+
   bench.py logslice LOG OFFSET PHASE XACTS >> counts.jsonl
       Reads the PostgreSQL server log from byte OFFSET on (the lines appended
       during one counted command) and prints one JSON line with what was sent.
@@ -51,6 +58,30 @@ def gen(root: str, n: int) -> None:
         (mig / f"V{i}__t{i}.sql").write_text(sql)
         parts.append(sql)
     (base / "all.sql").write_text("".join(parts))
+
+
+def genlint(root: str, n: int) -> None:
+    out = Path(root)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for g in range((n + 9) // 10):
+        t = f"t{g}"
+        group = [
+            f"CREATE TABLE {t} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, userid text NOT NULL,"
+            f" body text, created_at timestamptz NOT NULL DEFAULT now(), embedding vector(16))",
+            f"CREATE INDEX {t}_userid ON {t} (userid)",
+            f"ALTER TABLE {t} ADD COLUMN lang text NOT NULL DEFAULT 'ja'",
+            f"ALTER TABLE {t} ADD CONSTRAINT {t}_body_len CHECK (char_length(body) < 10000)",
+            f"COMMENT ON TABLE {t} IS 'lint benchmark table {g}'",
+            f"INSERT INTO {t} (userid, body) VALUES ('u{g}', 'hello')",
+            f"CREATE INDEX {t}_embedding ON {t} USING hnsw (embedding vector_l2_ops)",
+            f"UPDATE {t} SET lang = 'en' WHERE userid = 'u{g}'",
+            f"CREATE VIEW v{g} AS SELECT id, userid, body FROM {t}",
+            f"CREATE INDEX legacy_c{g} ON legacy (c{g})" if g % 10 == 0 else f"ALTER TABLE legacy ADD COLUMN c{g} text",
+        ]
+        parts.extend(group)
+    parts = parts[:n]
+    (out / "V1__lint_bench.sql").write_text("".join(f"{p};\n" for p in parts))
 
 
 # ---------------------------------------------------------------- SQL splitting
@@ -304,6 +335,8 @@ def report(work: str) -> None:
 def main(argv: list) -> int:
     if len(argv) >= 2 and argv[1] == "gen" and len(argv) == 4:
         gen(argv[2], int(argv[3]))
+    elif len(argv) >= 2 and argv[1] == "genlint" and len(argv) == 4:
+        genlint(argv[2], int(argv[3]))
     elif len(argv) >= 2 and argv[1] == "logslice" and len(argv) == 6:
         logslice(argv[2], int(argv[3]), argv[4], argv[5])
     elif len(argv) >= 2 and argv[1] == "report" and len(argv) == 3:

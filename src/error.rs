@@ -176,14 +176,19 @@ impl Error {
                 "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, ignore <rule> -- <reason>".into()
             }
             Lint(report) => {
+                // The help's first line; its SQL, if any, is in the report below.
                 let f = report.findings.first()?;
-                let mut hint = f.help.lines().next().unwrap_or("").to_string();
+                let mut lines = f.help.lines();
+                let mut hint = lines.next().unwrap_or("").trim_end_matches([':', ';']).to_string();
+                if lines.next().is_some() {
+                    hint.push_str(" (as shown below)");
+                }
                 let more = report.findings.len() - 1;
                 if more > 0 {
-                    hint.push_str(&format!(" ({more} more finding(s) below)"));
+                    hint.push_str(&format!("; {more} more finding(s) below"));
                 }
                 if crate::lint::rule(f.rule).is_some_and(|r| r.ignorable) {
-                    hint.push_str(&format!("; to accept it, put `-- chatmigrate:ignore {} -- <reason>` above the statement", f.rule));
+                    hint.push_str(&format!("; or accept it with `-- chatmigrate:ignore {} -- <reason>` above the statement", f.rule));
                 }
                 hint
             }

@@ -89,7 +89,7 @@ pub struct State {
     pub exists: bool,
     /// Where the table was created (`None`: before the set, or unknown).
     pub created: Option<Pos>,
-    pub columns: Vec<(String, Type)>,
+    pub columns: HashMap<String, Type>,
     pub keys: Vec<(Pos, Key)>,
     pub foreign_keys: Vec<(Pos, ForeignKey)>,
     /// Where it was distributed or made a reference table, and how.
@@ -105,7 +105,7 @@ pub enum CitusEvent {
 
 impl State {
     pub fn column(&self, name: &str) -> Option<&Type> {
-        self.columns.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+        self.columns.get(name)
     }
 }
 
@@ -304,14 +304,15 @@ impl<'a> Facts<'a> {
                 }
                 Event::RenamedFrom(_) => {}
                 Event::Dropped => s = State::default(),
-                Event::Column(name, ty) => match s.columns.iter_mut().find(|(n, _)| n == name) {
-                    Some(c) => c.1 = ty.clone(),
-                    None => s.columns.push((name.clone(), ty.clone())),
-                },
-                Event::ColumnDropped(name) => s.columns.retain(|(n, _)| n != name),
+                Event::Column(name, ty) => {
+                    s.columns.insert(name.clone(), ty.clone());
+                }
+                Event::ColumnDropped(name) => {
+                    s.columns.remove(name);
+                }
                 Event::ColumnRenamed(from, to) => {
-                    for c in s.columns.iter_mut().filter(|(n, _)| n == from) {
-                        c.0 = to.clone();
+                    if let Some(t) = s.columns.remove(from) {
+                        s.columns.insert(to.clone(), t);
                     }
                     for (_, k) in s.keys.iter_mut() {
                         for c in k.columns.iter_mut().filter(|c| *c == from) {
@@ -388,8 +389,24 @@ impl<'a> Facts<'a> {
     }
 
     /// Whether `table` was created earlier in the same migration as `pos`.
+    /// (Asked for nearly every statement: a scan of the table's events, no
+    /// state is built.)
     pub fn created_in_migration(&self, table: &str, pos: Pos) -> bool {
-        self.state(table, pos).created.is_some_and(|c| c.migration == pos.migration)
+        self.created_before(table, pos, 0).is_some_and(|c| c.migration == pos.migration)
+    }
+
+    /// Where the table that exists just before `pos` was created.
+    fn created_before(&self, table: &str, pos: Pos, depth: usize) -> Option<Pos> {
+        let mut created = None;
+        for (p, e) in self.tables.get(table)?.iter().take_while(|(p, _)| *p < pos) {
+            match e {
+                Event::Created => created = Some(*p),
+                Event::Dropped => created = None,
+                Event::RenamedFrom(old) if depth < 8 => created = self.created_before(old, *p, depth + 1),
+                _ => {}
+            }
+        }
+        created
     }
 
     /// Whether `ALTER DATABASE` / `ALTER ROLE ... SET name` comes before `pos`

@@ -188,7 +188,7 @@ fn up_refuses_with_the_same_report_and_applies_nothing() {
     ));
     assert_eq!(
         r.hint(),
-        "hint: build it CONCURRENTLY (writes go on), in a migration of its own that starts with `-- chatmigrate:no-transaction`:; to accept it, put `-- chatmigrate:ignore require-concurrent-index-creation -- <reason>` above the statement"
+        "hint: build it CONCURRENTLY (writes go on), in a migration of its own that starts with `-- chatmigrate:no-transaction` (as shown below); or accept it with `-- chatmigrate:ignore require-concurrent-index-creation -- <reason>` above the statement"
     );
     // After the two lines: the report `lint` prints for the error-level rules.
     let report = r.stderr.split_once("\n\n").map(|(_, rest)| rest).unwrap_or("");

@@ -113,7 +113,7 @@ fn repair_clears_failed_rows() {
     let (db, dir) = (Db::new(), Dir::new());
     dir.write(
         "V1__x.sql",
-        "-- chatmigrate:no-transaction\nCREATE TABLE x (id int);\nSELECT 1/0;\n",
+        "-- chatmigrate:no-transaction\nCREATE TABLE IF NOT EXISTS x (id int);\nSELECT 1/0;\n",
     );
     assert_eq!(cm(&db, &dir, &["up"]).code, 2);
     assert_eq!(db.history(), vec![(1, "failed".into(), 1)]);
@@ -150,7 +150,7 @@ fn dry_run_prints_exact_statements_and_changes_nothing() {
     dir.write("V1__a.sql", "CREATE TABLE a (id int);\n-- comment\nCREATE INDEX a_id ON a (id);\n");
     dir.write(
         "V2__b.sql",
-        "-- chatmigrate:no-transaction\n-- chatmigrate:lock-timeout 2s\nCREATE INDEX CONCURRENTLY a_id2 ON a (id);\n",
+        "-- chatmigrate:no-transaction\n-- chatmigrate:lock-timeout 2s\nCREATE INDEX CONCURRENTLY IF NOT EXISTS a_id2 ON a (id);\n",
     );
     dir.write(
         "V3__c.sql",
@@ -165,7 +165,10 @@ fn dry_run_prints_exact_statements_and_changes_nothing() {
         out.contains("\nCOMMIT;\n\n-- V2 b (no transaction, statement by statement)\nSET lock_timeout = '2000ms';\nINSERT INTO \"chatmigrate_history\""),
         "{out}"
     );
-    assert!(out.contains("\nCREATE INDEX CONCURRENTLY a_id2 ON a (id);\n"), "{out}");
+    assert!(
+        out.contains("\nCREATE INDEX CONCURRENTLY IF NOT EXISTS a_id2 ON a (id);\n"),
+        "{out}"
+    );
     assert!(out.contains("\nRESET lock_timeout;\n\n-- V3 c"), "{out}");
     assert!(out.contains("\n-- V3 c (one transaction)\nBEGIN;\nSET LOCAL lock_timeout = '2000ms';\nSET LOCAL statement_timeout = '600000ms';\nALTER TABLE a ADD COLUMN b int;\n"), "{out}");
     assert!(out.ends_with("COMMIT;\n"), "{out}");

@@ -78,7 +78,7 @@ fn a_waiting_runner_does_not_block_a_concurrently_build() {
     db.exec("CREATE TABLE big (id int); INSERT INTO big SELECT generate_series(1, 20000);");
     dir.write(
         "V1__slow.sql",
-        "-- chatmigrate:no-transaction\nSELECT pg_sleep(1.5);\nCREATE INDEX CONCURRENTLY big_id ON big (id);\nSELECT pg_sleep(0.5);\n",
+        "-- chatmigrate:no-transaction\nSELECT pg_sleep(1.5);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS big_id ON big (id);\nSELECT pg_sleep(0.5);\n",
     );
     let m = dir.path().to_str().unwrap();
     let started = Instant::now();

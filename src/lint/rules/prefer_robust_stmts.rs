@@ -25,7 +25,8 @@ pub static RULE: Rule = Rule {
 fn fixed(node: &NodeEnum, fix: impl FnOnce(&mut NodeEnum)) -> String {
     let mut n = node.clone();
     fix(&mut n);
-    sql::deparse(&n).map(|s| format!("{s};")).unwrap_or_default()
+    let sql = sql::deparse(&n).unwrap_or_default();
+    format!("write it so it can run again:\n  {sql};")
 }
 
 fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
@@ -55,11 +56,17 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             ),
             NodeEnum::CreateSchemaStmt(x) if !x.if_not_exists => (
                 "CREATE SCHEMA without IF NOT EXISTS".into(),
-                format!("CREATE SCHEMA IF NOT EXISTS {};", ast::ident(&x.schemaname)),
+                format!(
+                    "write it so it can run again:\n  CREATE SCHEMA IF NOT EXISTS {};",
+                    ast::ident(&x.schemaname)
+                ),
             ),
             NodeEnum::CreateExtensionStmt(x) if !x.if_not_exists => (
                 "CREATE EXTENSION without IF NOT EXISTS".into(),
-                format!("CREATE EXTENSION IF NOT EXISTS {};", ast::ident(&x.extname)),
+                format!(
+                    "write it so it can run again:\n  CREATE EXTENSION IF NOT EXISTS {};",
+                    ast::ident(&x.extname)
+                ),
             ),
             NodeEnum::CreateSeqStmt(x) if !x.if_not_exists => (
                 "CREATE SEQUENCE without IF NOT EXISTS".into(),
@@ -135,7 +142,8 @@ mod tests {
             pg("prefer-robust-stmts", "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY idx_t_a ON t (a);\n"),
             "V1__m.sql:2:1: error[prefer-robust-stmts]: CREATE INDEX without IF NOT EXISTS in a no-transaction file fails if it runs again, and chatmigrate runs it again when a run was cut after the statement finished but before its progress was recorded
    | CREATE INDEX CONCURRENTLY idx_t_a ON t (a)
-   = help: CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_t_a ON t USING btree (a);
+   = help: write it so it can run again:
+             CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_t_a ON t USING btree (a);
 
 "
         );
@@ -143,7 +151,7 @@ mod tests {
             "prefer-robust-stmts",
             "-- chatmigrate:no-transaction\nDROP INDEX CONCURRENTLY idx_t_a;\n",
         );
-        assert!(drop.contains("help: DROP INDEX CONCURRENTLY IF EXISTS idx_t_a;"), "{drop}");
+        assert!(drop.contains("  DROP INDEX CONCURRENTLY IF EXISTS idx_t_a;"), "{drop}");
     }
 
     #[test]
