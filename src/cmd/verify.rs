@@ -1,5 +1,7 @@
-//! `chatmigrate verify`: parse and lint every file, compare checksums with
-//! the history; changes nothing. Exit 1 on drift (changed or missing files).
+//! `chatmigrate verify`: parse every file, compare checksums with the
+//! history, and run the error-level lint rules on the files not yet applied
+//! (what `up` would refuse; an applied file cannot change without drift);
+//! changes nothing. Exit 1 on drift (changed or missing files).
 
 use serde_json::json;
 
@@ -12,10 +14,14 @@ pub async fn run(ctx: &super::Ctx) -> Result<i32> {
     for m in local.iter_mut() {
         m.prepare()?;
     }
-    let all: Vec<usize> = (0..local.len()).collect();
-    lint::gate(&local, &all, &lint::Options::for_config(&ctx.cfg))?;
     let (applied, _, target) = runner::read_state(&ctx.cfg).await?;
     let entries = plan::status(&local, &applied);
+    let unapplied: Vec<usize> = entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Pending | State::Partial | State::Failed))
+        .filter_map(|e| local.iter().position(|m| m.version == e.version))
+        .collect();
+    lint::gate(&local, &unapplied, &lint::Options::for_config(&ctx.cfg))?;
     let drift: Vec<_> = entries
         .iter()
         .filter(|e| matches!(e.state, State::Changed | State::Missing))

@@ -318,3 +318,23 @@ fn shipped_schema_passes() {
     r.assert_ok();
     assert_eq!(r.stdout, "no problems in 4 files (23 rules)\n");
 }
+
+#[test]
+fn verify_lints_only_what_is_not_applied() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__msg.sql", V1);
+    cm(&db, &dir, &["up"]).assert_ok();
+    // Applied before a rule could object (here: recorded by baseline).
+    dir.write("V2__msg_index.sql", V2);
+    cm(&db, &dir, &["baseline", "--version", "2"]).assert_ok();
+    cm(&db, &dir, &["verify"]).assert_ok();
+    // Not applied: verify refuses as `up` would.
+    dir.write("V3__again.sql", "CREATE INDEX idx_msg_sent ON msg (sent_at);\n");
+    let r = cm(&db, &dir, &["verify"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.error_line().contains("V3__again.sql:1:1: [require-concurrent-index-creation]"),
+        "{}",
+        r.stderr
+    );
+}
