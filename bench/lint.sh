@@ -2,7 +2,8 @@
 # bench/lint.sh — how fast `chatmigrate lint` is, and what linting adds to `up`.
 #
 #   1. generates one migration of BENCH_LINT_STATEMENTS (10000) statements (bench.py genlint)
-#      and times `chatmigrate lint` on it, BENCH_RUNS (10) times; target: under 1 s;
+#      and times `chatmigrate lint` on it, BENCH_RUNS (10) times, for plain PostgreSQL and for a
+#      Citus environment; target: under 1 s;
 #   2. on the local server of scripts/pg.sh (started here if it is not running, and then
 #      stopped again at the end), applies the built-in chat schema to a fresh database, then
 #      times, BENCH_RUNS times each:
@@ -18,13 +19,14 @@
 # Every database it creates is dropped on exit.
 #
 # usage: bench/lint.sh      env: CHATMIGRATE_BIN (default: build --release into
-#        ${BENCH_TARGET_DIR:-/work/bench-target}), BENCH_RUNS, BENCH_LINT_STATEMENTS, BENCH_MIGRATIONS
+#        ${BENCH_TARGET_DIR:-/work/bench-target}), BENCH_RUNS, BENCH_LINT_STATEMENTS, BENCH_MIGRATIONS,
+#        BENCH_PG_SH (scripts/pg.sh of the checkout whose server to use; default: this one's)
 set -euo pipefail
 export LC_ALL=C
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 ROOT=$(cd "$BENCH_DIR/.." && pwd -P)
-PG_SH=$ROOT/scripts/pg.sh
+PG_SH=${BENCH_PG_SH:-$ROOT/scripts/pg.sh}
 OUT_DIR=$BENCH_DIR/out
 RUNS=${BENCH_RUNS:-10}
 STATEMENTS=${BENCH_LINT_STATEMENTS:-10000}
@@ -113,8 +115,12 @@ tm() {
 "$CM" --migrations "$WORK/lint" lint >"$WORK/lint.out" 2>&1 || true
 findings=$(tail -n 1 "$WORK/lint.out")
 "$CM" --help >/dev/null
+# The same file for a Citus environment (5 more rules, Citus state asked per statement).
+mkdir -p "$WORK/citus"
+printf '[environments.citus]\nbackend = "citus"\nmigrations = ["%s"]\n' "$WORK/lint" >"$WORK/citus/chatmigrate.toml"
 for ((i = 1; i <= RUNS; i++)); do
 	tm "lint, 1 file of $STATEMENTS statements" 1 "$CM" --migrations "$WORK/lint" lint
+	tm "lint, the same, backend citus" 1 "$CM" --config "$WORK/citus/chatmigrate.toml" --env citus lint
 done
 
 # 2. The lint's share of `up`.

@@ -353,8 +353,7 @@ impl<'a> Facts<'a> {
     }
 
     fn kind_depth(&self, table: &str, pos: Pos, depth: usize) -> Kind {
-        let s = self.state(table, pos);
-        match s.citus.clone() {
+        match self.citus_before(table, pos, 0) {
             None => Kind::Local,
             Some((_, CitusEvent::Reference)) => Kind::Reference,
             Some((at, CitusEvent::Distributed { column, colocate_with })) => {
@@ -365,7 +364,7 @@ impl<'a> Facts<'a> {
                         _ => Group::Unknown,
                     },
                     Some(_) => Group::Unknown,
-                    None => match s.column(&column) {
+                    None => match self.column_type(table, &column, pos, 0) {
                         Some(t) => Group::Default(t.to_string()),
                         None => Group::Unknown,
                     },
@@ -373,6 +372,60 @@ impl<'a> Facts<'a> {
                 Kind::Distributed { column, group }
             }
         }
+    }
+
+    /// The table's events before `pos` (they are kept in set order).
+    fn events_before(&self, table: &str, pos: Pos) -> &[(Pos, Event)] {
+        let events = self.tables.get(table).map(Vec::as_slice).unwrap_or_default();
+        &events[..events.partition_point(|(p, _)| *p < pos)]
+    }
+
+    /// The last Citus call on `table` before `pos`, its distribution column
+    /// followed through renames (a scan, no state built: asked per statement).
+    fn citus_before(&self, table: &str, pos: Pos, depth: usize) -> Option<(Pos, CitusEvent)> {
+        let mut c = None;
+        for (p, e) in self.events_before(table, pos) {
+            match e {
+                Event::Created | Event::Dropped | Event::Undistributed => c = None,
+                Event::RenamedFrom(old) if depth < 8 => c = self.citus_before(old, *p, depth + 1),
+                Event::Distributed { column, colocate_with } => {
+                    c = Some((
+                        *p,
+                        CitusEvent::Distributed {
+                            column: column.clone(),
+                            colocate_with: colocate_with.clone(),
+                        },
+                    ))
+                }
+                Event::Reference => c = Some((*p, CitusEvent::Reference)),
+                Event::ColumnRenamed(from, to) => {
+                    if let Some((_, CitusEvent::Distributed { column, .. })) = &mut c {
+                        if column == from {
+                            *column = to.clone();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// The type of column `name` of `table` just before `pos`, read
+    /// backwards through renames.
+    fn column_type(&self, table: &str, name: &str, pos: Pos, depth: usize) -> Option<Type> {
+        let mut name = name.to_string();
+        for (p, e) in self.events_before(table, pos).iter().rev() {
+            match e {
+                Event::Column(n, ty) if *n == name => return Some(ty.clone()),
+                Event::ColumnDropped(n) if *n == name => return None,
+                Event::ColumnRenamed(from, to) if *to == name => name = from.clone(),
+                Event::Created | Event::Dropped => return None,
+                Event::RenamedFrom(old) if depth < 8 => return self.column_type(old, &name, *p, depth + 1),
+                _ => {}
+            }
+        }
+        None
     }
 
     /// `file:line:col` of a statement of the set, for messages.

@@ -35,8 +35,12 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         if ctx.new_table(&table, i) {
             continue;
         }
+        let retypes: Vec<_> = cmds.into_iter().filter(|c| ast::cmd_is(c, At::AtAlterColumnType)).collect();
+        if retypes.is_empty() {
+            continue;
+        }
         let state = ctx.facts.state(&table, ctx.pos(i));
-        for cmd in cmds.into_iter().filter(|c| ast::cmd_is(c, At::AtAlterColumnType)) {
+        for cmd in retypes {
             let Some(new) = ast::cmd_column(cmd).and_then(|c| c.type_name.as_ref()).map(ast::Type::of) else {
                 continue;
             };
