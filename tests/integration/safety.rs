@@ -262,7 +262,7 @@ fn sigterm_during_a_no_transaction_migration_finishes_the_statement_and_records_
     let m = dir.path().to_str().unwrap();
     let child = spawn_in(dir.path(), &["--database-url", &db.url, "--migrations", m, "up"]);
     wait_until(10, "the sleep to run", || {
-        db.scalar("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(1)%' AND pid <> pg_backend_pid()") == "1"
+        db.scalar("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(1)%' AND datname = current_database() AND pid <> pg_backend_pid()") == "1"
     });
     signal(&child, "TERM");
     let r = finish(child);
