@@ -64,6 +64,8 @@ pub struct EnvFile {
     pub request_timeout: Option<String>,
     pub lease_ttl: Option<String>,
     pub transaction_keepalive: Option<String>,
+    pub citus_multi_shard_modify_mode: Option<String>,
+    pub citus_distribute_concurrently: Option<bool>,
 }
 
 /// A password. Never printed.
@@ -128,6 +130,40 @@ pub struct Aws {
     pub lease_ttl: Duration,
     /// Data API: an open transaction gets a `SELECT 1` after this much idle time.
     pub transaction_keepalive: Duration,
+}
+
+/// `citus.multi_shard_modify_mode` for the transaction of a transactional
+/// migration on Citus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModifyMode {
+    /// One connection per worker: DDL, `CREATE TYPE` and reference-table
+    /// writes after a distributed operation all work in one transaction.
+    Sequential,
+    /// Citus's default: many connections per worker; faster multi-shard
+    /// work, but objects created later in the same transaction fail.
+    Parallel,
+}
+
+impl ModifyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModifyMode::Sequential => "sequential",
+            ModifyMode::Parallel => "parallel",
+        }
+    }
+}
+
+/// Settings of the `citus` backend (ignored by the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Citus {
+    /// Sent as `SET LOCAL citus.multi_shard_modify_mode` first in every
+    /// transactional migration (a file may ask for parallel with
+    /// `-- chatmigrate:citus-parallel`).
+    pub multi_shard_modify_mode: ModifyMode,
+    /// Distribute a table that already has rows with
+    /// `create_distributed_table_concurrently` (writes go on) where the
+    /// Citus version has it and the statement runs outside a transaction.
+    pub distribute_concurrently: bool,
 }
 
 /// libpq's sslmode values.
@@ -242,6 +278,8 @@ pub struct Config {
     pub resume_timeout: Duration,
     /// Where "waiting for Aurora to resume: 14 s" lines go.
     pub progress: crate::retry::Progress,
+    /// The `citus` backend's settings.
+    pub citus: Citus,
 }
 
 /// What the command line (or a library caller) overrides.
@@ -317,6 +355,10 @@ impl Config {
             },
             resume_timeout: Duration::from_secs(120),
             progress: crate::retry::Progress::default(),
+            citus: Citus {
+                multi_shard_modify_mode: ModifyMode::Sequential,
+                distribute_concurrently: true,
+            },
         }
     }
 
@@ -588,6 +630,21 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(v) = &e.resume_timeout {
         c.resume_timeout = duration("resume_timeout", v)?;
+    }
+    if let Some(v) = &e.citus_multi_shard_modify_mode {
+        c.citus.multi_shard_modify_mode = match v.as_str() {
+            "sequential" => ModifyMode::Sequential,
+            "parallel" => ModifyMode::Parallel,
+            other => {
+                return Err(Error::InvalidSetting {
+                    key: "citus_multi_shard_modify_mode".into(),
+                    message: format!("`{other}` is not one of sequential, parallel"),
+                })
+            }
+        };
+    }
+    if let Some(v) = e.citus_distribute_concurrently {
+        c.citus.distribute_concurrently = v;
     }
     Ok(())
 }

@@ -33,6 +33,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     session_state: true,
     statements_die_with_connection: true,
     max_statement_chars: None,
+    group_commit: true,
 };
 
 pub struct Postgres {
@@ -299,7 +300,58 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, refreshable: bool
     }
 }
 
+/// The error of a transactional migration whose part `index` failed (0 =
+/// BEGIN, 1..=n the statements, n+1 the history row, n+2 COMMIT).
+fn failed_part(index: usize, n: usize, mut error: DbError) -> ExecError {
+    if index >= 1 && index <= n {
+        return ExecError::Statement { index: index - 1, error };
+    }
+    error.offset = None;
+    let context = if index == 0 {
+        "BEGIN"
+    } else if index == n + 1 {
+        "writing the history row"
+    } else {
+        "COMMIT"
+    };
+    ExecError::Internal { context, error }
+}
+
 impl Postgres {
+    /// Runs a transactional migration with every statement as a query
+    /// string of its own, pipelined: all of them are sent before the first
+    /// answer is read, so it is still one network round trip. The first
+    /// error aborts the transaction: the statements after it fail with
+    /// 25P02 and the COMMIT rolls back. For servers that must see one
+    /// statement per query string: Citus propagates a DDL statement's query
+    /// string to the workers, where a string of several commands fails with
+    /// "cannot insert multiple commands into a prepared statement".
+    pub async fn run_transaction_separately(&mut self, statements: &[&str], row: &Row) -> Result<(), ExecError> {
+        let history = self.dialect.upsert_history_in_transaction(row);
+        let mut all: Vec<&str> = Vec::with_capacity(statements.len() + 3);
+        all.push("BEGIN");
+        all.extend_from_slice(statements);
+        all.push(&history);
+        all.push("COMMIT");
+        let client = &self.client;
+        let results = futures_util::future::join_all(all.iter().map(|s| client.batch_execute(s))).await;
+        let Some((index, e)) = results.into_iter().enumerate().find_map(|(i, r)| r.err().map(|e| (i, e))) else {
+            return Ok(());
+        };
+        let Some(error) = db_error(&e, Some(all[index])) else {
+            return Err(ExecError::Lost { message: e.to_string() });
+        };
+        if session_ended(&error.code) {
+            return Err(ExecError::Lost {
+                message: format!("{} (SQLSTATE {})", error.message, error.code),
+            });
+        }
+        // The COMMIT after a failed statement already rolled back; this
+        // covers a failed COMMIT (a no-op warning otherwise).
+        let _ = self.client.batch_execute("ROLLBACK").await;
+        Err(failed_part(index, statements.len(), error))
+    }
+
     pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<Postgres> {
         let ((client, conn, tls), target, dbname) = open(cfg, dbname).await?;
         Ok(Postgres {
@@ -513,18 +565,8 @@ impl Backend for Postgres {
         if index >= 1 && index <= statements.len() {
             let (start, len) = (starts[index - 1], statements[index - 1].len());
             error.offset = error.offset.filter(|&o| o >= start && o <= start + len).map(|o| o - start);
-            Err(ExecError::Statement { index: index - 1, error })
-        } else {
-            error.offset = None;
-            let context = if index == 0 {
-                "BEGIN"
-            } else if index == statements.len() + 1 {
-                "writing the history row"
-            } else {
-                "COMMIT"
-            };
-            Err(ExecError::Internal { context, error })
         }
+        Err(failed_part(index, statements.len(), error))
     }
 
     async fn execute(&mut self, statement: &str) -> Result<(), ExecError> {

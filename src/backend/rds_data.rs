@@ -48,6 +48,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     session_state: false,
     statements_die_with_connection: false,
     max_statement_chars: Some(65_536),
+    group_commit: true,
 };
 
 pub struct RdsData {
