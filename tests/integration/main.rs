@@ -4,6 +4,7 @@
 
 mod common;
 
+mod citus;
 mod cli_commands;
 mod config_errors;
 mod connect_errors;
