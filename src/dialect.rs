@@ -364,4 +364,12 @@ mod tests {
         );
         assert!(d.lock_key() >= 0);
     }
+
+    #[test]
+    fn citus_sql() {
+        assert!(citus::table_state("o'k").contains("to_regclass('o''k')"));
+        assert_eq!(citus::has_rows("public.\"T\""), "SELECT EXISTS (SELECT 1 FROM public.\"T\")::text");
+        assert!(citus::probe().starts_with("SELECT split_part(citus_version()"));
+        assert_eq!(citus::extension(), "SELECT extversion FROM pg_extension WHERE extname = 'citus'");
+    }
 }

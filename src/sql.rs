@@ -1,7 +1,8 @@
 //! The one module that touches the SQL parser (libpg_query through the
 //! `pg_query` crate): splitting a file into statements with their byte spans,
-//! locating syntax errors, mapping offsets to `line:col`, and telling which
-//! statements PostgreSQL refuses inside a transaction block.
+//! locating syntax errors, mapping offsets to `line:col`, telling which
+//! statements PostgreSQL refuses inside a transaction block, and which
+//! function a `SELECT f(...)` statement calls (how Citus is driven).
 //!
 //! Nothing here is a hand-written SQL scanner: statement boundaries come from
 //! the real PostgreSQL grammar, comment tokens from its real lexer.

@@ -159,6 +159,16 @@ fn citus_parallel_directive_is_checked_and_ignored_elsewhere() {
 }
 
 #[test]
+fn new_sequential_counts_every_directory_of_the_environment() {
+    let dir = Dir::new();
+    citus_config(&dir, "migrations = [\"m\", \"m-citus\"]\n");
+    dir.write("m/V1__a.sql", "CREATE TABLE a (id int);\n");
+    dir.write("m-citus/V5__b.sql", "SELECT create_distributed_table('a', 'id');\n");
+    run_in(dir.path(), &["--env", "citus", "new", "c", "--sequential"], &[]).assert_ok();
+    assert!(dir.path().join("m/V6__c.sql").exists());
+}
+
+#[test]
 fn a_database_without_citus_is_refused_before_anything_runs() {
     let db = Db::new();
     let dir = Dir::new();
