@@ -10,7 +10,7 @@
 //! 8 concurrent runners; refusal on a worker (its URL from
 //! `CHATMIGRATE_TEST_CITUS_WORKER_URL`, else the first active worker in
 //! `pg_dist_node` with the coordinator URL's user, password and database);
-//! the parallel-operation trap avoided by sequential mode; distributing
+//! the parallel-operation traps avoided by sequential mode; distributing
 //! tables that have rows; `--create-database`. These tests drop and
 //! recreate the chat tables and chatmigrate's history in that database, one
 //! test at a time: point the variable at a scratch database.
@@ -665,6 +665,35 @@ fn live_parallel_operation_passes_in_sequential_mode() {
     assert_eq!(
         l.scalar("SELECT citus_table_type FROM citus_tables WHERE table_name = 'cmt_docs_par'::regclass"),
         "distributed"
+    );
+}
+
+#[test]
+fn live_shipped_schema_needs_sequential_mode() {
+    let Some(l) = live("live_shipped_schema_needs_sequential_mode") else {
+        return;
+    };
+    // V8 reads the distributed tables, then writes the reference table they
+    // reference: Citus refuses that in parallel mode, even on empty tables.
+    citus_config(&l.dir, "citus_multi_shard_modify_mode = \"parallel\"\n");
+    let r = l.run(&["up"]);
+    r.assert_error("embedded:citus/V8__citus_validate_theme_foreign_keys.sql:11:1: version 8 failed: cannot modify table \"st_chat_theme_table\" because there was a parallel operation on a distributed table; DETAIL: When there is a foreign key to a reference table or to a local table, Citus needs to perform all operations over a single connection per node to ensure consistency.; HINT: Try re-running the transaction with \"SET LOCAL citus.multi_shard_modify_mode TO 'sequential';\" (SQLSTATE XX000)");
+    assert!(
+        r.hint()
+            .contains("or citus_multi_shard_modify_mode = \"parallel\" from the environment"),
+        "{}",
+        r.hint()
+    );
+    assert!(r.stdout.contains("applied V7 "), "{}", r.stdout);
+    assert_eq!(l.scalar("SELECT max(version)::text FROM chatmigrate_history"), "7");
+    // The default (sequential) applies it.
+    citus_config(&l.dir, "");
+    let r = l.run(&["up"]);
+    r.assert_ok();
+    assert!(
+        r.stdout.starts_with("applied V8 citus_validate_theme_foreign_keys ("),
+        "{}",
+        r.stdout
     );
 }
 
