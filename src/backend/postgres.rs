@@ -334,8 +334,29 @@ impl Postgres {
         all.push(&history);
         all.push("COMMIT");
         let client = &self.client;
-        let results = futures_util::future::join_all(all.iter().map(|s| client.batch_execute(s))).await;
-        let Some((index, e)) = results.into_iter().enumerate().find_map(|(i, r)| r.err().map(|e| (i, e))) else {
+        let mut pending: Vec<_> = all.iter().map(|s| Box::pin(client.batch_execute(s))).collect();
+        let mut results: Vec<Option<Result<(), tokio_postgres::Error>>> = (0..all.len()).map(|_| None).collect();
+        // Poll each request once, in order: the first poll sends it. Then
+        // collect the answers, which come back in the same order.
+        std::future::poll_fn(|cx| {
+            for (f, r) in pending.iter_mut().zip(results.iter_mut()) {
+                if let std::task::Poll::Ready(done) = std::future::Future::poll(f.as_mut(), cx) {
+                    *r = Some(done);
+                }
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+        for (f, r) in pending.iter_mut().zip(results.iter_mut()) {
+            if r.is_none() {
+                *r = Some(f.await);
+            }
+        }
+        let Some((index, e)) = results
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, r)| r.and_then(Result::err).map(|e| (i, e)))
+        else {
             return Ok(());
         };
         let Some(error) = db_error(&e, Some(all[index])) else {
