@@ -5,7 +5,8 @@
 //!   this node is the coordinator: a worker accepts connections and queries
 //!   too, but the migration's advisory lock and the distributed metadata live
 //!   on the coordinator, so a runner on a worker would bypass the lock. The
-//!   decision is [`check_role`], a pure function of what [`probe`] read.
+//!   decision is [`check_role`], a pure function of what the probe read
+//!   (`dialects/citus/probe.sql`).
 //! - It reads the Citus release and the active workers; `status` shows them.
 //! - Transactional migrations start with `SET LOCAL
 //!   citus.multi_shard_modify_mode TO 'sequential'` ([`transaction_prelude`]),
@@ -87,14 +88,14 @@ impl Node {
     /// Reads the row of `dialects/citus/probe.sql`.
     pub fn from_row(r: &[Option<String>]) -> Result<Node> {
         let s = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-        let bad = |what: &str| Error::Other(format!("unexpected answer from the Citus probe ({what}: `{}`)", s(1)));
+        let bad = |what: &str, i: usize| Error::Other(format!("unexpected answer from the Citus probe ({what}: `{}`)", s(i)));
         Ok(Node {
             version: s(0),
-            group: s(1).parse().map_err(|_| bad("group"))?,
+            group: s(1).parse().map_err(|_| bad("group", 1))?,
             workers: s(2).split(", ").filter(|w| !w.is_empty()).map(str::to_string).collect(),
-            inactive: s(3).parse().map_err(|_| bad("inactive workers"))?,
+            inactive: s(3).parse().map_err(|_| bad("inactive workers", 3))?,
             coordinator: r.get(4).cloned().flatten(),
-            active_nodes: s(5).parse().map_err(|_| bad("active nodes"))?,
+            active_nodes: s(5).parse().map_err(|_| bad("active nodes", 5))?,
             concurrent_distribution: s(6) == "true",
             wal_level: s(7),
             object_propagation: s(8),
@@ -483,6 +484,16 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "u@w1:5432/citus is a Citus worker (group 2), not the coordinator: the migration lock and the distributed metadata live on the coordinator"
+        );
+    }
+
+    #[test]
+    fn unreadable_probe_is_an_error() {
+        let mut r = coordinator();
+        r[5] = Some("many".into());
+        assert_eq!(
+            Node::from_row(&r).unwrap_err().to_string(),
+            "unexpected answer from the Citus probe (active nodes: `many`)"
         );
     }
 
