@@ -113,7 +113,7 @@ pub enum Error {
 
     // ----- database -----
     #[error("cannot connect to {target}: {message}")]
-    Connect { target: String, message: String },
+    Connect { target: String, message: String, hint: String },
     #[error("cannot connect to {target}: no answer within {wait}")]
     ConnectTimeout { target: String, wait: String },
     #[error("database `{name}` does not exist on {target}")]
@@ -198,7 +198,7 @@ impl Error {
                 "give the file a version above the highest applied one, or run `chatmigrate up --allow-out-of-order`".into()
             }
             UnknownTarget { .. } => "run `chatmigrate status` to list the versions".into(),
-            Connect { .. } => "check host, port, user and password (PGPASSWORD or password_env), then retry".into(),
+            Connect { hint, .. } => hint.clone(),
             ConnectTimeout { .. } => "check that the host is reachable from here and that the port is open".into(),
             DatabaseMissing { .. } => "create it with `chatmigrate up --create-database`".into(),
             Migration { transactional: true, .. } => "fix the migration and run `chatmigrate up` again; this migration was rolled back".into(),

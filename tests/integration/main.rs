@@ -4,6 +4,7 @@
 
 mod common;
 
+mod aws_direct;
 mod cli_commands;
 mod config_errors;
 mod connect_errors;
@@ -18,3 +19,4 @@ mod rds_data;
 mod running;
 mod safety;
 mod schema;
+mod tls_front;

@@ -80,14 +80,6 @@ impl Api {
     }
 }
 
-/// Credentials from the environment (the first link of the AWS chain).
-const AWS_ENV: [(&str, &str); 4] = [
-    ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
-    ("AWS_SECRET_ACCESS_KEY", "secret"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-    ("AWS_CONFIG_FILE", "/nonexistent"),
-];
-
 fn two(dir: &Dir) {
     dir.write("V1__a.sql", "CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\n");
     dir.write("V2__b.sql", "CREATE TABLE b (id int);\n");
