@@ -289,7 +289,9 @@ fn aws_hint(code: &str) -> &'static str {
         }
         "DatabaseNotFoundException" | "NotFoundException" => "check resource_arn: it must be the cluster's ARN and the cluster must have a writer instance",
         "ValidationException" => "this is a chatmigrate bug if it names a statement it sent; please report it with `--verbose` output",
-        "UnsupportedResultException" => "cast the column to text in the query",
+        "UnsupportedResultException" => {
+            "chatmigrate's own queries return text only, so this is a bug: please report it with this output and `chatmigrate --version`"
+        }
         "credentials" => {
             "configure AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO (`aws sso login`), or a role; see docs/aurora.md"
         }

@@ -285,6 +285,127 @@ fn a_transaction_that_keeps_expiring_is_reported_not_applied() {
     assert_eq!(db.versions(), Vec::<i64>::new());
 }
 
+// Scenario 7: "Transaction is still running a query" (a call that raced
+// another on the same transaction) is retried: the call was refused, not run.
+
+#[test]
+fn transaction_still_running_a_query_is_retried_not_restarted() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n");
+    api.server
+        .fault(Fault::new(FaultKind::TransactionBusy).sql_contains("INSERT INTO a").times(2));
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    r.assert_ok();
+    assert!(!r.stdout.contains("starting it over"), "{}", r.stdout);
+    assert_eq!(db.scalar("SELECT count(*) FROM a"), "1");
+    assert_eq!(api.sent("INSERT INTO a"), 3, "two refused, one run");
+    assert_eq!(api.server.calls_of("BeginTransaction").len(), 1);
+    assert_eq!(db.versions(), vec![1]);
+}
+
+// The keep-alive: a transaction waiting out a backoff is kept from the
+// Data API's idle expiry (3 minutes; 1 s here) by `SELECT 1` calls in it.
+
+#[test]
+fn a_transaction_waiting_in_backoff_is_kept_alive() {
+    let opts = Options {
+        transaction_idle_timeout: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let (api, db, dir) = (Api::start(opts), Db::new(), Dir::new());
+    two(&dir);
+    api.server.fault(
+        Fault::new(FaultKind::Throttling)
+            .sql_contains("CREATE TABLE b")
+            .for_duration(Duration::from_millis(2500)),
+    );
+    let r = api.run(&db.name, Some(&dir), &["transaction_keepalive = \"300ms\""], &["up"]);
+    r.assert_ok();
+    assert!(!r.stdout.contains("starting it over"), "the transaction expired: {}", r.stdout);
+    let keepalives = api
+        .server
+        .calls_of("Execute")
+        .into_iter()
+        .filter(|c| c.transaction_id.is_some() && c.sql.as_deref() == Some("SELECT 1"))
+        .count();
+    assert!(keepalives >= 3, "{keepalives} keep-alive calls");
+    assert_eq!(db.versions(), vec![1, 2]);
+}
+
+#[test]
+fn without_the_keep_alive_the_same_wait_expires_the_transaction() {
+    let opts = Options {
+        transaction_idle_timeout: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let (api, db, dir) = (Api::start(opts), Db::new(), Dir::new());
+    two(&dir);
+    api.server.fault(
+        Fault::new(FaultKind::Throttling)
+            .sql_contains("CREATE TABLE b")
+            .for_duration(Duration::from_millis(2500)),
+    );
+    let r = api.run(&db.name, Some(&dir), &["transaction_keepalive = \"1h\""], &["up"]);
+    r.assert_ok();
+    assert!(
+        r.stdout
+            .contains("V2 b: the transaction was rolled back (TransactionNotFoundException"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(db.versions(), vec![1, 2]);
+}
+
+// Scenario 13: UnsupportedResultException. The tool's own queries cast every
+// column to text, so the server's type rules never trip them; if one does
+// anyway, the error names the query and the fix.
+
+#[test]
+fn tool_queries_return_only_text_and_an_unsupported_result_is_reported() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    two(&dir);
+    api.run(&db.name, Some(&dir), &[], &["up"]).assert_ok();
+    api.run(&db.name, Some(&dir), &[], &["status"]).assert_ok();
+    api.run(&db.name, Some(&dir), &[], &["verify"]).assert_ok();
+    assert!(api.server.calls().iter().all(|c| c.outcome != "UnsupportedResultException"));
+    api.server.fault(
+        Fault::new(FaultKind::UnsupportedResult)
+            .sql_contains("FROM \"chatmigrate_history\" WHERE version >")
+            .always(),
+    );
+    let r = api.run(&db.name, Some(&dir), &[], &["status"]);
+    assert_eq!(r.code, 2, "{}", r.output());
+    r.assert_error(&format!(
+        "reading the history table on rds-data:chat/{}: AWS answered UnsupportedResultException: The result contains the unsupported data type point.",
+        db.name
+    ));
+    assert!(r.hint().contains("this is a bug: please report it"), "{}", r.hint());
+}
+
+#[test]
+fn a_migration_statement_whose_result_the_data_api_cannot_carry_fails_with_the_fix() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    dir.write(
+        "V1__v.sql",
+        "CREATE EXTENSION IF NOT EXISTS vector;\nSELECT '[1,2,3]'::vector;\nCREATE TABLE after_it (id int);\n",
+    );
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.error_line().ends_with(
+            "V1__v.sql:2:1: version 1 failed: the Data API cannot return this statement's result (The result contains the unsupported data type vector.); HINT: cast the value to text (`::text`), or return something the Data API can carry, e.g. `SELECT count(*) FROM (...) s` (SQLSTATE 0A000)"
+        ),
+        "{}",
+        r.output()
+    );
+    assert_eq!(
+        r.hint(),
+        "hint: fix the migration and run `chatmigrate up` again; this migration was rolled back"
+    );
+    assert!(!db.table_exists("after_it"), "half-applied");
+    assert_eq!(db.versions(), Vec::<i64>::new());
+}
+
 // Scenario 8: 5xx on a non-idempotent statement outside a transaction.
 
 #[test]
