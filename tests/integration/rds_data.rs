@@ -127,6 +127,75 @@ fn chat_schema_through_the_data_api_with_create_database() {
     db.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
 }
 
+// Issue 4 point 10: calls per migration for the shipped chat schema. Pinned
+// here; bench/dataapi-calls.sh runs this test with CHATMIGRATE_BENCH_OUT set
+// to write the table.
+
+/// One transaction's calls: (statements, settings calls, history writes, total).
+fn calls_per_transaction(calls: &[crate::dataapi::Call]) -> Vec<(usize, usize, usize, usize)> {
+    let mut ids: Vec<String> = Vec::new();
+    for c in calls.iter().filter(|c| c.op == "CommitTransaction") {
+        ids.extend(c.transaction_id.clone());
+    }
+    ids.iter()
+        .map(|id| {
+            let mine: Vec<_> = calls.iter().filter(|c| c.transaction_id.as_deref() == Some(id)).collect();
+            let execs: Vec<_> = mine.iter().filter(|c| c.op == "Execute").collect();
+            let sql = |c: &&&crate::dataapi::Call| c.sql.clone().unwrap_or_default();
+            let settings = execs.iter().filter(|c| sql(c).starts_with("SELECT set_config")).count();
+            let history = execs.iter().filter(|c| sql(c).contains("INSERT INTO \"chatmigrate_history\"")).count();
+            // + BeginTransaction, which carries no transaction id.
+            (execs.len() - settings - history, settings, history, mine.len() + 1)
+        })
+        .collect()
+}
+
+#[test]
+fn calls_per_migration_for_the_chat_schema() {
+    let mut report = String::from("Data API calls for the shipped chat schema (up --create-database on a new database)\n");
+    for (label, extra) in [
+        ("defaults (lock_timeout 5s, group_commit on)", &[][..]),
+        ("lock_timeout = off, group_commit = false", &["lock_timeout = \"off\"", "group_commit = false"][..]),
+    ] {
+        let api = Api::new();
+        let name = Db::fresh_name();
+        api.run(&name, None, extra, &["up", "--create-database"]).assert_ok();
+        let db = Db::adopt(&name);
+        assert_eq!(db.versions(), vec![1, 2, 3, 4]);
+        let calls = api.server.calls();
+        let per_tx = calls_per_transaction(&calls);
+        assert_eq!(per_tx.len(), 3, "V1-V3 run in transactions");
+        let settings_calls = if extra.is_empty() { 1 } else { 0 };
+        report += &format!("\n{label}: {} calls in all {:?}\n", calls.len(), count_ops(&calls));
+        for (i, (stmts, settings, history, total)) in per_tx.iter().enumerate() {
+            // Target: statements + Begin + Commit + the history row (+ one
+            // set_config call carrying lock_timeout and synchronous_commit).
+            assert_eq!(*history, 1);
+            assert_eq!(*settings, settings_calls);
+            assert_eq!(*total, stmts + 3 + settings, "V{}", i + 1);
+            report += &format!(
+                "  V{}: {total} calls = {stmts} statement(s) + BeginTransaction + CommitTransaction + 1 history row + {settings} settings call\n",
+                i + 1
+            );
+        }
+        let in_tx: usize = per_tx.iter().map(|t| t.3).sum();
+        // Once per run: probe (the new database: 3D000), probe + exists +
+        // CREATE DATABASE on the maintenance database, probe, history read,
+        // lease table, lease, 2 history tables, re-read, lease release; V4
+        // (no transaction): running row, invalid-index check, the CONCURRENTLY
+        // build, its row, applied row.
+        assert_eq!(calls.len() - in_tx, 17);
+        report += &format!(
+            "  outside the migration transactions: {} = once per run 12 (probe on the new database, probe + exists + CREATE DATABASE on the maintenance database, probe, history read, lease table, lease, 2 history tables, history re-read, lease release) + V4 without a transaction 5 (running row, invalid-index check, CREATE INDEX CONCURRENTLY, statement row, applied row)\n",
+            calls.len() - in_tx
+        );
+        db.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
+    }
+    if let Ok(path) = std::env::var("CHATMIGRATE_BENCH_OUT") {
+        std::fs::write(path, &report).unwrap();
+    }
+}
+
 fn count_ops(calls: &[crate::dataapi::Call]) -> Vec<(String, usize)> {
     let mut out: Vec<(String, usize)> = Vec::new();
     for c in calls {
