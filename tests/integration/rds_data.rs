@@ -143,7 +143,10 @@ fn calls_per_transaction(calls: &[crate::dataapi::Call]) -> Vec<(usize, usize, u
             let execs: Vec<_> = mine.iter().filter(|c| c.op == "Execute").collect();
             let sql = |c: &&&crate::dataapi::Call| c.sql.clone().unwrap_or_default();
             let settings = execs.iter().filter(|c| sql(c).starts_with("SELECT set_config")).count();
-            let history = execs.iter().filter(|c| sql(c).contains("INSERT INTO \"chatmigrate_history\"")).count();
+            let history = execs
+                .iter()
+                .filter(|c| sql(c).contains("INSERT INTO \"chatmigrate_history\""))
+                .count();
             // + BeginTransaction, which carries no transaction id.
             (execs.len() - settings - history, settings, history, mine.len() + 1)
         })
@@ -155,7 +158,10 @@ fn calls_per_migration_for_the_chat_schema() {
     let mut report = String::from("Data API calls for the shipped chat schema (up --create-database on a new database)\n");
     for (label, extra) in [
         ("defaults (lock_timeout 5s, group_commit on)", &[][..]),
-        ("lock_timeout = off, group_commit = false", &["lock_timeout = \"off\"", "group_commit = false"][..]),
+        (
+            "lock_timeout = off, group_commit = false",
+            &["lock_timeout = \"off\"", "group_commit = false"][..],
+        ),
     ] {
         let api = Api::new();
         let name = Db::fresh_name();
@@ -224,6 +230,40 @@ fn dry_run_baseline_and_repair_through_the_data_api() {
     assert_eq!(r.code, 1, "{r:#?}");
     api.run(&db.name, Some(&dir), &[], &["repair"]).assert_ok();
     api.run(&db.name, Some(&dir), &[], &["verify"]).assert_ok();
+}
+
+// Session settings over the Data API: a no-transaction file's timeout
+// directives and SETs cannot outlive one call. Dry-run and up both say so;
+// the transactional prelude is one set_config call, as up sends it.
+
+#[test]
+fn session_settings_are_shown_skipped_in_dry_run_and_up() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    dir.write(
+        "V2__i.sql",
+        "-- chatmigrate:no-transaction\n-- chatmigrate:lock-timeout 2s\nSET maintenance_work_mem = '256MB';\nCREATE INDEX CONCURRENTLY i ON a (id);\n",
+    );
+    let r = api.run(&db.name, Some(&dir), &[], &["up", "--dry-run"]);
+    r.assert_ok();
+    for line in [
+        "SELECT set_config('lock_timeout', '5000ms', true), set_config('synchronous_commit', 'off', true)",
+        "-- skipped on rds-data (a session setting does not outlive one call): SET lock_timeout = '2000ms'",
+        "-- skipped on rds-data (a session setting does not outlive one call): SET maintenance_work_mem = '256MB'",
+    ] {
+        assert!(r.stdout.contains(line), "{line}\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("RESET lock_timeout"), "{}", r.stdout);
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("V2: skipped `SET lock_timeout = '2000ms'`"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("V2: skipped `SET maintenance_work_mem = '256MB'`"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(api.sent("SET lock_timeout"), 0);
+    assert_eq!(db.versions(), vec![1, 2]);
 }
 
 // Scenarios 1, 3, 4, 15: resuming, on every carrier, at the probe and at BeginTransaction.
