@@ -188,7 +188,8 @@ async fn open(cfg: &Config, dbname: Option<&str>) -> Result<(Opened, String, Str
             open_once(&target, &db, creds).await.map(|o| (o, target.display_db(&db), db))
         },
         |a: &Attempt| {
-            if matches!(a.class, Class::Bounded(_)) {
+            if a.cause == "SQLSTATE 28P01" || a.cause == "SQLSTATE 28000" {
+                // Refused credentials: read the secret again before the retry.
                 refresh.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             (a.class, "the database to accept connections", a.cause.clone())
