@@ -177,6 +177,16 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
     fn parse(s: &str) -> Result<SslMode> {
         Ok(match s {
             "disable" => SslMode::Disable,
@@ -462,6 +472,16 @@ impl Config {
             return Err(Error::InvalidSetting {
                 key: "backend".into(),
                 message: "`rds-data` needs resource_arn (the cluster ARN) and secret_arn (its Secrets Manager secret)".into(),
+            });
+        }
+        let mode = c.pg.effective_sslmode();
+        if c.aws.iam_auth && c.backend != BackendKind::RdsData && matches!(mode, SslMode::Disable | SslMode::Prefer) {
+            return Err(Error::InvalidSetting {
+                key: "sslmode".into(),
+                message: format!(
+                    "iam_auth sends an IAM token as the password, which needs TLS: `{}` may send it in clear",
+                    mode.as_str()
+                ),
             });
         }
         Ok(c)

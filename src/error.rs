@@ -113,7 +113,7 @@ pub enum Error {
 
     // ----- database -----
     #[error("cannot connect to {target}: {message}")]
-    Connect { target: String, message: String },
+    Connect { target: String, message: String, hint: String },
     #[error("cannot connect to {target}: no answer within {wait}")]
     ConnectTimeout { target: String, wait: String },
     #[error("database `{name}` does not exist on {target}")]
@@ -215,7 +215,7 @@ impl Error {
                 "give the file a version above the highest applied one, or run `chatmigrate up --allow-out-of-order`".into()
             }
             UnknownTarget { .. } => "run `chatmigrate status` to list the versions".into(),
-            Connect { .. } => "check host, port, user and password (PGPASSWORD or password_env), then retry".into(),
+            Connect { hint, .. } => hint.clone(),
             ConnectTimeout { .. } => "check that the host is reachable from here and that the port is open".into(),
             DatabaseMissing { .. } => "create it with `chatmigrate up --create-database`".into(),
             Migration { error, transactional, .. } => match (crate::backend::citus::runtime_hint(error), transactional) {
@@ -326,7 +326,9 @@ fn aws_hint(code: &str) -> &'static str {
         }
         "DatabaseNotFoundException" | "NotFoundException" => "check resource_arn: it must be the cluster's ARN and the cluster must have a writer instance",
         "ValidationException" => "this is a chatmigrate bug if it names a statement it sent; please report it with `--verbose` output",
-        "UnsupportedResultException" => "cast the column to text in the query",
+        "UnsupportedResultException" => {
+            "chatmigrate's own queries return text only, so this is a bug: please report it with this output and `chatmigrate --version`"
+        }
         "credentials" => {
             "configure AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO (`aws sso login`), or a role; see docs/aurora.md"
         }

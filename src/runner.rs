@@ -274,7 +274,15 @@ fn dry_run_empty(cfg: &Config, local: &mut [Migration], opts: &UpOptions) -> Res
     let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
     prepare_and_lint(local, &plan, Some(backend::capabilities_of(cfg.backend)))?;
     let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
-    Ok(dry_run(cfg, &dialect, cfg.backend.as_str(), local, &plan, &[]))
+    Ok(dry_run(
+        cfg,
+        &dialect,
+        cfg.backend.as_str(),
+        backend::capabilities_of(cfg.backend),
+        local,
+        &plan,
+        &[],
+    ))
 }
 
 /// What `up --dry-run` prints for `cfg` on a database where nothing is
@@ -416,7 +424,7 @@ async fn up_on(
             adapted.push(per);
         }
         let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
-        report.dry_run = dry_run(cfg, &dialect, b.name(), local, &plan, &adapted);
+        report.dry_run = dry_run(cfg, &dialect, b.name(), b.capabilities(), local, &plan, &adapted);
         return Ok(());
     }
 
@@ -682,11 +690,18 @@ async fn run_statements(
     let total = m.statements.len();
     let caps = b.capabilities();
     let mut row = Row::new(m, b.name(), Status::Partial, step.resume_from, step.out_of_order);
-    let (set, reset) = if caps.session_state {
-        session_timeouts(m)
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let (mut set, mut reset) = session_timeouts(m);
+    if !caps.session_state {
+        // The file's timeout directives would be session SETs: say they
+        // cannot apply, as for a SET written in the file.
+        for s in set.drain(..) {
+            events(&Event::SkippedSessionSetting {
+                version: m.version,
+                statement: s,
+            });
+        }
+        reset.clear();
+    }
     for s in &set {
         b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?;
     }
@@ -915,14 +930,19 @@ fn session_timeouts(m: &Migration) -> (Vec<String>, Vec<String>) {
 /// The exact statements `up` would send, in order, with the transaction
 /// boundaries and the history writes. `adapted[step][statement]` is how the
 /// backend sends a statement (empty: as written, no notes).
+/// On a transport without sessions (the Data API) it mirrors what `up`
+/// does there: settings folded into one call, session SETs shown as
+/// skipped comments.
 fn dry_run(
     cfg: &Config,
     dialect: &Dialect,
     backend: &str,
+    caps: backend::Capabilities,
     local: &[Migration],
     plan: &Plan,
     adapted: &[Vec<backend::Adapted>],
 ) -> Vec<DryStep> {
+    let skipped = |s: &str| format!("-- skipped on {backend} (a session setting does not outlive one call): {s}");
     let mut out = Vec::new();
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {
@@ -939,7 +959,12 @@ fn dry_run(
         match m.tx_mode() {
             TxMode::Transaction => {
                 sql.push("BEGIN".to_string());
-                sql.extend(prelude(cfg, m, i == last));
+                let p = prelude(cfg, m, i == last);
+                if !caps.pipelined_transactions && p.len() > 1 {
+                    sql.push(combined_settings(&p));
+                } else {
+                    sql.extend(p);
+                }
                 sql.extend((0..m.statements.len()).map(sent));
                 notes.extend(adapted.get(i).into_iter().flatten().filter_map(|a| a.note.clone()));
                 let row = Row::new(m, backend, Status::Applied, m.statements.len(), step.out_of_order);
@@ -949,12 +974,20 @@ fn dry_run(
             TxMode::NoTransaction => {
                 let mut row = Row::new(m, backend, Status::Partial, step.resume_from, step.out_of_order);
                 let (set, reset) = session_timeouts(m);
-                sql.extend(set);
+                if caps.session_state {
+                    sql.extend(set);
+                } else {
+                    sql.extend(set.iter().map(|s| skipped(s)));
+                }
                 if step.resume_from == 0 {
                     sql.push(dialect.upsert_history(&history_values(&row, Value::Expr("<elapsed ms>"))));
                 }
-                for k in step.resume_from..m.statements.len() {
-                    sql.push(sent(k));
+                for (k, s) in m.statements.iter().enumerate().skip(step.resume_from) {
+                    if !caps.session_state && is_session_setting(s) {
+                        sql.push(skipped(&s.sql));
+                    } else {
+                        sql.push(sent(k));
+                    }
                     notes.extend(adapted.get(i).and_then(|a| a.get(k)).and_then(|a| a.note.clone()));
                     row.statements_done = (k + 1) as i32;
                     row.status = if k + 1 == m.statements.len() {
@@ -964,7 +997,9 @@ fn dry_run(
                     };
                     sql.push(dialect.upsert_history(&history_values(&row, Value::Expr("<elapsed ms>"))));
                 }
-                sql.extend(reset);
+                if caps.session_state {
+                    sql.extend(reset);
+                }
             }
         }
         out.push(DryStep {

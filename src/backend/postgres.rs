@@ -149,7 +149,13 @@ async fn open(cfg: &Config, dbname: Option<&str>) -> Result<(Opened, String, Str
         let secret = aws::fetch_secret(sdk, arn).await?;
         apply_secret(&mut pg.lock().unwrap_or_else(|p| p.into_inner()), secret);
     }
-    let refreshable = sdk.is_some();
+    let creds = if cfg.aws.iam_auth {
+        Creds::Iam
+    } else if cfg.aws.secret_arn.is_some() {
+        Creds::Secret
+    } else {
+        Creds::Password
+    };
     let refresh = std::sync::atomic::AtomicBool::new(false);
     let policy = Policy::resume(cfg.resume_timeout);
     let r = retry::retry(
@@ -180,10 +186,11 @@ async fn open(cfg: &Config, dbname: Option<&str>) -> Result<(Opened, String, Str
                 target.password = Some(token);
             }
             let db = dbname.unwrap_or(&target.dbname).to_string();
-            open_once(&target, &db, refreshable).await.map(|o| (o, target.display_db(&db), db))
+            open_once(&target, &db, creds).await.map(|o| (o, target.display_db(&db), db))
         },
         |a: &Attempt| {
-            if matches!(a.class, Class::Bounded(_)) {
+            if a.cause == "SQLSTATE 28P01" || a.cause == "SQLSTATE 28000" {
+                // Refused credentials: read the secret again before the retry.
                 refresh.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             (a.class, "the database to accept connections", a.cause.clone())
@@ -221,7 +228,49 @@ fn apply_secret(pg: &mut crate::config::PgTarget, s: aws::DbSecret) {
     }
 }
 
-async fn open_once(pg: &crate::config::PgTarget, dbname: &str, refreshable: bool) -> Result<Opened, Attempt> {
+/// Where the password comes from, for the retry rules and the hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Creds {
+    Password,
+    Secret,
+    Iam,
+}
+
+/// The next step for a failed connect, from what failed and how we logged in.
+fn connect_hint(pg: &crate::config::PgTarget, creds: Creds, code: &str, message: &str) -> String {
+    let bundle = || match &pg.sslrootcert {
+        Some(p) => format!("sslrootcert ({})", p.display()),
+        None => "the system's CA store (no sslrootcert set)".to_string(),
+    };
+    if message.contains("certificate verify failed") {
+        if message.contains("mismatch") {
+            return format!(
+                "the server's certificate does not name `{}`: connect with the name it was issued for (for RDS, the cluster endpoint), or use sslmode = \"verify-ca\"",
+                pg.host
+            );
+        }
+        return format!(
+            "the server's certificate is not signed by a CA in {}; for RDS set sslrootcert to the global bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)",
+            bundle()
+        );
+    }
+    if code == "28000" && message.contains("no encryption") {
+        return "the server only accepts TLS: set sslmode = \"verify-full\" and sslrootcert (for RDS, the global bundle)".into();
+    }
+    match (creds, code) {
+        (Creds::Iam, "28000" | "28P01") => format!(
+            "the IAM token was refused also when minted again: check that the caller's policy allows rds-db:connect for db user `{}`, that the user has `GRANT rds_iam`, and the region; `aws sts get-caller-identity` shows the caller",
+            pg.user
+        ),
+        (Creds::Secret, "28P01") => format!(
+            "the secret's password was refused also after reading the secret again: check that the secret belongs to db user `{}` and that its rotation finished",
+            pg.user
+        ),
+        _ => "check host, port, user and password (PGPASSWORD or password_env), then retry".into(),
+    }
+}
+
+async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> Result<Opened, Attempt> {
     let target = pg.display_db(dbname);
     let mut c = tokio_postgres::Config::new();
     c.host(&pg.host)
@@ -279,20 +328,25 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, refreshable: bool
             ),
         }),
         Ok(Err(e)) => {
-            let (class, cause) = classify_connect(&e, refreshable);
+            let (class, cause) = classify_connect(&e, creds != Creds::Password);
             let error = match db_error(&e, None) {
                 Some(d) if d.code == "3D000" => Error::DatabaseMissing {
                     name: dbname.to_string(),
                     target: format!("{}:{}", pg.host, pg.port),
                 },
                 Some(d) => Error::Connect {
+                    hint: connect_hint(pg, creds, &d.code, &d.message),
                     target,
                     message: format!("{} (SQLSTATE {})", d.message, d.code),
                 },
-                None => Error::Connect {
-                    target,
-                    message: full_text(&e),
-                },
+                None => {
+                    let message = full_text(&e);
+                    Error::Connect {
+                        hint: connect_hint(pg, creds, "", &message),
+                        target,
+                        message,
+                    }
+                }
             };
             Err(Attempt { error, class, cause })
         }

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod aws_direct;
 mod citus;
 mod cli_commands;
 mod config_errors;
@@ -19,3 +20,4 @@ mod rds_data;
 mod running;
 mod safety;
 mod schema;
+mod tls_front;
