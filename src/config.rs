@@ -64,6 +64,8 @@ pub struct EnvFile {
     pub request_timeout: Option<String>,
     pub lease_ttl: Option<String>,
     pub transaction_keepalive: Option<String>,
+    pub citus_multi_shard_modify_mode: Option<String>,
+    pub citus_distribute_concurrently: Option<bool>,
     /// Lint rules to run here although their scope is another backend.
     pub lint_include: Option<Vec<String>>,
     /// Lint rules not to run here.
@@ -134,6 +136,40 @@ pub struct Aws {
     pub transaction_keepalive: Duration,
 }
 
+/// `citus.multi_shard_modify_mode` for the transaction of a transactional
+/// migration on Citus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModifyMode {
+    /// One connection per worker: DDL, `CREATE TYPE` and reference-table
+    /// writes after a distributed operation all work in one transaction.
+    Sequential,
+    /// Citus's default: many connections per worker; faster multi-shard
+    /// work, but objects created later in the same transaction fail.
+    Parallel,
+}
+
+impl ModifyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModifyMode::Sequential => "sequential",
+            ModifyMode::Parallel => "parallel",
+        }
+    }
+}
+
+/// Settings of the `citus` backend (ignored by the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Citus {
+    /// Sent as `SET LOCAL citus.multi_shard_modify_mode` first in every
+    /// transactional migration (a file may ask for parallel with
+    /// `-- chatmigrate:citus-parallel`).
+    pub multi_shard_modify_mode: ModifyMode,
+    /// Distribute a table that already has rows with
+    /// `create_distributed_table_concurrently` (writes go on) where the
+    /// Citus version has it and the statement runs outside a transaction.
+    pub distribute_concurrently: bool,
+}
+
 /// libpq's sslmode values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
@@ -145,6 +181,16 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
     fn parse(s: &str) -> Result<SslMode> {
         Ok(match s {
             "disable" => SslMode::Disable,
@@ -246,6 +292,8 @@ pub struct Config {
     pub resume_timeout: Duration,
     /// Where "waiting for Aurora to resume: 14 s" lines go.
     pub progress: crate::retry::Progress,
+    /// The `citus` backend's settings.
+    pub citus: Citus,
     /// Lint rules turned on outside their backend (`lint_include`).
     pub lint_include: Vec<String>,
     /// Lint rules turned off (`lint_exclude`; never the non-ignorable ones).
@@ -325,6 +373,10 @@ impl Config {
             },
             resume_timeout: Duration::from_secs(120),
             progress: crate::retry::Progress::default(),
+            citus: Citus {
+                multi_shard_modify_mode: ModifyMode::Sequential,
+                distribute_concurrently: true,
+            },
             lint_include: Vec::new(),
             lint_exclude: Vec::new(),
         }
@@ -430,6 +482,16 @@ impl Config {
             return Err(Error::InvalidSetting {
                 key: "backend".into(),
                 message: "`rds-data` needs resource_arn (the cluster ARN) and secret_arn (its Secrets Manager secret)".into(),
+            });
+        }
+        let mode = c.pg.effective_sslmode();
+        if c.aws.iam_auth && c.backend != BackendKind::RdsData && matches!(mode, SslMode::Disable | SslMode::Prefer) {
+            return Err(Error::InvalidSetting {
+                key: "sslmode".into(),
+                message: format!(
+                    "iam_auth sends an IAM token as the password, which needs TLS: `{}` may send it in clear",
+                    mode.as_str()
+                ),
             });
         }
         Ok(c)
@@ -598,6 +660,21 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(v) = &e.resume_timeout {
         c.resume_timeout = duration("resume_timeout", v)?;
+    }
+    if let Some(v) = &e.citus_multi_shard_modify_mode {
+        c.citus.multi_shard_modify_mode = match v.as_str() {
+            "sequential" => ModifyMode::Sequential,
+            "parallel" => ModifyMode::Parallel,
+            other => {
+                return Err(Error::InvalidSetting {
+                    key: "citus_multi_shard_modify_mode".into(),
+                    message: format!("`{other}` is not one of sequential, parallel"),
+                })
+            }
+        };
+    }
+    if let Some(v) = e.citus_distribute_concurrently {
+        c.citus.distribute_concurrently = v;
     }
     for (key, list, excluding, into) in [
         ("lint_include", &e.lint_include, false, &mut c.lint_include),

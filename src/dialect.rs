@@ -1,7 +1,8 @@
 //! The SQL chatmigrate itself sends (history table, lock, catalog checks),
 //! loaded from `dialects/<name>/*.sql` at compile time, with identifiers
 //! quoted and values escaped by the driver's own functions
-//! (`postgres_protocol::escape`), never spliced by hand.
+//! (`postgres_protocol::escape`), never spliced by hand. `dialects/citus/`
+//! holds only what a Citus node is asked on top of the PostgreSQL SQL.
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use sha2::{Digest, Sha256};
@@ -73,6 +74,12 @@ pub struct Dialect {
 macro_rules! sql {
     ($name:literal) => {
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/dialects/postgres/", $name, ".sql"))
+    };
+}
+
+macro_rules! citus_sql {
+    ($name:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/dialects/citus/", $name, ".sql"))
     };
 }
 
@@ -266,6 +273,38 @@ impl Dialect {
     }
 }
 
+/// The SQL of the `citus` backend (`dialects/citus/`): what differs from
+/// PostgreSQL is only what chatmigrate asks a Citus node.
+pub mod citus {
+    use super::{strip_comments, Dialect, Value};
+
+    /// The citus extension's version, or no row.
+    pub fn extension() -> &'static str {
+        strip_comments(citus_sql!("extension")).trim_end()
+    }
+
+    /// Release, group, workers, coordinator, settings (see the file).
+    pub fn probe() -> &'static str {
+        strip_comments(citus_sql!("probe")).trim_end()
+    }
+
+    /// The table's regclass text (or NULL) and whether Citus manages it.
+    pub fn table_state(table: &str) -> String {
+        Dialect::bind(strip_comments(citus_sql!("table_state")).trim_end(), &[Value::Text(table.into())])
+    }
+
+    /// Whether the table has a row; `regclass` is the server's own text
+    /// for the table, from [`table_state`].
+    pub fn has_rows(regclass: &str) -> String {
+        strip_comments(citus_sql!("has_rows")).trim_end().replace("{table}", regclass)
+    }
+
+    /// `citus.enable_create_database_propagation`, NULL where Citus is not loaded.
+    pub fn create_database() -> &'static str {
+        strip_comments(citus_sql!("create_database")).trim_end()
+    }
+}
+
 /// A dialect file without its leading `--` comment lines.
 fn strip_comments(sql: &str) -> &str {
     let mut rest = sql;
@@ -324,5 +363,13 @@ mod tests {
             "1 $10 'o''k $1'"
         );
         assert!(d.lock_key() >= 0);
+    }
+
+    #[test]
+    fn citus_sql() {
+        assert!(citus::table_state("o'k").contains("to_regclass('o''k')"));
+        assert_eq!(citus::has_rows("public.\"T\""), "SELECT EXISTS (SELECT 1 FROM public.\"T\")::text");
+        assert!(citus::probe().starts_with("SELECT split_part(citus_version()"));
+        assert_eq!(citus::extension(), "SELECT extversion FROM pg_extension WHERE extname = 'citus'");
     }
 }

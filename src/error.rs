@@ -106,7 +106,7 @@ pub enum Error {
 
     // ----- database -----
     #[error("cannot connect to {target}: {message}")]
-    Connect { target: String, message: String },
+    Connect { target: String, message: String, hint: String },
     #[error("cannot connect to {target}: no answer within {wait}")]
     ConnectTimeout { target: String, wait: String },
     #[error("database `{name}` does not exist on {target}")]
@@ -149,6 +149,23 @@ pub enum Error {
     TransactionRolledBack { context: String, message: String },
     #[error("the migration lease was lost: {message}")]
     LeaseLost { message: String },
+
+    // ----- citus -----
+    #[error("{target} is not a Citus coordinator: the citus extension is not installed in this database")]
+    NotCitus { target: String },
+    #[error(
+        "{target} is a Citus worker (group {group}), not the coordinator{}: the migration lock and the distributed metadata live on the coordinator",
+        coordinator.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
+    )]
+    CitusWorker {
+        target: String,
+        group: i64,
+        coordinator: Option<String>,
+    },
+    #[error("{target} has the citus extension but pg_dist_node lists no active node: a worker of a cluster without metadata, or a coordinator that was never set up")]
+    CitusNoNodes { target: String },
+    #[error("will not create database `{name}` on {target}: {why}")]
+    CitusCreateDatabase { name: String, target: String, why: String },
     #[error("{0}")]
     Other(String),
 }
@@ -173,7 +190,7 @@ impl Error {
             Io { .. } => "check the path and its permissions".into(),
             SqlSyntax { .. } => "fix the SQL at that position; nothing was sent to the database".into(),
             UnknownDirective { .. } | BadDirective { .. } => {
-                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, ignore <rule> -- <reason>".into()
+                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, citus-parallel, ignore <rule> -- <reason>".into()
             }
             Lint(report) => {
                 // The help's first line; its SQL, if any, is in the report below.
@@ -198,14 +215,20 @@ impl Error {
                 "give the file a version above the highest applied one, or run `chatmigrate up --allow-out-of-order`".into()
             }
             UnknownTarget { .. } => "run `chatmigrate status` to list the versions".into(),
-            Connect { .. } => "check host, port, user and password (PGPASSWORD or password_env), then retry".into(),
+            Connect { hint, .. } => hint.clone(),
             ConnectTimeout { .. } => "check that the host is reachable from here and that the port is open".into(),
             DatabaseMissing { .. } => "create it with `chatmigrate up --create-database`".into(),
-            Migration { transactional: true, .. } => "fix the migration and run `chatmigrate up` again; this migration was rolled back".into(),
-            Migration { .. } => {
-                "fix the failing statement and run `chatmigrate up` again: it resumes at that statement (the ones before it stay done)".into()
-            }
-            Db { .. } => "check the database user's privileges, then retry".into(),
+            Migration { error, transactional, .. } => match (crate::backend::citus::runtime_hint(error), transactional) {
+                (Some(fix), true) => format!("{fix}; this migration was rolled back"),
+                (Some(fix), false) => format!("{fix}; `chatmigrate up` then resumes at the failing statement"),
+                (None, true) => "fix the migration and run `chatmigrate up` again; this migration was rolled back".into(),
+                (None, false) => {
+                    "fix the failing statement and run `chatmigrate up` again: it resumes at that statement (the ones before it stay done)".into()
+                }
+            },
+            Db { error, .. } => crate::backend::citus::runtime_hint(error)
+                .unwrap_or("check the database user's privileges, then retry")
+                .into(),
             ConnectionLost { .. } => {
                 "check the network or server, then run `chatmigrate up` again: applied migrations are recorded, the one in flight is re-checked".into()
             }
@@ -224,6 +247,18 @@ impl Error {
             TransactionRolledBack { .. } => "run `chatmigrate up` again: the migration starts over from its first statement".into(),
             LeaseLost { .. } => {
                 "another runner may have taken over; run `chatmigrate status`, and raise lease_ttl if the network is slow".into()
+            }
+            NotCitus { .. } => {
+                "connect to the database that has the citus extension (on Azure Cosmos DB for PostgreSQL: dbname = \"citus\"), or use backend = \"postgres\"".into()
+            }
+            CitusWorker { .. } => {
+                "point the environment at the coordinator (on Azure Cosmos DB for PostgreSQL its host name starts with c-, the workers' with w0-, w1-, ...)".into()
+            }
+            CitusNoNodes { .. } => {
+                "connect to the coordinator; on a new cluster register the nodes in this database first: SELECT citus_set_coordinator_host('<host>', <port>); SELECT citus_add_node('<worker>', <port>) for each worker".into()
+            }
+            CitusCreateDatabase { .. } => {
+                "on Azure Cosmos DB for PostgreSQL use the `citus` database (dbname = \"citus\"); on your own cluster create the database on every node, then in it run CREATE EXTENSION citus, citus_set_coordinator_host and citus_add_node per worker (docs/citus.md), and run `chatmigrate up` without --create-database".into()
             }
             Other(_) => return None,
         })
@@ -269,6 +304,8 @@ impl Error {
             Aws { .. } => "aws",
             OutcomeUnknown { .. } | TransactionRolledBack { .. } => "database",
             LeaseLost { .. } => "lock",
+            NotCitus { .. } | CitusWorker { .. } | CitusNoNodes { .. } => "connect",
+            CitusCreateDatabase { .. } => "config",
             Other(_) => "other",
         }
     }
@@ -296,7 +333,9 @@ fn aws_hint(code: &str) -> &'static str {
         }
         "DatabaseNotFoundException" | "NotFoundException" => "check resource_arn: it must be the cluster's ARN and the cluster must have a writer instance",
         "ValidationException" => "this is a chatmigrate bug if it names a statement it sent; please report it with `--verbose` output",
-        "UnsupportedResultException" => "cast the column to text in the query",
+        "UnsupportedResultException" => {
+            "chatmigrate's own queries return text only, so this is a bug: please report it with this output and `chatmigrate --version`"
+        }
         "credentials" => {
             "configure AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO (`aws sso login`), or a role; see docs/aurora.md"
         }

@@ -1,9 +1,10 @@
 //! # chatmigrate
 //!
 //! PostgreSQL schema migrations through a direct connection (tokio-postgres),
-//! with the chat-history schema of the seed application built in: the
-//! history table and its indexes, pgvector, the 1024-dimension vector table
-//! and its HNSW index.
+//! the AWS RDS Data API, or a Citus coordinator, with the chat-history schema
+//! of the seed application built in: the history table and its indexes,
+//! pgvector, the 1024-dimension vector table and its HNSW index, and on
+//! Citus the tables distributed by `userid` with a reference table of themes.
 //!
 //! The same engine runs the CLI and [`Migrator`], for applications that
 //! migrate at start-up:

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::config::BackendKind;
 use crate::error::{Error, Location, Result};
 use crate::sql::{self, Statement};
 
@@ -35,6 +36,10 @@ pub struct Directives {
     /// Each `-- chatmigrate:ignore <rule> -- <reason>` at the top of the
     /// file (it covers every statement).
     pub ignores: Vec<Ignore>,
+    /// `-- chatmigrate:citus-parallel`: on Citus, run this transactional file
+    /// in parallel multi-shard mode instead of the environment's mode.
+    /// Ignored by the other backends.
+    pub citus_parallel: bool,
 }
 
 /// One `-- chatmigrate:ignore <rule>[, <rule>...] -- <reason>` comment.
@@ -147,7 +152,7 @@ impl Migration {
                 let (word, arg) = split_directive(body.trim_start_matches("chatmigrate:"));
                 match word {
                     "ignore" => ignores.push(parse_ignore(&location, arg, Some(i))?),
-                    "no-transaction" | "lock-timeout" | "statement-timeout" => {
+                    "no-transaction" | "lock-timeout" | "statement-timeout" | "citus-parallel" => {
                         return Err(Error::BadDirective {
                             location,
                             message: format!("`{word}` works only in the comments at the top of the file, before the first statement"),
@@ -222,6 +227,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 /// Reads `-- chatmigrate:<directive>` lines from the leading comment block.
 fn parse_directives(path: &str, text: &str) -> Result<Directives> {
     let mut d = Directives::default();
+    let mut citus_parallel_line = None;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -245,6 +251,16 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
         };
         match word {
             "no-transaction" => d.no_transaction = true,
+            "citus-parallel" => {
+                if !arg.is_empty() {
+                    return Err(Error::BadDirective {
+                        location,
+                        message: format!("citus-parallel takes no argument, got `{arg}`"),
+                    });
+                }
+                citus_parallel_line = Some(location);
+                d.citus_parallel = true;
+            }
             "lock-timeout" => d.lock_timeout = Some(duration("lock-timeout")?),
             "statement-timeout" => d.statement_timeout = Some(duration("statement-timeout")?),
             "ignore" => d.ignores.push(parse_ignore(&location, arg, None)?),
@@ -255,6 +271,14 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
                 })
             }
         }
+    }
+    if let (Some(location), true) = (citus_parallel_line, d.no_transaction) {
+        // The mode is a SET LOCAL of the migration's transaction; a
+        // no-transaction file has none (each statement commits by itself).
+        return Err(Error::BadDirective {
+            location,
+            message: "citus-parallel sets the mode of the file's transaction, and a no-transaction file has none: remove one of the two directives".into(),
+        });
     }
     Ok(d)
 }
@@ -293,17 +317,18 @@ fn parse_ignore(location: &Location, arg: &str, statement: Option<usize>) -> Res
 /// Where migrations come from.
 #[derive(Debug, Clone)]
 pub enum Source {
-    /// The set compiled into the binary (`migrations/` at build time).
+    /// The set compiled into the binary (`migrations/` at build time), plus
+    /// for backend `citus` the citus-only files of `dialects/citus/migrations/`.
     Embedded,
     /// Directories on disk, read in order.
     Dirs(Vec<PathBuf>),
 }
 
 static EMBEDDED: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/migrations");
+static EMBEDDED_CITUS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/dialects/citus/migrations");
 
-/// The embedded set's files as (file name, bytes).
-pub fn embedded_files() -> Vec<(&'static str, &'static [u8])> {
-    let mut files: Vec<_> = EMBEDDED
+fn sql_files(dir: &'static include_dir::Dir<'static>) -> Vec<(&'static str, &'static [u8])> {
+    let mut files: Vec<_> = dir
         .files()
         .filter_map(|f| Some((f.path().file_name()?.to_str()?, f.contents())))
         .filter(|(n, _)| n.ends_with(".sql"))
@@ -312,13 +337,30 @@ pub fn embedded_files() -> Vec<(&'static str, &'static [u8])> {
     files
 }
 
-/// Loads and checks a whole set, sorted by version.
-pub fn load(source: &Source) -> Result<Vec<Migration>> {
+/// The embedded portable set's files as (file name, bytes).
+pub fn embedded_files() -> Vec<(&'static str, &'static [u8])> {
+    sql_files(&EMBEDDED)
+}
+
+/// The embedded citus-only files (`dialects/citus/migrations/`). They share
+/// the portable set's version space: sorted together, each version used once.
+pub fn embedded_citus_files() -> Vec<(&'static str, &'static [u8])> {
+    sql_files(&EMBEDDED_CITUS)
+}
+
+/// Loads and checks a whole set, sorted by version. The embedded set of
+/// backend `citus` is the portable set plus the citus-only files.
+pub fn load(source: &Source, backend: BackendKind) -> Result<Vec<Migration>> {
     let mut out = Vec::new();
     match source {
         Source::Embedded => {
             for (name, bytes) in embedded_files() {
                 out.push(Migration::parse(name, &format!("embedded:{name}"), bytes)?);
+            }
+            if backend == BackendKind::Citus {
+                for (name, bytes) in embedded_citus_files() {
+                    out.push(Migration::parse(name, &format!("embedded:citus/{name}"), bytes)?);
+                }
             }
         }
         Source::Dirs(dirs) => {
@@ -442,6 +484,37 @@ mod tests {
                 .and_then(|mut m| m.prepare())
                 .unwrap_err();
             assert_eq!(e.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn citus_parallel_directive() {
+        let d = parse_directives("f", "-- chatmigrate:citus-parallel\nselect 1;").unwrap();
+        assert!(d.citus_parallel && !d.no_transaction);
+        assert!(!parse_directives("f", "select 1;").unwrap().citus_parallel);
+        let e = parse_directives("f", "-- chatmigrate:citus-parallel yes\n").unwrap_err();
+        assert_eq!(e.to_string(), "f:1:1: citus-parallel takes no argument, got `yes`");
+        let e = parse_directives("f", "-- chatmigrate:no-transaction\n--\n-- chatmigrate:citus-parallel\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f:3:1: citus-parallel sets the mode of the file's transaction, and a no-transaction file has none: remove one of the two directives"
+        );
+    }
+
+    #[test]
+    fn embedded_sets_share_one_version_space() {
+        // The citus-only files sort among the portable ones; a version used
+        // by both would be a DuplicateVersion for every citus environment.
+        let portable = load(&Source::Embedded, BackendKind::Postgres).unwrap();
+        let citus = load(&Source::Embedded, BackendKind::Citus).unwrap();
+        assert!(portable.iter().all(|m| m.path.starts_with("embedded:V")));
+        assert!(citus.len() > portable.len());
+        let citus_only: Vec<_> = citus.iter().filter(|m| m.path.starts_with("embedded:citus/")).collect();
+        assert_eq!(citus_only.len(), embedded_citus_files().len());
+        assert_eq!(citus.len(), portable.len() + citus_only.len());
+        for m in citus {
+            let mut m = m.clone();
+            m.prepare().unwrap();
         }
     }
 }

@@ -165,6 +165,7 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
             target,
             backend,
             capabilities,
+            facts,
         } if style.verbose => {
             let lock = match capabilities.lock {
                 crate::backend::LockKind::SessionAdvisory => "session advisory lock",
@@ -175,7 +176,11 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
             } else {
                 "one call per statement"
             };
-            writeln!(out, "connected to {target} ({backend}: {lock}, {trips})")
+            writeln!(out, "connected to {target} ({backend}: {lock}, {trips})")?;
+            for (what, value) in facts {
+                writeln!(out, "{what}: {value}")?;
+            }
+            Ok(())
         }
         Event::Connected { .. } => Ok(()),
         Event::Resuming {
@@ -220,6 +225,7 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
             out,
             "V{version}: skipped `{statement}`: a session setting does not outlive one Data API call (set it in the cluster parameter group)"
         ),
+        Event::Note { version, message } => writeln!(out, "V{version}: {message}"),
         Event::LockRetry {
             version,
             name,
@@ -275,6 +281,9 @@ pub fn up_report(style: &Style, out: &mut dyn Write, r: &UpReport, dry_run: bool
                 };
                 writeln!(out, "\n-- V{} {} ({mode})", step.version, step.name)?;
             }
+            for n in &step.notes {
+                writeln!(out, "-- note: {n}")?;
+            }
             for s in &step.sql {
                 writeln!(out, "{s};")?;
             }
@@ -315,15 +324,30 @@ pub fn summary(entries: &[Entry]) -> Vec<(State, usize)> {
     .collect()
 }
 
-/// `status` as a table, or JSON.
-pub fn status(style: &Style, out: &mut dyn Write, target: &str, database_missing: bool, entries: &[Entry]) -> io::Result<()> {
+/// `status` as a table, or JSON. `facts` are the backend's lines about the
+/// server (Citus: release and workers), shown above the table.
+pub fn status(
+    style: &Style,
+    out: &mut dyn Write,
+    target: &str,
+    database_missing: bool,
+    facts: &[(String, String)],
+    entries: &[Entry],
+) -> io::Result<()> {
     if style.json {
         let counts: serde_json::Map<String, serde_json::Value> = summary(entries)
             .into_iter()
             .map(|(s, n)| (s.as_str().to_string(), json!(n)))
             .collect();
-        let v = json!({"ok": true, "target": target, "database_exists": !database_missing, "migrations": entries, "summary": counts});
+        let mut v = json!({"ok": true, "target": target, "database_exists": !database_missing, "migrations": entries, "summary": counts});
+        if !facts.is_empty() {
+            let server: serde_json::Map<String, serde_json::Value> = facts.iter().map(|(k, val)| (k.clone(), json!(val))).collect();
+            v["server"] = json!(server);
+        }
         return writeln!(out, "{v}");
+    }
+    for (what, value) in facts {
+        writeln!(out, "{what}: {value}")?;
     }
     if database_missing {
         writeln!(out, "database does not exist yet on {target}: every migration is pending")?;

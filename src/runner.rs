@@ -34,11 +34,13 @@ pub struct UpOptions {
 /// Progress, as it happens.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// Connected; what the backend can do.
+    /// Connected; what the backend can do, and what the server is (Citus:
+    /// release and workers).
     Connected {
         target: String,
         backend: &'static str,
         capabilities: backend::Capabilities,
+        facts: Vec<(String, String)>,
     },
     CreatingDatabase {
         name: String,
@@ -86,6 +88,13 @@ pub enum Event {
         version: i64,
         statement: String,
     },
+    /// The backend sends a statement differently, or wants it known how it
+    /// behaves (Citus: create_distributed_table_concurrently for a table
+    /// with rows, or that writes are blocked while rows are copied).
+    Note {
+        version: i64,
+        message: String,
+    },
     /// A transactional migration hit lock_timeout and is retried.
     LockRetry {
         version: i64,
@@ -115,6 +124,8 @@ pub struct DryStep {
     pub name: String,
     pub transaction: TxMode,
     pub sql: Vec<String>,
+    /// What the backend says about how it sends them (see [`Event::Note`]).
+    pub notes: Vec<String>,
 }
 
 /// The outcome of `up`.
@@ -138,11 +149,20 @@ async fn connect_target(
 ) -> Result<(Option<Box<dyn Backend>>, bool)> {
     match first {
         Ok(b) => Ok((Some(b), false)),
-        Err(Error::DatabaseMissing { .. }) if cfg.create_database && dry_run => Ok((None, true)),
         Err(Error::DatabaseMissing { .. }) if cfg.create_database => {
             let name = cfg.pg.dbname.clone();
+            // The backend may refuse a database made this way (Citus: it
+            // would have no citus extension and no nodes); a dry run asks too.
+            let mut m = backend::connect_maintenance(cfg).await?;
+            if let Err(e) = m.check_create_database(&name).await {
+                m.close().await;
+                return Err(e);
+            }
+            if dry_run {
+                m.close().await;
+                return Ok((None, true));
+            }
             events(&Event::CreatingDatabase { name: name.clone() });
-            let mut m = backend::connect(cfg, Some(&cfg.maintenance_db)).await?;
             let r = async {
                 // Concurrent runners: one creates it, the others see 42P04
                 // (exists) or 55006 (template busy while another copies it).
@@ -165,7 +185,7 @@ async fn connect_target(
             .await;
             m.close().await;
             r?;
-            Ok((Some(backend::connect(cfg, None).await?), true))
+            Ok((Some(backend::connect(cfg).await?), true))
         }
         Err(e) => Err(e),
     }
@@ -178,9 +198,9 @@ async fn connect_target(
 /// a connection error, and a missing database is only created once every
 /// file has been read without error.
 pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) -> Result<UpReport> {
-    let source = cfg.source.clone();
-    let loader = std::thread::spawn(move || migration::load(&source));
-    let first = backend::connect(cfg, None).await;
+    let (source, backend) = (cfg.source.clone(), cfg.backend);
+    let loader = std::thread::spawn(move || migration::load(&source, backend));
+    let first = backend::connect(cfg).await;
     let loaded = loader
         .join()
         .unwrap_or_else(|_| Err(Error::Other("reading the migration files panicked".into())));
@@ -207,11 +227,9 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
             name: "create database".into(),
             transaction: TxMode::NoTransaction,
             sql: vec![format!("CREATE DATABASE {}", quote(&cfg.pg.dbname))],
+            notes: Vec::new(),
         });
-        let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
-        prepare_and_lint(cfg, local, &plan)?;
-        let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
-        report.dry_run.extend(dry_run(cfg, &dialect, cfg.backend.as_str(), local, &plan));
+        report.dry_run.extend(dry_run_empty(cfg, local, opts)?);
         return Ok(report);
     };
     let mut reconnects = 0;
@@ -233,7 +251,7 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
                     attempt: reconnects,
                     reason: format!("{context}: {message}"),
                 });
-                b = backend::connect(cfg, None).await?;
+                b = backend::connect(cfg).await?;
             }
             result => {
                 result?;
@@ -247,6 +265,37 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
             }
         }
     }
+}
+
+/// The dry run of `local` against an empty history, with no connection:
+/// what `up --dry-run` prints for a database that has nothing applied (the
+/// backend's adaptations, which read the database, are not included).
+fn dry_run_empty(cfg: &Config, local: &mut [Migration], opts: &UpOptions) -> Result<Vec<DryStep>> {
+    let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
+    prepare_and_lint(cfg, local, &plan)?;
+    let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
+    Ok(dry_run(
+        cfg,
+        &dialect,
+        cfg.backend.as_str(),
+        backend::capabilities_of(cfg.backend),
+        local,
+        &plan,
+        &[],
+    ))
+}
+
+/// What `up --dry-run` prints for `cfg` on a database where nothing is
+/// applied yet, computed without connecting: the configured migrations
+/// (for backend `citus`, with the citus-only files), the backend's
+/// transaction prelude, the statements and the history writes.
+pub fn dry_run_offline(cfg: &Config, opts: &UpOptions) -> Result<UpReport> {
+    let mut local = migration::load(&cfg.source, cfg.backend)?;
+    Ok(UpReport {
+        target: cfg.target_display(),
+        dry_run: dry_run_empty(cfg, &mut local, opts)?,
+        ..UpReport::default()
+    })
 }
 
 /// How many times one `up` reconnects after losing its connection mid-run.
@@ -345,6 +394,7 @@ async fn up_on(
         target: b.target(),
         backend: b.name(),
         capabilities: b.capabilities(),
+        facts: b.facts(),
     });
     let popts = plan_options(cfg, opts);
     // Fast path: one query, no lock. Nothing pending means nothing to do.
@@ -355,8 +405,19 @@ async fn up_on(
     }
     prepare_and_lint(cfg, local, &plan)?;
     if opts.dry_run {
+        // How the backend would send each statement, as the database is now.
+        let mut adapted = Vec::with_capacity(plan.steps.len());
+        for step in &plan.steps {
+            let m = &local[step.index];
+            let in_transaction = m.tx_mode() == TxMode::Transaction;
+            let mut per = Vec::with_capacity(m.statements.len());
+            for s in &m.statements {
+                per.push(b.adapt(s, in_transaction).await?);
+            }
+            adapted.push(per);
+        }
         let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
-        report.dry_run = dry_run(cfg, &dialect, b.name(), local, &plan);
+        report.dry_run = dry_run(cfg, &dialect, b.name(), b.capabilities(), local, &plan, &adapted);
         return Ok(());
     }
 
@@ -450,17 +511,19 @@ async fn up_on(
     Ok(())
 }
 
-/// The `SET LOCAL` statements that open a transactional migration.
+/// The `SET LOCAL` statements that open a transactional migration: the
+/// backend's own first (Citus: the multi-shard modify mode), then the
+/// timeouts and group commit.
 fn prelude(cfg: &Config, m: &Migration, last: bool) -> Vec<String> {
     let ms = |d: Duration| format!("'{}ms'", d.as_millis());
-    let mut out = Vec::new();
+    let mut out = backend::transaction_prelude(cfg, m);
     if let Some(t) = m.directives.lock_timeout.or(cfg.lock_timeout) {
         out.push(format!("SET LOCAL lock_timeout = {}", ms(t)));
     }
     if let Some(t) = m.directives.statement_timeout.or(cfg.statement_timeout) {
         out.push(format!("SET LOCAL statement_timeout = {}", ms(t)));
     }
-    if cfg.group_commit && !last {
+    if cfg.group_commit && backend::capabilities_of(cfg.backend).group_commit && !last {
         // The run's last commit is synchronous and flushes every earlier one.
         out.push("SET LOCAL synchronous_commit = off".into());
     }
@@ -481,8 +544,24 @@ async fn run_transactional(
         // One call instead of one per setting where every statement is a call.
         prelude = vec![combined_settings(&prelude)];
     }
+    let mut adapted = Vec::with_capacity(m.statements.len());
+    for s in &m.statements {
+        let a = b.adapt(s, true).await?;
+        if let Some(note) = a.note {
+            events(&Event::Note {
+                version: m.version,
+                message: note,
+            });
+        }
+        adapted.push(a.sql);
+    }
     let mut statements: Vec<&str> = prelude.iter().map(String::as_str).collect();
-    statements.extend(m.statements.iter().map(|s| s.sql.as_str()));
+    statements.extend(
+        m.statements
+            .iter()
+            .zip(&adapted)
+            .map(|(s, a)| a.as_deref().unwrap_or(s.sql.as_str())),
+    );
     let row = Row::new(m, b.name(), Status::Applied, m.statements.len(), step.out_of_order);
     let attempts = cfg.lock_retries + 1;
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
@@ -604,11 +683,18 @@ async fn run_statements(
     let total = m.statements.len();
     let caps = b.capabilities();
     let mut row = Row::new(m, b.name(), Status::Partial, step.resume_from, step.out_of_order);
-    let (set, reset) = if caps.session_state {
-        session_timeouts(m)
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let (mut set, mut reset) = session_timeouts(m);
+    if !caps.session_state {
+        // The file's timeout directives would be session SETs: say they
+        // cannot apply, as for a SET written in the file.
+        for s in set.drain(..) {
+            events(&Event::SkippedSessionSetting {
+                version: m.version,
+                statement: s,
+            });
+        }
+        reset.clear();
+    }
     for s in &set {
         b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?;
     }
@@ -659,8 +745,15 @@ async fn run_statements(
                 });
             }
         }
+        let adapted = b.adapt(s, false).await?;
+        if let Some(note) = adapted.note {
+            events(&Event::Note {
+                version: m.version,
+                message: note,
+            });
+        }
         let started = Instant::now();
-        let mut result = b.execute(&s.sql).await;
+        let mut result = b.execute(adapted.sql.as_deref().unwrap_or(&s.sql)).await;
         if let Err(ExecError::StillRunning { connection_id }) = result {
             result = await_statement(b, m, i, connection_id, started, events).await;
         } else if let Err(ExecError::Lost { message }) = result {
@@ -709,7 +802,10 @@ async fn run_statements(
 fn combined_settings(prelude: &[String]) -> String {
     let calls: Vec<String> = prelude
         .iter()
-        .filter_map(|s| s.strip_prefix("SET LOCAL ")?.split_once(" = "))
+        .filter_map(|s| {
+            let rest = s.strip_prefix("SET LOCAL ")?;
+            rest.split_once(" = ").or_else(|| rest.split_once(" TO "))
+        })
         .map(|(name, value)| {
             let value = if value.starts_with('\'') {
                 value.to_string()
@@ -825,18 +921,45 @@ fn session_timeouts(m: &Migration) -> (Vec<String>, Vec<String>) {
 }
 
 /// The exact statements `up` would send, in order, with the transaction
-/// boundaries and the history writes.
-fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], plan: &Plan) -> Vec<DryStep> {
+/// boundaries and the history writes. `adapted[step][statement]` is how the
+/// backend sends a statement (empty: as written, no notes).
+/// On a transport without sessions (the Data API) it mirrors what `up`
+/// does there: settings folded into one call, session SETs shown as
+/// skipped comments.
+fn dry_run(
+    cfg: &Config,
+    dialect: &Dialect,
+    backend: &str,
+    caps: backend::Capabilities,
+    local: &[Migration],
+    plan: &Plan,
+    adapted: &[Vec<backend::Adapted>],
+) -> Vec<DryStep> {
+    let skipped = |s: &str| format!("-- skipped on {backend} (a session setting does not outlive one call): {s}");
     let mut out = Vec::new();
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {
         let m = &local[step.index];
+        let sent = |k: usize| -> String {
+            adapted
+                .get(i)
+                .and_then(|a| a.get(k))
+                .and_then(|a| a.sql.clone())
+                .unwrap_or_else(|| m.statements[k].sql.clone())
+        };
+        let mut notes = Vec::new();
         let mut sql = Vec::new();
         match m.tx_mode() {
             TxMode::Transaction => {
                 sql.push("BEGIN".to_string());
-                sql.extend(prelude(cfg, m, i == last));
-                sql.extend(m.statements.iter().map(|s| s.sql.clone()));
+                let p = prelude(cfg, m, i == last);
+                if !caps.pipelined_transactions && p.len() > 1 {
+                    sql.push(combined_settings(&p));
+                } else {
+                    sql.extend(p);
+                }
+                sql.extend((0..m.statements.len()).map(sent));
+                notes.extend(adapted.get(i).into_iter().flatten().filter_map(|a| a.note.clone()));
                 let row = Row::new(m, backend, Status::Applied, m.statements.len(), step.out_of_order);
                 sql.push(dialect.upsert_history_in_transaction(&row));
                 sql.push("COMMIT".to_string());
@@ -844,12 +967,21 @@ fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], 
             TxMode::NoTransaction => {
                 let mut row = Row::new(m, backend, Status::Partial, step.resume_from, step.out_of_order);
                 let (set, reset) = session_timeouts(m);
-                sql.extend(set);
+                if caps.session_state {
+                    sql.extend(set);
+                } else {
+                    sql.extend(set.iter().map(|s| skipped(s)));
+                }
                 if step.resume_from == 0 {
                     sql.push(dialect.upsert_history(&history_values(&row, Value::Expr("<elapsed ms>"))));
                 }
                 for (k, s) in m.statements.iter().enumerate().skip(step.resume_from) {
-                    sql.push(s.sql.clone());
+                    if !caps.session_state && is_session_setting(s) {
+                        sql.push(skipped(&s.sql));
+                    } else {
+                        sql.push(sent(k));
+                    }
+                    notes.extend(adapted.get(i).and_then(|a| a.get(k)).and_then(|a| a.note.clone()));
                     row.statements_done = (k + 1) as i32;
                     row.status = if k + 1 == m.statements.len() {
                         Status::Applied
@@ -858,7 +990,9 @@ fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], 
                     };
                     sql.push(dialect.upsert_history(&history_values(&row, Value::Expr("<elapsed ms>"))));
                 }
-                sql.extend(reset);
+                if caps.session_state {
+                    sql.extend(reset);
+                }
             }
         }
         out.push(DryStep {
@@ -866,6 +1000,7 @@ fn dry_run(cfg: &Config, dialect: &Dialect, backend: &str, local: &[Migration], 
             name: m.name.clone(),
             transaction: m.tx_mode(),
             sql,
+            notes,
         });
     }
     out
@@ -877,37 +1012,42 @@ pub struct Snapshot {
     pub applied: Vec<Row>,
     pub database_missing: bool,
     pub target: String,
+    /// What the server is (Citus: release and workers), from the backend.
+    pub facts: Vec<(String, String)>,
 }
 
 /// Loads the files (on a thread) while reading the history: no lock,
 /// nothing written. A bad file wins over a connection error.
 pub async fn load_state(cfg: &Config) -> Result<Snapshot> {
-    let source = cfg.source.clone();
-    let loader = std::thread::spawn(move || migration::load(&source));
+    let (source, backend) = (cfg.source.clone(), cfg.backend);
+    let loader = std::thread::spawn(move || migration::load(&source, backend));
     let history = read_state(cfg).await;
     let local = loader
         .join()
         .unwrap_or_else(|_| Err(Error::Other("reading the migration files panicked".into())))?;
-    let (applied, database_missing, target) = history?;
+    let (applied, database_missing, target, facts) = history?;
     Ok(Snapshot {
         local,
         applied,
         database_missing,
         target,
+        facts,
     })
 }
 
 /// Reads history for `status`/`verify`: no lock, nothing written. A missing
-/// database reads as "nothing applied" and is reported as such.
-pub async fn read_state(cfg: &Config) -> Result<(Vec<Row>, bool, String)> {
-    match backend::connect(cfg, None).await {
+/// database reads as "nothing applied" and is reported as such. Also
+/// returns the target and the backend's facts about the server.
+pub async fn read_state(cfg: &Config) -> Result<(Vec<Row>, bool, String, Vec<(String, String)>)> {
+    match backend::connect(cfg).await {
         Ok(mut b) => {
             let r = b.read_history().await;
             let target = b.target();
+            let facts = b.facts();
             b.close().await;
-            Ok((r?, false, target))
+            Ok((r?, false, target, facts))
         }
-        Err(Error::DatabaseMissing { .. }) => Ok((Vec::new(), true, cfg.target_display())),
+        Err(Error::DatabaseMissing { .. }) => Ok((Vec::new(), true, cfg.target_display(), Vec::new())),
         Err(e) => Err(e),
     }
 }
@@ -919,7 +1059,7 @@ pub async fn with_lock<T>(
     cfg: &Config,
     work: impl for<'a> FnOnce(&'a mut dyn Backend) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + 'a>>,
 ) -> Result<T> {
-    let mut b = backend::connect(cfg, None).await?;
+    let mut b = backend::connect(cfg).await?;
     let r = async {
         b.lock(cfg.lock_wait).await?;
         b.ensure_history().await?;
@@ -938,12 +1078,13 @@ mod tests {
     #[test]
     fn settings_combine_into_one_statement() {
         let p = vec![
+            "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'".to_string(),
             "SET LOCAL lock_timeout = '5000ms'".to_string(),
             "SET LOCAL synchronous_commit = off".to_string(),
         ];
         assert_eq!(
             super::combined_settings(&p),
-            "SELECT set_config('lock_timeout', '5000ms', true), set_config('synchronous_commit', 'off', true)"
+            "SELECT set_config('citus.multi_shard_modify_mode', 'sequential', true), set_config('lock_timeout', '5000ms', true), set_config('synchronous_commit', 'off', true)"
         );
     }
 }

@@ -1,7 +1,8 @@
 //! The one module that touches the SQL parser (libpg_query through the
 //! `pg_query` crate): splitting a file into statements with their byte spans,
-//! locating syntax errors, mapping offsets to `line:col`, and telling which
-//! statements PostgreSQL refuses inside a transaction block.
+//! locating syntax errors, mapping offsets to `line:col`, telling which
+//! statements PostgreSQL refuses inside a transaction block, and which
+//! function a `SELECT f(...)` statement calls (how Citus is driven).
 //!
 //! Nothing here is a hand-written SQL scanner: statement boundaries come from
 //! the real PostgreSQL grammar, comment tokens from its real lexer.
@@ -264,6 +265,93 @@ impl LineIndex {
     }
 }
 
+/// A statement that is one function call, `SELECT f(args) [WHERE ...]`
+/// (how Citus is driven: `SELECT create_distributed_table('t', 'col')`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The function's name, without its schema, lowercased.
+    pub name: String,
+    /// Byte span of the (unqualified, unquoted) name inside the statement's
+    /// text; `None` when it is written quoted.
+    pub name_span: Option<(usize, usize)>,
+    /// Arguments in order: the name of a named argument (`colocate_with =>`)
+    /// and the value when it is a string literal (possibly cast).
+    pub args: Vec<(Option<String>, Option<String>)>,
+}
+
+impl Call {
+    /// The string value of the argument at `position`, or of the named one.
+    pub fn arg(&self, position: usize, name: &str) -> Option<&str> {
+        self.args
+            .iter()
+            .find(|(n, _)| n.as_deref() == Some(name))
+            .or_else(|| self.args.get(position).filter(|(n, _)| n.is_none()))
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+/// The function a statement consists of, if it is `SELECT f(...)` with no
+/// FROM (a WHERE guard is allowed).
+pub fn select_call(s: &Statement) -> Option<Call> {
+    let NodeEnum::SelectStmt(sel) = s.node.as_ref()? else { return None };
+    if sel.target_list.len() != 1 || !sel.from_clause.is_empty() || !sel.values_lists.is_empty() {
+        return None;
+    }
+    let NodeEnum::ResTarget(rt) = sel.target_list[0].node.as_ref()? else {
+        return None;
+    };
+    let NodeEnum::FuncCall(f) = rt.val.as_ref()?.node.as_ref()? else {
+        return None;
+    };
+    let name = match f.funcname.last()?.node.as_ref()? {
+        NodeEnum::String(n) => n.sval.to_ascii_lowercase(),
+        _ => return None,
+    };
+    // The location points at the (possibly schema-qualified) name, in the
+    // file's text; the unqualified name is its last dotted part.
+    let at = (f.location.max(0) as usize).checked_sub(s.start)?;
+    let name_span = s.sql.get(at..).and_then(|rest| {
+        let lower = rest.to_ascii_lowercase();
+        let mut i = 0;
+        for (k, part) in f.funcname.iter().enumerate() {
+            let NodeEnum::String(p) = part.node.as_ref()? else { return None };
+            if !lower[i..].starts_with(&p.sval.to_ascii_lowercase()) {
+                return None;
+            }
+            if k + 1 == f.funcname.len() {
+                return Some((at + i, at + i + p.sval.len()));
+            }
+            i += p.sval.len();
+            i += lower[i..].len() - lower[i..].trim_start().len();
+            i += usize::from(lower[i..].starts_with('.'));
+            i += lower[i..].len() - lower[i..].trim_start().len();
+        }
+        None
+    });
+    let literal = |n: &pg_query::protobuf::Node| -> Option<String> {
+        let mut node = n.node.as_ref()?;
+        if let NodeEnum::TypeCast(c) = node {
+            node = c.arg.as_ref()?.node.as_ref()?;
+        }
+        match node {
+            NodeEnum::AConst(c) => match c.val.as_ref()? {
+                protobuf::a_const::Val::Sval(v) => Some(v.sval.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let args = f
+        .args
+        .iter()
+        .map(|a| match a.node.as_ref() {
+            Some(NodeEnum::NamedArgExpr(n)) => (Some(n.name.clone()), n.arg.as_deref().and_then(literal)),
+            _ => (None, literal(a)),
+        })
+        .collect();
+    Some(Call { name, name_span, args })
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 pub fn location(path: &str, text: &str, offset: usize) -> Location {
     let offset = offset.min(text.len());
@@ -371,6 +459,26 @@ mod tests {
         assert_eq!(e.to_string(), "f.sql:3:23: syntax error at or near \",\"");
         let e = split("f.sql", "SELECT 1;\nCREAT TABLE x ();").unwrap_err();
         assert_eq!(e.to_string(), "f.sql:2:1: syntax error at or near \"CREAT\"");
+    }
+
+    #[test]
+    fn finds_function_calls() {
+        let text = "SELECT 1;\nSELECT  pg_catalog . create_distributed_table('t'::regclass, 'userid', colocate_with => 'other') WHERE true;\nSELECT create_reference_table('r');\nSELECT \"Quoted\"('x');\nSELECT f(a) FROM t;";
+        let s = split("f", text).unwrap();
+        assert_eq!(select_call(&s[0]), None);
+        let c = select_call(&s[1]).unwrap();
+        assert_eq!(c.name, "create_distributed_table");
+        let (a, b) = c.name_span.unwrap();
+        assert_eq!(&s[1].sql[a..b], "create_distributed_table");
+        assert_eq!(c.arg(0, "table_name"), Some("t"));
+        assert_eq!(c.arg(1, "distribution_column"), Some("userid"));
+        assert_eq!(c.arg(3, "colocate_with"), Some("other"));
+        assert_eq!(c.arg(2, "distribution_type"), None);
+        let c = select_call(&s[2]).unwrap();
+        assert_eq!((c.name.as_str(), c.arg(0, "table_name")), ("create_reference_table", Some("r")));
+        let c = select_call(&s[3]).unwrap();
+        assert_eq!((c.name.as_str(), c.name_span), ("quoted", None));
+        assert_eq!(select_call(&s[4]), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! begin/commit API would force the slowest of those shapes on every backend.
 
 pub mod aws;
+pub mod citus;
 pub mod postgres;
 pub mod rds_data;
 pub mod tls;
@@ -26,6 +27,8 @@ use async_trait::async_trait;
 use crate::config::{BackendKind, Config};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
+use crate::migration::Migration;
+use crate::sql::Statement;
 
 /// Cancels the statement in flight on the backend it came from.
 pub type Canceller = Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
@@ -57,6 +60,20 @@ pub struct Capabilities {
     pub statements_die_with_connection: bool,
     /// The longest statement the transport accepts, in characters.
     pub max_statement_chars: Option<usize>,
+    /// Committing all but a run's last migration with `synchronous_commit =
+    /// off` is safe: one server, whose last synchronous commit flushes every
+    /// earlier one. Not on Citus, where the coordinator's commit decides the
+    /// two-phase commit on the workers.
+    pub group_commit: bool,
+}
+
+/// A statement as the backend will send it, given the database's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Adapted {
+    /// The text to send instead of the file's (`None`: as written).
+    pub sql: Option<String>,
+    /// What the user should know about it (e.g. that writes are blocked).
+    pub note: Option<String>,
 }
 
 /// A failure while executing statements.
@@ -120,6 +137,26 @@ pub trait Backend: Send {
     /// Does a database of this name exist on the server?
     async fn database_exists(&mut self, name: &str) -> Result<bool>;
 
+    /// What the server is beyond the transport (Citus: release, role,
+    /// workers), as `(what, value)` lines for `status` and `up -v`.
+    fn facts(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// How this backend sends `statement` (of a file that runs in a
+    /// transaction, or not), given the database's current state; asked just
+    /// before it is sent, and by dry-run.
+    async fn adapt(&mut self, _statement: &Statement, _in_transaction: bool) -> Result<Adapted> {
+        Ok(Adapted::default())
+    }
+
+    /// Asked on the maintenance connection before `CREATE DATABASE name`: a
+    /// backend that could not use a database made that way refuses here,
+    /// before anything is created.
+    async fn check_create_database(&mut self, _name: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// A handle that cancels the statement in flight (used on SIGINT/SIGTERM
     /// so a transactional migration rolls back); `None` if the transport
     /// cannot cancel.
@@ -133,17 +170,39 @@ pub trait Backend: Send {
 /// What a backend kind can do, known before connecting (for checks at load time).
 pub fn capabilities_of(kind: BackendKind) -> Capabilities {
     match kind {
-        BackendKind::Postgres | BackendKind::Citus => postgres::CAPABILITIES,
+        BackendKind::Postgres => postgres::CAPABILITIES,
+        BackendKind::Citus => citus::CAPABILITIES,
         BackendKind::RdsData => rds_data::CAPABILITIES,
     }
 }
 
-/// Connects to `dbname` (or the configured database) with the configured
-/// backend.
-pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<Box<dyn Backend>> {
+/// The settings a backend puts first in every transactional migration,
+/// after `BEGIN` (Citus: `SET LOCAL citus.multi_shard_modify_mode`). Known
+/// from the configuration alone, so dry-run shows them without connecting.
+pub fn transaction_prelude(cfg: &Config, m: &Migration) -> Vec<String> {
     match cfg.backend {
-        BackendKind::Postgres | BackendKind::Citus => Ok(Box::new(postgres::Postgres::connect(cfg, dbname).await?)),
-        BackendKind::RdsData => Ok(Box::new(rds_data::RdsData::connect(cfg, dbname).await?)),
+        BackendKind::Citus => citus::transaction_prelude(&cfg.citus, m),
+        BackendKind::Postgres | BackendKind::RdsData => Vec::new(),
+    }
+}
+
+/// Connects to the configured database with the configured backend.
+pub async fn connect(cfg: &Config) -> Result<Box<dyn Backend>> {
+    match cfg.backend {
+        BackendKind::Postgres => Ok(Box::new(postgres::Postgres::connect(cfg, None).await?)),
+        BackendKind::Citus => Ok(Box::new(citus::Citus::connect(cfg).await?)),
+        BackendKind::RdsData => Ok(Box::new(rds_data::RdsData::connect(cfg, None).await?)),
+    }
+}
+
+/// Connects to `maintenance_db`, to create the configured database from
+/// there (no role checks: it is not where migrations run).
+pub async fn connect_maintenance(cfg: &Config) -> Result<Box<dyn Backend>> {
+    let db = Some(cfg.maintenance_db.as_str());
+    match cfg.backend {
+        BackendKind::Postgres => Ok(Box::new(postgres::Postgres::connect(cfg, db).await?)),
+        BackendKind::Citus => Ok(Box::new(citus::Citus::maintenance(cfg).await?)),
+        BackendKind::RdsData => Ok(Box::new(rds_data::RdsData::connect(cfg, db).await?)),
     }
 }
 

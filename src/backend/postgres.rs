@@ -33,6 +33,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     session_state: true,
     statements_die_with_connection: true,
     max_statement_chars: None,
+    group_commit: true,
 };
 
 pub struct Postgres {
@@ -148,7 +149,13 @@ async fn open(cfg: &Config, dbname: Option<&str>) -> Result<(Opened, String, Str
         let secret = aws::fetch_secret(sdk, arn).await?;
         apply_secret(&mut pg.lock().unwrap_or_else(|p| p.into_inner()), secret);
     }
-    let refreshable = sdk.is_some();
+    let creds = if cfg.aws.iam_auth {
+        Creds::Iam
+    } else if cfg.aws.secret_arn.is_some() {
+        Creds::Secret
+    } else {
+        Creds::Password
+    };
     let refresh = std::sync::atomic::AtomicBool::new(false);
     let policy = Policy::resume(cfg.resume_timeout);
     let r = retry::retry(
@@ -179,10 +186,11 @@ async fn open(cfg: &Config, dbname: Option<&str>) -> Result<(Opened, String, Str
                 target.password = Some(token);
             }
             let db = dbname.unwrap_or(&target.dbname).to_string();
-            open_once(&target, &db, refreshable).await.map(|o| (o, target.display_db(&db), db))
+            open_once(&target, &db, creds).await.map(|o| (o, target.display_db(&db), db))
         },
         |a: &Attempt| {
-            if matches!(a.class, Class::Bounded(_)) {
+            if a.cause == "SQLSTATE 28P01" || a.cause == "SQLSTATE 28000" {
+                // Refused credentials: read the secret again before the retry.
                 refresh.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             (a.class, "the database to accept connections", a.cause.clone())
@@ -220,7 +228,49 @@ fn apply_secret(pg: &mut crate::config::PgTarget, s: aws::DbSecret) {
     }
 }
 
-async fn open_once(pg: &crate::config::PgTarget, dbname: &str, refreshable: bool) -> Result<Opened, Attempt> {
+/// Where the password comes from, for the retry rules and the hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Creds {
+    Password,
+    Secret,
+    Iam,
+}
+
+/// The next step for a failed connect, from what failed and how we logged in.
+fn connect_hint(pg: &crate::config::PgTarget, creds: Creds, code: &str, message: &str) -> String {
+    let bundle = || match &pg.sslrootcert {
+        Some(p) => format!("sslrootcert ({})", p.display()),
+        None => "the system's CA store (no sslrootcert set)".to_string(),
+    };
+    if message.contains("certificate verify failed") {
+        if message.contains("mismatch") {
+            return format!(
+                "the server's certificate does not name `{}`: connect with the name it was issued for (for RDS, the cluster endpoint), or use sslmode = \"verify-ca\"",
+                pg.host
+            );
+        }
+        return format!(
+            "the server's certificate is not signed by a CA in {}; for RDS set sslrootcert to the global bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)",
+            bundle()
+        );
+    }
+    if code == "28000" && message.contains("no encryption") {
+        return "the server only accepts TLS: set sslmode = \"verify-full\" and sslrootcert (for RDS, the global bundle)".into();
+    }
+    match (creds, code) {
+        (Creds::Iam, "28000" | "28P01") => format!(
+            "the IAM token was refused also when minted again: check that the caller's policy allows rds-db:connect for db user `{}`, that the user has `GRANT rds_iam`, and the region; `aws sts get-caller-identity` shows the caller",
+            pg.user
+        ),
+        (Creds::Secret, "28P01") => format!(
+            "the secret's password was refused also after reading the secret again: check that the secret belongs to db user `{}` and that its rotation finished",
+            pg.user
+        ),
+        _ => "check host, port, user and password (PGPASSWORD or password_env), then retry".into(),
+    }
+}
+
+async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> Result<Opened, Attempt> {
     let target = pg.display_db(dbname);
     let mut c = tokio_postgres::Config::new();
     c.host(&pg.host)
@@ -278,20 +328,25 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, refreshable: bool
             ),
         }),
         Ok(Err(e)) => {
-            let (class, cause) = classify_connect(&e, refreshable);
+            let (class, cause) = classify_connect(&e, creds != Creds::Password);
             let error = match db_error(&e, None) {
                 Some(d) if d.code == "3D000" => Error::DatabaseMissing {
                     name: dbname.to_string(),
                     target: format!("{}:{}", pg.host, pg.port),
                 },
                 Some(d) => Error::Connect {
+                    hint: connect_hint(pg, creds, &d.code, &d.message),
                     target,
                     message: format!("{} (SQLSTATE {})", d.message, d.code),
                 },
-                None => Error::Connect {
-                    target,
-                    message: full_text(&e),
-                },
+                None => {
+                    let message = full_text(&e);
+                    Error::Connect {
+                        hint: connect_hint(pg, creds, "", &message),
+                        target,
+                        message,
+                    }
+                }
             };
             Err(Attempt { error, class, cause })
         }
@@ -299,7 +354,79 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, refreshable: bool
     }
 }
 
+/// The error of a transactional migration whose part `index` failed (0 =
+/// BEGIN, 1..=n the statements, n+1 the history row, n+2 COMMIT).
+fn failed_part(index: usize, n: usize, mut error: DbError) -> ExecError {
+    if index >= 1 && index <= n {
+        return ExecError::Statement { index: index - 1, error };
+    }
+    error.offset = None;
+    let context = if index == 0 {
+        "BEGIN"
+    } else if index == n + 1 {
+        "writing the history row"
+    } else {
+        "COMMIT"
+    };
+    ExecError::Internal { context, error }
+}
+
 impl Postgres {
+    /// Runs a transactional migration with every statement as a query
+    /// string of its own, pipelined: all of them are sent before the first
+    /// answer is read, so it is still one network round trip. The first
+    /// error aborts the transaction: the statements after it fail with
+    /// 25P02 and the COMMIT rolls back. For servers that must see one
+    /// statement per query string: Citus propagates a DDL statement's query
+    /// string to the workers, where a string of several commands fails with
+    /// "cannot insert multiple commands into a prepared statement".
+    pub async fn run_transaction_separately(&mut self, statements: &[&str], row: &Row) -> Result<(), ExecError> {
+        let history = self.dialect.upsert_history_in_transaction(row);
+        let mut all: Vec<&str> = Vec::with_capacity(statements.len() + 3);
+        all.push("BEGIN");
+        all.extend_from_slice(statements);
+        all.push(&history);
+        all.push("COMMIT");
+        let client = &self.client;
+        let mut pending: Vec<_> = all.iter().map(|s| Box::pin(client.batch_execute(s))).collect();
+        let mut results: Vec<Option<Result<(), tokio_postgres::Error>>> = (0..all.len()).map(|_| None).collect();
+        // Poll each request once, in order: the first poll sends it. Then
+        // collect the answers, which come back in the same order.
+        std::future::poll_fn(|cx| {
+            for (f, r) in pending.iter_mut().zip(results.iter_mut()) {
+                if let std::task::Poll::Ready(done) = std::future::Future::poll(f.as_mut(), cx) {
+                    *r = Some(done);
+                }
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+        for (f, r) in pending.iter_mut().zip(results.iter_mut()) {
+            if r.is_none() {
+                *r = Some(f.await);
+            }
+        }
+        let Some((index, e)) = results
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, r)| r.and_then(Result::err).map(|e| (i, e)))
+        else {
+            return Ok(());
+        };
+        let Some(error) = db_error(&e, Some(all[index])) else {
+            return Err(ExecError::Lost { message: e.to_string() });
+        };
+        if session_ended(&error.code) {
+            return Err(ExecError::Lost {
+                message: format!("{} (SQLSTATE {})", error.message, error.code),
+            });
+        }
+        // The COMMIT after a failed statement already rolled back; this
+        // covers a failed COMMIT (a no-op warning otherwise).
+        let _ = self.client.batch_execute("ROLLBACK").await;
+        Err(failed_part(index, statements.len(), error))
+    }
+
     pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<Postgres> {
         let ((client, conn, tls), target, dbname) = open(cfg, dbname).await?;
         Ok(Postgres {
@@ -513,18 +640,8 @@ impl Backend for Postgres {
         if index >= 1 && index <= statements.len() {
             let (start, len) = (starts[index - 1], statements[index - 1].len());
             error.offset = error.offset.filter(|&o| o >= start && o <= start + len).map(|o| o - start);
-            Err(ExecError::Statement { index: index - 1, error })
-        } else {
-            error.offset = None;
-            let context = if index == 0 {
-                "BEGIN"
-            } else if index == statements.len() + 1 {
-                "writing the history row"
-            } else {
-                "COMMIT"
-            };
-            Err(ExecError::Internal { context, error })
         }
+        Err(failed_part(index, statements.len(), error))
     }
 
     async fn execute(&mut self, statement: &str) -> Result<(), ExecError> {

@@ -48,6 +48,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     session_state: false,
     statements_die_with_connection: false,
     max_statement_chars: Some(65_536),
+    group_commit: true,
 };
 
 pub struct RdsData {
@@ -461,6 +462,21 @@ impl RdsData {
             "TransactionNotFoundException" => ExecError::RolledBack {
                 retry: g.error.message.contains("expired"),
                 message: g.error.to_string(),
+            },
+            // The statement ran, but its result has a type the Data API
+            // cannot return (vector, point, ...): a failure of the statement.
+            "UnsupportedResultException" => ExecError::Statement {
+                index,
+                error: DbError {
+                    code: "0A000".into(),
+                    message: format!("the Data API cannot return this statement's result ({})", g.error.message),
+                    detail: None,
+                    hint: Some(
+                        "cast the value to text (`::text`), or return something the Data API can carry, e.g. `SELECT count(*) FROM (...) s`"
+                            .into(),
+                    ),
+                    offset: None,
+                },
             },
             _ => self.transport_error(g, "ExecuteStatement"),
         }

@@ -18,7 +18,7 @@ fn row(m: &Migration, backend: &str) -> Row {
 }
 
 pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<i32> {
-    let mut local = migration::load(&ctx.cfg.source)?;
+    let mut local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
     for m in local.iter_mut() {
         m.prepare()?;
     }

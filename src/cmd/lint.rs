@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::LintArgs;
+use crate::config::BackendKind;
 use crate::error::{Error, Result};
 use crate::migration::{self, Migration, Source};
 use crate::{lint, plan, report, runner};
@@ -23,11 +24,11 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
         let targets = plan.steps.iter().map(|s| s.index).collect();
         (st.local, targets)
     } else if args.paths.is_empty() {
-        let set = migration::load(&ctx.cfg.source)?;
+        let set = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
         let targets = (0..set.len()).collect();
         (set, targets)
     } else {
-        with_context(&ctx.cfg.source, &args.paths)?
+        with_context(&ctx.cfg.source, ctx.cfg.backend, &args.paths)?
     };
     for &i in &targets {
         set[i].prepare()?;
@@ -43,11 +44,11 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
 
 /// The files under `paths` as targets, within the environment's set (when
 /// it can be read) as context, all sorted by version.
-fn with_context(source: &Source, paths: &[PathBuf]) -> Result<(Vec<Migration>, Vec<usize>)> {
+fn with_context(source: &Source, backend: BackendKind, paths: &[PathBuf]) -> Result<(Vec<Migration>, Vec<usize>)> {
     let mut given = Vec::new();
     for p in paths {
         if p.is_dir() {
-            given.extend(migration::load(&Source::Dirs(vec![p.clone()]))?);
+            given.extend(migration::load(&Source::Dirs(vec![p.clone()]), backend)?);
         } else {
             let shown = p.display().to_string();
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -62,7 +63,7 @@ fn with_context(source: &Source, paths: &[PathBuf]) -> Result<(Vec<Migration>, V
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     };
-    let context = migration::load(source).unwrap_or_default();
+    let context = migration::load(source, backend).unwrap_or_default();
     let mut all: Vec<(Migration, bool)> = context
         .into_iter()
         .filter(|m| !given.iter().any(|g| same(&g.path, &m.path)))

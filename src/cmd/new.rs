@@ -1,6 +1,6 @@
 //! `chatmigrate new NAME`: create the next migration file (UTC timestamp
-//! version by default, `--sequential` for n+1) in the first migration
-//! directory. Touches no database.
+//! version by default, `--sequential` for n+1 above every directory of the
+//! environment) in the first migration directory. Touches no database.
 
 use std::path::PathBuf;
 
@@ -27,7 +27,13 @@ pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<i32> {
         path: dir.display().to_string(),
         source: e,
     })?;
-    let existing = migration::load(&Source::Dirs(vec![dir.clone()]))?;
+    // Every directory of the environment shares one version space (e.g.
+    // migrations/ plus a citus-only directory): the new version is above all.
+    let dirs = match &ctx.cfg.source {
+        Source::Dirs(d) if !d.is_empty() => d.iter().filter(|d| d.is_dir()).cloned().collect(),
+        _ => vec![dir.clone()],
+    };
+    let existing = migration::load(&Source::Dirs(dirs), ctx.cfg.backend)?;
     let max = existing.iter().map(|m| m.version).max().unwrap_or(0);
     let version = if args.sequential {
         max + 1

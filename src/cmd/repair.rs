@@ -9,7 +9,7 @@ use crate::history::Status;
 use crate::{migration, report, runner};
 
 pub async fn run(ctx: &super::Ctx) -> Result<i32> {
-    let local = migration::load(&ctx.cfg.source)?;
+    let local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
     let (checksums, cleared) = runner::with_lock(&ctx.cfg, move |b| {
         Box::pin(async move {
             let mut checksums = Vec::new();

@@ -1,4 +1,5 @@
-//! `chatmigrate status`: every version with its state; `--exit-code` makes
+//! `chatmigrate status`: every version with its state, and what the backend
+//! knows about the server (Citus: release, workers); `--exit-code` makes
 //! anything not applied exit 1.
 
 use crate::cli::StatusArgs;
@@ -9,7 +10,14 @@ use crate::{report, runner};
 pub async fn run(ctx: &super::Ctx, args: &StatusArgs) -> Result<i32> {
     let st = runner::load_state(&ctx.cfg).await?;
     let entries = plan::status(&st.local, &st.applied);
-    let _ = report::status(&ctx.style, &mut std::io::stdout().lock(), &st.target, st.database_missing, &entries);
+    let _ = report::status(
+        &ctx.style,
+        &mut std::io::stdout().lock(),
+        &st.target,
+        st.database_missing,
+        &st.facts,
+        &entries,
+    );
     let unsettled = entries.iter().any(|e| e.state != State::Applied);
     Ok(if args.exit_code && unsettled { 1 } else { 0 })
 }

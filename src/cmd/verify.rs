@@ -10,11 +10,11 @@ use crate::plan::{self, State};
 use crate::{lint, migration, report, runner};
 
 pub async fn run(ctx: &super::Ctx) -> Result<i32> {
-    let mut local = migration::load(&ctx.cfg.source)?;
+    let mut local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
     for m in local.iter_mut() {
         m.prepare()?;
     }
-    let (applied, _, target) = runner::read_state(&ctx.cfg).await?;
+    let (applied, _, target, _) = runner::read_state(&ctx.cfg).await?;
     let entries = plan::status(&local, &applied);
     let unapplied: Vec<usize> = entries
         .iter()

@@ -134,8 +134,10 @@ pub struct Ctx<'a> {
     /// How each ignore comment of the migration fared (for `unused-ignore`,
     /// which runs last).
     pub ignores: &'a [IgnoreUse<'a>],
-    /// Citus: transactional migrations run in parallel multi-shard mode
-    /// unless the file sets `citus.multi_shard_modify_mode` itself.
+    /// Citus: this migration's transaction is opened in parallel
+    /// multi-shard mode (the environment's mode, or the file's
+    /// `-- chatmigrate:citus-parallel`), unless the file sets
+    /// `citus.multi_shard_modify_mode` itself.
     pub citus_parallel: bool,
 }
 
@@ -245,9 +247,9 @@ pub struct Options {
     pub exclude: Vec<String>,
     /// Only error-level rules (the gate of `up` and `verify`).
     pub errors_only: bool,
-    /// Citus: transactional migrations run in parallel multi-shard mode
-    /// (Citus's own default when nothing sets the mode).
-    pub citus_parallel: bool,
+    /// Citus: the environment's settings (the mode each transactional
+    /// migration is opened with).
+    pub citus: crate::config::Citus,
 }
 
 impl Options {
@@ -258,9 +260,7 @@ impl Options {
             include: cfg.lint_include.clone(),
             exclude: cfg.lint_exclude.clone(),
             errors_only: false,
-            // Nothing in the run loop sets citus.multi_shard_modify_mode, so
-            // a transaction runs in Citus's default mode, parallel.
-            citus_parallel: true,
+            citus: cfg.citus,
         }
     }
 
@@ -332,6 +332,15 @@ pub fn lint(set: &[Migration], targets: &[usize], opts: &Options) -> Report {
         let first = report.findings.len();
         let m = &set[position];
         let ignores: Vec<&Ignore> = m.ignores().collect();
+        // The mode the run loop opens the transaction with: the statements
+        // it sends first, read like the file's own.
+        let citus_parallel = opts.backend == BackendKind::Citus
+            && backend::citus::transaction_prelude(&opts.citus, m)
+                .iter()
+                .filter_map(|s| crate::sql::split("prelude", s).ok())
+                .flatten()
+                .filter_map(|s| s.node)
+                .any(|n| rules::citus_parallel_operation::sets_parallel(&n) == Some(true));
         let mut uses: Vec<IgnoreUse<'_>> = ignores
             .iter()
             .flat_map(|ig| {
@@ -359,7 +368,7 @@ pub fn lint(set: &[Migration], targets: &[usize], opts: &Options) -> Report {
                 backend: opts.backend,
                 caps,
                 ignores: &uses,
-                citus_parallel: opts.citus_parallel,
+                citus_parallel,
             };
             (rule.check)(&ctx, &mut hits);
             for hit in hits {
@@ -452,7 +461,7 @@ pub mod testing {
                 include: Vec::new(),
                 exclude: Vec::new(),
                 errors_only: false,
-                citus_parallel: true,
+                citus: crate::config::Config::from_url("postgres://localhost/x").unwrap().citus,
             },
         )
     }
@@ -478,7 +487,7 @@ mod tests {
     use crate::migration::{self, Source};
 
     fn shipped(backend: BackendKind) -> Report {
-        let mut set = migration::load(&Source::Embedded).unwrap();
+        let mut set = migration::load(&Source::Embedded, backend).unwrap();
         for m in set.iter_mut() {
             m.prepare().unwrap();
         }
@@ -488,7 +497,7 @@ mod tests {
             include: Vec::new(),
             exclude: Vec::new(),
             errors_only: false,
-            citus_parallel: true,
+            citus: crate::config::Config::from_url("postgres://localhost/x").unwrap().citus,
         };
         lint(&set, &targets, &opts)
     }

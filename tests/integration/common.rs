@@ -231,6 +231,15 @@ const CLEARED_ENV: [&str; 11] = [
     "NO_COLOR",
 ];
 
+/// AWS credentials from the environment (the first link of the AWS chain),
+/// for the Data API, Secrets Manager and IAM tests.
+pub const AWS_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+    ("AWS_SECRET_ACCESS_KEY", "secret"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_CONFIG_FILE", "/nonexistent"),
+];
+
 /// Runs the real binary in `cwd` with a clean environment plus `env`.
 pub fn run_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut c = Command::new(env!("CARGO_BIN_EXE_chatmigrate"));

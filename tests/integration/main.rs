@@ -4,6 +4,8 @@
 
 mod common;
 
+mod aws_direct;
+mod citus;
 mod cli_commands;
 mod config_errors;
 mod connect_errors;
@@ -19,3 +21,4 @@ mod rds_data;
 mod running;
 mod safety;
 mod schema;
+mod tls_front;

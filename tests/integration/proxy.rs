@@ -122,17 +122,7 @@ fn serve(mut client: TcpStream, upstream: u16, fault: Option<Fault>) {
         }
         Some(Fault::Fatal(code, message)) => {
             let _ = read_startup(&mut client);
-            let mut body = Vec::new();
-            for (tag, v) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
-                body.push(tag);
-                body.extend_from_slice(v.as_bytes());
-                body.push(0);
-            }
-            body.push(0);
-            let mut msg = vec![b'E'];
-            msg.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
-            msg.extend(body);
-            let _ = client.write_all(&msg);
+            let _ = client.write_all(&crate::tls_front::fatal_message(code, message));
             let _ = client.shutdown(Shutdown::Both);
             return;
         }

@@ -80,14 +80,6 @@ impl Api {
     }
 }
 
-/// Credentials from the environment (the first link of the AWS chain).
-const AWS_ENV: [(&str, &str); 4] = [
-    ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
-    ("AWS_SECRET_ACCESS_KEY", "secret"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-    ("AWS_CONFIG_FILE", "/nonexistent"),
-];
-
 fn two(dir: &Dir) {
     dir.write("V1__a.sql", "CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\n");
     dir.write("V2__b.sql", "CREATE TABLE b (id int);\n");
@@ -135,6 +127,81 @@ fn chat_schema_through_the_data_api_with_create_database() {
     db.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
 }
 
+// Issue 4 point 10: calls per migration for the shipped chat schema. Pinned
+// here; bench/dataapi-calls.sh runs this test with CHATMIGRATE_BENCH_OUT set
+// to write the table.
+
+/// One transaction's calls: (statements, settings calls, history writes, total).
+fn calls_per_transaction(calls: &[crate::dataapi::Call]) -> Vec<(usize, usize, usize, usize)> {
+    let mut ids: Vec<String> = Vec::new();
+    for c in calls.iter().filter(|c| c.op == "CommitTransaction") {
+        ids.extend(c.transaction_id.clone());
+    }
+    ids.iter()
+        .map(|id| {
+            let mine: Vec<_> = calls.iter().filter(|c| c.transaction_id.as_deref() == Some(id)).collect();
+            let execs: Vec<_> = mine.iter().filter(|c| c.op == "Execute").collect();
+            let sql = |c: &&&crate::dataapi::Call| c.sql.clone().unwrap_or_default();
+            let settings = execs.iter().filter(|c| sql(c).starts_with("SELECT set_config")).count();
+            let history = execs
+                .iter()
+                .filter(|c| sql(c).contains("INSERT INTO \"chatmigrate_history\""))
+                .count();
+            // + BeginTransaction, which carries no transaction id.
+            (execs.len() - settings - history, settings, history, mine.len() + 1)
+        })
+        .collect()
+}
+
+#[test]
+fn calls_per_migration_for_the_chat_schema() {
+    let mut report = String::from("Data API calls for the shipped chat schema (up --create-database on a new database)\n");
+    for (label, extra) in [
+        ("defaults (lock_timeout 5s, group_commit on)", &[][..]),
+        (
+            "lock_timeout = off, group_commit = false",
+            &["lock_timeout = \"off\"", "group_commit = false"][..],
+        ),
+    ] {
+        let api = Api::new();
+        let name = Db::fresh_name();
+        api.run(&name, None, extra, &["up", "--create-database"]).assert_ok();
+        let db = Db::adopt(&name);
+        assert_eq!(db.versions(), vec![1, 2, 3, 4]);
+        let calls = api.server.calls();
+        let per_tx = calls_per_transaction(&calls);
+        assert_eq!(per_tx.len(), 3, "V1-V3 run in transactions");
+        let settings_calls = if extra.is_empty() { 1 } else { 0 };
+        report += &format!("\n{label}: {} calls in all {:?}\n", calls.len(), count_ops(&calls));
+        for (i, (stmts, settings, history, total)) in per_tx.iter().enumerate() {
+            // Target: statements + Begin + Commit + the history row (+ one
+            // set_config call carrying lock_timeout and synchronous_commit).
+            assert_eq!(*history, 1);
+            assert_eq!(*settings, settings_calls);
+            assert_eq!(*total, stmts + 3 + settings, "V{}", i + 1);
+            report += &format!(
+                "  V{}: {total} calls = {stmts} statement(s) + BeginTransaction + CommitTransaction + 1 history row + {settings} settings call\n",
+                i + 1
+            );
+        }
+        let in_tx: usize = per_tx.iter().map(|t| t.3).sum();
+        // Once per run: probe (the new database: 3D000), probe + exists +
+        // CREATE DATABASE on the maintenance database, probe, history read,
+        // lease table, lease, 2 history tables, re-read, lease release; V4
+        // (no transaction): running row, invalid-index check, the CONCURRENTLY
+        // build, its row, applied row.
+        assert_eq!(calls.len() - in_tx, 17);
+        report += &format!(
+            "  outside the migration transactions: {} = once per run 12 (probe on the new database, probe + exists + CREATE DATABASE on the maintenance database, probe, history read, lease table, lease, 2 history tables, history re-read, lease release) + V4 without a transaction 5 (running row, invalid-index check, CREATE INDEX CONCURRENTLY, statement row, applied row)\n",
+            calls.len() - in_tx
+        );
+        db.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
+    }
+    if let Ok(path) = std::env::var("CHATMIGRATE_BENCH_OUT") {
+        std::fs::write(path, &report).unwrap();
+    }
+}
+
 fn count_ops(calls: &[crate::dataapi::Call]) -> Vec<(String, usize)> {
     let mut out: Vec<(String, usize)> = Vec::new();
     for c in calls {
@@ -163,6 +230,40 @@ fn dry_run_baseline_and_repair_through_the_data_api() {
     assert_eq!(r.code, 1, "{r:#?}");
     api.run(&db.name, Some(&dir), &[], &["repair"]).assert_ok();
     api.run(&db.name, Some(&dir), &[], &["verify"]).assert_ok();
+}
+
+// Session settings over the Data API: a no-transaction file's timeout
+// directives and SETs cannot outlive one call. Dry-run and up both say so;
+// the transactional prelude is one set_config call, as up sends it.
+
+#[test]
+fn session_settings_are_shown_skipped_in_dry_run_and_up() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    dir.write(
+        "V2__i.sql",
+        "-- chatmigrate:no-transaction\n-- chatmigrate:lock-timeout 2s\nSET maintenance_work_mem = '256MB';\nCREATE INDEX CONCURRENTLY i ON a (id);\n",
+    );
+    let r = api.run(&db.name, Some(&dir), &[], &["up", "--dry-run"]);
+    r.assert_ok();
+    for line in [
+        "SELECT set_config('lock_timeout', '5000ms', true), set_config('synchronous_commit', 'off', true)",
+        "-- skipped on rds-data (a session setting does not outlive one call): SET lock_timeout = '2000ms'",
+        "-- skipped on rds-data (a session setting does not outlive one call): SET maintenance_work_mem = '256MB'",
+    ] {
+        assert!(r.stdout.contains(line), "{line}\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("RESET lock_timeout"), "{}", r.stdout);
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("V2: skipped `SET lock_timeout = '2000ms'`"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("V2: skipped `SET maintenance_work_mem = '256MB'`"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(api.sent("SET lock_timeout"), 0);
+    assert_eq!(db.versions(), vec![1, 2]);
 }
 
 // Scenarios 1, 3, 4, 15: resuming, on every carrier, at the probe and at BeginTransaction.
@@ -290,6 +391,127 @@ fn a_transaction_that_keeps_expiring_is_reported_not_applied() {
         "{e}"
     );
     assert!(!db.table_exists("a"));
+    assert_eq!(db.versions(), Vec::<i64>::new());
+}
+
+// Scenario 7: "Transaction is still running a query" (a call that raced
+// another on the same transaction) is retried: the call was refused, not run.
+
+#[test]
+fn transaction_still_running_a_query_is_retried_not_restarted() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n");
+    api.server
+        .fault(Fault::new(FaultKind::TransactionBusy).sql_contains("INSERT INTO a").times(2));
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    r.assert_ok();
+    assert!(!r.stdout.contains("starting it over"), "{}", r.stdout);
+    assert_eq!(db.scalar("SELECT count(*) FROM a"), "1");
+    assert_eq!(api.sent("INSERT INTO a"), 3, "two refused, one run");
+    assert_eq!(api.server.calls_of("BeginTransaction").len(), 1);
+    assert_eq!(db.versions(), vec![1]);
+}
+
+// The keep-alive: a transaction waiting out a backoff is kept from the
+// Data API's idle expiry (3 minutes; 1 s here) by `SELECT 1` calls in it.
+
+#[test]
+fn a_transaction_waiting_in_backoff_is_kept_alive() {
+    let opts = Options {
+        transaction_idle_timeout: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let (api, db, dir) = (Api::start(opts), Db::new(), Dir::new());
+    two(&dir);
+    api.server.fault(
+        Fault::new(FaultKind::Throttling)
+            .sql_contains("CREATE TABLE b")
+            .for_duration(Duration::from_millis(2500)),
+    );
+    let r = api.run(&db.name, Some(&dir), &["transaction_keepalive = \"300ms\""], &["up"]);
+    r.assert_ok();
+    assert!(!r.stdout.contains("starting it over"), "the transaction expired: {}", r.stdout);
+    let keepalives = api
+        .server
+        .calls_of("Execute")
+        .into_iter()
+        .filter(|c| c.transaction_id.is_some() && c.sql.as_deref() == Some("SELECT 1"))
+        .count();
+    assert!(keepalives >= 3, "{keepalives} keep-alive calls");
+    assert_eq!(db.versions(), vec![1, 2]);
+}
+
+#[test]
+fn without_the_keep_alive_the_same_wait_expires_the_transaction() {
+    let opts = Options {
+        transaction_idle_timeout: Duration::from_secs(1),
+        ..Options::default()
+    };
+    let (api, db, dir) = (Api::start(opts), Db::new(), Dir::new());
+    two(&dir);
+    api.server.fault(
+        Fault::new(FaultKind::Throttling)
+            .sql_contains("CREATE TABLE b")
+            .for_duration(Duration::from_millis(2500)),
+    );
+    let r = api.run(&db.name, Some(&dir), &["transaction_keepalive = \"1h\""], &["up"]);
+    r.assert_ok();
+    assert!(
+        r.stdout
+            .contains("V2 b: the transaction was rolled back (TransactionNotFoundException"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(db.versions(), vec![1, 2]);
+}
+
+// Scenario 13: UnsupportedResultException. The tool's own queries cast every
+// column to text, so the server's type rules never trip them; if one does
+// anyway, the error names the query and the fix.
+
+#[test]
+fn tool_queries_return_only_text_and_an_unsupported_result_is_reported() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    two(&dir);
+    api.run(&db.name, Some(&dir), &[], &["up"]).assert_ok();
+    api.run(&db.name, Some(&dir), &[], &["status"]).assert_ok();
+    api.run(&db.name, Some(&dir), &[], &["verify"]).assert_ok();
+    assert!(api.server.calls().iter().all(|c| c.outcome != "UnsupportedResultException"));
+    api.server.fault(
+        Fault::new(FaultKind::UnsupportedResult)
+            .sql_contains("FROM \"chatmigrate_history\" WHERE version >")
+            .always(),
+    );
+    let r = api.run(&db.name, Some(&dir), &[], &["status"]);
+    assert_eq!(r.code, 2, "{}", r.output());
+    r.assert_error(&format!(
+        "reading the history table on rds-data:chat/{}: AWS answered UnsupportedResultException: The result contains the unsupported data type point.",
+        db.name
+    ));
+    assert!(r.hint().contains("this is a bug: please report it"), "{}", r.hint());
+}
+
+#[test]
+fn a_migration_statement_whose_result_the_data_api_cannot_carry_fails_with_the_fix() {
+    let (api, db, dir) = (Api::new(), Db::new(), Dir::new());
+    dir.write(
+        "V1__v.sql",
+        "CREATE EXTENSION IF NOT EXISTS vector;\nSELECT '[1,2,3]'::vector;\nCREATE TABLE after_it (id int);\n",
+    );
+    let r = api.run(&db.name, Some(&dir), &[], &["up"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.error_line().ends_with(
+            "V1__v.sql:2:1: version 1 failed: the Data API cannot return this statement's result (The result contains the unsupported data type vector.); HINT: cast the value to text (`::text`), or return something the Data API can carry, e.g. `SELECT count(*) FROM (...) s` (SQLSTATE 0A000)"
+        ),
+        "{}",
+        r.output()
+    );
+    assert_eq!(
+        r.hint(),
+        "hint: fix the migration and run `chatmigrate up` again; this migration was rolled back"
+    );
+    assert!(!db.table_exists("after_it"), "half-applied");
     assert_eq!(db.versions(), Vec::<i64>::new());
 }
 

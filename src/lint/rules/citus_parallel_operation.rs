@@ -47,6 +47,19 @@ fn written(node: &NodeEnum) -> Option<String> {
     Some(ast::rel_key(rel))
 }
 
+/// Whether a statement sets `citus.multi_shard_modify_mode` to parallel
+/// (`Some(true)`), to something else (`Some(false)`), or not at all.
+pub fn sets_parallel(node: &NodeEnum) -> Option<bool> {
+    let NodeEnum::VariableSetStmt(v) = node else { return None };
+    (v.name == MODE).then(|| {
+        v.args
+            .first()
+            .and_then(ast::const_str)
+            .unwrap_or("")
+            .eq_ignore_ascii_case("parallel")
+    })
+}
+
 fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     if ctx.migration.tx_mode() != TxMode::Transaction {
         return;
@@ -56,11 +69,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     let mut seen: Option<(usize, String)> = None;
     for (i, node) in ctx.statements() {
         let pos = ctx.pos(i);
-        if let NodeEnum::VariableSetStmt(v) = node {
-            if v.name == MODE {
-                let value = v.args.first().and_then(ast::const_str).unwrap_or("");
-                parallel = value.eq_ignore_ascii_case("parallel");
-            }
+        if let NodeEnum::VariableSetStmt(_) = node {
+            parallel = sets_parallel(node).unwrap_or(parallel);
             continue;
         }
         let command = match node {
@@ -104,7 +114,7 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                 out.push(Hit::new(
                     i,
                     format!("this transaction runs in parallel multi-shard mode, and {what} {place} was a parallel operation; Citus refuses this statement with {refused}"),
-                    "run the transaction in sequential mode: make `SET LOCAL citus.multi_shard_modify_mode TO 'sequential';` its first statement; or move this statement before the parallel operation, or to a migration of its own",
+                    "run the transaction in sequential mode, chatmigrate's default on Citus (remove `-- chatmigrate:citus-parallel`, or make `SET LOCAL citus.multi_shard_modify_mode TO 'sequential';` its first statement); or move this statement before the parallel operation, or to a migration of its own",
                 ));
             }
         }
@@ -124,16 +134,16 @@ mod tests {
     #[test]
     fn create_type_after_distributing() {
         assert_eq!(
-            render(R, BackendKind::Citus, &["CREATE TABLE msg (userid text, id bigint);\nSELECT create_distributed_table('msg', 'userid');\nCREATE TYPE mood AS ENUM ('ok', 'bad');"]),
-            "V1__m.sql:3:1: error[citus-parallel-operation]: this transaction runs in parallel multi-shard mode, and create_distributed_table('msg') (statement 2, line 2) was a parallel operation; Citus refuses this statement with ERROR: cannot run type command because there was a parallel operation on a distributed table in the transaction HINT: Try re-running the transaction with \"SET LOCAL citus.multi_shard_modify_mode TO 'sequential';\"
+            render(R, BackendKind::Citus, &["-- chatmigrate:citus-parallel\nCREATE TABLE msg (userid text, id bigint);\nSELECT create_distributed_table('msg', 'userid');\nCREATE TYPE mood AS ENUM ('ok', 'bad');"]),
+            "V1__m.sql:4:1: error[citus-parallel-operation]: this transaction runs in parallel multi-shard mode, and create_distributed_table('msg') (statement 2, line 3) was a parallel operation; Citus refuses this statement with ERROR: cannot run type command because there was a parallel operation on a distributed table in the transaction HINT: Try re-running the transaction with \"SET LOCAL citus.multi_shard_modify_mode TO 'sequential';\"
    | CREATE TYPE mood AS ENUM ('ok', 'bad')
-   = help: run the transaction in sequential mode: make `SET LOCAL citus.multi_shard_modify_mode TO 'sequential';` its first statement; or move this statement before the parallel operation, or to a migration of its own
+   = help: run the transaction in sequential mode, chatmigrate's default on Citus (remove `-- chatmigrate:citus-parallel`, or make `SET LOCAL citus.multi_shard_modify_mode TO 'sequential';` its first statement); or move this statement before the parallel operation, or to a migration of its own
 
 "
         );
         let reference = render(R, BackendKind::Citus, &[
             "CREATE TABLE themes (name text PRIMARY KEY);\nSELECT create_reference_table('themes');\nCREATE TABLE msg (userid text, theme text);\nSELECT create_distributed_table('msg', 'userid');",
-            "INSERT INTO themes SELECT DISTINCT theme FROM msg;",
+            "SET LOCAL citus.multi_shard_modify_mode TO 'parallel';\nINSERT INTO themes SELECT DISTINCT theme FROM msg;",
         ]);
         assert!(
             reference.contains("ERROR: cannot modify table \"themes\" because there was a parallel operation"),

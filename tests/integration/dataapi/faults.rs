@@ -63,6 +63,9 @@ pub enum FaultKind {
     InvalidResourceState,
     /// The TCP connection is closed without any response (a network cut).
     CloseConnection,
+    /// 400 DatabaseErrorException "Transaction is still running a query": the
+    /// answer to a call made while another call on the transaction runs.
+    TransactionBusy,
 }
 
 /// One injected fault. Build with [`Fault::new`] and the setters.
@@ -231,6 +234,7 @@ pub fn fault_error(kind: FaultKind, service: Service, arn: &str, fake_pid: i64) 
         FaultKind::Forbidden => ApiError::new(403, "ForbiddenException", "There are insufficient privileges to make the call."),
         FaultKind::DatabaseNotFound => ApiError::new(404, "DatabaseNotFoundException", "The DB cluster doesn't have a DB instance."),
         FaultKind::InvalidResourceState => ApiError::new(400, "InvalidResourceStateException", "The resource is in an invalid state."),
+        FaultKind::TransactionBusy => ApiError::database_error("Transaction is still running a query"),
         FaultKind::Html502 | FaultKind::CloseConnection => return None,
     };
     Some(e)

@@ -143,6 +143,8 @@ struct Shared {
     faults: Mutex<faults::Faults>,
     calls: Mutex<Vec<Call>>,
     secret: Mutex<String>,
+    /// A rotation: after this many GetSecretValue answers, the secret becomes this.
+    rotation: Mutex<Option<(usize, String)>>,
     txs: Arc<sessions::Transactions>,
 }
 
@@ -177,6 +179,7 @@ impl DataApiServer {
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
             secret: Mutex::new(default_secret(&pg)),
+            rotation: Mutex::default(),
             opts,
             pg,
             faults: Mutex::default(),
@@ -239,6 +242,11 @@ impl DataApiServer {
     /// port, dbname "postgres".
     pub fn set_secret(&self, json: &str) {
         *self.shared.secret.lock().unwrap() = json.to_string();
+    }
+
+    /// Rotates the secret to `json` once GetSecretValue has answered `after` times.
+    pub fn rotate_secret_after(&self, after: usize, json: &str) {
+        *self.shared.rotation.lock().unwrap() = Some((after, json.to_string()));
     }
 
     /// How many Data API transactions are open.

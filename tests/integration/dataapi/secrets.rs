@@ -43,14 +43,25 @@ pub async fn handle(shared: &Shared, target: &str, access_key_id: Option<String>
         Some(id) if !is_our_secret(&id) => {
             ApiError::new(400, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.").into()
         }
-        Some(_) => Reply::Ok(json!({
-            "ARN": SECRET_ARN,
-            "Name": SECRET_NAME,
-            "SecretString": shared.secret.lock().unwrap().clone(),
-            "VersionId": VERSION_ID,
-            "VersionStages": ["AWSCURRENT"],
-            "CreatedDate": CREATED,
-        })),
+        Some(_) => {
+            let reply = Reply::Ok(json!({
+                "ARN": SECRET_ARN,
+                "Name": SECRET_NAME,
+                "SecretString": shared.secret.lock().unwrap().clone(),
+                "VersionId": VERSION_ID,
+                "VersionStages": ["AWSCURRENT"],
+                "CreatedDate": CREATED,
+            }));
+            let mut rotation = shared.rotation.lock().unwrap();
+            if let Some((after, next)) = rotation.as_mut() {
+                *after = after.saturating_sub(1);
+                if *after == 0 {
+                    *shared.secret.lock().unwrap() = std::mem::take(next);
+                    *rotation = None;
+                }
+            }
+            reply
+        }
     };
     finish(shared, idx, reply, None, Service::SecretsManager).await
 }

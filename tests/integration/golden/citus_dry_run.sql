@@ -1,0 +1,216 @@
+-- dry run on citus@c-chat.example.postgres.cosmos.azure.com:5432/citus: nothing is sent
+
+-- V1 st_chat_history_table (one transaction)
+BEGIN;
+SET LOCAL citus.multi_shard_modify_mode TO 'sequential';
+SET LOCAL lock_timeout = '5000ms';
+CREATE TABLE st_chat_history_table (
+    primarykey  bigserial   NOT NULL,
+    userid      text        NOT NULL,
+    themename   text        NOT NULL,
+    chatid      bigint      NOT NULL CHECK (chatid >= 0),
+    userinput   text,
+    botresponse text,
+    timestamp   timestamptz DEFAULT now(),
+    PRIMARY KEY (userid, primarykey)
+);
+CREATE INDEX idx_st_chat_history_userid ON st_chat_history_table (userid);
+CREATE INDEX idx_st_chat_history_timestamp ON st_chat_history_table (timestamp);
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (1, 'st_chat_history_table', 'sha256:3175bf8cc7759bd76c4d71e71c42380fddab8ac302856b50136efb55504939a7', 'applied', 3, 3, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+COMMIT;
+
+-- V2 vector_extension (one transaction)
+BEGIN;
+SET LOCAL citus.multi_shard_modify_mode TO 'sequential';
+SET LOCAL lock_timeout = '5000ms';
+CREATE EXTENSION IF NOT EXISTS vector;
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (2, 'vector_extension', 'sha256:6bd3d89a44377b64b02c60e52be7a7740a39c1668a25684ddc3d7de9ac7898f8', 'applied', 1, 1, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+COMMIT;
+
+-- V3 st_chat_history_vector_table (one transaction)
+BEGIN;
+SET LOCAL citus.multi_shard_modify_mode TO 'sequential';
+SET LOCAL lock_timeout = '5000ms';
+CREATE TABLE st_chat_history_vector_table (
+    primarykey   bigserial    NOT NULL,
+    userid       text         NOT NULL,
+    theme        text         NOT NULL,
+    chatid       bigint       NOT NULL CHECK (chatid >= 0),
+    chat_summary text         NOT NULL,
+    metadata     jsonb,
+    chat_vector  vector(1024) NOT NULL,
+    PRIMARY KEY (userid, primarykey)
+);
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (3, 'st_chat_history_vector_table', 'sha256:b50d0a7618118e5d501a8339cae071ea62c4953ab29fa617ec9aca19437613f9', 'applied', 1, 1, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+COMMIT;
+
+-- V4 st_chat_history_vector_hnsw (no transaction, statement by statement)
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'partial', 0, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+SET maintenance_work_mem = '256MB';
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'partial', 1, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_st_chat_history_vector_hnsw
+    ON st_chat_history_vector_table USING hnsw (chat_vector vector_l2_ops);
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'partial', 2, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+RESET maintenance_work_mem;
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'applied', 3, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+
+-- V5 citus_chat_theme_reference_table (one transaction)
+BEGIN;
+SET LOCAL citus.multi_shard_modify_mode TO 'sequential';
+SET LOCAL lock_timeout = '5000ms';
+CREATE TABLE st_chat_theme_table (
+    themename  text        PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+SELECT create_reference_table('st_chat_theme_table');
+INSERT INTO st_chat_theme_table (themename)
+SELECT themename FROM st_chat_history_table
+UNION
+SELECT theme FROM st_chat_history_vector_table
+ON CONFLICT DO NOTHING;
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (5, 'citus_chat_theme_reference_table', 'sha256:1c92ab9085f829ca133026b671b70e0f465c2b731831a0bae947fa426b8b1b1d', 'applied', 3, 3, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+COMMIT;
+
+-- V6 citus_distribute_chat_history (no transaction, statement by statement)
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (6, 'citus_distribute_chat_history', 'sha256:fe7cf6b9bd5dcf6138c038d4fc07831a89ea2d5d37dc12dd346d398097e6a770', 'partial', 0, 2, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+SELECT create_distributed_table('st_chat_history_table', 'userid')
+WHERE NOT EXISTS (
+    SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'st_chat_history_table'::regclass AND partmethod = 'h'
+);
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (6, 'citus_distribute_chat_history', 'sha256:fe7cf6b9bd5dcf6138c038d4fc07831a89ea2d5d37dc12dd346d398097e6a770', 'partial', 1, 2, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+SELECT create_distributed_table('st_chat_history_vector_table', 'userid', colocate_with => 'st_chat_history_table')
+WHERE NOT EXISTS (
+    SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'st_chat_history_vector_table'::regclass AND partmethod = 'h'
+);
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (6, 'citus_distribute_chat_history', 'sha256:fe7cf6b9bd5dcf6138c038d4fc07831a89ea2d5d37dc12dd346d398097e6a770', 'applied', 2, 2, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+
+-- V7 citus_theme_foreign_keys (one transaction)
+BEGIN;
+SET LOCAL citus.multi_shard_modify_mode TO 'sequential';
+SET LOCAL lock_timeout = '5000ms';
+ALTER TABLE st_chat_history_table
+    ADD CONSTRAINT st_chat_history_theme_fkey
+    FOREIGN KEY (themename) REFERENCES st_chat_theme_table (themename) NOT VALID;
+ALTER TABLE st_chat_history_vector_table
+    ADD CONSTRAINT st_chat_history_vector_theme_fkey
+    FOREIGN KEY (theme) REFERENCES st_chat_theme_table (themename) NOT VALID;
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (7, 'citus_theme_foreign_keys', 'sha256:7766fe863f38c192fc6cf52994742d4dffcb90fc9182af6e977088d3fc533218', 'applied', 2, 2, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+COMMIT;
+
+-- V8 citus_validate_theme_foreign_keys (one transaction)
+BEGIN;
+SET LOCAL citus.multi_shard_modify_mode TO 'sequential';
+SET LOCAL lock_timeout = '5000ms';
+INSERT INTO st_chat_theme_table (themename)
+SELECT themename FROM st_chat_history_table
+UNION
+SELECT theme FROM st_chat_history_vector_table
+ON CONFLICT DO NOTHING;
+ALTER TABLE st_chat_history_table VALIDATE CONSTRAINT st_chat_history_theme_fkey;
+ALTER TABLE st_chat_history_vector_table VALIDATE CONSTRAINT st_chat_history_vector_theme_fkey;
+INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
+                            execution_ms, tool_version, backend, out_of_order, error)
+VALUES (8, 'citus_validate_theme_foreign_keys', 'sha256:09c550cfef586deb0669201c4c372d2b4d153ced5c70e15e0fbbfd540db99872', 'applied', 3, 3, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, '0.1.0', 'citus', false, NULL)
+ON CONFLICT (version) DO UPDATE SET
+    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
+    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
+    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+COMMIT;
