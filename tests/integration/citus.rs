@@ -110,7 +110,22 @@ fn golden_dry_run_of_the_chat_schema_on_citus() {
 #[test]
 fn parallel_mode_from_the_environment() {
     let dir = Dir::new();
-    let out = offline_dry_run(&dir, "citus_multi_shard_modify_mode = \"parallel\"\n");
+    // In parallel mode Citus refuses V8 (a reference-table write after reading
+    // the distributed tables): the lint gate says so before anything runs...
+    citus_config(&dir, "citus_multi_shard_modify_mode = \"parallel\"\n");
+    let r = run_in(dir.path(), &["--env", "citus", "lint"], &[]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(
+        r.stdout
+            .contains("embedded:citus/V8__citus_validate_theme_foreign_keys.sql:11:1: error[citus-parallel-operation]"),
+        "{}",
+        r.stdout
+    );
+    // ...so an environment that runs parallel anyway excludes the rule.
+    let out = offline_dry_run(
+        &dir,
+        "citus_multi_shard_modify_mode = \"parallel\"\nlint_exclude = [\"citus-parallel-operation\"]\n",
+    );
     assert_eq!(
         out.matches("BEGIN;\nSET LOCAL citus.multi_shard_modify_mode TO 'parallel';\n")
             .count(),

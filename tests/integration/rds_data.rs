@@ -242,7 +242,7 @@ fn session_settings_are_shown_skipped_in_dry_run_and_up() {
     dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
     dir.write(
         "V2__i.sql",
-        "-- chatmigrate:no-transaction\n-- chatmigrate:lock-timeout 2s\nSET maintenance_work_mem = '256MB';\nCREATE INDEX CONCURRENTLY i ON a (id);\n",
+        "-- chatmigrate:no-transaction\n-- chatmigrate:lock-timeout 2s\nSET maintenance_work_mem = '256MB';\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON a (id);\n",
     );
     let r = api.run(&db.name, Some(&dir), &[], &["up", "--dry-run"]);
     r.assert_ok();
