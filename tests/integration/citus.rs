@@ -660,12 +660,30 @@ fn live_parallel_operation_passes_in_sequential_mode() {
         "{on_workers:?}"
     );
 
-    // The same in parallel mode (the file asks for it): Citus's trap, rolled back.
+    // The same in parallel mode (the file asks for it): the lint refuses it
+    // before anything runs...
     let file = format!("-- chatmigrate:citus-parallel\n{}", body("cmt_docs_par", "cmt_kind_par"));
     l.dir.write("m/V2__docs_par.sql", file);
     let r = l.run(&["--migrations", m, "up"]);
+    assert_eq!(r.code, 2, "{}", r.output());
+    assert!(
+        r.error_line().starts_with(&format!(
+            "error: {}:4:1: [citus-parallel-operation]",
+            l.dir.shown("m/V2__docs_par.sql")
+        )),
+        "{}",
+        r.output()
+    );
+    assert_eq!(l.scalar("SELECT to_regclass('cmt_docs_par') IS NULL"), "t");
+    // ...and with the rule silenced, Citus's trap: rolled back, with the fix.
+    let file = format!("-- chatmigrate:citus-parallel\n{}", body("cmt_docs_par", "cmt_kind_par")).replace(
+        "CREATE TYPE",
+        "-- chatmigrate:ignore citus-parallel-operation -- the live test wants Citus's own refusal\nCREATE TYPE",
+    );
+    l.dir.write("m/V2__docs_par.sql", file);
+    let r = l.run(&["--migrations", m, "up"]);
     r.assert_error(&format!(
-        "{}:4:1: version 2 failed: cannot run type command because there was a parallel operation on a distributed table in the transaction; DETAIL: When running command on/for a distributed type, Citus needs to perform all operations over a single connection per node to ensure consistency.; HINT: Try re-running the transaction with \"SET LOCAL citus.multi_shard_modify_mode TO 'sequential';\" (SQLSTATE XX000)",
+        "{}:5:1: version 2 failed: cannot run type command because there was a parallel operation on a distributed table in the transaction; DETAIL: When running command on/for a distributed type, Citus needs to perform all operations over a single connection per node to ensure consistency.; HINT: Try re-running the transaction with \"SET LOCAL citus.multi_shard_modify_mode TO 'sequential';\" (SQLSTATE XX000)",
         l.dir.shown("m/V2__docs_par.sql")
     ));
     assert_eq!(
@@ -691,6 +709,20 @@ fn live_shipped_schema_needs_sequential_mode() {
     // V8 reads the distributed tables, then writes the reference table they
     // reference: Citus refuses that in parallel mode, even on empty tables.
     citus_config(&l.dir, "citus_multi_shard_modify_mode = \"parallel\"\n");
+    let r = l.run(&["up"]);
+    assert_eq!(r.code, 2, "{}", r.output());
+    assert!(
+        r.error_line()
+            .starts_with("error: embedded:citus/V8__citus_validate_theme_foreign_keys.sql:11:1: [citus-parallel-operation]"),
+        "{}",
+        r.output()
+    );
+    assert!(r.stdout.is_empty(), "the lint refuses before anything runs: {}", r.stdout);
+    // With the rule excluded, Citus itself refuses V8.
+    citus_config(
+        &l.dir,
+        "citus_multi_shard_modify_mode = \"parallel\"\nlint_exclude = [\"citus-parallel-operation\"]\n",
+    );
     let r = l.run(&["up"]);
     r.assert_error("embedded:citus/V8__citus_validate_theme_foreign_keys.sql:11:1: version 8 failed: cannot modify table \"st_chat_theme_table\" because there was a parallel operation on a distributed table; DETAIL: When there is a foreign key to a reference table or to a local table, Citus needs to perform all operations over a single connection per node to ensure consistency.; HINT: Try re-running the transaction with \"SET LOCAL citus.multi_shard_modify_mode TO 'sequential';\" (SQLSTATE XX000)");
     assert!(
