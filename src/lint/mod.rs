@@ -164,6 +164,44 @@ impl Ctx<'_> {
     pub fn new_table(&self, table: &str, statement: usize) -> bool {
         self.facts.created_in_migration(table, self.pos(statement))
     }
+
+    /// Every `ALTER COLUMN ... TYPE` on a table not created in this
+    /// migration, with the column's type before it (if the set tells).
+    pub fn column_retypes(&self) -> Vec<Retype> {
+        let mut out = Vec::new();
+        for (i, node) in self.statements() {
+            let Some((table, _, cmds)) = ast::alter_cmds(node) else { continue };
+            if self.new_table(&table, i) {
+                continue;
+            }
+            let state = self.facts.state(&table, self.pos(i));
+            for cmd in cmds
+                .into_iter()
+                .filter(|c| ast::cmd_is(c, pg_query::protobuf::AlterTableType::AtAlterColumnType))
+            {
+                let Some(new) = ast::cmd_column(cmd).and_then(|c| c.type_name.as_ref()).map(ast::Type::of) else {
+                    continue;
+                };
+                out.push(Retype {
+                    statement: i,
+                    table: table.clone(),
+                    column: cmd.name.clone(),
+                    old: state.column(&cmd.name).cloned(),
+                    new,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// One column type change, from [`Ctx::column_retypes`].
+pub struct Retype {
+    pub statement: usize,
+    pub table: String,
+    pub column: String,
+    pub old: Option<ast::Type>,
+    pub new: ast::Type,
 }
 
 /// One rule id of one ignore comment, and whether it suppressed something.

@@ -3,8 +3,6 @@
 //! widening text (varchar(n) → text, or a longer varchar) is free. pgvector
 //! columns have their own rule, `pgvector-dimension-change`.
 
-use pg_query::protobuf::AlterTableType as At;
-
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
 
 pub static RULE: Rule = Rule {
@@ -30,32 +28,17 @@ fn widening(old: Option<&ast::Type>, new: &ast::Type) -> bool {
 }
 
 fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
-    for (i, node) in ctx.statements() {
-        let Some((table, _, cmds)) = ast::alter_cmds(node) else { continue };
-        if ctx.new_table(&table, i) {
+    for r in ctx.column_retypes() {
+        let (table, col, old, new) = (&r.table, &r.column, r.old.as_ref(), &r.new);
+        if new.vector().is_some() || old.is_some_and(|o| o.vector().is_some()) || widening(old, new) {
             continue;
         }
-        let retypes: Vec<_> = cmds.into_iter().filter(|c| ast::cmd_is(c, At::AtAlterColumnType)).collect();
-        if retypes.is_empty() {
-            continue;
-        }
-        let state = ctx.facts.state(&table, ctx.pos(i));
-        for cmd in retypes {
-            let Some(new) = ast::cmd_column(cmd).and_then(|c| c.type_name.as_ref()).map(ast::Type::of) else {
-                continue;
-            };
-            let old = state.column(&cmd.name);
-            if new.vector().is_some() || old.is_some_and(|o| o.vector().is_some()) || widening(old, &new) {
-                continue;
-            }
-            let col = &cmd.name;
-            let from = old.map(|o| format!(" from {o}")).unwrap_or_default();
-            out.push(Hit::new(
-                i,
-                format!("changing {table}.{col}{from} to {new} rewrites {table} and rebuilds its indexes while it holds an ACCESS EXCLUSIVE lock: no reads or writes until it ends"),
-                format!("add a new column, fill it in batches, move readers and writers to it, then drop the old one:\n  ALTER TABLE {table} ADD COLUMN {col}_new {new};\n  -- in batches: UPDATE {table} SET {col}_new = {col}::{new} WHERE <key range>;\n  -- later migrations: switch the application, then DROP COLUMN {col} and RENAME {col}_new TO {col}\n(for longer text, text or a longer varchar needs no rewrite)"),
-            ));
-        }
+        let from = old.map(|o| format!(" from {o}")).unwrap_or_default();
+        out.push(Hit::new(
+            r.statement,
+            format!("changing {table}.{col}{from} to {new} rewrites {table} and rebuilds its indexes while it holds an ACCESS EXCLUSIVE lock: no reads or writes until it ends"),
+            format!("add a new column, fill it in batches, move readers and writers to it, then drop the old one:\n  ALTER TABLE {table} ADD COLUMN {col}_new {new};\n  -- in batches: UPDATE {table} SET {col}_new = {col}::{new} WHERE <key range>;\n  -- later migrations: switch the application, then DROP COLUMN {col} and RENAME {col}_new TO {col}\n(for longer text, text or a longer varchar needs no rewrite)"),
+        ));
     }
 }
 

@@ -4,9 +4,7 @@
 //! dimension ("expected n dimensions, not m"), and rebuilds every index on
 //! the column (HNSW: hours) inside that lock.
 
-use pg_query::protobuf::AlterTableType as At;
-
-use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
+use crate::lint::{Ctx, Hit, Level, Rule, Scope};
 
 pub static RULE: Rule = Rule {
     id: "pgvector-dimension-change",
@@ -18,35 +16,17 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
-    for (i, node) in ctx.statements() {
-        let Some((table, _, cmds)) = ast::alter_cmds(node) else { continue };
-        if ctx.new_table(&table, i) {
+    for r in ctx.column_retypes() {
+        let (table, col, old, new) = (&r.table, &r.column, r.old.as_ref(), &r.new);
+        if (new.vector().is_none() && old.is_none_or(|o| o.vector().is_none())) || old == Some(new) {
             continue;
         }
-        let retypes: Vec<_> = cmds.into_iter().filter(|c| ast::cmd_is(c, At::AtAlterColumnType)).collect();
-        if retypes.is_empty() {
-            continue;
-        }
-        let state = ctx.facts.state(&table, ctx.pos(i));
-        for cmd in retypes {
-            let Some(new) = ast::cmd_column(cmd).and_then(|c| c.type_name.as_ref()).map(ast::Type::of) else {
-                continue;
-            };
-            let old = state.column(&cmd.name);
-            if new.vector().is_none() && old.is_none_or(|o| o.vector().is_none()) {
-                continue;
-            }
-            if old == Some(&new) {
-                continue;
-            }
-            let col = &cmd.name;
-            let from = old.map(|o| format!(" from {o}")).unwrap_or_default();
-            out.push(Hit::new(
-                i,
-                format!("changing {table}.{col}{from} to {new} rewrites {table} under an ACCESS EXCLUSIVE lock, fails on every stored vector of another dimension, and rebuilds the column's vector indexes (HNSW: hours) inside that lock"),
-                format!("add a new column, fill it with embeddings from the new model, index it CONCURRENTLY, move the queries, then drop the old column:\n  ALTER TABLE {table} ADD COLUMN {col}_new {new};\n  -- backfill in batches; then, in a no-transaction migration:\n  CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_{}_{col}_new ON {table} USING hnsw ({col}_new vector_l2_ops);", table.rsplit('.').next().unwrap_or(&table)),
-            ));
-        }
+        let from = old.map(|o| format!(" from {o}")).unwrap_or_default();
+        out.push(Hit::new(
+            r.statement,
+            format!("changing {table}.{col}{from} to {new} rewrites {table} under an ACCESS EXCLUSIVE lock, fails on every stored vector of another dimension, and rebuilds the column's vector indexes (HNSW: hours) inside that lock"),
+            format!("add a new column, fill it with embeddings from the new model, index it CONCURRENTLY, move the queries, then drop the old column:\n  ALTER TABLE {table} ADD COLUMN {col}_new {new};\n  -- backfill in batches; then, in a no-transaction migration:\n  CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_{}_{col}_new ON {table} USING hnsw ({col}_new vector_l2_ops);", table.rsplit('.').next().unwrap_or(table)),
+        ));
     }
 }
 
