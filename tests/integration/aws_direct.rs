@@ -39,34 +39,32 @@ fn one(dir: &Dir) {
     dir.write("V1__a.sql", "CREATE TABLE a (id bigint PRIMARY KEY);\n");
 }
 
-/// `up` against `t` through `front` with `host` and extra config lines.
-fn up_tls(t: &TrustDb, front: &TlsFront, host: &str, extra: &[&str]) -> Run {
+/// `up` of one migration with environment `t` = `settings` (plus the
+/// region and a 10 s resume deadline), AWS credentials in the environment.
+fn up_with(settings: &str) -> Run {
     let (dir, conf_dir) = (Dir::new(), Dir::new());
     one(&dir);
     let conf = conf_dir.write(
         "chatmigrate.toml",
-        format!(
-            "[environments.t]\nhost = \"{host}\"\nport = {}\nuser = \"{}\"\ndbname = \"{}\"\nregion = \"us-east-1\"\n\
-             resume_timeout = \"10s\"\n{}\n",
-            front.port,
-            t.role,
-            t.db.name,
-            extra.join("\n")
-        ),
+        format!("[environments.t]\nregion = \"us-east-1\"\nresume_timeout = \"10s\"\n{settings}\n"),
     );
+    let m = dir.path().to_str().unwrap();
     run_in(
         dir.path(),
-        &[
-            "--config",
-            conf.to_str().unwrap(),
-            "--env",
-            "t",
-            "--migrations",
-            dir.path().to_str().unwrap(),
-            "up",
-        ],
+        &["--config", conf.to_str().unwrap(), "--env", "t", "--migrations", m, "up"],
         &AWS_ENV,
     )
+}
+
+/// `up` against `t` through `front` with `host` and extra config lines.
+fn up_tls(t: &TrustDb, front: &TlsFront, host: &str, extra: &[&str]) -> Run {
+    up_with(&format!(
+        "host = \"{host}\"\nport = {}\nuser = \"{}\"\ndbname = \"{}\"\n{}",
+        front.port,
+        t.role,
+        t.db.name,
+        extra.join("\n")
+    ))
 }
 
 fn root(name: &str) -> String {
@@ -248,30 +246,11 @@ impl Rotating {
     }
 
     fn up(&self) -> Run {
-        let (dir, conf_dir) = (Dir::new(), Dir::new());
-        one(&dir);
-        let conf = conf_dir.write(
-            "chatmigrate.toml",
-            format!(
-                "[environments.t]\nsecret_arn = \"{SECRET_ARN}\"\nendpoint_url = \"{}\"\nregion = \"us-east-1\"\n\
-                 dbname = \"{}\"\nsslmode = \"disable\"\nresume_timeout = \"10s\"\n",
-                self.server.endpoint(),
-                self.db.name
-            ),
-        );
-        run_in(
-            dir.path(),
-            &[
-                "--config",
-                conf.to_str().unwrap(),
-                "--env",
-                "t",
-                "--migrations",
-                dir.path().to_str().unwrap(),
-                "up",
-            ],
-            &AWS_ENV,
-        )
+        up_with(&format!(
+            "secret_arn = \"{SECRET_ARN}\"\nendpoint_url = \"{}\"\ndbname = \"{}\"\nsslmode = \"disable\"",
+            self.server.endpoint(),
+            self.db.name
+        ))
     }
 }
 

@@ -415,8 +415,9 @@ fn transaction_still_running_a_query_is_retried_not_restarted() {
 // The keep-alive: a transaction waiting out a backoff is kept from the
 // Data API's idle expiry (3 minutes; 1 s here) by `SELECT 1` calls in it.
 
-#[test]
-fn a_transaction_waiting_in_backoff_is_kept_alive() {
+/// `up` of two migrations while the second one's statement is throttled
+/// for 2.5 s inside its transaction, with a 1 s idle expiry.
+fn up_throttled_in_a_transaction(keepalive: &str) -> (Api, Db, Run) {
     let opts = Options {
         transaction_idle_timeout: Duration::from_secs(1),
         ..Options::default()
@@ -428,7 +429,18 @@ fn a_transaction_waiting_in_backoff_is_kept_alive() {
             .sql_contains("CREATE TABLE b")
             .for_duration(Duration::from_millis(2500)),
     );
-    let r = api.run(&db.name, Some(&dir), &["transaction_keepalive = \"300ms\""], &["up"]);
+    let r = api.run(
+        &db.name,
+        Some(&dir),
+        &[&format!("transaction_keepalive = \"{keepalive}\"")],
+        &["up"],
+    );
+    (api, db, r)
+}
+
+#[test]
+fn a_transaction_waiting_in_backoff_is_kept_alive() {
+    let (api, db, r) = up_throttled_in_a_transaction("300ms");
     r.assert_ok();
     assert!(!r.stdout.contains("starting it over"), "the transaction expired: {}", r.stdout);
     let keepalives = api
@@ -443,18 +455,7 @@ fn a_transaction_waiting_in_backoff_is_kept_alive() {
 
 #[test]
 fn without_the_keep_alive_the_same_wait_expires_the_transaction() {
-    let opts = Options {
-        transaction_idle_timeout: Duration::from_secs(1),
-        ..Options::default()
-    };
-    let (api, db, dir) = (Api::start(opts), Db::new(), Dir::new());
-    two(&dir);
-    api.server.fault(
-        Fault::new(FaultKind::Throttling)
-            .sql_contains("CREATE TABLE b")
-            .for_duration(Duration::from_millis(2500)),
-    );
-    let r = api.run(&db.name, Some(&dir), &["transaction_keepalive = \"1h\""], &["up"]);
+    let (_api, db, r) = up_throttled_in_a_transaction("1h");
     r.assert_ok();
     assert!(
         r.stdout
