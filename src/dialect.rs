@@ -163,43 +163,93 @@ impl Dialect {
     /// (`None`: all), every column as text.
     pub fn select_history(&self, after: i64, limit: Option<u32>) -> String {
         let limit = limit.map(|l| Value::Int(l.into())).unwrap_or(Value::Expr("ALL"));
-        Self::bind(&self.fill(sql!("history_select")), &[Value::Int(after), limit])
+        Self::bind(&self.fill(strip_comments(sql!("history_select"))), &[Value::Int(after), limit])
     }
 
     /// A history row written only while the lease owner (the last value,
-    /// after [`history_values`]) holds a live lease: no row written otherwise.
+    /// after [`history_values`]) holds a live lease: no row written (and
+    /// none returned) otherwise.
     pub fn upsert_history_fenced(&self, values: &[Value]) -> String {
         let plain = "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
         debug_assert!(sql!("history_upsert").contains(plain));
         let fenced = sql!("history_upsert").replace(plain, strip_comments(sql!("lease_fence")).trim_end());
-        Self::bind(&self.fill(&fenced), values)
+        Self::bind(&format!("{}\nRETURNING version", self.fill(&fenced)), values)
     }
 
-    /// Creates the lease table (the Data API's lock).
-    pub fn create_lease(&self) -> String {
-        self.fill(strip_comments(sql!("lease_create")))
+    /// Creates the lease table (with its schema) and its one row where
+    /// missing, and upgrades a lease table of an older release in place.
+    pub fn setup_lease(&self) -> String {
+        let schema = match &self.schema {
+            Some(s) => format!("CREATE SCHEMA IF NOT EXISTS {};", quote(s)),
+            None => String::new(),
+        };
+        self.fill(strip_comments(sql!("lease_setup")))
+            .replace("{lease_text}", &escape_literal(&self.lease))
+            .replace("{create_schema}", &schema)
     }
 
-    /// Takes the lease for `ttl` when free or expired; returns a row on success.
-    pub fn acquire_lease(&self, owner: &str, ttl: std::time::Duration, holder: &str) -> String {
+    /// Takes the lease for `owner`: a session holder (`ttl` = `None`) with
+    /// the session advisory lock first, a Data API holder for `ttl`. One row:
+    /// holds the advisory lock, took the lease, the lease row exists.
+    pub fn acquire_lease(&self, owner: &str, holder: &str, ttl: Option<std::time::Duration>) -> String {
         Self::bind(
             &self.fill(strip_comments(sql!("lease_acquire"))),
-            &[Value::Text(owner.into()), interval(ttl), Value::Text(holder.into())],
+            &[
+                Value::Text(owner.into()),
+                Value::Text(holder.into()),
+                ttl.map(interval).unwrap_or(Value::Null),
+                Value::Int(self.lock_key),
+                Value::Bool(ttl.is_none()),
+            ],
         )
     }
 
-    /// Extends a live lease; returns a row while `owner` still holds it.
+    /// Extends a live Data API lease; returns a row while `owner` still holds it.
     pub fn renew_lease(&self, owner: &str, ttl: std::time::Duration) -> String {
-        Self::bind(&self.fill(sql!("lease_renew")), &[Value::Text(owner.into()), interval(ttl)])
+        Self::bind(
+            &self.fill(strip_comments(sql!("lease_renew"))),
+            &[Value::Text(owner.into()), interval(ttl)],
+        )
     }
 
-    pub fn release_lease(&self, owner: &str) -> String {
-        Self::bind(&self.fill(sql!("lease_release")), &[Value::Text(owner.into())])
+    /// Frees the lease and, for a session holder, drops the advisory lock.
+    pub fn release_lease(&self, owner: &str, session: bool) -> String {
+        Self::bind(
+            &self.fill(strip_comments(sql!("lease_release"))),
+            &[Value::Text(owner.into()), Value::Int(self.lock_key), Value::Bool(session)],
+        )
     }
 
-    /// Who holds the lease: holder, acquired at, seconds left.
+    /// Who holds the lock (see `lease_holder.sql` for the columns).
     pub fn lease_holder(&self) -> String {
-        self.fill(sql!("lease_holder"))
+        Self::bind(
+            &self.fill(strip_comments(sql!("lease_holder"))),
+            &[Value::Int(self.lock_key), Value::Text(self.lease.clone())],
+        )
+    }
+
+    /// The first call of a Data API migration transaction: its `SET LOCAL`
+    /// settings as `set_config` calls, returning a row only while `owner`
+    /// holds a live lease, which it keeps locked until the transaction ends.
+    pub fn transaction_guard(&self, settings: &[String], owner: &str) -> String {
+        let calls = set_config_calls(settings);
+        let list = if calls.is_empty() { "1".to_string() } else { calls.join(", ") };
+        Self::bind(
+            &self.fill(strip_comments(sql!("lease_guard"))).replace("{settings}", &list),
+            &[Value::Text(owner.into())],
+        )
+    }
+
+    /// `SET LOCAL a = x; SET LOCAL b = y` as one statement:
+    /// `SELECT set_config('a', x, true), set_config('b', y, true)`.
+    pub fn combined_settings(settings: &[String]) -> String {
+        format!("SELECT {}", set_config_calls(settings).join(", "))
+    }
+
+    /// Is `statement` still running in another session of this database?
+    /// Its server pid and seconds running, or no row.
+    pub fn statement_abandoned(statement: &str) -> String {
+        Self::bind(strip_comments(sql!("statement_abandoned")), &[Value::Text(statement.into())])
     }
 
     /// `1` while backend `pid` is still running a statement.
@@ -238,18 +288,6 @@ impl Dialect {
 
     pub fn insert_log(&self, values: &[Value]) -> String {
         Self::bind(&self.fill(sql!("log_insert")), values)
-    }
-
-    pub fn try_lock(&self) -> String {
-        Self::bind(sql!("lock_try").trim_end(), &[Value::Int(self.lock_key)])
-    }
-
-    pub fn unlock(&self) -> String {
-        Self::bind(sql!("unlock").trim_end(), &[Value::Int(self.lock_key)])
-    }
-
-    pub fn lock_holder(&self) -> String {
-        Self::bind(sql!("lock_holder"), &[Value::Int(self.lock_key)])
     }
 
     pub fn database_exists(name: &str) -> String {
@@ -314,6 +352,26 @@ fn strip_comments(sql: &str) -> &str {
     rest
 }
 
+/// `SET LOCAL name = value` / `SET LOCAL name TO value` statements as
+/// `set_config('name', 'value', true)` calls.
+fn set_config_calls(settings: &[String]) -> Vec<String> {
+    settings
+        .iter()
+        .filter_map(|s| {
+            let rest = s.strip_prefix("SET LOCAL ")?;
+            rest.split_once(" = ").or_else(|| rest.split_once(" TO "))
+        })
+        .map(|(name, value)| {
+            let value = if value.starts_with('\'') {
+                value.to_string()
+            } else {
+                format!("'{value}'")
+            };
+            format!("set_config('{name}', {value}, true)")
+        })
+        .collect()
+}
+
 /// A duration as an SQL interval literal in milliseconds.
 fn interval(d: std::time::Duration) -> Value {
     Value::Text(format!("{} milliseconds", d.as_millis()))
@@ -334,7 +392,7 @@ mod tests {
         );
         assert!(d
             .select_history(5, Some(100))
-            .contains("FROM \"My\"\"Schema\".\"hist\" WHERE version > 5 ORDER BY version LIMIT 100"));
+            .contains("FROM \"My\"\"Schema\".\"hist\" h WHERE h.version > 5 ORDER BY h.version LIMIT 100"));
         assert!(d.select_history(i64::MIN, None).ends_with("LIMIT ALL"));
         let row = Row {
             version: 7,
@@ -355,7 +413,9 @@ mod tests {
         v.push(Value::Text("me".into()));
         let f = d.upsert_history_fenced(&v);
         assert!(
-            f.contains("SELECT 7, 'n'") && f.contains("owner = 'me' AND expires_at > now() FOR SHARE)\nON CONFLICT"),
+            f.contains("SELECT 7, 'n'")
+                && f.contains("owner = 'me' AND pid IS NULL AND expires_at > now()\n              FOR KEY SHARE)\nON CONFLICT")
+                && f.ends_with("\nRETURNING version"),
             "{f}"
         );
         assert_eq!(
@@ -363,6 +423,31 @@ mod tests {
             "1 $10 'o''k $1'"
         );
         assert!(d.lock_key() >= 0);
+    }
+
+    #[test]
+    fn settings_combine_into_one_statement() {
+        let p = vec![
+            "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'".to_string(),
+            "SET LOCAL lock_timeout = '5000ms'".to_string(),
+            "SET LOCAL synchronous_commit = off".to_string(),
+        ];
+        assert_eq!(
+            Dialect::combined_settings(&p),
+            "SELECT set_config('citus.multi_shard_modify_mode', 'sequential', true), set_config('lock_timeout', '5000ms', true), set_config('synchronous_commit', 'off', true)"
+        );
+        let d = Dialect::postgres(
+            &HistoryTable {
+                schema: None,
+                table: "h".into(),
+            },
+            "db",
+        );
+        assert_eq!(
+            d.transaction_guard(&p[1..2], "me"),
+            "SELECT set_config('lock_timeout', '5000ms', true) FROM \"h_lease\"\nWHERE name = 'migrations' AND owner = 'me' AND pid IS NULL AND expires_at > now()\nFOR KEY SHARE"
+        );
+        assert!(d.transaction_guard(&[], "me").starts_with("SELECT 1 FROM \"h_lease\""));
     }
 
     #[test]

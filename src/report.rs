@@ -168,8 +168,8 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
             facts,
         } if style.verbose => {
             let lock = match capabilities.lock {
-                crate::backend::LockKind::SessionAdvisory => "session advisory lock",
-                crate::backend::LockKind::LeaseRow => "lease row",
+                crate::backend::LockKind::SessionAdvisory => "lease row held by a session advisory lock",
+                crate::backend::LockKind::LeaseRow => "lease row renewed by a heartbeat",
             };
             let trips = if capabilities.pipelined_transactions {
                 "one round trip per transactional migration"

@@ -480,7 +480,8 @@ async fn up_on(
                         tx: TxMode::NoTransaction,
                     });
                 }
-                let done = run_statements(b, m, step, events, &sig).await?;
+                let resumed = applied.iter().any(|r| r.version == m.version);
+                let done = run_statements(b, m, step, resumed, events, &sig).await?;
                 if done < m.statements.len() {
                     return Err(Error::Interrupted {
                         signal: sig.borrow().unwrap_or("SIGINT").into(),
@@ -539,11 +540,9 @@ async fn run_transactional(
     events: &mut dyn FnMut(&Event),
     sig: &mut watch::Receiver<Option<&'static str>>,
 ) -> Result<()> {
-    let mut prelude = prelude(cfg, m, last);
-    if !b.capabilities().pipelined_transactions && prelude.len() > 1 {
-        // One call instead of one per setting where every statement is a call.
-        prelude = vec![combined_settings(&prelude)];
-    }
+    // The backend sends them its own way (the Data API: one call, which
+    // also holds the lease row for the transaction).
+    let prelude = prelude(cfg, m, last);
     let mut adapted = Vec::with_capacity(m.statements.len());
     for s in &m.statements {
         let a = b.adapt(s, true).await?;
@@ -555,13 +554,12 @@ async fn run_transactional(
         }
         adapted.push(a.sql);
     }
-    let mut statements: Vec<&str> = prelude.iter().map(String::as_str).collect();
-    statements.extend(
-        m.statements
-            .iter()
-            .zip(&adapted)
-            .map(|(s, a)| a.as_deref().unwrap_or(s.sql.as_str())),
-    );
+    let statements: Vec<&str> = m
+        .statements
+        .iter()
+        .zip(&adapted)
+        .map(|(s, a)| a.as_deref().unwrap_or(s.sql.as_str()))
+        .collect();
     let row = Row::new(m, b.name(), Status::Applied, m.statements.len(), step.out_of_order);
     let attempts = cfg.lock_retries + 1;
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
@@ -572,7 +570,7 @@ async fn run_transactional(
         let canceller = b.canceller();
         let mut interrupted = None;
         let result = {
-            let fut = b.run_transaction(&statements, &row);
+            let fut = b.run_transaction(&prelude, &statements, &row);
             tokio::pin!(fut);
             tokio::select! {
                 r = &mut fut => r,
@@ -612,7 +610,7 @@ async fn run_transactional(
                 tokio::time::sleep(wait).await;
             }
             Err(ExecError::Statement { index, error }) if error.code == "55P03" => {
-                let i = index.saturating_sub(prelude.len());
+                let i = index;
                 let rows = b.query(&Dialect::lock_blockers(&sql::tables(&m.sql))).await.unwrap_or_default();
                 let blockers: Vec<String> = rows
                     .iter()
@@ -633,11 +631,7 @@ async fn run_transactional(
                 });
             }
             Err(ExecError::Statement { index, error }) => {
-                let (i, offset) = if index >= prelude.len() {
-                    (index - prelude.len(), error.offset.unwrap_or(0))
-                } else {
-                    (0, 0)
-                };
+                let (i, offset) = (index, error.offset.unwrap_or(0));
                 return Err(Error::Migration {
                     location: m.location(i, offset),
                     version: m.version,
@@ -677,6 +671,7 @@ async fn run_statements(
     b: &mut dyn Backend,
     m: &Migration,
     step: &Step,
+    resumed: bool,
     events: &mut dyn FnMut(&Event),
     sig: &watch::Receiver<Option<&'static str>>,
 ) -> Result<usize> {
@@ -731,34 +726,55 @@ async fn run_statements(
             }
             continue;
         }
-        if let Some((name, schema)) = sql::concurrent_index(s) {
-            // A failed or killed CONCURRENTLY build leaves an INVALID index
-            // that IF NOT EXISTS would silently accept: drop it first.
-            let found = b.query(&Dialect::invalid_index(&name, schema.as_deref())).await?;
-            if let Some(qualified) = found.first().and_then(|r| r.first().cloned().flatten()) {
-                b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
-                    .await
-                    .map_err(|e| e.into_error(&format!("{}: dropping the invalid index {qualified}", m.path)))?;
-                events(&Event::DroppedInvalidIndex {
-                    version: m.version,
-                    index: qualified,
-                });
-            }
-        }
-        let adapted = b.adapt(s, false).await?;
-        if let Some(note) = adapted.note {
+        // A runner killed during this statement (a resumed migration) may
+        // have left it running on the server, where a Data API statement
+        // outlives its call: wait for it and read its outcome, never send
+        // it a second time next to it.
+        let abandoned = match resumed && i == step.resume_from && !caps.statements_die_with_connection {
+            true => still_running_elsewhere(b, &s.sql).await?,
+            false => None,
+        };
+        let (started, result) = if let Some((pid, secs)) = abandoned {
             events(&Event::Note {
                 version: m.version,
-                message: note,
+                message: format!(
+                    "statement {} is still running on the server (process {pid}, for {secs} s), sent by an earlier runner that stopped: waiting for it to end, then reading its outcome from the catalog",
+                    i + 1
+                ),
             });
-        }
-        let started = Instant::now();
-        let mut result = b.execute(adapted.sql.as_deref().unwrap_or(&s.sql)).await;
-        if let Err(ExecError::StillRunning { connection_id }) = result {
-            result = await_statement(b, m, i, connection_id, started, events).await;
-        } else if let Err(ExecError::Lost { message }) = result {
-            result = resolve_lost_statement(b, m, i, message).await;
-        }
+            let started = Instant::now();
+            (started, await_statement(b, m, i, pid, started, events).await)
+        } else {
+            if let Some((name, schema)) = sql::concurrent_index(s) {
+                // A failed or killed CONCURRENTLY build leaves an INVALID index
+                // that IF NOT EXISTS would silently accept: drop it first.
+                let found = b.query(&Dialect::invalid_index(&name, schema.as_deref())).await?;
+                if let Some(qualified) = found.first().and_then(|r| r.first().cloned().flatten()) {
+                    b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
+                        .await
+                        .map_err(|e| e.into_error(&format!("{}: dropping the invalid index {qualified}", m.path)))?;
+                    events(&Event::DroppedInvalidIndex {
+                        version: m.version,
+                        index: qualified,
+                    });
+                }
+            }
+            let adapted = b.adapt(s, false).await?;
+            if let Some(note) = adapted.note {
+                events(&Event::Note {
+                    version: m.version,
+                    message: note,
+                });
+            }
+            let started = Instant::now();
+            let mut result = b.execute(adapted.sql.as_deref().unwrap_or(&s.sql)).await;
+            if let Err(ExecError::StillRunning { connection_id }) = result {
+                result = await_statement(b, m, i, connection_id, started, events).await;
+            } else if let Err(ExecError::Lost { message }) = result {
+                result = resolve_lost_statement(b, m, i, message).await;
+            }
+            (started, result)
+        };
         row.execution_ms = started.elapsed().as_millis() as i64;
         match result {
             Ok(()) => {
@@ -797,27 +813,6 @@ async fn run_statements(
     Ok(total)
 }
 
-/// `SET LOCAL a = x; SET LOCAL b = y` as one statement:
-/// `SELECT set_config('a', x, true), set_config('b', y, true)`.
-fn combined_settings(prelude: &[String]) -> String {
-    let calls: Vec<String> = prelude
-        .iter()
-        .filter_map(|s| {
-            let rest = s.strip_prefix("SET LOCAL ")?;
-            rest.split_once(" = ").or_else(|| rest.split_once(" TO "))
-        })
-        .map(|(name, value)| {
-            let value = if value.starts_with('\'') {
-                value.to_string()
-            } else {
-                format!("'{value}'")
-            };
-            format!("set_config('{name}', {value}, true)")
-        })
-        .collect();
-    format!("SELECT {}", calls.join(", "))
-}
-
 /// A session-level `SET`/`RESET` (not `SET LOCAL`).
 fn is_session_setting(s: &sql::Statement) -> bool {
     matches!(&s.node, Some(pg_query::NodeEnum::VariableSetStmt(v)) if !v.is_local)
@@ -854,6 +849,17 @@ async fn await_statement(
         tokio::time::sleep(backoff.delay()).await;
     }
     statement_outcome(b, m, i, "it outlived the Data API's statement timeout and ended on the server").await
+}
+
+/// The server process (and seconds running) of another session of this
+/// database that is running exactly `statement`, if any.
+async fn still_running_elsewhere(b: &mut dyn Backend, statement: &str) -> Result<Option<(i64, u64)>> {
+    let rows = b.query(&Dialect::statement_abandoned(statement)).await?;
+    Ok(rows.first().and_then(|r| {
+        let pid = r.first().cloned().flatten()?.parse().ok()?;
+        let secs = r.get(1).cloned().flatten().and_then(|v| v.parse().ok()).unwrap_or(0);
+        Some((pid, secs))
+    }))
 }
 
 /// The answer to a statement outside a transaction never came (Data API
@@ -953,8 +959,9 @@ fn dry_run(
             TxMode::Transaction => {
                 sql.push("BEGIN".to_string());
                 let p = prelude(cfg, m, i == last);
-                if !caps.pipelined_transactions && p.len() > 1 {
-                    sql.push(combined_settings(&p));
+                if caps.lock == backend::LockKind::LeaseRow {
+                    // One call: the settings, and the lease row held for the transaction.
+                    sql.push(dialect.transaction_guard(&p, "<this run's lease owner>"));
                 } else {
                     sql.extend(p);
                 }
@@ -1071,20 +1078,4 @@ pub async fn with_lock<T>(
     let v = r?;
     unlocked?;
     Ok(v)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn settings_combine_into_one_statement() {
-        let p = vec![
-            "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'".to_string(),
-            "SET LOCAL lock_timeout = '5000ms'".to_string(),
-            "SET LOCAL synchronous_commit = off".to_string(),
-        ];
-        assert_eq!(
-            super::combined_settings(&p),
-            "SELECT set_config('citus.multi_shard_modify_mode', 'sequential', true), set_config('lock_timeout', '5000ms', true), set_config('synchronous_commit', 'off', true)"
-        );
-    }
 }

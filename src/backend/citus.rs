@@ -352,10 +352,10 @@ impl Backend for Citus {
         self.pg.log_event(version, action, old, new, detail).await
     }
 
-    async fn run_transaction(&mut self, statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
         // Never several statements in one query string: Citus sends a DDL
         // statement's query string on to the workers.
-        self.pg.run_transaction_separately(statements, row).await
+        self.pg.run_transaction_separately(settings, statements, row).await
     }
 
     async fn execute(&mut self, statement: &str) -> Result<(), ExecError> {

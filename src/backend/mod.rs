@@ -16,6 +16,7 @@
 
 pub mod aws;
 pub mod citus;
+pub mod lock;
 pub mod postgres;
 pub mod rds_data;
 pub mod tls;
@@ -33,13 +34,15 @@ use crate::sql::Statement;
 /// Cancels the statement in flight on the backend it came from.
 pub type Canceller = Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
-/// How the migration lock is held.
+/// How a backend holds the migration lock: the one lease row of every
+/// transport (`lock.rs`), kept live in one of two ways.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LockKind {
-    /// A session advisory lock on a connection that lives as long as the run.
+    /// By a session advisory lock on a connection that lives as long as
+    /// the run (the server releases it with the session).
     SessionAdvisory,
-    /// A lease row with an expiry, renewed by a heartbeat (no sessions).
+    /// By an expiry renewed by a heartbeat (no sessions).
     LeaseRow,
 }
 
@@ -126,10 +129,13 @@ pub trait Backend: Send {
     /// Appends to the history log: repairs, baselines, imports.
     async fn log_event(&mut self, version: i64, action: &str, old: Option<&str>, new: Option<&str>, detail: Option<&str>) -> Result<()>;
 
-    /// Runs `statements` and then writes `row`, all in one transaction;
-    /// rolls back on any failure. `row.execution_ms` is filled in by the
-    /// backend with the server-side duration.
-    async fn run_transaction(&mut self, statements: &[&str], row: &Row) -> Result<(), ExecError>;
+    /// Runs `settings` (`SET LOCAL name = value` statements), then
+    /// `statements`, then writes `row`, all in one transaction; rolls back
+    /// on any failure. `ExecError::Statement::index` is an index into
+    /// `statements` (a failed setting is reported as statement 0).
+    /// `row.execution_ms` is filled in by the backend with the server-side
+    /// duration.
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError>;
     /// Runs one statement outside any transaction.
     async fn execute(&mut self, statement: &str) -> Result<(), ExecError>;
     /// Runs a read-only query and returns its rows as text.

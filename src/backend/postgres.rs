@@ -1,14 +1,16 @@
 //! The direct PostgreSQL transport: tokio-postgres over TCP or a Unix socket,
 //! TLS through postgres-native-tls (disable ... verify-full, every
 //! certificate of a bundle file trusted), a timeout around the whole connect,
-//! and a session advisory lock polled with `pg_try_advisory_lock`.
+//! and the migration lock as a session holder (`lock.rs`): the session
+//! advisory lock, polled with `pg_try_advisory_lock`, plus the lease row
+//! that every transport shares, both taken in one statement.
 //!
 //! A transactional migration is one simple-query round trip:
 //! `BEGIN; <statements>; <history row>; COMMIT`. The server's
 //! CommandComplete messages tell which statement failed; its error position
 //! is mapped back into that statement.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -18,12 +20,13 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::aws;
 use super::tls::{load_bundle, LazyTls};
+use super::lock::{self, Taker};
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind};
 use crate::config::{Config, SslMode};
 use crate::dialect::{history_values, Dialect, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
-use crate::retry::{self, Backoff, Class, Policy};
+use crate::retry::{self, Class, Policy, Progress};
 use crate::sql::char_pos_to_byte;
 
 /// One round trip per transactional migration; a session advisory lock.
@@ -42,8 +45,20 @@ pub struct Postgres {
     tls: Option<LazyTls>,
     dialect: Dialect,
     target: String,
-    /// This session holds the migration's advisory lock.
+    progress: Progress,
+    /// Who this runner is, recorded in the lease (`lock::holder_text`).
+    holder: String,
+    /// This run's lease owner id (one per connection).
+    owner: String,
+    /// This session holds the advisory lock (possibly still waiting for the
+    /// lease, held by a Data API runner).
+    advisory: bool,
+    /// This session holds the lease.
     locked: bool,
+    /// The lease table is set up (`lease_setup.sql` ran in this session).
+    lease_ready: bool,
+    /// Lost races between first runners creating the lease table.
+    setup_races: u32,
 }
 
 /// One open connection: the client, its driver task, and the TLS connector
@@ -355,15 +370,20 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> 
 }
 
 /// The error of a transactional migration whose part `index` failed (0 =
-/// BEGIN, 1..=n the statements, n+1 the history row, n+2 COMMIT).
-fn failed_part(index: usize, n: usize, mut error: DbError) -> ExecError {
-    if index >= 1 && index <= n {
-        return ExecError::Statement { index: index - 1, error };
+/// BEGIN, 1..=k its `k` settings, then its `n` statements, the history row,
+/// COMMIT). A failed setting is reported on the first statement.
+fn failed_part(index: usize, k: usize, n: usize, mut error: DbError) -> ExecError {
+    if index >= 1 && index <= k {
+        error.offset = None;
+        return ExecError::Statement { index: 0, error };
+    }
+    if index > k && index <= k + n {
+        return ExecError::Statement { index: index - k - 1, error };
     }
     error.offset = None;
     let context = if index == 0 {
         "BEGIN"
-    } else if index == n + 1 {
+    } else if index == k + n + 1 {
         "writing the history row"
     } else {
         "COMMIT"
@@ -380,10 +400,11 @@ impl Postgres {
     /// statement per query string: Citus propagates a DDL statement's query
     /// string to the workers, where a string of several commands fails with
     /// "cannot insert multiple commands into a prepared statement".
-    pub async fn run_transaction_separately(&mut self, statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    pub async fn run_transaction_separately(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
         let history = self.dialect.upsert_history_in_transaction(row);
-        let mut all: Vec<&str> = Vec::with_capacity(statements.len() + 3);
+        let mut all: Vec<&str> = Vec::with_capacity(settings.len() + statements.len() + 3);
         all.push("BEGIN");
+        all.extend(settings.iter().map(String::as_str));
         all.extend_from_slice(statements);
         all.push(&history);
         all.push("COMMIT");
@@ -424,7 +445,7 @@ impl Postgres {
         // The COMMIT after a failed statement already rolled back; this
         // covers a failed COMMIT (a no-op warning otherwise).
         let _ = self.client.batch_execute("ROLLBACK").await;
-        Err(failed_part(index, statements.len(), error))
+        Err(failed_part(index, settings.len(), statements.len(), error))
     }
 
     pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<Postgres> {
@@ -435,7 +456,13 @@ impl Postgres {
             tls,
             target,
             dialect: Dialect::postgres(&cfg.history, &dbname),
+            progress: cfg.progress.clone(),
+            holder: lock::holder_text(&cfg.pg.application_name, cfg.backend.as_str()),
+            owner: lock::owner_id(),
+            advisory: false,
             locked: false,
+            lease_ready: false,
+            setup_races: 0,
         })
     }
 
@@ -459,22 +486,41 @@ impl Postgres {
             .collect())
     }
 
-    /// Why the lock is busy: who holds it, for the timeout message.
-    async fn lock_holder(&self) -> String {
-        match self.simple(&self.dialect.lock_holder(), "lock holder").await {
-            Ok(rows) => match rows.first() {
-                Some(r) => {
-                    let f = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                    format!(
-                        "; held by pid {} (application_name '{}', client {}, connected since {})",
-                        f(0),
-                        f(1),
-                        f(2),
-                        f(3)
-                    )
-                }
-                None => String::new(),
-            },
+}
+
+#[async_trait]
+impl Taker for Postgres {
+    /// The lease setup (first attempt of a session) and the lease in one
+    /// simple-query round trip; the advisory lock is kept across attempts.
+    async fn try_take(&mut self) -> Result<bool> {
+        let acquire = self.dialect.acquire_lease(&self.owner, &self.holder, None);
+        let sql = if self.lease_ready {
+            acquire
+        } else {
+            format!("{};\n{acquire}", self.dialect.setup_lease())
+        };
+        let rows = match self.simple(&sql, "taking the migration lock").await {
+            Ok(rows) => rows,
+            Err(e) if lock::setup_race(&e) && self.setup_races < 5 => {
+                self.setup_races += 1;
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        self.lease_ready = true;
+        let (advisory, took, row) = lock::acquired(&rows);
+        self.advisory = advisory;
+        if !row {
+            // Removed by a runner of an older release: put it back.
+            self.lease_ready = false;
+        }
+        self.locked = took;
+        Ok(took)
+    }
+
+    async fn holder(&mut self) -> String {
+        match self.simple(&self.dialect.lease_holder(), "lock holder").await {
+            Ok(rows) => rows.first().map(|r| lock::describe(r)).unwrap_or_default(),
             Err(_) => String::new(),
         }
     }
@@ -498,39 +544,24 @@ impl Backend for Postgres {
         if self.locked {
             return Ok(());
         }
-        // The lock lives on the session that runs the migrations: if this
-        // process dies, the server keeps the lock until that session's last
-        // statement has finished (or rolled back), so no other runner starts
-        // while a killed runner's batch is still executing. Polled with
-        // pg_try_advisory_lock: a waiter never sits inside a snapshot that a
+        // The advisory lock lives on the session that runs the migrations:
+        // if this process dies, the server keeps it until that session's
+        // last statement has finished (or rolled back), so no other runner,
+        // of any transport, starts while a killed runner's batch is still
+        // executing. Polled: a waiter never sits inside a snapshot that a
         // CONCURRENTLY build in the holder would have to wait for.
-        let start = Instant::now();
-        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_secs(1));
-        let sql = self.dialect.try_lock();
-        loop {
-            let rows = self.simple(&sql, "taking the migration lock").await?;
-            if rows.first().and_then(|r| r.first()).cloned().flatten().as_deref() == Some("t") {
-                self.locked = true;
-                return Ok(());
-            }
-            if start.elapsed() >= wait {
-                return Err(Error::LockTimeout {
-                    secs: wait.as_secs(),
-                    holder: self.lock_holder().await,
-                });
-            }
-            let remaining = wait.saturating_sub(start.elapsed());
-            tokio::time::sleep(backoff.delay().min(remaining)).await;
-        }
+        let progress = self.progress.clone();
+        lock::poll(wait, &progress, self).await
     }
 
     async fn unlock(&mut self) -> Result<()> {
-        if self.locked {
+        if self.locked || self.advisory {
             self.locked = false;
-            let sql = self.dialect.unlock();
+            self.advisory = false;
+            let sql = self.dialect.release_lease(&self.owner, true);
             // A cancel sent on SIGINT can land on this query instead of the
             // migration's: try once more (closing the session would release
-            // the lock anyway).
+            // the advisory lock, and with it the lease, anyway).
             if let Err(Error::Db { error, .. }) = self.simple(&sql, "releasing the migration lock").await {
                 if error.code != "57014" {
                     return Err(Error::Db {
@@ -592,12 +623,16 @@ impl Backend for Postgres {
         self.simple(&sql, "writing the history log").await.map(drop)
     }
 
-    async fn run_transaction(&mut self, statements: &[&str], row: &Row) -> Result<(), ExecError> {
-        // One round trip: BEGIN; s1; ...; sn; history; COMMIT
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
+        // One round trip: BEGIN; settings; s1; ...; sn; history; COMMIT
         let history = self.dialect.upsert_history_in_transaction(row);
-        let mut batch = String::with_capacity(statements.iter().map(|s| s.len() + 2).sum::<usize>() + history.len() + 32);
+        let mut batch = String::with_capacity(statements.iter().map(|s| s.len() + 2).sum::<usize>() + history.len() + 256);
         let mut starts = Vec::with_capacity(statements.len());
         batch.push_str("BEGIN;\n");
+        for s in settings {
+            batch.push_str(s);
+            batch.push_str(";\n");
+        }
         for s in statements {
             starts.push(batch.len());
             batch.push_str(s);
@@ -634,14 +669,14 @@ impl Backend for Postgres {
         }
         // Leave no open transaction behind (a no-op warning if COMMIT ended it).
         let _ = self.client.batch_execute("ROLLBACK").await;
-        // Which part failed: BEGIN completed first, so `done` is the 1-based
-        // number of the failing statement (0 = BEGIN, n+1 = history, n+2 = COMMIT).
-        let index = done;
-        if index >= 1 && index <= statements.len() {
-            let (start, len) = (starts[index - 1], statements[index - 1].len());
+        // Which part failed: `done` parts completed before it (BEGIN, the
+        // settings, the statements, the history row, COMMIT).
+        let (index, k) = (done, settings.len());
+        if index > k && index <= k + statements.len() {
+            let (start, len) = (starts[index - k - 1], statements[index - k - 1].len());
             error.offset = error.offset.filter(|&o| o >= start && o <= start + len).map(|o| o - start);
         }
-        Err(failed_part(index, statements.len(), error))
+        Err(failed_part(index, k, statements.len(), error))
     }
 
     async fn execute(&mut self, statement: &str) -> Result<(), ExecError> {

@@ -12,9 +12,12 @@
 //! - Statements outside a transaction run with `continueAfterTimeout`; a
 //!   `StatementTimeoutException` comes back as "still running" and the
 //!   runner polls the server for completion.
-//! - No session survives between calls, so the migration lock is a lease row
+//! - No session survives between calls, so this runner holds the migration
+//!   lock (the lease row every transport shares, `lock.rs`) with an expiry
 //!   renewed by a heartbeat; every history row is written only while the
-//!   lease is live (`history_upsert_fenced.sql`).
+//!   lease is live (`lease_fence.sql`, checked through `RETURNING`), and
+//!   each migration transaction holds the lease row `FOR KEY SHARE` from its
+//!   first call, which also carries its settings (`lease_guard.sql`).
 //! - The wake-up probe (`SELECT 1`) and every retry go through `retry.rs`.
 //!   Tool-owned queries return text only and page their results (1 MiB cap).
 
@@ -28,6 +31,7 @@ use aws_sdk_rdsdata::operation::execute_statement::{ExecuteStatementError, Execu
 use aws_sdk_rdsdata::types::Field;
 use aws_sdk_rdsdata::Client;
 
+use super::lock::{self, Taker};
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind};
 use crate::config::Config;
 use crate::dialect::{history_values, Dialect, Value};
@@ -62,6 +66,14 @@ pub struct RdsData {
     progress: Progress,
     lease_ttl: Duration,
     keepalive: Duration,
+    /// Who this runner is, recorded in the lease (`lock::holder_text`).
+    holder: String,
+    /// This run's lease owner id.
+    owner: String,
+    /// The lease table is set up (`lease_setup.sql` ran in this run).
+    lease_ready: bool,
+    /// Lost races between first runners creating the lease table.
+    setup_races: u32,
     /// Set while this runner holds the lease.
     lease: Option<Lease>,
     /// Set by the canceller (SIGINT/SIGTERM): roll back before the next statement.
@@ -214,17 +226,6 @@ fn text_rows(out: &ExecuteStatementOutput) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
-fn owner_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{host}:{}:{nanos:x}", std::process::id())
-}
-
 impl RdsData {
     /// Builds the client and wakes the cluster with an idempotent probe
     /// (`SELECT 1`, retried while Aurora resumes, within `resume_timeout`).
@@ -244,6 +245,10 @@ impl RdsData {
             progress: cfg.progress.clone(),
             lease_ttl: cfg.aws.lease_ttl,
             keepalive: cfg.aws.transaction_keepalive,
+            holder: lock::holder_text(&cfg.pg.application_name, "rds-data"),
+            owner: lock::owner_id(),
+            lease_ready: false,
+            setup_races: 0,
             lease: None,
             cancelled: Arc::new(AtomicBool::new(false)),
         };
@@ -516,15 +521,50 @@ impl RdsData {
         })
     }
 
-    async fn lease_holder(&self) -> String {
-        match self.tool(&self.dialect.lease_holder(), "lease holder", Call::Idempotent).await {
-            Ok(out) => match text_rows(&out).first() {
-                Some(r) => {
-                    let f = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                    format!("; held by {} since {} (lease expires in {} s)", f(0), f(1), f(2))
+    /// The first call of a migration transaction: its settings, and the
+    /// lease row held `FOR KEY SHARE` until the transaction ends (no row
+    /// back: the lease was lost). Without a lease (not under the lock) only
+    /// the settings, and no call at all without them.
+    fn first_call(&self, settings: &[String]) -> Option<String> {
+        match &self.lease {
+            Some(l) => Some(self.dialect.transaction_guard(settings, &l.owner)),
+            None if settings.is_empty() => None,
+            None => Some(Dialect::combined_settings(settings)),
+        }
+    }
+}
+
+#[async_trait]
+impl Taker for RdsData {
+    /// The lease setup (first attempt of a run: one call), then the lease.
+    async fn try_take(&mut self) -> Result<bool> {
+        if !self.lease_ready {
+            match self
+                .tool(&self.dialect.setup_lease(), "setting up the lease table", Call::Idempotent)
+                .await
+            {
+                Ok(_) => self.lease_ready = true,
+                Err(e) if lock::setup_race(&e) && self.setup_races < 5 => {
+                    self.setup_races += 1;
+                    return Ok(false);
                 }
-                None => String::new(),
-            },
+                Err(e) => return Err(e),
+            }
+        }
+        let sql = self.dialect.acquire_lease(&self.owner, &self.holder, Some(self.lease_ttl));
+        // Re-sending it by the same owner changes nothing more.
+        let out = self.tool(&sql, "taking the migration lease", Call::Idempotent).await?;
+        let (_, took, row) = lock::acquired(&text_rows(&out));
+        if !row {
+            // Removed by a runner of an older release: put it back.
+            self.lease_ready = false;
+        }
+        Ok(took)
+    }
+
+    async fn holder(&mut self) -> String {
+        match self.tool(&self.dialect.lease_holder(), "lock holder", Call::Idempotent).await {
+            Ok(out) => text_rows(&out).first().map(|r| lock::describe(r)).unwrap_or_default(),
             Err(_) => String::new(),
         }
     }
@@ -548,39 +588,9 @@ impl Backend for RdsData {
         if self.lease.is_some() {
             return Ok(());
         }
-        // First runners race on CREATE TABLE IF NOT EXISTS (23505, 42P07, 42710).
-        for attempt in 0..5 {
-            match self
-                .tool(&self.dialect.create_lease(), "creating the lease table", Call::Idempotent)
-                .await
-            {
-                Ok(_) => break,
-                Err(Error::Db { error, .. }) if matches!(error.code.as_str(), "23505" | "42P07" | "42710") && attempt < 4 => {
-                    tokio::time::sleep(Duration::from_millis(50) + retry::jitter(Duration::from_millis(100))).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let owner = owner_id();
-        let holder = format!("{} (pid {})", owner.split(':').next().unwrap_or(""), std::process::id());
-        let sql = self.dialect.acquire_lease(&owner, self.lease_ttl, &holder);
-        let start = Instant::now();
-        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
-        loop {
-            // Not idempotent in general, but re-sending it by the same owner is.
-            let out = self.tool(&sql, "taking the migration lease", Call::Idempotent).await?;
-            if !out.records().is_empty() {
-                break;
-            }
-            if start.elapsed() >= wait {
-                return Err(Error::LockTimeout {
-                    secs: wait.as_secs(),
-                    holder: self.lease_holder().await,
-                });
-            }
-            let remaining = wait.saturating_sub(start.elapsed());
-            tokio::time::sleep(backoff.delay().min(remaining)).await;
-        }
+        let progress = self.progress.clone();
+        lock::poll(wait, &progress, self).await?;
+        let owner = self.owner.clone();
         // Heartbeat: renew every third of the lease; a lease not renewed
         // in time is marked lost and nothing more is written.
         let lost = Arc::new(AtomicBool::new(false));
@@ -629,7 +639,7 @@ impl Backend for RdsData {
         if let Some(l) = self.lease.take() {
             l.heartbeat.abort();
             self.tool(
-                &self.dialect.release_lease(&l.owner),
+                &self.dialect.release_lease(&l.owner, false),
                 "releasing the migration lease",
                 Call::Idempotent,
             )
@@ -680,7 +690,10 @@ impl Backend for RdsData {
         self.check_lease()?;
         let sql = self.upsert(history_values(row, Value::Int(row.execution_ms)));
         let out = self.tool(&sql, "writing the history table", Call::Idempotent).await?;
-        if self.lease.is_some() && out.number_of_records_updated() == 0 {
+        // The fenced upsert returns the version it wrote (RETURNING): every
+        // implementation returns records, while numberOfRecordsUpdated for an
+        // INSERT is not reported the same way everywhere.
+        if self.lease.is_some() && out.records().is_empty() {
             return Err(Error::LeaseLost {
                 message: "another runner holds it now; the history row was not written".into(),
             });
@@ -715,10 +728,34 @@ impl Backend for RdsData {
         self.tool(&sql, "writing the history log", Call::Once).await.map(drop)
     }
 
-    async fn run_transaction(&mut self, statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
         self.check_lease().map_err(ExecError::transport)?;
         self.cancelled.store(false, Ordering::SeqCst);
         let tx = self.begin().await?;
+        if let Some(first) = self.first_call(settings) {
+            match self.call_in_tx(&first, &tx).await {
+                Ok(out) if self.lease.is_some() && out.records().is_empty() => {
+                    self.rollback(&tx).await;
+                    return Err(ExecError::transport(Error::LeaseLost {
+                        message: "another runner holds it now; nothing of this migration ran".into(),
+                    }));
+                }
+                Ok(_) => {}
+                Err(g) => {
+                    let e = self.statement_error(g, 0, &first);
+                    self.rollback(&tx).await;
+                    return Err(match e {
+                        // A setting the server refused: reported on the first statement.
+                        ExecError::Statement { mut error, .. } => {
+                            error.offset = None;
+                            ExecError::Statement { index: 0, error }
+                        }
+                        ExecError::Lost { message } => ExecError::RolledBack { message, retry: true },
+                        other => other,
+                    });
+                }
+            }
+        }
         for (i, s) in statements.iter().enumerate() {
             if self.cancelled.load(Ordering::SeqCst) {
                 self.rollback(&tx).await;
@@ -749,7 +786,7 @@ impl Backend for RdsData {
         }
         let history = self.upsert(history_values(row, Dialect::elapsed_ms()));
         match self.call_in_tx(&history, &tx).await {
-            Ok(out) if self.lease.is_some() && out.number_of_records_updated() == 0 => {
+            Ok(out) if self.lease.is_some() && out.records().is_empty() => {
                 self.rollback(&tx).await;
                 return Err(ExecError::transport(Error::LeaseLost {
                     message: "another runner holds it now; this migration was rolled back".into(),

@@ -60,7 +60,8 @@ async fn baseline_to(b: &mut dyn Backend, local: Vec<Migration>, version: i64) -
 
 async fn import_refinery(b: &mut dyn Backend, local: Vec<Migration>, table: String) -> Result<Vec<i64>> {
     let sql = format!(
-        "SELECT version::text, name, applied_on, checksum FROM {} ORDER BY version",
+        // `r.version`: a bare `version` would sort the text output column.
+        "SELECT r.version::text, r.name, r.applied_on, r.checksum FROM {} r ORDER BY r.version",
         quote(&table)
     );
     let rows = b.query(&sql).await.map_err(|e| match e {

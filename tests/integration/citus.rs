@@ -286,13 +286,13 @@ static LIVE: Mutex<()> = Mutex::new(());
 
 /// The live coordinator, one test at a time, its chat tables and history
 /// dropped; `None` (and a line on stderr) without CHATMIGRATE_TEST_CITUS_URL.
-struct Live {
-    url: String,
+pub(crate) struct Live {
+    pub(crate) url: String,
     dir: Dir,
     _guard: MutexGuard<'static, ()>,
 }
 
-fn live(test: &str) -> Option<Live> {
+pub(crate) fn live(test: &str) -> Option<Live> {
     let Ok(url) = std::env::var("CHATMIGRATE_TEST_CITUS_URL") else {
         eprintln!("skipping {test}: CHATMIGRATE_TEST_CITUS_URL is not set (docs/citus.md, Testing)");
         return None;
@@ -309,7 +309,7 @@ fn live(test: &str) -> Option<Live> {
 }
 
 impl Live {
-    fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+    pub(crate) fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         query_url(&self.url, sql)
     }
 
@@ -326,6 +326,7 @@ impl Live {
             "st_chat_theme_table",
             "chatmigrate_history",
             "chatmigrate_history_log",
+            "chatmigrate_history_lease",
             "cmt_docs",
             "cmt_docs_par",
             "cmt_gen_1",

@@ -139,7 +139,7 @@ fn verbose_names_config_target_and_backend_capabilities() {
     );
     assert!(
         r.stdout.contains(&format!(
-            "connected to postgres@127.0.0.1:{}/{} (postgres: session advisory lock, one round trip per transactional migration)",
+            "connected to postgres@127.0.0.1:{}/{} (postgres: lease row held by a session advisory lock, one round trip per transactional migration)",
             crate::schema::port(),
             db.name
         )),

@@ -217,7 +217,7 @@ impl Run {
 }
 
 /// Variables that would point the binary elsewhere; every run clears them.
-const CLEARED_ENV: [&str; 11] = [
+pub const CLEARED_ENV: [&str; 11] = [
     "DATABASE_URL",
     "PGHOST",
     "PGPORT",
