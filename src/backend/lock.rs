@@ -93,7 +93,11 @@ pub async fn poll(wait: Duration, progress: &Progress, taker: &mut dyn Taker) ->
                 what: "the migration lock".into(),
                 elapsed: start.elapsed(),
                 attempts,
-                cause: if holder.is_empty() { "held by another runner".into() } else { holder },
+                cause: if holder.is_empty() {
+                    "held by another runner".into()
+                } else {
+                    holder
+                },
             });
         }
         let remaining = wait.saturating_sub(start.elapsed());

@@ -19,8 +19,8 @@ use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::aws;
-use super::tls::{load_bundle, LazyTls};
 use super::lock::{self, Taker};
+use super::tls::{load_bundle, LazyTls};
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind};
 use crate::config::{Config, SslMode};
 use crate::dialect::{history_values, Dialect, Value};
@@ -378,7 +378,10 @@ fn failed_part(index: usize, k: usize, n: usize, mut error: DbError) -> ExecErro
         return ExecError::Statement { index: 0, error };
     }
     if index > k && index <= k + n {
-        return ExecError::Statement { index: index - k - 1, error };
+        return ExecError::Statement {
+            index: index - k - 1,
+            error,
+        };
     }
     error.offset = None;
     let context = if index == 0 {
@@ -485,7 +488,6 @@ impl Postgres {
             })
             .collect())
     }
-
 }
 
 #[async_trait]

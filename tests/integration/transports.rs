@@ -122,9 +122,16 @@ pub fn workload(dir: &Dir, n: usize) {
     for (name, body) in chatmigrate::migration::embedded_files() {
         dir.write(name, body);
     }
-    dir.write("V10__gen_log.sql", "CREATE TABLE gen_log (v bigint PRIMARY KEY, at timestamptz DEFAULT now());\n");
+    dir.write(
+        "V10__gen_log.sql",
+        "CREATE TABLE gen_log (v bigint PRIMARY KEY, at timestamptz DEFAULT now());\n",
+    );
     for i in 0..n {
-        let v = if i % 2 == 0 { 100 + i as i64 } else { 20240101000000 + i as i64 * 100 };
+        let v = if i % 2 == 0 {
+            100 + i as i64
+        } else {
+            20240101000000 + i as i64 * 100
+        };
         if i % 50 == 25 {
             dir.write(
                 &format!("V{v}__nt{i}.sql"),
@@ -193,7 +200,10 @@ fn the_same_workload_reads_the_same_through_every_transport() {
         let text = std::fs::read_to_string(&conf).unwrap();
         std::fs::write(
             &conf,
-            format!("{text}\n[environments.citus]\nbackend = \"citus\"\nurl = \"{}\"\nlock_wait = \"120s\"\n", l.url),
+            format!(
+                "{text}\n[environments.citus]\nbackend = \"citus\"\nurl = \"{}\"\nlock_wait = \"120s\"\n",
+                l.url
+            ),
         )
         .unwrap();
         targets.push((name, l.url.clone(), both, vec!["citus"]));
@@ -215,7 +225,11 @@ fn the_same_workload_reads_the_same_through_every_transport() {
         // Each transactional generated migration ran exactly once.
         let rows = query_url(url, "SELECT count(*)::text, count(DISTINCT v)::text FROM gen_log");
         let want = (N - no_tx).to_string();
-        assert_eq!((rows[0][0].as_deref(), rows[0][1].as_deref()), (Some(&*want), Some(&*want)), "{env}");
+        assert_eq!(
+            (rows[0][0].as_deref(), rows[0][1].as_deref()),
+            (Some(&*want), Some(&*want)),
+            "{env}"
+        );
 
         // Read through every transport that reaches this database.
         let mut readers = vec!["direct", "aurora"];
@@ -238,11 +252,7 @@ fn the_same_workload_reads_the_same_through_every_transport() {
             );
             match &reference {
                 None => reference = Some(st),
-                Some(want) => assert!(
-                    st == *want,
-                    "{env} read through {reader} differs: {}",
-                    first_difference(want, &st)
-                ),
+                Some(want) => assert!(st == *want, "{env} read through {reader} differs: {}", first_difference(want, &st)),
             }
         }
         // A second `up` through each transport applies nothing.
@@ -250,11 +260,12 @@ fn the_same_workload_reads_the_same_through_every_transport() {
             let started = Instant::now();
             let r = both.run(name, reader, &dir, &["up"]);
             r.assert_ok();
-            assert!(r.stdout.starts_with("nothing to apply"), "{env}, again through {reader}: {}", r.stdout);
-            eprintln!(
-                "differential: no-op up through {reader}: {:.1} s",
-                started.elapsed().as_secs_f64()
+            assert!(
+                r.stdout.starts_with("nothing to apply"),
+                "{env}, again through {reader}: {}",
+                r.stdout
             );
+            eprintln!("differential: no-op up through {reader}: {:.1} s", started.elapsed().as_secs_f64());
         }
         let rows = query_url(url, "SELECT count(*)::text FROM gen_log");
         assert_eq!(rows[0][0].as_deref(), Some(&*want), "{env}: nothing ran twice");
