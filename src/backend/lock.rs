@@ -83,7 +83,7 @@ pub async fn poll(wait: Duration, progress: &Progress, taker: &mut dyn Taker) ->
             });
         }
         let due = match reported {
-            None => start.elapsed() >= Duration::from_millis(900),
+            None => start.elapsed() >= Duration::from_secs(1),
             Some(t) => t.elapsed() >= Duration::from_secs(1),
         };
         if due {

@@ -105,7 +105,7 @@ fn four_direct_and_four_data_api_runners_apply_each_migration_once() {
 #[test]
 fn a_direct_runner_and_a_data_api_runner_exclude_each_other_and_name_the_holder() {
     let (both, db, dir) = (Both::start(Options::default()), Db::new(), Dir::new());
-    dir.write("V1__slow.sql", "CREATE TABLE a (id int);\nSELECT pg_sleep(4);\n");
+    dir.write("V1__slow.sql", "CREATE TABLE a (id int);\nSELECT pg_sleep(8);\n");
     both.config(&db.name, &db.url, &[]);
 
     // A direct runner holds the lock: a Data API runner gives up naming it...
@@ -144,7 +144,7 @@ fn a_direct_runner_and_a_data_api_runner_exclude_each_other_and_name_the_holder(
     assert_eq!(db.versions(), vec![1]);
 
     // The reverse: a Data API runner holds the lease; a direct runner waits.
-    dir.write("V2__slow.sql", "CREATE TABLE b (id int);\nSELECT pg_sleep(4);\n");
+    dir.write("V2__slow.sql", "CREATE TABLE b (id int);\nSELECT pg_sleep(8);\n");
     let holder = both.spawn(&db.name, "aurora", &dir, &["up"]);
     let pid = holder.id();
     wait_until(20, "the Data API runner to hold the lease", || held_by(&db, pid));
@@ -221,29 +221,30 @@ fn a_data_api_runner_killed_inside_a_transaction_is_waited_for_knowingly() {
 #[test]
 fn a_killed_direct_runners_lease_is_free_when_its_session_ends() {
     let (both, db, dir) = (Both::start(Options::default()), Db::new(), Dir::new());
-    dir.write("V1__a.sql", "CREATE TABLE a (id int);\nSELECT pg_sleep(2);\n");
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\nSELECT pg_sleep(3);\n");
     both.config(&db.name, &db.url, &["lock_wait = \"60s\""]);
     let mut first = both.spawn(&db.name, "direct", &dir, &["up"]);
     wait_until(20, "the direct runner to hold the lease", || held_by(&db, first.id()));
     let server_pid = lease(&db).unwrap().1.unwrap();
     first.kill().unwrap();
     let _ = first.wait();
-    // The lease row still names the killed runner; its session ends once
-    // its statement has ended.
+    // The server runs the batch it received to its end (V1 commits), then
+    // ends the session; the lease row still names the killed runner.
     wait_until(30, "the killed runner's session to end", || {
         db.scalar(&format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {server_pid}")) == "0"
     });
-    assert!(lease(&db).unwrap().0.is_some(), "the killed runner never released the lease");
+    let (owner, pid, _) = lease(&db).unwrap();
+    assert!(owner.is_some(), "the killed runner never released the lease");
+    assert_eq!(pid.as_deref(), Some(server_pid.as_str()));
+    // A Data API runner (lease_ttl 60 s) takes it at once: no expiry to wait for.
+    dir.write("V2__b.sql", "CREATE TABLE b (id int);\n");
     let started = Instant::now();
     let r = both.run(&db.name, "aurora", &dir, &["up"]);
     r.assert_ok();
-    assert!(
-        !r.stderr.contains("waiting for the migration lock"),
-        "no expiry to wait for: {}",
-        r.stderr
-    );
+    assert!(r.stdout.contains("applied V2 b"), "{}", r.stdout);
+    assert!(!r.stderr.contains("waiting for the migration lock"), "{}", r.stderr);
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert_eq!(db.versions(), vec![1]);
+    assert_eq!(db.versions(), vec![1, 2]);
 }
 
 #[test]
@@ -271,7 +272,14 @@ fn a_live_session_holding_the_advisory_lock_is_never_taken_over() {
         "{}",
         r.error_line()
     );
-    assert!(r.stderr.contains("waiting for the migration lock: 1 s"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.starts_with("waiting for the migration lock: 1 s (attempt ")
+                && l.contains(&format!("held by pid {pid} (application_name 'holder_test'"))),
+        "{}",
+        r.stderr
+    );
     assert!(!db.table_exists("a"));
     drop(holder);
     both.run(&db.name, "aurora", &dir, &["up"]).assert_ok();
