@@ -18,6 +18,7 @@ pub mod aws;
 pub mod citus;
 pub mod postgres;
 pub mod rds_data;
+pub mod sqlstate;
 pub mod tls;
 
 use std::time::Duration;
