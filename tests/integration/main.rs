@@ -18,6 +18,7 @@ mod library;
 mod lint;
 mod proxy;
 mod rds_data;
+mod rds_data_variants;
 mod running;
 mod safety;
 mod schema;
