@@ -317,6 +317,7 @@ fn a_missing_database_is_reported_at_once_in_every_carrier() {
             assert_eq!(r.hint(), "hint: create it with `chatmigrate up --create-database`", "{label}");
             assert!(!r.stderr.contains("waiting for"), "{label}: {}", r.stderr);
             assert!(start.elapsed() < Duration::from_secs(5), "{label}: {:?}", start.elapsed());
+            eprintln!("missing database, {label}: `{cmd}` stopped after {:?}", start.elapsed());
         }
         // status reads a missing database as "everything pending".
         let r = run(&conf, &server.endpoint(), &name, None, &["status"]);
@@ -422,6 +423,7 @@ fn a_wrong_endpoint_url_is_a_configuration_error_within_seconds() {
             "hint: check endpoint_url (scheme, host and port of the Data API or its emulator), or remove it to use AWS's regional endpoint https://rds-data.us-east-1.amazonaws.com"
         );
         assert!(took < Duration::from_secs(5), "{url}: {took:?}");
+        eprintln!("endpoint_url {url}: stopped after {took:?}");
         for dump in ["DispatchFailure", "ConnectorError", "source:", "Some("] {
             assert!(!r.stderr.contains(dump), "{url}: {}", r.stderr);
         }
