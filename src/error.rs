@@ -12,6 +12,7 @@ use std::path::PathBuf;
 /// compared in tests without the driver's types.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DbError {
+    /// The SQLSTATE; empty when the server sent only a text that names none.
     pub code: String,
     pub message: String,
     pub detail: Option<String>,
@@ -31,7 +32,11 @@ impl std::fmt::Display for DbError {
         if let Some(h) = &self.hint {
             write!(f, "; HINT: {h}")?;
         }
-        write!(f, " (SQLSTATE {})", self.code)
+        // An error known only by its text has no code (the Data API).
+        if !self.code.is_empty() {
+            write!(f, " (SQLSTATE {})", self.code)?;
+        }
+        Ok(())
     }
 }
 
@@ -67,6 +72,17 @@ pub enum Error {
     NoDatabase,
     #[error("invalid database URL {url}: {reason}")]
     BadUrl { url: String, reason: String },
+    /// The Data API endpoint (`endpoint_url`, `AWS_ENDPOINT_URL` or AWS's
+    /// regional one) cannot be reached or answers as something else.
+    #[error("{setting} {url} does not answer as an RDS Data API ({attempts} attempt(s); last: {last})")]
+    DataApiEndpoint {
+        /// `endpoint_url`, `AWS_ENDPOINT_URL`, or "AWS's regional endpoint".
+        setting: String,
+        url: String,
+        attempts: u32,
+        last: String,
+        hint: String,
+    },
 
     // ----- migration files -----
     #[error("{path}: not a migration file name (expected V{{version}}__{{name}}.sql, e.g. V20250101120000__create_users.sql)")]
@@ -180,6 +196,7 @@ impl Error {
             UnknownEnvironment { .. } => "add an [environments.<name>] table, or pick one that exists with --env".into(),
             InvalidSetting { .. } => "see docs/config.reference.toml for the accepted values".into(),
             NoDatabase => "pass --database-url, set DATABASE_URL or PGHOST/PGDATABASE, or pick an environment with --env".into(),
+            DataApiEndpoint { hint, .. } => hint.clone(),
             BadUrl { .. } => {
                 "the form is postgres://user@host:port/dbname?sslmode=verify-full (put the password in PGPASSWORD or password_env)".into()
             }
@@ -285,7 +302,8 @@ impl Error {
             | UnknownEnvironment { .. }
             | InvalidSetting { .. }
             | NoDatabase
-            | BadUrl { .. } => "config",
+            | BadUrl { .. }
+            | DataApiEndpoint { .. } => "config",
             BadFileName { .. }
             | DuplicateVersion { .. }
             | NotUtf8 { .. }

@@ -109,10 +109,7 @@ pub async fn fetch_secret(sdk: &SdkConfig, arn: &str) -> Result<DbSecret> {
     let out = client.get_secret_value().secret_id(arn).send().await.map_err(|e| {
         use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
         let code = e.code().map(str::to_string).unwrap_or_else(|| non_service_code(&e));
-        let message = e
-            .message()
-            .map(str::to_string)
-            .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&e).to_string());
+        let message = e.message().map(str::to_string).unwrap_or_else(|| error_line(&e));
         Error::Aws {
             context: format!("reading secret {arn}"),
             code,
@@ -127,6 +124,43 @@ pub async fn fetch_secret(sdk: &SdkConfig, arn: &str) -> Result<DbSecret> {
     parse_secret(arn, text)
 }
 
+/// An SDK failure as one readable line: the messages of its chain of
+/// sources without the SDK's layer names (`tcp connect error: Connection
+/// refused (os error 111)` for `dispatch failure: io error: client error
+/// (Connect): tcp connect error: ...`), never the debug form
+/// (`DispatchFailure(DispatchFailure { source: ConnectorError { .. } })`)
+/// that `DisplayErrorContext` appends.
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    /// What the SDK's and hyper's wrappers say about themselves.
+    const LAYERS: [&str; 10] = [
+        "dispatch failure",
+        "response error",
+        "timeout error",
+        "service error",
+        "failed to construct request",
+        "io error",
+        "other",
+        "timeout",
+        "user error",
+        "unhandled error",
+    ];
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        let layer = LAYERS.contains(&text.as_str()) || text.starts_with("client error (");
+        // Some errors repeat their source's message in their own.
+        if !text.is_empty() && !layer && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    if parts.is_empty() {
+        return e.to_string();
+    }
+    parts.join(": ")
+}
+
 /// A short code for an SDK failure that is not a service error (credentials,
 /// timeouts, I/O), used for hints and classification.
 pub fn non_service_code<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
@@ -137,7 +171,8 @@ where
     use aws_smithy_runtime_api::client::result::SdkError;
     match e {
         SdkError::TimeoutError(_) => "timeout".into(),
-        SdkError::DispatchFailure(d) if d.is_timeout() => "timeout".into(),
+        // The HTTP connect timed out: the request was never sent.
+        SdkError::DispatchFailure(d) if d.is_timeout() => "connect timeout".into(),
         SdkError::DispatchFailure(d) if d.is_io() => "io".into(),
         SdkError::ConstructionFailure(_) => "credentials".into(),
         SdkError::DispatchFailure(_) => {
@@ -166,13 +201,7 @@ pub async fn iam_token(sdk: &SdkConfig, host: &str, port: u16, user: &str) -> Re
     let provider = sdk
         .credentials_provider()
         .ok_or_else(|| fail("no AWS credentials provider".into()))?;
-    let creds = provider.provide_credentials().await.map_err(|e| {
-        fail(
-            aws_smithy_types::error::display::DisplayErrorContext(&e)
-                .to_string()
-                .replace('\n', " "),
-        )
-    })?;
+    let creds = provider.provide_credentials().await.map_err(|e| fail(error_line(&e)))?;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
     let identity = creds.into();
     let mut settings = SigningSettings::default();
@@ -214,6 +243,40 @@ mod tests {
             e,
             "reading secret a: AWS answered InvalidSecretException: not an RDS database secret (missing field `username`)"
         );
+    }
+
+    /// An error with a message and an optional source.
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn sdk_errors_become_one_line_without_layer_names_or_debug_forms() {
+        let chain = |parts: &[&'static str]| parts.iter().rev().fold(None, |source, p| Some(Box::new(Layer(p, source)))).unwrap();
+        let e = chain(&[
+            "dispatch failure",
+            "io error",
+            "client error (Connect)",
+            "tcp connect error",
+            "Connection refused (os error 111)",
+        ]);
+        assert_eq!(error_line(&*e), "tcp connect error: Connection refused (os error 111)");
+        // A message that repeats its source's is said once; newlines are spaces.
+        let e = chain(&["reading: broken\npipe", "broken pipe"]);
+        assert_eq!(error_line(&*e), "reading: broken pipe");
+        // Nothing but layer names: the outermost is kept.
+        assert_eq!(error_line(&*chain(&["dispatch failure", "other"])), "dispatch failure");
     }
 
     #[test]

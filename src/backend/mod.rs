@@ -19,6 +19,7 @@ pub mod citus;
 pub mod lock;
 pub mod postgres;
 pub mod rds_data;
+pub mod sqlstate;
 pub mod tls;
 
 use std::time::Duration;

@@ -32,7 +32,7 @@ use aws_sdk_rdsdata::types::Field;
 use aws_sdk_rdsdata::Client;
 
 use super::lock::{self, Taker};
-use super::{Backend, Canceller, Capabilities, ExecError, LockKind};
+use super::{sqlstate, Backend, Canceller, Capabilities, ExecError, LockKind};
 use crate::config::Config;
 use crate::dialect::{history_values, Dialect, Value};
 use crate::error::{DbError, Error, Result};
@@ -62,6 +62,7 @@ pub struct RdsData {
     database: String,
     dialect: Dialect,
     target: String,
+    endpoint: Endpoint,
     policy: Policy,
     progress: Progress,
     lease_ttl: Duration,
@@ -84,6 +85,53 @@ struct Lease {
     owner: String,
     lost: Arc<AtomicBool>,
     heartbeat: tokio::task::JoinHandle<()>,
+}
+
+/// Where the Data API calls go, to name it when nothing there answers as one.
+struct Endpoint {
+    /// `endpoint_url`, `AWS_ENDPOINT_URL`, or "AWS's regional endpoint".
+    setting: &'static str,
+    url: String,
+    /// AWS's regional endpoint, for the hint.
+    regional: String,
+}
+
+impl Endpoint {
+    fn new(cfg: &Config, sdk: &aws_config::SdkConfig) -> Endpoint {
+        let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "<region>".into());
+        let regional = format!("https://rds-data.{region}.amazonaws.com");
+        let (setting, url) = match (&cfg.aws.endpoint_url, sdk.endpoint_url()) {
+            (Some(u), _) => ("endpoint_url", u.clone()),
+            (None, Some(u)) => ("AWS_ENDPOINT_URL", u.to_string()),
+            (None, None) => ("AWS's regional endpoint", regional.clone()),
+        };
+        Endpoint {
+            setting,
+            url: crate::config::redact_url(&url),
+            regional,
+        }
+    }
+
+    fn error(&self, attempts: u32, last: String) -> Error {
+        let hint = match self.setting {
+            "endpoint_url" => format!(
+                "check endpoint_url (scheme, host and port of the Data API or its emulator), or remove it to use AWS's regional endpoint {}",
+                self.regional
+            ),
+            "AWS_ENDPOINT_URL" => format!(
+                "check AWS_ENDPOINT_URL (or the profile's endpoint_url), or unset it to use AWS's regional endpoint {}",
+                self.regional
+            ),
+            _ => "check the network path to AWS from here (a VPC without a NAT gateway needs an rds-data interface endpoint: set endpoint_url to it) and the region".into(),
+        };
+        Error::DataApiEndpoint {
+            setting: self.setting.into(),
+            url: self.url.clone(),
+            attempts,
+            last,
+            hint,
+        }
+    }
 }
 
 /// One failed call, reduced to what classification needs.
@@ -120,9 +168,7 @@ where
         }
         _ => CallError {
             code: super::aws::non_service_code(&e),
-            message: aws_smithy_types::error::display::DisplayErrorContext(&e)
-                .to_string()
-                .replace('\n', " "),
+            message: super::aws::error_line(&e),
             connection_id: None,
         },
     }
@@ -140,8 +186,23 @@ enum Call {
     Probe,
 }
 
+/// Retries of the wake-up probe when the endpoint does not answer as a Data
+/// API: 5 attempts within about 1.5 s (backoff 100 ms doubling). AWS's
+/// endpoints do not reboot; a wrong `endpoint_url` does not get better.
+const ENDPOINT_RETRIES: u32 = 4;
+
 fn classify(e: &CallError, call: Call) -> (Class, &'static str, String) {
     let cause = e.code.clone();
+    // Said in words by some implementations (an HTTP 500, BadRequestException,
+    // DatabaseNotFoundException): never worth waiting for.
+    if names_missing_database(e) {
+        return (Class::Fatal, "the Data API", cause);
+    }
+    if call == Call::Probe && endpoint_failure(e) {
+        // A connect that timed out already waited 10 s.
+        let retries = if e.code == "connect timeout" { 0 } else { ENDPOINT_RETRIES };
+        return (Class::Bounded(retries), "the Data API endpoint to answer", cause);
+    }
     let class = match e.code.as_str() {
         "DatabaseResumingException" => return (Class::Resuming, "Aurora to resume", cause),
         "StatementTimeoutException" if call == Call::Probe => return (Class::Resuming, "Aurora to resume", cause),
@@ -156,6 +217,7 @@ fn classify(e: &CallError, call: Call) -> (Class, &'static str, String) {
         | "InternalServerErrorException"
         | "ServiceUnavailableError"
         | "timeout"
+        | "connect timeout"
         | "io"
         | "dispatch"
         | "response" => Class::Ambiguous,
@@ -169,28 +231,49 @@ fn classify(e: &CallError, call: Call) -> (Class, &'static str, String) {
     }
 }
 
-/// Parses the Data API's SQL error text (`ERROR: msg\n  Position: 15;
-/// SQLState: 42P01`, JDBC style) into a [`DbError`]; the position is mapped
-/// to a byte offset in `sql`.
+/// Whether the error says that the database does not exist: SQLSTATE 3D000
+/// in its text, or PostgreSQL's `database "x" does not exist`, whatever the
+/// error code (DatabaseErrorException, BadRequestException, an HTTP 500).
+/// A `DatabaseNotFoundException` counts only with that text: AWS uses the
+/// code for a cluster without a writer instance (docs/backends.md).
+fn names_missing_database(e: &CallError) -> bool {
+    !e.message.is_empty() && sql_error(&e.message, None).code == "3D000"
+}
+
+/// An answer from something that is not a Data API, or no answer at all:
+/// refused, DNS, TLS, a cut connection, a body the SDK cannot read, or an
+/// HTTP status without an AWS error code (a 404 page, an HTML 502).
+fn endpoint_failure(e: &CallError) -> bool {
+    matches!(e.code.as_str(), "io" | "dispatch" | "response" | "connect timeout") || e.code.starts_with("HTTP ")
+}
+
+/// Reads a SQL error that the Data API (or an emulator) sent as text into a
+/// [`DbError`]; the position, if any, is mapped to a byte offset in `sql`.
+///
+/// Accepted spellings (docs/backends.md, "SQL errors"):
+/// - the JDBC text AWS is believed to send:
+///   `ERROR: msg\n  Detail: ..\n  Hint: ..\n  Position: 15; SQLState: 42P01`;
+/// - the same without the `; SQLState: XXXXX` suffix;
+/// - the bare server message (`relation "x" does not exist`, data-api-local);
+/// - a JDBC wrapper, `Database error code: 0. Message: ERROR: ..` (local-data-api).
+///
+/// Without a SQLSTATE in the text, the message says which one it is
+/// ([`sqlstate::from_message`]); a message it does not know keeps an empty
+/// code and is shown in full, with every line it carried.
 fn sql_error(message: &str, sql: Option<&str>) -> DbError {
-    let (body, code) = match message.rsplit_once("SQLState: ") {
-        Some((b, c)) => (b.trim_end().trim_end_matches(';'), c.trim().chars().take(5).collect::<String>()),
-        None => (message, "XX000".to_string()),
-    };
+    let (body, code) = split_sqlstate(message);
     let mut lines = body.lines();
-    let first = lines.next().unwrap_or("");
-    let text = first
-        .strip_prefix("ERROR: ")
-        .or_else(|| first.strip_prefix("FATAL: "))
-        .unwrap_or(first)
-        .to_string();
+    let first = strip_wrappers(lines.next().unwrap_or(""));
     let mut err = DbError {
-        code,
-        message: text,
+        code: code
+            .or_else(|| sqlstate::from_message(first).map(str::to_string))
+            .unwrap_or_default(),
+        message: first.to_string(),
         detail: None,
         hint: None,
         offset: None,
     };
+    let mut other = Vec::new();
     for l in lines {
         let l = l.trim();
         if let Some(d) = l.strip_prefix("Detail: ") {
@@ -202,9 +285,53 @@ fn sql_error(message: &str, sql: Option<&str>) -> DbError {
             if let (Ok(p), Some(sql)) = (p.parse::<usize>(), sql) {
                 err.offset = Some(char_pos_to_byte(sql, p));
             }
+        } else if !l.is_empty() {
+            // `Where: ...` and anything else: kept, never dropped.
+            other.push(l);
         }
     }
+    if !other.is_empty() {
+        err.message = format!("{}; {}", err.message, other.join("; "));
+    }
     err
+}
+
+/// Splits a trailing `; SQLState: XXXXX` (or ` (SQLSTATE XXXXX)`) off a
+/// message: (the rest, the code).
+fn split_sqlstate(message: &str) -> (&str, Option<String>) {
+    let Some(at) = message.to_ascii_lowercase().rfind("sqlstate") else {
+        return (message, None);
+    };
+    let after = message[at + "sqlstate".len()..].trim_start_matches([':', ' ']);
+    let code: String = after.chars().take(5).collect();
+    let tail = after.get(5..).unwrap_or("x");
+    let is_code = code.len() == 5 && code.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase());
+    if !is_code || !tail.trim_matches([')', '.', ';', ' ', '\n']).is_empty() {
+        return (message, None);
+    }
+    (message[..at].trim_end_matches(['(', ';', ' ', '\n']), Some(code))
+}
+
+/// The server's message without the wrappers around it: a JDBC `Database
+/// error code: N. Message: ` and the severity (`ERROR: `, `FATAL: `).
+fn strip_wrappers(line: &str) -> &str {
+    let mut line = line.trim();
+    loop {
+        let before = line;
+        if let Some(rest) = line.strip_prefix("Database error code: ") {
+            if let Some((_, m)) = rest.split_once(". Message: ") {
+                line = m.trim_start();
+            }
+        }
+        for severity in ["ERROR:", "FATAL:", "PANIC:"] {
+            if let Some(rest) = line.strip_prefix(severity) {
+                line = rest.trim_start();
+            }
+        }
+        if line == before {
+            return line;
+        }
+    }
 }
 
 /// The records of a result, every value as text (`None` for NULL).
@@ -239,6 +366,7 @@ impl RdsData {
             resource_arn: arn,
             secret_arn: cfg.aws.secret_arn.clone().unwrap_or_default(),
             target: format!("rds-data:{cluster}/{database}"),
+            endpoint: Endpoint::new(cfg, &sdk),
             dialect: Dialect::postgres(&cfg.history, &database),
             database,
             policy: Policy::resume(cfg.resume_timeout),
@@ -260,14 +388,20 @@ impl RdsData {
 
     fn connect_error(&self, g: GaveUp<CallError>) -> Error {
         let e = g.error;
-        if e.code == "DatabaseErrorException" {
-            let d = sql_error(&e.message, None);
-            if d.code == "3D000" {
-                return Error::DatabaseMissing {
-                    name: self.database.clone(),
-                    target: self.target.clone(),
-                };
-            }
+        if names_missing_database(&e) {
+            return Error::DatabaseMissing {
+                name: self.database.clone(),
+                target: self.target.clone(),
+            };
+        }
+        if endpoint_failure(&e) && g.exhausted {
+            let last = match e.code.as_str() {
+                c if c.starts_with("HTTP 2") => format!("POST /Execute answered {c} with a body that is not the Data API's"),
+                c if c.starts_with("HTTP ") => format!("POST /Execute answered {c} without an AWS error code"),
+                "connect timeout" => format!("no connection within 10 s ({})", e.message),
+                _ => e.message,
+            };
+            return self.endpoint.error(g.attempts, last);
         }
         if g.exhausted && matches!(g.class, Class::Resuming | Class::Transient) {
             return Error::ResumeTimeout {
@@ -859,7 +993,128 @@ mod tests {
         let e = sql_error("FATAL: database \"x\" does not exist; SQLState: 3D000", None);
         assert_eq!((e.code.as_str(), e.message.as_str()), ("3D000", "database \"x\" does not exist"));
         let e = sql_error("something odd", None);
-        assert_eq!((e.code.as_str(), e.message.as_str()), ("XX000", "something odd"));
+        assert_eq!((e.code.as_str(), e.message.as_str()), ("", "something odd"));
+        assert_eq!(e.to_string(), "something odd");
+    }
+
+    /// The same PostgreSQL error in every spelling an implementation sends
+    /// (tests/integration/dataapi `SqlErrors`): the same DbError, the
+    /// position only where the text has one.
+    #[test]
+    fn every_spelling_of_a_sql_error_reads_the_same() {
+        let sql = Some("INSERT INTO nope VALUES (1)");
+        let want = |e: &DbError, offset| {
+            assert_eq!(
+                (e.code.as_str(), e.message.as_str(), e.offset),
+                ("42P01", "relation \"nope\" does not exist", offset),
+                "{e:?}"
+            )
+        };
+        for (text, offset) in [
+            ("ERROR: relation \"nope\" does not exist\n  Position: 13; SQLState: 42P01", Some(12)),
+            ("ERROR: relation \"nope\" does not exist\n  Position: 13", Some(12)),
+            ("relation \"nope\" does not exist", None),
+            (
+                "Database error code: 0. Message: ERROR: relation \"nope\" does not exist\n  Position: 13",
+                Some(12),
+            ),
+            ("ERROR: relation \"nope\" does not exist (SQLSTATE 42P01)", None),
+        ] {
+            want(&sql_error(text, sql), offset);
+        }
+        // A suffix wins over the text; detail and hint are read either way.
+        let e = sql_error(
+            "ERROR: duplicate key value violates unique constraint \"t_pkey\"\n  Detail: Key (id)=(1) already exists.",
+            None,
+        );
+        assert_eq!(
+            e.to_string(),
+            "duplicate key value violates unique constraint \"t_pkey\"; DETAIL: Key (id)=(1) already exists. (SQLSTATE 23505)"
+        );
+        let e = sql_error(
+            "ERROR: boom 1\n  Where: PL/pgSQL function inline_code_block line 1 at RAISE; SQLState: P0001",
+            None,
+        );
+        assert_eq!(
+            e.to_string(),
+            "boom 1; Where: PL/pgSQL function inline_code_block line 1 at RAISE (SQLSTATE P0001)"
+        );
+        // Unknown text: shown in full, no code invented.
+        let e = sql_error("Database error code: 0. Message: already exists.", None);
+        assert_eq!((e.code.as_str(), e.to_string().as_str()), ("", "already exists."));
+        let e = sql_error("the cluster said: no\nsecond line", None);
+        assert_eq!(e.to_string(), "the cluster said: no; second line");
+        // The codes the engine acts on, from text alone.
+        for (text, code) in [
+            ("cannot execute CREATE TABLE in a read-only transaction", "25006"),
+            ("ERROR: permission denied for schema public", "42501"),
+            ("database \"x\" already exists", "42P04"),
+            ("schema \"s\" already exists", "42P06"),
+            ("relation \"chatmigrate_history_lease\" already exists", "42P07"),
+            ("type \"chatmigrate_history_lease\" already exists", "42710"),
+            ("source database \"template1\" is being accessed by other users", "55006"),
+            ("canceling statement due to lock timeout", "55P03"),
+            ("schema \"app\" does not exist", "3F000"),
+        ] {
+            assert_eq!(sql_error(text, None).code, code, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_missing_database_in_any_carrier() {
+        let e = |code: &str, message: &str| CallError {
+            code: code.into(),
+            message: message.into(),
+            connection_id: None,
+        };
+        for missing in [
+            e("DatabaseErrorException", "FATAL: database \"x\" does not exist; SQLState: 3D000"),
+            e("DatabaseErrorException", "FATAL: database \"x\" does not exist"),
+            e("BadRequestException", "database \"x\" does not exist"),
+            e("InternalServerErrorException", "database \"x\" does not exist"),
+            e("DatabaseNotFoundException", "database \"x\" does not exist"),
+            e("HTTP 500", "Database \"x\" does not exist."),
+        ] {
+            assert!(names_missing_database(&missing), "{missing}");
+            assert_eq!(classify(&missing, Call::Probe).0, Class::Fatal, "{missing}");
+        }
+        // AWS's own meaning of DatabaseNotFoundException: the cluster.
+        for other in [
+            e("DatabaseNotFoundException", "The DB cluster doesn't have a DB instance."),
+            e(
+                "DatabaseNotFoundException",
+                "DB cluster arn:aws:rds:us-east-1:1:cluster:x not found.",
+            ),
+            e("InternalServerErrorException", "An internal error occurred."),
+            e(
+                "DatabaseResumingException",
+                "The Aurora DB instance x is resuming after being auto-paused.",
+            ),
+        ] {
+            assert!(!names_missing_database(&other), "{other}");
+        }
+        assert_eq!(
+            classify(&e("InternalServerErrorException", "An internal error occurred."), Call::Probe).0,
+            Class::Transient
+        );
+    }
+
+    #[test]
+    fn an_endpoint_that_is_not_a_data_api_gets_a_short_bounded_retry_on_the_probe() {
+        let e = |code: &str| CallError {
+            code: code.into(),
+            message: String::new(),
+            connection_id: None,
+        };
+        for code in ["io", "dispatch", "response", "HTTP 404", "HTTP 200", "HTTP 502"] {
+            assert_eq!(classify(&e(code), Call::Probe).0, Class::Bounded(ENDPOINT_RETRIES), "{code}");
+        }
+        assert_eq!(classify(&e("connect timeout"), Call::Probe).0, Class::Bounded(0));
+        // A request timeout on the probe is the Data API being slow: resume budget.
+        assert_eq!(classify(&e("timeout"), Call::Probe).0, Class::Transient);
+        // After the probe, the old rules: never re-send what may have run.
+        assert_eq!(classify(&e("io"), Call::Once).0, Class::Ambiguous);
+        assert_eq!(classify(&e("HTTP 502"), Call::Idempotent).0, Class::Transient);
     }
 
     #[test]

@@ -13,7 +13,9 @@ use aws_sdk_rdsdata::types::{ArrayValue, Field};
 use aws_sdk_rdsdata::Client;
 
 use crate::common::{server_url, wait_until, Db};
-use crate::dataapi::{Carrier, DataApiServer, Fault, FaultKind, Options, RESOURCE_ARN, SECRET_ARN, TEST_ACCESS_KEY_ID};
+use crate::dataapi::{
+    Carrier, DataApiServer, Fault, FaultKind, MissingDatabase, Options, SqlErrors, RESOURCE_ARN, SECRET_ARN, TEST_ACCESS_KEY_ID,
+};
 
 type ExecResult = Result<ExecuteStatementOutput, SdkError<ExecuteStatementError, aws_sdk_rdsdata::config::http::HttpResponse>>;
 
@@ -544,6 +546,129 @@ fn dataapi_sql_errors_carry_the_sqlstate() {
         let e = exec(&client, "no_such_database_here", "SELECT 1").await.unwrap_err();
         assert!(e.message().unwrap().ends_with("SQLState: 3D000"), "{:?}", e.message());
     });
+}
+
+/// The spellings of other implementations, one server instance each
+/// (`Options::sql_errors`): the same PostgreSQL error, and a SQL error still
+/// ends the transaction whatever its spelling.
+#[test]
+fn dataapi_sql_error_spellings() {
+    let db = Db::new();
+    for (spelling, code, message, missing) in [
+        (
+            SqlErrors::Aws,
+            "DatabaseErrorException",
+            "ERROR: relation \"missing_table\" does not exist\n  Position: 15; SQLState: 42P01",
+            "FATAL: database \"no_such_database_here\" does not exist; SQLState: 3D000",
+        ),
+        (
+            SqlErrors::NoSqlState,
+            "DatabaseErrorException",
+            "ERROR: relation \"missing_table\" does not exist\n  Position: 15",
+            "FATAL: database \"no_such_database_here\" does not exist",
+        ),
+        (
+            SqlErrors::BadRequest,
+            "BadRequestException",
+            "relation \"missing_table\" does not exist",
+            "database \"no_such_database_here\" does not exist",
+        ),
+        (
+            SqlErrors::BadRequestJdbc,
+            "BadRequestException",
+            "Database error code: 0. Message: ERROR: relation \"missing_table\" does not exist\n  Position: 15",
+            "Database error code: 0. Message: FATAL: database \"no_such_database_here\" does not exist",
+        ),
+    ] {
+        let s = server_with(|o| o.sql_errors = spelling);
+        let client = s.client();
+        block_on(async {
+            let (st, e) = service_err(exec(&client, &db.name, "SELECT * FROM missing_table").await);
+            assert_eq!((st, variant(&e), e.message()), (400, code, Some(message)), "{spelling:?}");
+            let (st, e) = service_err(exec(&client, "no_such_database_here", "SELECT 1").await);
+            assert_eq!((st, variant(&e), e.message()), (400, code, Some(missing)), "{spelling:?}");
+            let tx = begin(&client, &db.name).await;
+            let (_, e) = service_err(exec_tx(&client, &db.name, &tx, "SELECT 1/0").await);
+            assert_eq!(variant(&e), code, "{spelling:?}");
+            let (st, e) = service_err(exec_tx(&client, &db.name, &tx, "SELECT 1").await);
+            assert_eq!(
+                (st, variant(&e), e.message()),
+                (
+                    404,
+                    "TransactionNotFoundException",
+                    Some("Transaction has been aborted due to an error from a previous call.")
+                ),
+                "{spelling:?}"
+            );
+        });
+        assert_eq!(s.calls()[0].outcome, code);
+    }
+}
+
+/// `Options::missing_database`: a request for a database that does not
+/// exist, answered as HTTP 500, BadRequestException or
+/// DatabaseNotFoundException, on ExecuteStatement and BeginTransaction; a
+/// statement's own 3D000 (DROP DATABASE) stays a SQL error.
+#[test]
+fn dataapi_missing_database_answers() {
+    let db = Db::new();
+    for (answer, http, code) in [
+        (MissingDatabase::Http500, 500, "InternalServerErrorException"),
+        (MissingDatabase::BadRequest, 400, "BadRequestException"),
+        (MissingDatabase::DatabaseNotFound, 404, "DatabaseNotFoundException"),
+    ] {
+        let s = server_with(|o| o.missing_database = answer);
+        let client = s.client();
+        block_on(async {
+            let (st, e) = service_err(exec(&client, "no_such_database_here", "SELECT 1").await);
+            assert_eq!(
+                (st, variant(&e), e.message()),
+                (http, code, Some("database \"no_such_database_here\" does not exist")),
+                "{answer:?}"
+            );
+            let e = client
+                .begin_transaction()
+                .resource_arn(RESOURCE_ARN)
+                .secret_arn(SECRET_ARN)
+                .database("no_such_database_here")
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!((status(&e), e.code()), (http, Some(code)), "{answer:?}");
+            let (st, e) = service_err(exec(&client, &db.name, "DROP DATABASE no_such_database_here").await);
+            assert_eq!((st, variant(&e)), (400, "DatabaseErrorException"), "{answer:?}");
+            assert!(e.message().unwrap().ends_with("SQLState: 3D000"), "{:?}", e.message());
+        });
+    }
+}
+
+/// `Options::insert_counts_zero`: every INSERT reports 0 records updated (as
+/// data-api-local does), RETURNING rows still come back; other DML counts.
+#[test]
+fn dataapi_insert_counts_zero() {
+    let db = Db::new();
+    db.exec("CREATE TABLE t (id int PRIMARY KEY, n int)");
+    let s = server_with(|o| o.insert_counts_zero = true);
+    let client = s.client();
+    block_on(async {
+        let out = exec(&client, &db.name, "INSERT INTO t VALUES (1, 0), (2, 0)").await.unwrap();
+        assert_eq!(out.number_of_records_updated(), 0);
+        let out = exec(&client, &db.name, "INSERT INTO t VALUES (3, 0) RETURNING id").await.unwrap();
+        assert_eq!((out.number_of_records_updated(), out.records().len()), (0, 1));
+        let out = exec(
+            &client,
+            &db.name,
+            "INSERT INTO t VALUES (3, 1) ON CONFLICT (id) DO UPDATE SET n = excluded.n",
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.number_of_records_updated(), 0);
+        let out = exec(&client, &db.name, "UPDATE t SET n = n + 1").await.unwrap();
+        assert_eq!(out.number_of_records_updated(), 3);
+        let out = exec(&client, &db.name, "DELETE FROM t WHERE id = 1").await.unwrap();
+        assert_eq!(out.number_of_records_updated(), 1);
+    });
+    assert_eq!(db.scalar("SELECT string_agg(id || ':' || n, ',' ORDER BY id) FROM t"), "2:1,3:2");
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod lint;
 mod lock_protocol;
 mod proxy;
 mod rds_data;
+mod rds_data_variants;
 mod running;
 mod safety;
 mod schema;

@@ -211,6 +211,7 @@ pub fn fault_error(kind: FaultKind, service: Service, arn: &str, fake_pid: i64) 
             code: "DatabaseUnavailableException",
             message: None,
             db_connection_id: None,
+            pg: None,
         },
         FaultKind::StatementTimeout => ApiError::statement_timeout(fake_pid),
         FaultKind::ExpireTransaction => ApiError::transaction_not_found("Transaction may be expired."),

@@ -18,6 +18,11 @@
 //! - typed `Field`s, `columnMetadata`, UnsupportedResultException, the 1 MiB
 //!   response and 64 KB row limits, SQL errors as DatabaseErrorException
 //!   `ERROR: ..\n  Position: n; SQLState: XXXXX`;
+//! - the ways other implementations answer, one server instance each
+//!   ([`Options`]): SQL errors without the `; SQLState:` suffix or as
+//!   BadRequestException ([`SqlErrors`]), a missing database as HTTP 500,
+//!   BadRequestException or DatabaseNotFoundException ([`MissingDatabase`]),
+//!   `numberOfRecordsUpdated` 0 for INSERT (`Options::insert_counts_zero`);
 //! - injected faults ([`Fault`]): every error of the service's error table, on
 //!   any of the three carriers the SDK reads, a hang, an HTML 502 and a cut
 //!   connection, before or after the SQL ran.
@@ -52,7 +57,9 @@
 //!   JSON nulls; interval, money, geometric, network, range and extension
 //!   types (pgvector) are UnsupportedResultException;
 //! - `numberOfRecordsUpdated` is the row count for INSERT / UPDATE / DELETE /
-//!   MERGE (with or without RETURNING) and 0 for everything else.
+//!   MERGE (with or without RETURNING) and 0 for everything else;
+//! - a missing database is PostgreSQL's connect error, 3D000, spelled as
+//!   any SQL error (`MissingDatabase::SqlError`).
 
 #![allow(dead_code)]
 
@@ -89,6 +96,14 @@ pub struct Options {
     pub response_limit: usize,
     /// Largest result row, in bytes of values (AWS: 64 KB).
     pub row_limit: usize,
+    /// How a SQL error is spelled.
+    pub sql_errors: SqlErrors,
+    /// How a request for a database that does not exist is answered.
+    pub missing_database: MissingDatabase,
+    /// `numberOfRecordsUpdated` is 0 for every INSERT (also with ON CONFLICT
+    /// or RETURNING), as data-api-local reports it; UPDATE, DELETE and MERGE
+    /// still count. AWS counts inserted rows.
+    pub insert_counts_zero: bool,
 }
 
 impl Default for Options {
@@ -98,8 +113,50 @@ impl Default for Options {
             transaction_idle_timeout: Duration::from_secs(180),
             response_limit: 1024 * 1024,
             row_limit: 64 * 1024,
+            sql_errors: SqlErrors::Aws,
+            missing_database: MissingDatabase::SqlError,
+            insert_counts_zero: false,
         }
     }
+}
+
+/// How the server spells an error PostgreSQL raised (`relation "nope" does
+/// not exist`, 42P01, at character 15). AWS does not document its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqlErrors {
+    /// What AWS is believed to send: 400 DatabaseErrorException
+    /// `ERROR: relation "nope" does not exist\n  Position: 15; SQLState: 42P01`
+    /// (the JDBC text, with `Detail:` and `Hint:` lines when PostgreSQL gave them).
+    #[default]
+    Aws,
+    /// The same without the `; SQLState: XXXXX` suffix.
+    NoSqlState,
+    /// 400 BadRequestException (deprecated in the model; the v1-era Data API
+    /// and data-api-local use it) with PostgreSQL's bare message:
+    /// `relation "nope" does not exist` (node-postgres's `error.message`:
+    /// no severity, position, detail or code).
+    BadRequest,
+    /// 400 BadRequestException with the JDBC wrapper of koxudaxi/local-data-api:
+    /// `Database error code: 0. Message: ERROR: relation "nope" does not exist\n  Position: 15`.
+    BadRequestJdbc,
+}
+
+/// How a request whose `database` does not exist is answered (PostgreSQL
+/// refuses the connection with 3D000 `database "x" does not exist`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingDatabase {
+    /// As any SQL error, in the [`SqlErrors`] spelling
+    /// (`FATAL: database "x" does not exist; SQLState: 3D000` for AWS's).
+    #[default]
+    SqlError,
+    /// 500 InternalServerErrorException `database "x" does not exist`.
+    Http500,
+    /// 400 BadRequestException `database "x" does not exist`.
+    BadRequest,
+    /// 404 DatabaseNotFoundException `database "x" does not exist` (AWS uses
+    /// the code for a cluster without a writer instance; emulators for a
+    /// missing database).
+    DatabaseNotFound,
 }
 
 /// One request the server received.

@@ -150,6 +150,7 @@ struct ExecJob {
     format_json: bool,
     response_limit: usize,
     row_limit: usize,
+    insert_counts_zero: bool,
 }
 
 fn too_large() -> ApiError {
@@ -187,6 +188,7 @@ impl ExecJob {
         }
         let affected = match self.kind {
             StatementKind::Dml => stream.rows_affected().unwrap_or(0),
+            StatementKind::Insert if !self.insert_counts_zero => stream.rows_affected().unwrap_or(0),
             _ => 0,
         };
         let mut out = serde_json::Map::new();
@@ -276,6 +278,7 @@ async fn execute(shared: &Arc<Shared>, req: &Request) -> Result<Value, ApiError>
         format_json: req.format_records_as.as_deref() == Some("JSON"),
         response_limit: shared.opts.response_limit,
         row_limit: shared.opts.row_limit,
+        insert_counts_zero: shared.opts.insert_counts_zero,
     };
     let continue_after = req.continue_after_timeout.unwrap_or(false);
     run_timed(shared, req, continue_after, move |s| async move { job.run(&s.client).await }).await

@@ -168,8 +168,13 @@ pub fn fault_reply(shared: &Shared, f: &Fault, service: Service, arn: &str) -> (
     (reply, delay)
 }
 
-/// Records the outcome, waits out a hang, renders.
+/// Spells a PostgreSQL error the way the server's implementation does,
+/// records the outcome, waits out a hang, renders.
 pub async fn finish(shared: &Shared, idx: usize, reply: Reply, delay: Option<Duration>, service: Service) -> HttpReply {
+    let reply = match reply {
+        Reply::Err(e, carrier) => Reply::Err(e.respell(&shared.opts), carrier),
+        other => other,
+    };
     shared.set_outcome(idx, reply.outcome());
     if let Some(d) = delay {
         tokio::time::sleep(d).await;

@@ -32,7 +32,7 @@ impl Session {
         let mut cfg = base.clone();
         cfg.dbname(database).application_name("dataapi-test-server");
         let (client, conn) = cfg.connect(NoTls).await.map_err(|e| match e.as_db_error() {
-            Some(_) => ApiError::from_pg(&e),
+            Some(_) => ApiError::from_pg(&e).connecting(),
             None => ApiError::internal(format!("Could not connect to the database: {e}")),
         })?;
         let handle = tokio::spawn(async move {

@@ -19,7 +19,10 @@ pub const MAX_SQL_CHARS: usize = 65_536;
 pub enum StatementKind {
     /// SELECT / VALUES / SHOW / EXPLAIN...: returns rows, updates none.
     Query,
-    /// INSERT / UPDATE / DELETE / MERGE: rows affected are reported.
+    /// INSERT (with ON CONFLICT, RETURNING or not): rows affected are
+    /// reported, unless `Options::insert_counts_zero`.
+    Insert,
+    /// UPDATE / DELETE / MERGE: rows affected are reported.
     Dml,
     /// Everything else (DDL, SET, ...): 0 rows updated.
     Other,
@@ -49,7 +52,8 @@ pub fn check(sql: &str) -> Result<StatementKind, ApiError> {
     use pg_query::NodeEnum as N;
     Ok(match stmts.first().and_then(|s| s.stmt.as_ref()).and_then(|n| n.node.as_ref()) {
         Some(N::SelectStmt(_) | N::ExplainStmt(_) | N::VariableShowStmt(_)) => StatementKind::Query,
-        Some(N::InsertStmt(_) | N::UpdateStmt(_) | N::DeleteStmt(_) | N::MergeStmt(_)) => StatementKind::Dml,
+        Some(N::InsertStmt(_)) => StatementKind::Insert,
+        Some(N::UpdateStmt(_) | N::DeleteStmt(_) | N::MergeStmt(_)) => StatementKind::Dml,
         _ => StatementKind::Other,
     })
 }
@@ -111,7 +115,7 @@ pub fn bind(sql: &str, params: &[SqlParameter]) -> Result<(String, Vec<TextParam
     if params.is_empty() {
         return Ok((sql.to_string(), Vec::new()));
     }
-    let tokens = pg_query::scan_tokens(sql).map_err(|e| ApiError::database_error(format!("ERROR: {e}; SQLState: 42601")))?;
+    let tokens = pg_query::scan_tokens(sql).map_err(|e| ApiError::sql_error(e.to_string(), "42601"))?;
     let mut out = String::with_capacity(sql.len());
     let mut values: Vec<TextParam> = Vec::new();
     let mut names: Vec<String> = Vec::new();
@@ -134,7 +138,7 @@ pub fn bind(sql: &str, params: &[SqlParameter]) -> Result<(String, Vec<TextParam
                 let p = params
                     .iter()
                     .find(|p| p.name.as_deref() == Some(name))
-                    .ok_or_else(|| ApiError::database_error(format!("ERROR: No value specified for parameter {name}; SQLState: 07001")))?;
+                    .ok_or_else(|| ApiError::sql_error(format!("No value specified for parameter {name}"), "07001"))?;
                 values.push(TextParam(text_value(p)?));
                 names.push(name.to_string());
                 names.len() - 1
@@ -202,7 +206,8 @@ mod tests {
     fn counts_statements() {
         assert_eq!(check("select 1").unwrap(), StatementKind::Query);
         assert_eq!(check("select 1;").unwrap(), StatementKind::Query);
-        assert_eq!(check("insert into t values (1)").unwrap(), StatementKind::Dml);
+        assert_eq!(check("insert into t values (1)").unwrap(), StatementKind::Insert);
+        assert_eq!(check("update t set a = 1").unwrap(), StatementKind::Dml);
         assert_eq!(check("create table t(a int)").unwrap(), StatementKind::Other);
         assert_eq!(check("select ';'; select 2").unwrap_err().code, "ValidationException");
         assert_eq!(check("selec 1; select 2").unwrap_err().code, "ValidationException");

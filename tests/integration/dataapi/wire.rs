@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::faults::Carrier;
+use super::{MissingDatabase, Options, SqlErrors};
 
 /// The members of every Data API request this server reads (one struct for
 /// all operations: each operation reads the members it has).
@@ -81,13 +82,49 @@ impl Service {
 }
 
 /// An AWS error: HTTP status, error code, optional message and, for
-/// StatementTimeoutException, the `dbConnectionId` member.
+/// StatementTimeoutException, the `dbConnectionId` member. An error that
+/// PostgreSQL raised keeps it in `pg`, so that [`ApiError::respell`] can
+/// spell it the way the server's [`Options`] ask for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: Option<String>,
     pub db_connection_id: Option<i64>,
+    pub pg: Option<Box<PgText>>,
+}
+
+/// A PostgreSQL error behind an [`ApiError`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgText {
+    /// `ERROR` or `FATAL`.
+    pub severity: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// 1-based character position in the statement.
+    pub position: Option<u32>,
+    pub code: String,
+    /// Raised while connecting to the request's database (where a missing
+    /// database shows up), not by a statement.
+    pub connecting: bool,
+}
+
+impl PgText {
+    /// The JDBC text: `ERROR: <message>[\n  Detail: ..][\n  Hint: ..][\n  Position: n]`.
+    fn jdbc(&self) -> String {
+        let mut m = format!("{}: {}", self.severity, self.message);
+        if let Some(d) = &self.detail {
+            m.push_str(&format!("\n  Detail: {d}"));
+        }
+        if let Some(h) = &self.hint {
+            m.push_str(&format!("\n  Hint: {h}"));
+        }
+        if let Some(p) = self.position {
+            m.push_str(&format!("\n  Position: {p}"));
+        }
+        m
+    }
 }
 
 impl ApiError {
@@ -97,6 +134,7 @@ impl ApiError {
             code,
             message: Some(message.into()),
             db_connection_id: None,
+            pg: None,
         }
     }
 
@@ -126,35 +164,95 @@ impl ApiError {
             code: "StatementTimeoutException",
             message: Some("The execution of the SQL statement timed out.".into()),
             db_connection_id: Some(db_connection_id),
+            pg: None,
         }
     }
 
-    /// A PostgreSQL error in the JDBC-style text the real service returns:
+    /// A PostgreSQL error in the JDBC-style text the real service is assumed
+    /// to return:
     /// `ERROR: <message>[\n  Detail: ..][\n  Hint: ..][\n  Position: n]; SQLState: <code>`.
     pub fn from_pg(e: &tokio_postgres::Error) -> ApiError {
         match e.as_db_error() {
-            Some(db) => {
-                let mut m = format!("{}: {}", db.severity(), db.message());
-                if let Some(d) = db.detail() {
-                    m.push_str(&format!("\n  Detail: {d}"));
-                }
-                if let Some(h) = db.hint() {
-                    m.push_str(&format!("\n  Hint: {h}"));
-                }
-                if let Some(tokio_postgres::error::ErrorPosition::Original(p)) = db.position() {
-                    m.push_str(&format!("\n  Position: {p}"));
-                }
-                m.push_str(&format!("; SQLState: {}", db.code().code()));
-                ApiError::database_error(m)
-            }
+            Some(db) => ApiError::sql(PgText {
+                severity: db.severity().to_string(),
+                message: db.message().to_string(),
+                detail: db.detail().map(str::to_string),
+                hint: db.hint().map(str::to_string),
+                position: match db.position() {
+                    Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
+                    _ => None,
+                },
+                code: db.code().code().to_string(),
+                connecting: false,
+            }),
             None if e.is_closed() => ApiError::internal(format!("The database connection was lost: {e}")),
             None => ApiError::database_error(format!("{e}")),
         }
     }
 
-    /// The SQLSTATE in a message made by [`ApiError::from_pg`].
+    /// A SQL error with the given text, as [`ApiError::from_pg`] makes it.
+    pub fn sql(pg: PgText) -> ApiError {
+        let mut e = ApiError::database_error(format!("{}; SQLState: {}", pg.jdbc(), pg.code));
+        e.pg = Some(Box::new(pg));
+        e
+    }
+
+    /// An `ERROR` with `message` and `code`, not from PostgreSQL itself.
+    pub fn sql_error(message: impl Into<String>, code: &str) -> ApiError {
+        ApiError::sql(PgText {
+            severity: "ERROR".into(),
+            message: message.into(),
+            detail: None,
+            hint: None,
+            position: None,
+            code: code.into(),
+            connecting: false,
+        })
+    }
+
+    /// Marks a PostgreSQL error as raised while connecting to the database.
+    pub fn connecting(mut self) -> ApiError {
+        if let Some(pg) = &mut self.pg {
+            pg.connecting = true;
+        }
+        self
+    }
+
+    /// The SQLSTATE of an error PostgreSQL raised.
     pub fn sqlstate(&self) -> Option<&str> {
-        self.message.as_deref()?.rsplit_once("; SQLState: ").map(|(_, c)| c)
+        self.pg.as_ref().map(|p| p.code.as_str())
+    }
+
+    /// The error as the implementation `opts` describes answers it (AWS's
+    /// spelling is what [`ApiError::from_pg`] makes); errors that PostgreSQL
+    /// did not raise stay as they are.
+    pub fn respell(self, opts: &Options) -> ApiError {
+        let Some(pg) = self.pg.clone() else { return self };
+        let with = |status: u16, code: &'static str, message: String| ApiError {
+            status,
+            code,
+            message: Some(message),
+            db_connection_id: None,
+            pg: Some(pg.clone()),
+        };
+        if pg.connecting && pg.code == "3D000" {
+            match opts.missing_database {
+                MissingDatabase::SqlError => {}
+                MissingDatabase::Http500 => return with(500, "InternalServerErrorException", pg.message.clone()),
+                MissingDatabase::BadRequest => return with(400, "BadRequestException", pg.message.clone()),
+                MissingDatabase::DatabaseNotFound => return with(404, "DatabaseNotFoundException", pg.message.clone()),
+            }
+        }
+        match opts.sql_errors {
+            SqlErrors::Aws => self,
+            SqlErrors::NoSqlState => with(400, "DatabaseErrorException", pg.jdbc()),
+            SqlErrors::BadRequest => with(400, "BadRequestException", pg.message.clone()),
+            SqlErrors::BadRequestJdbc => with(
+                400,
+                "BadRequestException",
+                format!("Database error code: 0. Message: {}", pg.jdbc()),
+            ),
+        }
     }
 }
 
