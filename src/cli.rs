@@ -134,6 +134,9 @@ pub struct BaselineArgs {
     /// Record every migration up to and including this version as applied.
     #[arg(long, value_name = "VERSION")]
     pub version: Option<i64>,
+    /// With --version on a database whose history already has rows: mark the versions it lacks anyway (refused otherwise, listing them).
+    #[arg(long, conflicts_with = "from_refinery")]
+    pub allow_existing: bool,
     /// Import a refinery history table, checking each file against refinery's checksum.
     #[arg(long)]
     pub from_refinery: bool,

@@ -61,6 +61,7 @@ pub struct EnvFile {
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
     pub resume_timeout: Option<String>,
+    pub refused_timeout: Option<String>,
     pub request_timeout: Option<String>,
     pub lease_ttl: Option<String>,
     pub transaction_keepalive: Option<String>,
@@ -290,6 +291,10 @@ pub struct Config {
     /// How long to keep retrying while the database resumes (Aurora
     /// auto-pause) or refuses connections transiently.
     pub resume_timeout: Duration,
+    /// How long a refused connection is retried before this run has reached
+    /// the server (nothing may be listening there at all); a reconnect is
+    /// retried within `resume_timeout` (a rebooting writer).
+    pub refused_timeout: Duration,
     /// Where "waiting for Aurora to resume: 14 s" lines go.
     pub progress: crate::retry::Progress,
     /// The `citus` backend's settings.
@@ -372,6 +377,7 @@ impl Config {
                 ..Aws::default()
             },
             resume_timeout: Duration::from_secs(120),
+            refused_timeout: Duration::from_secs(10),
             progress: crate::retry::Progress::default(),
             citus: Citus {
                 multi_shard_modify_mode: ModifyMode::Sequential,
@@ -660,6 +666,9 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(v) = &e.resume_timeout {
         c.resume_timeout = duration("resume_timeout", v)?;
+    }
+    if let Some(v) = &e.refused_timeout {
+        c.refused_timeout = duration("refused_timeout", v)?;
     }
     if let Some(v) = &e.citus_multi_shard_modify_mode {
         c.citus.multi_shard_modify_mode = match v.as_str() {

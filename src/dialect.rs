@@ -159,6 +159,18 @@ impl Dialect {
         out
     }
 
+    /// The connect-time probe (`probe.sql`): recovery, read-only session and
+    /// where it was set, user, database, whether the history table exists;
+    /// then the backend's `extra` columns (Citus: its extension's version).
+    pub fn probe(&self, extra: &[&str]) -> String {
+        let mut sql = Self::bind(strip_comments(sql!("probe")).trim_end(), &[Value::Text(self.history.clone())]);
+        for column in extra {
+            sql.push_str(",\n       ");
+            sql.push_str(column);
+        }
+        sql
+    }
+
     /// History rows with a version above `after`, at most `limit` of them
     /// (`None`: all), every column as text.
     pub fn select_history(&self, after: i64, limit: Option<u32>) -> String {
@@ -269,10 +281,15 @@ impl Dialect {
         Self::bind(&self.fill(sql!("history_upsert")), values)
     }
 
-    pub fn set_checksum(&self, version: i64, checksum: &str) -> String {
+    /// The applied row of `version` takes the file's checksum and name (repair).
+    pub fn accept_file(&self, version: i64, name: &str, checksum: &str) -> String {
         Self::bind(
-            &self.fill(sql!("history_set_checksum")),
-            &[Value::Int(version), Value::Text(checksum.to_string())],
+            &self.fill(strip_comments(sql!("history_accept_file"))),
+            &[
+                Value::Int(version),
+                Value::Text(checksum.to_string()),
+                Value::Text(name.to_string()),
+            ],
         )
     }
 
@@ -316,7 +333,8 @@ impl Dialect {
 pub mod citus {
     use super::{strip_comments, Dialect, Value};
 
-    /// The citus extension's version, or no row.
+    /// The citus extension's version (NULL without it), as a column of the
+    /// connect-time probe: one round trip less than a query of its own.
     pub fn extension() -> &'static str {
         strip_comments(citus_sql!("extension")).trim_end()
     }
@@ -455,6 +473,21 @@ mod tests {
         assert!(citus::table_state("o'k").contains("to_regclass('o''k')"));
         assert_eq!(citus::has_rows("public.\"T\""), "SELECT EXISTS (SELECT 1 FROM public.\"T\")::text");
         assert!(citus::probe().starts_with("SELECT split_part(citus_version()"));
-        assert_eq!(citus::extension(), "SELECT extversion FROM pg_extension WHERE extname = 'citus'");
+        assert_eq!(citus::extension(), "(SELECT extversion FROM pg_extension WHERE extname = 'citus')");
+        let d = Dialect::postgres(
+            &HistoryTable {
+                schema: Some("s'x".into()),
+                table: "h".into(),
+            },
+            "db",
+        );
+        let p = d.probe(&[citus::extension()]);
+        assert!(p.starts_with("SELECT pg_is_in_recovery()::text,"), "{p}");
+        assert!(
+            p.ends_with(
+                "(to_regclass('\"s''x\".\"h\"') IS NOT NULL)::text,\n       (SELECT extversion FROM pg_extension WHERE extname = 'citus')"
+            ),
+            "{p}"
+        );
     }
 }

@@ -113,12 +113,29 @@ pub enum Error {
         applied: String,
         file: String,
     },
+    #[error("{path}: version {version} was applied as `{applied}` but the file is now named `{file}`")]
+    NameDrift {
+        path: String,
+        version: i64,
+        applied: String,
+        file: String,
+    },
     #[error("version {version} ({name}) is applied in the database but has no migration file")]
     MissingFile { version: i64, name: String },
     #[error("{path}: version {version} is below the highest applied version {max_applied} (out of order)")]
     OutOfOrder { path: String, version: i64, max_applied: i64 },
-    #[error("--target {target}: no migration file has that version")]
-    UnknownTarget { target: i64 },
+    /// `flag` is the option the user gave (`--target`, `--version`).
+    #[error("{flag} {target}: no migration file has that version")]
+    UnknownTarget { flag: &'static str, target: i64 },
+    #[error(
+        "baseline --version {version}: the history already holds {} row(s) ({}); it would mark {} as applied without running {}",
+        applied.len(), versions(applied), versions(would_mark), if would_mark.len() == 1 { "it" } else { "them" }
+    )]
+    BaselineOverHistory {
+        version: i64,
+        applied: Vec<i64>,
+        would_mark: Vec<i64>,
+    },
 
     // ----- database -----
     #[error("cannot connect to {target}: {message}")]
@@ -127,6 +144,26 @@ pub enum Error {
     ConnectTimeout { target: String, wait: String },
     #[error("database `{name}` does not exist on {target}")]
     DatabaseMissing { name: String, target: String },
+    /// A replica (`pg_is_in_recovery()`) where the run must write; `waited`:
+    /// how long a writer was waited for.
+    #[error(
+        "{target} is a read-only replica (in recovery){}",
+        waited.map(|s| format!(" and no writer took its place within {s} s")).unwrap_or_default()
+    )]
+    Replica { target: String, waited: Option<u64> },
+    /// The session is read-only by configuration (not a replica): waiting
+    /// does not help. `set_by` is where `default_transaction_read_only` was
+    /// set (`pg_settings.source`).
+    #[error(
+        "{target}: the session is read-only (default_transaction_read_only = on, set {}); migrations need a session that may write",
+        read_only_where(set_by, user, database)
+    )]
+    ReadOnlySession {
+        target: String,
+        user: String,
+        database: String,
+        set_by: String,
+    },
     #[error("{location}: version {version} failed: {error}")]
     Migration {
         location: Location,
@@ -227,6 +264,12 @@ impl Error {
                 hint
             }
             ChecksumDrift { .. } => "restore the applied file, or accept the new text with `chatmigrate repair`".into(),
+            NameDrift { applied, version, .. } => {
+                format!("rename the file back to V{version}__{applied}.sql, or accept the new name with `chatmigrate repair`")
+            }
+            BaselineOverHistory { .. } => {
+                "run `chatmigrate up` to apply them, or pass --allow-existing if they are already in the database".into()
+            }
             MissingFile { .. } => "restore the file, or point --migrations at the directory that has it".into(),
             OutOfOrder { .. } => {
                 "give the file a version above the highest applied one, or run `chatmigrate up --allow-out-of-order`".into()
@@ -235,6 +278,12 @@ impl Error {
             Connect { hint, .. } => hint.clone(),
             ConnectTimeout { .. } => "check that the host is reachable from here and that the port is open".into(),
             DatabaseMissing { .. } => "create it with `chatmigrate up --create-database`".into(),
+            Replica { .. } => format!(
+                "point the environment at the writer (for Aurora the cluster endpoint, not the reader endpoint); {READ_ONLY_COMMANDS}"
+            ),
+            ReadOnlySession {
+                set_by, user, database, ..
+            } => read_only_hint(set_by, user, database),
             Migration { error, transactional, .. } => match (crate::backend::citus::runtime_hint(error), transactional) {
                 (Some(fix), true) => format!("{fix}; this migration was rolled back"),
                 (Some(fix), false) => format!("{fix}; `chatmigrate up` then resumes at the failing statement"),
@@ -313,8 +362,14 @@ impl Error {
             | UnknownDirective { .. }
             | BadDirective { .. } => "migration-file",
             Lint(_) => "lint",
-            ChecksumDrift { .. } | MissingFile { .. } | OutOfOrder { .. } | UnknownTarget { .. } => "plan",
+            ChecksumDrift { .. }
+            | NameDrift { .. }
+            | MissingFile { .. }
+            | OutOfOrder { .. }
+            | UnknownTarget { .. }
+            | BaselineOverHistory { .. } => "plan",
             Connect { .. } | ConnectTimeout { .. } | DatabaseMissing { .. } | ConnectionLost { .. } => "connect",
+            Replica { .. } | ReadOnlySession { .. } => "connect",
             Migration { .. } | Db { .. } => "database",
             LockTimeout { .. } | LockNotAvailable { .. } => "lock",
             Interrupted { .. } => "interrupted",
@@ -327,6 +382,50 @@ impl Error {
             Other(_) => "other",
         }
     }
+}
+
+/// The commands that work on a replica or a read-only session.
+const READ_ONLY_COMMANDS: &str = "`status`, `verify`, `lint --pending` and `up --dry-run` work on a read-only session";
+
+/// `V2, V3, V4`; long lists shortened to their first ten and a count.
+fn versions(v: &[i64]) -> String {
+    let shown: Vec<String> = v.iter().take(10).map(|v| format!("V{v}")).collect();
+    match v.len() {
+        0 => "none".into(),
+        n if n > 10 => format!("{}, ... ({n} in all)", shown.join(", ")),
+        _ => shown.join(", "),
+    }
+}
+
+/// Where `default_transaction_read_only` was set, from `pg_settings.source`.
+fn read_only_where(source: &str, user: &str, database: &str) -> String {
+    match source {
+        "user" => format!("for role {user}"),
+        "database" => format!("for database {database}"),
+        "database user" => format!("for role {user} in database {database}"),
+        "configuration file" => "in the server's configuration".into(),
+        "client" => "by the client's connection options".into(),
+        "" => "on the server".into(),
+        other => format!("by {other}"),
+    }
+}
+
+/// The statement that takes a read-only setting away, where one exists.
+fn read_only_hint(source: &str, user: &str, database: &str) -> String {
+    // Quoted as identifiers, so the statement can be pasted as it is.
+    let ident = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let (u, d) = (ident(user), ident(database));
+    let fix = match source {
+        "user" => format!("connect as a role that may write, or run `ALTER ROLE {u} RESET default_transaction_read_only`"),
+        "database" => format!("run `ALTER DATABASE {d} RESET default_transaction_read_only` (or connect to a database that takes writes)"),
+        "database user" => {
+            format!("connect as a role that may write, or run `ALTER ROLE {u} IN DATABASE {d} RESET default_transaction_read_only`")
+        }
+        "client" => "remove default_transaction_read_only from PGOPTIONS or the connection's options".into(),
+        _ => "set default_transaction_read_only = off in the server's configuration (for Aurora and RDS: the parameter group) and reload"
+            .into(),
+    };
+    format!("{fix}; {READ_ONLY_COMMANDS}")
 }
 
 /// The one-line form of a lint refusal: its first finding.

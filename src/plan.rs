@@ -40,7 +40,10 @@ pub fn plan(local: &[Migration], applied: &[Row], opts: &Options) -> Result<Plan
 
     if let Some(t) = opts.target {
         if !by_version.contains_key(&t) && !rows.contains_key(&t) {
-            return Err(Error::UnknownTarget { target: t });
+            return Err(Error::UnknownTarget {
+                flag: "--target",
+                target: t,
+            });
         }
     }
     for row in applied {
@@ -57,6 +60,14 @@ pub fn plan(local: &[Migration], applied: &[Row], opts: &Options) -> Result<Plan
                 version: m.version,
                 applied: row.checksum.clone(),
                 file: m.checksum.clone(),
+            });
+        }
+        if row.status == Status::Applied && row.name != m.name {
+            return Err(Error::NameDrift {
+                path: m.path.clone(),
+                version: m.version,
+                applied: row.name.clone(),
+                file: m.name.clone(),
             });
         }
     }
@@ -94,8 +105,10 @@ pub fn plan(local: &[Migration], applied: &[Row], opts: &Options) -> Result<Plan
 pub enum State {
     Applied,
     Pending,
-    /// Applied, but the file's checksum differs.
+    /// Applied, but the file's checksum differs (its name may differ too).
     Changed,
+    /// Applied, same checksum, but the file's name differs from the applied one.
+    Renamed,
     /// Applied, but no file has this version.
     Missing,
     Partial,
@@ -108,6 +121,7 @@ impl State {
             State::Applied => "applied",
             State::Pending => "pending",
             State::Changed => "changed",
+            State::Renamed => "renamed",
             State::Missing => "missing",
             State::Partial => "partial",
             State::Failed => "failed",
@@ -115,11 +129,22 @@ impl State {
     }
 }
 
+impl State {
+    /// The history and the file disagree about an applied migration (`verify` exits 1).
+    pub fn is_drift(self) -> bool {
+        matches!(self, State::Changed | State::Renamed | State::Missing)
+    }
+}
+
 /// One line of `status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Entry {
     pub version: i64,
+    /// The file's name (the applied name where no file has this version).
     pub name: String,
+    /// The name in the history (`None`: not applied); differs from `name`
+    /// when the file was renamed after it was applied.
+    pub applied_name: Option<String>,
     pub state: State,
     pub path: Option<String>,
     pub applied_at: Option<String>,
@@ -142,6 +167,7 @@ pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
             Entry {
                 version: m.version,
                 name: m.name.clone(),
+                applied_name: None,
                 state: State::Pending,
                 path: Some(m.path.clone()),
                 applied_at: None,
@@ -160,6 +186,7 @@ pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
         let e = out.entry(r.version).or_insert_with(|| Entry {
             version: r.version,
             name: r.name.clone(),
+            applied_name: None,
             state: State::Missing,
             path: None,
             applied_at: None,
@@ -175,10 +202,12 @@ pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
         e.state = match (r.status, &e.file_checksum) {
             (_, None) => State::Missing,
             (Status::Applied, Some(c)) if *c != r.checksum => State::Changed,
+            (Status::Applied, _) if e.name != r.name => State::Renamed,
             (Status::Applied, _) => State::Applied,
             (Status::Partial, _) => State::Partial,
             (Status::Failed, _) => State::Failed,
         };
+        e.applied_name = Some(r.name.clone());
         e.applied_at = Some(r.applied_at.clone());
         e.execution_ms = Some(r.execution_ms);
         e.installed_by = Some(r.installed_by.clone());
@@ -281,6 +310,27 @@ mod tests {
                 out_of_order: true
             }]
         );
+    }
+
+    #[test]
+    fn a_renamed_applied_file_is_drift() {
+        let local = vec![mig(1, "select 1;")];
+        let mut r = row(&local[0], Status::Applied, 1);
+        r.name = "old_name".into();
+        let e = plan(&local, &[r.clone()], &Options::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "V1__m1.sql: version 1 was applied as `old_name` but the file is now named `m1`"
+        );
+        let s = status(&local, &[r.clone()]);
+        assert_eq!(
+            (s[0].state, s[0].name.as_str(), s[0].applied_name.as_deref()),
+            (State::Renamed, "m1", Some("old_name"))
+        );
+        // A changed checksum wins; both names are still there.
+        r.checksum = "sha256:00".into();
+        let s = status(&local, &[r]);
+        assert_eq!((s[0].state, s[0].applied_name.as_deref()), (State::Changed, Some("old_name")));
     }
 
     #[test]

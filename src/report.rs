@@ -160,7 +160,7 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
         return Ok(());
     }
     match ev {
-        Event::CreatingDatabase { name } => writeln!(out, "created database {name}"),
+        Event::CreatedDatabase { name } => writeln!(out, "created database {name}"),
         Event::Connected {
             target,
             backend,
@@ -226,6 +226,16 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
             "V{version}: skipped `{statement}`: a session setting does not outlive one Data API call (set it in the cluster parameter group)"
         ),
         Event::Note { version, message } => writeln!(out, "V{version}: {message}"),
+        Event::Stopping {
+            signal,
+            version,
+            statement,
+            total,
+            excerpt,
+        } => writeln!(
+            out,
+            "{signal}: stopping after the current statement: V{version} statement {statement} of {total} (`{excerpt}`)"
+        ),
         Event::LockRetry {
             version,
             name,
@@ -250,6 +260,9 @@ fn applied_detail(a: &Applied) -> String {
     }
     if a.out_of_order {
         parts.push("out of order".into());
+    }
+    if a.answer_lost {
+        parts.push("committed; its answer was lost with the connection".into());
     }
     parts.push(duration_ms(a.duration_ms));
     parts.join(", ")
@@ -303,7 +316,7 @@ fn state_color(s: State) -> &'static str {
     match s {
         State::Applied => "32",
         State::Pending => "33",
-        State::Changed | State::Missing | State::Failed => "31",
+        State::Changed | State::Renamed | State::Missing | State::Failed => "31",
         State::Partial => "35",
     }
 }
@@ -314,6 +327,7 @@ pub fn summary(entries: &[Entry]) -> Vec<(State, usize)> {
         State::Applied,
         State::Pending,
         State::Changed,
+        State::Renamed,
         State::Missing,
         State::Partial,
         State::Failed,
@@ -380,12 +394,24 @@ pub fn status(
                     writeln!(out, "{:ver_w$}  {err}", "")?;
                 }
             }
-            State::Changed => writeln!(
+            State::Changed => {
+                writeln!(
+                    out,
+                    "{:ver_w$}  file checksum {} differs from applied {}",
+                    "",
+                    e.file_checksum.as_deref().unwrap_or("?"),
+                    e.applied_checksum.as_deref().unwrap_or("?")
+                )?;
+                if let Some(applied) = e.applied_name.as_deref().filter(|a| *a != e.name) {
+                    writeln!(out, "{:ver_w$}  applied as {applied}; the file is named {}", "", e.name)?;
+                }
+            }
+            State::Renamed => writeln!(
                 out,
-                "{:ver_w$}  file checksum {} differs from applied {}",
+                "{:ver_w$}  applied as {}; the file is named {} (same checksum)",
                 "",
-                e.file_checksum.as_deref().unwrap_or("?"),
-                e.applied_checksum.as_deref().unwrap_or("?")
+                e.applied_name.as_deref().unwrap_or("?"),
+                e.name
             )?,
             State::Missing => writeln!(out, "{:ver_w$}  no file has this version", "")?,
             _ => {}

@@ -19,8 +19,12 @@
 //! with jittered exponential backoff capped at 1 s (so work starts within a
 //! second of the database becoming reachable), inside one deadline
 //! (`resume_timeout`, default 120 s), and reports a progress line through
-//! [`Progress`] once the wait passes a second, then at most once a second. [`Backoff`] is also used for polling the
-//! migration lock, retrying 55P03, and the CREATE DATABASE race.
+//! [`Progress`] once the wait passes a second, then at most once a second;
+//! with [`Policy::pending`] it also reports while one attempt has no answer
+//! yet (a connect that a resuming server holds). [`report_while`] does the
+//! same for any other wait (the lock, a statement finishing after SIGINT).
+//! [`Backoff`] is also used for polling the migration lock, retrying 55P03,
+//! and the CREATE DATABASE race.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,22 +52,78 @@ pub struct Waiting {
     pub what: String,
     /// Time since the first attempt.
     pub elapsed: Duration,
-    /// Attempts made so far.
+    /// Attempts made so far (0: a wait that is not a retry, e.g. for a lock).
     pub attempts: u32,
-    /// The last failure, shortened (an error code, never a secret).
+    /// The last failure, shortened (an error code, never a secret), or what
+    /// the wait is about.
     pub cause: String,
 }
 
 impl std::fmt::Display for Waiting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "waiting for {}: {} s (attempt {}: {})",
-            self.what,
-            self.elapsed.as_secs(),
-            self.attempts,
-            self.cause
-        )
+        write!(f, "waiting for {}: {} s (", self.what, self.elapsed.as_secs())?;
+        if self.attempts > 0 {
+            write!(f, "attempt {}: ", self.attempts)?;
+        }
+        write!(f, "{})", self.cause)
+    }
+}
+
+/// When the next progress line is due: quiet for the first second of a wait
+/// (a quick retry is not news), then at most one line a second.
+#[derive(Debug, Clone)]
+struct Pace {
+    start: Instant,
+    last: Option<Instant>,
+}
+
+impl Pace {
+    fn new(start: Instant) -> Pace {
+        Pace { start, last: None }
+    }
+
+    /// Whether a line is due now, counting `ahead` (a backoff about to be
+    /// slept) as part of the wait; records the line if so.
+    fn due(&mut self, ahead: Duration) -> bool {
+        let due = match self.last {
+            None => self.start.elapsed() + ahead >= Duration::from_secs(1),
+            Some(t) => t.elapsed() >= Duration::from_secs(1),
+        };
+        if due {
+            self.last = Some(Instant::now());
+        }
+        due
+    }
+
+    /// When to look again while something is pending.
+    fn next_check(&self) -> Instant {
+        match self.last {
+            None => self.start + Duration::from_secs(1),
+            Some(t) => t + Duration::from_secs(1),
+        }
+    }
+}
+
+/// Awaits `fut`; while it is pending, reports `line(elapsed)` once the wait
+/// (counted from `since`) passes a second, then at most once a second.
+pub async fn report_while<T>(
+    fut: impl std::future::Future<Output = T>,
+    progress: &Progress,
+    since: Instant,
+    mut line: impl FnMut(Duration) -> Waiting,
+) -> T {
+    let mut pace = Pace::new(since);
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            biased;
+            v = &mut fut => return v,
+            _ = tokio::time::sleep_until(pace.next_check().into()) => {
+                if pace.due(Duration::ZERO) {
+                    progress.report(&line(since.elapsed()));
+                }
+            }
+        }
     }
 }
 
@@ -100,6 +160,11 @@ pub struct Policy {
     pub first: Duration,
     /// Never wait longer than this between attempts.
     pub cap: Duration,
+    /// What an attempt that has no answer yet waits for ("the database to
+    /// accept connections"): reported like the waits between attempts.
+    /// `None`: an attempt in progress is not reported (a statement that
+    /// simply runs long).
+    pub pending: Option<&'static str>,
 }
 
 impl Policy {
@@ -108,6 +173,15 @@ impl Policy {
             deadline,
             first: Duration::from_millis(100),
             cap: Duration::from_secs(1),
+            pending: None,
+        }
+    }
+
+    /// Reports an attempt that is still waiting for its answer as a wait for `what`.
+    pub fn pending(self, what: &'static str) -> Policy {
+        Policy {
+            pending: Some(what),
+            ..self
         }
     }
 }
@@ -141,10 +215,34 @@ where
 {
     let start = Instant::now();
     let mut backoff = Backoff::new(policy.first, policy.cap);
-    let mut last_report: Option<Instant> = None;
+    let mut pace = Pace::new(start);
     let mut bounded_used = 0u32;
     for attempt in 1.. {
-        let error = match op(attempt).await {
+        let fut = op(attempt);
+        tokio::pin!(fut);
+        // An attempt is "pending" once it has had no answer for a second
+        // (a refused or reset connect answers at once and is not reported so).
+        let pending_from = Instant::now() + Duration::from_secs(1);
+        let outcome = loop {
+            let Some(what) = policy.pending else {
+                break fut.as_mut().await;
+            };
+            tokio::select! {
+                biased;
+                r = fut.as_mut() => break r,
+                _ = tokio::time::sleep_until(pace.next_check().max(pending_from).into()) => {
+                    if pace.due(Duration::ZERO) {
+                        progress.report(&Waiting {
+                            what: what.to_string(),
+                            elapsed: start.elapsed(),
+                            attempts: attempt,
+                            cause: "no answer yet".into(),
+                        });
+                    }
+                }
+            }
+        };
+        let error = match outcome {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
@@ -166,14 +264,7 @@ where
         if start.elapsed() + delay > policy.deadline {
             return Err(give_up(true));
         }
-        // Quiet for the first second (a quick retry is not news), then at
-        // most one line a second.
-        let due = match last_report {
-            None => start.elapsed() + delay >= Duration::from_secs(1),
-            Some(t) => t.elapsed() >= Duration::from_secs(1),
-        };
-        if due {
-            last_report = Some(Instant::now());
+        if pace.due(delay) {
             progress.report(&Waiting {
                 what: what.to_string(),
                 elapsed: start.elapsed(),
@@ -258,6 +349,95 @@ mod tests {
         assert!(seen[0].starts_with("waiting for Aurora to resume: "), "{seen:?}");
         assert!(seen[0].ends_with(": DatabaseResumingException)"), "{seen:?}");
         assert!(seen.len() <= 2, "at most one line a second: {seen:?}");
+    }
+
+    #[test]
+    fn an_attempt_without_an_answer_is_reported_while_it_waits() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let progress = Progress::new(move |w| s.lock().unwrap().push(w.to_string()));
+        let policy = Policy::resume(Duration::from_secs(10)).pending("the database to accept connections");
+        let r = rt().block_on(retry(
+            &policy,
+            &progress,
+            |n| async move {
+                if n == 1 {
+                    // A connect that a resuming server holds, then lets go.
+                    tokio::time::sleep(Duration::from_millis(2300)).await;
+                    Err(n)
+                } else {
+                    Ok(n)
+                }
+            },
+            |_| (Class::Resuming, "the database to accept connections", "EOF".into()),
+        ));
+        assert_eq!(r.unwrap(), 2);
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen[..2],
+            [
+                "waiting for the database to accept connections: 1 s (attempt 1: no answer yet)",
+                "waiting for the database to accept connections: 2 s (attempt 1: no answer yet)"
+            ],
+            "{seen:?}"
+        );
+        // Quick failures are not "no answer yet", and nothing is reported
+        // for an attempt that is not pending.
+        let seen2 = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen2.clone();
+        let progress = Progress::new(move |w| s2.lock().unwrap().push(w.to_string()));
+        let r = rt().block_on(retry(
+            &policy,
+            &progress,
+            |n| async move {
+                if n < 7 {
+                    Err(n)
+                } else {
+                    Ok(n)
+                }
+            },
+            |_| (Class::Transient, "the database to accept connections", "connection refused".into()),
+        ));
+        assert_eq!(r.unwrap(), 7);
+        assert!(
+            seen2.lock().unwrap().iter().all(|l| l.ends_with(": connection refused)")),
+            "{seen2:?}"
+        );
+    }
+
+    #[test]
+    fn report_while_says_what_it_waits_for_at_most_once_a_second() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let progress = Progress::new(move |w| s.lock().unwrap().push(w.to_string()));
+        let v = rt().block_on(report_while(
+            async {
+                tokio::time::sleep(Duration::from_millis(2200)).await;
+                7
+            },
+            &progress,
+            Instant::now(),
+            |elapsed| Waiting {
+                what: "the migration lock".into(),
+                elapsed,
+                attempts: 0,
+                cause: "another runner holds it".into(),
+            },
+        ));
+        assert_eq!(v, 7);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "waiting for the migration lock: 1 s (another runner holds it)",
+                "waiting for the migration lock: 2 s (another runner holds it)"
+            ]
+        );
+        // Done within a second: nothing to say.
+        let quiet = Arc::new(std::sync::Mutex::new(0));
+        let q = quiet.clone();
+        let progress = Progress::new(move |_| *q.lock().unwrap() += 1);
+        rt().block_on(report_while(async {}, &progress, Instant::now(), |_| unreachable!()));
+        assert_eq!(*quiet.lock().unwrap(), 0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::backend::{self, Backend, ExecError};
+use crate::backend::{self, Backend, ExecError, Purpose};
 use crate::config::Config;
 use crate::dialect::{history_values, quote, Dialect, Value};
 use crate::error::{DbError, Error, Result};
@@ -42,7 +42,9 @@ pub enum Event {
         capabilities: backend::Capabilities,
         facts: Vec<(String, String)>,
     },
-    CreatingDatabase {
+    /// This runner created the database (a concurrent runner that found it
+    /// created by another does not get this event).
+    CreatedDatabase {
         name: String,
     },
     Applying {
@@ -95,6 +97,15 @@ pub enum Event {
         version: i64,
         message: String,
     },
+    /// SIGINT or SIGTERM arrived while a statement of a no-transaction
+    /// migration runs: it finishes, its progress is recorded, then `up` stops.
+    Stopping {
+        signal: &'static str,
+        version: i64,
+        statement: usize,
+        total: usize,
+        excerpt: String,
+    },
     /// A transactional migration hit lock_timeout and is retried.
     LockRetry {
         version: i64,
@@ -115,6 +126,9 @@ pub struct Applied {
     pub resumed_from: usize,
     pub out_of_order: bool,
     pub duration_ms: u64,
+    /// The answer to its COMMIT (or last history write) was lost with the
+    /// connection; after reconnecting, the history showed it applied.
+    pub answer_lost: bool,
 }
 
 /// One migration as dry-run shows it: the exact SQL, in order.
@@ -140,10 +154,12 @@ pub struct UpReport {
 
 /// Connects to the configured database; with `create_database`, creates it
 /// first through the maintenance database when it does not exist. Returns
-/// `None` when the database is missing and `dry_run` forbids creating it.
+/// `None` when the database is missing and `dry_run` forbids creating it,
+/// and whether this runner created the database.
 async fn connect_target(
     cfg: &Config,
     first: Result<Box<dyn Backend>>,
+    purpose: Purpose,
     dry_run: bool,
     events: &mut dyn FnMut(&Event),
 ) -> Result<(Option<Box<dyn Backend>>, bool)> {
@@ -153,7 +169,7 @@ async fn connect_target(
             let name = cfg.pg.dbname.clone();
             // The backend may refuse a database made this way (Citus: it
             // would have no citus extension and no nodes); a dry run asks too.
-            let mut m = backend::connect_maintenance(cfg).await?;
+            let mut m = backend::connect_maintenance(cfg, purpose).await?;
             if let Err(e) = m.check_create_database(&name).await {
                 m.close().await;
                 return Err(e);
@@ -162,30 +178,34 @@ async fn connect_target(
                 m.close().await;
                 return Ok((None, true));
             }
-            events(&Event::CreatingDatabase { name: name.clone() });
+            // Whether this runner created it (true) or found it created by
+            // another runner (false): only the creator says so.
             let r = async {
                 // Concurrent runners: one creates it, the others see 42P04
                 // (exists) or 55006 (template busy while another copies it).
                 for attempt in 0.. {
                     if m.database_exists(&name).await? {
-                        return Ok(());
+                        return Ok(false);
                     }
                     match m.execute(&format!("CREATE DATABASE {}", quote(&name))).await {
-                        Ok(()) => return Ok(()),
+                        Ok(()) => return Ok(true),
                         // 42P04 exists; 23505 lost the race on pg_database's unique index.
-                        Err(ExecError::Statement { error, .. }) if error.code == "42P04" || error.code == "23505" => return Ok(()),
+                        Err(ExecError::Statement { error, .. }) if error.code == "42P04" || error.code == "23505" => return Ok(false),
                         Err(ExecError::Statement { error, .. }) if error.code == "55006" && attempt < 50 => {
                             tokio::time::sleep(Duration::from_millis(50) + retry::jitter(Duration::from_millis(150))).await;
                         }
                         Err(e) => return Err(e.into_error("CREATE DATABASE")),
                     }
                 }
-                Ok(())
+                Ok(false)
             }
             .await;
             m.close().await;
-            r?;
-            Ok((Some(backend::connect(cfg).await?), true))
+            let created = r?;
+            if created {
+                events(&Event::CreatedDatabase { name: name.clone() });
+            }
+            Ok((Some(backend::connect(cfg, purpose.again()).await?), created))
         }
         Err(e) => Err(e),
     }
@@ -200,7 +220,9 @@ async fn connect_target(
 pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) -> Result<UpReport> {
     let (source, backend) = (cfg.source.clone(), cfg.backend);
     let loader = std::thread::spawn(move || migration::load(&source, backend));
-    let first = backend::connect(cfg).await;
+    // A dry run only reads: it works on a replica and on a read-only session.
+    let purpose = if opts.dry_run { Purpose::READ } else { Purpose::WRITE };
+    let first = backend::connect(cfg, purpose).await;
     let loaded = loader
         .join()
         .unwrap_or_else(|_| Err(Error::Other("reading the migration files panicked".into())));
@@ -214,7 +236,7 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
         }
     };
     let local = &mut local[..];
-    let (b, created) = connect_target(cfg, first, opts.dry_run, events).await?;
+    let (b, created) = connect_target(cfg, first, purpose, opts.dry_run, events).await?;
     let mut report = UpReport {
         target: cfg.target_display(),
         created_database: created,
@@ -233,8 +255,9 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
         return Ok(report);
     };
     let mut reconnects = 0;
+    let mut in_flight = None;
     loop {
-        let result = up_on(&mut *b, cfg, local, opts, events, &mut report).await;
+        let result = up_on(&mut *b, cfg, local, opts, events, &mut report, &mut in_flight).await;
         // Release the lock on every path, then close: an idle connection keeps
         // a serverless cluster awake.
         let unlocked = b.unlock().await;
@@ -251,7 +274,7 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
                     attempt: reconnects,
                     reason: format!("{context}: {message}"),
                 });
-                b = backend::connect(cfg).await?;
+                b = backend::connect(cfg, purpose.again()).await?;
             }
             result => {
                 result?;
@@ -381,6 +404,34 @@ async fn or_signal<T>(
     }
 }
 
+/// The migration that was running when the connection was lost: the
+/// history read after the reconnect tells whether it committed.
+struct InFlight {
+    applied: Applied,
+    started: Instant,
+}
+
+/// The migration whose answer was lost with the connection: if the history
+/// (written in the same transaction, or after its last statement) shows it
+/// applied, it committed, and this run applied it: count it. Otherwise it is
+/// kept until the history read under the lock, and then runs again.
+fn settle_lost(in_flight: &mut Option<InFlight>, applied: &[Row], events: &mut dyn FnMut(&Event), report: &mut UpReport) {
+    let Some(f) = in_flight.take_if(|f| {
+        applied
+            .iter()
+            .any(|r| r.version == f.applied.version && r.status == Status::Applied)
+    }) else {
+        return;
+    };
+    let a = Applied {
+        duration_ms: f.started.elapsed().as_millis() as u64,
+        answer_lost: true,
+        ..f.applied
+    };
+    events(&Event::Applied(a.clone()));
+    report.applied.push(a);
+}
+
 async fn up_on(
     b: &mut dyn Backend,
     cfg: &Config,
@@ -388,6 +439,7 @@ async fn up_on(
     opts: &UpOptions,
     events: &mut dyn FnMut(&Event),
     report: &mut UpReport,
+    in_flight: &mut Option<InFlight>,
 ) -> Result<()> {
     report.target = b.target();
     events(&Event::Connected {
@@ -399,6 +451,7 @@ async fn up_on(
     let popts = plan_options(cfg, opts);
     // Fast path: one query, no lock. Nothing pending means nothing to do.
     let applied = b.read_history().await?;
+    settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
     if plan.steps.is_empty() {
         return Ok(());
@@ -426,8 +479,10 @@ async fn up_on(
     let nothing = "nothing was applied";
     or_signal(b.lock(cfg.lock_wait), &mut sig, 0, nothing).await?;
     b.ensure_history().await?;
-    // Another runner may have applied some while we waited.
+    // Another runner may have applied some while we waited (or the lost
+    // connection's session committed while it held the lock).
     let applied = b.read_history().await?;
+    settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
     prepare_and_lint(cfg, local, &plan)?;
 
@@ -443,6 +498,19 @@ async fn up_on(
             });
         }
         let started = Instant::now();
+        *in_flight = Some(InFlight {
+            applied: Applied {
+                version: m.version,
+                name: m.name.clone(),
+                transaction: m.tx_mode(),
+                statements: m.statements.len(),
+                resumed_from: step.resume_from,
+                out_of_order: step.out_of_order,
+                duration_ms: 0,
+                answer_lost: false,
+            },
+            started,
+        });
         match m.tx_mode() {
             TxMode::Transaction => {
                 events(&Event::Applying {
@@ -481,7 +549,7 @@ async fn up_on(
                     });
                 }
                 let resumed = applied.iter().any(|r| r.version == m.version);
-                let done = run_statements(b, m, step, resumed, events, &sig).await?;
+                let done = run_statements(b, m, step, resumed, events, &sig, &cfg.progress).await?;
                 if done < m.statements.len() {
                     return Err(Error::Interrupted {
                         signal: sig.borrow().unwrap_or("SIGINT").into(),
@@ -497,6 +565,7 @@ async fn up_on(
                 }
             }
         }
+        *in_flight = None;
         let a = Applied {
             version: m.version,
             name: m.name.clone(),
@@ -505,6 +574,7 @@ async fn up_on(
             resumed_from: step.resume_from,
             out_of_order: step.out_of_order,
             duration_ms: started.elapsed().as_millis() as u64,
+            answer_lost: false,
         };
         events(&Event::Applied(a.clone()));
         report.applied.push(a);
@@ -581,7 +651,15 @@ async fn run_transactional(
                     if let Some(cancel) = &canceller {
                         cancel().await;
                     }
-                    fut.await
+                    // A transport that cannot cancel (the Data API) rolls
+                    // back after the statement in flight: say what is waited for.
+                    retry::report_while(fut, &cfg.progress, Instant::now(), |elapsed| retry::Waiting {
+                        what: format!("V{} {} to roll back", m.version, m.name),
+                        elapsed,
+                        attempts: 0,
+                        cause: format!("{s}: the statement in flight ends first"),
+                    })
+                    .await
                 }
             }
         };
@@ -674,6 +752,7 @@ async fn run_statements(
     resumed: bool,
     events: &mut dyn FnMut(&Event),
     sig: &watch::Receiver<Option<&'static str>>,
+    progress: &retry::Progress,
 ) -> Result<usize> {
     let total = m.statements.len();
     let caps = b.capabilities();
@@ -767,7 +846,34 @@ async fn run_statements(
                 });
             }
             let started = Instant::now();
-            let mut result = b.execute(adapted.sql.as_deref().unwrap_or(&s.sql)).await;
+            let mut result = {
+                // A signal does not cut a statement short here: it finishes,
+                // its progress is recorded, and `up` stops. Say so at once,
+                // and keep saying what is waited for until it ends.
+                let mut rx = sig.clone();
+                let fut = b.execute(adapted.sql.as_deref().unwrap_or(&s.sql));
+                tokio::pin!(fut);
+                tokio::select! {
+                    r = &mut fut => r,
+                    signal = signalled(&mut rx) => {
+                        events(&Event::Stopping {
+                            signal,
+                            version: m.version,
+                            statement: i + 1,
+                            total,
+                            excerpt: s.excerpt(),
+                        });
+                        let since = Instant::now();
+                        retry::report_while(fut, progress, since, |elapsed| retry::Waiting {
+                            what: format!("V{} statement {} of {total} to finish", m.version, i + 1),
+                            elapsed,
+                            attempts: 0,
+                            cause: format!("{signal}: stopping after it"),
+                        })
+                        .await
+                    }
+                }
+            };
             if let Err(ExecError::StillRunning { connection_id }) = result {
                 result = await_statement(b, m, i, connection_id, started, events).await;
             } else if let Err(ExecError::Lost { message }) = result {
@@ -1046,7 +1152,7 @@ pub async fn load_state(cfg: &Config) -> Result<Snapshot> {
 /// database reads as "nothing applied" and is reported as such. Also
 /// returns the target and the backend's facts about the server.
 pub async fn read_state(cfg: &Config) -> Result<(Vec<Row>, bool, String, Vec<(String, String)>)> {
-    match backend::connect(cfg).await {
+    match backend::connect(cfg, Purpose::READ).await {
         Ok(mut b) => {
             let r = b.read_history().await;
             let target = b.target();
@@ -1066,7 +1172,7 @@ pub async fn with_lock<T>(
     cfg: &Config,
     work: impl for<'a> FnOnce(&'a mut dyn Backend) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + 'a>>,
 ) -> Result<T> {
-    let mut b = backend::connect(cfg).await?;
+    let mut b = backend::connect(cfg, Purpose::WRITE).await?;
     let r = async {
         b.lock(cfg.lock_wait).await?;
         b.ensure_history().await?;

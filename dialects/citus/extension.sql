@@ -1,3 +1,5 @@
 -- Is this database a Citus database? The installed citus extension's version,
--- or no row. Asked first: the probe below needs the extension's catalog.
-SELECT extversion FROM pg_extension WHERE extname = 'citus'
+-- or NULL: a column added to the connect-time probe (postgres/probe.sql), so
+-- it costs no round trip of its own. Asked before the Citus probe, which
+-- needs the extension's catalog.
+(SELECT extversion FROM pg_extension WHERE extname = 'citus')

@@ -33,7 +33,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::postgres::{self, Postgres};
-use super::{Adapted, Backend, Canceller, Capabilities, ExecError};
+use super::{Adapted, Backend, Canceller, Capabilities, ExecError, Purpose};
 use crate::config::{self, Config, ModifyMode};
 use crate::dialect::citus as sql_of;
 use crate::error::{DbError, Error, Result};
@@ -209,9 +209,11 @@ pub struct Citus {
 
 impl Citus {
     /// Connects to the configured database and checks that it is a Citus
-    /// coordinator; closes the connection and refuses otherwise.
-    pub async fn connect(cfg: &Config) -> Result<Citus> {
-        let mut pg = Postgres::connect(cfg, None).await?;
+    /// coordinator; closes the connection and refuses otherwise. The
+    /// connect-time probe also reads the citus extension's version, so the
+    /// check costs one round trip (the Citus probe) on top of it.
+    pub async fn connect(cfg: &Config, purpose: Purpose) -> Result<Citus> {
+        let mut pg = Postgres::connect(cfg, None, purpose, &[sql_of::extension()]).await?;
         match probe(&mut pg).await {
             Ok(node) => Ok(Citus {
                 pg,
@@ -226,9 +228,9 @@ impl Citus {
     }
 
     /// Connects to `maintenance_db`, only to create the target from there.
-    pub async fn maintenance(cfg: &Config) -> Result<Citus> {
+    pub async fn maintenance(cfg: &Config, purpose: Purpose) -> Result<Citus> {
         Ok(Citus {
-            pg: Postgres::connect(cfg, Some(&cfg.maintenance_db)).await?,
+            pg: Postgres::connect(cfg, Some(&cfg.maintenance_db), purpose, &[]).await?,
             node: None,
             settings: cfg.citus,
         })
@@ -294,8 +296,8 @@ pub fn distribution(
 /// Reads the node's role and cluster, and refuses anything but a coordinator.
 async fn probe(pg: &mut Postgres) -> Result<Node> {
     let target = pg.target();
-    let ext = pg.query(sql_of::extension()).await?;
-    if ext.is_empty() {
+    // The citus extension's version, read by the connect-time probe.
+    if pg.session().extra.first().cloned().flatten().is_none() {
         return Err(Error::NotCitus { target });
     }
     let rows = pg.query(sql_of::probe()).await?;
@@ -340,8 +342,8 @@ impl Backend for Citus {
         self.pg.write_history(row).await
     }
 
-    async fn set_checksum(&mut self, version: i64, checksum: &str) -> Result<()> {
-        self.pg.set_checksum(version, checksum).await
+    async fn accept_file(&mut self, version: i64, name: &str, checksum: &str) -> Result<()> {
+        self.pg.accept_file(version, name, checksum).await
     }
 
     async fn delete_history(&mut self, version: i64) -> Result<()> {

@@ -71,6 +71,103 @@ pub struct Capabilities {
     pub group_commit: bool,
 }
 
+/// What a connection is for, decided by the command before it connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purpose {
+    /// The run writes (migrations, history rows, CREATE DATABASE). A replica
+    /// is then waited for within `resume_timeout`, as a failover; a
+    /// read-only session (a role's or database's
+    /// `default_transaction_read_only`) is refused at once. Reads (`status`,
+    /// `verify`, `lint --pending`, `up --dry-run`) take either.
+    pub write: bool,
+    /// This run reached the server before (the reconnect after a lost
+    /// connection): a refused connection is a rebooting server and is
+    /// retried within `resume_timeout`, not only `refused_timeout`.
+    pub reconnect: bool,
+}
+
+impl Purpose {
+    pub const READ: Purpose = Purpose {
+        write: false,
+        reconnect: false,
+    };
+    pub const WRITE: Purpose = Purpose {
+        write: true,
+        reconnect: false,
+    };
+
+    /// The same purpose, for a server this run has reached before.
+    pub fn again(self) -> Purpose {
+        Purpose { reconnect: true, ..self }
+    }
+}
+
+/// What the connect-time probe (`dialects/postgres/probe.sql`) read, in the
+/// round trip that every backend makes right after connecting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Session {
+    /// `pg_is_in_recovery()`: a replica (a hot standby, an Aurora reader).
+    pub in_recovery: bool,
+    /// `transaction_read_only` of the new session.
+    pub read_only: bool,
+    /// Where `default_transaction_read_only` was set (`pg_settings.source`:
+    /// `user`, `database`, `database user`, `configuration file`, ...).
+    pub read_only_source: String,
+    pub user: String,
+    pub database: String,
+    /// The history table exists: reading it cannot fail with "does not exist".
+    pub history_exists: bool,
+    /// The backend's own columns, in order (Citus: the extension's version).
+    pub extra: Vec<Option<String>>,
+}
+
+impl Session {
+    /// Reads the probe's row.
+    pub fn from_row(r: &[Option<String>]) -> Result<Session> {
+        let s = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        let yes = |i: usize| matches!(s(i).as_str(), "true" | "t" | "on");
+        if r.len() < 6 {
+            return Err(Error::Other(format!(
+                "unexpected answer from the connect-time probe ({} column(s))",
+                r.len()
+            )));
+        }
+        Ok(Session {
+            in_recovery: yes(0),
+            read_only: yes(1),
+            read_only_source: s(2),
+            user: s(3),
+            database: s(4),
+            history_exists: yes(5),
+            extra: r[6..].to_vec(),
+        })
+    }
+
+    /// Whether a run with `purpose` may go on in this session: a replica is
+    /// [`Error::Replica`] (the caller waits for a writer), a read-only
+    /// session [`Error::ReadOnlySession`] (stop: waiting would not help).
+    pub fn check(&self, purpose: Purpose, target: &str) -> Result<()> {
+        if !purpose.write {
+            return Ok(());
+        }
+        if self.in_recovery {
+            return Err(Error::Replica {
+                target: target.to_string(),
+                waited: None,
+            });
+        }
+        if self.read_only {
+            return Err(Error::ReadOnlySession {
+                target: target.to_string(),
+                user: self.user.clone(),
+                database: self.database.clone(),
+                set_by: self.read_only_source.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A statement as the backend will send it, given the database's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Adapted {
@@ -123,8 +220,9 @@ pub trait Backend: Send {
     async fn read_history(&mut self) -> Result<Vec<Row>>;
     /// Inserts or replaces one history row (autocommit).
     async fn write_history(&mut self, row: &Row) -> Result<()>;
-    /// Replaces the checksum of an applied row (repair), keeping its other columns.
-    async fn set_checksum(&mut self, version: i64, checksum: &str) -> Result<()>;
+    /// Gives an applied row the file's current name and checksum (repair),
+    /// keeping its other columns.
+    async fn accept_file(&mut self, version: i64, name: &str, checksum: &str) -> Result<()>;
     /// Deletes one history row (autocommit).
     async fn delete_history(&mut self, version: i64) -> Result<()>;
     /// Appends to the history log: repairs, baselines, imports.
@@ -193,23 +291,26 @@ pub fn transaction_prelude(cfg: &Config, m: &Migration) -> Vec<String> {
     }
 }
 
-/// Connects to the configured database with the configured backend.
-pub async fn connect(cfg: &Config) -> Result<Box<dyn Backend>> {
+/// Connects to the configured database with the configured backend, and
+/// probes the session for `purpose` ([`Session::check`]).
+pub async fn connect(cfg: &Config, purpose: Purpose) -> Result<Box<dyn Backend>> {
     match cfg.backend {
-        BackendKind::Postgres => Ok(Box::new(postgres::Postgres::connect(cfg, None).await?)),
-        BackendKind::Citus => Ok(Box::new(citus::Citus::connect(cfg).await?)),
-        BackendKind::RdsData => Ok(Box::new(rds_data::RdsData::connect(cfg, None).await?)),
+        BackendKind::Postgres => Ok(Box::new(postgres::Postgres::connect(cfg, None, purpose, &[]).await?)),
+        BackendKind::Citus => Ok(Box::new(citus::Citus::connect(cfg, purpose).await?)),
+        BackendKind::RdsData => Ok(Box::new(rds_data::RdsData::connect(cfg, None, purpose).await?)),
     }
 }
 
 /// Connects to `maintenance_db`, to create the configured database from
-/// there (no role checks: it is not where migrations run).
-pub async fn connect_maintenance(cfg: &Config) -> Result<Box<dyn Backend>> {
+/// there (no role checks: it is not where migrations run). The server
+/// answered already (the database is missing), so `purpose` is a reconnect.
+pub async fn connect_maintenance(cfg: &Config, purpose: Purpose) -> Result<Box<dyn Backend>> {
     let db = Some(cfg.maintenance_db.as_str());
+    let purpose = purpose.again();
     match cfg.backend {
-        BackendKind::Postgres => Ok(Box::new(postgres::Postgres::connect(cfg, db).await?)),
-        BackendKind::Citus => Ok(Box::new(citus::Citus::maintenance(cfg).await?)),
-        BackendKind::RdsData => Ok(Box::new(rds_data::RdsData::connect(cfg, db).await?)),
+        BackendKind::Postgres => Ok(Box::new(postgres::Postgres::connect(cfg, db, purpose, &[]).await?)),
+        BackendKind::Citus => Ok(Box::new(citus::Citus::maintenance(cfg, purpose).await?)),
+        BackendKind::RdsData => Ok(Box::new(rds_data::RdsData::connect(cfg, db, purpose).await?)),
     }
 }
 
@@ -239,5 +340,55 @@ impl ExecError {
             },
             ExecError::Transport(e) => *e,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cells: &[&str]) -> Vec<Option<String>> {
+        cells.iter().map(|c| Some(c.to_string())).collect()
+    }
+
+    #[test]
+    fn the_probe_tells_a_replica_from_a_read_only_session() {
+        let primary = Session::from_row(&row(&["false", "off", "default", "app", "db", "true"])).unwrap();
+        assert!(primary.history_exists && primary.extra.is_empty());
+        assert!(primary.check(Purpose::WRITE, "t").is_ok());
+
+        let replica = Session::from_row(&row(&["true", "on", "default", "app", "db", "false"])).unwrap();
+        assert!(matches!(
+            replica.check(Purpose::WRITE, "t"),
+            Err(Error::Replica { waited: None, .. })
+        ));
+        assert!(replica.check(Purpose::READ, "t").is_ok());
+
+        let role = Session::from_row(&row(&["false", "on", "user", "app_ro", "db", "true", "14.0"])).unwrap();
+        assert_eq!(role.extra, vec![Some("14.0".to_string())]);
+        let e = role.check(Purpose::WRITE, "app_ro@h:5432/db").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "app_ro@h:5432/db: the session is read-only (default_transaction_read_only = on, set for role app_ro); migrations need a session that may write"
+        );
+        assert!(role.check(Purpose::READ, "t").is_ok());
+        for (source, at, fix) in [
+            (
+                "database user",
+                "for role app_ro in database db",
+                "ALTER ROLE \"app_ro\" IN DATABASE \"db\" RESET",
+            ),
+            ("configuration file", "in the server's configuration", "the parameter group"),
+            ("client", "by the client's connection options", "PGOPTIONS"),
+        ] {
+            let s = Session {
+                read_only_source: source.into(),
+                ..role.clone()
+            };
+            let e = s.check(Purpose::WRITE, "t").unwrap_err();
+            assert!(e.to_string().contains(at), "{e}");
+            assert!(e.hint().unwrap().contains(fix), "{:?}", e.hint());
+        }
+        assert!(Session::from_row(&row(&["false", "off"])).is_err());
     }
 }

@@ -10,18 +10,18 @@
 //! CommandComplete messages tell which statement failed; its error position
 //! is mapped back into that statement.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use tokio_postgres::config::{SslMode as PgSslMode, TargetSessionAttrs};
+use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::aws;
 use super::lock::{self, Taker};
 use super::tls::{load_bundle, LazyTls};
-use super::{Backend, Canceller, Capabilities, ExecError, LockKind};
+use super::{Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
 use crate::config::{Config, SslMode};
 use crate::dialect::{history_values, Dialect, Value};
 use crate::error::{DbError, Error, Result};
@@ -59,6 +59,8 @@ pub struct Postgres {
     lease_ready: bool,
     /// Lost races between first runners creating the lease table.
     setup_races: u32,
+    /// What the connect-time probe read.
+    session: Session,
 }
 
 /// One open connection: the client, its driver task, and the TLS connector
@@ -95,7 +97,7 @@ fn session_ended(code: &str) -> bool {
 }
 
 /// The driver's message with its cause ("error connecting to server:
-/// database does not allow writes").
+/// Connection refused (os error 111)").
 fn full_text(e: &tokio_postgres::Error) -> String {
     match std::error::Error::source(e) {
         Some(s) if !e.to_string().contains(&s.to_string()) => format!("{e}: {s}"),
@@ -109,6 +111,11 @@ struct Attempt {
     class: Class,
     cause: String,
 }
+
+/// The progress line's subject while connect attempts are retried.
+const ACCEPTING: &str = "the database to accept connections";
+/// The cause of a refused connection, in progress lines and for the retry rule.
+const REFUSED: &str = "connection refused";
 
 /// Classifies a failed connect. While Aurora resumes a connect may be held,
 /// EOF, reset, or answer 57P03 or even a 28000: those are retried inside
@@ -126,10 +133,6 @@ fn classify_connect(e: &tokio_postgres::Error, refreshable: bool) -> (Class, Str
         return (class, format!("SQLSTATE {code}"));
     }
     let text = full_text(e);
-    if text.contains("does not allow writes") {
-        // A reader (stale DNS after a failover): keep trying for the writer.
-        return (Class::Transient, "read-only server (failover?)".into());
-    }
     if e.is_closed() || text.starts_with("error communicating with the server") {
         // EOF or reset during start-up or authentication.
         return (Class::Resuming, text);
@@ -143,17 +146,25 @@ fn classify_connect(e: &tokio_postgres::Error, refreshable: bool) -> (Class, Str
             | std::io::ErrorKind::BrokenPipe
             | std::io::ErrorKind::TimedOut,
         ) => (Class::Resuming, text),
-        // Nothing listening: a few quick retries (a rebooting writer), then stop.
-        Some(std::io::ErrorKind::ConnectionRefused) => (Class::Bounded(3), "connection refused".into()),
+        // Nothing listening: a rebooting writer, or the wrong host or port.
+        // How long it is retried depends on whether this run reached the
+        // server before (see `open`).
+        Some(std::io::ErrorKind::ConnectionRefused) => (Class::Transient, REFUSED.into()),
         _ => (Class::Fatal, text),
     }
 }
 
 /// Opens one connection (TCP or socket, TLS per sslmode, password), with a
-/// timeout around the whole connect: TCP, TLS, start-up and authentication.
-/// Retried per [`classify_connect`] within `resume_timeout`; the password
-/// comes from the config, a Secrets Manager secret, or a fresh IAM token.
-async fn open(cfg: &Config, dbname: Option<&str>) -> Result<(Opened, String, String)> {
+/// timeout around the whole connect: TCP, TLS, start-up and authentication,
+/// then runs the connect-time probe (`probe.sql` plus `extra` columns) in
+/// the same attempt. Retried per [`classify_connect`] within
+/// `resume_timeout`, with a progress line also while an attempt has no
+/// answer yet; the password comes from the config, a Secrets Manager
+/// secret, or a fresh IAM token. A replica, where `purpose` writes, is
+/// waited for like a failover; a read-only session is refused at once.
+/// A refused connection is retried within `refused_timeout` unless this
+/// run reached the server before (`purpose.reconnect`: a rebooting writer).
+async fn open(cfg: &Config, dbname: Option<&str>, purpose: Purpose, extra: &[&str]) -> Result<(Opened, String, String, Session)> {
     let sdk = if cfg.aws.secret_arn.is_some() || cfg.aws.iam_auth {
         Some(aws::sdk_config(cfg).await?)
     } else {
@@ -172,7 +183,8 @@ async fn open(cfg: &Config, dbname: Option<&str>) -> Result<(Opened, String, Str
         Creds::Password
     };
     let refresh = std::sync::atomic::AtomicBool::new(false);
-    let policy = Policy::resume(cfg.resume_timeout);
+    let policy = Policy::resume(cfg.resume_timeout).pending(ACCEPTING);
+    let started = Instant::now();
     let r = retry::retry(
         &policy,
         &cfg.progress,
@@ -201,30 +213,118 @@ async fn open(cfg: &Config, dbname: Option<&str>) -> Result<(Opened, String, Str
                 target.password = Some(token);
             }
             let db = dbname.unwrap_or(&target.dbname).to_string();
-            open_once(&target, &db, creds).await.map(|o| (o, target.display_db(&db), db))
+            let shown = target.display_db(&db);
+            let opened = open_once(&target, &db, creds).await?;
+            let session = match probe(&opened.0, &Dialect::postgres(&cfg.history, &db), extra, &shown).await {
+                Ok(s) => s,
+                Err(a) => {
+                    close_opened(opened).await;
+                    return Err(a);
+                }
+            };
+            if let Err(error) = session.check(purpose, &shown) {
+                close_opened(opened).await;
+                // A replica: a failover may be under way, so wait for the
+                // writer; a read-only role or database does not change by waiting.
+                let class = if matches!(error, Error::Replica { .. }) {
+                    Class::Transient
+                } else {
+                    Class::Fatal
+                };
+                return Err(Attempt {
+                    error,
+                    class,
+                    cause: "the server is a replica in recovery".into(),
+                });
+            }
+            Ok((opened, shown, db, session))
         },
         |a: &Attempt| {
             if a.cause == "SQLSTATE 28P01" || a.cause == "SQLSTATE 28000" {
                 // Refused credentials: read the secret again before the retry.
                 refresh.store(true, std::sync::atomic::Ordering::SeqCst);
             }
-            (a.class, "the database to accept connections", a.cause.clone())
+            if a.cause == REFUSED && !purpose.reconnect && started.elapsed() >= cfg.refused_timeout {
+                // Never reached in this run: the host or port may simply be wrong.
+                return (Class::Fatal, ACCEPTING, a.cause.clone());
+            }
+            let what = match a.error {
+                Error::Replica { .. } => "a writer",
+                _ => ACCEPTING,
+            };
+            (a.class, what, a.cause.clone())
         },
     )
     .await;
     r.map_err(|g| {
-        if g.exhausted && matches!(g.class, Class::Resuming | Class::Transient) {
-            let pg = pg.lock().unwrap_or_else(|p| p.into_inner());
-            Error::ResumeTimeout {
-                target: pg.display_db(dbname.unwrap_or(&pg.dbname)),
+        let pg = pg.lock().unwrap_or_else(|p| p.into_inner());
+        let target = pg.display_db(dbname.unwrap_or(&pg.dbname));
+        match g.error.error {
+            Error::Replica { .. } => Error::Replica {
+                target,
+                waited: Some(cfg.resume_timeout.as_secs()),
+            },
+            Error::Connect { target, message, .. } if g.error.cause == REFUSED && !purpose.reconnect => Error::Connect {
+                hint: format!(
+                    "nothing accepts connections on {}:{} (refused for {} s): check host and port, and that the server is running; raise refused_timeout to wait longer for a server that is starting",
+                    pg.host,
+                    pg.port,
+                    g.elapsed.as_secs()
+                ),
+                target,
+                message,
+            },
+            error if g.exhausted && matches!(g.class, Class::Resuming | Class::Transient) => Error::ResumeTimeout {
+                target,
                 secs: cfg.resume_timeout.as_secs(),
                 attempts: g.attempts,
-                last: g.error.error.to_string(),
-            }
-        } else {
-            g.error.error
+                last: error.to_string(),
+            },
+            error => error,
         }
     })
+}
+
+/// Closes a connection that will not be used (a replica, a read-only session).
+async fn close_opened((client, conn, _): Opened) {
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+}
+
+/// Runs the connect-time probe on a new connection; a failure is classified
+/// like a failed connect (a lost connection is retried).
+async fn probe(client: &Client, dialect: &Dialect, extra: &[&str], target: &str) -> Result<Session, Attempt> {
+    let sql = dialect.probe(extra);
+    match client.simple_query(&sql).await {
+        Ok(msgs) => {
+            let row: Vec<Option<String>> = msgs
+                .into_iter()
+                .find_map(|m| match m {
+                    SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            Session::from_row(&row).map_err(|error| Attempt {
+                error,
+                class: Class::Fatal,
+                cause: String::new(),
+            })
+        }
+        Err(e) => {
+            let (class, cause) = classify_connect(&e, false);
+            let error = match db_error(&e, Some(&sql)) {
+                Some(d) => Error::Db {
+                    context: format!("probing {target} after connecting"),
+                    error: Box::new(d),
+                },
+                None => Error::ConnectionLost {
+                    context: format!("probing {target} after connecting"),
+                    message: full_text(&e),
+                },
+            };
+            Err(Attempt { error, class, cause })
+        }
+    }
 }
 
 /// Takes user and password from a secret, and host, port and dbname where
@@ -294,7 +394,6 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> 
         .dbname(dbname)
         .application_name(&pg.application_name);
     c.connect_timeout(pg.connect_timeout);
-    c.target_session_attrs(TargetSessionAttrs::ReadWrite);
     if let Some(p) = &pg.password {
         c.password(p.expose());
     }
@@ -451,8 +550,10 @@ impl Postgres {
         Err(failed_part(index, settings.len(), statements.len(), error))
     }
 
-    pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<Postgres> {
-        let ((client, conn, tls), target, dbname) = open(cfg, dbname).await?;
+    /// Connects and probes the session for `purpose`; `extra` columns are
+    /// added to the probe (the backend reads them from [`Postgres::session`]).
+    pub async fn connect(cfg: &Config, dbname: Option<&str>, purpose: Purpose, extra: &[&str]) -> Result<Postgres> {
+        let ((client, conn, tls), target, dbname, session) = open(cfg, dbname, purpose, extra).await?;
         Ok(Postgres {
             client,
             conn,
@@ -466,7 +567,13 @@ impl Postgres {
             locked: false,
             lease_ready: false,
             setup_races: 0,
+            session,
         })
+    }
+
+    /// What the connect-time probe read.
+    pub fn session(&self) -> &Session {
+        &self.session
     }
 
     async fn simple(&self, sql: &str, context: &str) -> Result<Vec<Vec<Option<String>>>> {
@@ -581,10 +688,16 @@ impl Backend for Postgres {
         for sql in self.dialect.create_history() {
             self.simple(&sql, "creating the history table").await?;
         }
+        self.session.history_exists = true;
         Ok(())
     }
 
     async fn read_history(&mut self) -> Result<Vec<Row>> {
+        if !self.session.history_exists {
+            // The probe found no history table: nothing applied, and no
+            // query that would fail (and log an ERROR) on a new database.
+            return Ok(Vec::new());
+        }
         let rows = match self
             .simple(&self.dialect.select_history(i64::MIN, None), "reading the history table")
             .await
@@ -602,8 +715,8 @@ impl Backend for Postgres {
         self.simple(&sql, "writing the history table").await.map(drop)
     }
 
-    async fn set_checksum(&mut self, version: i64, checksum: &str) -> Result<()> {
-        self.simple(&self.dialect.set_checksum(version, checksum), "updating a checksum")
+    async fn accept_file(&mut self, version: i64, name: &str, checksum: &str) -> Result<()> {
+        self.simple(&self.dialect.accept_file(version, name, checksum), "updating a history row")
             .await
             .map(drop)
     }

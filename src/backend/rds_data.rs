@@ -18,7 +18,9 @@
 //!   lease is live (`lease_fence.sql`, checked through `RETURNING`), and
 //!   each migration transaction holds the lease row `FOR KEY SHARE` from its
 //!   first call, which also carries its settings (`lease_guard.sql`).
-//! - The wake-up probe (`SELECT 1`) and every retry go through `retry.rs`.
+//! - The wake-up probe (`dialects/postgres/probe.sql`: replica, read-only
+//!   session, whether the history table exists) and every retry go through
+//!   `retry.rs`.
 //!   Tool-owned queries return text only and page their results (1 MiB cap).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,13 +34,17 @@ use aws_sdk_rdsdata::types::Field;
 use aws_sdk_rdsdata::Client;
 
 use super::lock::{self, Taker};
-use super::{sqlstate, Backend, Canceller, Capabilities, ExecError, LockKind};
+use super::{sqlstate, Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
 use crate::config::Config;
 use crate::dialect::{history_values, Dialect, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::retry::{self, Backoff, Class, GaveUp, Policy, Progress};
 use crate::sql::char_pos_to_byte;
+
+/// The code of a probe that found a replica where the run writes (retried as
+/// a failover; never an AWS code).
+const REPLICA: &str = "replica";
 
 /// Rows per page when reading history (far below the 1 MiB response cap;
 /// halved if the Data API still says the response is too large).
@@ -79,6 +85,8 @@ pub struct RdsData {
     lease: Option<Lease>,
     /// Set by the canceller (SIGINT/SIGTERM): roll back before the next statement.
     cancelled: Arc<AtomicBool>,
+    /// What the wake-up probe read.
+    session: Session,
 }
 
 struct Lease {
@@ -244,8 +252,15 @@ fn names_missing_database(e: &CallError) -> bool {
 /// refused, DNS, TLS, a cut connection, a body the SDK cannot read, or an
 /// HTTP status without an AWS error code (a 404 page, an HTML 502).
 fn endpoint_failure(e: &CallError) -> bool {
-    matches!(e.code.as_str(), "io" | "dispatch" | "response" | "connect timeout") || e.code.starts_with("HTTP ")
+    matches!(
+        e.code.as_str(),
+        "io" | "dispatch" | "response" | "connect timeout" | PROBE_UNREADABLE
+    ) || e.code.starts_with("HTTP ")
 }
+
+/// The probe's answer had no row of the probe's columns (e.g. an HTTP 200
+/// with `{}`): whatever answered is not a Data API.
+const PROBE_UNREADABLE: &str = "probe";
 
 /// Reads a SQL error that the Data API (or an emulator) sent as text into a
 /// [`DbError`]; the position, if any, is mapped to a byte offset in `sql`.
@@ -354,14 +369,17 @@ fn text_rows(out: &ExecuteStatementOutput) -> Vec<Vec<Option<String>>> {
 }
 
 impl RdsData {
-    /// Builds the client and wakes the cluster with an idempotent probe
-    /// (`SELECT 1`, retried while Aurora resumes, within `resume_timeout`).
-    pub async fn connect(cfg: &Config, dbname: Option<&str>) -> Result<RdsData> {
+    /// Builds the client and wakes the cluster with the idempotent
+    /// connect-time probe (`probe.sql`, retried while Aurora resumes, within
+    /// `resume_timeout`), which also tells a replica (waited for where
+    /// `purpose` writes) and a read-only session (refused) and whether the
+    /// history table exists.
+    pub async fn connect(cfg: &Config, dbname: Option<&str>, purpose: Purpose) -> Result<RdsData> {
         let sdk = super::aws::sdk_config(cfg).await?;
         let database = dbname.unwrap_or(&cfg.pg.dbname).to_string();
         let arn = cfg.aws.resource_arn.clone().unwrap_or_default();
         let cluster = arn.rsplit(':').next().unwrap_or(&arn).to_string();
-        let b = RdsData {
+        let mut b = RdsData {
             client: Client::new(&sdk),
             resource_arn: arn,
             secret_arn: cfg.aws.secret_arn.clone().unwrap_or_default(),
@@ -379,9 +397,48 @@ impl RdsData {
             setup_races: 0,
             lease: None,
             cancelled: Arc::new(AtomicBool::new(false)),
+            session: Session::default(),
         };
-        match b.call("SELECT 1", None, Call::Probe).await {
-            Ok(_) => Ok(b),
+        let probe = b.dialect.probe(&[]);
+        let policy = b.policy.clone().pending("the Data API to answer");
+        let r = retry::retry(
+            &policy,
+            &b.progress,
+            |_| async {
+                let out = b.once(&probe, None, false).await?;
+                let session = text_rows(&out).first().map(|r| Session::from_row(r)).transpose();
+                match session {
+                    Ok(Some(s)) => match s.check(purpose, &b.target) {
+                        Err(Error::Replica { .. }) => Err(CallError {
+                            code: REPLICA.into(),
+                            message: "the server is a replica in recovery".into(),
+                            connection_id: None,
+                        }),
+                        _ => Ok(s),
+                    },
+                    _ => Err(CallError {
+                        code: PROBE_UNREADABLE.into(),
+                        message: "the connect-time probe's answer has no row of its columns".into(),
+                        connection_id: None,
+                    }),
+                }
+            },
+            |e| match e.code.as_str() {
+                REPLICA => (Class::Transient, "a writer", e.message.clone()),
+                _ => classify(e, Call::Probe),
+            },
+        )
+        .await;
+        match r {
+            Ok(session) => {
+                session.check(purpose, &b.target)?;
+                b.session = session;
+                Ok(b)
+            }
+            Err(g) if g.error.code == REPLICA => Err(Error::Replica {
+                target: b.target.clone(),
+                waited: Some(b.policy.deadline.as_secs()),
+            }),
             Err(g) => Err(b.connect_error(g)),
         }
     }
@@ -398,6 +455,7 @@ impl RdsData {
             let last = match e.code.as_str() {
                 c if c.starts_with("HTTP 2") => format!("POST /Execute answered {c} with a body that is not the Data API's"),
                 c if c.starts_with("HTTP ") => format!("POST /Execute answered {c} without an AWS error code"),
+                PROBE_UNREADABLE => format!("POST /Execute answered without the probe's row ({})", e.message),
                 "connect timeout" => format!("no connection within 10 s ({})", e.message),
                 _ => e.message,
             };
@@ -789,10 +847,16 @@ impl Backend for RdsData {
                 self.tool(&s.sql, "creating the history table", Call::Idempotent).await?;
             }
         }
+        self.session.history_exists = true;
         Ok(())
     }
 
     async fn read_history(&mut self) -> Result<Vec<Row>> {
+        if !self.session.history_exists {
+            // The probe found no history table: nothing applied, and no call
+            // that would fail (and log an ERROR) on a new database.
+            return Ok(Vec::new());
+        }
         let mut rows = Vec::new();
         let mut after = i64::MIN;
         let mut page = PAGE;
@@ -835,10 +899,10 @@ impl Backend for RdsData {
         Ok(())
     }
 
-    async fn set_checksum(&mut self, version: i64, checksum: &str) -> Result<()> {
+    async fn accept_file(&mut self, version: i64, name: &str, checksum: &str) -> Result<()> {
         self.tool(
-            &self.dialect.set_checksum(version, checksum),
-            "updating a checksum",
+            &self.dialect.accept_file(version, name, checksum),
+            "updating a history row",
             Call::Idempotent,
         )
         .await

@@ -1,7 +1,9 @@
 //! `chatmigrate baseline`: record migrations as applied without running them.
-//! `--version V` marks every file up to V; `--from-refinery` imports a
-//! refinery history table, checking each file against refinery's own
-//! checksum (computed by refinery-core) so nothing drifted is adopted.
+//! `--version V` marks every file up to V, on a database whose history is
+//! empty (with rows already there, only with `--allow-existing`: the
+//! versions it would mark never ran through chatmigrate); `--from-refinery`
+//! imports a refinery history table, checking each file against refinery's
+//! own checksum (computed by refinery-core) so nothing drifted is adopted.
 
 use serde_json::json;
 
@@ -28,22 +30,36 @@ pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<i32> {
     } else {
         let v = args.version.unwrap_or_default();
         if !local.iter().any(|m| m.version == v) {
-            return Err(Error::UnknownTarget { target: v });
+            return Err(Error::UnknownTarget {
+                flag: "--version",
+                target: v,
+            });
         }
-        runner::with_lock(&ctx.cfg, move |b| Box::pin(baseline_to(b, local, v))).await?
+        let allow = args.allow_existing;
+        runner::with_lock(&ctx.cfg, move |b| Box::pin(baseline_to(b, local, v, allow))).await?
     };
     let msg = format!("baseline: recorded {} migration(s) as applied without running them", recorded.len());
     report::done(&ctx.style, &mut std::io::stdout().lock(), &msg, json!({"recorded": recorded}))?;
     Ok(0)
 }
 
-async fn baseline_to(b: &mut dyn Backend, local: Vec<Migration>, version: i64) -> Result<Vec<i64>> {
+async fn baseline_to(b: &mut dyn Backend, local: Vec<Migration>, version: i64, allow_existing: bool) -> Result<Vec<i64>> {
     let applied = b.read_history().await?;
+    let marks: Vec<&Migration> = local
+        .iter()
+        .filter(|m| m.version <= version && !applied.iter().any(|r| r.version == m.version))
+        .collect();
+    if !applied.is_empty() && !marks.is_empty() && !allow_existing {
+        // The history says chatmigrate already runs this database: versions
+        // it has not applied yet are not "already there" by assumption.
+        return Err(Error::BaselineOverHistory {
+            version,
+            applied: applied.iter().map(|r| r.version).collect(),
+            would_mark: marks.iter().map(|m| m.version).collect(),
+        });
+    }
     let mut done = Vec::new();
-    for m in local.iter().filter(|m| m.version <= version) {
-        if applied.iter().any(|r| r.version == m.version) {
-            continue;
-        }
+    for m in marks {
         b.write_history(&row(m, b.name())).await?;
         b.log_event(
             m.version,

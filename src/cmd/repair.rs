@@ -1,6 +1,7 @@
-//! `chatmigrate repair`: accept the current checksum of applied files that
-//! changed, and delete failed rows so the migration runs again from its first
-//! statement. Each repair is written to the history log with who and when.
+//! `chatmigrate repair`: accept the current checksum and name of applied
+//! files that were edited or renamed, and delete failed rows so the
+//! migration runs again from its first statement. Each repair is written to
+//! the history log with who and when.
 
 use serde_json::json;
 
@@ -10,19 +11,28 @@ use crate::{migration, report, runner};
 
 pub async fn run(ctx: &super::Ctx) -> Result<i32> {
     let local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
-    let (checksums, cleared) = runner::with_lock(&ctx.cfg, move |b| {
+    let (checksums, renamed, cleared) = runner::with_lock(&ctx.cfg, move |b| {
         Box::pin(async move {
             let mut checksums = Vec::new();
+            let mut renamed = Vec::new();
             let mut cleared = Vec::new();
             for r in b.read_history().await? {
                 let Some(m) = local.iter().find(|m| m.version == r.version) else {
                     continue;
                 };
-                if r.status == Status::Applied && r.checksum != m.checksum {
-                    b.set_checksum(r.version, &m.checksum).await?;
-                    b.log_event(r.version, "repair-checksum", Some(&r.checksum), Some(&m.checksum), None)
-                        .await?;
-                    checksums.push(r.version);
+                if r.status == Status::Applied && (r.checksum != m.checksum || r.name != m.name) {
+                    b.accept_file(r.version, &m.name, &m.checksum).await?;
+                    if r.checksum != m.checksum {
+                        b.log_event(r.version, "repair-checksum", Some(&r.checksum), Some(&m.checksum), None)
+                            .await?;
+                        checksums.push(r.version);
+                    }
+                    if r.name != m.name {
+                        let detail = format!("renamed from `{}` to `{}` ({})", r.name, m.name, m.path);
+                        b.log_event(r.version, "repair-name", Some(&r.checksum), Some(&m.checksum), Some(&detail))
+                            .await?;
+                        renamed.push(r.version);
+                    }
                 } else if r.status == Status::Failed {
                     b.delete_history(r.version).await?;
                     b.log_event(r.version, "clear-failed", Some(&r.checksum), None, r.error.as_deref())
@@ -30,24 +40,25 @@ pub async fn run(ctx: &super::Ctx) -> Result<i32> {
                     cleared.push(r.version);
                 }
             }
-            Ok((checksums, cleared))
+            Ok((checksums, renamed, cleared))
         })
     })
     .await?;
-    let msg = if checksums.is_empty() && cleared.is_empty() {
+    let msg = if checksums.is_empty() && renamed.is_empty() && cleared.is_empty() {
         "repair: nothing to repair".to_string()
     } else {
-        format!(
-            "repair: accepted {} changed checksum(s), cleared {} failed row(s)",
-            checksums.len(),
-            cleared.len()
-        )
+        let mut parts = vec![format!("accepted {} changed checksum(s)", checksums.len())];
+        if !renamed.is_empty() {
+            parts.push(format!("{} new name(s)", renamed.len()));
+        }
+        parts.push(format!("cleared {} failed row(s)", cleared.len()));
+        format!("repair: {}", parts.join(", "))
     };
     report::done(
         &ctx.style,
         &mut std::io::stdout().lock(),
         &msg,
-        json!({"checksums": checksums, "cleared": cleared}),
+        json!({"checksums": checksums, "renamed": renamed, "cleared": cleared}),
     )?;
     Ok(0)
 }

@@ -46,10 +46,58 @@ fn baseline_records_without_running() {
     );
     cm(&db, &dir, &["up"]).assert_ok();
     assert_eq!(db.versions(), vec![1, 2, 3]);
-    cm(&db, &dir, &["baseline", "--version", "9"]).assert_error("--target 9: no migration file has that version");
+    cm(&db, &dir, &["baseline", "--version", "9"]).assert_error("--version 9: no migration file has that version");
     let r = cm(&db, &dir, &["baseline"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--version <VERSION>|--from-refinery"), "{}", r.stderr);
+}
+
+#[test]
+fn baseline_over_an_existing_history_is_refused_unless_allowed() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    cm(&db, &dir, &["up"]).assert_ok();
+    dir.write("V2__b.sql", "CREATE TABLE b (id int);\n");
+    dir.write("V3__c.sql", "CREATE TABLE c (id int);\n");
+    // V2 and V3 never ran: marking them applied would skip them for good.
+    let r = cm(&db, &dir, &["baseline", "--version", "3"]);
+    r.assert_error("baseline --version 3: the history already holds 1 row(s) (V1); it would mark V2, V3 as applied without running them");
+    assert_eq!(
+        r.hint(),
+        "hint: run `chatmigrate up` to apply them, or pass --allow-existing if they are already in the database"
+    );
+    assert_eq!(db.versions(), vec![1]);
+    assert_eq!(db.scalar("SELECT count(*) FROM chatmigrate_history_log"), "0");
+    let j = cm(&db, &dir, &["--format", "json", "baseline", "--version", "2"]);
+    assert_eq!(j.code, 2);
+    let v: serde_json::Value = serde_json::from_str(j.stdout.trim()).unwrap();
+    assert_eq!(v["error"]["kind"], "plan");
+    assert_eq!(db.versions(), vec![1]);
+    // Nothing to mark: nothing to refuse.
+    cm(&db, &dir, &["baseline", "--version", "1"]).assert_ok();
+    // The user says they are in the database already.
+    db.exec("CREATE TABLE b (id int)");
+    let r = cm(&db, &dir, &["baseline", "--version", "2", "--allow-existing"]);
+    r.assert_ok();
+    assert_eq!(r.stdout, "baseline: recorded 1 migration(s) as applied without running them\n");
+    assert_eq!(db.versions(), vec![1, 2]);
+    assert_eq!(
+        db.scalar("SELECT string_agg(version || ' ' || action || ' ' || detail, '; ') FROM chatmigrate_history_log"),
+        "2 baseline baseline --version 2"
+    );
+    cm(&db, &dir, &["up"]).assert_ok();
+    assert_eq!(db.versions(), vec![1, 2, 3]);
+    // The flag the user gave is the one named.
+    dir.remove("V2__b.sql");
+    cm(&db, &dir, &["baseline", "--version", "2"]).assert_error("--version 2: no migration file has that version");
+    let r = cm(&db, &dir, &["baseline", "--from-refinery", "--allow-existing"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .starts_with("error: the argument '--from-refinery' cannot be used with '--allow-existing'"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -118,9 +166,19 @@ fn color_is_off_without_a_terminal_and_forced_with_always() {
     assert!(!r.stdout.contains('\x1b'));
     let r = cm(&db, &dir, &["--color", "always", "status"]);
     assert!(r.stdout.contains("\x1b[32mapplied"), "{}", r.stdout);
+    // Nothing listens on port 1: refused at once (refused_timeout 0s).
+    dir.write("chatmigrate.toml", "[environments.t]\nrefused_timeout = \"0s\"\n");
     let r = run_in(
         dir.path(),
-        &["--database-url", "postgres://u@127.0.0.1:1/x", "--color", "always", "status"],
+        &[
+            "--env",
+            "t",
+            "--database-url",
+            "postgres://u@127.0.0.1:1/x",
+            "--color",
+            "always",
+            "status",
+        ],
         &[],
     );
     assert!(r.stderr.starts_with("\x1b[1;31merror:\x1b[0m"), "{}", r.stderr);

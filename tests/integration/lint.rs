@@ -326,15 +326,18 @@ fn verify_lints_only_what_is_not_applied() {
     cm(&db, &dir, &["up"]).assert_ok();
     // Applied before a rule could object (here: recorded by baseline).
     dir.write("V2__msg_index.sql", V2);
-    cm(&db, &dir, &["baseline", "--version", "2"]).assert_ok();
+    cm(&db, &dir, &["baseline", "--version", "2", "--allow-existing"]).assert_ok();
     cm(&db, &dir, &["verify"]).assert_ok();
-    // Not applied: verify refuses as `up` would.
+    // Not applied: verify reports what `up` would refuse, and exits 1 as
+    // `lint` does on an error-level finding.
     dir.write("V3__again.sql", "CREATE INDEX idx_msg_sent ON msg (sent_at);\n");
     let r = cm(&db, &dir, &["verify"]);
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1, "{r:#?}");
     assert!(
-        r.error_line().contains("V3__again.sql:1:1: [require-concurrent-index-creation]"),
+        r.stdout.contains("V3__again.sql:1:1: error[require-concurrent-index-creation]: "),
         "{}",
-        r.stderr
+        r.stdout
     );
+    assert!(r.stdout.ends_with("\n1 error in 1 file (14 rules)\n"), "{}", r.stdout);
+    assert_eq!(r.stderr, "");
 }

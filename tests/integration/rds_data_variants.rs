@@ -319,11 +319,17 @@ fn a_missing_database_is_reported_at_once_in_every_carrier() {
 /// A server that answers every request with `status` and an HTML page (a
 /// web server or proxy where the Data API was expected). Returns its port.
 fn html_server(status: &'static str) -> u16 {
+    http_server(status, "text/html", format!("<html><body><h1>{status}</h1></body></html>"))
+}
+
+/// An HTTP server answering every request with `status` and this body.
+fn http_server(status: &'static str, content_type: &'static str, body: String) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { return };
+            let body = body.clone();
             std::thread::spawn(move || {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut buf = Vec::new();
@@ -349,10 +355,9 @@ fn html_server(status: &'static str) -> u16 {
                         }
                     }
                 }
-                let body = format!("<html><body><h1>{status}</h1></body></html>");
                 let _ = write!(
                     s,
-                    "HTTP/1.1 {status}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
             });
@@ -378,6 +383,7 @@ fn a_wrong_endpoint_url_is_a_configuration_error_within_seconds() {
     let refused = format!("http://127.0.0.1:{}", closed_port());
     let not_found = format!("http://127.0.0.1:{}", html_server("404 Not Found"));
     let html_200 = format!("http://127.0.0.1:{}", html_server("200 OK"));
+    let empty_json = format!("http://127.0.0.1:{}", http_server("200 OK", "application/json", "{}".into()));
     let bad_gateway = format!("http://127.0.0.1:{}", html_server("502 Bad Gateway"));
     let tls_to_plain = plain.replace("http://", "https://");
     let postgres = format!("http://127.0.0.1:{pg_port}");
@@ -385,6 +391,10 @@ fn a_wrong_endpoint_url_is_a_configuration_error_within_seconds() {
         (&refused, "tcp connect error: Connection refused (os error 111)"),
         (&not_found, "POST /Execute answered HTTP 404 without an AWS error code"),
         (&html_200, "POST /Execute answered HTTP 200 with a body that is not the Data API's"),
+        (
+            &empty_json,
+            "POST /Execute answered without the probe's row (the connect-time probe's answer has no row of its columns)",
+        ),
         (&bad_gateway, "POST /Execute answered HTTP 502 without an AWS error code"),
         (
             &tls_to_plain,

@@ -122,7 +122,7 @@ fn lock_wait_timeout_names_the_holder() {
     let r = cm(&db, &dir, &["up", "--lock-wait", "1s"]);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(r.code, 2, "{r:#?}");
-    let first = r.stderr.lines().next().unwrap();
+    let first = r.error_line();
     assert!(
         first.starts_with(&format!("error: could not take the migration lock within 1 s; held by pid {pid} (application_name 'holder_test', client 127.0.0.1/32, connected since 20")),
         "{first}"
@@ -283,4 +283,72 @@ fn sigterm_during_a_no_transaction_migration_finishes_the_statement_and_records_
     r.assert_ok();
     assert!(r.stdout.contains("resuming V1 nt at statement 3 of 3"), "{}", r.stdout);
     assert!(db.table_exists("y"));
+}
+
+#[test]
+fn sigint_during_a_long_no_transaction_statement_says_what_it_waits_for() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write(
+        "V1__nt.sql",
+        "-- chatmigrate:no-transaction\nCREATE TABLE IF NOT EXISTS x (id int);\nSELECT pg_sleep(2.5);\nCREATE TABLE IF NOT EXISTS y (id int);\n",
+    );
+    let m = dir.path().to_str().unwrap();
+    let child = spawn_in(dir.path(), &["--database-url", &db.url, "--migrations", m, "up"]);
+    wait_until(10, "the sleep to run", || {
+        db.scalar("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2.5)%' AND datname = current_database() AND pid <> pg_backend_pid()") == "1"
+    });
+    signal(&child, "INT");
+    let r = finish(child);
+    assert_eq!(r.code, 130, "{r:#?}");
+    // At once, then while the statement runs on: what it waits for.
+    assert!(
+        r.stdout
+            .contains("SIGINT: stopping after the current statement: V1 statement 2 of 3 (`SELECT pg_sleep(2.5)`)\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .starts_with("waiting for V1 statement 2 of 3 to finish: 1 s (SIGINT: stopping after it)\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.error_line(),
+        "error: interrupted by SIGINT: 0 migration(s) applied in this run; V1 nt stopped after statement 2 of 3 (recorded as partial; `up` resumes it); 0 later migration(s) not started"
+    );
+    assert_eq!(db.history(), vec![(1, "partial".into(), 2)]);
+    assert!(!db.table_exists("y"));
+}
+
+#[test]
+fn of_concurrent_create_database_runners_only_the_creator_says_it_created_it() {
+    let name = Db::fresh_name();
+    let db = Db::adopt(&name);
+    let dir = Dir::new();
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    let m = dir.path().to_str().unwrap();
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            let mut args = vec!["--database-url", db.url.as_str(), "--migrations", m];
+            if i % 2 == 0 {
+                args.extend(["--format", "json"]);
+            }
+            args.extend(["up", "--create-database"]);
+            spawn_in(dir.path(), &args)
+        })
+        .collect();
+    let runs: Vec<Run> = children.into_iter().map(finish).collect();
+    let mut said = 0;
+    for (i, r) in runs.iter().enumerate() {
+        r.assert_ok();
+        if i % 2 == 0 {
+            let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+            said += usize::from(v["created_database"] == serde_json::json!(true));
+        } else {
+            said += r.stdout.matches(&format!("created database {name}\n")).count();
+        }
+    }
+    assert_eq!(said, 1, "{runs:#?}");
+    assert_eq!(db.versions(), vec![1]);
 }

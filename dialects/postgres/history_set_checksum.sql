@@ -1,1 +1,0 @@
-UPDATE {history} SET checksum = $2 WHERE version = $1
