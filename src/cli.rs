@@ -104,8 +104,8 @@ pub struct UpArgs {
     /// Apply files whose version is below the highest applied one (recorded as out of order).
     #[arg(long)]
     pub allow_out_of_order: bool,
-    /// How long to wait for another chatmigrate's lock, e.g. 60s, 5min.
-    #[arg(long, value_name = "DURATION")]
+    /// How long to wait for another chatmigrate's lock, e.g. 60s, 5min (0s to 24h).
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub lock_wait: Option<String>,
 }
 

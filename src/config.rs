@@ -14,7 +14,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::migration::{parse_duration, Source};
+use crate::migration::Source;
+use crate::value::{self, Origin};
 
 /// The config file as written. Unknown keys are errors.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -33,7 +34,8 @@ pub struct EnvFile {
     pub backend: Option<String>,
     pub url: Option<String>,
     pub host: Option<String>,
-    pub port: Option<u16>,
+    #[serde(default, deserialize_with = "whole_number")]
+    pub port: Option<i64>,
     pub user: Option<String>,
     pub dbname: Option<String>,
     pub password_env: Option<String>,
@@ -43,11 +45,16 @@ pub struct EnvFile {
     pub migrations: Option<Vec<PathBuf>>,
     pub history_schema: Option<String>,
     pub history_table: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub lock_wait: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub connect_timeout: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub lock_timeout: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub statement_timeout: Option<String>,
-    pub lock_retries: Option<u32>,
+    #[serde(default, deserialize_with = "whole_number")]
+    pub lock_retries: Option<i64>,
     pub create_database: Option<bool>,
     pub maintenance_db: Option<String>,
     pub group_commit: Option<bool>,
@@ -60,10 +67,15 @@ pub struct EnvFile {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub resume_timeout: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub refused_timeout: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub request_timeout: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub lease_ttl: Option<String>,
+    #[serde(default, deserialize_with = "duration_text")]
     pub transaction_keepalive: Option<String>,
     pub citus_multi_shard_modify_mode: Option<String>,
     pub citus_distribute_concurrently: Option<bool>,
@@ -71,6 +83,47 @@ pub struct EnvFile {
     pub lint_include: Option<Vec<String>>,
     /// Lint rules not to run here.
     pub lint_exclude: Option<Vec<String>>,
+}
+
+/// serde: a duration as a string (`"30s"`) or a whole number of seconds,
+/// kept as text for [`value::duration`] (which knows the key's range).
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration such as \"30s\" or \"5min\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(Text).map(Some)
+}
+
+/// serde: a whole number of any size TOML holds; [`value::count`] checks
+/// the key's range.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+    }
+    d.deserialize_any(Whole).map(Some)
 }
 
 /// A password. Never printed.
@@ -192,7 +245,8 @@ impl SslMode {
         }
     }
 
-    fn parse(s: &str) -> Result<SslMode> {
+    /// `key` is the name the user wrote it under (sslmode, PGSSLMODE).
+    fn parse(key: &str, s: &str) -> Result<SslMode> {
         Ok(match s {
             "disable" => SslMode::Disable,
             "prefer" | "allow" => SslMode::Prefer,
@@ -201,7 +255,7 @@ impl SslMode {
             "verify-full" => SslMode::VerifyFull,
             other => {
                 return Err(Error::InvalidSetting {
-                    key: "sslmode".into(),
+                    key: key.into(),
                     message: format!("`{other}` is not one of disable, prefer, require, verify-ca, verify-full"),
                 })
             }
@@ -413,15 +467,24 @@ impl Config {
                 let p = PathBuf::from("chatmigrate.toml");
                 p.exists().then_some(p)
             });
-        let file = match &path {
-            Some(p) => Some(read_file(p)?),
-            None => None,
+        let (file, text) = match &path {
+            Some(p) => {
+                let text = read_text(p)?;
+                (Some(parse_file(p, &text)?), text)
+            }
+            None => (None, String::new()),
         };
         let env_name = o
             .env
             .clone()
             .or_else(|| env.var("CHATMIGRATE_ENV"))
             .or_else(|| file.as_ref().and_then(|f| f.default_env.clone()));
+        if env_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(Error::InvalidSetting {
+                key: if o.env.is_some() { "--env" } else { "default_env" }.into(),
+                message: "the environment name is empty".into(),
+            });
+        }
         if let Some(name) = &env_name {
             let shown = path
                 .as_ref()
@@ -435,7 +498,17 @@ impl Config {
                     path: shown,
                 })?;
             let base = path.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
-            apply_file(&mut c, e, &base, env)?;
+            apply_file(&mut c, e, &base, env).map_err(|err| match (err, &path) {
+                // Point at the value in the file: `chatmigrate.toml:7:19`.
+                (Error::BadValue { at: None, invalid }, Some(p)) if invalid.origin == Origin::ConfigKey => {
+                    let at = match locate(&text, name, &invalid.key) {
+                        Some((line, col)) => format!("{}:{line}:{col}", p.display()),
+                        None => p.display().to_string(),
+                    };
+                    Error::value_at(at, *invalid)
+                }
+                (err, _) => err,
+            })?;
         }
         c.env_name = env_name;
         c.file = path;
@@ -446,10 +519,7 @@ impl Config {
             c.pg.explicit.host = true;
         }
         if let Some(p) = env.var("PGPORT") {
-            c.pg.port = p.parse().map_err(|_| Error::InvalidSetting {
-                key: "PGPORT".into(),
-                message: format!("`{p}` is not a port number"),
-            })?;
+            c.pg.port = port(value::count("PGPORT", Origin::EnvVar, &p, value::PORT))?;
             c.pg.explicit.port = true;
         }
         if let Some(u) = env.var("PGUSER") {
@@ -463,7 +533,7 @@ impl Config {
             c.pg.password = Some(Secret::new(p));
         }
         if let Some(m) = env.var("PGSSLMODE") {
-            c.pg.sslmode = Some(SslMode::parse(&m)?);
+            c.pg.sslmode = Some(SslMode::parse("PGSSLMODE", &m)?);
         }
         if let Some(r) = env.var("PGSSLROOTCERT") {
             c.pg.sslrootcert = Some(PathBuf::from(r));
@@ -506,30 +576,66 @@ impl Config {
 
 /// Reads and strictly parses a config file.
 pub fn read_file(path: &Path) -> Result<File> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigRead {
+    parse_file(path, &read_text(path)?)
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::ConfigRead {
         path: path.to_path_buf(),
         source: e,
-    })?;
-    parse_file(path, &text)
+    })
+}
+
+/// 1-based (line, column) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
+}
+
+/// Where `[environments.<env>] <key> = ...`'s value is written, as (line, column).
+fn locate(text: &str, env: &str, key: &str) -> Option<(usize, usize)> {
+    #[derive(Deserialize)]
+    struct Spans {
+        #[serde(default)]
+        environments: BTreeMap<String, BTreeMap<String, toml::Spanned<toml::Value>>>,
+    }
+    let spans: Spans = toml::from_str(text).ok()?;
+    let value = spans.environments.get(env)?.get(key)?;
+    Some(line_col(text, value.span().start))
+}
+
+/// A port from a checked whole number.
+fn port(n: std::result::Result<i64, value::Invalid>) -> Result<u16> {
+    let n = n.map_err(Error::from)?;
+    // value::PORT bounds it to 1..=65535.
+    Ok(u16::try_from(n).unwrap_or(u16::MAX))
 }
 
 /// Parses config text; errors carry `path:line:col` and name unknown keys.
 pub fn parse_file(path: &Path, text: &str) -> Result<File> {
     toml::from_str::<File>(text).map_err(|e| {
-        let (line, col) = e
-            .span()
-            .map(|s| {
-                let before = &text[..s.start.min(text.len())];
-                (
-                    before.matches('\n').count() + 1,
-                    before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1,
-                )
-            })
-            .unwrap_or((1, 1));
-        let message = e.message().trim().to_string();
+        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        // One line: toml's message may add an "expected ..." line.
+        let message = e
+            .message()
+            .trim()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
         let located = PathBuf::from(format!("{}:{line}:{col}", path.display()));
         if let Some(key) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
-            let section = text[..e.span().map(|s| s.start).unwrap_or(0).min(text.len())]
+            let mut start = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            let section = text[..start]
                 .lines()
                 .rev()
                 .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')).map(str::to_string))
@@ -545,19 +651,14 @@ pub fn parse_file(path: &Path, text: &str) -> Result<File> {
     })
 }
 
-fn duration(key: &str, v: &str) -> Result<Duration> {
-    parse_duration(v).ok_or_else(|| Error::InvalidSetting {
-        key: key.into(),
-        message: format!("`{v}` is not a duration (e.g. 500ms, 5s, 10min)"),
-    })
+/// A duration key of the file, range-checked ([`value`]).
+fn duration(key: &str, v: &str, limits: value::DurationLimits) -> Result<Duration> {
+    value::duration(key, Origin::ConfigKey, v, limits).map_err(Error::from)
 }
 
-/// A duration where `0` or `off` means "none".
-fn optional_duration(key: &str, v: &str) -> Result<Option<Duration>> {
-    if v == "off" || v == "0" {
-        return Ok(None);
-    }
-    duration(key, v).map(Some)
+/// A duration where `off` or `0` means "none" (the server's setting).
+fn optional_duration(key: &str, v: &str, limits: value::DurationLimits) -> Result<Option<Duration>> {
+    duration(key, v, limits).map(|d| (!d.is_zero()).then_some(d))
 }
 
 fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result<()> {
@@ -582,7 +683,7 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
         c.pg.explicit.host = true;
     }
     if let Some(p) = e.port {
-        c.pg.port = p;
+        c.pg.port = port(value::count("port", Origin::ConfigKey, &p.to_string(), value::PORT))?;
         c.pg.explicit.port = true;
     }
     if let Some(u) = &e.user {
@@ -598,7 +699,7 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
         }
     }
     if let Some(m) = &e.sslmode {
-        c.pg.sslmode = Some(SslMode::parse(m)?);
+        c.pg.sslmode = Some(SslMode::parse("sslmode", m)?);
     }
     if let Some(r) = &e.sslrootcert {
         c.pg.sslrootcert = Some(base.join(r));
@@ -616,19 +717,20 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
         c.history.table = t.clone();
     }
     if let Some(v) = &e.lock_wait {
-        c.lock_wait = duration("lock_wait", v)?;
+        c.lock_wait = duration("lock_wait", v, value::LOCK_WAIT)?;
     }
     if let Some(v) = &e.connect_timeout {
-        c.pg.connect_timeout = duration("connect_timeout", v)?;
+        c.pg.connect_timeout = duration("connect_timeout", v, value::CONNECT_TIMEOUT)?;
     }
     if let Some(v) = &e.lock_timeout {
-        c.lock_timeout = optional_duration("lock_timeout", v)?;
+        c.lock_timeout = optional_duration("lock_timeout", v, value::LOCK_TIMEOUT)?;
     }
     if let Some(v) = &e.statement_timeout {
-        c.statement_timeout = optional_duration("statement_timeout", v)?;
+        c.statement_timeout = optional_duration("statement_timeout", v, value::STATEMENT_TIMEOUT)?;
     }
     if let Some(v) = e.lock_retries {
-        c.lock_retries = v;
+        let n = value::count("lock_retries", Origin::ConfigKey, &v.to_string(), value::LOCK_RETRIES).map_err(Error::from)?;
+        c.lock_retries = u32::try_from(n).unwrap_or(0);
     }
     if let Some(v) = e.create_database {
         c.create_database = v;
@@ -656,19 +758,19 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
         a.iam_auth = v;
     }
     if let Some(v) = &e.request_timeout {
-        a.request_timeout = duration("request_timeout", v)?;
+        a.request_timeout = duration("request_timeout", v, value::REQUEST_TIMEOUT)?;
     }
     if let Some(v) = &e.lease_ttl {
-        a.lease_ttl = duration("lease_ttl", v)?;
+        a.lease_ttl = duration("lease_ttl", v, value::LEASE_TTL)?;
     }
     if let Some(v) = &e.transaction_keepalive {
-        a.transaction_keepalive = duration("transaction_keepalive", v)?;
+        a.transaction_keepalive = duration("transaction_keepalive", v, value::TRANSACTION_KEEPALIVE)?;
     }
     if let Some(v) = &e.resume_timeout {
-        c.resume_timeout = duration("resume_timeout", v)?;
+        c.resume_timeout = duration("resume_timeout", v, value::RESUME_TIMEOUT)?;
     }
     if let Some(v) = &e.refused_timeout {
-        c.refused_timeout = duration("refused_timeout", v)?;
+        c.refused_timeout = duration("refused_timeout", v, value::REFUSED_TIMEOUT)?;
     }
     if let Some(v) = &e.citus_multi_shard_modify_mode {
         c.citus.multi_shard_modify_mode = match v.as_str() {
@@ -697,26 +799,104 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     Ok(())
 }
 
-/// Replaces `user:password@` in a URL with `user:***@`.
+/// Replaces `user:password@` in a URL with `user:***@`. The password ends
+/// at the last `@`, so one holding a raw `@`, `/` or `?` is hidden whole.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
-        // key=value form: hide password=...
-        return url
-            .split_whitespace()
-            .map(|kv| if kv.starts_with("password=") { "password=***" } else { kv })
-            .collect::<Vec<_>>()
-            .join(" ");
+        if let Some(i) = url.find("password") {
+            // key=value form: hide the value after password=, quoted or not.
+            let rest = &url[i + "password".len()..];
+            let value = rest.trim_start().strip_prefix('=').map(str::trim_start);
+            let Some(value) = value else { return url.to_string() };
+            let end = if let Some(quoted) = value.strip_prefix('\'') {
+                let mut escaped = false;
+                quoted
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        let close = c == '\'' && !escaped;
+                        escaped = c == '\\' && !escaped;
+                        close
+                    })
+                    .map(|(j, _)| j + 2)
+                    .unwrap_or(value.len())
+            } else {
+                value.find(char::is_whitespace).unwrap_or(value.len())
+            };
+            let start = url.len() - value.len();
+            return format!("{}***{}", &url[..start], &url[start + end..]);
+        }
+        // Not a URL at all: whatever precedes a last `@` may be a password.
+        return match url.rfind('@') {
+            Some(at) => format!("***{}", &url[at..]),
+            None => url.to_string(),
+        };
     };
     let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else { return url.to_string() };
-    let userinfo = &authority[..at];
+    let Some(at) = rest.rfind('@') else { return url.to_string() };
+    let userinfo = &rest[..at];
     let shown = match userinfo.split_once(':') {
         Some((user, _)) => format!("{user}:***"),
         None => userinfo.to_string(),
     };
     format!("{}{}{}", &url[..scheme_end + 3], shown, &rest[at..])
+}
+
+/// A URL's user name and password must percent-encode `@ / ? #` and a `%`
+/// that does not start an escape: otherwise the driver cuts the URL in the
+/// wrong place and connects elsewhere, or sends another password.
+fn check_userinfo(url: &str) -> Result<()> {
+    let Some((_, rest)) = url.split_once("://") else { return Ok(()) };
+    let Some(at) = rest.rfind('@') else { return Ok(()) };
+    let userinfo = &rest[..at];
+    let needs = |part, found| {
+        Err(Error::UrlNeedsEncoding {
+            url: redact_url(url),
+            part,
+            found,
+        })
+    };
+    // An `@` inside a parameter (`?application_name=me@host`).
+    if let Some(q) = userinfo.find('?') {
+        if userinfo[q..].contains('=') && !userinfo[..q].contains('@') {
+            return needs("query", '@');
+        }
+    }
+    let (user, password) = match userinfo.split_once(':') {
+        Some((u, p)) if !u.contains(['/', '?', '#']) => (u, Some(p)),
+        _ => (userinfo, None),
+    };
+    for (part, text) in [("user name", Some(user)), ("password", password)] {
+        let Some(text) = text else { continue };
+        if let Some(found) = text.chars().find(|c| matches!(c, '@' | '/' | '?' | '#')) {
+            return needs(part, found);
+        }
+        let b = text.as_bytes();
+        let bad_escape = b
+            .iter()
+            .enumerate()
+            .any(|(i, &c)| c == b'%' && !b.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)));
+        if bad_escape {
+            return needs(part, '%');
+        }
+    }
+    Ok(())
+}
+
+/// Every port in the URL's host list (`h1:5432,[::1]:6432`), range-checked.
+fn check_ports(url: &str, at: &dyn Fn() -> String) -> Result<()> {
+    let Some((_, rest)) = url.split_once("://") else { return Ok(()) };
+    let rest = rest.rfind('@').map(|i| &rest[i + 1..]).unwrap_or(rest);
+    let hosts = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    for chunk in hosts.split(',') {
+        let port = match chunk.strip_prefix('[') {
+            Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+            None => chunk.split_once(':').map(|(_, p)| p),
+        };
+        if let Some(p) = port.filter(|p| !p.is_empty()) {
+            value::count("port", Origin::UrlParam, p, value::PORT).map_err(|invalid| Error::value_at(at(), invalid))?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies a `postgres://` URL (or libpq key=value string) onto the target.
@@ -727,7 +907,18 @@ pub fn apply_url(pg: &mut PgTarget, url: &str) -> Result<()> {
         url: redact_url(url),
         reason,
     };
-    let (head, query) = match url.split_once('?') {
+    let at = || format!("invalid database URL {}", redact_url(url));
+    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    // libpq's key=value form has `=` and no `@` (a URL without its scheme
+    // has one, and the driver would echo its user info as an option name).
+    if !is_url && (url.contains("://") || url.contains('@') || !url.contains('=')) {
+        return Err(bad("expected a postgres:// or postgresql:// URL".into()));
+    }
+    if is_url {
+        check_userinfo(url)?;
+        check_ports(url, &at)?;
+    }
+    let (head, query) = match url.split_once('?').filter(|_| is_url) {
         Some((h, q)) => (h, Some(q)),
         None => (url, None),
     };
@@ -735,9 +926,18 @@ pub fn apply_url(pg: &mut PgTarget, url: &str) -> Result<()> {
     if let Some(q) = query {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let checked = |limits| value::duration(k, Origin::UrlParam, v, limits).map_err(|invalid| Error::value_at(at(), invalid));
             match k {
+                // libpq's whole seconds, or a duration such as 10s.
+                "connect_timeout" => pg.connect_timeout = checked(value::CONNECT_TIMEOUT_URL)?,
+                "port" => {
+                    for p in v.split(',').filter(|p| !p.is_empty()) {
+                        value::count("port", Origin::UrlParam, p, value::PORT).map_err(|invalid| Error::value_at(at(), invalid))?;
+                    }
+                    kept.push(pair)
+                }
                 "sslmode" => {
-                    pg.sslmode = Some(SslMode::parse(v).map_err(|_| {
+                    pg.sslmode = Some(SslMode::parse("sslmode", v).map_err(|_| {
                         bad(format!(
                             "sslmode `{v}` is not one of disable, prefer, require, verify-ca, verify-full"
                         ))
@@ -753,9 +953,6 @@ pub fn apply_url(pg: &mut PgTarget, url: &str) -> Result<()> {
     } else {
         format!("{head}?{}", kept.join("&"))
     };
-    if !(rebuilt.starts_with("postgres://") || rebuilt.starts_with("postgresql://") || rebuilt.contains('=')) {
-        return Err(bad("expected a postgres:// or postgresql:// URL".into()));
-    }
     let parsed: tokio_postgres::Config = rebuilt.parse().map_err(|e: tokio_postgres::Error| {
         // The driver's message names the option, never its value.
         let cause = std::error::Error::source(&e).map(|s| s.to_string());
@@ -785,8 +982,15 @@ pub fn apply_url(pg: &mut PgTarget, url: &str) -> Result<()> {
     if let Some(a) = parsed.get_application_name() {
         pg.application_name = a.to_string();
     }
-    if let Some(t) = parsed.get_connect_timeout() {
-        pg.connect_timeout = *t;
+    if let (false, Some(t)) = (is_url, parsed.get_connect_timeout()) {
+        // key=value form: the driver read whole seconds.
+        pg.connect_timeout = value::duration(
+            "connect_timeout",
+            Origin::UrlParam,
+            &t.as_secs().to_string(),
+            value::CONNECT_TIMEOUT_URL,
+        )
+        .map_err(|invalid| Error::value_at(at(), invalid))?;
     }
     Ok(())
 }
@@ -825,6 +1029,8 @@ mod tests {
         assert_eq!(redact_url("postgres://u:s3cret@h:5/db"), "postgres://u:***@h:5/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("host=h password=s3cret"), "host=h password=***");
+        assert_eq!(redact_url("host=h password = 'a b\\' c' port=1"), "host=h password = *** port=1");
+        assert_eq!(redact_url("u:s3cret@h/db"), "***@h/db");
     }
 
     #[test]
@@ -853,6 +1059,243 @@ mod tests {
         let c = Config::load(&o, &env).unwrap();
         assert_eq!((c.pg.host.as_str(), c.pg.port, c.pg.user.as_str()), ("flaghost", 9, "flag"));
         assert_eq!(c.pg.sslmode, Some(SslMode::VerifyFull));
+    }
+
+    /// Loads `toml` as the file of environment `e` with the fake environment.
+    fn load_toml(toml: &str, env: &FakeEnv) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, toml).unwrap();
+        let o = Overrides {
+            config_path: Some(p),
+            env: Some("e".into()),
+            ..Default::default()
+        };
+        Config::load(&o, env).map_err(|e| match e {
+            // The temp path varies: show it as c.toml.
+            Error::BadValue { at, invalid } => Error::BadValue {
+                at: at.map(|a| a.replace(&dir.path().join("c.toml").display().to_string(), "c.toml")),
+                invalid,
+            },
+            e => e,
+        })
+    }
+
+    #[test]
+    fn values_are_range_checked_and_located() {
+        let none = FakeEnv(vec![]);
+        for (toml, want) in [
+            (
+                "[environments.e]\nconnect_timeout = \"10000000000000000h\"\n",
+                "c.toml:2:19: connect_timeout `10000000000000000h` is out of range (1ms to 24h)",
+            ),
+            (
+                "[environments.e]\nport = 99999\n",
+                "c.toml:2:8: port `99999` is out of range (1 to 65535)",
+            ),
+            ("[environments.e]\nport = 0\n", "c.toml:2:8: port `0` is out of range (1 to 65535)"),
+            (
+                "[environments]\ne = { lock_retries = -1 }\n",
+                "c.toml:2:22: lock_retries `-1` is out of range (0 to 100)",
+            ),
+            (
+                "[environments.e]\nlock_wait = \"25h\"\n",
+                "c.toml:2:13: lock_wait `25h` is out of range (0s to 24h)",
+            ),
+            (
+                "[environments.e]\nlease_ttl = 1\n",
+                "c.toml:2:13: lease_ttl `1` is out of range (3s to 24h)",
+            ),
+            (
+                "[environments.e]\ntransaction_keepalive = \"5min\"\n",
+                "c.toml:2:25: transaction_keepalive `5min` is out of range (1s to 170s)",
+            ),
+            (
+                "[environments.e]\nstatement_timeout = \"forever\"\n",
+                "c.toml:2:21: statement_timeout `forever` is not a duration (e.g. 500ms, 30s, 5min, 1h)",
+            ),
+        ] {
+            assert_eq!(load_toml(toml, &none).unwrap_err().to_string(), want, "{toml}");
+        }
+        for (toml, want) in [
+            (
+                "[environments.e]\nport = \"x\"\n",
+                "2:8: invalid type: string \"x\", expected a whole number",
+            ),
+            (
+                "[environments.e]\nlock_wait = true\n",
+                "2:13: invalid type: boolean `true`, expected a duration such as \"30s\" or \"5min\"",
+            ),
+        ] {
+            let e = load_toml(toml, &none).unwrap_err().to_string();
+            assert!(e.ends_with(want), "{e}");
+        }
+        // Integers are seconds; `off` and 0 turn a timeout off.
+        let c = load_toml(
+            "[environments.e]\nlock_wait = 30\nlock_timeout = 0\nstatement_timeout = \"off\"\n",
+            &none,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.lock_wait, c.lock_timeout, c.statement_timeout),
+            (Duration::from_secs(30), None, None)
+        );
+        let e = load_toml("[environments.e]\n", &FakeEnv(vec![("PGPORT", "65536")])).unwrap_err();
+        assert_eq!(e.to_string(), "PGPORT `65536` is out of range (1 to 65535)");
+        let e = load_toml("[environments.e]\n", &FakeEnv(vec![("PGSSLMODE", "on")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid setting PGSSLMODE: `on` is not one of disable, prefer, require, verify-ca, verify-full"
+        );
+    }
+
+    #[test]
+    fn urls_with_raw_separators_in_the_password() {
+        let e = |url: &str| Config::from_url(url).unwrap_err();
+        for (url, want) in [
+            (
+                "postgres://u:p@ss@h/db",
+                "invalid database URL postgres://u:***@h/db: the password holds a raw `@`, which a URL reads as a separator",
+            ),
+            (
+                "postgres://u:p%zz@h/db",
+                "invalid database URL postgres://u:***@h/db: the password holds a `%` that starts no %XX escape",
+            ),
+            (
+                "postgres://u:pa/ss@h/db",
+                "invalid database URL postgres://u:***@h/db: the password holds a raw `/`, which a URL reads as a separator",
+            ),
+            (
+                "postgres://u:pa?ss@h/db",
+                "invalid database URL postgres://u:***@h/db: the password holds a raw `?`, which a URL reads as a separator",
+            ),
+            (
+                "postgres://a@b@h/db",
+                "invalid database URL postgres://a@b@h/db: the user name holds a raw `@`, which a URL reads as a separator",
+            ),
+            (
+                "postgres://h/db?application_name=me@x",
+                "invalid database URL postgres://h/db?application_name=me@x: the query holds a raw `@`, which a URL reads as a separator",
+            ),
+            (
+                "postgres://u@h:70000/db",
+                "invalid database URL postgres://u@h:70000/db: port `70000` is out of range (1 to 65535)",
+            ),
+            (
+                "postgres://u@h/db?port=0",
+                "invalid database URL postgres://u@h/db?port=0: port `0` is out of range (1 to 65535)",
+            ),
+            (
+                "postgres://u@h/db?connect_timeout=-1",
+                "invalid database URL postgres://u@h/db?connect_timeout=-1: connect_timeout `-1` is out of range (1ms to 24h)",
+            ),
+        ] {
+            assert_eq!(e(url).to_string(), want, "{url}");
+        }
+        assert!(e("postgres://u:p@ss@h/db")
+            .hint()
+            .unwrap()
+            .starts_with("percent-encode the password (`@` is %40"));
+        let c = Config::from_url("postgres://u:p%40ss%25@h:6000/db?connect_timeout=7").unwrap();
+        assert_eq!(c.pg.password.unwrap().expose(), "p@ss%");
+        assert_eq!((c.pg.port, c.pg.connect_timeout), (6000, Duration::from_secs(7)));
+        assert_eq!(
+            Config::from_url("postgres://u@h/db?connect_timeout=1500ms")
+                .unwrap()
+                .pg
+                .connect_timeout,
+            Duration::from_millis(1500)
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Keys of every type, with values of every shape.
+        fn snippets() -> impl Strategy<Value = (String, String)> {
+            let key = prop_oneof![
+                Just("lock_wait"),
+                Just("connect_timeout"),
+                Just("lock_timeout"),
+                Just("statement_timeout"),
+                Just("resume_timeout"),
+                Just("request_timeout"),
+                Just("lease_ttl"),
+                Just("transaction_keepalive"),
+                Just("port"),
+                Just("lock_retries"),
+                Just("sslmode"),
+                Just("backend"),
+                Just("url"),
+                Just("host"),
+                Just("group_commit"),
+                Just("migrations"),
+                Just("citus_multi_shard_modify_mode"),
+                Just("no_such_key"),
+            ];
+            let value = prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                "-?[0-9]{1,22}(\\.[0-9]{1,3})?(ms|s|min|h)?".prop_map(|t| format!("\"{t}\"")),
+                "\\PC{0,16}".prop_map(|t| format!("{t:?}")),
+                Just("true".to_string()),
+                Just("[\"a\", 1]".to_string()),
+                Just("{ x = 1 }".to_string()),
+                "[a-z0-9\"=\\[\\] ]{0,12}",
+            ];
+            (key, value).prop_map(|(k, v)| (k.to_string(), v))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// A TOML snippet loads, or the error names the file and, for a
+            /// value, the key.
+            #[test]
+            fn a_config_value_loads_or_names_its_key((key, value) in snippets()) {
+                let toml = format!("[environments.e]\n{key} = {value}\n");
+                match load_toml(&toml, &FakeEnv(vec![])) {
+                    Ok(c) => {
+                        prop_assert!(c.lock_wait <= Duration::from_secs(24 * 3600));
+                        prop_assert!(c.pg.port >= 1);
+                    }
+                    Err(e) => {
+                        let line = e.to_string();
+                        prop_assert!(!line.contains('\n'), "{}", line);
+                        prop_assert!(e.hint().is_some());
+                        match &e {
+                            Error::BadValue { invalid, .. } => prop_assert_eq!(&invalid.key, &key),
+                            Error::ConfigParse { .. } | Error::ConfigUnknownKey { .. } => prop_assert!(line.starts_with("c.toml") || line.contains("c.toml:"), "{}", line),
+                            Error::InvalidSetting { key: k, .. } => prop_assert!(key.contains(k.as_str()) || k == "backend", "{}", line),
+                            _ => prop_assert!(line.starts_with("invalid database URL") || key == "url", "{}", line),
+                        }
+                    }
+                }
+            }
+
+            /// Any URL made of tricky parts: applied, or an error that never
+            /// shows the password.
+            #[test]
+            fn a_url_applies_or_fails_without_showing_the_password(
+                scheme in prop_oneof![Just("postgres://"), Just("postgresql://"), Just("mysql://"), Just("")],
+                user in "[a-z@%/?#:]{0,6}",
+                password in "[A-Za-z0-9@%/?#:]{0,8}",
+                host in prop_oneof![Just("h".to_string()), Just("[::1]".to_string()), Just("h1,h2".to_string()), "[a-z0-9.@:-]{0,10}"],
+                port in proptest::option::of("[0-9-]{0,7}"),
+                query in proptest::collection::vec((prop_oneof![Just("connect_timeout"), Just("port"), Just("sslmode"), Just("application_name"), Just("bogus")], "[0-9a-z@%=-]{0,8}"), 0..3),
+            ) {
+                let secret = format!("Zq{password}Zq");
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let url = format!("{scheme}{user}:{secret}@{host}{port}/db{}{}", if q.is_empty() { "" } else { "?" }, q.join("&"));
+                if let Err(e) = Config::from_url(&url) {
+                    let line = e.to_string();
+                    prop_assert!(!line.contains(&secret), "{}", line);
+                    prop_assert!(!line.contains('\n'), "{}", line);
+                    prop_assert!(e.hint().is_some_and(|h| !h.contains(&secret)));
+                }
+            }
+        }
     }
 
     #[test]

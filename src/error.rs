@@ -83,10 +83,36 @@ pub enum Error {
         last: String,
         hint: String,
     },
+    /// A raw `@`, `%`, `/`, `?` or `#` in the user name or password of a
+    /// URL (`url` is redacted: the password is never shown).
+    #[error(
+        "invalid database URL {url}: the {part} holds {}",
+        if *found == '%' { "a `%` that starts no %XX escape".to_string() } else { format!("a raw `{found}`, which a URL reads as a separator") }
+    )]
+    UrlNeedsEncoding { url: String, part: &'static str, found: char },
+    /// A duration or number out of range or not one at all; `at` is where
+    /// it was written (`file:line:col`, a URL), when that is not the key.
+    #[error("{}{invalid}", at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]
+    BadValue {
+        at: Option<String>,
+        invalid: Box<crate::value::Invalid>,
+    },
 
     // ----- migration files -----
-    #[error("{path}: not a migration file name (expected V{{version}}__{{name}}.sql, e.g. V20250101120000__create_users.sql)")]
-    BadFileName { path: String },
+    #[error("{path}: not a migration file name{problem} (expected V{{version}}__{{name}}.sql, e.g. V20250101120000__create_users.sql)")]
+    BadFileName {
+        path: String,
+        problem: crate::migration::NameProblem,
+    },
+    /// `new`: the highest version is i64's maximum.
+    #[error("no version is left after {path}: it has the highest version a migration can have (9223372036854775807)")]
+    NoVersionLeft { path: String },
+    /// A path that is there but cannot be a migration file.
+    #[error("{path}: {problem}")]
+    NotAFile {
+        path: String,
+        problem: crate::migration::PathProblem,
+    },
     #[error("version {version} is used twice: {first} and {second}")]
     DuplicateVersion { version: i64, first: String, second: String },
     #[error("{path}: file is not valid UTF-8 (byte {offset})")]
@@ -219,6 +245,14 @@ pub enum Error {
     CitusNoNodes { target: String },
     #[error("will not create database `{name}` on {target}: {why}")]
     CitusCreateDatabase { name: String, target: String, why: String },
+    /// The command line does not parse (clap's message); only rendered
+    /// through `--format json`, clap prints its own text.
+    #[error("{message}")]
+    Usage { message: String, hint: String },
+    /// A panic caught at the top of the binary or around a file being
+    /// read: a bug, never the user's input.
+    #[error("internal error{}: {message} (this is a bug in chatmigrate)", context.as_ref().map(|c| format!(" while {c}")).unwrap_or_default())]
+    Internal { context: Option<String>, message: String },
     #[error("{0}")]
     Other(String),
 }
@@ -237,7 +271,13 @@ impl Error {
             BadUrl { .. } => {
                 "the form is postgres://user@host:port/dbname?sslmode=verify-full (put the password in PGPASSWORD or password_env)".into()
             }
-            BadFileName { .. } => "rename the file, or create one with `chatmigrate new <name>`".into(),
+            UrlNeedsEncoding { part, .. } => format!(
+                "percent-encode the {part} (`@` is %40, `%` is %25, `/` is %2F, `?` is %3F, `#` is %23), e.g. postgres://app:p%40ss%25word@db.example.com:5432/st_chat_db, or leave the password out of the URL and set PGPASSWORD"
+            ),
+            BadValue { invalid, .. } => invalid.hint(),
+            BadFileName { problem, .. } => problem.hint().into(),
+            NotAFile { problem, .. } => problem.hint(),
+            NoVersionLeft { .. } => "rename that file to a lower version (e.g. a timestamp such as V20250101120000__name.sql), then run `chatmigrate new` again".into(),
             DuplicateVersion { .. } => "give one of the files a new version (`chatmigrate new <name>` picks a free one)".into(),
             NotUtf8 { .. } => "save the file as UTF-8".into(),
             EmptyMigration { .. } => "add SQL to the file or delete it".into(),
@@ -326,6 +366,10 @@ impl Error {
             CitusCreateDatabase { .. } => {
                 "on Azure Cosmos DB for PostgreSQL use the `citus` database (dbname = \"citus\"); on your own cluster create the database on every node, then in it run CREATE EXTENSION citus, citus_set_coordinator_host and citus_add_node per worker (docs/citus.md), and run `chatmigrate up` without --create-database".into()
             }
+            Usage { hint, .. } => hint.clone(),
+            Internal { .. } => {
+                "please report it with this output, `chatmigrate --version` and the command you ran (RUST_BACKTRACE=1 adds a backtrace)".into()
+            }
             Other(_) => return None,
         })
     }
@@ -352,8 +396,15 @@ impl Error {
             | InvalidSetting { .. }
             | NoDatabase
             | BadUrl { .. }
-            | DataApiEndpoint { .. } => "config",
+            | DataApiEndpoint { .. }
+            | UrlNeedsEncoding { .. } => "config",
+            BadValue { invalid, .. } => match invalid.origin {
+                crate::value::Origin::Directive | crate::value::Origin::FileName => "migration-file",
+                _ => "config",
+            },
             BadFileName { .. }
+            | NotAFile { .. }
+            | NoVersionLeft { .. }
             | DuplicateVersion { .. }
             | NotUtf8 { .. }
             | EmptyMigration { .. }
@@ -379,6 +430,8 @@ impl Error {
             LeaseLost { .. } => "lock",
             NotCitus { .. } | CitusWorker { .. } | CitusNoNodes { .. } => "connect",
             CitusCreateDatabase { .. } => "config",
+            Internal { .. } => "internal",
+            Usage { .. } => "usage",
             Other(_) => "other",
         }
     }
@@ -458,6 +511,63 @@ fn aws_hint(code: &str) -> &'static str {
         }
         _ => "see docs/aurora.md for the Data API's errors, then retry",
     }
+}
+
+impl Error {
+    /// [`Error::BadValue`] for a value written at `at` (`file:line:col`, a URL).
+    pub fn value_at(at: impl Into<String>, invalid: crate::value::Invalid) -> Error {
+        Error::BadValue {
+            at: Some(at.into()),
+            invalid: Box::new(invalid),
+        }
+    }
+}
+
+/// A value whose key says where it was written (a flag, an environment
+/// variable, a config key before its line is known).
+impl From<crate::value::Invalid> for Error {
+    fn from(invalid: crate::value::Invalid) -> Error {
+        Error::BadValue {
+            at: None,
+            invalid: Box::new(invalid),
+        }
+    }
+}
+
+/// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+thread_local! {
+    /// Where this thread last panicked (`src/x.rs:10:5`), noted by the
+    /// binary's panic hook through [`note_panic_location`].
+    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Called from a panic hook: where the panic happened, for the error.
+pub fn note_panic_location(at: String) {
+    PANIC_AT.with(|p| *p.borrow_mut() = Some(at));
+}
+
+/// [`Error::Internal`] for a caught panic: its message, and where it
+/// happened when a hook noted it on this thread.
+pub fn internal(context: Option<String>, payload: &(dyn std::any::Any + Send)) -> Error {
+    let mut message = panic_message(payload);
+    if let Some(at) = PANIC_AT.with(|p| p.borrow_mut().take()) {
+        message = format!("{message} at {at}");
+    }
+    Error::Internal { context, message }
+}
+
+/// Runs `f`, turning a panic into [`Error::Internal`] that says what was
+/// being done (`context`, e.g. "reading V2__x.sql").
+pub fn catch_panic<T>(context: impl FnOnce() -> String, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(internal(Some(context()), payload.as_ref())))
 }
 
 /// Writing to stdout failed (a closed pipe, a full disk).

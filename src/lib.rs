@@ -41,6 +41,7 @@ pub mod report;
 pub mod retry;
 pub mod runner;
 pub mod sql;
+pub mod value;
 
 use std::path::PathBuf;
 

@@ -1,25 +1,83 @@
 //! The `chatmigrate` binary: parse the command line, run, print an error and
 //! its hint on stderr, exit 0 (ok), 1 (found something) or 2 (error).
+//!
+//! Nothing ends in a raw panic: a panic is caught here and reported like any
+//! error (kind `internal`, with `--format json` as the JSON error object),
+//! exit 2; the backtrace is printed only when RUST_BACKTRACE asks for it.
 
+use std::ffi::OsString;
+
+use chatmigrate::error::{self, Error};
 use clap::Parser;
 
 fn main() {
-    let cli = chatmigrate::cli::Cli::parse();
-    let style = chatmigrate::cmd::style(&cli);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(2);
-        }
+    std::panic::set_hook(Box::new(on_panic));
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match chatmigrate::cli::Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => std::process::exit(usage(e, wants_json(&args))),
     };
-    let code = match runtime.block_on(chatmigrate::cmd::run(cli)) {
+    let style = chatmigrate::cmd::style(&cli);
+    let code = std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|payload| Err(error::internal(None, payload.as_ref())));
+    let code = match code {
         Ok(code) => code,
         Err(e) => {
             chatmigrate::report::error(&style, &e);
             e.exit_code()
         }
     };
-    drop(runtime);
     std::process::exit(code);
+}
+
+fn run(cli: chatmigrate::cli::Cli) -> Result<i32, Error> {
+    // A failpoint for the test of this catch (debug builds only).
+    #[cfg(debug_assertions)]
+    if std::env::var_os("CHATMIGRATE_TEST_PANIC").is_some_and(|v| v == "main") {
+        panic!("test panic in main");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(chatmigrate::cmd::run(cli))
+}
+
+/// The panic hook: note where it happened (for the error line printed where
+/// it is caught); the backtrace only with RUST_BACKTRACE.
+fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
+    if let Some(l) = info.location() {
+        error::note_panic_location(format!("{}:{}:{}", l.file(), l.line(), l.column()));
+    }
+    let backtrace = std::backtrace::Backtrace::capture();
+    if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+        let at = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
+        eprintln!("panic{at}: {}\n{backtrace}", error::panic_message(info.payload()));
+    }
+}
+
+/// `--format json` (or `--format=json`) among the arguments, read without
+/// clap because clap has just failed.
+fn wants_json(args: &[OsString]) -> bool {
+    args.iter().zip(args.iter().skip(1)).any(|(a, b)| a == "--format" && b == "json") || args.iter().any(|a| a == "--format=json")
+}
+
+/// A command line clap refuses (or `--help` / `--version`): clap's own text,
+/// and with `--format json` the JSON error object on stdout; exit 2 (0 for
+/// help and version).
+fn usage(e: clap::Error, json: bool) -> i32 {
+    let _ = e.print();
+    if !e.use_stderr() {
+        return 0;
+    }
+    if json {
+        let text = e.render().to_string();
+        let message = text.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+        let hint = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("tip: "))
+            .map(str::to_string)
+            .unwrap_or_else(|| "run `chatmigrate --help`, or `chatmigrate <command> --help`, for the usage".into());
+        chatmigrate::report::error_json(&Error::Usage { message, hint });
+    }
+    2
 }

@@ -14,8 +14,14 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::config::BackendKind;
-use crate::error::{Error, Location, Result};
+use crate::error::{catch_panic, Error, Location, Result};
 use crate::sql::{self, Statement};
+use crate::value::{self, Origin};
+
+/// The largest migration file read (32 MiB): a larger one is refused before
+/// it is read. 20 MB of INSERTs still applies (about 30 s in a debug build);
+/// bulk data belongs in COPY, not in a migration's SQL text.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// How a migration's statements are executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -102,7 +108,7 @@ impl Migration {
     /// split later, by [`Migration::prepare`]. `path` is for messages;
     /// `file_name` carries the grammar.
     pub fn parse(file_name: &str, path: &str, bytes: &[u8]) -> Result<Migration> {
-        let (version, name) = parse_file_name(file_name).ok_or_else(|| Error::BadFileName { path: path.to_string() })?;
+        let (version, name) = check_file_name(file_name, path)?;
         let sql = match std::str::from_utf8(bytes) {
             Ok(s) => s.to_string(),
             Err(e) => {
@@ -139,6 +145,11 @@ impl Migration {
         if self.prepared {
             return Ok(());
         }
+        let path = self.path.clone();
+        catch_panic(|| format!("splitting {path}"), || self.prepare_inner())
+    }
+
+    fn prepare_inner(&mut self) -> Result<()> {
         let statements = sql::split(&self.path, &self.sql)?;
         if statements.is_empty() {
             return Err(Error::EmptyMigration { path: self.path.clone() });
@@ -167,6 +178,15 @@ impl Migration {
                 }
             }
         }
+        // A directive below the last statement would apply to nothing.
+        let end = statements.last().map_or(0, |s| s.end);
+        if let Some((offset, body)) = sql::trailing_directives(&self.sql, end).into_iter().next() {
+            let (word, _) = split_directive(body.trim_start_matches("chatmigrate:"));
+            return Err(Error::BadDirective {
+                location: sql::location(&self.path, &self.sql, offset),
+                message: format!("`{word}` comes after the last statement, where it applies to nothing: move it to the top of the file (or, for ignore, above its statement)"),
+            });
+        }
         self.statement_ignores = ignores;
         self.statements = statements;
         self.prepared = true;
@@ -174,20 +194,134 @@ impl Migration {
     }
 }
 
+/// Why a file name is not `V{version}__{name}.sql` (shown after "not a
+/// migration file name"; [`NameProblem::Form`] adds nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameProblem {
+    /// Nothing like the grammar (`notes.txt`).
+    Form,
+    LowercaseV,
+    NotSql,
+    OneUnderscore,
+    NoVersion,
+    VersionNotDigits,
+    EmptyName,
+    NameChars,
+}
+
+impl std::fmt::Display for NameProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameProblem::Form => "",
+            NameProblem::LowercaseV => ": the V must be upper-case",
+            NameProblem::NotSql => ": migration files end in .sql",
+            NameProblem::OneUnderscore => ": two underscores separate the version from the name",
+            NameProblem::NoVersion => ": the version after the V is missing",
+            NameProblem::VersionNotDigits => ": the version must be digits only",
+            NameProblem::EmptyName => ": the name after the two underscores is empty",
+            NameProblem::NameChars => ": the name may hold only letters, digits and underscores",
+        })
+    }
+}
+
+impl NameProblem {
+    pub fn hint(&self) -> &'static str {
+        "rename the file, or create one with `chatmigrate new <name>`"
+    }
+}
+
+/// Why a path in a migration directory cannot be read as a migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathProblem {
+    /// A directory whose name ends in `.sql`.
+    Directory,
+    /// A FIFO, socket or device: reading it could block forever.
+    Special(&'static str),
+    DanglingSymlink {
+        target: String,
+    },
+    TooLarge {
+        bytes: u64,
+    },
+}
+
+impl std::fmt::Display for PathProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathProblem::Directory => write!(f, "is a directory, not a migration file"),
+            PathProblem::Special(what) => write!(f, "is {what}, not a regular file"),
+            PathProblem::DanglingSymlink { target } => write!(f, "is a symbolic link to {target}, which does not exist"),
+            PathProblem::TooLarge { bytes } => write!(
+                f,
+                "is {:.1} MiB, over the {} MiB limit for one migration file",
+                *bytes as f64 / (1024.0 * 1024.0),
+                MAX_FILE_BYTES / (1024 * 1024)
+            ),
+        }
+    }
+}
+
+impl PathProblem {
+    pub fn hint(&self) -> String {
+        match self {
+            PathProblem::Directory => "rename the directory so that its name does not end in .sql, or move its files up".into(),
+            PathProblem::Special(_) => "replace it with a regular file that holds the SQL".into(),
+            PathProblem::DanglingSymlink { .. } => "restore the link's target, or remove the link".into(),
+            PathProblem::TooLarge { .. } => {
+                "split it into several migrations, or load bulk data with COPY outside the migration files".into()
+            }
+        }
+    }
+}
+
 /// `V{digits}__{name}.sql` → (version, name). Names are letters, digits and
 /// underscores (the refinery grammar, so refinery projects keep their files).
 pub fn parse_file_name(file_name: &str) -> Option<(i64, String)> {
-    let stem = file_name.strip_suffix(".sql")?;
-    let rest = stem.strip_prefix('V')?;
-    let (digits, name) = rest.split_once("__")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+    check_file_name(file_name, file_name).ok()
+}
+
+/// [`parse_file_name`] with the reason when it is not one: a
+/// [`Error::BadFileName`] saying what is wrong, or a [`Error::BadValue`] for
+/// a version out of range (0, or past an i64). `path` is for messages.
+pub fn check_file_name(file_name: &str, path: &str) -> Result<(i64, String)> {
+    let bad = |problem| Error::BadFileName {
+        path: path.to_string(),
+        problem,
+    };
+    let starts_like_one =
+        file_name.len() > 1 && file_name.starts_with(['V', 'v']) && file_name[1..].starts_with(|c: char| c.is_ascii_digit());
+    let Some(stem) = file_name.strip_suffix(".sql") else {
+        return Err(bad(if starts_like_one && file_name.contains("__") {
+            NameProblem::NotSql
+        } else {
+            NameProblem::Form
+        }));
+    };
+    let rest = match (stem.strip_prefix('V'), stem.strip_prefix('v')) {
+        (Some(rest), _) => rest,
+        (None, Some(_)) if starts_like_one => return Err(bad(NameProblem::LowercaseV)),
+        _ => return Err(bad(NameProblem::Form)),
+    };
+    let Some((digits, name)) = rest.split_once("__") else {
+        let one = rest
+            .split_once('_')
+            .is_some_and(|(d, n)| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty());
+        return Err(bad(if one { NameProblem::OneUnderscore } else { NameProblem::Form }));
+    };
+    if digits.is_empty() {
+        return Err(bad(NameProblem::NoVersion));
     }
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return None;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(NameProblem::VersionNotDigits));
     }
-    let version = digits.parse::<i64>().ok()?;
-    Some((version, name.to_string()))
+    if name.is_empty() {
+        return Err(bad(NameProblem::EmptyName));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(bad(NameProblem::NameChars));
+    }
+    let version = value::count("version", Origin::FileName, digits, value::VERSION).map_err(|invalid| Error::value_at(path, invalid))?;
+    Ok((version, name.to_string()))
 }
 
 /// SHA-256 over the text with a leading BOM removed and CRLF turned into LF,
@@ -205,29 +339,18 @@ pub fn checksum(text: &str) -> String {
 }
 
 /// Parses a duration as written in directives and config: `500ms`, `2s`,
-/// `10min`, `1h`, or a bare number of seconds.
+/// `10min`, `1h`, or a bare number of seconds; `None` when it is not one
+/// or is too large for a [`Duration`]. Settings check their range with
+/// [`value::duration`], which names the key and the accepted range.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "" | "s" | "sec" | "secs" => n,
-        "m" | "min" | "mins" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return None;
-    }
-    Some(Duration::from_secs_f64(secs))
+    value::parse_duration(text).ok()
 }
 
 /// Reads `-- chatmigrate:<directive>` lines from the leading comment block.
 fn parse_directives(path: &str, text: &str) -> Result<Directives> {
     let mut d = Directives::default();
     let mut citus_parallel_line = None;
+    let mut seen: Vec<(&str, usize)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -243,14 +366,28 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
             col: 1,
         };
         let (word, arg) = split_directive(body);
-        let duration = |what: &str| {
-            parse_duration(arg).ok_or_else(|| Error::BadDirective {
-                location: location.clone(),
-                message: format!("{what} needs a duration such as 2s, 500ms or 10min, got `{arg}`"),
-            })
+        if word != "ignore" {
+            if let Some(first) = seen.iter().find(|(w, _)| *w == word).map(|(_, l)| *l) {
+                return Err(Error::BadDirective {
+                    location,
+                    message: format!("`{word}` is given twice (first on line {first}): keep one"),
+                });
+            }
+            seen.push((word, i + 1));
+        }
+        let duration = |key: &str, limits| {
+            value::duration(key, Origin::Directive, arg, limits).map_err(|invalid| Error::value_at(location.to_string(), invalid))
         };
         match word {
-            "no-transaction" => d.no_transaction = true,
+            "no-transaction" => {
+                if !arg.is_empty() {
+                    return Err(Error::BadDirective {
+                        location,
+                        message: format!("no-transaction takes no argument, got `{arg}`"),
+                    });
+                }
+                d.no_transaction = true
+            }
             "citus-parallel" => {
                 if !arg.is_empty() {
                     return Err(Error::BadDirective {
@@ -261,8 +398,9 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
                 citus_parallel_line = Some(location);
                 d.citus_parallel = true;
             }
-            "lock-timeout" => d.lock_timeout = Some(duration("lock-timeout")?),
-            "statement-timeout" => d.statement_timeout = Some(duration("statement-timeout")?),
+            // `off` / `0`: no timeout for this file (PostgreSQL's 0).
+            "lock-timeout" => d.lock_timeout = Some(duration("lock-timeout", value::LOCK_TIMEOUT)?),
+            "statement-timeout" => d.statement_timeout = Some(duration("statement-timeout", value::STATEMENT_TIMEOUT)?),
             "ignore" => d.ignores.push(parse_ignore(&location, arg, None)?),
             other => {
                 return Err(Error::UnknownDirective {
@@ -355,11 +493,11 @@ pub fn load(source: &Source, backend: BackendKind) -> Result<Vec<Migration>> {
     match source {
         Source::Embedded => {
             for (name, bytes) in embedded_files() {
-                out.push(Migration::parse(name, &format!("embedded:{name}"), bytes)?);
+                out.push(parse_guarded(name, &format!("embedded:{name}"), bytes)?);
             }
             if backend == BackendKind::Citus {
                 for (name, bytes) in embedded_citus_files() {
-                    out.push(Migration::parse(name, &format!("embedded:citus/{name}"), bytes)?);
+                    out.push(parse_guarded(name, &format!("embedded:citus/{name}"), bytes)?);
                 }
             }
         }
@@ -382,6 +520,40 @@ pub fn load(source: &Source, backend: BackendKind) -> Result<Vec<Migration>> {
     Ok(out)
 }
 
+/// "a FIFO (named pipe)", "a socket", ...: what a non-regular file is.
+fn special_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    let _ = t;
+    "a special file"
+}
+
+/// [`Migration::parse`], with a panic turned into an error that names the file.
+fn parse_guarded(file_name: &str, path: &str, bytes: &[u8]) -> Result<Migration> {
+    catch_panic(
+        || format!("reading {path}"),
+        || {
+            // A failpoint for the tests of this guard (debug builds only).
+            #[cfg(debug_assertions)]
+            if std::env::var_os("CHATMIGRATE_TEST_PANIC").is_some_and(|v| v == "load") {
+                panic!("test panic while reading a migration file");
+            }
+            Migration::parse(file_name, path, bytes)
+        },
+    )
+}
+
 fn load_dir(dir: &Path, out: &mut Vec<Migration>) -> Result<()> {
     let io = |e| Error::Io {
         path: dir.display().to_string(),
@@ -393,19 +565,72 @@ fn load_dir(dir: &Path, out: &mut Vec<Migration>) -> Result<()> {
         let path = entry.path();
         let shown = path.display().to_string();
         let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
-            return Err(Error::BadFileName { path: shown });
+            return Err(Error::BadFileName {
+                path: shown,
+                problem: NameProblem::Form,
+            });
         };
-        // Hidden files (editor swap files, .keep) and notes are not migrations.
-        if file_name.starts_with('.') || file_name.ends_with(".md") || entry.file_type().is_ok_and(|t| t.is_dir()) {
+        // Hidden files (editor swap files, .keep), notes and subdirectories
+        // are not migrations; a directory named like one is an error.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if file_name.starts_with('.') || file_name.ends_with(".md") || (is_dir && !file_name.ends_with(".sql")) {
             continue;
         }
-        let bytes = std::fs::read(&path).map_err(|e| Error::Io {
-            path: shown.clone(),
-            source: e,
-        })?;
-        out.push(Migration::parse(&file_name, &shown, &bytes)?);
+        let bytes = read_regular(&path, &shown)?;
+        out.push(parse_guarded(&file_name, &shown, &bytes)?);
     }
     Ok(())
+}
+
+/// One file given by path (e.g. `chatmigrate lint FILE`), read with the
+/// same checks as a directory's files.
+pub fn load_file(path: &Path) -> Result<Migration> {
+    let shown = path.display().to_string();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let bytes = read_regular(path, &shown)?;
+    parse_guarded(name, &shown, &bytes)
+}
+
+/// Reads a migration file, refusing what is not a regular file (a FIFO
+/// would block the read forever), a dangling link and a file over
+/// [`MAX_FILE_BYTES`] before reading it.
+fn read_regular(path: &Path, shown: &str) -> Result<Vec<u8>> {
+    let not_a_file = |problem| Error::NotAFile {
+        path: shown.to_string(),
+        problem,
+    };
+    let io = |e| Error::Io {
+        path: shown.to_string(),
+        source: e,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(match std::fs::read_link(path) {
+                Ok(target) => not_a_file(PathProblem::DanglingSymlink {
+                    target: target.display().to_string(),
+                }),
+                Err(_) => io(e),
+            })
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let t = meta.file_type();
+    if t.is_dir() {
+        return Err(not_a_file(PathProblem::Directory));
+    }
+    if !t.is_file() {
+        return Err(not_a_file(PathProblem::Special(special_kind(&t))));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(not_a_file(PathProblem::TooLarge { bytes: meta.len() }));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    // The file may have grown between the two calls.
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(not_a_file(PathProblem::TooLarge { bytes: bytes.len() as u64 }));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -424,6 +649,108 @@ mod tests {
         assert_eq!(parse_file_name("V1__x-y.sql"), None);
         assert_eq!(parse_file_name("V1__x.txt"), None);
         assert_eq!(parse_file_name("V99999999999999999999__x.sql"), None);
+        assert_eq!(parse_file_name("V0__x.sql"), None);
+        assert_eq!(parse_file_name("V9223372036854775807__x.sql"), Some((i64::MAX, "x".into())));
+        let why = |n: &str| check_file_name(n, "p").unwrap_err().to_string();
+        let form = " (expected V{version}__{name}.sql, e.g. V20250101120000__create_users.sql)";
+        for (name, line) in [
+            ("notes.txt", format!("p: not a migration file name{form}")),
+            ("v1__x.sql", format!("p: not a migration file name: the V must be upper-case{form}")),
+            (
+                "V1_x.sql",
+                format!("p: not a migration file name: two underscores separate the version from the name{form}"),
+            ),
+            (
+                "V__x.sql",
+                format!("p: not a migration file name: the version after the V is missing{form}"),
+            ),
+            (
+                "V-1__x.sql",
+                format!("p: not a migration file name: the version must be digits only{form}"),
+            ),
+            (
+                "V1__.sql",
+                format!("p: not a migration file name: the name after the two underscores is empty{form}"),
+            ),
+            (
+                "V1__a b.sql",
+                format!("p: not a migration file name: the name may hold only letters, digits and underscores{form}"),
+            ),
+            (
+                "V1__x.SQL",
+                format!("p: not a migration file name: migration files end in .sql{form}"),
+            ),
+            ("V0__x.sql", "p: version `0` is out of range (1 to 9223372036854775807)".into()),
+            (
+                "V9223372036854775808__x.sql",
+                "p: version `9223372036854775808` is out of range (1 to 9223372036854775807)".into(),
+            ),
+        ] {
+            assert_eq!(why(name), line, "{name}");
+        }
+    }
+
+    #[test]
+    fn directive_values_are_range_checked() {
+        for (text, want) in [
+            (
+                "-- chatmigrate:lock-timeout 10000000000000000h\n",
+                "f:1:1: lock-timeout `10000000000000000h` is out of range (1ms to 24h, or off)",
+            ),
+            (
+                "-- chatmigrate:lock-timeout\n",
+                "f:1:1: lock-timeout needs a duration (1ms to 24h, or off)",
+            ),
+            (
+                "-- chatmigrate:statement-timeout -5s\n",
+                "f:1:1: statement-timeout `-5s` is out of range (1ms to 24h, or off)",
+            ),
+            (
+                "-- chatmigrate:statement-timeout 2 days\n",
+                "f:1:1: statement-timeout `2 days` is not a duration (e.g. 500ms, 30s, 5min, 1h)",
+            ),
+            (
+                "-- chatmigrate:no-transaction please\n",
+                "f:1:1: no-transaction takes no argument, got `please`",
+            ),
+        ] {
+            assert_eq!(parse_directives("f", text).unwrap_err().to_string(), want, "{text}");
+        }
+        let d = parse_directives("f", "-- chatmigrate:lock-timeout off\n-- chatmigrate:statement-timeout 0\n").unwrap();
+        assert_eq!((d.lock_timeout, d.statement_timeout), (Some(Duration::ZERO), Some(Duration::ZERO)));
+    }
+
+    #[test]
+    fn special_files_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir(p.join("V1__dir.sql")).unwrap();
+        std::os::unix::fs::symlink(p.join("nowhere.sql"), p.join("V2__link.sql")).unwrap();
+        let big = std::fs::File::create(p.join("V3__big.sql")).unwrap();
+        big.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let e = |name: &str| read_regular(&p.join(name), name).unwrap_err().to_string();
+        assert_eq!(e("V1__dir.sql"), "V1__dir.sql: is a directory, not a migration file");
+        assert_eq!(
+            e("V2__link.sql"),
+            format!(
+                "V2__link.sql: is a symbolic link to {}, which does not exist",
+                p.join("nowhere.sql").display()
+            )
+        );
+        assert_eq!(
+            e("V3__big.sql"),
+            "V3__big.sql: is 32.0 MiB, over the 32 MiB limit for one migration file"
+        );
+    }
+
+    #[test]
+    fn a_panic_while_reading_names_the_file() {
+        let e = catch_panic(|| "reading V1__x.sql".into(), || -> Result<()> { panic!("boom") }).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "internal error while reading V1__x.sql: boom (this is a bug in chatmigrate)"
+        );
+        assert_eq!(e.kind(), "internal");
     }
 
     #[test]
@@ -499,6 +826,86 @@ mod tests {
             e.to_string(),
             "f:3:1: citus-parallel sets the mode of the file's transaction, and a no-transaction file has none: remove one of the two directives"
         );
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Names close to the grammar, and anything at all.
+        fn file_names() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[Vv]?[-+]?[0-9]{0,22}_{0,3}[a-zA-Z0-9_ .\\-é]{0,12}(\\.sql|\\.SQL|\\.txt)?",
+                "\\PC{0,40}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn a_file_name_is_a_version_or_an_error_naming_it(name in file_names()) {
+                match check_file_name(&name, "the/path") {
+                    Ok((version, n)) => {
+                        prop_assert!(version >= 1);
+                        prop_assert_eq!(parse_file_name(&format!("V{version}__{n}.sql")), Some((version, n)));
+                    }
+                    Err(e) => {
+                        prop_assert!(e.to_string().starts_with("the/path: "), "{}", e);
+                        prop_assert!(e.hint().is_some());
+                    }
+                }
+            }
+
+            #[test]
+            fn a_directive_is_read_or_refused_at_its_line(
+                blank in "(\n){0,2}",
+                word in prop_oneof![
+                    Just("no-transaction".to_string()), Just("lock-timeout".to_string()), Just("statement-timeout".to_string()),
+                    Just("citus-parallel".to_string()), Just("ignore".to_string()), "[a-z-]{0,14}",
+                ],
+                arg in prop_oneof!["[-0-9. ]{0,24}(ms|s|min|h|d|off)?", "\\PC{0,20}", Just(String::new())],
+            ) {
+                let text = format!("{blank}-- chatmigrate:{word} {arg}\nSELECT 1;\n");
+                match Migration::parse("V1__x.sql", "dir/V1__x.sql", text.as_bytes()).and_then(|mut m| m.prepare().map(|_| m)) {
+                    Ok(m) => {
+                        for d in [m.directives.lock_timeout, m.directives.statement_timeout].into_iter().flatten() {
+                            prop_assert!(d <= Duration::from_secs(24 * 3600));
+                        }
+                    }
+                    Err(e) => {
+                        let line = e.to_string();
+                        prop_assert!(line.starts_with(&format!("dir/V1__x.sql:{}:", blank.len() + 1)), "{}", line);
+                        prop_assert!(!line.contains('\n'));
+                        prop_assert!(e.hint().is_some());
+                    }
+                }
+            }
+
+            /// Any bytes as a file: a migration, or an error naming the file.
+            #[test]
+            fn any_bytes_load_or_name_the_file(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
+                let r = Migration::parse("V7__x.sql", "dir/V7__x.sql", &bytes).and_then(|mut m| m.prepare().map(|_| m));
+                if let Err(e) = r {
+                    prop_assert!(e.to_string().starts_with("dir/V7__x.sql"), "{}", e);
+                }
+            }
+
+            /// SQL-like text through the splitter: statements whose spans lie
+            /// in the text, or an error at a position inside the file.
+            #[test]
+            fn sql_text_splits_or_fails_at_a_position(text in "([a-zA-Z_0-9 ,;()'\"$*=.\n-]|/\\*|\\*/|--|\\$\\$|E'|::){0,60}") {
+                match Migration::parse("V7__x.sql", "f.sql", text.as_bytes()).and_then(|mut m| m.prepare().map(|_| m)) {
+                    Ok(m) => {
+                        prop_assert!(!m.statements.is_empty());
+                        for s in &m.statements {
+                            prop_assert!(s.start <= s.end && s.end <= m.sql.len());
+                        }
+                    }
+                    Err(e) => prop_assert!(e.to_string().starts_with("f.sql"), "{}", e),
+                }
+            }
+        }
     }
 
     #[test]

@@ -55,12 +55,17 @@ pub fn error(style: &Style, e: &Error) {
         let _ = writeln!(err, "{}", lint_summary(report));
     }
     if style.json {
-        let mut v = json!({"ok": false, "error": {"kind": e.kind(), "message": e.to_string(), "hint": e.hint()}});
-        if let Error::Lint(report) = e {
-            v["lint"] = lint_json(report);
-        }
-        let _ = writeln!(io::stdout().lock(), "{v}");
+        error_json(e);
     }
+}
+
+/// The JSON error object on stdout: `{"ok":false,"error":{"kind",...}}`.
+pub fn error_json(e: &Error) {
+    let mut v = json!({"ok": false, "error": {"kind": e.kind(), "message": e.to_string(), "hint": e.hint()}});
+    if let Error::Lint(report) = e {
+        v["lint"] = lint_json(report);
+    }
+    let _ = writeln!(io::stdout().lock(), "{v}");
 }
 
 /// The findings, as `chatmigrate lint` prints them: for each, a line

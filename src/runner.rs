@@ -225,7 +225,7 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
     let first = backend::connect(cfg, purpose).await;
     let loaded = loader
         .join()
-        .unwrap_or_else(|_| Err(Error::Other("reading the migration files panicked".into())));
+        .unwrap_or_else(|panic| Err(crate::error::internal(Some("reading the migration files".into()), panic.as_ref())));
     let mut local = match loaded {
         Ok(l) => l,
         Err(e) => {
@@ -236,6 +236,12 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
         }
     };
     let local = &mut local[..];
+    if matches!(first, Err(Error::DatabaseMissing { .. })) && cfg.create_database && !opts.dry_run {
+        // Every file is pending in a new database: a syntax error or a lint
+        // refusal stops here, before the database is created.
+        let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
+        prepare_and_lint(cfg, local, &plan)?;
+    }
     let (b, created) = connect_target(cfg, first, purpose, opts.dry_run, events).await?;
     let mut report = UpReport {
         target: cfg.target_display(),
@@ -1137,7 +1143,7 @@ pub async fn load_state(cfg: &Config) -> Result<Snapshot> {
     let history = read_state(cfg).await;
     let local = loader
         .join()
-        .unwrap_or_else(|_| Err(Error::Other("reading the migration files panicked".into())))?;
+        .unwrap_or_else(|panic| Err(crate::error::internal(Some("reading the migration files".into()), panic.as_ref())))?;
     let (applied, database_missing, target, facts) = history?;
     Ok(Snapshot {
         local,

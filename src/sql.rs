@@ -62,10 +62,11 @@ pub fn split(path: &str, text: &str) -> Result<Vec<Statement>> {
     let tokens = match pg_query::scan(text) {
         Ok(t) => t.tokens,
         Err(e) => {
+            let raw = e.to_string();
             return Err(Error::SqlSyntax {
-                location: location(path, text, 0),
-                message: clean(&e.to_string()),
-            })
+                location: location(path, text, scan_error_offset(text, &raw)),
+                message: clean(&raw),
+            });
         }
     };
     let parsed = match pg_query::parse(text, 0) {
@@ -123,6 +124,17 @@ fn directive_comments(text: &str, tokens: &[protobuf::ScanToken], from: usize, s
             let body = text[t.start as usize..t.end as usize].trim_start_matches('-').trim();
             body.starts_with("chatmigrate:").then(|| (t.start as usize, body.to_string()))
         })
+        .collect()
+}
+
+/// The `-- chatmigrate:` comments after byte `from` (the end of the last
+/// statement): directives that lead no statement.
+pub fn trailing_directives(text: &str, from: usize) -> Vec<(usize, String)> {
+    let Some(tail) = text.get(from..) else { return Vec::new() };
+    let Ok(scanned) = pg_query::scan(tail) else { return Vec::new() };
+    directive_comments(tail, &scanned.tokens, 0, tail.len())
+        .into_iter()
+        .map(|(offset, body)| (from + offset, body))
         .collect()
 }
 
@@ -204,11 +216,34 @@ fn syntax_error(path: &str, text: &str, tokens: &[protobuf::ScanToken], err: pg_
     }
 }
 
+/// The server's message without libpg_query's prefix, on one line: the
+/// text it quotes (`at or near "..."`) may span lines.
 fn clean(message: &str) -> String {
     message
         .trim_start_matches("Invalid statement: ")
         .trim_start_matches("Error scanning: ")
-        .to_string()
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() { c.escape_debug().collect() } else { vec![c] };
+            escaped
+        })
+        .collect()
+}
+
+/// Where a scanner error is: the scanner gives no position, but quotes the
+/// text from it (`unterminated quoted string at or near "'abc..."`), which
+/// for an unterminated token runs to the end of the file.
+fn scan_error_offset(text: &str, message: &str) -> usize {
+    let Some(near) = message.split_once("at or near \"").map(|(_, r)| r.strip_suffix('"').unwrap_or(r)) else {
+        return 0;
+    };
+    if near.is_empty() {
+        return 0;
+    }
+    if text.ends_with(near) {
+        return text.len() - near.len();
+    }
+    text.find(near).unwrap_or(0)
 }
 
 /// A parse tree back to SQL text (libpg_query's deparser), for showing the
@@ -459,6 +494,8 @@ mod tests {
         assert_eq!(e.to_string(), "f.sql:3:23: syntax error at or near \",\"");
         let e = split("f.sql", "SELECT 1;\nCREAT TABLE x ();").unwrap_err();
         assert_eq!(e.to_string(), "f.sql:2:1: syntax error at or near \"CREAT\"");
+        let e = split("f.sql", "SELECT 1;\nSELECT 'oops;\n").unwrap_err();
+        assert_eq!(e.to_string(), "f.sql:2:8: unterminated quoted string at or near \"'oops;\\n\"");
     }
 
     #[test]

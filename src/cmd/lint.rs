@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::LintArgs;
 use crate::config::BackendKind;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::migration::{self, Migration, Source};
 use crate::{lint, plan, report, runner};
 
@@ -50,13 +50,7 @@ fn with_context(source: &Source, backend: BackendKind, paths: &[PathBuf]) -> Res
         if p.is_dir() {
             given.extend(migration::load(&Source::Dirs(vec![p.clone()]), backend)?);
         } else {
-            let shown = p.display().to_string();
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let bytes = std::fs::read(p).map_err(|e| Error::Io {
-                path: shown.clone(),
-                source: e,
-            })?;
-            given.push(Migration::parse(name, &shown, &bytes)?);
+            given.push(migration::load_file(p)?);
         }
     }
     let same = |a: &str, b: &str| match (std::fs::canonicalize(Path::new(a)), std::fs::canonicalize(Path::new(b))) {

@@ -15,8 +15,8 @@ use std::io::IsTerminal;
 use crate::cli::{Cli, ColorChoice, Command, Format};
 use crate::config::{Config, Overrides, ProcessEnv};
 use crate::error::{Error, Result};
-use crate::migration::parse_duration;
 use crate::report::Style;
+use crate::value::{self, Origin};
 
 /// What every command gets: the resolved config and the output style.
 pub struct Ctx {
@@ -57,10 +57,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         o.create_database = a.create_database;
         o.allow_out_of_order = a.allow_out_of_order;
         if let Some(w) = &a.lock_wait {
-            o.lock_wait = Some(parse_duration(w).ok_or_else(|| Error::InvalidSetting {
-                key: "--lock-wait".into(),
-                message: format!("`{w}` is not a duration (e.g. 30s, 5min)"),
-            })?);
+            o.lock_wait = Some(value::duration("--lock-wait", Origin::Flag, w, value::LOCK_WAIT).map_err(Error::from)?);
         }
     }
     // `new` works without any database settings.

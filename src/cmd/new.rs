@@ -34,14 +34,21 @@ pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<i32> {
         _ => vec![dir.clone()],
     };
     let existing = migration::load(&Source::Dirs(dirs), ctx.cfg.backend)?;
-    let max = existing.iter().map(|m| m.version).max().unwrap_or(0);
+    let max = existing.iter().max_by_key(|m| m.version);
+    let next = match max {
+        None => 1,
+        Some(m) => m
+            .version
+            .checked_add(1)
+            .ok_or_else(|| Error::NoVersionLeft { path: m.path.clone() })?,
+    };
     let version = if args.sequential {
-        max + 1
+        next
     } else {
         let now = time::OffsetDateTime::now_utc();
         let fmt = time::macros::format_description!("[year][month][day][hour][minute][second]");
         let stamp: i64 = now.format(&fmt).map_err(|e| Error::Other(e.to_string()))?.parse().unwrap_or(0);
-        stamp.max(max + 1)
+        stamp.max(next)
     };
     let path = dir.join(format!("V{version}__{name}.sql"));
     let body = if args.no_transaction {

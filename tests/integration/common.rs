@@ -296,14 +296,24 @@ pub fn finish(child: std::process::Child) -> Run {
     }
 }
 
-/// Sends a signal (by name, e.g. "INT", "TERM", "KILL") to a child.
+/// Sends a signal (by name, e.g. "INT", "TERM", "KILL") to a child, with
+/// kill(2) itself: no `kill` program needed (a minimal system has none).
 pub fn signal(child: &std::process::Child, name: &str) {
-    let ok = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let sig = match name {
+        "INT" => libc::SIGINT,
+        "TERM" => libc::SIGTERM,
+        "KILL" => libc::SIGKILL,
+        "HUP" => libc::SIGHUP,
+        "QUIT" => libc::SIGQUIT,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        other => panic!("signal: unknown signal name {other}"),
+    };
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+    // SAFETY: kill(2) with a child's pid and a valid signal number has no
+    // memory effects in this process.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill -{name} {pid}: {}", std::io::Error::last_os_error());
 }
 
 /// Polls until `f` is true (panics after `secs`).

@@ -20,7 +20,7 @@ fn bad_file_name() {
     dir.write("V2_missing_underscore.sql", "SELECT 1;");
     let r = cm(&db, &dir, &["up"]);
     r.assert_error(&format!(
-        "{}: not a migration file name (expected V{{version}}__{{name}}.sql, e.g. V20250101120000__create_users.sql)",
+        "{}: not a migration file name: two underscores separate the version from the name (expected V{{version}}__{{name}}.sql, e.g. V20250101120000__create_users.sql)",
         dir.shown("V2_missing_underscore.sql")
     ));
     assert_eq!(r.hint(), "hint: rename the file, or create one with `chatmigrate new <name>`");

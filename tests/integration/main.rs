@@ -5,6 +5,7 @@
 mod common;
 
 mod aws_direct;
+mod bad_inputs;
 mod citus;
 mod cli_commands;
 mod config_errors;
@@ -14,6 +15,7 @@ mod dataapi;
 mod dataapi_server;
 mod drift;
 mod files;
+mod input_properties;
 mod library;
 mod lint;
 mod lock_protocol;
