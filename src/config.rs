@@ -1103,12 +1103,12 @@ mod tests {
                 "c.toml:2:13: lock_wait `25h` is out of range (0s to 24h)",
             ),
             (
-                "[environments.e]\nlease_ttl = 1\n",
-                "c.toml:2:13: lease_ttl `1` is out of range (3s to 24h)",
+                "[environments.e]\nlease_ttl = \"50ms\"\n",
+                "c.toml:2:13: lease_ttl `50ms` is out of range (100ms to 24h)",
             ),
             (
-                "[environments.e]\ntransaction_keepalive = \"5min\"\n",
-                "c.toml:2:25: transaction_keepalive `5min` is out of range (1s to 170s)",
+                "[environments.e]\ntransaction_keepalive = \"25h\"\n",
+                "c.toml:2:25: transaction_keepalive `25h` is out of range (100ms to 24h)",
             ),
             (
                 "[environments.e]\nstatement_timeout = \"forever\"\n",

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 const MS: Duration = Duration::from_millis(1);
-const SECOND: Duration = Duration::from_secs(1);
+const TENTH: Duration = Duration::from_millis(100);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// What a setting accepts.
@@ -85,11 +85,12 @@ pub const RESUME_TIMEOUT: DurationLimits = duration_limits(Duration::ZERO, DAY, 
 /// `refused_timeout`: 0 gives up on the first refused connection.
 pub const REFUSED_TIMEOUT: DurationLimits = duration_limits(Duration::ZERO, DAY, false, "10s");
 /// `request_timeout`: one AWS call.
-pub const REQUEST_TIMEOUT: DurationLimits = duration_limits(SECOND, DAY, false, "65s");
-/// `lease_ttl`: renewed every third of it, so at least 3 s.
-pub const LEASE_TTL: DurationLimits = duration_limits(Duration::from_secs(3), DAY, false, "60s");
-/// `transaction_keepalive`: below the Data API's 3-minute idle limit.
-pub const TRANSACTION_KEEPALIVE: DurationLimits = duration_limits(SECOND, Duration::from_secs(170), false, "120s");
+pub const REQUEST_TIMEOUT: DurationLimits = duration_limits(MS, DAY, false, "65s");
+/// `lease_ttl`: renewed every third of it (tests use a few seconds).
+pub const LEASE_TTL: DurationLimits = duration_limits(TENTH, DAY, false, "60s");
+/// `transaction_keepalive`: useful below the Data API's 3-minute idle
+/// limit; longer turns it off in effect (a test does that on purpose).
+pub const TRANSACTION_KEEPALIVE: DurationLimits = duration_limits(TENTH, DAY, false, "120s");
 /// `port`, `PGPORT`, the URL's port.
 pub const PORT: CountLimits = count_limits(1, 65535, "5432");
 /// `lock_retries`.
@@ -163,6 +164,9 @@ impl Invalid {
                 format!("set {key} to {what} from {range}, e.g. {key} = {example} (every key: docs/config.reference.toml)")
             }
             Origin::Directive => format!("write it as `-- chatmigrate:{key} {example}`, with {what} from {range}"),
+            Origin::UrlParam if key == "port" => {
+                format!("give the port {what} from {range}, e.g. postgres://user@host:{example}/dbname")
+            }
             Origin::UrlParam => format!("give {key} {what} from {range} in the URL, e.g. ?{key}={example}"),
             Origin::FileName => {
                 format!("rename the file with a {key} from {range}, e.g. V{example}__name.sql (`chatmigrate new <name>` picks a free one)")
@@ -339,8 +343,8 @@ mod tests {
         assert_eq!(duration("lock_timeout", Origin::ConfigKey, "off", LOCK_TIMEOUT), Ok(Duration::ZERO));
         assert_eq!(duration("lock_timeout", Origin::ConfigKey, "0ms", LOCK_TIMEOUT), Ok(Duration::ZERO));
         assert_eq!(duration("--lock-wait", Origin::Flag, "0", LOCK_WAIT), Ok(Duration::ZERO));
-        let e = duration("lease_ttl", Origin::ConfigKey, "1s", LEASE_TTL).unwrap_err();
-        assert_eq!(e.to_string(), "lease_ttl `1s` is out of range (3s to 24h)");
+        let e = duration("lease_ttl", Origin::ConfigKey, "10ms", LEASE_TTL).unwrap_err();
+        assert_eq!(e.to_string(), "lease_ttl `10ms` is out of range (100ms to 24h)");
         let e = count("PGPORT", Origin::EnvVar, "99999", PORT).unwrap_err();
         assert_eq!(e.to_string(), "PGPORT `99999` is out of range (1 to 65535)");
         assert_eq!(e.hint(), "set PGPORT to a whole number from 1 to 65535, or unset it");

@@ -11,7 +11,10 @@ fn invalid_toml_names_file_line_and_column() {
     assert_eq!(r.hint(), "hint: every key is listed with a comment in docs/config.reference.toml");
     let cfg = dir.write("other.toml", "[environments.dev]\nport = \"x\"\n");
     let r = run_in(dir.path(), &["--config", cfg.to_str().unwrap(), "--env", "dev", "status"], &[]);
-    r.assert_error(&format!("{}:2:8: invalid type: string \"x\", expected a whole number", cfg.display()));
+    r.assert_error(&format!(
+        "{}:2:8: invalid type: string \"x\", expected a whole number",
+        cfg.display()
+    ));
 }
 
 #[test]
