@@ -803,27 +803,34 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
 /// at the last `@`, so one holding a raw `@`, `/` or `?` is hidden whole.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
-        if let Some(i) = url.find("password") {
-            // key=value form: hide the value after password=, quoted or not.
-            let rest = &url[i + "password".len()..];
-            let value = rest.trim_start().strip_prefix('=').map(str::trim_start);
-            let Some(value) = value else { return url.to_string() };
-            let end = if let Some(quoted) = value.strip_prefix('\'') {
-                let mut escaped = false;
-                quoted
-                    .char_indices()
-                    .find(|&(_, c)| {
-                        let close = c == '\'' && !escaped;
-                        escaped = c == '\\' && !escaped;
-                        close
-                    })
-                    .map(|(j, _)| j + 2)
-                    .unwrap_or(value.len())
-            } else {
-                value.find(char::is_whitespace).unwrap_or(value.len())
+        // key=value form: hide the value of each password=, quoted or not.
+        let mut from = 0;
+        while let Some(i) = url[from..].find("password").map(|i| i + from) {
+            from = i + "password".len();
+            let is_key = url[..i].chars().next_back().is_none_or(char::is_whitespace);
+            let Some(value) = url[from..].trim_start().strip_prefix('=').map(str::trim_start) else {
+                continue;
+            };
+            if !is_key {
+                continue;
+            }
+            let end = match value.strip_prefix('\'') {
+                Some(quoted) => {
+                    let mut escaped = false;
+                    quoted
+                        .char_indices()
+                        .find(|&(_, c)| {
+                            let close = c == '\'' && !escaped;
+                            escaped = c == '\\' && !escaped;
+                            close
+                        })
+                        .map(|(j, _)| j + 2)
+                        .unwrap_or(value.len())
+                }
+                None => value.find(char::is_whitespace).unwrap_or(value.len()),
             };
             let start = url.len() - value.len();
-            return format!("{}***{}", &url[..start], &url[start + end..]);
+            return format!("{}***{}", &url[..start], redact_url(&url[start + end..]));
         }
         // Not a URL at all: whatever precedes a last `@` may be a password.
         return match url.rfind('@') {
@@ -909,9 +916,13 @@ pub fn apply_url(pg: &mut PgTarget, url: &str) -> Result<()> {
     };
     let at = || format!("invalid database URL {}", redact_url(url));
     let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
-    // libpq's key=value form has `=` and no `@` (a URL without its scheme
-    // has one, and the driver would echo its user info as an option name).
-    if !is_url && (url.contains("://") || url.contains('@') || !url.contains('=')) {
+    // libpq's key=value form starts with `key=` (a URL without its scheme
+    // does not, and the driver would echo its user info as an option name).
+    let key_value = url
+        .trim_start()
+        .split_once('=')
+        .is_some_and(|(k, _)| !k.trim().is_empty() && k.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    if !is_url && (url.contains("://") || !key_value) {
         return Err(bad("expected a postgres:// or postgresql:// URL".into()));
     }
     if is_url {
@@ -1031,6 +1042,8 @@ mod tests {
         assert_eq!(redact_url("host=h password=s3cret"), "host=h password=***");
         assert_eq!(redact_url("host=h password = 'a b\\' c' port=1"), "host=h password = *** port=1");
         assert_eq!(redact_url("u:s3cret@h/db"), "***@h/db");
+        assert_eq!(redact_url("host=passwordhost password=s3cret"), "host=passwordhost password=***");
+        assert_eq!(redact_url("password=a password=b"), "password=*** password=***");
     }
 
     #[test]
@@ -1206,6 +1219,14 @@ mod tests {
                 .connect_timeout,
             Duration::from_millis(1500)
         );
+        // libpq's key=value form: a raw `@` in a password is fine there.
+        let c = Config::from_url("host=h password=p@ss dbname=d").unwrap();
+        assert_eq!((c.pg.password.unwrap().expose(), c.pg.dbname.as_str()), ("p@ss", "d"));
+        let e = Config::from_url("u:s3cret@h/db?connect_timeout=1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid database URL ***@h/db?connect_timeout=1: expected a postgres:// or postgresql:// URL"
+        );
     }
 
     mod properties {
@@ -1287,7 +1308,12 @@ mod tests {
                 let secret = format!("Zq{password}Zq");
                 let port = port.map(|p| format!(":{p}")).unwrap_or_default();
                 let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let url = format!("{scheme}{user}:{secret}@{host}{port}/db{}{}", if q.is_empty() { "" } else { "?" }, q.join("&"));
+                let url = if scheme.is_empty() && user.len() % 2 == 1 {
+                    // libpq's key=value form.
+                    format!("host={host} password={secret} dbname=db {}", q.join(" "))
+                } else {
+                    format!("{scheme}{user}:{secret}@{host}{port}/db{}{}", if q.is_empty() { "" } else { "?" }, q.join("&"))
+                };
                 if let Err(e) = Config::from_url(&url) {
                     let line = e.to_string();
                     prop_assert!(!line.contains(&secret), "{}", line);
