@@ -1241,6 +1241,7 @@ mod tests {
                 Just("lock_timeout"),
                 Just("statement_timeout"),
                 Just("resume_timeout"),
+                Just("refused_timeout"),
                 Just("request_timeout"),
                 Just("lease_ttl"),
                 Just("transaction_keepalive"),
