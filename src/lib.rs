@@ -42,6 +42,7 @@ pub mod retry;
 pub mod runner;
 pub mod sql;
 pub mod value;
+pub mod vector_index;
 
 use std::path::PathBuf;
 
