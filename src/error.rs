@@ -245,6 +245,10 @@ pub enum Error {
     CitusNoNodes { target: String },
     #[error("will not create database `{name}` on {target}: {why}")]
     CitusCreateDatabase { name: String, target: String, why: String },
+    /// `history_schema` is a distributed schema: chatmigrate's own tables
+    /// in it would be (or are) distributed tables.
+    #[error("history_schema `{schema}` is a distributed schema on {target} (citus_schemas): chatmigrate's own tables (history, log, lease) there are single-shard distributed tables, not local tables of the coordinator")]
+    CitusTenantSchema { schema: String, target: String },
     /// The command line does not parse (clap's message); only rendered
     /// through `--format json`, clap prints its own text.
     #[error("{message}")]
@@ -324,7 +328,7 @@ impl Error {
             ReadOnlySession {
                 set_by, user, database, ..
             } => read_only_hint(set_by, user, database),
-            Migration { error, transactional, .. } => match (crate::backend::citus::runtime_hint(error), transactional) {
+            Migration { error, transactional, .. } => match (crate::backend::citus::runtime_hint(error), *transactional) {
                 (Some(fix), true) => format!("{fix}; this migration was rolled back"),
                 (Some(fix), false) => format!("{fix}; `chatmigrate up` then resumes at the failing statement"),
                 (None, true) => "fix the migration and run `chatmigrate up` again; this migration was rolled back".into(),
@@ -332,9 +336,9 @@ impl Error {
                     "fix the failing statement and run `chatmigrate up` again: it resumes at that statement (the ones before it stay done)".into()
                 }
             },
-            Db { error, .. } => crate::backend::citus::runtime_hint(error)
-                .unwrap_or("check the database user's privileges, then retry")
-                .into(),
+            Db { error, .. } => {
+                crate::backend::citus::runtime_hint(error).unwrap_or_else(|| "check the database user's privileges, then retry".into())
+            }
             ConnectionLost { .. } => {
                 "check the network or server, then run `chatmigrate up` again: applied migrations are recorded, the one in flight is re-checked".into()
             }
@@ -366,6 +370,9 @@ impl Error {
             CitusCreateDatabase { .. } => {
                 "on Azure Cosmos DB for PostgreSQL use the `citus` database (dbname = \"citus\"); on your own cluster create the database on every node, then in it run CREATE EXTENSION citus, citus_set_coordinator_host and citus_add_node per worker (docs/citus.md), and run `chatmigrate up` without --create-database".into()
             }
+            CitusTenantSchema { schema, .. } => format!(
+                "set history_schema to a schema that is not distributed (chatmigrate creates a missing one as a regular schema, whatever citus.enable_schema_based_sharding says), or make `{schema}` a regular schema again on the coordinator: SELECT citus_schema_undistribute('{schema}') (it also makes the other tables of `{schema}` local)"
+            ),
             Usage { hint, .. } => hint.clone(),
             Internal { .. } => {
                 "please report it with this output, `chatmigrate --version` and the command you ran (RUST_BACKTRACE=1 adds a backtrace)".into()
@@ -429,7 +436,7 @@ impl Error {
             OutcomeUnknown { .. } | TransactionRolledBack { .. } => "database",
             LeaseLost { .. } => "lock",
             NotCitus { .. } | CitusWorker { .. } | CitusNoNodes { .. } => "connect",
-            CitusCreateDatabase { .. } => "config",
+            CitusCreateDatabase { .. } | CitusTenantSchema { .. } => "config",
             Internal { .. } => "internal",
             Usage { .. } => "usage",
             Other(_) => "other",
