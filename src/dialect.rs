@@ -143,11 +143,26 @@ impl Dialect {
         out
     }
 
+    /// PL/pgSQL that creates the history schema only where it is missing:
+    /// `CREATE SCHEMA IF NOT EXISTS` on a schema that exists still needs
+    /// the CREATE privilege on the database, and with Citus's schema-based
+    /// sharding on it turns an empty regular schema into a distributed one.
+    fn create_schema_if_missing(schema: &str) -> String {
+        format!(
+            "IF to_regnamespace({}) IS NULL THEN CREATE SCHEMA IF NOT EXISTS {}; END IF;",
+            escape_literal(&quote(schema)),
+            quote(schema)
+        )
+    }
+
     /// Statements that create the history schema and tables, in order.
     pub fn create_history(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(s) = &self.schema {
-            out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(s)));
+            out.push(format!(
+                "DO $chatmigrate$ BEGIN {} END $chatmigrate$",
+                Self::create_schema_if_missing(s)
+            ));
         }
         out.push(
             self.fill(sql!("history_create"))
@@ -192,7 +207,7 @@ impl Dialect {
     /// missing, and upgrades a lease table of an older release in place.
     pub fn setup_lease(&self) -> String {
         let schema = match &self.schema {
-            Some(s) => format!("CREATE SCHEMA IF NOT EXISTS {};", quote(s)),
+            Some(s) => Self::create_schema_if_missing(s),
             None => String::new(),
         };
         self.fill(strip_comments(sql!("lease_setup")))
@@ -437,6 +452,11 @@ mod tests {
             .select_history(5, Some(100))
             .contains("FROM \"My\"\"Schema\".\"hist\" h WHERE h.version > 5 ORDER BY h.version LIMIT 100"));
         assert!(d.select_history(i64::MIN, None).ends_with("LIMIT ALL"));
+        // The schema only where it is missing (no CREATE privilege needed,
+        // and no Citus schema-based sharding applied to an existing one).
+        let missing = "IF to_regnamespace('\"My\"\"Schema\"') IS NULL THEN CREATE SCHEMA IF NOT EXISTS \"My\"\"Schema\"; END IF;";
+        assert_eq!(d.create_history()[0], format!("DO $chatmigrate$ BEGIN {missing} END $chatmigrate$"));
+        assert!(d.setup_lease().contains(missing), "{}", d.setup_lease());
         let row = Row {
             version: 7,
             name: "n".into(),
@@ -511,7 +531,10 @@ mod tests {
         assert!(citus::probe().starts_with("SELECT split_part(citus_version()"));
         assert_eq!(citus::extension(), "(SELECT extversion FROM pg_extension WHERE extname = 'citus')");
         let schema = citus::history_schema("O'ps");
-        assert!(schema.contains("to_regnamespace('\"O''ps\"')") && schema.contains("CREATE SCHEMA IF NOT EXISTS \"O'ps\";"), "{schema}");
+        assert!(
+            schema.contains("to_regnamespace('\"O''ps\"')") && schema.contains("CREATE SCHEMA IF NOT EXISTS \"O'ps\";"),
+            "{schema}"
+        );
         assert!(schema.contains("set_config('citus.enable_schema_based_sharding', 'off', true)"));
         assert_eq!(
             citus::tenant_schema("ops"),
