@@ -359,16 +359,16 @@ impl Error {
                 "another runner may have taken over; run `chatmigrate status`, and raise lease_ttl if the network is slow".into()
             }
             NotCitus { .. } => {
-                "connect to the database that has the citus extension (on Azure Cosmos DB for PostgreSQL: dbname = \"citus\"), or use backend = \"postgres\"".into()
+                "connect to the database that has the citus extension (on an Azure elastic cluster the one named when it was created, `postgres` by default; on Azure Cosmos DB for PostgreSQL dbname = \"citus\"), or use backend = \"postgres\"".into()
             }
             CitusWorker { .. } => {
-                "point the environment at the coordinator (on Azure Cosmos DB for PostgreSQL its host name starts with c-, the workers' with w0-, w1-, ...)".into()
+                "point the environment at the coordinator (on an Azure elastic cluster port 5432, not the load-balanced 7432 or 8432; on Azure Cosmos DB for PostgreSQL the host name that starts with c-, not w0-, w1-, ...)".into()
             }
             CitusNoNodes { .. } => {
                 "connect to the coordinator; on a new cluster register the nodes in this database first: SELECT citus_set_coordinator_host('<host>', <port>); SELECT citus_add_node('<worker>', <port>) for each worker".into()
             }
             CitusCreateDatabase { .. } => {
-                "on Azure Cosmos DB for PostgreSQL use the `citus` database (dbname = \"citus\"); on your own cluster create the database on every node, then in it run CREATE EXTENSION citus, citus_set_coordinator_host and citus_add_node per worker (docs/citus.md), and run `chatmigrate up` without --create-database".into()
+                "on Azure use the database the cluster was created with (elastic clusters: `postgres` by default, and CREATE DATABASE is refused there; Azure Cosmos DB for PostgreSQL: use the `citus` database (dbname = \"citus\")); on your own cluster create the database on every node, then in it run CREATE EXTENSION citus, citus_set_coordinator_host and citus_add_node per worker (docs/citus.md), and run `chatmigrate up` without --create-database".into()
             }
             CitusTenantSchema { schema, .. } => format!(
                 "set history_schema to a schema that is not distributed (chatmigrate creates a missing one as a regular schema, whatever citus.enable_schema_based_sharding says), or make `{schema}` a regular schema again on the coordinator: SELECT citus_schema_undistribute('{schema}') (it also makes the other tables of `{schema}` local)"

@@ -102,8 +102,11 @@ pub struct Node {
     /// `citus.create_object_propagation` (empty if unknown).
     pub object_propagation: String,
     /// `output_plugin_libraries` where the server restricts logical
-    /// decoding output plugins (`None`: no such setting).
+    /// decoding output plugins (`None`: no such setting, or hidden).
     pub output_plugins: Option<String>,
+    /// This user may not read superuser-only settings (no privileges of
+    /// `pg_read_all_settings`): `output_plugin_libraries` is unknown.
+    pub settings_hidden: bool,
     /// `citus.enable_schema_based_sharding` (`None`: before Citus 12.0,
     /// which has no distributed schemas).
     pub schema_sharding: Option<String>,
@@ -138,6 +141,7 @@ impl Node {
             object_propagation: s(8),
             output_plugins: r.get(9).cloned().flatten(),
             schema_sharding: r.get(10).cloned().flatten(),
+            settings_hidden: s(11) == "true",
             reach: None,
         })
     }
@@ -159,7 +163,7 @@ impl Node {
                 let list: Vec<String> = down.iter().map(|(w, why)| format!("{w} ({why})")).collect();
                 let (host, port) = down[0].0.rsplit_once(':').unwrap_or((&down[0].0, "5432"));
                 unreachable = Some(format!(
-                    "{}: a node failure, migrations that touch its shards fail until it is back; check it with pg_isready -h {host} -p {port} and, on the coordinator, SELECT * FROM citus_check_cluster_node_health()",
+                    "{}: a node failure, migrations that touch its shards fail until it is back; check it with SELECT * FROM citus_check_cluster_node_health() on the coordinator, or pg_isready -h {host} -p {port}",
                     list.join(", ")
                 ));
             }
@@ -194,6 +198,9 @@ impl Node {
                 "create_distributed_table_concurrently decodes WAL and needs wal_level = logical, and the coordinator has {}",
                 self.wal_level
             ));
+        }
+        if self.output_plugins.is_none() && self.settings_hidden {
+            why.push("create_distributed_table_concurrently decodes WAL with the citus output plugin, and whether output_plugin_libraries allows it is hidden from this user (grant it pg_read_all_settings to let chatmigrate read the setting)".into());
         }
         if let Some(list) = self
             .output_plugins
@@ -341,7 +348,7 @@ pub fn runtime_hint(e: &DbError) -> Option<String> {
     if let Some(f) = node_failure(e) {
         let (host, port) = f.node.rsplit_once(':').unwrap_or((&f.node, "5432"));
         return Some(format!(
-            "a Citus node failure, not chatmigrate's connection (the coordinator session is fine): the coordinator could not reach the worker {} ({}); check it with pg_isready -h {host} -p {port} and, on the coordinator, SELECT * FROM citus_check_cluster_node_health(); run `chatmigrate up` again once it is back (citus_node_wait = \"2min\" makes `up` wait for a node that restarts)",
+            "a Citus node failure, not chatmigrate's connection (the coordinator session is fine): the coordinator could not reach the worker {} ({}); check the node with SELECT * FROM citus_check_cluster_node_health() on the coordinator, or pg_isready -h {host} -p {port} where that address is reachable (on Azure the nodes' addresses are internal: see the cluster's nodes in the portal); run `chatmigrate up` again once it is back (citus_node_wait = \"2min\" makes `up` wait for a node that restarts)",
             f.node, f.reason
         ));
     }
@@ -713,13 +720,9 @@ impl Citus {
 }
 
 /// A failed statement's error, its relayed text split ([`split_relayed`]).
-fn tidy(r: Result<(), ExecError>) -> Result<(), ExecError> {
-    match r {
-        Err(ExecError::Statement { index, mut error }) => {
-            split_relayed(&mut error);
-            Err(ExecError::Statement { index, error })
-        }
-        r => r,
+fn tidy(r: &mut Result<(), ExecError>) {
+    if let Err(ExecError::Statement { error, .. }) = r {
+        split_relayed(error);
     }
 }
 
@@ -796,7 +799,8 @@ impl Backend for Citus {
             // Never several statements in one query string: Citus sends a
             // DDL statement's query string on to the workers. A node
             // failure rolled the transaction back: it may run again.
-            let r = tidy(self.pg.run_transaction_separately(settings, statements, row).await);
+            let mut r = self.pg.run_transaction_separately(settings, statements, row).await;
+            tidy(&mut r);
             if !self.node_wait(&r, started, &mut backoff, attempt).await {
                 return r;
             }
@@ -810,27 +814,28 @@ impl Backend for Citus {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
         let progress = self.progress.clone();
         for attempt in 1.. {
+            // A retry of a CONCURRENTLY build first drops the INVALID index
+            // the failed attempt left; if that fails too, it is the attempt's result.
             let mut r = if attempt > 1 {
-                tidy(self.drop_invalid_index(statement).await)
+                self.drop_invalid_index(statement).await
             } else {
                 Ok(())
             };
             if r.is_ok() {
                 r = if self.rebalance_waits.contains(statement) {
                     let since = Instant::now();
-                    tidy(
-                        retry::report_while(self.pg.execute(statement), &progress, since, |elapsed| Waiting {
-                            what: "the Citus rebalance to finish".into(),
-                            elapsed,
-                            attempts: 0,
-                            cause: "citus_rebalance_wait(); SELECT * FROM citus_rebalance_status() shows its progress".into(),
-                        })
-                        .await,
-                    )
+                    retry::report_while(self.pg.execute(statement), &progress, since, |elapsed| Waiting {
+                        what: "the Citus rebalance to finish".into(),
+                        elapsed,
+                        attempts: 0,
+                        cause: "citus_rebalance_wait(); SELECT * FROM citus_rebalance_status() shows its progress".into(),
+                    })
+                    .await
                 } else {
-                    tidy(self.pg.execute(statement).await)
+                    self.pg.execute(statement).await
                 };
             }
+            tidy(&mut r);
             if !self.node_wait(&r, started, &mut backoff, attempt).await {
                 return r;
             }
@@ -979,6 +984,7 @@ mod tests {
             "immediate",
             "pgoutput, test_decoding, citus",
             "off",
+            "false",
         ])
     }
 
@@ -1151,12 +1157,21 @@ mod tests {
             output_plugins: Some("pgoutput, test_decoding".into()),
             ..node.clone()
         };
-        assert!(one(&ok, &restricted).contains("output_plugin_libraries allows only pgoutput, test_decoding (add citus to it on every node)"));
+        assert!(
+            one(&ok, &restricted).contains("output_plugin_libraries allows only pgoutput, test_decoding (add citus to it on every node)")
+        );
         let unrestricted = Node {
             output_plugins: None,
             ..node.clone()
         };
         assert!(why(&ok, &unrestricted).is_empty());
+        // A user that may not read the setting cannot tell: not chosen.
+        let hidden = Node {
+            output_plugins: None,
+            settings_hidden: true,
+            ..node.clone()
+        };
+        assert!(one(&ok, &hidden).contains("hidden from this user (grant it pg_read_all_settings"));
         let factor = TableState {
             replication_factor: "2".into(),
             ..state()
@@ -1302,7 +1317,11 @@ mod tests {
             "server closed the connection unexpectedly"
         );
         assert_eq!(
-            node_failure(&db("08006", "could not establish any connections to the node 10.0.0.3:5432 after 30000 ms", None)),
+            node_failure(&db(
+                "08006",
+                "could not establish any connections to the node 10.0.0.3:5432 after 30000 ms",
+                None
+            )),
             Some(NodeFailure {
                 node: "10.0.0.3:5432".into(),
                 reason: "no connection within 30000 ms (citus.node_connection_timeout)".into()
@@ -1311,11 +1330,14 @@ mod tests {
         // Not a node failure: another code, or our own connection's text.
         assert_eq!(node_failure(&db("XX000", REFUSED, None)), None);
         assert_eq!(node_failure(&db("08006", "connection to server was lost", None)), None);
-        assert_eq!(node_failure(&db("57P01", "terminating connection due to administrator command", None)), None);
+        assert_eq!(
+            node_failure(&db("57P01", "terminating connection due to administrator command", None)),
+            None
+        );
 
         let hint = runtime_hint(&e).unwrap();
         assert!(
-            hint.starts_with("a Citus node failure, not chatmigrate's connection (the coordinator session is fine): the coordinator could not reach the worker 127.0.0.1:9712 (Connection refused); check it with pg_isready -h 127.0.0.1 -p 9712 and, on the coordinator, SELECT * FROM citus_check_cluster_node_health();"),
+            hint.starts_with("a Citus node failure, not chatmigrate's connection (the coordinator session is fine): the coordinator could not reach the worker 127.0.0.1:9712 (Connection refused); check the node with SELECT * FROM citus_check_cluster_node_health() on the coordinator, or pg_isready -h 127.0.0.1 -p 9712 where that address is reachable"),
             "{hint}"
         );
         let shown = Error::Migration {
@@ -1342,8 +1364,14 @@ mod tests {
             Some("If it is safe for all REPLICATION users to use this library as an output plugin, add it to \"output_plugin_libraries\" and reload the server configuration.")
         );
         assert_eq!(e.detail, None);
-        assert!(runtime_hint(&e).unwrap().contains("add citus to output_plugin_libraries on every node"));
-        let mut e = db("XX000", "ERROR:  could not do it\nDETAIL:  because\nCONTEXT:  while executing command on 10.0.0.2:5432", Some("kept"));
+        assert!(runtime_hint(&e)
+            .unwrap()
+            .contains("add citus to output_plugin_libraries on every node"));
+        let mut e = db(
+            "XX000",
+            "ERROR:  could not do it\nDETAIL:  because\nCONTEXT:  while executing command on 10.0.0.2:5432",
+            Some("kept"),
+        );
         split_relayed(&mut e);
         assert_eq!((e.message.as_str(), e.detail.as_deref()), ("could not do it", Some("kept")));
         // A plain message stays as it is.
@@ -1382,12 +1410,15 @@ mod tests {
             "failed to connect to 10.0.0.3:5432".into(),
         )]));
         let f = n.facts();
-        assert_eq!(f[1].1, "2 active (10.0.0.2:5432, 10.0.0.3:5432); 1 unreachable from the coordinator");
+        assert_eq!(
+            f[1].1,
+            "2 active (10.0.0.2:5432, 10.0.0.3:5432); 1 unreachable from the coordinator"
+        );
         assert_eq!(
             f[2],
             (
                 "unreachable".to_string(),
-                "10.0.0.3:5432 (failed to connect to 10.0.0.3:5432): a node failure, migrations that touch its shards fail until it is back; check it with pg_isready -h 10.0.0.3 -p 5432 and, on the coordinator, SELECT * FROM citus_check_cluster_node_health()".to_string()
+                "10.0.0.3:5432 (failed to connect to 10.0.0.3:5432): a node failure, migrations that touch its shards fail until it is back; check it with SELECT * FROM citus_check_cluster_node_health() on the coordinator, or pg_isready -h 10.0.0.3 -p 5432".to_string()
             )
         );
         n.reach = Some(Reach::Failed("permission denied".into()));

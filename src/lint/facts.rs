@@ -648,9 +648,11 @@ pub struct CitusCall {
     pub cascade: bool,
 }
 
-/// The Citus functions [`citus_calls`] reads, with the positions of their
+/// A Citus function [`citus_calls`] reads, with the positions of its
 /// `distribution_column`, `colocate_with` and `shard_count` arguments.
-const CITUS_CALLS: &[(&str, Option<usize>, Option<usize>, Option<usize>)] = &[
+type CallShape = (&'static str, Option<usize>, Option<usize>, Option<usize>);
+
+const CITUS_CALLS: &[CallShape] = &[
     ("create_distributed_table", Some(1), Some(3), Some(4)),
     ("create_distributed_table_concurrently", Some(1), Some(3), Some(4)),
     ("create_reference_table", None, None, None),

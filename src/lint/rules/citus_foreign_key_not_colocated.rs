@@ -81,8 +81,14 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             if *g1 != Group::Unknown && *g2 != Group::Unknown && g1 != g2 {
                 out.push(Hit::new(
                     i,
-                    format!("foreign key {} joins distributed tables that are not colocated{origin}; Citus refuses it with {NOT_COLOCATED}", describe(&e)),
-                    format!("distribute {} with colocate_with => '{}' (distribution columns of the same type), or make {} a reference table", e.table, e.fk.target, e.fk.target),
+                    format!(
+                        "foreign key {} joins distributed tables that are not colocated{origin}; Citus refuses it with {NOT_COLOCATED}",
+                        describe(&e)
+                    ),
+                    format!(
+                        "distribute {} with colocate_with => '{}' (distribution columns of the same type), or make {} a reference table",
+                        e.table, e.fk.target, e.fk.target
+                    ),
                 ));
                 continue;
             }
@@ -141,7 +147,10 @@ mod tests {
             "ALTER TABLE vec ADD FOREIGN KEY (owner, id) REFERENCES msg (userid, id);",
         ]);
         assert!(out.contains("vec.owner is bigint and msg.userid is text, and Citus colocates tables only when their distribution columns have the same type"), "{out}");
-        assert!(!out.contains("colocate_with => 'msg' (distribution columns of the same type)"), "{out}");
+        assert!(
+            !out.contains("colocate_with => 'msg' (distribution columns of the same type)"),
+            "{out}"
+        );
         assert!(out.contains("make msg a reference table"), "{out}");
         // bigserial is a bigint column: the same type for colocation.
         let same = render(R, BackendKind::Citus, &[
@@ -153,9 +162,23 @@ mod tests {
     #[test]
     fn tables_of_a_distributed_schema() {
         let base = "CREATE SCHEMA ops;\nCREATE TABLE ops.a (k bigint PRIMARY KEY);\nCREATE TABLE ops.b (k bigint);\nCREATE TABLE d (k bigint PRIMARY KEY);\nSELECT create_distributed_table('d', 'k');\nSELECT citus_schema_distribute('ops');";
-        assert_eq!(render(R, BackendKind::Citus, &[base, "ALTER TABLE ops.b ADD FOREIGN KEY (k) REFERENCES ops.a (k);"]), "");
-        let out = render(R, BackendKind::Citus, &[base, "ALTER TABLE ops.b ADD FOREIGN KEY (k) REFERENCES d (k);"]);
-        assert!(out.contains("joins a table of the distributed schema ops with a table outside it"), "{out}");
+        assert_eq!(
+            render(
+                R,
+                BackendKind::Citus,
+                &[base, "ALTER TABLE ops.b ADD FOREIGN KEY (k) REFERENCES ops.a (k);"]
+            ),
+            ""
+        );
+        let out = render(
+            R,
+            BackendKind::Citus,
+            &[base, "ALTER TABLE ops.b ADD FOREIGN KEY (k) REFERENCES d (k);"],
+        );
+        assert!(
+            out.contains("joins a table of the distributed schema ops with a table outside it"),
+            "{out}"
+        );
     }
 
     #[test]

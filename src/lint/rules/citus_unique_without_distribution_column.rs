@@ -117,7 +117,8 @@ mod tests {
     fn the_column_after_alter_distributed_table() {
         let files = |unique: &str| {
             vec![
-                "CREATE TABLE logs (tenant bigint, chatid bigint, msg text);\nSELECT create_distributed_table('logs', 'tenant');".to_string(),
+                "CREATE TABLE logs (tenant bigint, chatid bigint, msg text);\nSELECT create_distributed_table('logs', 'tenant');"
+                    .to_string(),
                 "SELECT alter_distributed_table('logs', distribution_column := 'chatid');".to_string(),
                 format!("-- chatmigrate:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS logs_u ON logs ({unique});"),
             ]
@@ -129,7 +130,10 @@ mod tests {
         // Valid on the new column; the old one no longer counts.
         assert_eq!(lint("chatid, msg"), "");
         let old = lint("tenant, msg");
-        assert!(old.contains("unique key (tenant, msg) on logs, which is distributed by chatid"), "{old}");
+        assert!(
+            old.contains("unique key (tenant, msg) on logs, which is distributed by chatid"),
+            "{old}"
+        );
         // Redistributing by a column the primary key lacks is refused too.
         let pk = render(
             R,
@@ -139,7 +143,10 @@ mod tests {
                 "SELECT alter_distributed_table('m', distribution_column := 'other');",
             ],
         );
-        assert!(pk.contains("alter_distributed_table('m', 'other'): its PRIMARY KEY m_pkey (tenant, id)"), "{pk}");
+        assert!(
+            pk.contains("alter_distributed_table('m', 'other'): its PRIMARY KEY m_pkey (tenant, id)"),
+            "{pk}"
+        );
     }
 
     #[test]

@@ -102,11 +102,15 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                 }),
             ),
             NodeEnum::SelectStmt(_) => {
-                let Some((what, guard)) = unguarded_citus_call(node) else { continue };
+                let Some((what, guard)) = unguarded_citus_call(node) else {
+                    continue;
+                };
                 let sql = ctx.migration.statements.get(i).map(|s| s.sql.as_str()).unwrap_or_default();
                 (
                     what,
-                    format!("guard it with the catalog, as the shipped V6 does, so it is skipped once it took effect:\n  {sql}\n  {guard};"),
+                    format!(
+                        "guard it with the catalog, as the shipped V6 does, so it is skipped once it took effect:\n  {sql}\n  {guard};"
+                    ),
                 )
             }
             NodeEnum::AlterTableStmt(_) => {
@@ -148,9 +152,9 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 fn unguarded_citus_call(node: &NodeEnum) -> Option<(String, String)> {
     let NodeEnum::SelectStmt(sel) = node else { return None };
     let guarded = sel.where_clause.is_some()
-        && node.nodes().into_iter().any(|(n, ..)| {
-            matches!(n, pg_query::NodeRef::RangeVar(r) if matches!(r.relname.as_str(), "pg_dist_partition" | "citus_tables"))
-        });
+        && node.nodes().into_iter().any(
+            |(n, ..)| matches!(n, pg_query::NodeRef::RangeVar(r) if matches!(r.relname.as_str(), "pg_dist_partition" | "citus_tables")),
+        );
     if guarded {
         return None;
     }
@@ -215,7 +219,10 @@ mod tests {
         );
         for (call, guard) in [
             ("create_reference_table('r')", "partmethod = 'n' AND repmodel = 't'"),
-            ("undistribute_table('r')", "WHERE EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'r'::regclass)"),
+            (
+                "undistribute_table('r')",
+                "WHERE EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'r'::regclass)",
+            ),
             (
                 "alter_distributed_table('r', distribution_column := 'b')",
                 "citus_tables WHERE table_name = 'r'::regclass AND distribution_column = 'b'",
@@ -231,9 +238,16 @@ mod tests {
             ""
         );
         assert_eq!(pg(r, "SELECT create_distributed_table('big', 'id');\n"), "");
-        assert_eq!(pg(r, "-- chatmigrate:no-transaction\nSELECT citus_rebalance_start();\nSELECT now();\n"), "");
+        assert_eq!(
+            pg(r, "-- chatmigrate:no-transaction\nSELECT citus_rebalance_start();\nSELECT now();\n"),
+            ""
+        );
         // A WHERE that does not read Citus's catalog is no guard.
-        assert!(!pg(r, "-- chatmigrate:no-transaction\nSELECT create_distributed_table('big', 'id') WHERE true;\n").is_empty());
+        assert!(!pg(
+            r,
+            "-- chatmigrate:no-transaction\nSELECT create_distributed_table('big', 'id') WHERE true;\n"
+        )
+        .is_empty());
     }
 
     #[test]
