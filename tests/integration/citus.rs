@@ -36,7 +36,7 @@ impl Env for NoEnv {
 }
 
 /// `chatmigrate.toml` with one environment, `citus`, plus `extra` keys.
-fn citus_config(dir: &Dir, extra: &str) -> std::path::PathBuf {
+pub(crate) fn citus_config(dir: &Dir, extra: &str) -> std::path::PathBuf {
     dir.write("chatmigrate.toml", format!("[environments.citus]\nbackend = \"citus\"\n{extra}"))
 }
 
@@ -199,7 +199,7 @@ fn a_database_without_citus_is_refused_before_anything_runs() {
         ));
         assert_eq!(
             r.hint(),
-            "hint: connect to the database that has the citus extension (on Azure Cosmos DB for PostgreSQL: dbname = \"citus\"), or use backend = \"postgres\""
+            "hint: connect to the database that has the citus extension (on an Azure elastic cluster the one named when it was created, `postgres` by default; on Azure Cosmos DB for PostgreSQL dbname = \"citus\"), or use backend = \"postgres\""
         );
     }
     assert!(!db.table_exists("chatmigrate_history"));
@@ -212,11 +212,11 @@ struct Role {
 }
 
 impl Role {
-    fn new(settings: &str) -> Role {
+    fn new(settings: &[&str]) -> Role {
         let name = format!("cm_trust_{}", Db::fresh_name());
         query_url(&server_url(), &format!("CREATE ROLE {name} LOGIN CREATEDB"));
-        if !settings.is_empty() {
-            query_url(&server_url(), &format!("ALTER ROLE {name} SET {settings}"));
+        for setting in settings {
+            query_url(&server_url(), &format!("ALTER ROLE {name} SET {setting}"));
         }
         Role { name }
     }
@@ -239,10 +239,10 @@ fn create_database_is_refused_on_citus_and_nothing_is_created() {
     let dir = Dir::new();
     citus_config(&dir, "");
     let name = Db::fresh_name();
-    // Where Citus is loaded, the setting exists; a role-level value stands in
-    // for it on the test server (a plain PostgreSQL, which accepts any
+    // Where Citus is loaded, its settings exist; role-level values stand in
+    // for them on the test server (a plain PostgreSQL, which accepts any
     // `citus.*` placeholder).
-    let role = Role::new("citus.enable_create_database_propagation = 'off'");
+    let role = Role::new(&["citus.shard_count = '32'", "citus.enable_create_database_propagation = 'off'"]);
     let exists = || {
         query_url(
             &server_url(),
@@ -264,8 +264,22 @@ fn create_database_is_refused_on_citus_and_nothing_is_created() {
         assert!(!r.stdout.contains("created database"), "{}", r.stdout);
         assert_eq!(exists().as_deref(), Some("0"));
     }
+    // Citus 12.1 (Azure's elastic clusters): loaded, without the setting.
+    let old = Role::new(&["citus.shard_count = '32'"]);
+    let url = old.url(&name);
+    let r = run_in(
+        dir.path(),
+        &["--env", "citus", "--database-url", &url, "up", "--create-database"],
+        &[],
+    );
+    r.assert_error(&format!(
+        "will not create database `{name}` on {}@127.0.0.1:{}: this Citus release does not propagate CREATE DATABASE (it has no citus.enable_create_database_propagation), so it would exist on the coordinator only, without the citus extension and without nodes",
+        old.name,
+        crate::schema::port()
+    ));
+    assert_eq!(exists().as_deref(), Some("0"));
     // Without Citus on the server at all.
-    let plain = Role::new("");
+    let plain = Role::new(&[]);
     let url = plain.url(&name);
     let r = run_in(
         dir.path(),
@@ -288,7 +302,7 @@ static LIVE: Mutex<()> = Mutex::new(());
 /// dropped; `None` (and a line on stderr) without CHATMIGRATE_TEST_CITUS_URL.
 pub(crate) struct Live {
     pub(crate) url: String,
-    dir: Dir,
+    pub(crate) dir: Dir,
     _guard: MutexGuard<'static, ()>,
 }
 
@@ -313,7 +327,7 @@ impl Live {
         query_url(&self.url, sql)
     }
 
-    fn scalar(&self, sql: &str) -> String {
+    pub(crate) fn scalar(&self, sql: &str) -> String {
         self.query(sql)[0][0].clone().unwrap_or_default()
     }
 
@@ -342,18 +356,18 @@ impl Live {
     }
 
     /// Runs the binary on the coordinator (or `url`) as backend citus.
-    fn run_on(&self, url: &str, args: &[&str]) -> Run {
+    pub(crate) fn run_on(&self, url: &str, args: &[&str]) -> Run {
         let mut full = vec!["--env", "citus", "--database-url", url];
         full.extend_from_slice(args);
         run_in(self.dir.path(), &full, &[])
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         self.run_on(&self.url, args)
     }
 
     /// `user@host:port/db` as chatmigrate prints the target.
-    fn target(&self, url: &str) -> String {
+    pub(crate) fn target(&self, url: &str) -> String {
         let rest = url.split_once("://").unwrap().1;
         let (userinfo, hostpart) = rest.split_once('@').unwrap();
         let user = userinfo.split(':').next().unwrap();
@@ -382,7 +396,7 @@ impl Live {
         format!("{scheme}://{userinfo}@{host}:{port}{after}")
     }
 
-    fn workers(&self) -> Vec<String> {
+    pub(crate) fn workers(&self) -> Vec<String> {
         self.query(
             "SELECT nodename || ':' || nodeport FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary' AND isactive ORDER BY nodeid",
         )
@@ -533,7 +547,7 @@ fn live_chat_schema_on_a_coordinator() {
 /// Runs `statements` one query string each, on one connection, and returns
 /// the rows of the last (Citus sends a command's query string on to the
 /// workers, so several commands never share one string here).
-fn query_each(url: &str, statements: &[&str]) -> Vec<Vec<Option<String>>> {
+pub(crate) fn query_each(url: &str, statements: &[&str]) -> Vec<Vec<Option<String>>> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
@@ -558,7 +572,7 @@ fn query_each(url: &str, statements: &[&str]) -> Vec<Vec<Option<String>>> {
 }
 
 /// The server's error for `sql` (which must fail), as text.
-fn tokio_postgres_error(url: &str, sql: &str) -> String {
+pub(crate) fn tokio_postgres_error(url: &str, sql: &str) -> String {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
@@ -771,7 +785,7 @@ fn live_distributing_tables_that_have_rows() {
                 "V6: {t} has rows: sent as create_distributed_table_concurrently, so writes to it go on while its rows move to the shards"
             )
         } else {
-            format!("V6: {t} has rows: create_distributed_table copies them and blocks writes to {t} until it commits (")
+            format!("V6: {t} has rows: create_distributed_table copies them and blocks INSERT, UPDATE and DELETE on {t} until it commits (reads go on); not sent as create_distributed_table_concurrently, because ")
         };
         assert!(r.stdout.contains(&note), "{note}\nnot in:\n{}", r.stdout);
         let in_dry = note.replacen("V6: ", "-- note: ", 1);
@@ -781,6 +795,13 @@ fn live_distributing_tables_that_have_rows() {
         assert!(dry
             .stdout
             .contains("SELECT create_distributed_table_concurrently('st_chat_history_table', 'userid')"));
+    } else {
+        // The blocking call's own notices are shown (Citus copies the rows).
+        assert!(
+            r.stdout.contains("V6: server NOTICE: Copying data from local table..."),
+            "{}",
+            r.stdout
+        );
     }
     assert_eq!(l.scalar("SELECT count(*) FROM st_chat_history_table"), "500");
     assert_eq!(
@@ -802,14 +823,15 @@ fn live_create_database_is_refused() {
         };
         format!("{}/{name}{query}", head.rsplit_once('/').unwrap().0)
     };
-    let setting = l.scalar("SHOW citus.enable_create_database_propagation");
+    // NULL on Citus 12.1, which has no such setting.
+    let setting = l.scalar("SELECT coalesce(current_setting('citus.enable_create_database_propagation', true), 'none')");
     let r = l.run_on(&url, &["up", "--create-database"]);
     let target = l.target(&url);
     let server = target.rsplit_once('/').unwrap().0;
-    let why = if setting == "on" {
-        "with citus.enable_create_database_propagation on it would be created on every node, but without the citus extension and without nodes (pg_dist_node is per database)"
-    } else {
-        "with citus.enable_create_database_propagation off (the default) it would exist on the coordinator only, without the citus extension and without nodes"
+    let why = match setting.as_str() {
+        "on" => "with citus.enable_create_database_propagation on it would be created on every node, but without the citus extension and without nodes (pg_dist_node is per database)",
+        "none" => "this Citus release does not propagate CREATE DATABASE (it has no citus.enable_create_database_propagation), so it would exist on the coordinator only, without the citus extension and without nodes",
+        _ => "with citus.enable_create_database_propagation off (the default) it would exist on the coordinator only, without the citus extension and without nodes",
     };
     r.assert_error(&format!("will not create database `{name}` on {server}: {why}"));
     assert_eq!(l.scalar(&format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")), "0");
