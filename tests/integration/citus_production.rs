@@ -13,6 +13,7 @@
 //!   flagged, and the guarded one resumes after a cut run;
 //! - citus_rebalance_start is noted and citus_rebalance_wait waited for;
 //! - a migration user that is not a superuser (as on Azure);
+//! - an error whose HINT Citus relays inside the message, split out;
 //! - a worker stopped during a run: a Citus node failure naming the node,
 //!   no reconnect, `status` shows it, `citus_node_wait` rides it out, and a
 //!   CONCURRENTLY build resumes. This one also needs the shell commands that
@@ -736,4 +737,47 @@ fn live_a_migration_user_that_is_not_a_superuser() {
     assert!(s.stdout.contains("2 applied on"), "{}", s.stdout);
     assert!(!s.stdout.contains("unreachable"), "{}", s.stdout);
     cleanup(&l);
+}
+
+#[test]
+fn live_a_hint_relayed_inside_the_message_is_shown_as_a_hint() {
+    let Some(l) = live("live_a_hint_relayed_inside_the_message_is_shown_as_a_hint") else {
+        return;
+    };
+    // Only where the server restricts output plugins and citus is not among them.
+    let list = l.query("SELECT current_setting('output_plugin_libraries', true)")[0][0].clone();
+    if !list.is_some_and(|l| !l.split(',').any(|p| p.trim() == "citus")) {
+        eprintln!("skipping live_a_hint_relayed_inside_the_message_is_shown_as_a_hint: the server lets citus decode WAL");
+        return;
+    }
+    drop_tables(&l, &["cmt_relay"]);
+    l.dir.write(
+        "m/V1__t.sql",
+        "CREATE TABLE cmt_relay (id bigint PRIMARY KEY);\nINSERT INTO cmt_relay SELECT generate_series(1, 100);\n",
+    );
+    l.dir.write(
+        "m/V2__concurrently.sql",
+        "-- chatmigrate:no-transaction\nSELECT create_distributed_table_concurrently('cmt_relay', 'id') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'cmt_relay'::regclass AND partmethod = 'h');\n",
+    );
+    let m = migrations(&l);
+    let r = l.run(&["--migrations", &m, "up"]);
+    // Citus relays the error of its replication connection with the
+    // remote "ERROR:" and "HINT:" lines in the message text.
+    r.assert_error(&format!(
+        "{}:2:1: version 2 failed: library \"citus\" may not be used as an output plugin; HINT: If it is safe for all REPLICATION users to use this library as an output plugin, add it to \"output_plugin_libraries\" and reload the server configuration. (SQLSTATE XX000)",
+        l.dir.shown("m/V2__concurrently.sql")
+    ));
+    assert!(
+        r.hint().contains("add citus to output_plugin_libraries on every node"),
+        "{}",
+        r.hint()
+    );
+    // The server's WARNING before it, shown as a note of the Citus call.
+    assert!(
+        r.stdout
+            .contains("V2: server WARNING: library \"citus\" may not be used as an output plugin; HINT: If it is safe"),
+        "{}",
+        r.stdout
+    );
+    drop_tables(&l, &["cmt_relay"]);
 }
