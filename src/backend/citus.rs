@@ -167,12 +167,17 @@ impl Node {
                     list.join(", ")
                 ));
             }
-            Some(Reach::Failed(e)) => unreachable = Some(format!("not checked ({e})")),
+            Some(Reach::Failed(e)) => unreachable = Some(format!("the coordinator could not check its workers: {e}")),
             _ => {}
         }
         out.push(("workers".to_string(), workers));
         if let Some(u) = unreachable {
-            out.push(("unreachable".to_string(), u));
+            let key = if matches!(self.reach, Some(Reach::Failed(_))) {
+                "worker check"
+            } else {
+                "unreachable"
+            };
+            out.push((key.to_string(), u));
         }
         if self.object_propagation == "automatic" {
             out.push((
@@ -348,7 +353,7 @@ pub fn runtime_hint(e: &DbError) -> Option<String> {
     if let Some(f) = node_failure(e) {
         let (host, port) = f.node.rsplit_once(':').unwrap_or((&f.node, "5432"));
         return Some(format!(
-            "a Citus node failure, not chatmigrate's connection (the coordinator session is fine): the coordinator could not reach the worker {} ({}); check the node with SELECT * FROM citus_check_cluster_node_health() on the coordinator, or pg_isready -h {host} -p {port} where that address is reachable (on Azure the nodes' addresses are internal: see the cluster's nodes in the portal); run `chatmigrate up` again once it is back (citus_node_wait = \"2min\" makes `up` wait for a node that restarts)",
+            "a Citus node failure, not chatmigrate's connection (the coordinator session is fine): the coordinator could not reach the worker {} ({}); check the node with SELECT * FROM citus_check_cluster_node_health() on the coordinator, or pg_isready -h {host} -p {port} where that address is reachable (on Azure the nodes' addresses are internal: see the cluster's nodes in the portal); run `chatmigrate up` again once it is back (or set citus_node_wait, e.g. \"2min\", to make `up` wait for a node that restarts)",
             f.node, f.reason
         ));
     }
@@ -1422,7 +1427,13 @@ mod tests {
             )
         );
         n.reach = Some(Reach::Failed("permission denied".into()));
-        assert_eq!(n.facts()[2].1, "not checked (permission denied)");
+        assert_eq!(
+            n.facts()[2],
+            (
+                "worker check".to_string(),
+                "the coordinator could not check its workers: permission denied".to_string()
+            )
+        );
     }
 
     #[test]

@@ -94,7 +94,11 @@ impl Notices {
             q.pop_front();
         }
         q.push_back(Notice {
-            severity: n.severity().to_string(),
+            // The nonlocalized severity where the server sends one.
+            severity: n
+                .parsed_severity()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| n.severity().to_string()),
             error: DbError {
                 code: n.code().code().to_string(),
                 message: n.message().to_string(),
@@ -157,7 +161,11 @@ fn lost_or_internal(e: tokio_postgres::Error, context: &'static str) -> ExecErro
 fn session_ended(e: &tokio_postgres::Error, client: &Client) -> bool {
     let Some(d) = e.as_db_error() else { return true };
     let code = d.code().code();
-    let fatal = matches!(d.severity(), "FATAL" | "PANIC") || client.is_closed();
+    use tokio_postgres::error::Severity;
+    let fatal = match d.parsed_severity() {
+        Some(s) => matches!(s, Severity::Fatal | Severity::Panic),
+        None => matches!(d.severity(), "FATAL" | "PANIC"),
+    } || client.is_closed();
     matches!(code, "25006" | "57P01" | "57P02" | "57P03") || (code.starts_with("08") && fatal)
 }
 
