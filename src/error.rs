@@ -23,14 +23,29 @@ pub struct DbError {
     pub offset: Option<usize>,
 }
 
+/// A server text on one line: a line break and the indentation after it
+/// (libpq's "Connection refused\n\tIs the server running ...", relayed by
+/// dblink, postgres_fdw and Citus) become one space.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\n') {
+        return text.into();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .into()
+}
+
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.message)?;
+        write!(f, "{}", one_line(&self.message))?;
         if let Some(d) = &self.detail {
-            write!(f, "; DETAIL: {d}")?;
+            write!(f, "; DETAIL: {}", one_line(d))?;
         }
         if let Some(h) = &self.hint {
-            write!(f, "; HINT: {h}")?;
+            write!(f, "; HINT: {}", one_line(h))?;
         }
         // An error known only by its text has no code (the Data API).
         if !self.code.is_empty() {

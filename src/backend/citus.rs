@@ -304,11 +304,10 @@ pub fn node_failure(e: &DbError) -> Option<NodeFailure> {
 /// message of its own: Citus then uses libpq's text, which carries the
 /// remote error's "ERROR:", "DETAIL:" and "HINT:" lines inside the message
 /// (`ERROR:  library "citus" may not be used as an output plugin\nHINT:
-/// ...`). Splits them into message, detail and hint; other multi-line
-/// messages (libpq's "Connection refused\n\tIs the server running ...")
-/// become one line.
+/// ...`). Splits them into message, detail and hint. (Any multi-line
+/// text is shown on one line by [`DbError`]'s `Display`.)
 pub fn split_relayed(e: &mut DbError) {
-    if !e.message.contains('\n') && !e.message.starts_with("ERROR:  ") {
+    if !["ERROR:  ", "FATAL:  ", "PANIC:  "].iter().any(|p| e.message.starts_with(p)) {
         return;
     }
     let text = std::mem::take(&mut e.message);
@@ -338,7 +337,7 @@ pub fn split_relayed(e: &mut DbError) {
             part.push(line);
         }
     }
-    e.message = message.join("; ");
+    e.message = message.join(" ");
     if e.detail.is_none() && !detail.is_empty() {
         e.detail = Some(detail.join(" "));
     }
@@ -1300,12 +1299,13 @@ mod tests {
                 reason: "Connection refused".into()
             }
         );
-        // The same after the text was made one line.
+        // Not a relayed text: kept, and shown on one line.
         let mut e = db("08006", REFUSED, None);
         split_relayed(&mut e);
+        assert_eq!(e.message, REFUSED);
         assert_eq!(
-            e.message,
-            "connection to the remote node postgres@127.0.0.1:9712 failed with the following error: Connection refused; Is the server running on that host and accepting TCP/IP connections?"
+            e.to_string(),
+            "connection to the remote node postgres@127.0.0.1:9712 failed with the following error: Connection refused Is the server running on that host and accepting TCP/IP connections? (SQLSTATE 08006)"
         );
         assert_eq!(node_failure(&e), Some(f.clone()));
         assert_eq!(

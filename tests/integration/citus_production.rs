@@ -781,3 +781,39 @@ fn live_a_hint_relayed_inside_the_message_is_shown_as_a_hint() {
     );
     drop_tables(&l, &["cmt_relay"]);
 }
+
+#[test]
+fn another_connection_of_the_server_failing_is_not_a_lost_session() {
+    // What a Citus worker failure looks like on a plain PostgreSQL: the
+    // server reports, as an ERROR on a session that goes on, that its own
+    // connection to another server failed (08001 here, from dblink). It is
+    // the migration's failure, not a lost connection: no reconnect.
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write(
+        "V1__remote.sql",
+        "CREATE EXTENSION IF NOT EXISTS dblink;\nSELECT dblink_connect('host=127.0.0.1 port=1 dbname=nowhere connect_timeout=2');\n",
+    );
+    let r = cm(&db, &dir, &["up"]);
+    assert_eq!(r.code, 2, "{}", r.output());
+    assert!(
+        r.error_line()
+            .contains("V1__remote.sql:2:1: version 1 failed: could not establish connection"),
+        "{}",
+        r.output()
+    );
+    // One line, the remote server's text included.
+    assert!(
+        r.error_line()
+            .ends_with("failed: Connection refused Is the server running on that host and accepting TCP/IP connections? (SQLSTATE 08001)"),
+        "{}",
+        r.output()
+    );
+    assert!(r.hint().ends_with("this migration was rolled back"), "{}", r.hint());
+    assert!(
+        !r.output().contains("reconnect") && !r.output().contains("connection lost"),
+        "{}",
+        r.output()
+    );
+    assert!(db.history().is_empty());
+    assert_eq!(db.scalar("SELECT count(*) FROM pg_extension WHERE extname = 'dblink'"), "0");
+}
