@@ -1,6 +1,6 @@
 //! History against files: checksums, CRLF/BOM, missing files, out of order.
 
-use crate::common::*;
+use crate::support::*;
 
 fn two(dir: &Dir) {
     dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
@@ -151,7 +151,7 @@ fn a_renamed_applied_file_is_drift_until_repaired() {
             "renamed: V1 create_a ({}): applied as `a`; the file is named `create_a` (same checksum)\n\
              1 drifted migration(s) on postgres@127.0.0.1:{}/{}; accept changed or renamed files with `chatmigrate repair`\n",
             dir.shown("V1__create_a.sql"),
-            crate::schema::port(),
+            port(),
             db.name
         )
     );

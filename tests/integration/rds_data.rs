@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::common::*;
-use crate::dataapi::{Carrier, DataApiServer, Fault, FaultKind, Options, RESOURCE_ARN, SECRET_ARN};
+use crate::support::dataapi::{Carrier, DataApiServer, Fault, FaultKind, Options, RESOURCE_ARN, SECRET_ARN};
+use crate::support::*;
 
 /// A Data API server plus a config pointing the binary at it.
 struct Api {
@@ -132,7 +132,7 @@ fn chat_schema_through_the_data_api_with_create_database() {
 // to write the table.
 
 /// One transaction's calls: (statements, settings calls, history writes, total).
-fn calls_per_transaction(calls: &[crate::dataapi::Call]) -> Vec<(usize, usize, usize, usize)> {
+fn calls_per_transaction(calls: &[crate::support::dataapi::Call]) -> Vec<(usize, usize, usize, usize)> {
     let mut ids: Vec<String> = Vec::new();
     for c in calls.iter().filter(|c| c.op == "CommitTransaction") {
         ids.extend(c.transaction_id.clone());
@@ -141,7 +141,7 @@ fn calls_per_transaction(calls: &[crate::dataapi::Call]) -> Vec<(usize, usize, u
         .map(|id| {
             let mine: Vec<_> = calls.iter().filter(|c| c.transaction_id.as_deref() == Some(id)).collect();
             let execs: Vec<_> = mine.iter().filter(|c| c.op == "Execute").collect();
-            let sql = |c: &&&crate::dataapi::Call| c.sql.clone().unwrap_or_default();
+            let sql = |c: &&&crate::support::dataapi::Call| c.sql.clone().unwrap_or_default();
             // The first call: the settings and the lease row held FOR KEY SHARE.
             let settings = execs.iter().filter(|c| sql(c).ends_with("FOR KEY SHARE")).count();
             let history = execs
@@ -208,7 +208,7 @@ fn calls_per_migration_for_the_chat_schema() {
     }
 }
 
-fn count_ops(calls: &[crate::dataapi::Call]) -> Vec<(String, usize)> {
+fn count_ops(calls: &[crate::support::dataapi::Call]) -> Vec<(String, usize)> {
     let mut out: Vec<(String, usize)> = Vec::new();
     for c in calls {
         match out.iter_mut().find(|(op, _)| *op == c.op) {

@@ -11,8 +11,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-use crate::dataapi::{DataApiServer, MissingDatabase, Options, SqlErrors, RESOURCE_ARN, SECRET_ARN};
+use crate::support::dataapi::{DataApiServer, MissingDatabase, Options, SqlErrors, RESOURCE_ARN, SECRET_ARN};
+use crate::support::*;
 
 /// Writes a config for environment `aurora` (database `db`, the given
 /// `endpoint_url`) into `conf` and runs the binary with `args`.

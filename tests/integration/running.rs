@@ -1,7 +1,7 @@
 //! Running migrations: atomicity, server errors mapped to file:line:col,
 //! non-transactional progress and resume, --target, --dry-run, JSON.
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn failure_in_the_middle_of_a_transactional_migration_leaves_nothing() {
@@ -159,7 +159,7 @@ fn dry_run_prints_exact_statements_and_changes_nothing() {
     let r = cm(&db, &dir, &["up", "--dry-run"]);
     r.assert_ok();
     let out = &r.stdout;
-    let expect_start = format!("-- dry run on postgres@127.0.0.1:{}/{}: nothing is sent\n\n-- V1 a (one transaction)\nBEGIN;\nSET LOCAL lock_timeout = '5000ms';\nSET LOCAL synchronous_commit = off;\nCREATE TABLE a (id int);\nCREATE INDEX a_id ON a (id);\nINSERT INTO \"chatmigrate_history\"", crate::schema::port(), db.name);
+    let expect_start = format!("-- dry run on postgres@127.0.0.1:{}/{}: nothing is sent\n\n-- V1 a (one transaction)\nBEGIN;\nSET LOCAL lock_timeout = '5000ms';\nSET LOCAL synchronous_commit = off;\nCREATE TABLE a (id int);\nCREATE INDEX a_id ON a (id);\nINSERT INTO \"chatmigrate_history\"", port(), db.name);
     assert!(out.starts_with(&expect_start), "{out}");
     assert!(
         out.contains("\nCOMMIT;\n\n-- V2 b (no transaction, statement by statement)\nSET lock_timeout = '2000ms';\nINSERT INTO \"chatmigrate_history\""),
