@@ -2,7 +2,8 @@
 //! 18 + pgvector started by scripts/test.sh (CHATMIGRATE_TEST_PG_URL), in a
 //! database of its own, and runs the real `chatmigrate` binary. The helpers
 //! and the peers the tests put in between (Data API server, fault proxy, TLS
-//! front, standby, live Citus) live in tests/support/.
+//! front, standby, live Citus) live in tests/support/; `contract` runs one
+//! story against every backend. docs/testing.md describes the layout.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -14,6 +15,7 @@ mod cli_commands;
 mod config_errors;
 mod connect_errors;
 mod connection_faults;
+mod contract;
 mod crash;
 mod dataapi_server;
 mod drift;

@@ -32,6 +32,11 @@ impl Dir {
         p
     }
 
+    /// Reads a file (relative to the directory).
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name)).unwrap()
+    }
+
     pub fn remove(&self, name: &str) {
         std::fs::remove_file(self.path().join(name)).unwrap();
     }

@@ -23,8 +23,11 @@
 //! - [`tls_front`]: TLS termination with a test CA and RDS IAM-token checks
 //!   at the door (the test server is built without TLS);
 //! - [`standby`]: a primary and a streaming hot standby of their own;
-//! - [`citus`]: the live Citus coordinator of `CHATMIGRATE_TEST_CITUS_URL`.
+//! - [`citus`]: the live Citus coordinator of `CHATMIGRATE_TEST_CITUS_URL`;
+//! - [`backends`]: the contract-story [`backends::Backend`] trait and its
+//!   three implementations (direct PostgreSQL, the Data API, Citus).
 
+pub mod backends;
 pub mod both;
 pub mod citus;
 pub mod cli;
