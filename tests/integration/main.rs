@@ -20,6 +20,7 @@ mod crash;
 mod dataapi_server;
 mod drift;
 mod files;
+mod fixtures;
 mod input_properties;
 mod library;
 mod lint;
