@@ -22,8 +22,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::citus::{citus_config, live, query_each, Live};
-use crate::common::*;
+use crate::support::citus::{citus_config, live, query_each, Live};
+use crate::support::*;
 
 /// Drops what a test creates.
 fn drop_tables(l: &Live, tables: &[&str]) {
