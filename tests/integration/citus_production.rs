@@ -449,7 +449,7 @@ fn live_rebalance_start_is_noted_and_rebalance_wait_waited_for() {
     }
     l.dir.write(
         "m/V1__rebal.sql",
-        "CREATE TABLE cmt_rebal (id bigint PRIMARY KEY);\nSELECT create_distributed_table('cmt_rebal', 'id', shard_count := 8, colocate_with := 'none');\nINSERT INTO cmt_rebal SELECT generate_series(1, 1000);\n",
+        "CREATE TABLE cmt_rebal (id bigint PRIMARY KEY);\nSELECT create_distributed_table('cmt_rebal', 'id', shard_count := 16, colocate_with := 'none');\nINSERT INTO cmt_rebal SELECT generate_series(1, 1000);\n",
     );
     let m = migrations(&l);
     l.run(&["--migrations", &m, "up"]).assert_ok();
@@ -468,7 +468,7 @@ fn live_rebalance_start_is_noted_and_rebalance_wait_waited_for() {
             "SELECT count(*) FROM citus_shards WHERE table_name = 'cmt_rebal'::regclass AND nodename = '{host}' AND nodeport = {port}"
         ))
     };
-    assert_eq!(on_first(&l), "8");
+    assert_eq!(on_first(&l), "16");
     l.dir.write(
         "m/V2__rebalance.sql",
         "-- chatmigrate:no-transaction\nSELECT citus_rebalance_start(shard_transfer_mode := 'block_writes');\nSELECT citus_rebalance_wait();\n",
@@ -482,14 +482,21 @@ fn live_rebalance_start_is_noted_and_rebalance_wait_waited_for() {
     let started = Instant::now();
     let r = l.run(&["--migrations", &m, "up"]);
     r.assert_ok();
-    eprintln!("rebalance of 8 shards with citus_rebalance_wait(): {:?}", started.elapsed());
+    eprintln!("rebalance of 16 shards with citus_rebalance_wait(): {:?}", started.elapsed());
     assert!(
         r.stdout.contains("V2: citus_rebalance_start() starts the rebalance"),
         "{}",
         r.stdout
     );
+    // The wait says what it waits for (8 moves take seconds: Citus's
+    // background task queue runs them one by one).
+    assert!(
+        r.stderr.contains("waiting for the Citus rebalance to finish: 1 s (citus_rebalance_wait(); SELECT * FROM citus_rebalance_status() shows its progress)\n"),
+        "{}",
+        r.stderr
+    );
     // citus_rebalance_wait() returned once the job had ended: the shards are spread.
-    assert_ne!(on_first(&l), "8");
+    assert_ne!(on_first(&l), "16");
     assert_eq!(
         l.scalar("SELECT state::text FROM pg_dist_background_job ORDER BY job_id DESC LIMIT 1"),
         "finished"
