@@ -79,6 +79,8 @@ pub struct EnvFile {
     pub transaction_keepalive: Option<String>,
     pub citus_multi_shard_modify_mode: Option<String>,
     pub citus_distribute_concurrently: Option<bool>,
+    #[serde(default, deserialize_with = "duration_text")]
+    pub citus_node_wait: Option<String>,
     /// Lint rules to run here although their scope is another backend.
     pub lint_include: Option<Vec<String>>,
     /// Lint rules not to run here.
@@ -222,6 +224,9 @@ pub struct Citus {
     /// `create_distributed_table_concurrently` (writes go on) where the
     /// Citus version has it and the statement runs outside a transaction.
     pub distribute_concurrently: bool,
+    /// How long a migration statement that failed because the coordinator
+    /// could not reach a worker is tried again (zero: not at all).
+    pub node_wait: Duration,
 }
 
 /// libpq's sslmode values.
@@ -436,6 +441,7 @@ impl Config {
             citus: Citus {
                 multi_shard_modify_mode: ModifyMode::Sequential,
                 distribute_concurrently: true,
+                node_wait: Duration::ZERO,
             },
             lint_include: Vec::new(),
             lint_exclude: Vec::new(),
@@ -786,6 +792,9 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(v) = e.citus_distribute_concurrently {
         c.citus.distribute_concurrently = v;
+    }
+    if let Some(v) = &e.citus_node_wait {
+        c.citus.node_wait = duration("citus_node_wait", v, value::CITUS_NODE_WAIT)?;
     }
     for (key, list, excluding, into) in [
         ("lint_include", &e.lint_include, false, &mut c.lint_include),
@@ -1254,6 +1263,7 @@ mod tests {
                 Just("group_commit"),
                 Just("migrations"),
                 Just("citus_multi_shard_modify_mode"),
+                Just("citus_node_wait"),
                 Just("no_such_key"),
             ];
             let value = prop_oneof![
