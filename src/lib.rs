@@ -28,6 +28,7 @@
 //! `config`, `report`, `error`.
 
 pub mod backend;
+pub mod classify;
 pub mod cli;
 pub mod cmd;
 pub mod config;

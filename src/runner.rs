@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::backend::{self, Backend, ExecError, Purpose};
+use crate::classify;
 use crate::config::Config;
 use crate::dialect::{history_values, quote, Dialect, Value};
 use crate::error::{DbError, Error, Result};
@@ -190,8 +191,8 @@ async fn connect_target(
                     match m.execute(&format!("CREATE DATABASE {}", quote(&name))).await {
                         Ok(()) => return Ok(true),
                         // 42P04 exists; 23505 lost the race on pg_database's unique index.
-                        Err(ExecError::Statement { error, .. }) if error.code == "42P04" || error.code == "23505" => return Ok(false),
-                        Err(ExecError::Statement { error, .. }) if error.code == "55006" && attempt < 50 => {
+                        Err(ExecError::Statement { error, .. }) if classify::duplicate_database(&error.code) || classify::unique_violation(&error.code) => return Ok(false),
+                        Err(ExecError::Statement { error, .. }) if classify::object_in_use(&error.code) && attempt < 50 => {
                             tokio::time::sleep(Duration::from_millis(50) + retry::jitter(Duration::from_millis(150))).await;
                         }
                         Err(e) => return Err(e.into_error("CREATE DATABASE")),
@@ -688,7 +689,7 @@ async fn run_transactional(
         }
         match result {
             Ok(()) => return Ok(()),
-            Err(ExecError::Statement { error, .. }) if error.code == "55P03" && attempt < attempts => {
+            Err(ExecError::Statement { error, .. }) if classify::lock_not_available(&error.code) && attempt < attempts => {
                 let wait = backoff.delay();
                 events(&Event::LockRetry {
                     version: m.version,
@@ -699,7 +700,7 @@ async fn run_transactional(
                 });
                 tokio::time::sleep(wait).await;
             }
-            Err(ExecError::Statement { index, error }) if error.code == "55P03" => {
+            Err(ExecError::Statement { index, error }) if classify::lock_not_available(&error.code) => {
                 let i = index;
                 let rows = b.query(&Dialect::lock_blockers(&sql::tables(&m.sql))).await.unwrap_or_default();
                 let blockers: Vec<String> = rows

@@ -52,6 +52,7 @@ use async_trait::async_trait;
 
 use super::postgres::{self, Notice, Postgres};
 use super::{Adapted, Backend, Canceller, Capabilities, ExecError, Purpose};
+use crate::classify;
 use crate::config::{self, Config, ModifyMode};
 use crate::dialect::{citus as sql_of, Dialect};
 use crate::error::{DbError, Error, Result};
@@ -276,7 +277,7 @@ pub struct NodeFailure {
 /// user@host:port failed[ with the following error: ...]", or "could not
 /// establish any connections to the node host:port after N ms".
 pub fn node_failure(e: &DbError) -> Option<NodeFailure> {
-    if !e.code.starts_with("08") && !e.code.is_empty() {
+    if !classify::connection_exception(&e.code) && !e.code.is_empty() {
         return None;
     }
     let m = e.message.as_str();
@@ -657,7 +658,11 @@ impl Citus {
             match self.pg.query(&create).await {
                 Ok(_) => break,
                 // Another first runner created it at the same moment.
-                Err(Error::Db { error, .. }) if matches!(error.code.as_str(), "23505" | "42P06") && races < 5 => races += 1,
+                Err(Error::Db { error, .. })
+                    if (classify::unique_violation(&error.code) || classify::duplicate_schema(&error.code)) && races < 5 =>
+                {
+                    races += 1
+                }
                 Err(e) => return Err(e),
             }
         }

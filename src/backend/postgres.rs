@@ -23,6 +23,7 @@ use super::lock::{self, Taker};
 use super::tls::{load_bundle, LazyTls};
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
 use crate::config::{Config, SslMode};
+use crate::classify;
 use crate::dialect::{history_values, Dialect, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
@@ -166,7 +167,7 @@ fn session_ended(e: &tokio_postgres::Error, client: &Client) -> bool {
         Some(s) => matches!(s, Severity::Fatal | Severity::Panic),
         None => matches!(d.severity(), "FATAL" | "PANIC"),
     } || client.is_closed();
-    matches!(code, "25006" | "57P01" | "57P02" | "57P03") || (code.starts_with("08") && fatal)
+    classify::read_only_transaction(code) || classify::server_going_away(code) || (classify::connection_exception(code) && fatal)
 }
 
 /// The driver's message with its cause ("error connecting to server:
@@ -198,9 +199,11 @@ fn classify_connect(e: &tokio_postgres::Error, refreshable: bool) -> (Class, Str
     if let Some(d) = e.as_db_error() {
         let code = d.code().code();
         let class = match code {
-            "57P03" | "53300" | "08006" | "08001" | "08004" => Class::Resuming,
-            "28000" => Class::Bounded(1),
-            "28P01" if refreshable => Class::Bounded(1),
+            c if classify::cannot_connect_now(c) || classify::too_many_connections(c) || classify::connection_not_established(c) => {
+                Class::Resuming
+            }
+            c if classify::invalid_authorization(c) => Class::Bounded(1),
+            c if classify::invalid_password(c) && refreshable => Class::Bounded(1),
             _ => Class::Fatal,
         };
         return (class, format!("SQLSTATE {code}"));
@@ -442,7 +445,7 @@ fn connect_hint(pg: &crate::config::PgTarget, creds: Creds, code: &str, message:
             bundle()
         );
     }
-    if code == "28000" && message.contains("no encryption") {
+    if classify::invalid_authorization(code) && message.contains("no encryption") {
         return "the server only accepts TLS: set sslmode = \"verify-full\" and sslrootcert (for RDS, the global bundle)".into();
     }
     match (creds, code) {
@@ -518,7 +521,7 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> 
         Ok(Err(e)) => {
             let (class, cause) = classify_connect(&e, creds != Creds::Password);
             let error = match db_error(&e, None) {
-                Some(d) if d.code == "3D000" => Error::DatabaseMissing {
+                Some(d) if classify::undefined_database(&d.code) => Error::DatabaseMissing {
                     name: dbname.to_string(),
                     target: format!("{}:{}", pg.host, pg.port),
                 },
@@ -752,7 +755,7 @@ impl Backend for Postgres {
             // migration's: try once more (closing the session would release
             // the advisory lock, and with it the lease, anyway).
             if let Err(Error::Db { error, .. }) = self.simple(&sql, "releasing the migration lock").await {
-                if error.code != "57014" {
+                if !classify::query_canceled(&error.code) {
                     return Err(Error::Db {
                         context: "releasing the migration lock".into(),
                         error,
@@ -784,7 +787,7 @@ impl Backend for Postgres {
         {
             Ok(r) => r,
             // No table (42P01) or no schema (3F000) yet: nothing applied.
-            Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
+            Err(Error::Db { error, .. }) if classify::undefined_table(&error.code) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         rows.iter().map(|r| Row::from_text(r)).collect()

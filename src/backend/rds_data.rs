@@ -36,6 +36,7 @@ use aws_sdk_rdsdata::Client;
 use super::lock::{self, Taker};
 use super::{sqlstate, Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
 use crate::config::Config;
+use crate::classify;
 use crate::dialect::{history_values, Dialect, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
@@ -245,7 +246,7 @@ fn classify(e: &CallError, call: Call) -> (Class, &'static str, String) {
 /// A `DatabaseNotFoundException` counts only with that text: AWS uses the
 /// code for a cluster without a writer instance (docs/backends.md).
 fn names_missing_database(e: &CallError) -> bool {
-    !e.message.is_empty() && sql_error(&e.message, None).code == "3D000"
+    !e.message.is_empty() && classify::undefined_database(&sql_error(&e.message, None).code)
 }
 
 /// An answer from something that is not a Data API, or no answer at all:
@@ -864,7 +865,7 @@ impl Backend for RdsData {
             let sql = self.dialect.select_history(after, Some(page));
             let out = match self.tool(&sql, "reading the history table", Call::Idempotent).await {
                 Ok(o) => o,
-                Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
+                Err(Error::Db { error, .. }) if classify::undefined_table(&error.code) => return Ok(Vec::new()),
                 // The 1 MiB response cap: smaller pages.
                 Err(Error::Db { error, .. }) if error.message.contains("size limit") && page > 1 => {
                     page /= 2;

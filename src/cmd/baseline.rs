@@ -8,6 +8,7 @@
 use serde_json::json;
 
 use crate::backend::Backend;
+use crate::classify;
 use crate::cli::BaselineArgs;
 use crate::dialect::quote;
 use crate::error::{Error, Result};
@@ -81,7 +82,7 @@ async fn import_refinery(b: &mut dyn Backend, local: Vec<Migration>, table: Stri
         quote(&table)
     );
     let rows = b.query(&sql).await.map_err(|e| match e {
-        Error::Db { error, .. } if error.code == "42P01" => Error::Other(format!(
+        Error::Db { error, .. } if classify::undefined_table(&error.code) => Error::Other(format!(
             "table {table} does not exist: nothing to import (use --refinery-table if it has another name)"
         )),
         other => other,
