@@ -302,8 +302,11 @@ pub fn up_report(style: &Style, out: &mut dyn Write, r: &UpReport, dry_run: bool
             for n in &step.notes {
                 writeln!(out, "-- note: {n}")?;
             }
-            for s in &step.sql {
-                writeln!(out, "{s};")?;
+            for line in &step.lines {
+                match line {
+                    crate::runner::Line::Sent(s) => writeln!(out, "{s};")?,
+                    crate::runner::Line::Comment(c) => writeln!(out, "-- {c}")?,
+                }
             }
         }
         return Ok(());

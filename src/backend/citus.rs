@@ -573,6 +573,7 @@ pub fn distribution(
             note: Some(format!(
                 "{table} has rows: sent as create_distributed_table_concurrently, so writes to it go on while its rows move to the shards"
             )),
+            reads: Vec::new(),
         };
     }
     Adapted {
@@ -581,6 +582,7 @@ pub fn distribution(
             "{table} has rows: create_distributed_table copies them and blocks INSERT, UPDATE and DELETE on {table} until it commits (reads go on); not sent as create_distributed_table_concurrently, because {}",
             why.join("; ")
         )),
+        reads: Vec::new(),
     }
 }
 
@@ -915,8 +917,8 @@ impl Backend for Citus {
             "create_distributed_table" => {}
             "citus_rebalance_start" => {
                 return Ok(Adapted {
-                    sql: None,
                     note: Some(rebalance_note(in_transaction)),
+                    ..Adapted::default()
                 })
             }
             "citus_rebalance_wait" => {
@@ -928,18 +930,28 @@ impl Backend for Citus {
         let Some(table) = call.arg(0, "table_name") else {
             return Ok(Adapted::default());
         };
-        let rows = self.pg.query(&sql_of::table_state(table)).await?;
+        let read = sql_of::table_state(table);
+        let rows = self.pg.query(&read).await?;
+        let mut reads = vec![read];
         let state = rows.first().map(|r| TableState::from_row(r)).unwrap_or_default();
         // Not there yet (an earlier migration of this run creates it, empty),
         // or distributed already (the call's guard skips it).
         let Some(regclass) = state.regclass.clone().filter(|_| !state.distributed) else {
-            return Ok(Adapted::default());
+            return Ok(Adapted {
+                reads,
+                ..Adapted::default()
+            });
         };
-        let rows = self.pg.query(&sql_of::has_rows(&regclass)).await?;
+        let read = sql_of::has_rows(&regclass);
+        let rows = self.pg.query(&read).await?;
+        reads.push(read);
         if rows.first().and_then(|r| r.first().cloned().flatten()).as_deref() != Some("true") {
-            return Ok(Adapted::default());
+            return Ok(Adapted {
+                reads,
+                ..Adapted::default()
+            });
         }
-        let adapted = distribution(
+        let mut adapted = distribution(
             statement,
             &call,
             &regclass,
@@ -951,6 +963,7 @@ impl Backend for Citus {
         if let Some(sql) = &adapted.sql {
             self.calls.insert(sql.clone());
         }
+        adapted.reads = reads;
         Ok(adapted)
     }
 

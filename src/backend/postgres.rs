@@ -21,10 +21,11 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use super::aws;
 use super::lock::{self, Taker};
 use super::tls::{load_bundle, LazyTls};
+use super::wire::Wire;
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
-use crate::config::{Config, SslMode};
 use crate::classify;
-use crate::dialect::{history_values, Dialect, Value};
+use crate::config::{Config, SslMode};
+use crate::dialect::{Dialect, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::retry::{self, Class, Policy, Progress};
@@ -580,13 +581,8 @@ impl Postgres {
     /// string to the workers, where a string of several commands fails with
     /// "cannot insert multiple commands into a prepared statement".
     pub async fn run_transaction_separately(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
-        let history = self.dialect.upsert_history_in_transaction(row);
-        let mut all: Vec<&str> = Vec::with_capacity(settings.len() + statements.len() + 3);
-        all.push("BEGIN");
-        all.extend(settings.iter().map(String::as_str));
-        all.extend_from_slice(statements);
-        all.push(&history);
-        all.push("COMMIT");
+        let t = self.wire().transaction(settings, statements, row);
+        let all = t.parts();
         let client = &self.client;
         let mut pending: Vec<_> = all.iter().map(|s| Box::pin(client.batch_execute(s))).collect();
         let mut results: Vec<Option<Result<(), tokio_postgres::Error>>> = (0..all.len()).map(|_| None).collect();
@@ -647,6 +643,16 @@ impl Postgres {
             setup_races: 0,
             session,
         })
+    }
+
+    /// How this backend writes a transaction and a history row (a session
+    /// holder: `SET LOCAL`s, plain upserts).
+    fn wire(&self) -> Wire<'_> {
+        Wire {
+            dialect: &self.dialect,
+            lock: CAPABILITIES.lock,
+            owner: None,
+        }
     }
 
     /// What the connect-time probe read.
@@ -794,7 +800,7 @@ impl Backend for Postgres {
     }
 
     async fn write_history(&mut self, row: &Row) -> Result<()> {
-        let sql = self.dialect.upsert_history(&history_values(row, Value::Int(row.execution_ms)));
+        let sql = self.wire().history(row, Value::Int(row.execution_ms));
         self.simple(&sql, "writing the history table").await.map(drop)
     }
 
@@ -823,21 +829,19 @@ impl Backend for Postgres {
 
     async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
         // One round trip: BEGIN; settings; s1; ...; sn; history; COMMIT
-        let history = self.dialect.upsert_history_in_transaction(row);
-        let mut batch = String::with_capacity(statements.iter().map(|s| s.len() + 2).sum::<usize>() + history.len() + 256);
-        let mut starts = Vec::with_capacity(statements.len());
-        batch.push_str("BEGIN;\n");
-        for s in settings {
-            batch.push_str(s);
-            batch.push_str(";\n");
-        }
-        for s in statements {
+        let t = self.wire().transaction(settings, statements, row);
+        let parts = t.parts();
+        let mut batch = String::with_capacity(parts.iter().map(|p| p.len() + 2).sum());
+        let mut starts = Vec::with_capacity(parts.len());
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                batch.push_str(";\n");
+            }
             starts.push(batch.len());
-            batch.push_str(s);
-            batch.push_str(";\n");
+            batch.push_str(p);
         }
-        batch.push_str(&history);
-        batch.push_str(";\nCOMMIT");
+        // Where statement k of the file starts in the batch.
+        let starts = &starts[1 + t.opening.len()..];
 
         let mut done = 0usize;
         let result = async {
