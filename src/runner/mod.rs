@@ -18,6 +18,9 @@
 //! - `state`: what `status`, `verify`, `baseline` and `repair` read and
 //!   write ([`load_state`], [`read_state`], [`with_lock`]);
 //! - `event` and `outcome`: what the runner reports and returns.
+//!
+//! Unit tests run the loop against `fake`, an in-memory backend with
+//! scripted failures.
 
 mod create_database;
 mod event;
@@ -29,6 +32,11 @@ mod script;
 mod signals;
 mod state;
 mod walk;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
 
 pub use event::Event;
 pub use outcome::{Applied, DryStep, Line, UpReport};
