@@ -26,6 +26,7 @@ mod input_properties;
 mod library;
 mod lint;
 mod lock_protocol;
+mod one_script;
 mod probe;
 mod rds_data;
 mod rds_data_variants;
