@@ -511,13 +511,10 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> 
         Err(_) => Err(Attempt {
             error: Error::ConnectTimeout {
                 target,
-                wait: crate::report::duration_ms(pg.connect_timeout.as_millis() as u64),
+                wait: crate::value::elapsed(pg.connect_timeout.as_millis() as u64),
             },
             class: Class::Resuming,
-            cause: format!(
-                "no answer within {}",
-                crate::report::duration_ms(pg.connect_timeout.as_millis() as u64)
-            ),
+            cause: format!("no answer within {}", crate::value::elapsed(pg.connect_timeout.as_millis() as u64)),
         }),
         Ok(Err(e)) => {
             let (class, cause) = classify_connect(&e, creds != Creds::Password);

@@ -14,13 +14,14 @@ use crate::dialect::quote;
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
 use crate::migration::{self, Migration};
-use crate::{report, runner};
+use crate::render::{Done, Outcome};
+use crate::runner;
 
 fn row(m: &Migration, backend: &str) -> Row {
     Row::new(m, backend, Status::Applied, m.statements.len(), false)
 }
 
-pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<Outcome> {
     let mut local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
     for m in local.iter_mut() {
         m.prepare()?;
@@ -40,8 +41,7 @@ pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<i32> {
         runner::with_lock(&ctx.cfg, move |b| Box::pin(baseline_to(b, local, v, allow))).await?
     };
     let msg = format!("baseline: recorded {} migration(s) as applied without running them", recorded.len());
-    report::done(&ctx.style, &mut std::io::stdout().lock(), &msg, json!({"recorded": recorded}))?;
-    Ok(0)
+    Ok(Outcome::Done(Done::new(msg, json!({"recorded": recorded}))))
 }
 
 async fn baseline_to(b: &mut dyn Backend, local: Vec<Migration>, version: i64, allow_existing: bool) -> Result<Vec<i64>> {

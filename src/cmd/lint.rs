@@ -11,9 +11,10 @@ use crate::cli::LintArgs;
 use crate::config::BackendKind;
 use crate::error::Result;
 use crate::migration::{self, Migration, Source};
-use crate::{lint, plan, report, runner};
+use crate::render::Outcome;
+use crate::{lint, plan, runner};
 
-pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
     let (mut set, targets) = if args.pending {
         let st = runner::load_state(&ctx.cfg).await?;
         let opts = plan::Options {
@@ -37,9 +38,7 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
         // Context only: a file that does not parse gives no facts.
         let _ = m.prepare();
     }
-    let r = lint::lint(&set, &targets, &lint::Options::for_config(&ctx.cfg));
-    report::lint(&ctx.style, &mut std::io::stdout().lock(), &r)?;
-    Ok(if r.errors() > 0 { 1 } else { 0 })
+    Ok(Outcome::Lint(lint::lint(&set, &targets, &lint::Options::for_config(&ctx.cfg))))
 }
 
 /// The files under `paths` as targets, within the environment's set (when

@@ -16,7 +16,7 @@
 //! test at a time: point the variable at a scratch database.
 
 use chatmigrate::config::{Config, Env, Overrides};
-use chatmigrate::report::{self, Style};
+use chatmigrate::render::{self, Outcome, Style, UpOutcome};
 use chatmigrate::runner::{self, UpOptions};
 
 use crate::support::citus::{citus_config, live, query_each};
@@ -45,14 +45,13 @@ fn offline_dry_run(dir: &Dir, extra: &str) -> String {
     };
     let cfg = Config::load(&o, &NoEnv).unwrap();
     let report = runner::dry_run_offline(&cfg, &UpOptions::default()).unwrap();
-    let style = Style {
-        json: false,
-        color: false,
-        quiet: false,
-        verbose: false,
-    };
+    let up = Outcome::Up(UpOutcome {
+        report,
+        dry_run: true,
+        duration_ms: 0,
+    });
     let mut out = Vec::new();
-    report::up_report(&style, &mut out, &report, true, 0).unwrap();
+    render::outcome(&Style::text(), &mut out, &up).unwrap();
     String::from_utf8(out).unwrap()
 }
 

@@ -13,6 +13,7 @@ mod bad_inputs;
 mod citus;
 mod citus_production;
 mod cli_commands;
+mod closed_stdout;
 mod config_errors;
 mod connect_errors;
 mod connection_faults;
