@@ -29,7 +29,7 @@ use crate::backend::wire::Wire;
 use crate::backend::{self, Backend, Capabilities, LockKind};
 use crate::config::Config;
 use crate::dialect::{Dialect, Value};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::history::{Row, Status};
 use crate::migration::{self, Migration, TxMode};
 use crate::plan::{Plan, Step};
@@ -363,8 +363,9 @@ pub(crate) async fn dry_run_empty(cfg: &Config, local: &mut [Migration], opts: &
 /// transaction prelude, the statements and the history writes.
 pub fn dry_run_offline(cfg: &Config, opts: &UpOptions) -> Result<UpReport> {
     let mut local = migration::load(&cfg.source, cfg.backend)?;
+    // Without a backend nothing in it waits: it is ready at the first poll.
     let steps = futures_util::FutureExt::now_or_never(dry_run_empty(cfg, &mut local, opts))
-        .expect("a dry run without a connection does not wait")?;
+        .unwrap_or_else(|| Err(Error::Other("the dry run without a connection waited for something".into())))?;
     Ok(UpReport {
         target: cfg.target_display(),
         dry_run: steps,
