@@ -236,11 +236,15 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
         }
     };
     let local = &mut local[..];
+    // An adopt fix (`adopt --write-fix`) runs alone and is logged, not recorded.
+    if crate::schema::fixrun::is_fix(local) {
+        return crate::schema::fixrun::up(cfg, local, opts, events, first).await;
+    }
     if matches!(first, Err(Error::DatabaseMissing { .. })) && cfg.create_database && !opts.dry_run {
         // Every file is pending in a new database: a syntax error or a lint
         // refusal stops here, before the database is created.
         let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
-        prepare_and_lint(cfg, local, &plan)?;
+        prepare_and_lint(cfg, local, &plan, None)?;
     }
     let (b, created) = connect_target(cfg, first, purpose, opts.dry_run, events).await?;
     let mut report = UpReport {
@@ -301,7 +305,7 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
 /// backend's adaptations, which read the database, are not included).
 fn dry_run_empty(cfg: &Config, local: &mut [Migration], opts: &UpOptions) -> Result<Vec<DryStep>> {
     let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
-    prepare_and_lint(cfg, local, &plan)?;
+    prepare_and_lint(cfg, local, &plan, None)?;
     let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
     Ok(dry_run(
         cfg,
@@ -340,19 +344,46 @@ fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::Options {
 /// Splits the files about to run and applies the error-level lint rules to
 /// them (docs/lint.md). The other files of the set are split too, for the
 /// rules' context (which tables exist, how Citus distributes them); one of
-/// those that does not parse only gives no context.
-fn prepare_and_lint(cfg: &Config, local: &mut [Migration], plan: &Plan) -> Result<()> {
+/// those that does not parse only gives no context. `live`: what the
+/// database says about the run's tables (`None`: a database that does not
+/// exist yet, where every table is new).
+fn prepare_and_lint(cfg: &Config, local: &mut [Migration], plan: &Plan, live: Option<lint::live::Live>) -> Result<()> {
     if plan.steps.is_empty() {
         return Ok(());
     }
+    prepare(local, plan)?;
+    let pending: Vec<usize> = plan.steps.iter().map(|s| s.index).collect();
+    let live = live.unwrap_or_else(|| lint::live::Live::empty(crate::schema::live::thresholds(cfg), pending.clone()));
+    let opts = lint::Options {
+        live: Some(std::sync::Arc::new(live)),
+        ..lint::Options::for_config(cfg)
+    };
+    lint::gate(local, &pending, &opts)
+}
+
+fn prepare(local: &mut [Migration], plan: &Plan) -> Result<()> {
     for s in &plan.steps {
         local[s.index].prepare()?;
     }
     for m in local.iter_mut() {
         let _ = m.prepare();
     }
-    let pending: Vec<usize> = plan.steps.iter().map(|s| s.index).collect();
-    lint::gate(local, &pending, &lint::Options::for_config(cfg))
+    Ok(())
+}
+
+/// The gate on a connected database (issue 13), before anything is sent:
+/// one catalog query for the run's tables and objects; objects that exist
+/// already refuse the run (a hand-made database: `chatmigrate adopt`), then
+/// the lint decides locking hazards from the tables' sizes.
+async fn gate(b: &mut dyn Backend, cfg: &Config, local: &mut [Migration], plan: &Plan) -> Result<()> {
+    if plan.steps.is_empty() {
+        return Ok(());
+    }
+    prepare(local, plan)?;
+    let run: Vec<(usize, usize)> = plan.steps.iter().map(|s| (s.index, s.resume_from)).collect();
+    let (live, existing) = crate::schema::live::read(b, cfg, local, &run).await?;
+    crate::schema::live::refuse(&b.target(), existing)?;
+    prepare_and_lint(cfg, local, plan, Some(live))
 }
 
 /// Resolves to the signal's name once SIGINT or SIGTERM arrives (never, when
@@ -462,7 +493,7 @@ async fn up_on(
     if plan.steps.is_empty() {
         return Ok(());
     }
-    prepare_and_lint(cfg, local, &plan)?;
+    gate(b, cfg, local, &plan).await?;
     if opts.dry_run {
         // How the backend would send each statement, as the database is now.
         let mut adapted = Vec::with_capacity(plan.steps.len());
@@ -490,7 +521,7 @@ async fn up_on(
     let applied = b.read_history().await?;
     settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
-    prepare_and_lint(cfg, local, &plan)?;
+    gate(b, cfg, local, &plan).await?;
 
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {

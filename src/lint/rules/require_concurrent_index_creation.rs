@@ -34,12 +34,12 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         let NodeEnum::IndexStmt(x) = node else { continue };
         let Some(rel) = &x.relation else { continue };
         let table = ast::rel_key(rel);
-        if x.concurrent || ast::vector_method(x).is_some() || ctx.new_table(&table, i) {
+        if x.concurrent || ast::vector_method(x).is_some() || ctx.new_table(&table, i) || !ctx.large_table(&table) {
             continue;
         }
         out.push(Hit::new(
             i,
-            format!("CREATE INDEX without CONCURRENTLY locks table {table} against writes (SHARE lock) until the build ends; it was not created in this migration, so it may hold rows"),
+            format!("CREATE INDEX without CONCURRENTLY locks table {table} against writes (SHARE lock) until the build ends; {}", ctx.why_large(&table)),
             concurrent_help(node),
         ));
     }
