@@ -66,6 +66,10 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
     let expected = scratch::expected(&cfg, &upto, live.coordinator.clone()).await?;
     let diffs = diff::compare(&expected.model, &live.model);
     let range = versions(&upto);
+    let cost = json!({
+        "live": {"queries": live.queries, "ms": live.elapsed.as_millis() as u64},
+        "expected": {"queries": expected.queries, "ms": expected.elapsed.as_millis() as u64},
+    });
     let mut out = std::io::stdout().lock();
     if diffs.is_empty() {
         let recorded = runner::with_lock(&cfg, |b| {
@@ -106,7 +110,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
             &ctx.style,
             &mut out,
             &message,
-            json!({"target": live.display, "version": version, "matched": true, "recorded": recorded, "differences": [], "scratch": expected.scratch}),
+            json!({"target": live.display, "version": version, "matched": true, "recorded": recorded, "differences": [], "scratch": expected.scratch, "introspection": cost}),
         )?;
         return Ok(0);
     }
@@ -127,7 +131,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
             &ctx.style,
             &mut out,
             &message,
-            json!({"target": live.display, "version": version, "matched": false, "recorded": [], "differences": diffs, "scratch": expected.scratch, "fix": fix}),
+            json!({"target": live.display, "version": version, "matched": false, "recorded": [], "differences": diffs, "scratch": expected.scratch, "fix": fix, "introspection": cost}),
         )?;
         return Ok(1);
     }

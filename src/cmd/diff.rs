@@ -87,6 +87,10 @@ pub async fn run(ctx: &super::Ctx, args: &DiffArgs) -> Result<i32> {
                 "drift": !diffs.is_empty(),
                 "differences": diffs,
                 "scratch": expected.scratch,
+                "introspection": {
+                    "live": {"queries": live.queries, "ms": live.elapsed.as_millis() as u64},
+                    "expected": {"queries": expected.queries, "ms": expected.elapsed.as_millis() as u64},
+                },
             }),
         )?;
     } else {

@@ -393,16 +393,18 @@ pub struct Target {
     pub model: Model,
     pub coordinator: Option<(String, u16)>,
     pub queries: usize,
+    /// How long reading the schema took (not the connect).
     pub elapsed: std::time::Duration,
 }
 
 /// Reads [`Target`] (nothing is written).
 pub async fn read_target(cfg: &crate::config::Config) -> Result<Target> {
-    let started = std::time::Instant::now();
     let mut b = crate::backend::connect(cfg, crate::backend::Purpose::READ).await?;
     let r = async {
         let history = b.read_history().await?;
+        let started = std::time::Instant::now();
         let (model, cost) = read(&mut *b, &super::scratch::own_tables(cfg)).await?;
+        let elapsed = started.elapsed();
         let coordinator = if cfg.backend == crate::config::BackendKind::Citus {
             let sql: String = sql!("citus", "coordinator").lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
             b.query(&sql).await?.into_iter().next().and_then(|r| {
@@ -419,7 +421,7 @@ pub async fn read_target(cfg: &crate::config::Config) -> Result<Target> {
             model,
             coordinator,
             queries: cost.queries,
-            elapsed: started.elapsed(),
+            elapsed,
         })
     }
     .await;

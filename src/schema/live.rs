@@ -182,9 +182,9 @@ mod tests {
     #[test]
     fn one_query_with_every_key() {
         let q = sql(BackendKind::Postgres, &["t".into(), "app.u".into()], &["relation".into()], &["\"t\"".into()]);
-        assert!(q.contains("unnest(ARRAY['t', 'app.u']::text[])"), "{q}");
+        assert!(q.contains("unnest(ARRAY['t', 'app.u']::text[]::text[])"), "{q}");
         assert!(q.contains("pg_total_relation_size(l.oid) AS total"), "{q}");
-        assert!(!q.contains('{'.to_string().as_str()) || !q.contains("{heap}"), "{q}");
+        assert!(!q.contains("{heap}") && !q.contains("{total}") && !q.starts_with("--"), "{q}");
         let c = sql(BackendKind::Citus, &[], &[], &[]);
         assert!(c.contains("citus_total_relation_size(l.oid)"), "{c}");
     }

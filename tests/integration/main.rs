@@ -4,6 +4,7 @@
 
 mod common;
 
+mod adopt;
 mod aws_direct;
 mod bad_inputs;
 mod citus;
@@ -15,6 +16,7 @@ mod dataapi;
 mod dataapi_server;
 mod drift;
 mod files;
+mod gate;
 mod input_properties;
 mod library;
 mod lint;

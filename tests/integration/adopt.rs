@@ -1,0 +1,490 @@
+//! `chatmigrate adopt` and `chatmigrate diff` (issue 13, points 3 to 6),
+//! through the real binary on the real PostgreSQL, directly and through the
+//! Data API test server.
+//!
+//! The acceptance case is the seed's hand-made database, built from the
+//! seed's own SQL (fixtures/seed/, see its README): `up` refuses it listing
+//! what exists, `adopt` reports the UNIQUE on userid, the primary keys on
+//! primarykey alone and the HNSW index's name, the written fix applied with
+//! `up` turns it into the shipped schema without losing a row, and then
+//! `adopt` records V1..V4 and `diff` reports no drift.
+
+use crate::common::*;
+use crate::dataapi::{DataApiServer, Options, RESOURCE_ARN, SECRET_ARN};
+
+const SEED: [&str; 3] = [
+    include_str!("fixtures/seed/1_history_table.sql"),
+    include_str!("fixtures/seed/2_vector_extension.sql"),
+    include_str!("fixtures/seed/3_vector_table.sql"),
+];
+
+/// The seed's database, as its reader built it in the Query Editor (one run
+/// per file), with `history` chat rows (one per user: the seed's UNIQUE) and
+/// `vectors` summaries.
+fn hand_made(db: &Db, history: i64, vectors: i64) {
+    for sql in SEED {
+        db.exec(sql);
+    }
+    db.exec(&format!(
+        "INSERT INTO st_chat_history_table (userid, themename, chatid, userinput, botresponse)
+         SELECT 'user' || i, 'theme' || (i % 7), i, 'question ' || i, 'answer ' || i FROM generate_series(1, {history}) i"
+    ));
+    db.exec(&format!(
+        "INSERT INTO st_chat_history_vector_table (userid, theme, chatid, chat_summary, chat_vector)
+         SELECT 'user' || i, 'theme', i, 'summary ' || i, array_fill((i % 97)::real / 97, ARRAY[1024])::vector FROM generate_series(1, {vectors}) i"
+    ));
+}
+
+/// The four differences of the seed's database, as `adopt` prints them.
+const SEED_DIFFERENCES: &str = "changed  constraint st_chat_history_table_pkey on st_chat_history_table: PRIMARY KEY (primarykey) in the database, PRIMARY KEY (userid, primarykey) in the migrations
+extra    constraint st_chat_history_table_userid_key on st_chat_history_table: UNIQUE (userid) (the migrations do not make it)
+changed  constraint st_chat_history_vector_table_pkey on st_chat_history_vector_table: PRIMARY KEY (primarykey) in the database, PRIMARY KEY (userid, primarykey) in the migrations
+renamed  index st_chat_history_vector_table_chat_vector_idx on st_chat_history_vector_table: the migrations name it idx_st_chat_history_vector_hnsw (public.st_chat_history_vector_table USING hnsw (chat_vector vector_l2_ops))
+";
+
+/// The statements of the seed's fix, in order.
+const SEED_FIX: &str = "ALTER TABLE public.st_chat_history_table DROP CONSTRAINT IF EXISTS st_chat_history_table_userid_key;
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS st_chat_history_table_pkey_new ON public.st_chat_history_table USING btree (userid, primarykey);
+ALTER TABLE public.st_chat_history_table DROP CONSTRAINT IF EXISTS st_chat_history_table_pkey, ADD CONSTRAINT st_chat_history_table_pkey PRIMARY KEY USING INDEX st_chat_history_table_pkey_new;
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS st_chat_history_vector_table_pkey_new ON public.st_chat_history_vector_table USING btree (userid, primarykey);
+ALTER TABLE public.st_chat_history_vector_table DROP CONSTRAINT IF EXISTS st_chat_history_vector_table_pkey, ADD CONSTRAINT st_chat_history_vector_table_pkey PRIMARY KEY USING INDEX st_chat_history_vector_table_pkey_new;
+ALTER INDEX IF EXISTS public.st_chat_history_vector_table_chat_vector_idx RENAME TO idx_st_chat_history_vector_hnsw;
+";
+
+fn target(db: &Db) -> String {
+    format!("postgres@127.0.0.1:{}/{}", crate::schema::port(), db.name)
+}
+
+/// The SQL statements of a file (no comments, no blank lines).
+fn statements(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Scratch databases a run of process `pid` left behind.
+fn scratch_left(pid: u32) -> String {
+    query_url(
+        &server_url(),
+        &format!("SELECT count(*) FROM pg_database WHERE datname LIKE 'chatmigrate\\_scratch\\_{pid}\\_%'"),
+    )[0][0]
+        .clone()
+        .unwrap()
+}
+
+/// Runs the binary with the built-in chat schema, and says which scratch
+/// databases it left (by its process id).
+fn run_and_check_scratch(db: &Db, args: &[&str]) -> Run {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut full: Vec<&str> = vec!["--database-url", &db.url];
+    full.extend_from_slice(args);
+    let child = spawn_in(tmp.path(), &full);
+    let pid = child.id();
+    let r = finish(child);
+    assert_eq!(scratch_left(pid), "0", "a scratch database was left by {args:?}: {r:#?}");
+    r
+}
+
+#[test]
+fn the_seeds_hand_made_database_is_adopted_after_its_fix() {
+    let db = Db::new();
+    hand_made(&db, 5_000, 300);
+    let fixes = Dir::new();
+
+    // `up` refuses before sending anything, listing what exists, and points to adopt.
+    let r = cm_embedded(&db, &["up"]);
+    r.assert_error(&format!(
+        "4 object(s) that the pending migrations create already exist in {}: table st_chat_history_table (embedded:V1__st_chat_history_table.sql:9:1), index idx_st_chat_history_userid on st_chat_history_table (embedded:V1__st_chat_history_table.sql:20:1), index idx_st_chat_history_timestamp on st_chat_history_table (embedded:V1__st_chat_history_table.sql:22:1), ...; nothing was applied",
+        target(&db)
+    ));
+    assert!(r.hint().contains("`chatmigrate adopt`"), "{}", r.stderr);
+    assert!(r.stderr.contains("\n  table st_chat_history_vector_table (embedded:V3__st_chat_history_vector_table.sql:4:1)\n"));
+    assert!(!db.table_exists("chatmigrate_history"));
+
+    // adopt: the differences, nothing recorded, exit 1.
+    let r = run_and_check_scratch(&db, &["adopt"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "adopt: the schema of {} differs from the migrations V1..V4 (4 difference(s)); nothing was recorded\n{SEED_DIFFERENCES}to write a migration that turns the database's schema into the expected one: chatmigrate adopt --version 4 --write-fix adopt/V1__adopt_fix.sql\n",
+            target(&db)
+        )
+    );
+    assert_eq!(r.stderr, "");
+    assert!(!db.table_exists("chatmigrate_history"), "adopt records nothing when the schemas differ");
+
+    // The fix: written in the safe forms, applied with `up`.
+    let fix = fixes.path().join("V1__adopt_fix.sql");
+    let r = run_and_check_scratch(&db, &["adopt", "--write-fix", fix.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stdout.ends_with(&format!(
+        "wrote {}: 6 statement(s); review it, apply it with `chatmigrate up --migrations {}`, then run `chatmigrate adopt --version 4` again\n",
+        fix.display(),
+        fixes.path().display()
+    )), "{}", r.stdout);
+    let text = std::fs::read_to_string(&fix).unwrap();
+    assert!(text.starts_with("-- chatmigrate:no-transaction\n-- chatmigrate:adopt-fix\n"), "{text}");
+    assert_eq!(statements(&text), SEED_FIX);
+    // Written again, it is the same fix (an adopt fix is overwritten, nothing else is).
+    run_and_check_scratch(&db, &["adopt", "--write-fix", fix.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&fix).unwrap();
+    assert_eq!(statements(&text), SEED_FIX);
+
+    let r = cm(&db, &fixes, &["up"]);
+    r.assert_ok();
+    assert!(r.stdout.starts_with("applied V1 adopt_fix (no transaction, 6 statements, "), "{}", r.stdout);
+    // No history row: the fix is in the log only.
+    assert!(db.history().is_empty());
+    assert_eq!(
+        db.scalar("SELECT action || ' ' || new_checksum FROM chatmigrate_history_log"),
+        format!("adopt-fix {}", checksum(&text))
+    );
+    // Every row is still there; the keys are the shipped ones.
+    assert_eq!(db.scalar("SELECT count(*) FROM st_chat_history_table"), "5000");
+    assert_eq!(db.scalar("SELECT count(*) FROM st_chat_history_vector_table"), "300");
+    for t in ["st_chat_history_table", "st_chat_history_vector_table"] {
+        assert_eq!(
+            db.scalar(&format!("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '{t}'::regclass AND contype = 'p'")),
+            "PRIMARY KEY (userid, primarykey)"
+        );
+    }
+    // A second message of the same user: impossible under the seed's UNIQUE.
+    db.exec("INSERT INTO st_chat_history_table (userid, themename, chatid) VALUES ('user1', 'theme1', 5001)");
+    // Applied twice, the fix is not run again.
+    let r = cm(&db, &fixes, &["up"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("was applied on "), "{}", r.stdout);
+
+    // adopt now records V1..V4, like baseline, and logs each.
+    let r = run_and_check_scratch(&db, &["adopt"]);
+    r.assert_ok();
+    assert_eq!(
+        r.stdout,
+        format!(
+            "adopt: the schema of {} matches the migrations V1..V4; recorded 4 migration(s) as applied without running them\n",
+            target(&db)
+        )
+    );
+    assert_eq!(
+        db.history(),
+        vec![
+            (1, "applied".into(), 3),
+            (2, "applied".into(), 1),
+            (3, "applied".into(), 1),
+            (4, "applied".into(), 3)
+        ]
+    );
+    assert_eq!(
+        db.scalar("SELECT string_agg(version || ' ' || action, ', ' ORDER BY id) FROM chatmigrate_history_log"),
+        "1 adopt-fix, 1 adopt, 2 adopt, 3 adopt, 4 adopt"
+    );
+    // No drift, nothing pending, and adopt will not run twice.
+    let r = run_and_check_scratch(&db, &["diff", "--exit-code"]);
+    r.assert_ok();
+    assert_eq!(
+        r.stdout,
+        format!("no drift: {} has the schema of its 4 applied migration(s) (V1..V4)\n", target(&db))
+    );
+    let r = cm_embedded(&db, &["up"]);
+    r.assert_ok();
+    assert!(r.stdout.starts_with("nothing to apply"), "{}", r.stdout);
+    let r = cm_embedded(&db, &["adopt"]);
+    r.assert_error(&format!(
+        "adopt: {} is managed by chatmigrate already: its history holds 4 row(s) (V1, V2, V3, V4)",
+        target(&db)
+    ));
+    assert_eq!(db.scalar("SELECT count(*) FROM st_chat_history_table"), "5001");
+}
+
+/// The file's checksum as chatmigrate records it (SHA-256 of the text).
+fn checksum(text: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.replace("\r\n", "\n").as_bytes());
+    format!("sha256:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+#[test]
+fn the_json_of_a_diff_is_stable() {
+    let db = Db::new();
+    hand_made(&db, 10, 1);
+    let r = cm_embedded(&db, &["--format", "json", "adopt"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["matched"], false);
+    assert_eq!(v["version"], 4);
+    assert_eq!(v["recorded"], serde_json::json!([]));
+    assert!(v["scratch"].as_str().unwrap().contains("/chatmigrate_scratch_"), "{v}");
+    assert_eq!(v["introspection"]["live"]["queries"], 2);
+    assert_eq!(
+        v["differences"].to_string(),
+        r#"[{"attribute":"definition","change":"changed","expected":"PRIMARY KEY (userid, primarykey)","live":"PRIMARY KEY (primarykey)","live_name":null,"name":"st_chat_history_table_pkey","object":"constraint","schema":"public","table":"st_chat_history_table"},{"attribute":null,"change":"extra","expected":null,"live":"UNIQUE (userid)","live_name":null,"name":"st_chat_history_table_userid_key","object":"constraint","schema":"public","table":"st_chat_history_table"},{"attribute":"definition","change":"changed","expected":"PRIMARY KEY (userid, primarykey)","live":"PRIMARY KEY (primarykey)","live_name":null,"name":"st_chat_history_vector_table_pkey","object":"constraint","schema":"public","table":"st_chat_history_vector_table"},{"attribute":null,"change":"renamed","expected":"CREATE INDEX idx_st_chat_history_vector_hnsw ON public.st_chat_history_vector_table USING hnsw (chat_vector vector_l2_ops)","live":"CREATE INDEX st_chat_history_vector_table_chat_vector_idx ON public.st_chat_history_vector_table USING hnsw (chat_vector vector_l2_ops)","live_name":"st_chat_history_vector_table_chat_vector_idx","name":"idx_st_chat_history_vector_hnsw","object":"index","schema":"public","table":"st_chat_history_vector_table"}]"#
+    );
+}
+
+/// The shipped migrations' SQL run by hand (not through chatmigrate).
+fn shipped_by_hand(db: &Db) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in files {
+        let sql = std::fs::read_to_string(&f).unwrap();
+        // One statement per query: V4 has CREATE INDEX CONCURRENTLY.
+        for s in sql.split(";\n") {
+            let s: String = s.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
+            if !s.trim().is_empty() {
+                db.exec(&s);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_matching_database_is_adopted_and_drift_is_reported() {
+    let db = Db::new();
+    shipped_by_hand(&db);
+    let r = cm_embedded(&db, &["adopt"]);
+    r.assert_ok();
+    assert_eq!(db.versions(), vec![1, 2, 3, 4]);
+    cm_embedded(&db, &["diff", "--exit-code"]).assert_ok();
+
+    // Drift made by hand in the console.
+    db.exec("CREATE INDEX idx_by_hand ON st_chat_history_table (themename)");
+    db.exec("ALTER TABLE st_chat_history_table DROP COLUMN botresponse");
+    db.exec("ALTER TABLE st_chat_history_table ALTER COLUMN timestamp SET DEFAULT clock_timestamp()");
+    db.exec("CREATE TABLE notes (id int)");
+    let r = cm_embedded(&db, &["diff"]);
+    r.assert_ok();
+    let r = cm_embedded(&db, &["diff", "--exit-code"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "drift: {} differs from the schema of its 4 applied migration(s) (V1..V4): 4 difference(s)
+extra    table notes: (id integer) (the migrations do not make it)
+missing  column botresponse on st_chat_history_table: botresponse text
+changed  column timestamp on st_chat_history_table: default clock_timestamp() in the database, now() in the migrations
+extra    index idx_by_hand on st_chat_history_table: CREATE INDEX idx_by_hand ON public.st_chat_history_table USING btree (themename) (the migrations do not make it)
+",
+            target(&db)
+        )
+    );
+    let r = cm_embedded(&db, &["--format", "json", "diff", "--exit-code"]);
+    assert_eq!(r.code, 1);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["drift"], true);
+    assert_eq!(v["applied"], serde_json::json!([1, 2, 3, 4]));
+    assert_eq!(v["differences"][1]["change"], "missing");
+    assert_eq!(v["differences"][1]["object"], "column");
+    assert_eq!(v["differences"][2]["attribute"], "default");
+    // A file changed after it was applied: diff cannot know the schema it made.
+    let dir = Dir::new();
+    for (name, body) in [
+        ("V1__st_chat_history_table.sql", "CREATE TABLE st_chat_history_table (a int);\n"),
+        ("V2__vector_extension.sql", "CREATE EXTENSION IF NOT EXISTS vector;\n"),
+    ] {
+        dir.write(name, body);
+    }
+    let r = cm(&db, &dir, &["diff"]);
+    r.assert_error("diff: V1 st_chat_history_table was applied with another text than its file has now, so the schema of the applied migrations is not known");
+}
+
+#[test]
+fn adopt_refuses_what_it_cannot_adopt() {
+    // An empty database: nothing to adopt.
+    let db = Db::new();
+    let r = cm_embedded(&db, &["adopt"]);
+    r.assert_error(&format!(
+        "adopt: none of the objects the migrations create exist in {}: there is nothing to adopt",
+        target(&db)
+    ));
+    assert_eq!(
+        r.hint(),
+        "hint: run `chatmigrate up` to apply the migrations, or pass --version V to compare with the schema of the migrations up to V"
+    );
+    cm_embedded(&db, &["adopt", "--version", "9"]).assert_error("--version 9: no migration file has that version");
+    // --write-fix must name a migration file of a directory of its own.
+    let tmp = Dir::new();
+    let bad = tmp.path().join("fix.sql");
+    let r = cm_embedded(&db, &["adopt", "--write-fix", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.error_line().starts_with(&format!("error: --write-fix {}: not a migration file name (", bad.display())),
+        "{}",
+        r.stderr
+    );
+    let taken = tmp.write("V1__mine.sql", "CREATE TABLE mine (a int);\n");
+    cm_embedded(&db, &["adopt", "--write-fix", taken.to_str().unwrap()]).assert_error(&format!(
+        "--write-fix {}: the file exists and is not an adopt fix: it is not overwritten",
+        taken.display()
+    ));
+    let r = cm(&db, &tmp, &["adopt", "--write-fix", tmp.path().join("V2__fix.sql").to_str().unwrap()]);
+    r.assert_error(&format!(
+        "--write-fix {}: {} is a migration directory of this environment; an adopt fix runs alone",
+        tmp.path().join("V2__fix.sql").display(),
+        tmp.path().display()
+    ));
+    // An adopt fix runs alone.
+    tmp.write("V2__fix.sql", "-- chatmigrate:no-transaction\n-- chatmigrate:adopt-fix\nSELECT 1;\n");
+    let r = cm(&db, &tmp, &["up"]);
+    r.assert_error(&format!(
+        "{} is an adopt fix (-- chatmigrate:adopt-fix) and runs alone, but the migration set holds 2 file(s)",
+        tmp.shown("V2__fix.sql")
+    ));
+    assert!(!db.table_exists("mine"));
+    tmp.write("V2__fix.sql", "-- chatmigrate:adopt-fix\nSELECT 1;\n");
+    let r = cm(&db, &tmp, &["up"]);
+    r.assert_error(&format!(
+        "{}:1:1: an adopt fix runs statement by statement: add `-- chatmigrate:no-transaction` above it",
+        tmp.shown("V2__fix.sql")
+    ));
+}
+
+#[test]
+fn the_scratch_database_is_dropped_when_a_migration_fails() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__t.sql", "CREATE TABLE t (a int);\n");
+    dir.write("V2__bad.sql", "-- Names a table no migration makes.\nCREATE INDEX idx_nope ON nope (a);\n");
+    db.exec("CREATE TABLE t (a int)");
+    let full = vec!["--database-url", &db.url, "--migrations", dir.path().to_str().unwrap(), "adopt", "--version", "2"];
+    let child = spawn_in(dir.path(), &full);
+    let pid = child.id();
+    let r = finish(child);
+    assert_eq!(r.code, 2, "{r:#?}");
+    let line = r.error_line();
+    assert!(
+        line.starts_with(&format!("error: {}:2:1: V2 does not apply to an empty database (the scratch database postgres@127.0.0.1:", dir.shown("V2__bad.sql")))
+            && line.ends_with("): relation \"nope\" does not exist (SQLSTATE 42P01)"),
+        "{line}"
+    );
+    assert_eq!(
+        r.hint(),
+        "hint: fix the migration: on an empty database it fails the same way (chatmigrate up shows it too)"
+    );
+    assert_eq!(scratch_left(pid), "0");
+    assert!(!db.table_exists("chatmigrate_history"));
+    // The default version: the highest whose objects all exist (V1 here).
+    let r = cm(&db, &dir, &["adopt"]);
+    r.assert_ok();
+    assert_eq!(db.versions(), vec![1]);
+}
+
+#[test]
+fn without_createdb_the_dev_database_is_used() {
+    let n = Db::fresh_name();
+    let role = format!("{n}_role");
+    query_url(&server_url(), &format!("CREATE ROLE {role} LOGIN PASSWORD 'pw' NOCREATEDB"));
+    let (live, dev) = (Db::adopt(&format!("{n}_live")), Db::adopt(&format!("{n}_dev")));
+    query_url(&server_url(), &format!("CREATE DATABASE {} OWNER {role}", live.name));
+    query_url(&server_url(), &format!("CREATE DATABASE {} OWNER {role}", dev.name));
+    let url = |db: &str| format!("postgres://{role}:pw@127.0.0.1:{}/{db}", crate::schema::port());
+    let dir = Dir::new();
+    dir.write("V1__t.sql", "CREATE TABLE t (id bigint PRIMARY KEY, a text DEFAULT 'x');\nCREATE INDEX idx_t_a ON t (a);\n");
+    // The database was made by hand, as the role.
+    query_url(&url(&live.name), "CREATE TABLE t (id bigint PRIMARY KEY, a text DEFAULT 'x'); CREATE INDEX idx_t_a ON t (a)");
+    let run = |args: &[&str]| {
+        let u = url(&live.name);
+        let mut full = vec!["--database-url", u.as_str(), "--migrations", dir.path().to_str().unwrap()];
+        full.extend_from_slice(args);
+        run_in(dir.path(), &full, &[])
+    };
+    let r = run(&["adopt"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    let line = r.error_line().to_string();
+    assert!(
+        line.starts_with("error: cannot create the scratch database chatmigrate_scratch_")
+            && line.ends_with(&format!(
+                " on {role}@127.0.0.1:{}/{}: permission denied to create database (the migrations are applied there to learn the schema they make)",
+                crate::schema::port(),
+                live.name
+            )),
+        "{line}"
+    );
+    assert_eq!(
+        r.hint(),
+        format!("hint: give the role the privilege (ALTER ROLE {role} CREATEDB), or name an empty database for it with --dev-url or dev_url (docs/adopt.md)")
+    );
+    // With an empty dev database it works, and the dev database is emptied again.
+    let dev_url = url(&dev.name);
+    let r = run(&["adopt", "--dev-url", &dev_url]);
+    r.assert_ok();
+    assert_eq!(live.versions(), vec![1]);
+    assert_eq!(dev.scalar("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"), "0");
+    // dev_url in the environment; drift found through it.
+    query_url(&url(&live.name), "CREATE INDEX idx_by_hand ON t (id, a)");
+    let conf = Dir::new();
+    let config = conf.write("chatmigrate.toml", format!("[environments.t]\nurl = \"{}\"\ndev_url = \"{dev_url}\"\n", url(&live.name)));
+    let r = run_in(
+        conf.path(),
+        &["--config", config.to_str().unwrap(), "--env", "t", "--migrations", dir.path().to_str().unwrap(), "diff", "--exit-code"],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stdout.contains("extra    index idx_by_hand on t: "), "{}", r.stdout);
+    assert!(!r.output().contains(":pw@"), "no password in output");
+    // A dev database that is not empty is refused (it is not emptied).
+    dev.exec("CREATE TABLE precious (a int)");
+    let r = run(&["diff", "--dev-url", &dev_url]);
+    r.assert_error(&format!(
+        "the dev database {role}@127.0.0.1:{}/{} is not empty: it has table public.precious",
+        crate::schema::port(),
+        dev.name
+    ));
+    assert!(dev.table_exists("precious"));
+    drop(live);
+    drop(dev);
+    query_url(&server_url(), &format!("DROP ROLE {role}"));
+}
+
+#[test]
+fn adopt_through_the_data_api() {
+    let server = DataApiServer::start(&server_url(), Options::default());
+    let db = Db::new();
+    hand_made(&db, 2_000, 50);
+    let (conf, fixes) = (Dir::new(), Dir::new());
+    let config = conf.write(
+        "chatmigrate.toml",
+        format!(
+            "[environments.aurora]\nbackend = \"rds-data\"\nresource_arn = \"{RESOURCE_ARN}\"\nsecret_arn = \"{SECRET_ARN}\"\ndatabase = \"{}\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nresume_timeout = \"20s\"\n",
+            db.name,
+            server.endpoint()
+        ),
+    );
+    let run = |args: &[&str]| {
+        let mut full = vec!["--config", config.to_str().unwrap(), "--env", "aurora"];
+        full.extend_from_slice(args);
+        run_in(conf.path(), &full, &AWS_ENV)
+    };
+    let shown = format!("rds-data:chat/{}", db.name);
+    let r = run(&["up"]);
+    assert_eq!(r.code, 2);
+    assert!(r.error_line().starts_with("error: 4 object(s) that the pending migrations create already exist in rds-data:chat/"), "{}", r.stderr);
+    let fix = fixes.path().join("V1__adopt_fix.sql");
+    let r = run(&["adopt", "--write-fix", fix.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stdout.starts_with(&format!(
+        "adopt: the schema of {shown} differs from the migrations V1..V4 (4 difference(s)); nothing was recorded\n{SEED_DIFFERENCES}"
+    )), "{}", r.stdout);
+    // The scratch database was made, used and dropped through the Data API.
+    let sql: Vec<String> = server.calls_of("Execute").into_iter().filter_map(|c| c.sql).collect();
+    let created = sql.iter().find(|s| s.starts_with("CREATE DATABASE \"chatmigrate_scratch_")).expect("CREATE DATABASE through the Data API");
+    let name = created.trim_start_matches("CREATE DATABASE \"").trim_end_matches('"').to_string();
+    assert!(sql.iter().any(|s| s.starts_with(&format!("DROP DATABASE IF EXISTS \"{name}\""))), "dropped through the Data API");
+    assert_eq!(
+        query_url(&server_url(), &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"))[0][0].as_deref(),
+        Some("0")
+    );
+    assert_eq!(statements(&std::fs::read_to_string(&fix).unwrap()), SEED_FIX);
+    let r = run(&["--migrations", fixes.path().to_str().unwrap(), "up"]);
+    r.assert_ok();
+    assert_eq!(db.scalar("SELECT count(*) FROM st_chat_history_table"), "2000");
+    let r = run(&["adopt"]);
+    r.assert_ok();
+    assert_eq!(db.versions(), vec![1, 2, 3, 4]);
+    let r = run(&["diff", "--exit-code"]);
+    r.assert_ok();
+    assert_eq!(r.stdout, format!("no drift: {shown} has the schema of its 4 applied migration(s) (V1..V4)\n"));
+    db.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
+}
