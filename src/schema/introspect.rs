@@ -123,8 +123,28 @@ struct RawRelation {
     owned_by: Option<String>,
     columns: Option<Vec<Column>>,
     constraints: Option<Vec<RawConstraint>>,
-    indexes: Option<Vec<Index>>,
-    triggers: Option<Vec<Trigger>>,
+    indexes: Option<Vec<RawIndex>>,
+    triggers: Option<Vec<RawTrigger>>,
+}
+
+// The catalog's pg_get_*def functions answer NULL for an object dropped
+// while the query ran: such an object is left out, not an error.
+
+#[derive(Deserialize)]
+struct RawIndex {
+    name: String,
+    method: String,
+    unique: bool,
+    valid: bool,
+    definition: Option<String>,
+    shape: Option<String>,
+    constraint: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawTrigger {
+    name: String,
+    definition: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -144,7 +164,7 @@ struct RawConstraint {
     name: String,
     #[serde(rename = "type")]
     contype: String,
-    definition: String,
+    definition: Option<String>,
     validated: bool,
     columns: Option<Vec<String>>,
     references: Option<String>,
@@ -219,7 +239,7 @@ fn read_relations(model: &mut Model, rows: &[String], citus: &[String]) -> Resul
                             Constraint {
                                 name: c.name,
                                 kind,
-                                definition: c.definition,
+                                definition: c.definition?,
                                 validated: c.validated,
                                 columns: c.columns.unwrap_or_default(),
                                 references: c.references,
@@ -232,9 +252,35 @@ fn read_relations(model: &mut Model, rows: &[String], citus: &[String]) -> Resul
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|i| !is_shard(&i.name))
-                    .map(|i| (i.name.clone(), i))
+                    .filter_map(|i| {
+                        Some((
+                            i.name.clone(),
+                            Index {
+                                name: i.name,
+                                method: i.method,
+                                unique: i.unique,
+                                valid: i.valid,
+                                definition: i.definition?,
+                                shape: i.shape?,
+                                constraint: i.constraint,
+                            },
+                        ))
+                    })
                     .collect();
-                let triggers = r.triggers.unwrap_or_default().into_iter().map(|t| (t.name.clone(), t)).collect();
+                let triggers = r
+                    .triggers
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|t| {
+                        Some((
+                            t.name.clone(),
+                            Trigger {
+                                name: t.name,
+                                definition: t.definition?,
+                            },
+                        ))
+                    })
+                    .collect();
                 let partition_of = match (r.partition_of, r.partition_bound) {
                     (Some(p), Some(b)) => Some(format!("{p} {b}")),
                     (p, _) => p,

@@ -32,6 +32,10 @@ pub enum Kind {
     Procedure,
     /// `ALTER TABLE ... ADD COLUMN` (for `adopt`'s default version only).
     Column,
+    /// `ALTER TABLE ... ADD CONSTRAINT name` (`adopt` only).
+    Constraint,
+    /// Citus: `create_distributed_table` / `create_reference_table` (`adopt` only).
+    Distribution,
 }
 
 impl Kind {
@@ -48,6 +52,8 @@ impl Kind {
             Kind::Function => "function",
             Kind::Procedure => "procedure",
             Kind::Column => "column",
+            Kind::Constraint => "constraint",
+            Kind::Distribution => "distribution",
         }
     }
 
@@ -60,6 +66,8 @@ impl Kind {
             Kind::Schema => "schema",
             Kind::Function | Kind::Procedure => "function",
             Kind::Column => "column",
+            Kind::Constraint => "constraint",
+            Kind::Distribution => "distribution",
         }
     }
 }
@@ -247,9 +255,30 @@ pub fn created_by(i: usize, node: &NodeEnum) -> Vec<Created> {
                 .collect();
             out.push(c);
         }
+        NodeEnum::SelectStmt(_) => {
+            for call in crate::lint::facts::citus_calls(node) {
+                if matches!(call.function.as_str(), "create_distributed_table" | "create_distributed_table_concurrently" | "create_reference_table") {
+                    let (schema, name) = match call.table.split_once('.') {
+                        Some((s, n)) => (Some(s.to_string()), n.to_string()),
+                        None => (None, call.table.clone()),
+                    };
+                    let mut c = new(Kind::Distribution, (schema, name), false, i);
+                    c.table = Some(call.table.clone());
+                    out.push(c);
+                }
+            }
+        }
         NodeEnum::AlterTableStmt(_) => {
             if let Some((table, r, cmds)) = ast::alter_cmds(node) {
                 for cmd in cmds {
+                    if ast::cmd_is(cmd, protobuf::AlterTableType::AtAddConstraint) {
+                        if let Some(con) = ast::cmd_constraint(cmd).filter(|c| !c.conname.is_empty()) {
+                            let mut c = new(Kind::Constraint, (range(r).0, con.conname.clone()), false, i);
+                            c.table = Some(table.clone());
+                            out.push(c);
+                        }
+                        continue;
+                    }
                     if !ast::cmd_is(cmd, protobuf::AlterTableType::AtAddColumn) {
                         continue;
                     }
@@ -331,7 +360,7 @@ pub fn to_check(set: &[Migration], run: &[(usize, usize)]) -> Vec<(usize, Create
             let (gone, renamed) = dropped_and_renamed(node);
             freed.extend(gone);
             for c in created_by(i, node) {
-                if c.kind == Kind::Column {
+                if matches!(c.kind, Kind::Column | Kind::Constraint | Kind::Distribution) {
                     continue;
                 }
                 let key = c.key();
@@ -384,6 +413,16 @@ pub fn exists_in(c: &Created, model: &super::model::Model) -> bool {
             .as_deref()
             .and_then(table_of)
             .is_some_and(|t| t.column(&c.name).is_some()),
+        Kind::Constraint => c
+            .table
+            .as_deref()
+            .and_then(table_of)
+            .is_some_and(|t| t.constraints.contains_key(&c.name)),
+        Kind::Distribution => c
+            .table
+            .as_deref()
+            .and_then(table_of)
+            .is_some_and(|t| t.distribution.as_ref().is_some_and(|d| d.method != "local")),
         Kind::Index => {
             let Some(t) = c.table.as_deref().and_then(table_of) else { return false };
             if t.indexes.contains_key(&c.name) {
@@ -426,21 +465,25 @@ fn index_columns(shape: &str) -> Vec<String> {
 }
 
 /// `adopt`'s default version: the highest one whose migration creates
-/// objects that all exist in `model`.
+/// objects (tables, indexes, columns, named constraints, Citus
+/// distributions, ...) that all exist in `model`, and the migrations right
+/// after it that create nothing to look up (`VALIDATE CONSTRAINT`, data),
+/// which only the comparison can judge.
 pub fn default_version(set: &[Migration], model: &super::model::Model) -> Option<i64> {
-    set.iter()
-        .filter(|m| {
-            let made: Vec<Created> = m
-                .statements
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| s.node.as_ref().map(|n| created_by(i, n)))
-                .flatten()
-                .collect();
-            !made.is_empty() && made.iter().all(|c| exists_in(c, model))
-        })
-        .map(|m| m.version)
-        .max()
+    let made = |m: &Migration| -> Vec<Created> {
+        m.statements
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.node.as_ref().map(|n| created_by(i, n)))
+            .flatten()
+            .collect()
+    };
+    let last = set.iter().rposition(|m| {
+        let made = made(m);
+        !made.is_empty() && made.iter().all(|c| exists_in(c, model))
+    })?;
+    let trailing = set[last + 1..].iter().take_while(|m| made(m).is_empty()).count();
+    Some(set[last + trailing].version)
 }
 
 #[cfg(test)]

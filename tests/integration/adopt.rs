@@ -488,3 +488,65 @@ fn adopt_through_the_data_api() {
     assert_eq!(r.stdout, format!("no drift: {shown} has the schema of its 4 applied migration(s) (V1..V4)\n"));
     db.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
 }
+
+/// On a live Citus coordinator (CHATMIGRATE_TEST_CITUS_URL): the chat
+/// schema made without a history is adopted with its distribution compared
+/// (the scratch database is a one-node Citus on the coordinator), drift on a
+/// distributed table is found, and the gate measures a distributed table by
+/// its shards.
+#[test]
+fn live_citus_adopt_diff_and_gate() {
+    let Some(live) = crate::citus::live("live_citus_adopt_diff_and_gate") else { return };
+    let conf = Dir::new();
+    conf.write("chatmigrate.toml", "[environments.citus]\nbackend = \"citus\"\n");
+    let run = |dirs: &[&std::path::Path], args: &[&str]| {
+        let mut full: Vec<String> = vec!["--color".into(), "never".into(), "--env".into(), "citus".into(), "--database-url".into(), live.url.clone()];
+        for d in dirs {
+            full.push("--migrations".into());
+            full.push(d.display().to_string());
+        }
+        full.extend(args.iter().map(|a| a.to_string()));
+        run_in(conf.path(), &full.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+    };
+    run(&[], &["up"]).assert_ok();
+    // As if it had been made by hand: no history.
+    for t in ["chatmigrate_history", "chatmigrate_history_log", "chatmigrate_history_lease"] {
+        live.query(&format!("DROP TABLE IF EXISTS {t} CASCADE"));
+    }
+    let r = run(&[], &["up"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(r.error_line().contains("object(s) that the pending migrations create already exist"), "{}", r.stderr);
+    let r = run(&[], &["adopt"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("matches the migrations V1..V8; recorded 8 migration(s)"), "{}", r.stdout);
+    let r = run(&[], &["diff", "--exit-code"]);
+    r.assert_ok();
+    assert!(r.stdout.starts_with("no drift: "), "{}", r.stdout);
+    live.query("CREATE INDEX idx_by_hand ON st_chat_history_table (themename)");
+    let r = run(&[], &["diff", "--exit-code"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(
+        r.stdout.contains("extra    index idx_by_hand on st_chat_history_table: CREATE INDEX idx_by_hand ON public.st_chat_history_table USING btree (themename)"),
+        "{}",
+        r.stdout
+    );
+    live.query("DROP INDEX idx_by_hand");
+    // The gate on a distributed table: its shards' size.
+    live.query("INSERT INTO st_chat_theme_table (themename) VALUES ('t') ON CONFLICT DO NOTHING");
+    live.query(
+        "INSERT INTO st_chat_history_table (userid, themename, chatid, userinput, botresponse) SELECT 'u' || (i % 1000), 't', i, 'question ' || i, 'answer ' || i FROM generate_series(1, 60000) i",
+    );
+    let extra = Dir::new();
+    extra.write("V9__theme_index.sql", "CREATE INDEX idx_st_chat_history_theme ON st_chat_history_table (themename);\n");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (shipped, citus) = (root.join("migrations"), root.join("dialects/citus/migrations"));
+    let r = run(&[&shipped, &citus, extra.path()], &["up"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(
+        r.error_line().contains("; table st_chat_history_table holds about ")
+            && r.error_line().contains("), above the gate's threshold of 10,000 rows or 10 MB"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(live.query("SELECT count(*) FROM chatmigrate_history")[0][0].as_deref(), Some("8"));
+}
