@@ -371,18 +371,31 @@ fn prepare(local: &mut [Migration], plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// What the gate read for a run, kept for the same run after the lock.
+type GateCache = Option<(Vec<(usize, usize)>, lint::live::Live)>;
+
 /// The gate on a connected database (issue 13), before anything is sent:
 /// one catalog query for the run's tables and objects; objects that exist
 /// already refuse the run (a hand-made database: `chatmigrate adopt`), then
-/// the lint decides locking hazards from the tables' sizes.
-async fn gate(b: &mut dyn Backend, cfg: &Config, local: &mut [Migration], plan: &Plan) -> Result<()> {
+/// the lint decides locking hazards from the tables' sizes. A database this
+/// run created holds nothing (no query); the same run re-planned under the
+/// lock reuses what was read before it.
+async fn gate(b: &mut dyn Backend, cfg: &Config, local: &mut [Migration], plan: &Plan, created: bool, cache: &mut GateCache) -> Result<()> {
     if plan.steps.is_empty() {
         return Ok(());
     }
     prepare(local, plan)?;
     let run: Vec<(usize, usize)> = plan.steps.iter().map(|s| (s.index, s.resume_from)).collect();
-    let (live, existing) = crate::schema::live::read(b, cfg, local, &run).await?;
-    crate::schema::live::refuse(&b.target(), existing)?;
+    let live = match cache.as_ref().filter(|(r, _)| *r == run) {
+        _ if created => lint::live::Live::empty(crate::schema::live::thresholds(cfg), run.iter().map(|r| r.0).collect()),
+        Some((_, live)) => live.clone(),
+        None => {
+            let (live, existing) = crate::schema::live::read(b, cfg, local, &run).await?;
+            crate::schema::live::refuse(&b.target(), existing)?;
+            *cache = Some((run, live.clone()));
+            live
+        }
+    };
     prepare_and_lint(cfg, local, plan, Some(live))
 }
 
@@ -493,7 +506,8 @@ async fn up_on(
     if plan.steps.is_empty() {
         return Ok(());
     }
-    gate(b, cfg, local, &plan).await?;
+    let mut cache = None;
+    gate(b, cfg, local, &plan, report.created_database, &mut cache).await?;
     if opts.dry_run {
         // How the backend would send each statement, as the database is now.
         let mut adapted = Vec::with_capacity(plan.steps.len());
@@ -521,7 +535,7 @@ async fn up_on(
     let applied = b.read_history().await?;
     settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
-    gate(b, cfg, local, &plan).await?;
+    gate(b, cfg, local, &plan, report.created_database, &mut cache).await?;
 
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {

@@ -8,7 +8,11 @@
 -- and what belongs to them, identity sequences (part of their column),
 -- and the relations in $1 (chatmigrate's own tables, quoted and qualified)
 -- with the sequences they own. NOT NULL constraints are the columns'
--- `not_null`; triggers cloned onto partitions are their parent's.
+-- `not_null`; triggers cloned onto partitions are their parent's. Columns,
+-- constraints, indexes and triggers are aggregated per table in one pass each
+-- (not one subquery per table); an index's name comes quoted as
+-- pg_get_indexdef writes it, so the part after ON is cut off without a second
+-- call.
 WITH skip AS (
     SELECT to_regclass(x) AS oid FROM unnest($1::text[]) AS x
 ), rel AS (
@@ -26,6 +30,67 @@ WITH skip AS (
                              OR (c.relkind = 'S' AND d.deptype = 'i')))
       AND NOT EXISTS (SELECT 1 FROM pg_depend d
                       WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')
+), cols AS (
+    SELECT a.attrelid AS oid,
+           json_agg(json_build_object(
+               'name', a.attname,
+               'type', format_type(a.atttypid, a.atttypmod),
+               'not_null', a.attnotnull,
+               'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
+               'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
+               'generated_kind', nullif(a.attgenerated::text, ''),
+               'identity', nullif(a.attidentity::text, ''),
+               'collation', CASE WHEN a.attcollation <> ty.typcollation THEN
+                   (SELECT co.collname FROM pg_collation co WHERE co.oid = a.attcollation) END)
+               ORDER BY a.attnum) AS j
+    FROM rel r
+    JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_type ty ON ty.oid = a.atttypid
+    LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+    WHERE r.relkind IN ('r', 'p', 'f')
+    GROUP BY a.attrelid
+), cons AS (
+    SELECT k.conrelid AS oid,
+           json_agg(json_build_object(
+               'name', k.conname,
+               'type', k.contype::text,
+               'definition', regexp_replace(pg_get_constraintdef(k.oid, true), ' NOT VALID$', ''),
+               'validated', k.convalidated,
+               'columns', (SELECT json_agg(a.attname ORDER BY u.ord)
+                           FROM unnest(k.conkey) WITH ORDINALITY AS u(attnum, ord)
+                           JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum),
+               'references', CASE WHEN k.contype = 'f' THEN
+                   (SELECT fn.nspname || '.' || f.relname FROM pg_class f
+                    JOIN pg_namespace fn ON fn.oid = f.relnamespace WHERE f.oid = k.confrelid) END)
+               ORDER BY k.conname) AS j
+    FROM rel r
+    JOIN pg_constraint k ON k.conrelid = r.oid AND k.contype IN ('p', 'u', 'c', 'f', 'x')
+    WHERE r.relkind IN ('r', 'p', 'f')
+    GROUP BY k.conrelid
+), idx AS (
+    SELECT i.indrelid AS oid,
+           json_agg(json_build_object(
+               'name', ic.relname,
+               'quoted', quote_ident(ic.relname),
+               'method', am.amname,
+               'unique', i.indisunique,
+               'valid', i.indisvalid,
+               'definition', pg_get_indexdef(i.indexrelid),
+               'constraint', k.conname)
+               ORDER BY ic.relname) AS j
+    FROM rel r
+    JOIN pg_index i ON i.indrelid = r.oid
+    JOIN pg_class ic ON ic.oid = i.indexrelid
+    JOIN pg_am am ON am.oid = ic.relam
+    LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')
+    WHERE r.relkind IN ('r', 'p', 'm')
+    GROUP BY i.indrelid
+), trg AS (
+    SELECT t.tgrelid AS oid,
+           json_agg(json_build_object('name', t.tgname, 'definition', pg_get_triggerdef(t.oid, true)) ORDER BY t.tgname) AS j
+    FROM rel r
+    JOIN pg_trigger t ON t.tgrelid = r.oid AND NOT t.tgisinternal AND t.tgparentid = 0
+    GROUP BY t.tgrelid
 )
 SELECT json_build_object(
     'schema', r.nspname,
@@ -50,61 +115,15 @@ SELECT json_build_object(
          JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
          WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'a'
            AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 LIMIT 1) END,
-    'columns', CASE WHEN r.relkind IN ('r', 'p', 'f') THEN coalesce(
-        (SELECT json_agg(json_build_object(
-                    'name', a.attname,
-                    'type', format_type(a.atttypid, a.atttypmod),
-                    'not_null', a.attnotnull,
-                    'default', CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
-                    'generated', CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
-                    'generated_kind', nullif(a.attgenerated::text, ''),
-                    'identity', nullif(a.attidentity::text, ''),
-                    'collation', CASE WHEN a.attcollation <> ty.typcollation THEN
-                        (SELECT co.collname FROM pg_collation co WHERE co.oid = a.attcollation) END)
-                 ORDER BY a.attnum)
-         FROM pg_attribute a
-         JOIN pg_type ty ON ty.oid = a.atttypid
-         LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-         WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]') END,
-    'constraints', CASE WHEN r.relkind IN ('r', 'p', 'f') THEN coalesce(
-        (SELECT json_agg(json_build_object(
-                    'name', k.conname,
-                    'type', k.contype::text,
-                    'definition', regexp_replace(pg_get_constraintdef(k.oid, true), ' NOT VALID$', ''),
-                    'validated', k.convalidated,
-                    'columns', (SELECT json_agg(a.attname ORDER BY u.ord)
-                                FROM unnest(k.conkey) WITH ORDINALITY AS u(attnum, ord)
-                                JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum),
-                    'references', CASE WHEN k.contype = 'f' THEN
-                        (SELECT fn.nspname || '.' || f.relname FROM pg_class f
-                         JOIN pg_namespace fn ON fn.oid = f.relnamespace WHERE f.oid = k.confrelid) END)
-                 ORDER BY k.conname)
-         FROM pg_constraint k
-         WHERE k.conrelid = r.oid AND k.contype IN ('p', 'u', 'c', 'f', 'x')), '[]') END,
-    'indexes', CASE WHEN r.relkind IN ('r', 'p', 'm') THEN coalesce(
-        (SELECT json_agg(json_build_object(
-                    'name', ic.relname,
-                    'method', am.amname,
-                    'unique', i.indisunique,
-                    'valid', i.indisvalid,
-                    'definition', pg_get_indexdef(i.indexrelid),
-                    'shape', substr(pg_get_indexdef(i.indexrelid),
-                                    length('CREATE ' || CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END
-                                           || 'INDEX ' || quote_ident(ic.relname) || ' ON ') + 1),
-                    'constraint', (SELECT k.conname FROM pg_constraint k
-                                   WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid
-                                     AND k.contype IN ('p', 'u', 'x') LIMIT 1))
-                 ORDER BY ic.relname)
-         FROM pg_index i
-         JOIN pg_class ic ON ic.oid = i.indexrelid
-         JOIN pg_am am ON am.oid = ic.relam
-         WHERE i.indrelid = r.oid), '[]') END,
-    'triggers', CASE WHEN r.relkind IN ('r', 'p', 'v', 'f') THEN coalesce(
-        (SELECT json_agg(json_build_object('name', t.tgname, 'definition', pg_get_triggerdef(t.oid, true))
-                 ORDER BY t.tgname)
-         FROM pg_trigger t
-         WHERE t.tgrelid = r.oid AND NOT t.tgisinternal AND t.tgparentid = 0), '[]') END
+    'columns', CASE WHEN r.relkind IN ('r', 'p', 'f') THEN coalesce(cols.j, '[]') END,
+    'constraints', CASE WHEN r.relkind IN ('r', 'p', 'f') THEN coalesce(cons.j, '[]') END,
+    'indexes', CASE WHEN r.relkind IN ('r', 'p', 'm') THEN coalesce(idx.j, '[]') END,
+    'triggers', CASE WHEN r.relkind IN ('r', 'p', 'v', 'f') THEN coalesce(trg.j, '[]') END
 )::text
 FROM rel r
+LEFT JOIN cols ON cols.oid = r.oid
+LEFT JOIN cons ON cons.oid = r.oid
+LEFT JOIN idx ON idx.oid = r.oid
+LEFT JOIN trg ON trg.oid = r.oid
 ORDER BY r.nspname, r.relname
 LIMIT {limit} OFFSET {offset}

@@ -136,9 +136,16 @@ struct RawIndex {
     method: String,
     unique: bool,
     valid: bool,
+    /// `quote_ident(name)`, as `pg_get_indexdef` writes the name.
+    quoted: String,
     definition: Option<String>,
-    shape: Option<String>,
     constraint: Option<String>,
+}
+
+/// What follows `CREATE [UNIQUE] INDEX <name> ON ` in an index definition.
+fn shape(definition: &str, quoted: &str, unique: bool) -> Option<String> {
+    let prefix = format!("CREATE {}INDEX {quoted} ON ", if unique { "UNIQUE " } else { "" });
+    definition.strip_prefix(&prefix).map(str::to_string)
 }
 
 #[derive(Deserialize)]
@@ -253,15 +260,16 @@ fn read_relations(model: &mut Model, rows: &[String], citus: &[String]) -> Resul
                     .into_iter()
                     .filter(|i| !is_shard(&i.name))
                     .filter_map(|i| {
+                        let definition = i.definition?;
                         Some((
                             i.name.clone(),
                             Index {
+                                shape: shape(&definition, &i.quoted, i.unique)?,
                                 name: i.name,
                                 method: i.method,
                                 unique: i.unique,
                                 valid: i.valid,
-                                definition: i.definition?,
-                                shape: i.shape?,
+                                definition,
                                 constraint: i.constraint,
                             },
                         ))
@@ -473,4 +481,17 @@ pub async fn read_target(cfg: &crate::config::Config) -> Result<Target> {
     .await;
     b.close().await;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn index_shapes() {
+        assert_eq!(
+            super::shape("CREATE UNIQUE INDEX \"Odd\" ON public.t USING btree (a) WHERE (a > 0)", "\"Odd\"", true).as_deref(),
+            Some("public.t USING btree (a) WHERE (a > 0)")
+        );
+        assert_eq!(super::shape("CREATE INDEX i ON ONLY public.p USING btree (a)", "i", false).as_deref(), Some("ONLY public.p USING btree (a)"));
+        assert_eq!(super::shape("CREATE INDEX i ON t", "j", false), None);
+    }
 }
