@@ -807,8 +807,8 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
         c.citus.distribute_concurrently = v;
     }
     if let Some(v) = e.lint_large_table_rows {
-        c.large_table_rows = value::count("lint_large_table_rows", Origin::ConfigKey, &v.to_string(), value::LARGE_TABLE_ROWS)
-            .map_err(Error::from)?;
+        c.large_table_rows =
+            value::count("lint_large_table_rows", Origin::ConfigKey, &v.to_string(), value::LARGE_TABLE_ROWS).map_err(Error::from)?;
     }
     if let Some(v) = e.lint_large_table_mb {
         c.large_table_mb =

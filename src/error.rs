@@ -286,11 +286,7 @@ pub enum Error {
     /// `adopt`, `diff`, their scratch database and adopt fixes: the
     /// message and the next step (the knowledge lives in `schema/`).
     #[error("{message}")]
-    Schema {
-        kind: &'static str,
-        message: String,
-        hint: String,
-    },
+    Schema { kind: &'static str, message: String, hint: String },
     #[error("{0}")]
     Other(String),
 }

@@ -49,7 +49,10 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
     let version = match args.version {
         Some(v) => {
             if !local.iter().any(|m| m.version == v) {
-                return Err(Error::UnknownTarget { flag: "--version", target: v });
+                return Err(Error::UnknownTarget {
+                    flag: "--version",
+                    target: v,
+                });
             }
             v
         }
@@ -59,7 +62,8 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
                 "adopt: none of the objects the migrations create exist in {}: there is nothing to adopt",
                 live.display
             ),
-            hint: "run `chatmigrate up` to apply the migrations, or pass --version V to compare with the schema of the migrations up to V".into(),
+            hint: "run `chatmigrate up` to apply the migrations, or pass --version V to compare with the schema of the migrations up to V"
+                .into(),
         })?,
     };
     let upto: Vec<Migration> = local.iter().filter(|m| m.version <= version).cloned().collect();
@@ -86,7 +90,8 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
                 }
                 let mut done = Vec::new();
                 for m in &upto {
-                    b.write_history(&Row::new(m, b.name(), Status::Applied, m.statements.len(), false)).await?;
+                    b.write_history(&Row::new(m, b.name(), Status::Applied, m.statements.len(), false))
+                        .await?;
                     b.log_event(
                         m.version,
                         "adopt",
@@ -115,7 +120,16 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
         return Ok(0);
     }
     let written = match &args.write_fix {
-        Some(path) => Some(write_fix(&cfg, path, &diffs, &expected.model, &live.model, &live.display, &range, version)?),
+        Some(path) => Some(write_fix(
+            &cfg,
+            path,
+            &diffs,
+            &expected.model,
+            &live.model,
+            &live.display,
+            &range,
+            version,
+        )?),
         None => None,
     };
     let message = format!(
@@ -124,9 +138,9 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
         diffs.len()
     );
     if ctx.style.json {
-        let fix = written.as_ref().map(|(p, f)| {
-            json!({"path": p.display().to_string(), "statements": f.statements, "not_expressed": f.not_expressed})
-        });
+        let fix = written
+            .as_ref()
+            .map(|(p, f)| json!({"path": p.display().to_string(), "statements": f.statements, "not_expressed": f.not_expressed}));
         report::done(
             &ctx.style,
             &mut out,
@@ -222,7 +236,9 @@ fn write_fix(
 ) -> Result<(PathBuf, fix::Fix)> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let now = time::OffsetDateTime::now_utc()
-        .format(&time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))
+        .format(&time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+        ))
         .unwrap_or_default();
     let header = vec![
         format!("Written by `chatmigrate adopt --write-fix` on {now} for {target}:"),

@@ -38,7 +38,10 @@ pub async fn run(ctx: &super::Ctx, args: &DiffArgs) -> Result<i32> {
                 "was applied with another text than its file has now",
                 "restore the applied file, or accept it with `chatmigrate repair` (`chatmigrate verify` lists the drift)",
             ),
-            State::Missing => ("is applied but no file has this version", "restore the file, or point --migrations at the directory that has it"),
+            State::Missing => (
+                "is applied but no file has this version",
+                "restore the file, or point --migrations at the directory that has it",
+            ),
             _ => (
                 "did not finish (partial or failed)",
                 "finish it with `chatmigrate up`, or clear it with `chatmigrate repair`",
@@ -73,7 +76,11 @@ pub async fn run(ctx: &super::Ctx, args: &DiffArgs) -> Result<i32> {
     let message = if diffs.is_empty() {
         format!("no drift: {} has the schema of {what}", live.display)
     } else {
-        format!("drift: {} differs from the schema of {what}: {} difference(s)", live.display, diffs.len())
+        format!(
+            "drift: {} differs from the schema of {what}: {} difference(s)",
+            live.display,
+            diffs.len()
+        )
     };
     let mut out = std::io::stdout().lock();
     if ctx.style.json {

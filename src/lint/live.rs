@@ -124,7 +124,11 @@ impl Live {
             Some(Size::Measured {
                 rows, estimated, bytes, ..
             }) => {
-                let how = if *estimated { ", estimated from its size: never analyzed" } else { "" };
+                let how = if *estimated {
+                    ", estimated from its size: never analyzed"
+                } else {
+                    ""
+                };
                 format!(
                     "table {table} holds about {} rows ({}{how})",
                     thousands(*rows),

@@ -174,13 +174,7 @@ impl Ctx<'_> {
         }
         match self.live {
             None => false,
-            Some(live) => {
-                live.missing(table)
-                    || self
-                        .facts
-                        .created_at(table, pos)
-                        .is_some_and(|c| live.run.contains(&c.migration))
-            }
+            Some(live) => live.missing(table) || self.facts.created_at(table, pos).is_some_and(|c| live.run.contains(&c.migration)),
         }
     }
 

@@ -200,9 +200,15 @@ pub fn compare(expected: &Model, live: &Model) -> Vec<Difference> {
             );
         }
     }
-    keyed(&mut out, Object::Type, &expected.types, &live.types, |k, _| split(k), type_text, |e, l| {
-        (e != l).then(|| ("definition".to_string(), type_text(e), type_text(l)))
-    });
+    keyed(
+        &mut out,
+        Object::Type,
+        &expected.types,
+        &live.types,
+        |k, _| split(k),
+        type_text,
+        |e, l| (e != l).then(|| ("definition".to_string(), type_text(e), type_text(l))),
+    );
     keyed(
         &mut out,
         Object::Sequence,
@@ -214,9 +220,9 @@ pub fn compare(expected: &Model, live: &Model) -> Vec<Difference> {
     );
     for (key, e) in &expected.tables {
         match live.tables.get(key) {
-            None => out.push(
-                Difference::new(Change::Missing, Object::Table, Some(&e.schema), None, &e.name).values(Some(table_text(e)), None),
-            ),
+            None => {
+                out.push(Difference::new(Change::Missing, Object::Table, Some(&e.schema), None, &e.name).values(Some(table_text(e)), None))
+            }
             Some(l) => table(&mut out, e, l),
         }
     }
@@ -241,7 +247,9 @@ pub fn compare(expected: &Model, live: &Model) -> Vec<Difference> {
     }
     for (key, l) in &live.views {
         if !expected.views.contains_key(key) {
-            out.push(Difference::new(Change::Extra, view_object(l), Some(&l.schema), None, &l.name).values(None, Some(l.definition.clone())));
+            out.push(
+                Difference::new(Change::Extra, view_object(l), Some(&l.schema), None, &l.name).values(None, Some(l.definition.clone())),
+            );
         }
     }
     for (key, e) in &expected.functions {
@@ -264,9 +272,7 @@ pub fn compare(expected: &Model, live: &Model) -> Vec<Difference> {
             out.push(Difference::new(Change::Extra, Object::Function, Some(&l.schema), None, &name).values(None, Some(function_text(l))));
         }
     }
-    out.sort_by(|a, b| {
-        (a.object, a.place(), &a.name, a.change, &a.attribute).cmp(&(b.object, b.place(), &b.name, b.change, &b.attribute))
-    });
+    out.sort_by(|a, b| (a.object, a.place(), &a.name, a.change, &a.attribute).cmp(&(b.object, b.place(), &b.name, b.change, &b.attribute)));
     out
 }
 
@@ -294,7 +300,11 @@ fn keyed<T>(
             None => out.push(Difference::new(Change::Missing, object, Some(&schema), None, &name).values(Some(text(e)), None)),
             Some(l) => {
                 if let Some((attr, ev, lv)) = changed(e, l) {
-                    out.push(Difference::new(Change::Changed, object, Some(&schema), None, &name).attr(&attr).values(Some(ev), Some(lv)));
+                    out.push(
+                        Difference::new(Change::Changed, object, Some(&schema), None, &name)
+                            .attr(&attr)
+                            .values(Some(ev), Some(lv)),
+                    );
                 }
             }
         }
@@ -343,8 +353,14 @@ fn table(out: &mut Vec<Difference>, e: &Table, l: &Table) {
         col("default", opt(&ec.default), opt(&lc.default));
         col(
             "generated",
-            opt(&ec.generated.as_ref().map(|g| format!("{g} {}", ec.generated_kind.as_deref().unwrap_or("s")))),
-            opt(&lc.generated.as_ref().map(|g| format!("{g} {}", lc.generated_kind.as_deref().unwrap_or("s")))),
+            opt(&ec
+                .generated
+                .as_ref()
+                .map(|g| format!("{g} {}", ec.generated_kind.as_deref().unwrap_or("s")))),
+            opt(&lc
+                .generated
+                .as_ref()
+                .map(|g| format!("{g} {}", lc.generated_kind.as_deref().unwrap_or("s")))),
         );
         col("identity", identity(&ec.identity), identity(&lc.identity));
         col("collation", opt(&ec.collation), opt(&lc.collation));
@@ -383,7 +399,8 @@ fn table(out: &mut Vec<Difference>, e: &Table, l: &Table) {
                     out.push(d);
                 }
                 None => out.push(
-                    Difference::new(Change::Missing, Object::Constraint, schema, Some(t), &ec.name).values(Some(ec.definition.clone()), None),
+                    Difference::new(Change::Missing, Object::Constraint, schema, Some(t), &ec.name)
+                        .values(Some(ec.definition.clone()), None),
                 ),
             },
         }
@@ -424,9 +441,9 @@ fn table(out: &mut Vec<Difference>, e: &Table, l: &Table) {
                     d.live_name = Some(li.name.clone());
                     out.push(d);
                 }
-                None => {
-                    out.push(Difference::new(Change::Missing, Object::Index, schema, Some(t), &ei.name).values(Some(ei.definition.clone()), None))
-                }
+                None => out.push(
+                    Difference::new(Change::Missing, Object::Index, schema, Some(t), &ei.name).values(Some(ei.definition.clone()), None),
+                ),
             },
         }
     }
@@ -437,7 +454,9 @@ fn table(out: &mut Vec<Difference>, e: &Table, l: &Table) {
     // Triggers.
     for et in e.triggers.values() {
         match l.triggers.get(&et.name) {
-            None => out.push(Difference::new(Change::Missing, Object::Trigger, schema, Some(t), &et.name).values(Some(et.definition.clone()), None)),
+            None => out.push(
+                Difference::new(Change::Missing, Object::Trigger, schema, Some(t), &et.name).values(Some(et.definition.clone()), None),
+            ),
             Some(lt) if lt.definition != et.definition => out.push(
                 Difference::new(Change::Changed, Object::Trigger, schema, Some(t), &et.name)
                     .attr("definition")
@@ -504,7 +523,11 @@ pub fn type_text(t: &TypeDef) -> String {
     match t {
         TypeDef::Enum { labels } => format!(
             "ENUM ({})",
-            labels.iter().map(|l| format!("'{}'", l.replace('\'', "''"))).collect::<Vec<_>>().join(", ")
+            labels
+                .iter()
+                .map(|l| format!("'{}'", l.replace('\'', "''")))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         TypeDef::Composite { attributes } => format!(
             "({})",
@@ -590,16 +613,21 @@ mod tests {
         );
         e.indexes.insert("idx_v_hnsw".into(), index("idx_v_hnsw", shape));
         let mut l = table("v");
-        l.constraints
-            .insert("v_pkey".into(), constraint("v_pkey", ConstraintKind::PrimaryKey, "PRIMARY KEY (primarykey)"));
-        l.constraints
-            .insert("v_userid_key".into(), constraint("v_userid_key", ConstraintKind::Unique, "UNIQUE (userid)"));
+        l.constraints.insert(
+            "v_pkey".into(),
+            constraint("v_pkey", ConstraintKind::PrimaryKey, "PRIMARY KEY (primarykey)"),
+        );
+        l.constraints.insert(
+            "v_userid_key".into(),
+            constraint("v_userid_key", ConstraintKind::Unique, "UNIQUE (userid)"),
+        );
         l.indexes.insert("v_chat_vector_idx".into(), index("v_chat_vector_idx", shape));
         let mut expected = Model::default();
         expected.tables.insert("public.v".into(), e);
         let mut live = Model::default();
         live.tables.insert("public.v".into(), l);
-        live.tables.insert("public.refinery_schema_history".into(), table("refinery_schema_history"));
+        live.tables
+            .insert("public.refinery_schema_history".into(), table("refinery_schema_history"));
         (expected, live)
     }
 

@@ -97,7 +97,9 @@ fn needs_ignore(body: &str) -> bool {
     if m.prepare().is_err() {
         return false;
     }
-    let Some(rule) = crate::lint::rule("prefer-robust-stmts") else { return false };
+    let Some(rule) = crate::lint::rule("prefer-robust-stmts") else {
+        return false;
+    };
     let facts = crate::lint::Facts::build(std::slice::from_ref(&m));
     let ctx = crate::lint::Ctx {
         migration: &m,

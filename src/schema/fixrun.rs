@@ -40,7 +40,11 @@ pub async fn up(
         if let Ok(b) = first {
             b.close().await;
         }
-        let fix = local.iter().find(|m| m.directives.adopt_fix).map(|m| m.path.clone()).unwrap_or_default();
+        let fix = local
+            .iter()
+            .find(|m| m.directives.adopt_fix)
+            .map(|m| m.path.clone())
+            .unwrap_or_default();
         let dir = std::path::Path::new(&fix)
             .parent()
             .map(|p| p.display().to_string())
@@ -82,7 +86,11 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &Migration, opts: &UpOptions,
         let mut sql: Vec<String> = Vec::new();
         for s in &m.statements {
             let shown = if !caps.session_state && is_session_setting(s) {
-                format!("-- skipped on {} (a session setting does not outlive one call): {}", b.name(), s.sql)
+                format!(
+                    "-- skipped on {} (a session setting does not outlive one call): {}",
+                    b.name(),
+                    s.sql
+                )
             } else {
                 s.sql.clone()
             };

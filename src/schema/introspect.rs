@@ -336,7 +336,12 @@ fn read_relations(model: &mut Model, rows: &[String], citus: &[String]) -> Resul
         let mut colocated: Vec<String> = groups
             .get(&d.colocation)
             .filter(|_| d.method == "h")
-            .map(|g| g.iter().filter(|k| **k != key).map(|k| k.strip_prefix("public.").unwrap_or(k).to_string()).collect())
+            .map(|g| {
+                g.iter()
+                    .filter(|k| **k != key)
+                    .map(|k| k.strip_prefix("public.").unwrap_or(k).to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         colocated.sort();
         t.distribution = Some(Distribution {
@@ -460,7 +465,11 @@ pub async fn read_target(cfg: &crate::config::Config) -> Result<Target> {
         let (model, cost) = read(&mut *b, &super::scratch::own_tables(cfg)).await?;
         let elapsed = started.elapsed();
         let coordinator = if cfg.backend == crate::config::BackendKind::Citus {
-            let sql: String = sql!("citus", "coordinator").lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
+            let sql: String = sql!("citus", "coordinator")
+                .lines()
+                .filter(|l| !l.starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
             b.query(&sql).await?.into_iter().next().and_then(|r| {
                 let host = r.first().cloned().flatten()?;
                 let port = r.get(1).cloned().flatten()?.parse().ok()?;
@@ -488,10 +497,18 @@ mod tests {
     #[test]
     fn index_shapes() {
         assert_eq!(
-            super::shape("CREATE UNIQUE INDEX \"Odd\" ON public.t USING btree (a) WHERE (a > 0)", "\"Odd\"", true).as_deref(),
+            super::shape(
+                "CREATE UNIQUE INDEX \"Odd\" ON public.t USING btree (a) WHERE (a > 0)",
+                "\"Odd\"",
+                true
+            )
+            .as_deref(),
             Some("public.t USING btree (a) WHERE (a > 0)")
         );
-        assert_eq!(super::shape("CREATE INDEX i ON ONLY public.p USING btree (a)", "i", false).as_deref(), Some("ONLY public.p USING btree (a)"));
+        assert_eq!(
+            super::shape("CREATE INDEX i ON ONLY public.p USING btree (a)", "i", false).as_deref(),
+            Some("ONLY public.p USING btree (a)")
+        );
         assert_eq!(super::shape("CREATE INDEX i ON t", "j", false), None);
     }
 }

@@ -146,11 +146,18 @@ pub async fn for_run(cfg: &Config, set: &[Migration], run: &[(usize, usize)]) ->
 
 /// The query for `keys` and the objects (`kinds`, `names`).
 fn sql(backend: BackendKind, keys: &[String], kinds: &[String], names: &[String]) -> String {
-    let body: String = LIVE_TABLES.lines().skip_while(|l| l.starts_with("--")).collect::<Vec<_>>().join("\n");
+    let body: String = LIVE_TABLES
+        .lines()
+        .skip_while(|l| l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let (heap, total) = match backend {
         BackendKind::Citus => {
             let mut lines = CITUS_SIZES.lines().filter(|l| !l.starts_with("--"));
-            (lines.next().unwrap_or_default().to_string(), lines.next().unwrap_or_default().to_string())
+            (
+                lines.next().unwrap_or_default().to_string(),
+                lines.next().unwrap_or_default().to_string(),
+            )
         }
         _ => ("pg_relation_size(l.oid)".to_string(), "pg_total_relation_size(l.oid)".to_string()),
     };
@@ -181,7 +188,12 @@ mod tests {
 
     #[test]
     fn one_query_with_every_key() {
-        let q = sql(BackendKind::Postgres, &["t".into(), "app.u".into()], &["relation".into()], &["\"t\"".into()]);
+        let q = sql(
+            BackendKind::Postgres,
+            &["t".into(), "app.u".into()],
+            &["relation".into()],
+            &["\"t\"".into()],
+        );
         assert!(q.contains("unnest(ARRAY['t', 'app.u']::text[]::text[])"), "{q}");
         assert!(q.contains("pg_total_relation_size(l.oid) AS total"), "{q}");
         assert!(!q.contains("{heap}") && !q.contains("{total}") && !q.starts_with("--"), "{q}");

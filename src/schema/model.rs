@@ -116,7 +116,11 @@ impl Column {
             s.push_str(&format!(" COLLATE {}", crate::lint::ast::ident(c)));
         }
         if let Some(g) = &self.generated {
-            let how = if self.generated_kind.as_deref() == Some("v") { "VIRTUAL" } else { "STORED" };
+            let how = if self.generated_kind.as_deref() == Some("v") {
+                "VIRTUAL"
+            } else {
+                "STORED"
+            };
             s.push_str(&format!(" GENERATED ALWAYS AS ({g}) {how}"));
         }
         if let Some(i) = &self.identity {

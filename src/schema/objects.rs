@@ -133,7 +133,7 @@ impl Created {
     }
 
     /// A key for matching creations and drops within one run.
-    fn key(&self) -> (&'static str, String) {
+    fn key(&self) -> Key {
         let schema = self.schema.clone().unwrap_or_else(|| "public".into());
         (self.kind.space(), format!("{schema}.{}", self.shown_name_bare()))
     }
@@ -249,7 +249,8 @@ pub fn created_by(i: usize, node: &NodeEnum) -> Vec<Created> {
                     _ => None,
                 })
                 .filter(|p| {
-                    ![M::FuncParamOut as i32, M::FuncParamTable as i32].contains(&p.mode) || (f.is_procedure && p.mode == M::FuncParamOut as i32)
+                    ![M::FuncParamOut as i32, M::FuncParamTable as i32].contains(&p.mode)
+                        || (f.is_procedure && p.mode == M::FuncParamOut as i32)
                 })
                 .filter_map(|p| p.arg_type.as_ref().map(type_text))
                 .collect();
@@ -257,7 +258,10 @@ pub fn created_by(i: usize, node: &NodeEnum) -> Vec<Created> {
         }
         NodeEnum::SelectStmt(_) => {
             for call in crate::lint::facts::citus_calls(node) {
-                if matches!(call.function.as_str(), "create_distributed_table" | "create_distributed_table_concurrently" | "create_reference_table") {
+                if matches!(
+                    call.function.as_str(),
+                    "create_distributed_table" | "create_distributed_table_concurrently" | "create_reference_table"
+                ) {
                     let (schema, name) = match call.table.split_once('.') {
                         Some((s, n)) => (Some(s.to_string()), n.to_string()),
                         None => (None, call.table.clone()),
@@ -297,7 +301,10 @@ pub fn created_by(i: usize, node: &NodeEnum) -> Vec<Created> {
 
 /// The (namespace, key) of the objects a statement drops or renames away,
 /// and of those a rename makes.
-fn dropped_and_renamed(node: &NodeEnum) -> (Vec<(&'static str, String)>, Vec<(&'static str, String)>) {
+/// A name in one of PostgreSQL's namespaces: (namespace, `schema.name`).
+type Key = (&'static str, String);
+
+fn dropped_and_renamed(node: &NodeEnum) -> (Vec<Key>, Vec<Key>) {
     let space = |t: i32| -> Option<&'static str> {
         Some(match ObjectType::try_from(t).ok()? {
             ObjectType::ObjectTable
@@ -351,8 +358,8 @@ fn dropped_and_renamed(node: &NodeEnum) -> (Vec<(&'static str, String)>, Vec<(&'
 /// migration resumed after an interruption skips those it finished).
 /// Returns them with the position of their migration.
 pub fn to_check(set: &[Migration], run: &[(usize, usize)]) -> Vec<(usize, Created)> {
-    let mut freed: HashSet<(&'static str, String)> = HashSet::new();
-    let mut made: HashSet<(&'static str, String)> = HashSet::new();
+    let mut freed: HashSet<Key> = HashSet::new();
+    let mut made: HashSet<Key> = HashSet::new();
     let mut out = Vec::new();
     for &(p, from) in run {
         for (i, s) in set[p].statements.iter().enumerate().skip(from) {
@@ -404,15 +411,8 @@ pub fn exists_in(c: &Created, model: &super::model::Model) -> bool {
         Kind::Type => key(&c.name).iter().any(|k| model.types.contains_key(k)),
         Kind::Extension => model.extensions.contains_key(&c.name),
         Kind::Schema => model.schemas.contains(&c.name),
-        Kind::Function | Kind::Procedure => model
-            .functions
-            .values()
-            .any(|f| f.name == c.name && schemas.contains(&f.schema)),
-        Kind::Column => c
-            .table
-            .as_deref()
-            .and_then(table_of)
-            .is_some_and(|t| t.column(&c.name).is_some()),
+        Kind::Function | Kind::Procedure => model.functions.values().any(|f| f.name == c.name && schemas.contains(&f.schema)),
+        Kind::Column => c.table.as_deref().and_then(table_of).is_some_and(|t| t.column(&c.name).is_some()),
         Kind::Constraint => c
             .table
             .as_deref()
@@ -424,12 +424,16 @@ pub fn exists_in(c: &Created, model: &super::model::Model) -> bool {
             .and_then(table_of)
             .is_some_and(|t| t.distribution.as_ref().is_some_and(|d| d.method != "local")),
         Kind::Index => {
-            let Some(t) = c.table.as_deref().and_then(table_of) else { return false };
+            let Some(t) = c.table.as_deref().and_then(table_of) else {
+                return false;
+            };
             if t.indexes.contains_key(&c.name) {
                 return true;
             }
             let Some((method, columns)) = &c.shape else { return false };
-            t.indexes.values().any(|i| &i.method == method && &index_columns(&i.shape) == columns)
+            t.indexes
+                .values()
+                .any(|i| &i.method == method && &index_columns(&i.shape) == columns)
         }
     }
 }
@@ -533,8 +537,14 @@ mod tests {
         );
         // Run from V3 alone: t is dropped first, idx_t_a renamed away first.
         assert!(to_check(&s, &[(2, 0)]).is_empty());
-        assert_eq!(index_columns("public.t USING hnsw (chat_vector vector_l2_ops) WHERE (a > 1)"), vec!["chat_vector"]);
-        assert_eq!(index_columns("public.t USING btree (\"timestamp\", lower(x))"), vec!["timestamp", "(expression)"]);
+        assert_eq!(
+            index_columns("public.t USING hnsw (chat_vector vector_l2_ops) WHERE (a > 1)"),
+            vec!["chat_vector"]
+        );
+        assert_eq!(
+            index_columns("public.t USING btree (\"timestamp\", lower(x))"),
+            vec!["timestamp", "(expression)"]
+        );
         // V1 resumed after its first statement: the table is its own.
         assert_eq!(to_check(&s, &[(0, 1)]).len(), 1);
     }

@@ -40,11 +40,7 @@ pub fn line(d: &Difference) -> String {
             let attr = d.attribute.as_deref().unwrap_or("definition");
             match attr {
                 "definition" | "distribution" => format!("{what}: {l} in the database, {e} in the migrations"),
-                "not_null" => format!(
-                    "{what}: {} in the database, {} in the migrations",
-                    nullability(l),
-                    nullability(e)
-                ),
+                "not_null" => format!("{what}: {} in the database, {} in the migrations", nullability(l), nullability(e)),
                 "valid" => format!("{what}: INVALID in the database (left by a failed CONCURRENTLY build)"),
                 "validated" => format!("{what}: NOT VALID in the database, validated in the migrations"),
                 _ => format!("{what}: {attr} {l} in the database, {e} in the migrations"),
@@ -103,6 +99,9 @@ mod tests {
             expected: Some("0".into()),
             live: Some("none".into()),
         };
-        assert_eq!(line(&d), "changed  column c on app.t: default none in the database, 0 in the migrations");
+        assert_eq!(
+            line(&d),
+            "changed  column c on app.t: default none in the database, 0 in the migrations"
+        );
     }
 }

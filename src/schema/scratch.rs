@@ -64,7 +64,11 @@ fn temporary_name() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("chatmigrate_scratch_{}_{:08x}", std::process::id(), nanos ^ crate::retry::jitter(Duration::from_millis(1 << 20)).as_micros() as u32)
+    format!(
+        "chatmigrate_scratch_{}_{:08x}",
+        std::process::id(),
+        nanos ^ crate::retry::jitter(Duration::from_millis(1 << 20)).as_micros() as u32
+    )
 }
 
 /// The configuration that reaches the scratch database.
@@ -110,12 +114,10 @@ pub async fn expected(cfg: &Config, set: &[Migration], live_coordinator: Option<
         if let (Place::Temporary(_), BackendKind::Citus) = (&place, cfg.backend) {
             make_citus_node(&scfg, live_coordinator.clone()).await?;
         }
-        let mut b = backend::connect(&scfg, Purpose::WRITE).await.map_err(|e| {
-            Error::Schema {
-                kind: "connect",
-                message: format!("cannot connect to the scratch database {shown}: {e}"),
-                hint: e.hint().unwrap_or_else(|| "check dev_url / --dev-url".into()),
-            }
+        let mut b = backend::connect(&scfg, Purpose::WRITE).await.map_err(|e| Error::Schema {
+            kind: "connect",
+            message: format!("cannot connect to the scratch database {shown}: {e}"),
+            hint: e.hint().unwrap_or_else(|| "check dev_url / --dev-url".into()),
         })?;
         let r = async {
             let skip = own_tables(&scfg);
@@ -289,12 +291,31 @@ async fn empty(b: &mut dyn Backend, m: &Model, own: &[String]) -> Result<()> {
         steps.push(format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(s)));
     }
     let public = |k: &String| k.starts_with("public.");
-    let list = |keys: Vec<&String>| keys.iter().map(|k| k.split_once('.').map(|(s, n)| format!("{}.{}", quote(s), quote(n))).unwrap_or_default()).collect::<Vec<_>>().join(", ");
-    let views: Vec<&String> = m.views.iter().filter(|(k, v)| public(k) && !v.materialized).map(|(k, _)| k).collect();
+    let list = |keys: Vec<&String>| {
+        keys.iter()
+            .map(|k| {
+                k.split_once('.')
+                    .map(|(s, n)| format!("{}.{}", quote(s), quote(n)))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let views: Vec<&String> = m
+        .views
+        .iter()
+        .filter(|(k, v)| public(k) && !v.materialized)
+        .map(|(k, _)| k)
+        .collect();
     if !views.is_empty() {
         steps.push(format!("DROP VIEW IF EXISTS {} CASCADE", list(views)));
     }
-    let mviews: Vec<&String> = m.views.iter().filter(|(k, v)| public(k) && v.materialized).map(|(k, _)| k).collect();
+    let mviews: Vec<&String> = m
+        .views
+        .iter()
+        .filter(|(k, v)| public(k) && v.materialized)
+        .map(|(k, _)| k)
+        .collect();
     if !mviews.is_empty() {
         steps.push(format!("DROP MATERIALIZED VIEW IF EXISTS {} CASCADE", list(mviews)));
     }
@@ -307,8 +328,19 @@ async fn empty(b: &mut dyn Backend, m: &Model, own: &[String]) -> Result<()> {
         steps.push(format!("DROP SEQUENCE IF EXISTS {} CASCADE", list(seqs)));
     }
     for f in m.functions.values().filter(|f| f.schema == "public") {
-        let what = if f.kind == "procedure" { "PROCEDURE" } else if f.kind == "aggregate" { "AGGREGATE" } else { "FUNCTION" };
-        steps.push(format!("DROP {what} IF EXISTS {}.{}({}) CASCADE", quote(&f.schema), quote(&f.name), f.args));
+        let what = if f.kind == "procedure" {
+            "PROCEDURE"
+        } else if f.kind == "aggregate" {
+            "AGGREGATE"
+        } else {
+            "FUNCTION"
+        };
+        steps.push(format!(
+            "DROP {what} IF EXISTS {}.{}({}) CASCADE",
+            quote(&f.schema),
+            quote(&f.name),
+            f.args
+        ));
     }
     for t in m.types.keys().filter(|k| public(k)) {
         steps.push(format!("DROP TYPE IF EXISTS {} CASCADE", list(vec![t])));
@@ -316,7 +348,11 @@ async fn empty(b: &mut dyn Backend, m: &Model, own: &[String]) -> Result<()> {
     for t in own {
         steps.push(format!("DROP TABLE IF EXISTS {t} CASCADE"));
     }
-    for e in m.extensions.keys().filter(|e| !matches!(e.as_str(), "plpgsql" | "citus" | "citus_columnar")) {
+    for e in m
+        .extensions
+        .keys()
+        .filter(|e| !matches!(e.as_str(), "plpgsql" | "citus" | "citus_columnar"))
+    {
         steps.push(format!("DROP EXTENSION IF EXISTS {} CASCADE", quote(e)));
     }
     for s in steps {

@@ -99,7 +99,9 @@ fn the_seeds_hand_made_database_is_adopted_after_its_fix() {
         target(&db)
     ));
     assert!(r.hint().contains("`chatmigrate adopt`"), "{}", r.stderr);
-    assert!(r.stderr.contains("\n  table st_chat_history_vector_table (embedded:V3__st_chat_history_vector_table.sql:4:1)\n"));
+    assert!(r
+        .stderr
+        .contains("\n  table st_chat_history_vector_table (embedded:V3__st_chat_history_vector_table.sql:4:1)\n"));
     assert!(!db.table_exists("chatmigrate_history"));
 
     // adopt: the differences, nothing recorded, exit 1.
@@ -113,7 +115,10 @@ fn the_seeds_hand_made_database_is_adopted_after_its_fix() {
         )
     );
     assert_eq!(r.stderr, "");
-    assert!(!db.table_exists("chatmigrate_history"), "adopt records nothing when the schemas differ");
+    assert!(
+        !db.table_exists("chatmigrate_history"),
+        "adopt records nothing when the schemas differ"
+    );
 
     // The fix: written in the safe forms, applied with `up`.
     let fix = fixes.path().join("V1__adopt_fix.sql");
@@ -125,7 +130,10 @@ fn the_seeds_hand_made_database_is_adopted_after_its_fix() {
         fixes.path().display()
     )), "{}", r.stdout);
     let text = std::fs::read_to_string(&fix).unwrap();
-    assert!(text.starts_with("-- chatmigrate:no-transaction\n-- chatmigrate:adopt-fix\n"), "{text}");
+    assert!(
+        text.starts_with("-- chatmigrate:no-transaction\n-- chatmigrate:adopt-fix\n"),
+        "{text}"
+    );
     assert_eq!(statements(&text), SEED_FIX);
     // Written again, it is the same fix (an adopt fix is overwritten, nothing else is).
     run_and_check_scratch(&db, &["adopt", "--write-fix", fix.to_str().unwrap()]);
@@ -134,7 +142,11 @@ fn the_seeds_hand_made_database_is_adopted_after_its_fix() {
 
     let r = cm(&db, &fixes, &["up"]);
     r.assert_ok();
-    assert!(r.stdout.starts_with("applied V1 adopt_fix (no transaction, 6 statements, "), "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with("applied V1 adopt_fix (no transaction, 6 statements, "),
+        "{}",
+        r.stdout
+    );
     // No history row: the fix is in the log only.
     assert!(db.history().is_empty());
     assert_eq!(
@@ -146,7 +158,9 @@ fn the_seeds_hand_made_database_is_adopted_after_its_fix() {
     assert_eq!(db.scalar("SELECT count(*) FROM st_chat_history_vector_table"), "300");
     for t in ["st_chat_history_table", "st_chat_history_vector_table"] {
         assert_eq!(
-            db.scalar(&format!("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '{t}'::regclass AND contype = 'p'")),
+            db.scalar(&format!(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '{t}'::regclass AND contype = 'p'"
+            )),
             "PRIMARY KEY (userid, primarykey)"
         );
     }
@@ -311,7 +325,8 @@ fn adopt_refuses_what_it_cannot_adopt() {
     let r = cm_embedded(&db, &["adopt", "--write-fix", bad.to_str().unwrap()]);
     assert_eq!(r.code, 2);
     assert!(
-        r.error_line().starts_with(&format!("error: --write-fix {}: not a migration file name (", bad.display())),
+        r.error_line()
+            .starts_with(&format!("error: --write-fix {}: not a migration file name (", bad.display())),
         "{}",
         r.stderr
     );
@@ -320,14 +335,21 @@ fn adopt_refuses_what_it_cannot_adopt() {
         "--write-fix {}: the file exists and is not an adopt fix: it is not overwritten",
         taken.display()
     ));
-    let r = cm(&db, &tmp, &["adopt", "--write-fix", tmp.path().join("V2__fix.sql").to_str().unwrap()]);
+    let r = cm(
+        &db,
+        &tmp,
+        &["adopt", "--write-fix", tmp.path().join("V2__fix.sql").to_str().unwrap()],
+    );
     r.assert_error(&format!(
         "--write-fix {}: {} is a migration directory of this environment; an adopt fix runs alone",
         tmp.path().join("V2__fix.sql").display(),
         tmp.path().display()
     ));
     // An adopt fix runs alone.
-    tmp.write("V2__fix.sql", "-- chatmigrate:no-transaction\n-- chatmigrate:adopt-fix\nSELECT 1;\n");
+    tmp.write(
+        "V2__fix.sql",
+        "-- chatmigrate:no-transaction\n-- chatmigrate:adopt-fix\nSELECT 1;\n",
+    );
     let r = cm(&db, &tmp, &["up"]);
     r.assert_error(&format!(
         "{} is an adopt fix (-- chatmigrate:adopt-fix) and runs alone, but the migration set holds 2 file(s)",
@@ -346,17 +368,30 @@ fn adopt_refuses_what_it_cannot_adopt() {
 fn the_scratch_database_is_dropped_when_a_migration_fails() {
     let (db, dir) = (Db::new(), Dir::new());
     dir.write("V1__t.sql", "CREATE TABLE t (a int);\n");
-    dir.write("V2__bad.sql", "-- Names a table no migration makes.\nCREATE INDEX idx_nope ON nope (a);\n");
+    dir.write(
+        "V2__bad.sql",
+        "-- Names a table no migration makes.\nCREATE INDEX idx_nope ON nope (a);\n",
+    );
     db.exec("CREATE TABLE t (a int)");
-    let full = vec!["--database-url", &db.url, "--migrations", dir.path().to_str().unwrap(), "adopt", "--version", "2"];
+    let full = vec![
+        "--database-url",
+        &db.url,
+        "--migrations",
+        dir.path().to_str().unwrap(),
+        "adopt",
+        "--version",
+        "2",
+    ];
     let child = spawn_in(dir.path(), &full);
     let pid = child.id();
     let r = finish(child);
     assert_eq!(r.code, 2, "{r:#?}");
     let line = r.error_line();
     assert!(
-        line.starts_with(&format!("error: {}:2:1: V2 does not apply to an empty database (the scratch database postgres@127.0.0.1:", dir.shown("V2__bad.sql")))
-            && line.ends_with("): relation \"nope\" does not exist (SQLSTATE 42P01)"),
+        line.starts_with(&format!(
+            "error: {}:2:1: V2 does not apply to an empty database (the scratch database postgres@127.0.0.1:",
+            dir.shown("V2__bad.sql")
+        )) && line.ends_with("): relation \"nope\" does not exist (SQLSTATE 42P01)"),
         "{line}"
     );
     assert_eq!(
@@ -381,9 +416,15 @@ fn without_createdb_the_dev_database_is_used() {
     query_url(&server_url(), &format!("CREATE DATABASE {} OWNER {role}", dev.name));
     let url = |db: &str| format!("postgres://{role}:pw@127.0.0.1:{}/{db}", crate::schema::port());
     let dir = Dir::new();
-    dir.write("V1__t.sql", "CREATE TABLE t (id bigint PRIMARY KEY, a text DEFAULT 'x');\nCREATE INDEX idx_t_a ON t (a);\n");
+    dir.write(
+        "V1__t.sql",
+        "CREATE TABLE t (id bigint PRIMARY KEY, a text DEFAULT 'x');\nCREATE INDEX idx_t_a ON t (a);\n",
+    );
     // The database was made by hand, as the role.
-    query_url(&url(&live.name), "CREATE TABLE t (id bigint PRIMARY KEY, a text DEFAULT 'x'); CREATE INDEX idx_t_a ON t (a)");
+    query_url(
+        &url(&live.name),
+        "CREATE TABLE t (id bigint PRIMARY KEY, a text DEFAULT 'x'); CREATE INDEX idx_t_a ON t (a)",
+    );
     let run = |args: &[&str]| {
         let u = url(&live.name);
         let mut full = vec!["--database-url", u.as_str(), "--migrations", dir.path().to_str().unwrap()];
@@ -411,14 +452,29 @@ fn without_createdb_the_dev_database_is_used() {
     let r = run(&["adopt", "--dev-url", &dev_url]);
     r.assert_ok();
     assert_eq!(live.versions(), vec![1]);
-    assert_eq!(dev.scalar("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"), "0");
+    assert_eq!(
+        dev.scalar("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"),
+        "0"
+    );
     // dev_url in the environment; drift found through it.
     query_url(&url(&live.name), "CREATE INDEX idx_by_hand ON t (id, a)");
     let conf = Dir::new();
-    let config = conf.write("chatmigrate.toml", format!("[environments.t]\nurl = \"{}\"\ndev_url = \"{dev_url}\"\n", url(&live.name)));
+    let config = conf.write(
+        "chatmigrate.toml",
+        format!("[environments.t]\nurl = \"{}\"\ndev_url = \"{dev_url}\"\n", url(&live.name)),
+    );
     let r = run_in(
         conf.path(),
-        &["--config", config.to_str().unwrap(), "--env", "t", "--migrations", dir.path().to_str().unwrap(), "diff", "--exit-code"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--env",
+            "t",
+            "--migrations",
+            dir.path().to_str().unwrap(),
+            "diff",
+            "--exit-code",
+        ],
         &[],
     );
     assert_eq!(r.code, 1, "{r:#?}");
@@ -460,18 +516,33 @@ fn adopt_through_the_data_api() {
     let shown = format!("rds-data:chat/{}", db.name);
     let r = run(&["up"]);
     assert_eq!(r.code, 2);
-    assert!(r.error_line().starts_with("error: 4 object(s) that the pending migrations create already exist in rds-data:chat/"), "{}", r.stderr);
+    assert!(
+        r.error_line()
+            .starts_with("error: 4 object(s) that the pending migrations create already exist in rds-data:chat/"),
+        "{}",
+        r.stderr
+    );
     let fix = fixes.path().join("V1__adopt_fix.sql");
     let r = run(&["adopt", "--write-fix", fix.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r:#?}");
-    assert!(r.stdout.starts_with(&format!(
-        "adopt: the schema of {shown} differs from the migrations V1..V4 (4 difference(s)); nothing was recorded\n{SEED_DIFFERENCES}"
-    )), "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with(&format!(
+            "adopt: the schema of {shown} differs from the migrations V1..V4 (4 difference(s)); nothing was recorded\n{SEED_DIFFERENCES}"
+        )),
+        "{}",
+        r.stdout
+    );
     // The scratch database was made, used and dropped through the Data API.
     let sql: Vec<String> = server.calls_of("Execute").into_iter().filter_map(|c| c.sql).collect();
-    let created = sql.iter().find(|s| s.starts_with("CREATE DATABASE \"chatmigrate_scratch_")).expect("CREATE DATABASE through the Data API");
+    let created = sql
+        .iter()
+        .find(|s| s.starts_with("CREATE DATABASE \"chatmigrate_scratch_"))
+        .expect("CREATE DATABASE through the Data API");
     let name = created.trim_start_matches("CREATE DATABASE \"").trim_end_matches('"').to_string();
-    assert!(sql.iter().any(|s| s.starts_with(&format!("DROP DATABASE IF EXISTS \"{name}\""))), "dropped through the Data API");
+    assert!(
+        sql.iter().any(|s| s.starts_with(&format!("DROP DATABASE IF EXISTS \"{name}\""))),
+        "dropped through the Data API"
+    );
     assert_eq!(
         query_url(&server_url(), &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"))[0][0].as_deref(),
         Some("0")
@@ -485,7 +556,10 @@ fn adopt_through_the_data_api() {
     assert_eq!(db.versions(), vec![1, 2, 3, 4]);
     let r = run(&["diff", "--exit-code"]);
     r.assert_ok();
-    assert_eq!(r.stdout, format!("no drift: {shown} has the schema of its 4 applied migration(s) (V1..V4)\n"));
+    assert_eq!(
+        r.stdout,
+        format!("no drift: {shown} has the schema of its 4 applied migration(s) (V1..V4)\n")
+    );
     db.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
 }
 
@@ -496,11 +570,20 @@ fn adopt_through_the_data_api() {
 /// its shards.
 #[test]
 fn live_citus_adopt_diff_and_gate() {
-    let Some(live) = crate::citus::live("live_citus_adopt_diff_and_gate") else { return };
+    let Some(live) = crate::citus::live("live_citus_adopt_diff_and_gate") else {
+        return;
+    };
     let conf = Dir::new();
     conf.write("chatmigrate.toml", "[environments.citus]\nbackend = \"citus\"\n");
     let run = |dirs: &[&std::path::Path], args: &[&str]| {
-        let mut full: Vec<String> = vec!["--color".into(), "never".into(), "--env".into(), "citus".into(), "--database-url".into(), live.url.clone()];
+        let mut full: Vec<String> = vec![
+            "--color".into(),
+            "never".into(),
+            "--env".into(),
+            "citus".into(),
+            "--database-url".into(),
+            live.url.clone(),
+        ];
         for d in dirs {
             full.push("--migrations".into());
             full.push(d.display().to_string());
@@ -515,10 +598,19 @@ fn live_citus_adopt_diff_and_gate() {
     }
     let r = run(&[], &["up"]);
     assert_eq!(r.code, 2, "{r:#?}");
-    assert!(r.error_line().contains("object(s) that the pending migrations create already exist"), "{}", r.stderr);
+    assert!(
+        r.error_line()
+            .contains("object(s) that the pending migrations create already exist"),
+        "{}",
+        r.stderr
+    );
     let r = run(&[], &["adopt"]);
     r.assert_ok();
-    assert!(r.stdout.contains("matches the migrations V1..V8; recorded 8 migration(s)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("matches the migrations V1..V8; recorded 8 migration(s)"),
+        "{}",
+        r.stdout
+    );
     let r = run(&[], &["diff", "--exit-code"]);
     r.assert_ok();
     assert!(r.stdout.starts_with("no drift: "), "{}", r.stdout);
@@ -537,7 +629,10 @@ fn live_citus_adopt_diff_and_gate() {
         "INSERT INTO st_chat_history_table (userid, themename, chatid, userinput, botresponse) SELECT 'u' || (i % 1000), 't', i, 'question ' || i, 'answer ' || i FROM generate_series(1, 60000) i",
     );
     let extra = Dir::new();
-    extra.write("V9__theme_index.sql", "CREATE INDEX idx_st_chat_history_theme ON st_chat_history_table (themename);\n");
+    extra.write(
+        "V9__theme_index.sql",
+        "CREATE INDEX idx_st_chat_history_theme ON st_chat_history_table (themename);\n",
+    );
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let (shipped, citus) = (root.join("migrations"), root.join("dialects/citus/migrations"));
     let r = run(&[&shipped, &citus, extra.path()], &["up"]);

@@ -163,7 +163,11 @@ fn a_typical_history_applies_on_an_empty_database() {
     write_history(&dir);
     // Without a database, lint stays conservative: tables made by earlier
     // migrations may hold rows.
-    let r = run_in(dir.path(), &["--color", "never", "--migrations", dir.path().to_str().unwrap(), "lint"], &[]);
+    let r = run_in(
+        dir.path(),
+        &["--color", "never", "--migrations", dir.path().to_str().unwrap(), "lint"],
+        &[],
+    );
     assert_eq!(r.code, 1, "{r:#?}");
     let errors = r.stdout.matches(": error[").count();
     assert!(errors >= 14, "{errors} errors:\n{}", r.stdout);
@@ -217,7 +221,10 @@ fn a_held_back_migration_on_a_filled_table_is_refused_with_its_size() {
     );
     assert_eq!(r.stdout, "");
     assert_eq!(db.versions(), (1..=49).collect::<Vec<i64>>(), "nothing applied");
-    assert_eq!(db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_messages_role'"), "0");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_messages_role'"),
+        "0"
+    );
     // lint --pending and verify judge the same way, from the same sizes.
     let r = cm(&db, &dir, &["--color", "never", "lint", "--pending"]);
     assert_eq!(r.code, 1, "{r:#?}");
@@ -244,10 +251,22 @@ fn the_threshold_is_a_setting() {
     // ... large above 100 rows.
     let config = conf.write(
         "chatmigrate.toml",
-        format!("[environments.t]\nurl = \"{}\"\nlint_large_table_rows = 100\nlint_large_table_mb = 1\n", db.url),
+        format!(
+            "[environments.t]\nurl = \"{}\"\nlint_large_table_rows = 100\nlint_large_table_mb = 1\n",
+            db.url
+        ),
     );
     let args = |extra: &[&str]| {
-        let mut a = vec!["--color", "never", "--config", config.to_str().unwrap(), "--env", "t", "--migrations", dir.path().to_str().unwrap()];
+        let mut a = vec![
+            "--color",
+            "never",
+            "--config",
+            config.to_str().unwrap(),
+            "--env",
+            "t",
+            "--migrations",
+            dir.path().to_str().unwrap(),
+        ];
         a.extend_from_slice(extra);
         a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
     };
@@ -304,7 +323,10 @@ fn objects_that_exist_already_are_refused_before_anything_runs() {
         "V1__msg.sql",
         "-- Messages.\nCREATE TABLE msg (id bigserial PRIMARY KEY, body text);\n\nCREATE INDEX idx_msg_body ON msg (body);\n",
     );
-    dir.write("V2__more.sql", "CREATE TABLE IF NOT EXISTS other (a int);\nCREATE SEQUENCE msg_seq;\nCREATE TYPE mood AS ENUM ('ok');\nCREATE EXTENSION vector;\n");
+    dir.write(
+        "V2__more.sql",
+        "CREATE TABLE IF NOT EXISTS other (a int);\nCREATE SEQUENCE msg_seq;\nCREATE TYPE mood AS ENUM ('ok');\nCREATE EXTENSION vector;\n",
+    );
     dir.write("V3__drop.sql", "DROP TABLE msg;\nCREATE TABLE msg (a int);\n");
     // Made by hand, as the files would make them.
     db.exec("CREATE TABLE msg (id bigserial PRIMARY KEY, body text)");
@@ -346,7 +368,9 @@ fn objects_that_exist_already_are_refused_before_anything_runs() {
     // A dry run says the same, and also writes nothing.
     let r = cm(&db, &dir, &["up", "--dry-run"]);
     assert_eq!(r.code, 2);
-    assert!(r.error_line().starts_with("error: 3 object(s) that the pending migrations create already exist"));
+    assert!(r
+        .error_line()
+        .starts_with("error: 3 object(s) that the pending migrations create already exist"));
 }
 
 // ----- through the Data API test server -----
@@ -391,7 +415,9 @@ fn the_gate_through_the_data_api() {
     // The one query of the gate went through the Data API as text.
     let calls = server.calls_of("Execute");
     assert!(
-        calls.iter().any(|c| c.sql.as_deref().is_some_and(|s| s.contains("pg_total_relation_size"))),
+        calls
+            .iter()
+            .any(|c| c.sql.as_deref().is_some_and(|s| s.contains("pg_total_relation_size"))),
         "the size query went through the Data API"
     );
     // Objects that exist: refused the same way.

@@ -39,7 +39,10 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         }
         out.push(Hit::new(
             i,
-            format!("CREATE INDEX without CONCURRENTLY locks table {table} against writes (SHARE lock) until the build ends; {}", ctx.why_large(&table)),
+            format!(
+                "CREATE INDEX without CONCURRENTLY locks table {table} against writes (SHARE lock) until the build ends; {}",
+                ctx.why_large(&table)
+            ),
             concurrent_help(node),
         ));
     }
