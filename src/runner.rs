@@ -379,8 +379,22 @@ type GateCache = Option<(Vec<(usize, usize)>, lint::live::Live)>;
 /// already refuse the run (a hand-made database: `chatmigrate adopt`), then
 /// the lint decides locking hazards from the tables' sizes. A database this
 /// run created holds nothing (no query); the same run re-planned under the
-/// lock reuses what was read before it.
-async fn gate(b: &mut dyn Backend, cfg: &Config, local: &mut [Migration], plan: &Plan, created: bool, cache: &mut GateCache) -> Result<()> {
+/// lock reuses what was read before it. `defer`: the gate before the lock
+/// of a run that goes on to take it. There, objects found existing while
+/// the history table exists may have been made by another runner that
+/// applied migrations since this one read the history (its first read may
+/// even predate the table): the refusal, if any, is left to the gate under
+/// the lock, which reads the history afresh. While the history table is
+/// missing no runner has applied anything, and the refusal comes at once.
+async fn gate(
+    b: &mut dyn Backend,
+    cfg: &Config,
+    local: &mut [Migration],
+    plan: &Plan,
+    created: bool,
+    cache: &mut GateCache,
+    defer: bool,
+) -> Result<()> {
     if plan.steps.is_empty() {
         return Ok(());
     }
@@ -390,10 +404,13 @@ async fn gate(b: &mut dyn Backend, cfg: &Config, local: &mut [Migration], plan: 
         _ if created => lint::live::Live::empty(crate::schema::live::thresholds(cfg), run.iter().map(|r| r.0).collect()),
         Some((_, live)) => live.clone(),
         None => {
-            let (live, existing) = crate::schema::live::read(b, cfg, local, &run).await?;
-            crate::schema::live::refuse(&b.target(), existing)?;
-            *cache = Some((run, live.clone()));
-            live
+            let read = crate::schema::live::read(b, cfg, local, &run).await?;
+            if defer && read.history_exists && !read.existing.is_empty() {
+                return Ok(());
+            }
+            crate::schema::live::refuse(&b.target(), read.existing)?;
+            *cache = Some((run, read.live.clone()));
+            read.live
         }
     };
     prepare_and_lint(cfg, local, plan, Some(live))
@@ -507,7 +524,7 @@ async fn up_on(
         return Ok(());
     }
     let mut cache = None;
-    gate(b, cfg, local, &plan, report.created_database, &mut cache).await?;
+    gate(b, cfg, local, &plan, report.created_database, &mut cache, !opts.dry_run).await?;
     if opts.dry_run {
         // How the backend would send each statement, as the database is now.
         let mut adapted = Vec::with_capacity(plan.steps.len());
@@ -535,7 +552,7 @@ async fn up_on(
     let applied = b.read_history().await?;
     settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
-    gate(b, cfg, local, &plan, report.created_database, &mut cache).await?;
+    gate(b, cfg, local, &plan, report.created_database, &mut cache, false).await?;
 
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {

@@ -12,7 +12,11 @@
 -- over an estimated row width (32 bytes per variable-width column, as the
 -- planner assumes). One row per object that exists: 'object', kind, name.
 -- {heap} / {total} are the size expressions for one leaf `l` (Citus
--- replaces them for its distributed tables).
+-- replaces them for its distributed tables). Measuring a table takes an
+-- ACCESS SHARE lock on it: a table that another session holds (or waits
+-- for) in ACCESS EXCLUSIVE mode is measured from the catalog instead
+-- (relpages of the table, its TOAST table and its indexes), so the gate
+-- never waits behind a lock; `up` itself then waits with its lock_timeout.
 WITH t AS (
     SELECT k.key,
            to_regclass(CASE WHEN position('.' IN k.key) > 0
@@ -21,7 +25,12 @@ WITH t AS (
     FROM unnest($1::text[]) AS k(key)
 ), leaf AS (
     SELECT t.key, l.oid, l.relkind, l.reltuples, l.relpages,
-           {heap} AS heap, {total} AS total,
+           CASE WHEN x.locked THEN l.relpages::bigint * current_setting('block_size')::bigint ELSE {heap} END AS heap,
+           CASE WHEN x.locked THEN current_setting('block_size')::bigint *
+                    (SELECT coalesce(sum(p.relpages), 0)::bigint FROM pg_class p
+                     WHERE p.oid = l.oid OR p.oid = l.reltoastrelid
+                        OR p.oid IN (SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = l.oid))
+                ELSE {total} END AS total,
            coalesce(s.n_live_tup, 0) AS live_tup,
            (SELECT 28 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0)
             FROM pg_attribute a WHERE a.attrelid = l.oid AND a.attnum > 0 AND NOT a.attisdropped) AS width
@@ -30,6 +39,11 @@ WITH t AS (
     JOIN pg_class l ON l.oid = c.oid AND c.relkind <> 'p'
                     OR l.oid IN (SELECT p.relid FROM pg_partition_tree(c.oid) p WHERE p.isleaf AND c.relkind = 'p')
     LEFT JOIN pg_stat_all_tables s ON s.relid = l.oid
+    CROSS JOIN LATERAL (
+        SELECT EXISTS (SELECT 1 FROM pg_locks k
+                       WHERE k.locktype = 'relation' AND k.relation = l.oid AND k.mode = 'AccessExclusiveLock'
+                         AND k.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())) AS locked
+    ) x
 ), est AS (
     SELECT key, relkind, heap, total,
            CASE WHEN relpages > 0 AND reltuples >= 0

@@ -212,10 +212,10 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &Migration, opts: &UpOptions,
 /// The gate every migration passes: objects that exist already, then the
 /// error-level lint rules with the live sizes.
 async fn gate(b: &mut dyn Backend, cfg: &Config, set: &[Migration]) -> Result<()> {
-    let (live, existing) = super::live::read(b, cfg, set, &[(0, 0)]).await?;
-    super::live::refuse(&b.target(), existing)?;
+    let read = super::live::read(b, cfg, set, &[(0, 0)]).await?;
+    super::live::refuse(&b.target(), read.existing)?;
     let opts = lint::Options {
-        live: Some(Arc::new(live)),
+        live: Some(Arc::new(read.live)),
         ..lint::Options::for_config(cfg)
     };
     lint::gate(set, &[0], &opts)

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::backend::Backend;
 use crate::config::{BackendKind, Config};
-use crate::dialect::{Dialect, Value};
+use crate::dialect::{quote, Dialect, Value};
 use crate::error::{Error, ExistingObject, Result};
 use crate::lint::ast;
 use crate::lint::live::{Live, Size, Thresholds};
@@ -46,10 +46,33 @@ fn table_keys(set: &[Migration], run: &[usize]) -> Vec<String> {
     keys.into_iter().collect()
 }
 
+/// What the catalog said for a run.
+pub struct Read {
+    /// The sizes of the run's tables.
+    pub live: Live,
+    /// The objects the run creates that exist already.
+    pub existing: Vec<ExistingObject>,
+    /// The history table exists now (read in the same query; `false` when
+    /// nothing needed a query): a runner creates it under the lock before
+    /// it applies anything, so while it is missing no other runner has
+    /// made the objects found.
+    pub history_exists: bool,
+}
+
+/// The history table's quoted name, qualified when it has a schema (as the
+/// connect-time probe looks it up).
+fn history_name(cfg: &Config) -> String {
+    match &cfg.history.schema {
+        Some(s) => format!("{}.{}", quote(s), quote(&cfg.history.table)),
+        None => quote(&cfg.history.table),
+    }
+}
+
 /// What the catalog says for the run `run` (positions in `set`, split into
 /// statements, each with the first statement that runs): the tables'
-/// sizes, and the objects that would collide.
-pub async fn read(b: &mut dyn Backend, cfg: &Config, set: &[Migration], run: &[(usize, usize)]) -> Result<(Live, Vec<ExistingObject>)> {
+/// sizes, the objects that would collide, and whether the history table
+/// exists.
+pub async fn read(b: &mut dyn Backend, cfg: &Config, set: &[Migration], run: &[(usize, usize)]) -> Result<Read> {
     let positions: Vec<usize> = run.iter().map(|r| r.0).collect();
     let keys = table_keys(set, &positions);
     let candidates = objects::to_check(set, run);
@@ -60,14 +83,20 @@ pub async fn read(b: &mut dyn Backend, cfg: &Config, set: &[Migration], run: &[(
         empty_database: false,
     };
     if keys.is_empty() && candidates.is_empty() {
-        return Ok((live, Vec::new()));
+        return Ok(Read {
+            live,
+            existing: Vec::new(),
+            history_exists: false,
+        });
     }
+    let history = history_name(cfg);
     let (kinds, names): (Vec<String>, Vec<String>) = candidates
         .iter()
         .map(|(_, c)| {
             let (k, n) = c.catalog();
             (k.to_string(), n)
         })
+        .chain([("relation".to_string(), history.clone())])
         .unzip();
     let rows = b.query(&sql(cfg.backend, &keys, &kinds, &names)).await?;
     let mut found: BTreeSet<(String, String)> = BTreeSet::new();
@@ -122,7 +151,11 @@ pub async fn read(b: &mut dyn Backend, cfg: &Config, set: &[Migration], run: &[(
             }
         })
         .collect();
-    Ok((live, existing))
+    Ok(Read {
+        live,
+        existing,
+        history_exists: found.contains(&("relation".to_string(), history)),
+    })
 }
 
 /// The live sizes for `lint --pending` and `verify`, on a connection of
@@ -137,7 +170,7 @@ pub async fn for_run(cfg: &Config, set: &[Migration], run: &[(usize, usize)]) ->
         Ok(mut b) => {
             let r = read(&mut *b, cfg, set, run).await;
             b.close().await;
-            Ok(r?.0)
+            Ok(r?.live)
         }
         Err(Error::DatabaseMissing { .. }) => Ok(Live::empty(thresholds(cfg), positions)),
         Err(e) => Err(e),

@@ -645,3 +645,40 @@ fn live_citus_adopt_diff_and_gate() {
     );
     assert_eq!(live.query("SELECT count(*) FROM chatmigrate_history")[0][0].as_deref(), Some("8"));
 }
+
+#[test]
+fn the_scratch_database_is_dropped_on_sigint() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__t.sql", "CREATE TABLE t (a int);\n");
+    dir.write("V2__slow.sql", "SELECT pg_sleep(60);\n");
+    db.exec("CREATE TABLE t (a int)");
+    let full = vec![
+        "--database-url",
+        &db.url,
+        "--migrations",
+        dir.path().to_str().unwrap(),
+        "adopt",
+        "--version",
+        "2",
+    ];
+    let child = spawn_in(dir.path(), &full);
+    let pid = child.id();
+    // Wait until V2 runs in the scratch database.
+    wait_until(60, "V2 running in the scratch database", || {
+        query_url(
+            &server_url(),
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'chatmigrate\\_scratch\\_{pid}\\_%' AND query LIKE '%pg_sleep(60)%'"),
+        )[0][0]
+            .as_deref()
+            == Some("1")
+    });
+    signal(&child, "INT");
+    let r = finish(child);
+    assert_eq!(r.code, 130, "{r:#?}");
+    assert_eq!(
+        r.error_line(),
+        "error: interrupted by SIGINT: 0 migration(s) applied in this run; the scratch database was dropped; nothing was recorded"
+    );
+    assert_eq!(scratch_left(pid), "0");
+    assert!(!db.table_exists("chatmigrate_history"));
+}
