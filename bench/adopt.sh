@@ -12,7 +12,7 @@
 #      migrated, read and dropped) on the built-in chat schema made by hand (the shipped SQL
 #      run with psql, no history), BENCH_RUNS times (the history is dropped between runs);
 #      target: under 2 s;
-#   3. the same for the seed's hand-made database (tests/integration/fixtures/seed), where
+#   3. the same for the seed's hand-made database (tests/integration/seed), where
 #      adopt finds the 4 differences and exits 1;
 #   4. prints a summary, also written to bench/out/adopt-last.txt.
 #
@@ -145,7 +145,7 @@ done
 SEED=cmadopt_$$_seed
 DBS+=("$SEED")
 psql_admin -c "CREATE DATABASE \"$SEED\""
-for f in "$ROOT"/tests/integration/fixtures/seed/*.sql; do
+for f in "$ROOT"/tests/integration/seed/*.sql; do
 	psql_db "$SEED" -f "$f" >/dev/null
 done
 for ((i = 1; i <= RUNS; i++)); do

@@ -3,19 +3,19 @@
 //! Data API test server.
 //!
 //! The acceptance case is the seed's hand-made database, built from the
-//! seed's own SQL (fixtures/seed/, see its README): `up` refuses it listing
+//! seed's own SQL (seed/, see its README): `up` refuses it listing
 //! what exists, `adopt` reports the UNIQUE on userid, the primary keys on
 //! primarykey alone and the HNSW index's name, the written fix applied with
 //! `up` turns it into the shipped schema without losing a row, and then
 //! `adopt` records V1..V4 and `diff` reports no drift.
 
-use crate::common::*;
-use crate::dataapi::{DataApiServer, Options, RESOURCE_ARN, SECRET_ARN};
+use crate::support::dataapi::{DataApiServer, Options};
+use crate::support::*;
 
 const SEED: [&str; 3] = [
-    include_str!("fixtures/seed/1_history_table.sql"),
-    include_str!("fixtures/seed/2_vector_extension.sql"),
-    include_str!("fixtures/seed/3_vector_table.sql"),
+    include_str!("seed/1_history_table.sql"),
+    include_str!("seed/2_vector_extension.sql"),
+    include_str!("seed/3_vector_table.sql"),
 ];
 
 /// The seed's database, as its reader built it in the Query Editor (one run
@@ -52,7 +52,7 @@ ALTER INDEX IF EXISTS public.st_chat_history_vector_table_chat_vector_idx RENAME
 ";
 
 fn target(db: &Db) -> String {
-    format!("postgres@127.0.0.1:{}/{}", crate::schema::port(), db.name)
+    format!("postgres@127.0.0.1:{}/{}", port(), db.name)
 }
 
 /// The SQL statements of a file (no comments, no blank lines).
@@ -414,7 +414,7 @@ fn without_createdb_the_dev_database_is_used() {
     let (live, dev) = (Db::adopt(&format!("{n}_live")), Db::adopt(&format!("{n}_dev")));
     query_url(&server_url(), &format!("CREATE DATABASE {} OWNER {role}", live.name));
     query_url(&server_url(), &format!("CREATE DATABASE {} OWNER {role}", dev.name));
-    let url = |db: &str| format!("postgres://{role}:pw@127.0.0.1:{}/{db}", crate::schema::port());
+    let url = |db: &str| format!("postgres://{role}:pw@127.0.0.1:{}/{db}", port());
     let dir = Dir::new();
     dir.write(
         "V1__t.sql",
@@ -438,7 +438,7 @@ fn without_createdb_the_dev_database_is_used() {
         line.starts_with("error: cannot create the scratch database chatmigrate_scratch_")
             && line.ends_with(&format!(
                 " on {role}@127.0.0.1:{}/{}: permission denied to create database (the migrations are applied there to learn the schema they make)",
-                crate::schema::port(),
+                port(),
                 live.name
             )),
         "{line}"
@@ -485,7 +485,7 @@ fn without_createdb_the_dev_database_is_used() {
     let r = run(&["diff", "--dev-url", &dev_url]);
     r.assert_error(&format!(
         "the dev database {role}@127.0.0.1:{}/{} is not empty: it has table public.precious",
-        crate::schema::port(),
+        port(),
         dev.name
     ));
     assert!(dev.table_exists("precious"));
@@ -502,11 +502,7 @@ fn adopt_through_the_data_api() {
     let (conf, fixes) = (Dir::new(), Dir::new());
     let config = conf.write(
         "chatmigrate.toml",
-        format!(
-            "[environments.aurora]\nbackend = \"rds-data\"\nresource_arn = \"{RESOURCE_ARN}\"\nsecret_arn = \"{SECRET_ARN}\"\ndatabase = \"{}\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nresume_timeout = \"20s\"\n",
-            db.name,
-            server.endpoint()
-        ),
+        format!("[environments.aurora]\n{}resume_timeout = \"20s\"\n", server.environment(&db.name)),
     );
     let run = |args: &[&str]| {
         let mut full = vec!["--config", config.to_str().unwrap(), "--env", "aurora"];
@@ -560,7 +556,6 @@ fn adopt_through_the_data_api() {
         r.stdout,
         format!("no drift: {shown} has the schema of its 4 applied migration(s) (V1..V4)\n")
     );
-    db.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
 }
 
 /// On a live Citus coordinator (CHATMIGRATE_TEST_CITUS_URL): the chat
@@ -570,26 +565,18 @@ fn adopt_through_the_data_api() {
 /// its shards.
 #[test]
 fn live_citus_adopt_diff_and_gate() {
-    let Some(live) = crate::citus::live("live_citus_adopt_diff_and_gate") else {
+    let Some(live) = crate::support::citus::live("live_citus_adopt_diff_and_gate") else {
         return;
     };
-    let conf = Dir::new();
-    conf.write("chatmigrate.toml", "[environments.citus]\nbackend = \"citus\"\n");
+    // live.dir holds the config (environment `citus`).
     let run = |dirs: &[&std::path::Path], args: &[&str]| {
-        let mut full: Vec<String> = vec![
-            "--color".into(),
-            "never".into(),
-            "--env".into(),
-            "citus".into(),
-            "--database-url".into(),
-            live.url.clone(),
-        ];
+        let mut full: Vec<String> = vec!["--color".into(), "never".into()];
         for d in dirs {
             full.push("--migrations".into());
             full.push(d.display().to_string());
         }
         full.extend(args.iter().map(|a| a.to_string()));
-        run_in(conf.path(), &full.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+        live.run(&full.iter().map(String::as_str).collect::<Vec<_>>())
     };
     run(&[], &["up"]).assert_ok();
     // As if it had been made by hand: no history.

@@ -15,8 +15,8 @@
 //! - objects that pending migrations create and that exist already are
 //!   refused before anything is written, listed with their file:line.
 
-use crate::common::*;
-use crate::dataapi::{DataApiServer, Options, RESOURCE_ARN, SECRET_ARN};
+use crate::support::dataapi::{DataApiServer, Options};
+use crate::support::*;
 
 /// The held-back migration: two plain index builds on `messages`.
 pub const HELD_BACK: &str = "-- Lookups by role, and full-text search over bodies.\nCREATE INDEX idx_messages_role ON messages (role, created_at);\nCREATE INDEX idx_messages_body_fts ON messages USING gin (to_tsvector('simple', body));\n";
@@ -337,7 +337,7 @@ fn objects_that_exist_already_are_refused_before_anything_runs() {
     let r = cm(&db, &dir, &["up"]);
     r.assert_error(&format!(
         "3 object(s) that the pending migrations create already exist in postgres@127.0.0.1:{}/{}: table msg ({v1}:2:1), index idx_msg_body on msg ({v1}:4:1), type mood ({v2}:3:1); nothing was applied",
-        crate::schema::port(),
+        port(),
         db.name
     ));
     assert_eq!(
@@ -378,10 +378,7 @@ fn objects_that_exist_already_are_refused_before_anything_runs() {
 fn api_run(server: &DataApiServer, conf: &Dir, db: &str, dir: &Dir, args: &[&str]) -> Run {
     let config = conf.write(
         "chatmigrate.toml",
-        format!(
-            "[environments.aurora]\nbackend = \"rds-data\"\nresource_arn = \"{RESOURCE_ARN}\"\nsecret_arn = \"{SECRET_ARN}\"\ndatabase = \"{db}\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nresume_timeout = \"20s\"\n",
-            server.endpoint()
-        ),
+        format!("[environments.aurora]\n{}resume_timeout = \"20s\"\n", server.environment(db)),
     );
     let mut full = vec![
         "--color",
@@ -434,7 +431,4 @@ fn the_gate_through_the_data_api() {
     let fresh = Db::new();
     api_run(&server, &conf, &fresh.name, &dir, &["up"]).assert_ok();
     assert_eq!(fresh.versions().len(), 50);
-    db.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
-    other.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
-    fresh.exec("DROP TABLE IF EXISTS chatmigrate_history_lease");
 }
