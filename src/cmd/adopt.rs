@@ -56,14 +56,26 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
             }
             v
         }
-        None => objects::default_version(&local, &live.model).ok_or_else(|| Error::Schema {
-            kind: "plan",
-            message: format!(
-                "adopt: none of the objects the migrations create exist in {}: there is nothing to adopt",
-                live.display
-            ),
-            hint: "run `chatmigrate up` to apply the migrations, or pass --version V to compare with the schema of the migrations up to V"
-                .into(),
+        None => objects::default_version(&local, &live.model).ok_or_else(|| match objects::partly_there(&local, &live.model) {
+            None => Error::Schema {
+                kind: "plan",
+                message: format!(
+                    "adopt: none of the objects the migrations create exist in {}: there is nothing to adopt",
+                    live.display
+                ),
+                hint: "run `chatmigrate up` to apply the migrations, or pass --version V to compare with the schema of the migrations up to V"
+                    .into(),
+            },
+            Some((v, c)) => Error::Schema {
+                kind: "plan",
+                message: format!(
+                    "adopt: no migration has all the objects it creates in {}: V{v} creates {}, which it lacks",
+                    live.display,
+                    c.display()
+                ),
+                hint: "pass --version V to compare with the schema of the migrations up to V (with --write-fix FILE, a migration that makes what is missing)"
+                    .into(),
+            },
         })?,
     };
     let upto: Vec<Migration> = local.iter().filter(|m| m.version <= version).cloned().collect();

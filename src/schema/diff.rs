@@ -351,17 +351,7 @@ fn table(out: &mut Vec<Difference>, e: &Table, l: &Table) {
         col("type", ec.data_type.clone(), lc.data_type.clone());
         col("not_null", ec.not_null.to_string(), lc.not_null.to_string());
         col("default", opt(&ec.default), opt(&lc.default));
-        col(
-            "generated",
-            opt(&ec
-                .generated
-                .as_ref()
-                .map(|g| format!("{g} {}", ec.generated_kind.as_deref().unwrap_or("s")))),
-            opt(&lc
-                .generated
-                .as_ref()
-                .map(|g| format!("{g} {}", lc.generated_kind.as_deref().unwrap_or("s")))),
-        );
+        col("generated", generated(ec), generated(lc));
         col("identity", identity(&ec.identity), identity(&lc.identity));
         col("collation", opt(&ec.collation), opt(&lc.collation));
     }
@@ -484,6 +474,21 @@ fn table(out: &mut Vec<Difference>, e: &Table, l: &Table) {
 
 fn opt(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "none".into())
+}
+
+/// `GENERATED ALWAYS AS (length(body)) STORED`, or `none`.
+fn generated(c: &Column) -> String {
+    match &c.generated {
+        Some(g) => {
+            let how = if c.generated_kind.as_deref() == Some("v") {
+                "VIRTUAL"
+            } else {
+                "STORED"
+            };
+            format!("GENERATED ALWAYS AS ({g}) {how}")
+        }
+        None => "none".into(),
+    }
 }
 
 fn identity(v: &Option<String>) -> String {

@@ -11,7 +11,7 @@
 //! The file carries `-- chatmigrate:adopt-fix`: `up` runs it alone and
 //! records it in the history log, not as a migration (docs/adopt.md).
 
-use super::diff::{table_text, type_text, Change, Difference, Object};
+use super::diff::{type_text, Change, Difference, Object};
 use super::model::*;
 use super::render;
 
@@ -246,10 +246,14 @@ fn plan(d: &Difference, expected: &Model, live: &Model) -> Result<(usize, Vec<St
             if t.partition_of.is_some() {
                 return Err("a partition is created with its parent's bounds; create it by hand".into());
             }
+            // Columns, then the constraints under their own names.
+            let mut parts: Vec<String> = t.columns.iter().map(Column::sql).collect();
+            parts.extend(t.constraints.values().map(|c| format!("CONSTRAINT {} {}", q(&c.name), c.definition)));
             let mut sql = vec![format!(
-                "CREATE TABLE IF NOT EXISTS {} {}{}",
+                "CREATE {}TABLE IF NOT EXISTS {} ({}){}",
+                if t.unlogged { "UNLOGGED " } else { "" },
                 t.sql_name(),
-                table_text(t).replace("(), ", "("),
+                parts.join(", "),
                 t.partition_key.as_ref().map(|k| format!(" PARTITION BY {k}")).unwrap_or_default()
             )];
             for i in t.indexes.values().filter(|i| i.constraint.is_none()) {

@@ -468,20 +468,35 @@ fn index_columns(shape: &str) -> Vec<String> {
         .collect()
 }
 
+/// What migration `m` creates.
+fn made(m: &Migration) -> Vec<Created> {
+    m.statements
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.node.as_ref().map(|n| created_by(i, n)))
+        .flatten()
+        .collect()
+}
+
+/// When no version is `adopt`'s default: the first migration that creates
+/// an object the database has and one it lacks, with that one (`None`:
+/// the database has none of the objects).
+pub fn partly_there(set: &[Migration], model: &super::model::Model) -> Option<(i64, Created)> {
+    set.iter().find_map(|m| {
+        let made = made(m);
+        if !made.iter().any(|c| exists_in(c, model)) {
+            return None;
+        }
+        made.into_iter().find(|c| !exists_in(c, model)).map(|c| (m.version, c))
+    })
+}
+
 /// `adopt`'s default version: the highest one whose migration creates
 /// objects (tables, indexes, columns, named constraints, Citus
 /// distributions, ...) that all exist in `model`, and the migrations right
 /// after it that create nothing to look up (`VALIDATE CONSTRAINT`, data),
 /// which only the comparison can judge.
 pub fn default_version(set: &[Migration], model: &super::model::Model) -> Option<i64> {
-    let made = |m: &Migration| -> Vec<Created> {
-        m.statements
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.node.as_ref().map(|n| created_by(i, n)))
-            .flatten()
-            .collect()
-    };
     let last = set.iter().rposition(|m| {
         let made = made(m);
         !made.is_empty() && made.iter().all(|c| exists_in(c, model))

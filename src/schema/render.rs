@@ -10,8 +10,14 @@
 
 use super::diff::{Change, Difference, Object};
 
-/// One difference as a line.
+/// One difference as a line (a multi-line definition, a view's query,
+/// joined into one: the line also heads a block of an adopt fix as a
+/// comment).
 pub fn line(d: &Difference) -> String {
+    one_line(&raw_line(d))
+}
+
+fn raw_line(d: &Difference) -> String {
     let on = match (&d.table, d.object) {
         (Some(_), Object::Distribution) => String::new(),
         (Some(_), _) => format!(" on {}", d.place()),
@@ -23,10 +29,12 @@ pub fn line(d: &Difference) -> String {
         (_, _) => d.place(),
     };
     let what = format!("{:<8} {} {name}{on}", d.change.as_str(), d.object.as_str());
-    let e = d.expected.as_deref().unwrap_or("");
-    let l = d.live.as_deref().unwrap_or("");
+    let e = d.expected.as_deref().unwrap_or("").trim();
+    let l = d.live.as_deref().unwrap_or("").trim();
     match d.change {
+        Change::Missing if e.is_empty() => what,
         Change::Missing => format!("{what}: {e}"),
+        Change::Extra if l.is_empty() => format!("{what} (the migrations do not make it)"),
         Change::Extra => format!("{what}: {l} (the migrations do not make it)"),
         Change::Renamed => format!(
             "{:<8} {} {}{on}: the migrations name it {} ({})",
@@ -43,10 +51,38 @@ pub fn line(d: &Difference) -> String {
                 "not_null" => format!("{what}: {} in the database, {} in the migrations", nullability(l), nullability(e)),
                 "valid" => format!("{what}: INVALID in the database (left by a failed CONCURRENTLY build)"),
                 "validated" => format!("{what}: NOT VALID in the database, validated in the migrations"),
+                "default" => format!("{what}: {} in the database, {} in the migrations", default(l), default(e)),
+                "generated" | "identity" => {
+                    let v = |v: &str| if v == "none" { format!("not {attr}") } else { v.to_string() };
+                    format!("{what}: {} in the database, {} in the migrations", v(l), v(e))
+                }
                 _ => format!("{what}: {attr} {l} in the database, {e} in the migrations"),
             }
         }
     }
+}
+
+/// `default now()`, or `no default`.
+fn default(v: &str) -> String {
+    if v == "none" {
+        "no default".into()
+    } else {
+        format!("default {v}")
+    }
+}
+
+/// Each line break, and the indentation after it, as one space.
+fn one_line(s: &str) -> String {
+    let mut lines = s.lines();
+    let mut out = lines.next().unwrap_or("").to_string();
+    for l in lines {
+        let l = l.trim_start();
+        if !l.is_empty() {
+            out.push(' ');
+            out.push_str(l);
+        }
+    }
+    out
 }
 
 fn nullability(v: &str) -> &'static str {
@@ -101,7 +137,20 @@ mod tests {
         };
         assert_eq!(
             line(&d),
-            "changed  column c on app.t: default none in the database, 0 in the migrations"
+            "changed  column c on app.t: no default in the database, default 0 in the migrations"
         );
+        // A view's query, on one line.
+        let d = Difference {
+            change: Change::Missing,
+            object: Object::View,
+            schema: Some("public".into()),
+            table: None,
+            name: "v".into(),
+            live_name: None,
+            attribute: None,
+            expected: Some(" SELECT a,\n    b\n   FROM t;".into()),
+            live: None,
+        };
+        assert_eq!(line(&d), "missing  view v: SELECT a, b FROM t;");
     }
 }
