@@ -669,3 +669,347 @@ fn the_scratch_database_is_dropped_on_sigint() {
     assert_eq!(scratch_left(pid), "0");
     assert!(!db.table_exists("chatmigrate_history"));
 }
+
+/// `change object table.name [attribute]` of each difference of a JSON diff.
+fn summary(v: &serde_json::Value) -> Vec<String> {
+    v["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {}{}{}",
+                d["change"].as_str().unwrap(),
+                d["object"].as_str().unwrap(),
+                d["table"].as_str().map(|t| format!("{t}.")).unwrap_or_default(),
+                d["name"].as_str().unwrap(),
+                d["attribute"].as_str().map(|a| format!(" [{a}]")).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The 50-migration history of gate.rs (enum, trigger function, generated
+/// column, view, FKs, CHECKs, partial / GIN / BRIN / HNSW indexes) read
+/// back from the database it made compares equal to the schema its files
+/// make; then every kind of drift made by hand is found, with what changed,
+/// directly and, the same, through the Data API.
+#[test]
+fn every_kind_of_drift_in_a_rich_schema_is_found() {
+    let (db, dir) = (Db::new(), Dir::new());
+    crate::gate::write_history(&dir);
+    cm(&db, &dir, &["up"]).assert_ok();
+    let r = cm(&db, &dir, &["diff", "--exit-code"]);
+    r.assert_ok();
+    assert_eq!(
+        r.stdout,
+        format!(
+            "no drift: {} has the schema of its 50 applied migration(s) (V1..V50)\n",
+            target(&db)
+        )
+    );
+    for sql in [
+        "ALTER TABLE message_tags DROP CONSTRAINT message_tags_tag_id_fkey, ADD CONSTRAINT message_tags_tag_id_fkey FOREIGN KEY (tag_id) REFERENCES tags (id) ON DELETE CASCADE",
+        "ALTER TABLE tags DROP CONSTRAINT tags_name_not_blank, ADD CONSTRAINT tags_name_not_blank CHECK (name <> '') NOT VALID",
+        "ALTER TABLE users DROP CONSTRAINT users_email_key",
+        "DROP INDEX idx_audit_log_actor",
+        "CREATE INDEX idx_audit_log_actor ON audit_log (actor) WHERE actor > 0",
+        "CREATE INDEX idx_by_hand ON messages (conversation_id) INCLUDE (role)",
+        "DROP INDEX idx_documents_hnsw",
+        "CREATE INDEX idx_documents_hnsw ON documents USING hnsw (embedding vector_l2_ops)",
+        "ALTER INDEX idx_tags_name RENAME TO tags_lower_name_idx",
+        "ALTER TABLE message_embeddings DROP CONSTRAINT message_embeddings_dims",
+        "ALTER TABLE message_embeddings ALTER COLUMN embedding TYPE vector(512)",
+        "ALTER TABLE users ALTER COLUMN display_name SET NOT NULL",
+        "ALTER TABLE tags ALTER COLUMN color DROP DEFAULT",
+        "ALTER TABLE tags ADD COLUMN n int GENERATED ALWAYS AS IDENTITY",
+        "ALTER TABLE messages ALTER COLUMN body_length SET EXPRESSION AS (octet_length(body))",
+        "ALTER TYPE message_role ADD VALUE 'bot'",
+        "CREATE TYPE pair AS (a int, b text)",
+        "ALTER SEQUENCE tags_id_seq INCREMENT BY 10",
+        "CREATE OR REPLACE FUNCTION touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at := clock_timestamp(); RETURN NEW; END $$",
+        "DROP TRIGGER trg_conversations_touch ON conversations",
+        "CREATE OR REPLACE VIEW conversation_stats AS SELECT c.id, count(m.id) AS messages, max(m.created_at) AS last_message_at, 1 AS one FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id GROUP BY c.id",
+        "CREATE SCHEMA reporting",
+        "CREATE MATERIALIZED VIEW reporting.daily AS SELECT count(*) AS n FROM messages",
+    ] {
+        db.exec(sql);
+    }
+    let r = cm(&db, &dir, &["--format", "json", "diff", "--exit-code"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    let direct: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(
+        summary(&direct),
+        [
+            "extra schema reporting",
+            "changed type message_role [definition]",
+            "extra type pair",
+            "changed sequence tags_id_seq [definition]",
+            "changed column message_embeddings.embedding [type]",
+            "changed column messages.body_length [generated]",
+            "changed column tags.color [default]",
+            "extra column tags.n",
+            "changed column users.display_name [not_null]",
+            "missing constraint message_embeddings.message_embeddings_dims",
+            "changed constraint message_tags.message_tags_tag_id_fkey [definition]",
+            "changed constraint tags.tags_name_not_blank [validated]",
+            "missing constraint users.users_email_key",
+            "changed index audit_log.idx_audit_log_actor [definition]",
+            "changed index documents.idx_documents_hnsw [definition]",
+            "extra index messages.idx_by_hand",
+            "renamed index tags.idx_tags_name",
+            "missing trigger conversations.trg_conversations_touch",
+            "changed view conversation_stats [definition]",
+            "extra materialized_view daily",
+            "changed function touch_updated_at() [definition]",
+        ]
+    );
+    // The catalog was read in two queries, whatever the number of tables.
+    assert_eq!(direct["introspection"]["live"]["queries"], 2);
+    assert_eq!(direct["introspection"]["expected"]["queries"], 2);
+    let r = cm(&db, &dir, &["diff"]);
+    r.assert_ok();
+    for line in [
+        "extra    schema reporting (the migrations do not make it)\n",
+        "changed  type message_role: ENUM ('user', 'assistant', 'system', 'tool', 'bot') in the database, ENUM ('user', 'assistant', 'system', 'tool') in the migrations\n",
+        "changed  column embedding on message_embeddings: type vector(512) in the database, vector(1024) in the migrations\n",
+        "changed  column body_length on messages: GENERATED ALWAYS AS (octet_length(body)) STORED in the database, GENERATED ALWAYS AS (length(body)) STORED in the migrations\n",
+        "changed  column color on tags: no default in the database, default 'gray'::text in the migrations\n",
+        "extra    column n on tags: n integer GENERATED ALWAYS AS IDENTITY NOT NULL (the migrations do not make it)\n",
+        "changed  constraint message_tags_tag_id_fkey on message_tags: FOREIGN KEY (tag_id) REFERENCES tags(id) ON DELETE CASCADE in the database, FOREIGN KEY (tag_id) REFERENCES tags(id) in the migrations\n",
+        "changed  constraint tags_name_not_blank on tags: NOT VALID in the database, validated in the migrations\n",
+        "changed  index idx_documents_hnsw on documents: CREATE INDEX idx_documents_hnsw ON public.documents USING hnsw (embedding vector_l2_ops) in the database, CREATE INDEX idx_documents_hnsw ON public.documents USING hnsw (embedding vector_cosine_ops) in the migrations\n",
+        "extra    index idx_by_hand on messages: CREATE INDEX idx_by_hand ON public.messages USING btree (conversation_id) INCLUDE (role) (the migrations do not make it)\n",
+        "changed  view conversation_stats: SELECT c.id, count(m.id) AS messages, max(m.created_at) AS last_message_at, 1 AS one FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id GROUP BY c.id; in the database, SELECT c.id, count(m.id) AS messages, max(m.created_at) AS last_message_at FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id GROUP BY c.id; in the migrations\n",
+        "extra    materialized view reporting.daily: SELECT count(*) AS n FROM messages; (the migrations do not make it)\n",
+    ] {
+        assert!(r.stdout.contains(line), "{line}\n{}", r.stdout);
+    }
+    assert_eq!(r.stdout.lines().count(), 22, "{}", r.stdout);
+
+    // Through the Data API: the same differences, read as text.
+    let server = DataApiServer::start(&server_url(), Options::default());
+    let conf = Dir::new();
+    let config = conf.write(
+        "chatmigrate.toml",
+        format!("[environments.aurora]\n{}resume_timeout = \"20s\"\n", server.environment(&db.name)),
+    );
+    let r = run_in(
+        conf.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--env",
+            "aurora",
+            "--migrations",
+            dir.path().to_str().unwrap(),
+            "--format",
+            "json",
+            "diff",
+            "--exit-code",
+        ],
+        &AWS_ENV,
+    );
+    assert_eq!(r.code, 1, "{r:#?}");
+    let api: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(api["differences"], direct["differences"]);
+    assert_eq!(api["introspection"]["live"]["queries"], 2);
+}
+
+/// A database with the 50-migration history's schema, made without
+/// chatmigrate and changed by hand since (keys, constraints, NOT NULL,
+/// defaults, columns, indexes of every kind, a table, a trigger, a view, a
+/// function): `adopt --write-fix` writes one fix for all of it, `up` applies
+/// it without losing a row, and `adopt` then records V1..V50.
+#[test]
+fn a_hand_changed_rich_schema_is_fixed_and_adopted() {
+    let (db, dir, fixes) = (Db::new(), Dir::new(), Dir::new());
+    crate::gate::write_history(&dir);
+    cm(&db, &dir, &["up"]).assert_ok();
+    db.exec("DROP TABLE chatmigrate_history, chatmigrate_history_log");
+    for sql in [
+        "INSERT INTO users (email) SELECT 'u' || i || '@example.com' FROM generate_series(1, 300) i",
+        "INSERT INTO conversations (user_id, title) SELECT 1 + i % 300, 'c' || i FROM generate_series(1, 600) i",
+        "INSERT INTO messages (conversation_id, role, body) SELECT 1 + i % 600, 'user', 'hello ' || i FROM generate_series(1, 3000) i",
+        "INSERT INTO tags (name) SELECT 'tag' || i FROM generate_series(1, 20) i",
+        "INSERT INTO message_tags SELECT i, 1 + i % 20 FROM generate_series(1, 500) i",
+        // Constraints: a foreign key and a CHECK dropped, a UNIQUE dropped,
+        // a foreign key's action changed, a CHECK left NOT VALID, one added.
+        "ALTER TABLE message_tags DROP CONSTRAINT message_tags_tag_id_fkey",
+        "ALTER TABLE documents DROP CONSTRAINT documents_author_id_fkey, ADD CONSTRAINT documents_author_id_fkey FOREIGN KEY (author_id) REFERENCES users (id) ON DELETE SET NULL",
+        "ALTER TABLE users DROP CONSTRAINT users_email_not_blank",
+        "ALTER TABLE users DROP CONSTRAINT users_email_key",
+        "ALTER TABLE tags DROP CONSTRAINT tags_name_not_blank, ADD CONSTRAINT tags_name_not_blank CHECK (name <> '') NOT VALID",
+        "ALTER TABLE tags ADD CONSTRAINT tags_name_key UNIQUE (name)",
+        "ALTER TABLE conversations ADD CONSTRAINT conversations_title_set CHECK (title IS NOT NULL)",
+        // NOT NULL and defaults.
+        "ALTER TABLE users ALTER COLUMN email DROP NOT NULL",
+        "ALTER TABLE conversations ALTER COLUMN title SET NOT NULL",
+        "ALTER TABLE tags ALTER COLUMN color DROP DEFAULT",
+        "ALTER TABLE users ALTER COLUMN display_name SET DEFAULT 'anonymous'",
+        // A column dropped (and its index with it).
+        "ALTER TABLE users DROP COLUMN locale",
+        // Indexes: missing, extra, changed, renamed, an HNSW one missing.
+        "DROP INDEX idx_messages_conversation",
+        "CREATE INDEX idx_by_hand ON messages (created_at)",
+        "DROP INDEX idx_conversations_titled",
+        "CREATE INDEX idx_conversations_titled ON conversations (user_id) WHERE title <> ''",
+        "ALTER INDEX idx_tags_name RENAME TO tags_lower_name_idx",
+        "DROP INDEX idx_message_embeddings_hnsw",
+        // A trigger, a function and a view.
+        "DROP TRIGGER trg_conversations_touch ON conversations",
+        "CREATE OR REPLACE FUNCTION touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+        "DROP VIEW conversation_stats",
+        "CREATE VIEW conversation_stats AS SELECT c.id, count(m.id) AS messages FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id GROUP BY c.id",
+        // A table dropped.
+        "DROP TABLE audit_log",
+        // What a fix cannot do safely: a column's type, an extra column.
+        "ALTER TABLE documents ALTER COLUMN title TYPE varchar(100)",
+        "ALTER TABLE documents ADD COLUMN legacy text",
+    ] {
+        db.exec(sql);
+    }
+    let counts = |db: &Db| -> Vec<String> {
+        ["users", "conversations", "messages", "tags", "message_tags"]
+            .iter()
+            .map(|t| db.scalar(&format!("SELECT count(*) FROM {t}")))
+            .collect()
+    };
+    assert_eq!(counts(&db), ["300", "600", "3000", "20", "500"]);
+    let fix = fixes.path().join("V1__adopt_fix.sql");
+    let r = cm(&db, &dir, &["adopt", "--version", "50", "--write-fix", fix.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(
+        r.stdout.starts_with(&format!(
+            "adopt: the schema of {} differs from the migrations V1..V50 (25 difference(s)); nothing was recorded\n",
+            target(&db)
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.ends_with(&format!(
+            "wrote {}: 37 statement(s), 2 difference(s) left to do by hand (listed at its top); review it, apply it with `chatmigrate up --migrations {}`, then run `chatmigrate adopt --version 50` again\n",
+            fix.display(),
+            fixes.path().display()
+        )),
+        "{}",
+        r.stdout
+    );
+    let text = std::fs::read_to_string(&fix).unwrap();
+    for part in [
+        "-- Not expressed here (do it by hand or in a migration of its own, then run `chatmigrate adopt` again):\n--   extra    column legacy on documents: legacy text (the migrations do not make it) (its data would be lost: drop it in a migration of its own once nothing uses it)\n--   changed  column title on documents: type character varying(100) in the database, text in the migrations (changing a column's type rewrites the table under an ACCESS EXCLUSIVE lock; see docs/rules/changing-column-type.md)\n",
+        // The table, with its sequence, constraints, indexes, ownership.
+        "CREATE SEQUENCE IF NOT EXISTS public.audit_log_id_seq AS bigint",
+        "CREATE TABLE IF NOT EXISTS public.audit_log (id bigint DEFAULT nextval('audit_log_id_seq'::regclass) NOT NULL, at timestamp with time zone DEFAULT now() NOT NULL, actor bigint, action text NOT NULL, detail jsonb DEFAULT '{}'::jsonb, request_id uuid DEFAULT gen_random_uuid(), CONSTRAINT audit_log_pkey PRIMARY KEY (id));\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_audit_log_actor ON public.audit_log USING btree (actor) WHERE (actor IS NOT NULL);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_audit_log_at ON public.audit_log USING brin (at);\n",
+        "ALTER SEQUENCE public.audit_log_id_seq OWNED BY public.audit_log.id;\n",
+        // NOT NULL proven by a CHECK first; defaults; a column.
+        "ALTER TABLE public.users ADD CONSTRAINT users_email_not_null_chk CHECK (email IS NOT NULL) NOT VALID;\nALTER TABLE public.users VALIDATE CONSTRAINT users_email_not_null_chk;\nALTER TABLE public.users ALTER COLUMN email SET NOT NULL;\nALTER TABLE public.users DROP CONSTRAINT users_email_not_null_chk;\n",
+        "ALTER TABLE public.conversations ALTER COLUMN title DROP NOT NULL;\n",
+        "ALTER TABLE public.tags ALTER COLUMN color SET DEFAULT 'gray'::text;\n",
+        "ALTER TABLE public.users ALTER COLUMN display_name SET DEFAULT ''::text;\n",
+        "ALTER TABLE public.users ADD COLUMN IF NOT EXISTS locale text DEFAULT 'ja'::text NOT NULL;\n",
+        // Constraints: UNIQUE through a concurrent index, CHECK and FK NOT VALID then validated.
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_email_key ON public.users USING btree (email);\nALTER TABLE public.users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;\n",
+        "ALTER TABLE public.documents DROP CONSTRAINT IF EXISTS documents_author_id_fkey, ADD CONSTRAINT documents_author_id_fkey FOREIGN KEY (author_id) REFERENCES users(id) NOT VALID;\nALTER TABLE public.documents VALIDATE CONSTRAINT documents_author_id_fkey;\n",
+        "ALTER TABLE public.message_tags ADD CONSTRAINT message_tags_tag_id_fkey FOREIGN KEY (tag_id) REFERENCES tags(id) NOT VALID;\nALTER TABLE public.message_tags VALIDATE CONSTRAINT message_tags_tag_id_fkey;\n",
+        "ALTER TABLE public.tags VALIDATE CONSTRAINT tags_name_not_blank;\n",
+        "ALTER TABLE public.users ADD CONSTRAINT users_email_not_blank CHECK (email <> ''::text) NOT VALID;\n",
+        "ALTER TABLE public.conversations DROP CONSTRAINT IF EXISTS conversations_title_set;\n",
+        "ALTER TABLE public.tags DROP CONSTRAINT IF EXISTS tags_name_key;\n",
+        // Indexes.
+        "SET maintenance_work_mem = '256MB';\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_message_embeddings_hnsw ON public.message_embeddings USING hnsw (embedding vector_l2_ops);\nRESET maintenance_work_mem;\n",
+        "DROP INDEX CONCURRENTLY IF EXISTS public.idx_by_hand;\n",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_messages_conversation ON public.messages USING btree (conversation_id);\n",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_conversations_titled_new ON public.conversations USING btree (user_id) WHERE (title IS NOT NULL);\nDROP INDEX CONCURRENTLY IF EXISTS public.idx_conversations_titled;\nALTER INDEX public.idx_conversations_titled_new RENAME TO idx_conversations_titled;\n",
+        "ALTER INDEX IF EXISTS public.tags_lower_name_idx RENAME TO idx_tags_name;\n",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_locale ON public.users USING btree (locale);\n",
+        // The view, the function, the trigger.
+        "CREATE OR REPLACE VIEW public.conversation_stats AS\n SELECT c.id,",
+        "CREATE OR REPLACE FUNCTION public.touch_updated_at()",
+        "CREATE TRIGGER trg_conversations_touch BEFORE UPDATE ON conversations FOR EACH ROW EXECUTE FUNCTION touch_updated_at();\n",
+    ] {
+        assert!(text.contains(part), "{part}\n---\n{text}");
+    }
+    // Applied with `up`: no row lost; what is left is what it listed.
+    let r = cm(&db, &fixes, &["up"]);
+    r.assert_ok();
+    assert!(
+        r.stdout.starts_with("applied V1 adopt_fix (no transaction, 37 statements, "),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(counts(&db), ["300", "600", "3000", "20", "500"]);
+    let r = cm(&db, &dir, &["--format", "json", "adopt"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["version"], 50);
+    assert_eq!(
+        summary(&v),
+        ["extra column documents.legacy", "changed column documents.title [type]"]
+    );
+    // Done by hand, as the fix said: now it is adopted.
+    db.exec("ALTER TABLE documents DROP COLUMN legacy");
+    db.exec("ALTER TABLE documents ALTER COLUMN title TYPE text");
+    let r = cm(&db, &dir, &["adopt"]);
+    r.assert_ok();
+    assert_eq!(
+        r.stdout,
+        format!(
+            "adopt: the schema of {} matches the migrations V1..V50; recorded 50 migration(s) as applied without running them\n",
+            target(&db)
+        )
+    );
+    assert_eq!(db.versions(), (1..=50).collect::<Vec<i64>>());
+    cm(&db, &dir, &["diff", "--exit-code"]).assert_ok();
+    assert_eq!(counts(&db), ["300", "600", "3000", "20", "500"]);
+    // The restored trigger and function work.
+    db.exec("UPDATE conversations SET updated_at = '2000-01-01', title = 'x' WHERE id = 1");
+    assert_eq!(db.scalar("SELECT updated_at > '2001-01-01' FROM conversations WHERE id = 1"), "t");
+}
+
+/// A migration whose extension is missing (made by hand without it):
+/// adopt names what is missing, and the fix creates the extension and the
+/// index that needs it.
+#[test]
+fn a_missing_extension_is_written_into_the_fix() {
+    let (db, dir, fixes) = (Db::new(), Dir::new(), Dir::new());
+    dir.write(
+        "V1__names.sql",
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm;\nCREATE TABLE names (id bigint PRIMARY KEY, name text NOT NULL);\n",
+    );
+    dir.write(
+        "V2__trgm.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_names_trgm ON names USING gin (name gin_trgm_ops);\n",
+    );
+    db.exec("CREATE TABLE names (id bigint PRIMARY KEY, name text NOT NULL)");
+    db.exec("INSERT INTO names SELECT i, 'name ' || i FROM generate_series(1, 1000) i");
+    let r = cm(&db, &dir, &["adopt"]);
+    r.assert_error(&format!(
+        "adopt: no migration has all the objects it creates in {}: V1 creates extension pg_trgm, which it lacks",
+        target(&db)
+    ));
+    assert_eq!(
+        r.hint(),
+        "hint: pass --version V to compare with the schema of the migrations up to V (with --write-fix FILE, a migration that makes what is missing)"
+    );
+    let fix = fixes.path().join("V1__adopt_fix.sql");
+    let r = cm(&db, &dir, &["adopt", "--version", "2", "--write-fix", fix.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(
+        r.stdout.contains("\nmissing  extension pg_trgm: pg_trgm ")
+            && r.stdout.contains(
+                "\nmissing  index idx_names_trgm on names: CREATE INDEX idx_names_trgm ON public.names USING gin (name gin_trgm_ops)\n"
+            ),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        statements(&std::fs::read_to_string(&fix).unwrap()),
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_names_trgm ON public.names USING gin (name gin_trgm_ops);\n"
+    );
+    cm(&db, &fixes, &["up"]).assert_ok();
+    cm(&db, &dir, &["adopt"]).assert_ok();
+    assert_eq!(db.versions(), vec![1, 2]);
+    assert_eq!(db.scalar("SELECT count(*) FROM names"), "1000");
+}

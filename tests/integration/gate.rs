@@ -18,6 +18,10 @@
 use crate::support::dataapi::{DataApiServer, Options};
 use crate::support::*;
 
+fn target(db: &Db) -> String {
+    format!("postgres@127.0.0.1:{}/{}", port(), db.name)
+}
+
 /// The held-back migration: two plain index builds on `messages`.
 pub const HELD_BACK: &str = "-- Lookups by role, and full-text search over bodies.\nCREATE INDEX idx_messages_role ON messages (role, created_at);\nCREATE INDEX idx_messages_body_fts ON messages USING gin (to_tsvector('simple', body));\n";
 
@@ -371,6 +375,76 @@ fn objects_that_exist_already_are_refused_before_anything_runs() {
     assert!(r
         .error_line()
         .starts_with("error: 3 object(s) that the pending migrations create already exist"));
+}
+
+/// Every kind of object `up` looks up: each one made by hand is listed
+/// with its file:line, whatever its kind or schema. With a history (a
+/// database that chatmigrate manages, where someone made the next
+/// migration's object by hand), the refusal comes the same way, and again
+/// nothing is written.
+#[test]
+fn every_kind_of_existing_object_is_listed() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write(
+        "V1__kinds.sql",
+        "CREATE SCHEMA app;
+CREATE TABLE app.items (id bigint PRIMARY KEY, name text);
+CREATE INDEX idx_items_name ON app.items (name);
+CREATE SEQUENCE app.item_numbers;
+CREATE VIEW app.item_names AS SELECT name FROM app.items;
+CREATE MATERIALIZED VIEW app.item_count AS SELECT count(*) AS n FROM app.items;
+CREATE TYPE app.color AS ENUM ('red', 'green');
+CREATE TYPE app.pair AS (a int, b text);
+CREATE DOMAIN app.positive AS integer CHECK (VALUE > 0);
+CREATE FUNCTION app.item_name(p_id bigint) RETURNS text LANGUAGE sql AS 'SELECT name FROM app.items WHERE id = p_id';
+CREATE PROCEDURE app.rename_item(p_id bigint, p_name text) LANGUAGE sql AS 'UPDATE app.items SET name = p_name WHERE id = p_id';
+CREATE EXTENSION pg_trgm;
+",
+    );
+    let v1 = std::fs::read_to_string(dir.path().join("V1__kinds.sql")).unwrap();
+    db.exec(&v1);
+    let r = cm(&db, &dir, &["up"]);
+    let shown = dir.shown("V1__kinds.sql");
+    r.assert_error(&format!(
+        "12 object(s) that the pending migrations create already exist in {}: schema app ({shown}:1:1), table app.items ({shown}:2:1), index app.idx_items_name on app.items ({shown}:3:1), ...; nothing was applied",
+        target(&db)
+    ));
+    let listed: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(
+        listed,
+        [
+            format!("  schema app ({shown}:1:1)"),
+            format!("  table app.items ({shown}:2:1)"),
+            format!("  index app.idx_items_name on app.items ({shown}:3:1)"),
+            format!("  sequence app.item_numbers ({shown}:4:1)"),
+            format!("  view app.item_names ({shown}:5:1)"),
+            format!("  materialized view app.item_count ({shown}:6:1)"),
+            format!("  type app.color ({shown}:7:1)"),
+            format!("  type app.pair ({shown}:8:1)"),
+            format!("  type app.positive ({shown}:9:1)"),
+            format!("  function app.item_name(int8) ({shown}:10:1)"),
+            format!("  procedure app.rename_item(int8, text) ({shown}:11:1)"),
+            format!("  extension pg_trgm ({shown}:12:1)"),
+        ]
+    );
+    assert!(!db.table_exists("chatmigrate_history"));
+
+    // A managed database: V1 recorded, V2's table made by hand meanwhile.
+    let (managed, dir2) = (Db::new(), Dir::new());
+    dir2.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    cm(&managed, &dir2, &["up"]).assert_ok();
+    dir2.write("V2__b.sql", "CREATE TABLE b (id int);\nCREATE INDEX idx_b ON b (id);\n");
+    managed.exec("CREATE TABLE b (id int)");
+    managed.exec("INSERT INTO b VALUES (7)");
+    let r = cm(&managed, &dir2, &["up"]);
+    r.assert_error(&format!(
+        "1 object(s) that the pending migrations create already exist in {}: table b ({}:1:1); nothing was applied",
+        target(&managed),
+        dir2.shown("V2__b.sql")
+    ));
+    assert_eq!(managed.versions(), vec![1]);
+    assert_eq!(managed.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_b'"), "0");
+    assert_eq!(managed.scalar("SELECT id FROM b"), "7");
 }
 
 // ----- through the Data API test server -----
