@@ -228,7 +228,7 @@ mod tests {
             &["\"t\"".into()],
         );
         assert!(q.contains("unnest(ARRAY['t', 'app.u']::text[]::text[])"), "{q}");
-        assert!(q.contains("pg_total_relation_size(l.oid) AS total"), "{q}");
+        assert!(q.contains("ELSE pg_total_relation_size(l.oid) END AS total"), "{q}");
         assert!(!q.contains("{heap}") && !q.contains("{total}") && !q.starts_with("--"), "{q}");
         let c = sql(BackendKind::Citus, &[], &[], &[]);
         assert!(c.contains("citus_total_relation_size(l.oid)"), "{c}");

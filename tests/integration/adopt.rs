@@ -279,7 +279,7 @@ fn a_matching_database_is_adopted_and_drift_is_reported() {
             "drift: {} differs from the schema of its 4 applied migration(s) (V1..V4): 4 difference(s)
 extra    table notes: (id integer) (the migrations do not make it)
 missing  column botresponse on st_chat_history_table: botresponse text
-changed  column timestamp on st_chat_history_table: default clock_timestamp() in the database, now() in the migrations
+changed  column timestamp on st_chat_history_table: default clock_timestamp() in the database, default now() in the migrations
 extra    index idx_by_hand on st_chat_history_table: CREATE INDEX idx_by_hand ON public.st_chat_history_table USING btree (themename) (the migrations do not make it)
 ",
             target(&db)
