@@ -79,6 +79,8 @@ pub struct EnvFile {
     pub transaction_keepalive: Option<String>,
     pub citus_multi_shard_modify_mode: Option<String>,
     pub citus_distribute_concurrently: Option<bool>,
+    #[serde(default, deserialize_with = "duration_text")]
+    pub citus_node_wait: Option<String>,
     /// Lint rules to run here although their scope is another backend.
     pub lint_include: Option<Vec<String>>,
     /// Lint rules not to run here.
@@ -231,6 +233,9 @@ pub struct Citus {
     /// `create_distributed_table_concurrently` (writes go on) where the
     /// Citus version has it and the statement runs outside a transaction.
     pub distribute_concurrently: bool,
+    /// How long a migration statement that failed because the coordinator
+    /// could not reach a worker is tried again (zero: not at all).
+    pub node_wait: Duration,
 }
 
 /// libpq's sslmode values.
@@ -452,6 +457,7 @@ impl Config {
             citus: Citus {
                 multi_shard_modify_mode: ModifyMode::Sequential,
                 distribute_concurrently: true,
+                node_wait: Duration::ZERO,
             },
             lint_include: Vec::new(),
             lint_exclude: Vec::new(),
@@ -805,6 +811,9 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(v) = e.citus_distribute_concurrently {
         c.citus.distribute_concurrently = v;
+    }
+    if let Some(v) = &e.citus_node_wait {
+        c.citus.node_wait = duration("citus_node_wait", v, value::CITUS_NODE_WAIT)?;
     }
     if let Some(v) = e.lint_large_table_rows {
         c.large_table_rows =
@@ -1284,6 +1293,7 @@ mod tests {
                 Just("group_commit"),
                 Just("migrations"),
                 Just("citus_multi_shard_modify_mode"),
+                Just("citus_node_wait"),
                 Just("no_such_key"),
             ];
             let value = prop_oneof![

@@ -23,14 +23,29 @@ pub struct DbError {
     pub offset: Option<usize>,
 }
 
+/// A server text on one line: a line break and the indentation after it
+/// (libpq's "Connection refused\n\tIs the server running ...", relayed by
+/// dblink, postgres_fdw and Citus) become one space.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\n') {
+        return text.into();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .into()
+}
+
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.message)?;
+        write!(f, "{}", one_line(&self.message))?;
         if let Some(d) = &self.detail {
-            write!(f, "; DETAIL: {d}")?;
+            write!(f, "; DETAIL: {}", one_line(d))?;
         }
         if let Some(h) = &self.hint {
-            write!(f, "; HINT: {h}")?;
+            write!(f, "; HINT: {}", one_line(h))?;
         }
         // An error known only by its text has no code (the Data API).
         if !self.code.is_empty() {
@@ -275,6 +290,10 @@ pub enum Error {
     CitusNoNodes { target: String },
     #[error("will not create database `{name}` on {target}: {why}")]
     CitusCreateDatabase { name: String, target: String, why: String },
+    /// `history_schema` is a distributed schema: chatmigrate's own tables
+    /// in it would be (or are) distributed tables.
+    #[error("history_schema `{schema}` is a distributed schema on {target} (citus_schemas): chatmigrate's own tables (history, log, lease) there are single-shard distributed tables, not local tables of the coordinator")]
+    CitusTenantSchema { schema: String, target: String },
     /// The command line does not parse (clap's message); only rendered
     /// through `--format json`, clap prints its own text.
     #[error("{message}")]
@@ -361,7 +380,7 @@ impl Error {
             ReadOnlySession {
                 set_by, user, database, ..
             } => read_only_hint(set_by, user, database),
-            Migration { error, transactional, .. } => match (crate::backend::citus::runtime_hint(error), transactional) {
+            Migration { error, transactional, .. } => match (crate::backend::citus::runtime_hint(error), *transactional) {
                 (Some(fix), true) => format!("{fix}; this migration was rolled back"),
                 (Some(fix), false) => format!("{fix}; `chatmigrate up` then resumes at the failing statement"),
                 (None, true) => "fix the migration and run `chatmigrate up` again; this migration was rolled back".into(),
@@ -369,9 +388,9 @@ impl Error {
                     "fix the failing statement and run `chatmigrate up` again: it resumes at that statement (the ones before it stay done)".into()
                 }
             },
-            Db { error, .. } => crate::backend::citus::runtime_hint(error)
-                .unwrap_or("check the database user's privileges, then retry")
-                .into(),
+            Db { error, .. } => {
+                crate::backend::citus::runtime_hint(error).unwrap_or_else(|| "check the database user's privileges, then retry".into())
+            }
             ConnectionLost { .. } => {
                 "check the network or server, then run `chatmigrate up` again: applied migrations are recorded, the one in flight is re-checked".into()
             }
@@ -392,17 +411,20 @@ impl Error {
                 "another runner may have taken over; run `chatmigrate status`, and raise lease_ttl if the network is slow".into()
             }
             NotCitus { .. } => {
-                "connect to the database that has the citus extension (on Azure Cosmos DB for PostgreSQL: dbname = \"citus\"), or use backend = \"postgres\"".into()
+                "connect to the database that has the citus extension (on an Azure elastic cluster the one named when it was created, `postgres` by default; on Azure Cosmos DB for PostgreSQL dbname = \"citus\"), or use backend = \"postgres\"".into()
             }
             CitusWorker { .. } => {
-                "point the environment at the coordinator (on Azure Cosmos DB for PostgreSQL its host name starts with c-, the workers' with w0-, w1-, ...)".into()
+                "point the environment at the coordinator (on an Azure elastic cluster port 5432, not the load-balanced 7432 or 8432; on Azure Cosmos DB for PostgreSQL the host name that starts with c-, not w0-, w1-, ...)".into()
             }
             CitusNoNodes { .. } => {
                 "connect to the coordinator; on a new cluster register the nodes in this database first: SELECT citus_set_coordinator_host('<host>', <port>); SELECT citus_add_node('<worker>', <port>) for each worker".into()
             }
             CitusCreateDatabase { .. } => {
-                "on Azure Cosmos DB for PostgreSQL use the `citus` database (dbname = \"citus\"); on your own cluster create the database on every node, then in it run CREATE EXTENSION citus, citus_set_coordinator_host and citus_add_node per worker (docs/citus.md), and run `chatmigrate up` without --create-database".into()
+                "on Azure use the database the cluster was created with (elastic clusters: `postgres` by default, and CREATE DATABASE is refused there; Azure Cosmos DB for PostgreSQL: use the `citus` database (dbname = \"citus\")); on your own cluster create the database on every node, then in it run CREATE EXTENSION citus, citus_set_coordinator_host and citus_add_node per worker (docs/citus.md), and run `chatmigrate up` without --create-database".into()
             }
+            CitusTenantSchema { schema, .. } => format!(
+                "set history_schema to a schema that is not distributed (chatmigrate creates a missing one as a regular schema, whatever citus.enable_schema_based_sharding says), or make `{schema}` a regular schema again on the coordinator: SELECT citus_schema_undistribute('{schema}') (it also makes the other tables of `{schema}` local)"
+            ),
             Usage { hint, .. } => hint.clone(),
             Schema { hint, .. } => hint.clone(),
             Internal { .. } => {
@@ -468,7 +490,7 @@ impl Error {
             OutcomeUnknown { .. } | TransactionRolledBack { .. } => "database",
             LeaseLost { .. } => "lock",
             NotCitus { .. } | CitusWorker { .. } | CitusNoNodes { .. } => "connect",
-            CitusCreateDatabase { .. } => "config",
+            CitusCreateDatabase { .. } | CitusTenantSchema { .. } => "config",
             Internal { .. } => "internal",
             Usage { .. } => "usage",
             Schema { kind, .. } => kind,

@@ -731,6 +731,12 @@ async fn run_transactional(
                 }
             }
         };
+        for message in b.take_notices() {
+            events(&Event::Note {
+                version: m.version,
+                message,
+            });
+        }
         if let Some(s) = interrupted {
             if result.is_ok() {
                 // COMMIT won the race: it is applied and recorded.
@@ -942,6 +948,12 @@ async fn run_statements(
                     }
                 }
             };
+            for message in b.take_notices() {
+                events(&Event::Note {
+                    version: m.version,
+                    message,
+                });
+            }
             if let Err(ExecError::StillRunning { connection_id }) = result {
                 result = await_statement(b, m, i, connection_id, started, events).await;
             } else if let Err(ExecError::Lost { message }) = result {
@@ -1223,9 +1235,11 @@ pub async fn read_state(cfg: &Config) -> Result<(Vec<Row>, bool, String, Vec<(St
     match backend::connect(cfg, Purpose::READ).await {
         Ok(mut b) => {
             let r = b.read_history().await;
+            let checked = b.check_cluster().await;
             let target = b.target();
             let facts = b.facts();
             b.close().await;
+            checked?;
             Ok((r?, false, target, facts))
         }
         Err(Error::DatabaseMissing { .. }) => Ok((Vec::new(), true, cfg.target_display(), Vec::new())),

@@ -91,6 +91,8 @@ pub const LEASE_TTL: DurationLimits = duration_limits(TENTH, DAY, false, "60s");
 /// `transaction_keepalive`: useful below the Data API's 3-minute idle
 /// limit; longer turns it off in effect (a test does that on purpose).
 pub const TRANSACTION_KEEPALIVE: DurationLimits = duration_limits(TENTH, DAY, false, "120s");
+/// `citus_node_wait`: 0 reports a Citus worker that fails at once.
+pub const CITUS_NODE_WAIT: DurationLimits = duration_limits(Duration::ZERO, DAY, false, "0s");
 /// `port`, `PGPORT`, the URL's port.
 pub const PORT: CountLimits = count_limits(1, 65535, "5432");
 /// `lock_retries`.

@@ -255,6 +255,20 @@ pub trait Backend: Send {
         Ok(Adapted::default())
     }
 
+    /// What the server said while the statements last sent ran, as lines
+    /// for the user (Citus: the NOTICEs and WARNINGs of its function calls,
+    /// e.g. that a table has no replica identity); taken once.
+    fn take_notices(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Asked by `status` and `verify` before [`Backend::facts`]: checks the
+    /// parts of the server beyond this connection (Citus: whether the
+    /// coordinator reaches each worker); what it finds shows in the facts.
+    async fn check_cluster(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Asked on the maintenance connection before `CREATE DATABASE name`: a
     /// backend that could not use a database made that way refuses here,
     /// before anything is created.

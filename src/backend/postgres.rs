@@ -61,11 +61,74 @@ pub struct Postgres {
     setup_races: u32,
     /// What the connect-time probe read.
     session: Session,
+    /// The notices the server sent (read by the citus backend).
+    notices: Notices,
 }
 
-/// One open connection: the client, its driver task, and the TLS connector
-/// used (needed again for cancel requests).
-type Opened = (Client, tokio::task::JoinHandle<()>, Option<LazyTls>);
+/// One open connection: the client, its driver task, the TLS connector
+/// used (needed again for cancel requests), and the notices it received.
+type Opened = (Client, tokio::task::JoinHandle<()>, Option<LazyTls>, Notices);
+
+/// A NOTICE or WARNING the server sent (`RAISE NOTICE`, Citus's "Copying
+/// data from local table...").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `NOTICE`, `WARNING`, `INFO`, ...
+    pub severity: String,
+    pub error: DbError,
+}
+
+/// The notices of one connection, in order, since they were last taken;
+/// the newest [`Notices::KEPT`] are kept. Filled by the connection's
+/// driver task before the answer of the statement that raised them reaches
+/// the client, so they are complete once that answer is read.
+#[derive(Debug, Clone, Default)]
+pub struct Notices(std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Notice>>>);
+
+impl Notices {
+    const KEPT: usize = 100;
+
+    fn push(&self, n: &tokio_postgres::error::DbError) {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() == Self::KEPT {
+            q.pop_front();
+        }
+        q.push_back(Notice {
+            // The nonlocalized severity where the server sends one.
+            severity: n
+                .parsed_severity()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| n.severity().to_string()),
+            error: DbError {
+                code: n.code().code().to_string(),
+                message: n.message().to_string(),
+                detail: n.detail().map(str::to_string),
+                hint: n.hint().map(str::to_string),
+                offset: None,
+            },
+        });
+    }
+
+    /// The notices received since the last call.
+    pub fn take(&self) -> Vec<Notice> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect()
+    }
+}
+
+/// Runs a connection until it closes, keeping the notices it receives.
+fn drive<S, T>(mut conn: tokio_postgres::Connection<S, T>, notices: Notices) -> tokio::task::JoinHandle<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = m {
+                notices.push(&n);
+            }
+        }
+    })
+}
 
 /// Copies a server error out of the driver's type.
 fn db_error(e: &tokio_postgres::Error, sql: Option<&str>) -> Option<DbError> {
@@ -91,9 +154,19 @@ fn lost_or_internal(e: tokio_postgres::Error, context: &'static str) -> ExecErro
 }
 
 /// SQLSTATEs after which the session (and its transaction) is gone: a
-/// read-only server after failover, shutdown, connection exceptions.
-fn session_ended(code: &str) -> bool {
-    matches!(code, "25006" | "57P01" | "57P02" | "57P03") || code.starts_with("08")
+/// read-only server after failover, shutdown, connection exceptions. A
+/// connection exception sent as an ERROR (not FATAL) on a session that is
+/// still open is about another connection of the server (a Citus worker,
+/// a postgres_fdw or dblink server): this session goes on.
+fn session_ended(e: &tokio_postgres::Error, client: &Client) -> bool {
+    let Some(d) = e.as_db_error() else { return true };
+    let code = d.code().code();
+    use tokio_postgres::error::Severity;
+    let fatal = match d.parsed_severity() {
+        Some(s) => matches!(s, Severity::Fatal | Severity::Panic),
+        None => matches!(d.severity(), "FATAL" | "PANIC"),
+    } || client.is_closed();
+    matches!(code, "25006" | "57P01" | "57P02" | "57P03") || (code.starts_with("08") && fatal)
 }
 
 /// The driver's message with its cause ("error connecting to server:
@@ -286,7 +359,7 @@ async fn open(cfg: &Config, dbname: Option<&str>, purpose: Purpose, extra: &[&st
 }
 
 /// Closes a connection that will not be used (a replica, a read-only session).
-async fn close_opened((client, conn, _): Opened) {
+async fn close_opened((client, conn, _, _): Opened) {
     drop(client);
     let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
 }
@@ -416,15 +489,16 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> 
         let roots = pg.sslrootcert.as_deref().map(load_bundle).transpose().map_err(fatal)?;
         Some(LazyTls::new(mode, roots))
     };
+    let notices = Notices::default();
     let attempt = async {
         let (client, handle) = match tls.clone() {
             None => {
                 let (client, conn) = c.connect(tokio_postgres::NoTls).await?;
-                (client, tokio::spawn(async move { drop(conn.await) }))
+                (client, drive(conn, notices.clone()))
             }
             Some(tls) => {
                 let (client, conn) = c.connect(tls).await?;
-                (client, tokio::spawn(async move { drop(conn.await) }))
+                (client, drive(conn, notices.clone()))
             }
         };
         Ok::<_, tokio_postgres::Error>((client, handle))
@@ -464,7 +538,7 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> 
             };
             Err(Attempt { error, class, cause })
         }
-        Ok(Ok((client, conn))) => Ok((client, conn, tls)),
+        Ok(Ok((client, conn))) => Ok((client, conn, tls, notices)),
     }
 }
 
@@ -539,7 +613,7 @@ impl Postgres {
         let Some(error) = db_error(&e, Some(all[index])) else {
             return Err(ExecError::Lost { message: e.to_string() });
         };
-        if session_ended(&error.code) {
+        if session_ended(&e, &self.client) {
             return Err(ExecError::Lost {
                 message: format!("{} (SQLSTATE {})", error.message, error.code),
             });
@@ -553,11 +627,12 @@ impl Postgres {
     /// Connects and probes the session for `purpose`; `extra` columns are
     /// added to the probe (the backend reads them from [`Postgres::session`]).
     pub async fn connect(cfg: &Config, dbname: Option<&str>, purpose: Purpose, extra: &[&str]) -> Result<Postgres> {
-        let ((client, conn, tls), target, dbname, session) = open(cfg, dbname, purpose, extra).await?;
+        let ((client, conn, tls, notices), target, dbname, session) = open(cfg, dbname, purpose, extra).await?;
         Ok(Postgres {
             client,
             conn,
             tls,
+            notices,
             target,
             dialect: Dialect::postgres(&cfg.history, &dbname),
             progress: cfg.progress.clone(),
@@ -574,6 +649,11 @@ impl Postgres {
     /// What the connect-time probe read.
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// The notices the server sent since the last call.
+    pub fn take_notices(&self) -> Vec<Notice> {
+        self.notices.take()
     }
 
     async fn simple(&self, sql: &str, context: &str) -> Result<Vec<Vec<Option<String>>>> {
@@ -775,7 +855,7 @@ impl Backend for Postgres {
         let Some(mut error) = db_error(&e, Some(&batch)) else {
             return Err(ExecError::Lost { message: e.to_string() });
         };
-        if session_ended(&error.code) {
+        if session_ended(&e, &self.client) {
             // Failover (a read-only server), an admin shutdown: the
             // transaction is gone with its session; reconnect and redo it.
             return Err(ExecError::Lost {

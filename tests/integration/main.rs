@@ -12,6 +12,7 @@ mod adopt;
 mod aws_direct;
 mod bad_inputs;
 mod citus;
+mod citus_production;
 mod cli_commands;
 mod config_errors;
 mod connect_errors;

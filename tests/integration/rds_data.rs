@@ -692,6 +692,19 @@ fn a_killed_runners_lease_expires_and_the_next_runner_goes_on() {
     r.assert_ok();
     let child = api.spawn_up(&dir);
     wait_until(20, "V1 applied", || db.versions() == vec![1]);
+    // Killed inside V2's statement, not between two calls (an idle
+    // transaction would hold the lease row until the Data API's 3 minutes).
+    wait_until(20, "V2's statement running", || {
+        query_url(
+            &server_url(),
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND state = 'active' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
+                db.name
+            ),
+        )[0][0]
+            .as_deref()
+            == Some("1")
+    });
     signal(&child, "KILL");
     let _ = finish(child);
     dir.write("V2__slow.sql", "SELECT 1;\n");

@@ -46,6 +46,9 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                 } else {
                     format!("{bare}_{}_key", cols.join("_"))
                 };
+                // On Citus, a distributed table's key must hold its
+                // distribution column: the index shown must be one Citus builds.
+                let cols = ctx.facts.unique_columns(&table, ctx.pos(i), &cols).unwrap_or(cols);
                 let list = cols.join(", ");
                 let not_null = if primary {
                     "\n  (a primary key also needs its columns NOT NULL: see adding-not-nullable-field for doing that without a scan under lock)"
@@ -78,6 +81,36 @@ mod tests {
              ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;
 
 "
+        );
+    }
+
+    #[test]
+    fn on_a_distributed_table_the_index_shown_has_the_distribution_column() {
+        use crate::config::BackendKind;
+        use crate::lint::testing::render;
+        let out = render(
+            "disallowed-unique-constraint",
+            BackendKind::Citus,
+            &[
+                "CREATE TABLE chats (userid text, chatid bigint);\nSELECT create_distributed_table('chats', 'userid');",
+                "ALTER TABLE chats ADD CONSTRAINT chats_chatid_key UNIQUE (chatid);",
+            ],
+        );
+        assert!(
+            out.contains("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS chats_chatid_key ON chats (userid, chatid);"),
+            "{out}"
+        );
+        let index = render(
+            "require-concurrent-index-creation",
+            BackendKind::Citus,
+            &[
+                "CREATE TABLE chats (userid text, chatid bigint);\nSELECT create_distributed_table('chats', 'userid');",
+                "CREATE UNIQUE INDEX chats_chatid ON chats (chatid);",
+            ],
+        );
+        assert!(
+            index.contains("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS chats_chatid ON chats USING btree (userid, chatid);"),
+            "{index}"
         );
     }
 

@@ -30,7 +30,7 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         out.push(Hit::new(
             i,
             format!("{method} index built without CONCURRENTLY on existing table {table}: writes to {table} wait for the whole build, which takes minutes to hours on a real vector table{}", ctx.size_note(&table)),
-            format!("{}\n  (raise maintenance_work_mem before it in the same file: see pgvector-hnsw-build-memory)", concurrent_help(node)),
+            format!("{}\n  (raise maintenance_work_mem before it in the same file: see pgvector-hnsw-build-memory)", concurrent_help(node, None)),
         ));
     }
 }
