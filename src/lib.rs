@@ -40,6 +40,7 @@ pub mod plan;
 pub mod report;
 pub mod retry;
 pub mod runner;
+pub mod schema;
 pub mod sql;
 pub mod value;
 

@@ -54,6 +54,12 @@ pub fn error(style: &Style, e: &Error) {
         let _ = lint_findings(&mut err, &report.findings, style.color);
         let _ = writeln!(err, "{}", lint_summary(report));
     }
+    if let Error::ObjectsExist { objects, .. } = e {
+        let _ = writeln!(err);
+        for o in objects {
+            let _ = writeln!(err, "  {o}");
+        }
+    }
     if style.json {
         error_json(e);
     }
@@ -64,6 +70,12 @@ pub fn error_json(e: &Error) {
     let mut v = json!({"ok": false, "error": {"kind": e.kind(), "message": e.to_string(), "hint": e.hint()}});
     if let Error::Lint(report) = e {
         v["lint"] = lint_json(report);
+    }
+    if let Error::ObjectsExist { objects, .. } = e {
+        v["objects"] = objects
+            .iter()
+            .map(|o| json!({"kind": o.kind, "name": o.name, "table": o.table, "location": o.location.to_string(), "version": o.version}))
+            .collect();
     }
     let _ = writeln!(io::stdout().lock(), "{v}");
 }

@@ -236,11 +236,15 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
         }
     };
     let local = &mut local[..];
+    // An adopt fix (`adopt --write-fix`) runs alone and is logged, not recorded.
+    if crate::schema::fixrun::is_fix(local) {
+        return crate::schema::fixrun::up(cfg, local, opts, events, first).await;
+    }
     if matches!(first, Err(Error::DatabaseMissing { .. })) && cfg.create_database && !opts.dry_run {
         // Every file is pending in a new database: a syntax error or a lint
         // refusal stops here, before the database is created.
         let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
-        prepare_and_lint(cfg, local, &plan)?;
+        prepare_and_lint(cfg, local, &plan, None)?;
     }
     let (b, created) = connect_target(cfg, first, purpose, opts.dry_run, events).await?;
     let mut report = UpReport {
@@ -301,7 +305,7 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
 /// backend's adaptations, which read the database, are not included).
 fn dry_run_empty(cfg: &Config, local: &mut [Migration], opts: &UpOptions) -> Result<Vec<DryStep>> {
     let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
-    prepare_and_lint(cfg, local, &plan)?;
+    prepare_and_lint(cfg, local, &plan, None)?;
     let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
     Ok(dry_run(
         cfg,
@@ -340,19 +344,76 @@ fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::Options {
 /// Splits the files about to run and applies the error-level lint rules to
 /// them (docs/lint.md). The other files of the set are split too, for the
 /// rules' context (which tables exist, how Citus distributes them); one of
-/// those that does not parse only gives no context.
-fn prepare_and_lint(cfg: &Config, local: &mut [Migration], plan: &Plan) -> Result<()> {
+/// those that does not parse only gives no context. `live`: what the
+/// database says about the run's tables (`None`: a database that does not
+/// exist yet, where every table is new).
+fn prepare_and_lint(cfg: &Config, local: &mut [Migration], plan: &Plan, live: Option<lint::live::Live>) -> Result<()> {
     if plan.steps.is_empty() {
         return Ok(());
     }
+    prepare(local, plan)?;
+    let pending: Vec<usize> = plan.steps.iter().map(|s| s.index).collect();
+    let live = live.unwrap_or_else(|| lint::live::Live::empty(crate::schema::live::thresholds(cfg), pending.clone()));
+    let opts = lint::Options {
+        live: Some(std::sync::Arc::new(live)),
+        ..lint::Options::for_config(cfg)
+    };
+    lint::gate(local, &pending, &opts)
+}
+
+fn prepare(local: &mut [Migration], plan: &Plan) -> Result<()> {
     for s in &plan.steps {
         local[s.index].prepare()?;
     }
     for m in local.iter_mut() {
         let _ = m.prepare();
     }
-    let pending: Vec<usize> = plan.steps.iter().map(|s| s.index).collect();
-    lint::gate(local, &pending, &lint::Options::for_config(cfg))
+    Ok(())
+}
+
+/// What the gate read for a run, kept for the same run after the lock.
+type GateCache = Option<(Vec<(usize, usize)>, lint::live::Live)>;
+
+/// The gate on a connected database (issue 13), before anything is sent:
+/// one catalog query for the run's tables and objects; objects that exist
+/// already refuse the run (a hand-made database: `chatmigrate adopt`), then
+/// the lint decides locking hazards from the tables' sizes. A database this
+/// run created holds nothing (no query); the same run re-planned under the
+/// lock reuses what was read before it. `defer`: the gate before the lock
+/// of a run that goes on to take it. There, objects found existing while
+/// the history table exists may have been made by another runner that
+/// applied migrations since this one read the history (its first read may
+/// even predate the table): the refusal, if any, is left to the gate under
+/// the lock, which reads the history afresh. While the history table is
+/// missing no runner has applied anything, and the refusal comes at once.
+async fn gate(
+    b: &mut dyn Backend,
+    cfg: &Config,
+    local: &mut [Migration],
+    plan: &Plan,
+    created: bool,
+    cache: &mut GateCache,
+    defer: bool,
+) -> Result<()> {
+    if plan.steps.is_empty() {
+        return Ok(());
+    }
+    prepare(local, plan)?;
+    let run: Vec<(usize, usize)> = plan.steps.iter().map(|s| (s.index, s.resume_from)).collect();
+    let live = match cache.as_ref().filter(|(r, _)| *r == run) {
+        _ if created => lint::live::Live::empty(crate::schema::live::thresholds(cfg), run.iter().map(|r| r.0).collect()),
+        Some((_, live)) => live.clone(),
+        None => {
+            let read = crate::schema::live::read(b, cfg, local, &run).await?;
+            if defer && read.history_exists && !read.existing.is_empty() {
+                return Ok(());
+            }
+            crate::schema::live::refuse(&b.target(), read.existing)?;
+            *cache = Some((run, read.live.clone()));
+            read.live
+        }
+    };
+    prepare_and_lint(cfg, local, plan, Some(live))
 }
 
 /// Resolves to the signal's name once SIGINT or SIGTERM arrives (never, when
@@ -462,7 +523,8 @@ async fn up_on(
     if plan.steps.is_empty() {
         return Ok(());
     }
-    prepare_and_lint(cfg, local, &plan)?;
+    let mut cache = None;
+    gate(b, cfg, local, &plan, report.created_database, &mut cache, !opts.dry_run).await?;
     if opts.dry_run {
         // How the backend would send each statement, as the database is now.
         let mut adapted = Vec::with_capacity(plan.steps.len());
@@ -490,7 +552,7 @@ async fn up_on(
     let applied = b.read_history().await?;
     settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
-    prepare_and_lint(cfg, local, &plan)?;
+    gate(b, cfg, local, &plan, report.created_database, &mut cache, false).await?;
 
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {

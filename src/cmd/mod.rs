@@ -2,7 +2,9 @@
 //! (`runner`, `plan`) and renders through `report`; none re-implements the
 //! run loop. `run` returns the process exit code (0 ok, 1 found something).
 
+mod adopt;
 mod baseline;
+mod diff;
 mod lint;
 mod new;
 mod repair;
@@ -80,5 +82,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Baseline(a) => baseline::run(&ctx, a).await,
         Command::Repair => repair::run(&ctx).await,
         Command::Lint(a) => lint::run(&ctx, a).await,
+        Command::Adopt(a) => adopt::run(&ctx, a).await,
+        Command::Diff(a) => diff::run(&ctx, a).await,
     }
 }
