@@ -98,7 +98,20 @@ pub async fn read(b: &mut dyn Backend, cfg: &Config, set: &[Migration], run: &[(
         })
         .chain([("relation".to_string(), history.clone())])
         .unzip();
-    let rows = b.query(&sql(cfg.backend, &keys, &kinds, &names)).await?;
+    // On Citus the shards are measured on the workers: when one cannot be
+    // reached, the distributed tables' sizes are unknown (the gate treats
+    // them as large) and the run goes on to meet the node failure where a
+    // migration needs the node, with the hint that names it.
+    let (rows, unreachable) = match b.query(&sql(Sizes::of(cfg.backend), &keys, &kinds, &names)).await {
+        Err(Error::Db { error, .. }) if cfg.backend == BackendKind::Citus && error.code.starts_with("08") => {
+            let why = format!(
+                "a Citus worker did not answer: {}",
+                error.message.lines().next().unwrap_or_default()
+            );
+            (b.query(&sql(Sizes::CoordinatorOnly, &keys, &kinds, &names)).await?, Some(why))
+        }
+        other => (other?, None),
+    };
     let mut found: BTreeSet<(String, String)> = BTreeSet::new();
     for r in rows {
         let f = |i: usize| r.get(i).cloned().flatten();
@@ -117,6 +130,7 @@ pub async fn read(b: &mut dyn Backend, cfg: &Config, set: &[Migration], run: &[(
                             heap_bytes,
                         },
                         _ => Size::Unknown(match f(3).as_deref() {
+                            Some("r" | "p") if unreachable.is_some() => unreachable.clone().unwrap_or_default(),
                             Some("v") => "a view".into(),
                             Some("f") => "a foreign table".into(),
                             Some(k) => format!("relkind {k}"),
@@ -177,22 +191,46 @@ pub async fn for_run(cfg: &Config, set: &[Migration], run: &[(usize, usize)]) ->
     }
 }
 
+/// How the query measures a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sizes {
+    /// `pg_relation_size` / `pg_total_relation_size`.
+    Local,
+    /// Citus: a distributed or reference table's shards, on the workers.
+    Citus,
+    /// Citus with a worker unreachable: a distributed or reference table's
+    /// size is NULL (unknown), a local table is measured as usual.
+    CoordinatorOnly,
+}
+
+impl Sizes {
+    fn of(backend: BackendKind) -> Sizes {
+        match backend {
+            BackendKind::Citus => Sizes::Citus,
+            _ => Sizes::Local,
+        }
+    }
+}
+
 /// The query for `keys` and the objects (`kinds`, `names`).
-fn sql(backend: BackendKind, keys: &[String], kinds: &[String], names: &[String]) -> String {
+fn sql(sizes: Sizes, keys: &[String], kinds: &[String], names: &[String]) -> String {
     let body: String = LIVE_TABLES
         .lines()
         .skip_while(|l| l.starts_with("--"))
         .collect::<Vec<_>>()
         .join("\n");
-    let (heap, total) = match backend {
-        BackendKind::Citus => {
-            let mut lines = CITUS_SIZES.lines().filter(|l| !l.starts_with("--"));
-            (
-                lines.next().unwrap_or_default().to_string(),
-                lines.next().unwrap_or_default().to_string(),
-            )
-        }
-        _ => ("pg_relation_size(l.oid)".to_string(), "pg_total_relation_size(l.oid)".to_string()),
+    let citus = |i: usize| {
+        CITUS_SIZES
+            .lines()
+            .filter(|l| !l.starts_with("--"))
+            .nth(i)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (heap, total) = match sizes {
+        Sizes::Citus => (citus(0), citus(1)),
+        Sizes::CoordinatorOnly => (citus(2), citus(3)),
+        Sizes::Local => ("pg_relation_size(l.oid)".to_string(), "pg_total_relation_size(l.oid)".to_string()),
     };
     Dialect::bind(
         &body.replace("{heap}", &heap).replace("{total}", &total),
@@ -221,16 +259,16 @@ mod tests {
 
     #[test]
     fn one_query_with_every_key() {
-        let q = sql(
-            BackendKind::Postgres,
-            &["t".into(), "app.u".into()],
-            &["relation".into()],
-            &["\"t\"".into()],
-        );
+        let q = sql(Sizes::Local, &["t".into(), "app.u".into()], &["relation".into()], &["\"t\"".into()]);
         assert!(q.contains("unnest(ARRAY['t', 'app.u']::text[]::text[])"), "{q}");
         assert!(q.contains("ELSE pg_total_relation_size(l.oid) END AS total"), "{q}");
         assert!(!q.contains("{heap}") && !q.contains("{total}") && !q.starts_with("--"), "{q}");
-        let c = sql(BackendKind::Citus, &[], &[], &[]);
+        let c = sql(Sizes::Citus, &[], &[], &[]);
         assert!(c.contains("citus_total_relation_size(l.oid)"), "{c}");
+        let o = sql(Sizes::CoordinatorOnly, &[], &[], &[]);
+        assert!(
+            !o.contains("citus_") && o.contains("THEN NULL ELSE pg_total_relation_size(l.oid)"),
+            "{o}"
+        );
     }
 }
