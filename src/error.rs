@@ -69,6 +69,29 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// An object that a pending migration creates (without `IF NOT EXISTS`)
+/// and that the database has already: `up` refuses before sending anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingObject {
+    /// `table`, `index`, `sequence`, `view`, `type`, `extension`, ...
+    pub kind: &'static str,
+    pub name: String,
+    /// For an index: its table.
+    pub table: Option<String>,
+    /// The statement that creates it.
+    pub location: Location,
+    pub version: i64,
+}
+
+impl std::fmt::Display for ExistingObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.table {
+            Some(t) => write!(f, "{} {} on {} ({})", self.kind, self.name, t, self.location),
+            None => write!(f, "{} {} ({})", self.kind, self.name, self.location),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -177,6 +200,13 @@ pub enum Error {
         applied: Vec<i64>,
         would_mark: Vec<i64>,
     },
+    /// Objects the pending migrations create exist already (a database
+    /// made by hand or by another tool); listed below the hint.
+    #[error(
+        "{} object(s) that the pending migrations create already exist in {target}: {}; nothing was applied",
+        objects.len(), objects.iter().take(3).map(|o| o.to_string()).collect::<Vec<_>>().join(", ") + if objects.len() > 3 { ", ..." } else { "" }
+    )]
+    ObjectsExist { target: String, objects: Vec<ExistingObject> },
 
     // ----- database -----
     #[error("cannot connect to {target}: {message}")]
@@ -273,6 +303,10 @@ pub enum Error {
     /// read: a bug, never the user's input.
     #[error("internal error{}: {message} (this is a bug in chatmigrate)", context.as_ref().map(|c| format!(" while {c}")).unwrap_or_default())]
     Internal { context: Option<String>, message: String },
+    /// `adopt`, `diff`, their scratch database and adopt fixes: the
+    /// message and the next step (the knowledge lives in `schema/`).
+    #[error("{message}")]
+    Schema { kind: &'static str, message: String, hint: String },
     #[error("{0}")]
     Other(String),
 }
@@ -304,7 +338,7 @@ impl Error {
             Io { .. } => "check the path and its permissions".into(),
             SqlSyntax { .. } => "fix the SQL at that position; nothing was sent to the database".into(),
             UnknownDirective { .. } | BadDirective { .. } => {
-                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, citus-parallel, ignore <rule> -- <reason>".into()
+                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, citus-parallel, adopt-fix, ignore <rule> -- <reason>".into()
             }
             Lint(report) => {
                 // The help's first line; its SQL, if any, is in the report below.
@@ -329,6 +363,9 @@ impl Error {
             }
             BaselineOverHistory { .. } => {
                 "run `chatmigrate up` to apply them, or pass --allow-existing if they are already in the database".into()
+            }
+            ObjectsExist { .. } => {
+                "this database was built without chatmigrate: `chatmigrate adopt` compares it with the migrations and records them as applied when they match, or shows what differs (docs/adopt.md)".into()
             }
             MissingFile { .. } => "restore the file, or point --migrations at the directory that has it".into(),
             OutOfOrder { .. } => {
@@ -390,6 +427,7 @@ impl Error {
                 "set history_schema to a schema that is not distributed (chatmigrate creates a missing one as a regular schema, whatever citus.enable_schema_based_sharding says), or make `{schema}` a regular schema again on the coordinator: SELECT citus_schema_undistribute('{schema}') (it also makes the other tables of `{schema}` local)"
             ),
             Usage { hint, .. } => hint.clone(),
+            Schema { hint, .. } => hint.clone(),
             Internal { .. } => {
                 "please report it with this output, `chatmigrate --version` and the command you ran (RUST_BACKTRACE=1 adds a backtrace)".into()
             }
@@ -441,7 +479,8 @@ impl Error {
             | MissingFile { .. }
             | OutOfOrder { .. }
             | UnknownTarget { .. }
-            | BaselineOverHistory { .. } => "plan",
+            | BaselineOverHistory { .. }
+            | ObjectsExist { .. } => "plan",
             Connect { .. } | ConnectTimeout { .. } | DatabaseMissing { .. } | ConnectionLost { .. } => "connect",
             Replica { .. } | ReadOnlySession { .. } => "connect",
             Migration { .. } | Db { .. } => "database",
@@ -455,6 +494,7 @@ impl Error {
             CitusCreateDatabase { .. } | CitusTenantSchema { .. } => "config",
             Internal { .. } => "internal",
             Usage { .. } => "usage",
+            Schema { kind, .. } => kind,
             Other(_) => "other",
         }
     }

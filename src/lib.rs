@@ -41,6 +41,7 @@ pub mod plan;
 pub mod render;
 pub mod retry;
 pub mod runner;
+pub mod schema;
 pub mod sql;
 pub mod value;
 

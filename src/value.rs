@@ -97,6 +97,10 @@ pub const CITUS_NODE_WAIT: DurationLimits = duration_limits(Duration::ZERO, DAY,
 pub const PORT: CountLimits = count_limits(1, 65535, "5432");
 /// `lock_retries`.
 pub const LOCK_RETRIES: CountLimits = count_limits(0, 100, "3");
+/// `lint_large_table_rows`: 0 makes every table with a row large.
+pub const LARGE_TABLE_ROWS: CountLimits = count_limits(0, i64::MAX, "10000");
+/// `lint_large_table_mb` (up to 1 PB).
+pub const LARGE_TABLE_MB: CountLimits = count_limits(0, 1 << 30, "10");
 /// A migration's version (`V{version}__`); 0 is reserved.
 pub const VERSION: CountLimits = count_limits(1, i64::MAX, "20250101120000");
 

@@ -3,7 +3,9 @@
 //! requested format (`render`) and returns the process exit code (0 ok, 1
 //! found something). None re-implements the run loop or renders itself.
 
+mod adopt;
 mod baseline;
+mod diff;
 mod lint;
 mod new;
 mod repair;
@@ -56,6 +58,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Baseline(_) => "baseline",
         Command::Repair => "repair",
         Command::Lint(_) => "lint",
+        Command::Adopt(_) => "adopt",
+        Command::Diff(_) => "diff",
     }
 }
 
@@ -69,7 +73,9 @@ fn formats(c: &Command) -> &'static [Format] {
         | Command::Verify
         | Command::Baseline(_)
         | Command::Repair
-        | Command::Lint(_) => &[Format::Text, Format::Json],
+        | Command::Lint(_)
+        | Command::Adopt(_)
+        | Command::Diff(_) => &[Format::Text, Format::Json],
     }
 }
 
@@ -129,6 +135,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
         Command::Baseline(a) => baseline::run(&ctx, a).await?,
         Command::Repair => repair::run(&ctx).await?,
         Command::Lint(a) => lint::run(&ctx, a).await?,
+        Command::Adopt(a) => adopt::run(&ctx, a).await?,
+        Command::Diff(a) => diff::run(&ctx, a).await?,
     };
     render::outcome(&style, out, &outcome)?;
     // `verify` reports a file that does not parse after the drift.
@@ -164,6 +172,8 @@ mod tests {
             &["cm", "baseline", "--version", "1"],
             &["cm", "repair"],
             &["cm", "lint"],
+            &["cm", "adopt"],
+            &["cm", "diff"],
         ] {
             let cli = Cli::try_parse_from(args).unwrap();
             assert_eq!(formats(&cli.command), &[Format::Text, Format::Json], "{args:?}");

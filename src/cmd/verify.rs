@@ -25,6 +25,14 @@ pub async fn run(ctx: &super::Ctx) -> Result<Outcome> {
     let lint = match &unreadable {
         Some(_) => None,
         None => {
+            let live_run: Vec<(usize, usize)> = entries
+                .iter()
+                .filter(|e| matches!(e.state, State::Pending | State::Partial | State::Failed))
+                .filter_map(|e| local.iter().position(|m| m.version == e.version))
+                .map(|p| (p, 0))
+                .collect();
+            // Locking hazards judged by the live sizes, as `up` does.
+            let live = crate::schema::live::for_run(&ctx.cfg, &local, &live_run).await?;
             let unapplied: Vec<usize> = entries
                 .iter()
                 .filter(|e| matches!(e.state, State::Pending | State::Partial | State::Failed))
@@ -32,6 +40,7 @@ pub async fn run(ctx: &super::Ctx) -> Result<Outcome> {
                 .collect();
             let opts = lint::Options {
                 errors_only: true,
+                live: Some(std::sync::Arc::new(live)),
                 ..lint::Options::for_config(&ctx.cfg)
             };
             Some(lint::lint(&local, &unapplied, &opts))

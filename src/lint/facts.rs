@@ -509,6 +509,12 @@ impl<'a> Facts<'a> {
         self.created_before(table, pos, 0).is_some_and(|c| c.migration == pos.migration)
     }
 
+    /// Where the table that exists just before `pos` was created, when the
+    /// set created it.
+    pub fn created_at(&self, table: &str, pos: Pos) -> Option<Pos> {
+        self.created_before(table, pos, 0)
+    }
+
     /// Where the table that exists just before `pos` was created.
     fn created_before(&self, table: &str, pos: Pos, depth: usize) -> Option<Pos> {
         let mut created = None;

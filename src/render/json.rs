@@ -20,11 +20,18 @@ pub(super) fn outcome(out: &mut dyn Write, o: &Outcome) -> io::Result<()> {
 }
 
 /// The JSON error object: `{"ok":false,"error":{"kind",...}}` (a lint
-/// refusal with its report under `"lint"`).
+/// refusal with its report under `"lint"`, existing objects under
+/// `"objects"`).
 pub(super) fn error(out: &mut dyn Write, e: &Error) -> io::Result<()> {
     let mut v = json!({"ok": false, "error": {"kind": e.kind(), "message": e.to_string(), "hint": e.hint()}});
     if let Error::Lint(report) = e {
         v["lint"] = lint_json(report);
+    }
+    if let Error::ObjectsExist { objects, .. } = e {
+        v["objects"] = objects
+            .iter()
+            .map(|o| json!({"kind": o.kind, "name": o.name, "table": o.table, "location": o.location.to_string(), "version": o.version}))
+            .collect();
     }
     writeln!(out, "{v}")
 }

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::retry::Waiting;
 use crate::runner::Event;
 
-pub use outcome::{Done, Outcome, StatusOutcome, UpOutcome, VerifyOutcome};
+pub use outcome::{Done, Outcome, SchemaOutcome, StatusOutcome, UpOutcome, VerifyOutcome};
 
 /// An output format of `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

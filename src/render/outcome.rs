@@ -19,6 +19,8 @@ pub enum Outcome {
     Lint(lint::Report),
     /// `baseline`, `repair`, `new`: one line, and the data behind it.
     Done(Done),
+    /// `adopt`, `diff`: the database's schema compared with the migrations'.
+    Schema(SchemaOutcome),
 }
 
 impl Outcome {
@@ -31,6 +33,7 @@ impl Outcome {
             Outcome::Status(s) => s.exit_code && s.entries.iter().any(|e| e.state != State::Applied),
             Outcome::Verify(v) => !v.drift.is_empty() || v.lint_errors() > 0,
             Outcome::Lint(r) => r.errors() > 0,
+            Outcome::Schema(s) => return s.exit_code,
         };
         i32::from(found)
     }
@@ -82,6 +85,20 @@ impl VerifyOutcome {
             (false, _) => "drift found; lint errors in files not applied yet".to_string(),
         }
     }
+}
+
+/// `adopt` and `diff`: a verdict, the differences found, and what to do next.
+pub struct SchemaOutcome {
+    pub message: String,
+    pub differences: Vec<crate::schema::diff::Difference>,
+    /// Lines after the differences (adopt: where its fix was written, or
+    /// how to write one).
+    pub after: Vec<String>,
+    /// The JSON document's fields (besides `ok` and `message`).
+    pub data: Value,
+    /// A plain success (adopt recorded the files): nothing with --quiet.
+    pub quiet_ok: bool,
+    pub exit_code: i32,
 }
 
 /// One line for people, and for JSON the data behind it (an object).
@@ -191,6 +208,11 @@ impl Serialize for Outcome {
                 ok_object(s, v)
             }
             Outcome::Lint(r) => ok_object(s, lint_json(r)),
+            Outcome::Schema(so) => {
+                let mut v = so.data.clone();
+                v["message"] = json!(so.message);
+                ok_object(s, v)
+            }
             Outcome::Done(d) => {
                 let mut v = d.data.clone();
                 if !v.is_object() {

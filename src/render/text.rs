@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use super::outcome::{summary, Done, Outcome, StatusOutcome, UpOutcome, VerifyOutcome};
+use super::outcome::{summary, Done, Outcome, SchemaOutcome, StatusOutcome, UpOutcome, VerifyOutcome};
 use super::Style;
 use crate::backend::LockKind;
 use crate::error::Error;
@@ -21,7 +21,21 @@ pub(super) fn outcome(style: &Style, out: &mut dyn Write, o: &Outcome) -> io::Re
         Outcome::Verify(v) => verify(style, out, v),
         Outcome::Lint(r) => lint(style, out, r),
         Outcome::Done(d) => done(style, out, d),
+        Outcome::Schema(s) => schema(style, out, s),
     }
+}
+
+/// `adopt` and `diff`: the verdict, one line per difference, what next.
+fn schema(style: &Style, out: &mut dyn Write, s: &SchemaOutcome) -> io::Result<()> {
+    if s.quiet_ok && style.quiet {
+        return Ok(());
+    }
+    writeln!(out, "{}", s.message)?;
+    write!(out, "{}", crate::schema::render::text(&s.differences))?;
+    for line in &s.after {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 /// `error: ...`, `hint: ...`, and a lint refusal's report.
@@ -34,6 +48,12 @@ pub(super) fn error(style: &Style, out: &mut dyn Write, e: &Error) -> io::Result
         writeln!(out)?;
         lint_findings(out, &report.findings, style.color)?;
         writeln!(out, "{}", lint_summary(report))?;
+    }
+    if let Error::ObjectsExist { objects, .. } = e {
+        writeln!(out)?;
+        for o in objects {
+            writeln!(out, "  {o}")?;
+        }
     }
     Ok(())
 }

@@ -92,6 +92,9 @@ pub struct Server {
     pub sent: Vec<String>,
     /// Connections made, the maintenance ones included.
     pub connections: u32,
+    /// Where `sent` was when the lock was last taken: what a run sends
+    /// for its migrations comes after (the gate's reads come before).
+    pub locked_at: usize,
     pub lock: Option<u32>,
     pub lease_lost: bool,
     pub exists: bool,
@@ -112,6 +115,7 @@ impl Fake {
             history: BTreeMap::new(),
             sent: Vec::new(),
             connections: 0,
+            locked_at: 0,
             lock: None,
             lease_lost: false,
             exists,
@@ -275,6 +279,7 @@ impl Backend for Conn {
             _ => {
                 s.lock = Some(self.id);
                 s.lease_lost = false;
+                s.locked_at = s.sent.len();
                 Ok(())
             }
         }

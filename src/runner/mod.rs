@@ -13,6 +13,8 @@
 //!   retried on lock_timeout;
 //! - `lost`: what happened to a migration or statement whose answer never
 //!   came (read from the history or the catalog, never sent again);
+//! - `gate`: the pending files split and checked before anything is sent
+//!   (objects that exist already, the lint with the live sizes);
 //! - `signals`: SIGINT and SIGTERM; `create_database`: `--create-database`
 //!   and its race between runners;
 //! - `state`: what `status`, `verify`, `baseline` and `repair` read and
@@ -24,6 +26,7 @@
 
 mod create_database;
 mod event;
+mod gate;
 mod lock_retry;
 mod lost;
 mod outcome;

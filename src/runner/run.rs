@@ -11,10 +11,10 @@ use async_trait::async_trait;
 use crate::backend::{self, Backend, Purpose};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::lint;
 use crate::migration::{self, Migration, TxMode};
-use crate::plan::{self, Plan};
+use crate::plan;
 
+use super::gate::{gate, prepare_and_lint};
 use super::lost::{settle_lost, InFlight};
 use super::signals::{self, or_signal, Signals};
 use super::walk::{walk, Walked};
@@ -92,11 +92,15 @@ pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOption
         }
     };
     let local = &mut local[..];
+    // An adopt fix (`adopt --write-fix`) runs alone and is logged, not recorded.
+    if crate::schema::fixrun::is_fix(local) {
+        return crate::schema::fixrun::up(cfg, local, opts, events, first).await;
+    }
     if matches!(first, Err(Error::DatabaseMissing { .. })) && cfg.create_database && !opts.dry_run {
         // Every file is pending in a new database: a syntax error or a lint
         // refusal stops here, before the database is created.
         let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
-        prepare_and_lint(cfg, local, &plan)?;
+        prepare_and_lint(cfg, local, &plan, None)?;
     }
     let (b, created) = create_database::connect_target(outside, cfg, first, purpose, opts.dry_run, events).await?;
     let mut report = UpReport {
@@ -153,24 +157,6 @@ pub(crate) fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::Options {
     }
 }
 
-/// Splits the files about to run and applies the error-level lint rules to
-/// them (docs/lint.md). The other files of the set are split too, for the
-/// rules' context (which tables exist, how Citus distributes them); one of
-/// those that does not parse only gives no context.
-pub(crate) fn prepare_and_lint(cfg: &Config, local: &mut [Migration], plan: &Plan) -> Result<()> {
-    if plan.steps.is_empty() {
-        return Ok(());
-    }
-    for s in &plan.steps {
-        local[s.index].prepare()?;
-    }
-    for m in local.iter_mut() {
-        let _ = m.prepare();
-    }
-    let pending: Vec<usize> = plan.steps.iter().map(|s| s.index).collect();
-    lint::gate(local, &pending, &lint::Options::for_config(cfg))
-}
-
 /// One connection's part of the run: plan, lock, re-plan, then each pending
 /// migration's script. Returns `Error::ConnectionLost` for the loop in
 /// [`up_with`] to reconnect.
@@ -200,7 +186,8 @@ async fn up_on(
     if plan.steps.is_empty() {
         return Ok(());
     }
-    prepare_and_lint(cfg, local, &plan)?;
+    let mut cache = None;
+    gate(b, cfg, local, &plan, report.created_database, &mut cache, !opts.dry_run).await?;
     if opts.dry_run {
         // The scripts as `up` would send them, the database as it is now.
         let (caps, name) = (b.capabilities(), b.name());
@@ -217,7 +204,7 @@ async fn up_on(
     let applied = b.read_history().await?;
     settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
-    prepare_and_lint(cfg, local, &plan)?;
+    gate(b, cfg, local, &plan, report.created_database, &mut cache, false).await?;
 
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {

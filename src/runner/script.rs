@@ -352,7 +352,7 @@ pub(crate) async fn dry_run(
 /// backend's adaptations, which read the database, are not included).
 pub(crate) async fn dry_run_empty(cfg: &Config, local: &mut [Migration], opts: &UpOptions) -> Result<Vec<DryStep>> {
     let plan = crate::plan::plan(local, &[], &super::run::plan_options(cfg, opts))?;
-    super::run::prepare_and_lint(cfg, local, &plan)?;
+    super::gate::prepare_and_lint(cfg, local, &plan, None)?;
     let caps = backend::capabilities_of(cfg.backend);
     dry_run(None, cfg, caps, cfg.backend.as_str(), local, &plan, &[]).await
 }

@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod adopt;
 mod aws_direct;
 mod bad_inputs;
 mod citus;
@@ -23,6 +24,7 @@ mod dataapi_server;
 mod drift;
 mod files;
 mod fixtures;
+mod gate;
 mod input_properties;
 mod library;
 mod lint;

@@ -19,7 +19,7 @@ pub static RULE: Rule = Rule {
 fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     for (i, node) in ctx.statements() {
         let Some((table, _, cmds)) = ast::alter_cmds(node) else { continue };
-        if ctx.new_table(&table, i) {
+        if ctx.new_table(&table, i) || !ctx.large_table(&table) {
             continue;
         }
         let bare = table.rsplit('.').next().unwrap_or(&table).to_string();
@@ -57,7 +57,7 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                 };
                 out.push(Hit::new(
                     i,
-                    format!("adding a {what} constraint to {table} builds its unique index while it holds an ACCESS EXCLUSIVE lock: no reads or writes until the build ends"),
+                    format!("adding a {what} constraint to {table} builds its unique index while it holds an ACCESS EXCLUSIVE lock: no reads or writes until the build ends{}", ctx.size_note(&table)),
                     format!("build the index CONCURRENTLY in a migration of its own (`-- chatmigrate:no-transaction`), then attach it (instant):\n  CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({list});\n  -- next migration:\n  ALTER TABLE {table} ADD CONSTRAINT {name} {what} USING INDEX {name};{not_null}"),
                 ));
             }

@@ -48,7 +48,7 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         let NodeEnum::IndexStmt(x) = node else { continue };
         let Some(rel) = &x.relation else { continue };
         let table = ast::rel_key(rel);
-        if x.concurrent || ast::vector_method(x).is_some() || ctx.new_table(&table, i) {
+        if x.concurrent || ast::vector_method(x).is_some() || ctx.new_table(&table, i) || !ctx.large_table(&table) {
             continue;
         }
         // A unique index on a distributed table must hold its distribution
@@ -60,7 +60,10 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             .map(|c| c[0].clone());
         out.push(Hit::new(
             i,
-            format!("CREATE INDEX without CONCURRENTLY locks table {table} against writes (SHARE lock) until the build ends; it was not created in this migration, so it may hold rows"),
+            format!(
+                "CREATE INDEX without CONCURRENTLY locks table {table} against writes (SHARE lock) until the build ends; {}",
+                ctx.why_large(&table)
+            ),
             concurrent_help(node, first.as_deref()),
         ));
     }
