@@ -21,6 +21,9 @@ pub enum Value {
     TextArray(Vec<String>),
     /// A fixed SQL expression from `dialects/` (never user input).
     Expr(&'static str),
+    /// A value known only when a run happens, as a dry run shows it:
+    /// `<what>` (never sent).
+    Placeholder(&'static str),
 }
 
 impl Value {
@@ -40,6 +43,7 @@ impl Value {
                 items.iter().map(|s| escape_literal(s)).collect::<Vec<_>>().join(", ")
             ),
             Value::Expr(e) => e.trim().to_string(),
+            Value::Placeholder(what) => format!("<{what}>"),
         }
     }
 }
@@ -258,12 +262,12 @@ impl Dialect {
     /// The first call of a Data API migration transaction: its `SET LOCAL`
     /// settings as `set_config` calls, returning a row only while `owner`
     /// holds a live lease, which it keeps locked until the transaction ends.
-    pub fn transaction_guard(&self, settings: &[String], owner: &str) -> String {
+    pub fn transaction_guard(&self, settings: &[String], owner: &Value) -> String {
         let calls = set_config_calls(settings);
         let list = if calls.is_empty() { "1".to_string() } else { calls.join(", ") };
         Self::bind(
             &self.fill(strip_comments(sql!("lease_guard"))).replace("{settings}", &list),
-            &[Value::Text(owner.into())],
+            std::slice::from_ref(owner),
         )
     }
 
@@ -308,12 +312,6 @@ impl Dialect {
         )
     }
 
-    /// The upsert for a row written inside a migration's transaction, with
-    /// the server-side elapsed time (also what dry-run shows).
-    pub fn upsert_history_in_transaction(&self, row: &Row) -> String {
-        self.upsert_history(&history_values(row, Self::elapsed_ms()))
-    }
-
     pub fn delete_history(&self, version: i64) -> String {
         Self::bind(&self.fill(sql!("history_delete")), &[Value::Int(version)])
     }
@@ -329,7 +327,10 @@ impl Dialect {
     /// The qualified name of an INVALID index (left by a failed CONCURRENTLY
     /// build) with this name, in `schema` or the current schema.
     pub fn invalid_index(name: &str, schema: Option<&str>) -> String {
-        Self::bind(sql!("invalid_index"), &[Value::Text(name.to_string()), Value::opt_text(schema)])
+        Self::bind(
+            sql!("invalid_index").trim_end(),
+            &[Value::Text(name.to_string()), Value::opt_text(schema)],
+        )
     }
 
     /// Sessions holding locks on these tables: who blocks a migration.
@@ -518,10 +519,12 @@ mod tests {
             "db",
         );
         assert_eq!(
-            d.transaction_guard(&p[1..2], "me"),
+            d.transaction_guard(&p[1..2], &Value::Text("me".into())),
             "SELECT set_config('lock_timeout', '5000ms', true) FROM \"h_lease\"\nWHERE name = 'migrations' AND owner = 'me' AND pid IS NULL AND expires_at > now()\nFOR KEY SHARE"
         );
-        assert!(d.transaction_guard(&[], "me").starts_with("SELECT 1 FROM \"h_lease\""));
+        assert!(d
+            .transaction_guard(&[], &Value::Text("me".into()))
+            .starts_with("SELECT 1 FROM \"h_lease\""));
     }
 
     #[test]

@@ -294,8 +294,9 @@ pub enum Error {
     /// in it would be (or are) distributed tables.
     #[error("history_schema `{schema}` is a distributed schema on {target} (citus_schemas): chatmigrate's own tables (history, log, lease) there are single-shard distributed tables, not local tables of the coordinator")]
     CitusTenantSchema { schema: String, target: String },
-    /// The command line does not parse (clap's message); only rendered
-    /// through `--format json`, clap prints its own text.
+    /// The command line does not parse (clap's message; clap prints its own
+    /// text, so this is rendered only as the JSON error object), or asks a
+    /// command for what it does not have (a `--format`).
     #[error("{message}")]
     Usage { message: String, hint: String },
     /// A panic caught at the top of the binary or around a file being

@@ -204,6 +204,15 @@ pub fn show(d: Duration) -> String {
     }
 }
 
+/// A time that passed, for people: `12 ms`, `3.4 s`, `2 min 5 s`.
+pub fn elapsed(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
 /// Parses the duration grammar without a range: `<number>[unit]`, the
 /// number digits with an optional fraction, the unit `ms`, `s`/`sec`/`secs`,
 /// `m`/`min`/`mins` or `h` (none: seconds). Surrounding blanks are allowed.

@@ -52,6 +52,7 @@ use async_trait::async_trait;
 
 use super::postgres::{self, Notice, Postgres};
 use super::{Adapted, Backend, Canceller, Capabilities, ExecError, Purpose};
+use crate::classify;
 use crate::config::{self, Config, ModifyMode};
 use crate::dialect::{citus as sql_of, Dialect};
 use crate::error::{DbError, Error, Result};
@@ -276,7 +277,7 @@ pub struct NodeFailure {
 /// user@host:port failed[ with the following error: ...]", or "could not
 /// establish any connections to the node host:port after N ms".
 pub fn node_failure(e: &DbError) -> Option<NodeFailure> {
-    if !e.code.starts_with("08") && !e.code.is_empty() {
+    if !classify::connection_exception(&e.code) && !e.code.is_empty() {
         return None;
     }
     let m = e.message.as_str();
@@ -572,6 +573,7 @@ pub fn distribution(
             note: Some(format!(
                 "{table} has rows: sent as create_distributed_table_concurrently, so writes to it go on while its rows move to the shards"
             )),
+            reads: Vec::new(),
         };
     }
     Adapted {
@@ -580,6 +582,7 @@ pub fn distribution(
             "{table} has rows: create_distributed_table copies them and blocks INSERT, UPDATE and DELETE on {table} until it commits (reads go on); not sent as create_distributed_table_concurrently, because {}",
             why.join("; ")
         )),
+        reads: Vec::new(),
     }
 }
 
@@ -657,7 +660,11 @@ impl Citus {
             match self.pg.query(&create).await {
                 Ok(_) => break,
                 // Another first runner created it at the same moment.
-                Err(Error::Db { error, .. }) if matches!(error.code.as_str(), "23505" | "42P06") && races < 5 => races += 1,
+                Err(Error::Db { error, .. })
+                    if (classify::unique_violation(&error.code) || classify::duplicate_schema(&error.code)) && races < 5 =>
+                {
+                    races += 1
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -910,8 +917,8 @@ impl Backend for Citus {
             "create_distributed_table" => {}
             "citus_rebalance_start" => {
                 return Ok(Adapted {
-                    sql: None,
                     note: Some(rebalance_note(in_transaction)),
+                    ..Adapted::default()
                 })
             }
             "citus_rebalance_wait" => {
@@ -923,18 +930,28 @@ impl Backend for Citus {
         let Some(table) = call.arg(0, "table_name") else {
             return Ok(Adapted::default());
         };
-        let rows = self.pg.query(&sql_of::table_state(table)).await?;
+        let read = sql_of::table_state(table);
+        let rows = self.pg.query(&read).await?;
+        let mut reads = vec![read];
         let state = rows.first().map(|r| TableState::from_row(r)).unwrap_or_default();
         // Not there yet (an earlier migration of this run creates it, empty),
         // or distributed already (the call's guard skips it).
         let Some(regclass) = state.regclass.clone().filter(|_| !state.distributed) else {
-            return Ok(Adapted::default());
+            return Ok(Adapted {
+                reads,
+                ..Adapted::default()
+            });
         };
-        let rows = self.pg.query(&sql_of::has_rows(&regclass)).await?;
+        let read = sql_of::has_rows(&regclass);
+        let rows = self.pg.query(&read).await?;
+        reads.push(read);
         if rows.first().and_then(|r| r.first().cloned().flatten()).as_deref() != Some("true") {
-            return Ok(Adapted::default());
+            return Ok(Adapted {
+                reads,
+                ..Adapted::default()
+            });
         }
-        let adapted = distribution(
+        let mut adapted = distribution(
             statement,
             &call,
             &regclass,
@@ -946,6 +963,7 @@ impl Backend for Citus {
         if let Some(sql) = &adapted.sql {
             self.calls.insert(sql.clone());
         }
+        adapted.reads = reads;
         Ok(adapted)
     }
 

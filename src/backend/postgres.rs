@@ -21,9 +21,11 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use super::aws;
 use super::lock::{self, Taker};
 use super::tls::{load_bundle, LazyTls};
+use super::wire::Wire;
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
+use crate::classify;
 use crate::config::{Config, SslMode};
-use crate::dialect::{history_values, Dialect, Value};
+use crate::dialect::{Dialect, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::retry::{self, Class, Policy, Progress};
@@ -166,7 +168,7 @@ fn session_ended(e: &tokio_postgres::Error, client: &Client) -> bool {
         Some(s) => matches!(s, Severity::Fatal | Severity::Panic),
         None => matches!(d.severity(), "FATAL" | "PANIC"),
     } || client.is_closed();
-    matches!(code, "25006" | "57P01" | "57P02" | "57P03") || (code.starts_with("08") && fatal)
+    classify::read_only_transaction(code) || classify::server_going_away(code) || (classify::connection_exception(code) && fatal)
 }
 
 /// The driver's message with its cause ("error connecting to server:
@@ -198,9 +200,11 @@ fn classify_connect(e: &tokio_postgres::Error, refreshable: bool) -> (Class, Str
     if let Some(d) = e.as_db_error() {
         let code = d.code().code();
         let class = match code {
-            "57P03" | "53300" | "08006" | "08001" | "08004" => Class::Resuming,
-            "28000" => Class::Bounded(1),
-            "28P01" if refreshable => Class::Bounded(1),
+            c if classify::cannot_connect_now(c) || classify::too_many_connections(c) || classify::connection_not_established(c) => {
+                Class::Resuming
+            }
+            c if classify::invalid_authorization(c) => Class::Bounded(1),
+            c if classify::invalid_password(c) && refreshable => Class::Bounded(1),
             _ => Class::Fatal,
         };
         return (class, format!("SQLSTATE {code}"));
@@ -442,7 +446,7 @@ fn connect_hint(pg: &crate::config::PgTarget, creds: Creds, code: &str, message:
             bundle()
         );
     }
-    if code == "28000" && message.contains("no encryption") {
+    if classify::invalid_authorization(code) && message.contains("no encryption") {
         return "the server only accepts TLS: set sslmode = \"verify-full\" and sslrootcert (for RDS, the global bundle)".into();
     }
     match (creds, code) {
@@ -507,18 +511,15 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> 
         Err(_) => Err(Attempt {
             error: Error::ConnectTimeout {
                 target,
-                wait: crate::report::duration_ms(pg.connect_timeout.as_millis() as u64),
+                wait: crate::value::elapsed(pg.connect_timeout.as_millis() as u64),
             },
             class: Class::Resuming,
-            cause: format!(
-                "no answer within {}",
-                crate::report::duration_ms(pg.connect_timeout.as_millis() as u64)
-            ),
+            cause: format!("no answer within {}", crate::value::elapsed(pg.connect_timeout.as_millis() as u64)),
         }),
         Ok(Err(e)) => {
             let (class, cause) = classify_connect(&e, creds != Creds::Password);
             let error = match db_error(&e, None) {
-                Some(d) if d.code == "3D000" => Error::DatabaseMissing {
+                Some(d) if classify::undefined_database(&d.code) => Error::DatabaseMissing {
                     name: dbname.to_string(),
                     target: format!("{}:{}", pg.host, pg.port),
                 },
@@ -577,13 +578,8 @@ impl Postgres {
     /// string to the workers, where a string of several commands fails with
     /// "cannot insert multiple commands into a prepared statement".
     pub async fn run_transaction_separately(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
-        let history = self.dialect.upsert_history_in_transaction(row);
-        let mut all: Vec<&str> = Vec::with_capacity(settings.len() + statements.len() + 3);
-        all.push("BEGIN");
-        all.extend(settings.iter().map(String::as_str));
-        all.extend_from_slice(statements);
-        all.push(&history);
-        all.push("COMMIT");
+        let t = self.wire().transaction(settings, statements, row);
+        let all = t.parts();
         let client = &self.client;
         let mut pending: Vec<_> = all.iter().map(|s| Box::pin(client.batch_execute(s))).collect();
         let mut results: Vec<Option<Result<(), tokio_postgres::Error>>> = (0..all.len()).map(|_| None).collect();
@@ -644,6 +640,16 @@ impl Postgres {
             setup_races: 0,
             session,
         })
+    }
+
+    /// How this backend writes a transaction and a history row (a session
+    /// holder: `SET LOCAL`s, plain upserts).
+    fn wire(&self) -> Wire<'_> {
+        Wire {
+            dialect: &self.dialect,
+            lock: CAPABILITIES.lock,
+            owner: None,
+        }
     }
 
     /// What the connect-time probe read.
@@ -752,7 +758,7 @@ impl Backend for Postgres {
             // migration's: try once more (closing the session would release
             // the advisory lock, and with it the lease, anyway).
             if let Err(Error::Db { error, .. }) = self.simple(&sql, "releasing the migration lock").await {
-                if error.code != "57014" {
+                if !classify::query_canceled(&error.code) {
                     return Err(Error::Db {
                         context: "releasing the migration lock".into(),
                         error,
@@ -784,14 +790,14 @@ impl Backend for Postgres {
         {
             Ok(r) => r,
             // No table (42P01) or no schema (3F000) yet: nothing applied.
-            Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
+            Err(Error::Db { error, .. }) if classify::undefined_table(&error.code) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         rows.iter().map(|r| Row::from_text(r)).collect()
     }
 
     async fn write_history(&mut self, row: &Row) -> Result<()> {
-        let sql = self.dialect.upsert_history(&history_values(row, Value::Int(row.execution_ms)));
+        let sql = self.wire().history(row, Value::Int(row.execution_ms));
         self.simple(&sql, "writing the history table").await.map(drop)
     }
 
@@ -820,21 +826,19 @@ impl Backend for Postgres {
 
     async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
         // One round trip: BEGIN; settings; s1; ...; sn; history; COMMIT
-        let history = self.dialect.upsert_history_in_transaction(row);
-        let mut batch = String::with_capacity(statements.iter().map(|s| s.len() + 2).sum::<usize>() + history.len() + 256);
-        let mut starts = Vec::with_capacity(statements.len());
-        batch.push_str("BEGIN;\n");
-        for s in settings {
-            batch.push_str(s);
-            batch.push_str(";\n");
-        }
-        for s in statements {
+        let t = self.wire().transaction(settings, statements, row);
+        let parts = t.parts();
+        let mut batch = String::with_capacity(parts.iter().map(|p| p.len() + 2).sum());
+        let mut starts = Vec::with_capacity(parts.len());
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                batch.push_str(";\n");
+            }
             starts.push(batch.len());
-            batch.push_str(s);
-            batch.push_str(";\n");
+            batch.push_str(p);
         }
-        batch.push_str(&history);
-        batch.push_str(";\nCOMMIT");
+        // Where statement k of the file starts in the batch.
+        let starts = &starts[1 + t.opening.len()..];
 
         let mut done = 0usize;
         let result = async {

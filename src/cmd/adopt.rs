@@ -6,7 +6,6 @@
 //! not, records nothing, prints the differences and exits 1, and with
 //! `--write-fix` writes an adopt fix (docs/adopt.md).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -16,10 +15,11 @@ use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
 use crate::migration::{self, Migration, Source};
-use crate::schema::{diff, fix, introspect, objects, render, scratch};
-use crate::{report, runner};
+use crate::render::{Outcome, SchemaOutcome};
+use crate::runner;
+use crate::schema::{diff, fix, introspect, objects, scratch};
 
-pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
     let mut cfg = ctx.cfg.clone();
     if let Some(u) = &args.dev_url {
         cfg.dev_url = Some(Secret::new(u.clone()));
@@ -86,7 +86,6 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
         "live": {"queries": live.queries, "ms": live.elapsed.as_millis() as u64},
         "expected": {"queries": expected.queries, "ms": expected.elapsed.as_millis() as u64},
     });
-    let mut out = std::io::stdout().lock();
     if diffs.is_empty() {
         let recorded = runner::with_lock(&cfg, |b| {
             let upto = upto.clone();
@@ -123,13 +122,14 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
             live.display,
             recorded.len()
         );
-        report::done(
-            &ctx.style,
-            &mut out,
-            &message,
-            json!({"target": live.display, "version": version, "matched": true, "recorded": recorded, "differences": [], "scratch": expected.scratch, "introspection": cost}),
-        )?;
-        return Ok(0);
+        return Ok(Outcome::Schema(SchemaOutcome {
+            message,
+            differences: Vec::new(),
+            after: Vec::new(),
+            data: json!({"target": live.display, "version": version, "matched": true, "recorded": recorded, "differences": [], "scratch": expected.scratch, "introspection": cost}),
+            quiet_ok: true,
+            exit_code: 0,
+        }));
     }
     let written = match &args.write_fix {
         Some(path) => Some(write_fix(
@@ -149,25 +149,13 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
         live.display,
         diffs.len()
     );
-    if ctx.style.json {
-        let fix = written
-            .as_ref()
-            .map(|(p, f)| json!({"path": p.display().to_string(), "statements": f.statements, "not_expressed": f.not_expressed}));
-        report::done(
-            &ctx.style,
-            &mut out,
-            &message,
-            json!({"target": live.display, "version": version, "matched": false, "recorded": [], "differences": diffs, "scratch": expected.scratch, "fix": fix, "introspection": cost}),
-        )?;
-        return Ok(1);
-    }
-    writeln!(out, "{message}")?;
-    write!(out, "{}", render::text(&diffs))?;
-    match written {
+    let fix = written
+        .as_ref()
+        .map(|(p, f)| json!({"path": p.display().to_string(), "statements": f.statements, "not_expressed": f.not_expressed}));
+    let after = match &written {
         Some((path, f)) => {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            writeln!(
-                out,
+            format!(
                 "wrote {}: {} statement(s){}; review it, apply it with `chatmigrate up --migrations {}`, then run `chatmigrate adopt --version {version}` again",
                 path.display(),
                 f.statements,
@@ -177,14 +165,20 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<i32> {
                     format!(", {} difference(s) left to do by hand (listed at its top)", f.not_expressed.len())
                 },
                 dir.display()
-            )?;
+            )
         }
-        None => writeln!(
-            out,
+        None => format!(
             "to write a migration that turns the database's schema into the expected one: chatmigrate adopt --version {version} --write-fix adopt/V1__adopt_fix.sql"
-        )?,
-    }
-    Ok(1)
+        ),
+    };
+    Ok(Outcome::Schema(SchemaOutcome {
+        message,
+        data: json!({"target": live.display, "version": version, "matched": false, "recorded": [], "differences": diffs, "scratch": expected.scratch, "fix": fix, "introspection": cost}),
+        differences: diffs,
+        after: vec![after],
+        quiet_ok: false,
+        exit_code: 1,
+    }))
 }
 
 /// `V1..V4`, `V3`, or `V1, V5, V7`.

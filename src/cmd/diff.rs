@@ -5,8 +5,6 @@
 //! outside the migrations. Changes nothing. `status` stays cheap (no
 //! scratch database); this is the command for drift.
 
-use std::io::Write;
-
 use serde_json::json;
 
 use crate::cli::DiffArgs;
@@ -14,10 +12,10 @@ use crate::config::Secret;
 use crate::error::{Error, Result};
 use crate::migration::{self, Migration};
 use crate::plan::{self, State};
-use crate::report;
-use crate::schema::{diff, introspect, render, scratch};
+use crate::render::{Outcome, SchemaOutcome};
+use crate::schema::{diff, introspect, scratch};
 
-pub async fn run(ctx: &super::Ctx, args: &DiffArgs) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &DiffArgs) -> Result<Outcome> {
     let mut cfg = ctx.cfg.clone();
     if let Some(u) = &args.dev_url {
         cfg.dev_url = Some(Secret::new(u.clone()));
@@ -82,27 +80,22 @@ pub async fn run(ctx: &super::Ctx, args: &DiffArgs) -> Result<i32> {
             diffs.len()
         )
     };
-    let mut out = std::io::stdout().lock();
-    if ctx.style.json {
-        report::done(
-            &ctx.style,
-            &mut out,
-            &message,
-            json!({
-                "target": live.display,
-                "applied": sorted.iter().map(|m| m.version).collect::<Vec<_>>(),
-                "drift": !diffs.is_empty(),
-                "differences": diffs,
-                "scratch": expected.scratch,
-                "introspection": {
-                    "live": {"queries": live.queries, "ms": live.elapsed.as_millis() as u64},
-                    "expected": {"queries": expected.queries, "ms": expected.elapsed.as_millis() as u64},
-                },
-            }),
-        )?;
-    } else {
-        writeln!(out, "{message}")?;
-        write!(out, "{}", render::text(&diffs))?;
-    }
-    Ok(if args.exit_code && !diffs.is_empty() { 1 } else { 0 })
+    Ok(Outcome::Schema(SchemaOutcome {
+        message,
+        data: json!({
+            "target": live.display,
+            "applied": sorted.iter().map(|m| m.version).collect::<Vec<_>>(),
+            "drift": !diffs.is_empty(),
+            "differences": diffs,
+            "scratch": expected.scratch,
+            "introspection": {
+                "live": {"queries": live.queries, "ms": live.elapsed.as_millis() as u64},
+                "expected": {"queries": expected.queries, "ms": expected.elapsed.as_millis() as u64},
+            },
+        }),
+        exit_code: i32::from(args.exit_code && !diffs.is_empty()),
+        differences: diffs,
+        after: Vec::new(),
+        quiet_ok: false,
+    }))
 }

@@ -11,9 +11,10 @@ use crate::cli::LintArgs;
 use crate::config::BackendKind;
 use crate::error::Result;
 use crate::migration::{self, Migration, Source};
-use crate::{lint, plan, report, runner};
+use crate::render::Outcome;
+use crate::{lint, plan, runner};
 
-pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
     let mut live = None;
     let (mut set, targets) = if args.pending {
         let st = runner::load_state(&ctx.cfg).await?;
@@ -44,9 +45,7 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
         // With the database: locking hazards are judged by the live sizes, as `up` does.
         opts.live = Some(std::sync::Arc::new(crate::schema::live::for_run(&ctx.cfg, &set, &run).await?));
     }
-    let r = lint::lint(&set, &targets, &opts);
-    report::lint(&ctx.style, &mut std::io::stdout().lock(), &r)?;
-    Ok(if r.errors() > 0 { 1 } else { 0 })
+    Ok(Outcome::Lint(lint::lint(&set, &targets, &opts)))
 }
 
 /// The files under `paths` as targets, within the environment's set (when

@@ -559,7 +559,7 @@ pub mod testing {
         let mut r = lint_files(backend, files);
         r.findings.retain(|f| f.rule == rule);
         let mut out = Vec::new();
-        crate::report::lint_findings(&mut out, &r.findings, false).unwrap();
+        crate::render::lint_findings(&mut out, &r.findings, false).unwrap();
         String::from_utf8(out).unwrap()
     }
 

@@ -16,7 +16,7 @@ use crate::dialect::{quote, Dialect, Value};
 use crate::error::{Error, Result};
 use crate::lint;
 use crate::migration::{Migration, TxMode};
-use crate::runner::{Applied, DryStep, Event, UpOptions, UpReport};
+use crate::runner::{Applied, DryStep, Event, Line, UpOptions, UpReport};
 use crate::sql;
 
 const LOG_FIND: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/dialects/postgres/log_find.sql"));
@@ -83,28 +83,27 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &Migration, opts: &UpOptions,
     let caps = b.capabilities();
     if opts.dry_run {
         gate(b, cfg, std::slice::from_ref(m)).await?;
-        let mut sql: Vec<String> = Vec::new();
+        let mut lines = Vec::new();
         for s in &m.statements {
-            let shown = if !caps.session_state && is_session_setting(s) {
-                format!(
-                    "-- skipped on {} (a session setting does not outlive one call): {}",
+            lines.push(if !caps.session_state && is_session_setting(s) {
+                Line::Comment(format!(
+                    "skipped on {} (a session setting does not outlive one call): {}",
                     b.name(),
                     s.sql
-                )
+                ))
             } else {
-                s.sql.clone()
-            };
-            sql.push(shown);
+                Line::Sent(s.sql.clone())
+            });
         }
-        sql.push(format!(
-            "-- recorded in the history log: action 'adopt-fix', checksum {}",
+        lines.push(Line::Comment(format!(
+            "recorded in the history log: action 'adopt-fix', checksum {}",
             m.checksum
-        ));
+        )));
         report.dry_run.push(DryStep {
             version: m.version,
             name: m.name.clone(),
             transaction: TxMode::NoTransaction,
-            sql,
+            lines,
             notes: vec!["an adopt fix runs alone and is recorded in the history log, not as a migration".into()],
         });
         return Ok(report);

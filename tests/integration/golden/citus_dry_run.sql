@@ -71,7 +71,7 @@ COMMIT;
 -- V4 st_chat_history_vector_hnsw (no transaction, statement by statement)
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'partial', 0, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'partial', 0, 3, 0, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
@@ -88,6 +88,12 @@ ON CONFLICT (version) DO UPDATE SET
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+-- check: an INVALID index idx_st_chat_history_vector_hnsw left by an earlier failed build? (then DROP INDEX CONCURRENTLY IF EXISTS it first)
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT i.indisvalid AND c.relname = 'idx_st_chat_history_vector_hnsw' AND n.nspname = coalesce(NULL, current_schema());
 CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_st_chat_history_vector_hnsw
     ON st_chat_history_vector_table USING hnsw (chat_vector vector_l2_ops);
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
@@ -138,7 +144,7 @@ COMMIT;
 -- V6 citus_distribute_chat_history (no transaction, statement by statement)
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (6, 'citus_distribute_chat_history', 'sha256:fe7cf6b9bd5dcf6138c038d4fc07831a89ea2d5d37dc12dd346d398097e6a770', 'partial', 0, 2, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+VALUES (6, 'citus_distribute_chat_history', 'sha256:fe7cf6b9bd5dcf6138c038d4fc07831a89ea2d5d37dc12dd346d398097e6a770', 'partial', 0, 2, 0, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
