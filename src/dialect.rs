@@ -333,6 +333,16 @@ impl Dialect {
         )
     }
 
+    /// What planning a vector index build on `table` (a lint table key)
+    /// reads: the server's version and `maintenance_work_mem`, the table's
+    /// row estimate and blocks, `column`'s type and modifier.
+    pub fn index_build_plan(table: &str, column: Option<&str>) -> String {
+        Self::bind(
+            sql!("index_build_plan").trim_end(),
+            &[Value::Text(table.to_string()), Value::opt_text(column)],
+        )
+    }
+
     /// Sessions holding locks on these tables: who blocks a migration.
     pub fn lock_blockers(tables: &[String]) -> String {
         Self::bind(sql!("lock_blockers"), &[Value::TextArray(tables.to_vec())])

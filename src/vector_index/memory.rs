@@ -565,7 +565,10 @@ mod tests {
             let error = predicted.abs_diff(tuple) as f64 / tuple as f64;
             assert!(error <= 0.002, "{mb}MB {build:?}: predicted {predicted}, measured {tuple}");
             // And the estimate for the table says this setting is too small.
-            assert!(chat().required_kb(rows, build).unwrap() > mb * 1024, "{rows} rows, {mb}MB {build:?}");
+            assert!(
+                chat().required_kb(rows, build).unwrap() > mb * 1024,
+                "{rows} rows, {mb}MB {build:?}"
+            );
         }
     }
 
@@ -585,7 +588,10 @@ mod tests {
     fn predicts_the_measured_fits() {
         for &(rows, mb, build) in FITTED {
             assert!(chat().tuples_fitting(mb * 1024, build) >= rows, "{rows} rows in {mb}MB {build:?}");
-            assert!(chat().required_kb(rows, build).unwrap() <= mb * 1024, "{rows} rows, {mb}MB {build:?}");
+            assert!(
+                chat().required_kb(rows, build).unwrap() <= mb * 1024,
+                "{rows} rows, {mb}MB {build:?}"
+            );
         }
     }
 

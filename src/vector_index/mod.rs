@@ -10,4 +10,7 @@
 //! and the measurements that check it.
 
 pub mod memory;
+pub mod plan;
 pub mod statement;
+
+pub use plan::AUTO_CAP_KB;
