@@ -79,6 +79,10 @@ pub(crate) enum Op {
         note: String,
         warning: Option<String>,
     },
+    /// After statement `index`, a CONCURRENTLY build: the catalog read
+    /// (`sql`) for what it left not valid or not ready; any row fails the
+    /// statement (the next `up` drops the index and builds it again).
+    CheckValid { index: usize, sql: String },
     /// Statement `k` is a session setting a transport without sessions
     /// cannot keep: not sent, said so.
     SkipStatement(usize),
@@ -184,6 +188,12 @@ pub(crate) fn build<'a>(
             abandoned: resumed && k == step.resume_from && !caps.statements_die_with_connection,
             invalid_index: sql::concurrent_index(s),
         });
+        if let Some((name, schema, table)) = sql::concurrent_build(s) {
+            ops.push(Op::CheckValid {
+                index: k,
+                sql: Dialect::index_validity(name.as_deref(), schema.as_deref(), table.as_deref()),
+            });
+        }
         ops.push(Op::History {
             row: row.clone(),
             elapsed: true,
@@ -317,6 +327,13 @@ pub(crate) async fn render(
                 lines.push(Line::Sent(a.unwrap_or_else(|| s.sql.clone())));
             }
             Op::SkipStatement(k) => lines.push(skipped(&m.statements[*k].sql)),
+            Op::CheckValid { index, sql } => {
+                lines.push(Line::Comment(format!(
+                    "check: did statement {} leave an index INVALID or not ready? (then it fails: the next up drops and builds it again)",
+                    index + 1
+                )));
+                lines.push(Line::Sent(sql.clone()));
+            }
             Op::IndexPlan { index, note, warning } => {
                 lines.push(Line::Comment(format!("statement {}: {note}", index + 1)));
                 if let Some(w) = warning {

@@ -70,6 +70,7 @@ pub(crate) async fn walk(
                 }
             }
             Op::Session(s) => b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?,
+            Op::CheckValid { index, sql } => check_valid(b, script, *index, sql, elapsed_ms).await?,
             Op::IndexPlan { index, note, warning } => {
                 events(&Event::Note {
                     version: m.version,
@@ -246,6 +247,41 @@ async fn statement(
         result = lost::resolve_lost_statement(b, m, i, message).await;
     }
     Ok((started, result))
+}
+
+/// After a CONCURRENTLY build that ended without an error: an index it
+/// left not valid or not ready fails statement `i` like an error would (a
+/// `failed` row; the next `up` resumes at it, and drops an INVALID index of
+/// its name before building it again).
+async fn check_valid(b: &mut dyn Backend, script: &Script<'_>, i: usize, sql: &str, elapsed_ms: i64) -> Result<()> {
+    let bad = b.query(sql).await?;
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let cell = |r: &Vec<Option<String>>, k: usize| r.get(k).cloned().flatten().unwrap_or_default();
+    let list: Vec<String> = bad
+        .iter()
+        .map(|r| {
+            format!(
+                "{} (indisvalid = {}, indisready = {})",
+                cell(r, 0),
+                cell(r, 1) == "true",
+                cell(r, 2) == "true"
+            )
+        })
+        .collect();
+    let error = crate::error::DbError {
+        code: String::new(),
+        message: format!(
+            "the statement ended without an error but left {} not usable: {}",
+            if list.len() == 1 { "an index" } else { "indexes" },
+            list.join(", ")
+        ),
+        detail: None,
+        hint: Some("the next `chatmigrate up` drops an INVALID index of the statement's name and builds it again; drop any other with DROP INDEX CONCURRENTLY".into()),
+        offset: None,
+    };
+    settle(b, script, i, elapsed_ms, Err(ExecError::Statement { index: 0, error })).await
 }
 
 /// pgvector's NOTICE when the HNSW graph outgrows `maintenance_work_mem`

@@ -10,6 +10,7 @@
 
 use chatmigrate::vector_index::memory::{Build, Hnsw, VectorType};
 
+use crate::support::db::try_query_url;
 use crate::support::wire_log::WireLog;
 use crate::support::*;
 
@@ -245,4 +246,78 @@ fn index_build_memory_is_checked() {
         "{}:3:23: index_build_workers `2000` is out of range (0 to 1024)",
         conf.display()
     ));
+}
+
+/// A CONCURRENTLY build that ends with an error leaves an INVALID index:
+/// the statement fails, and the next `up`, after the data is fixed, drops
+/// the invalid index and builds it again (a valid one).
+#[test]
+fn a_failed_concurrent_build_is_dropped_and_built_again() {
+    let (db, dir) = (Db::new(), Dir::new());
+    db.exec("CREATE TABLE t (v int); INSERT INTO t SELECT g % 1000 FROM generate_series(1, 2000) g");
+    dir.write(
+        "V1__t_v.sql",
+        "-- chatmigrate:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_v ON t (v);\n",
+    );
+    let r = cm(&db, &dir, &["up"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(
+        r.error_line().contains("version 1 failed: could not create unique index \"t_v\""),
+        "{r:#?}"
+    );
+    assert_eq!(db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_v'::regclass"), "f");
+    db.exec(
+        "DELETE FROM t WHERE v IN (SELECT v FROM t GROUP BY v HAVING count(*) > 1) AND ctid NOT IN (SELECT min(ctid) FROM t GROUP BY v)",
+    );
+    let r = cm(&db, &dir, &["--color", "never", "up"]);
+    r.assert_ok();
+    assert!(
+        r.output()
+            .contains("V1: dropped invalid index public.t_v left by an earlier failed CONCURRENTLY build; building it again"),
+        "{}",
+        r.output()
+    );
+    assert_eq!(
+        db.scalar("SELECT indisvalid AND indisready FROM pg_index WHERE indexrelid = 't_v'::regclass"),
+        "t"
+    );
+}
+
+/// A CONCURRENTLY rebuild that ends without an error but leaves an index
+/// INVALID (the server only warns: REINDEX TABLE CONCURRENTLY skips an
+/// invalid index, as pgvector #925's build ended) fails the statement with
+/// a message that says so, recorded as failed; nothing after it runs.
+#[test]
+fn an_index_left_invalid_without_an_error_fails_the_statement() {
+    let (db, dir) = (Db::new(), Dir::new());
+    db.exec("CREATE TABLE t (v int, w int); INSERT INTO t SELECT g % 10, g FROM generate_series(1, 100) g");
+    // An invalid index, as a failed build leaves it.
+    let failed = try_query_url(&db.url, "CREATE UNIQUE INDEX CONCURRENTLY t_v ON t (v)");
+    assert!(failed.is_err());
+    dir.write(
+        "V1__reindex.sql",
+        "-- chatmigrate:no-transaction\nREINDEX TABLE CONCURRENTLY t;\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_w ON t (w);\n",
+    );
+    let dry = cm(&db, &dir, &["up", "--dry-run"]);
+    dry.assert_ok();
+    assert!(
+        dry.stdout.contains(
+            "-- check: did statement 1 leave an index INVALID or not ready? (then it fails: the next up drops and builds it again)"
+        ),
+        "{}",
+        dry.stdout
+    );
+    let r = cm(&db, &dir, &["up"]);
+    r.assert_error(&format!(
+        "{}:2:1: version 1 failed: the statement ended without an error but left an index not usable: public.t_v (indisvalid = false, indisready = false); HINT: the next `chatmigrate up` drops an INVALID index of the statement's name and builds it again; drop any other with DROP INDEX CONCURRENTLY",
+        dir.shown("V1__reindex.sql")
+    ));
+    assert_eq!(db.history(), vec![(1, "failed".to_string(), 0)]);
+    assert!(!db.table_exists("t_w"), "nothing after it ran");
+    // As the hint says: another index of the table is dropped by hand, and
+    // the next `up` resumes at the statement.
+    db.exec("DROP INDEX CONCURRENTLY t_v");
+    cm(&db, &dir, &["up"]).assert_ok();
+    assert_eq!(db.history(), vec![(1, "applied".to_string(), 2)]);
+    assert!(db.table_exists("t_w"));
 }
