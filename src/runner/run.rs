@@ -246,7 +246,8 @@ async fn up_on(
             },
         });
         let resumed = applied.iter().any(|r| r.version == m.version);
-        let script = script::build(cfg, b.capabilities(), b.name(), m, step, i == last, resumed);
+        let plans = crate::vector_index::plan::read(b, cfg, m, step.resume_from).await?;
+        let script = script::build(cfg, b.capabilities(), b.name(), m, step, i == last, resumed, &plans);
         match walk(b, cfg, &script, events, &mut sig).await {
             Ok(Walked::Done) => {}
             Ok(Walked::Stopped { done }) => {

@@ -37,3 +37,4 @@ mod running;
 mod safety;
 mod schema;
 mod transports;
+mod vector_index;
