@@ -78,6 +78,19 @@ pub enum Command {
     ///
     /// Exit 0: no error-level finding (warnings allowed); 1: error-level findings; 2: could not run.
     Lint(LintArgs),
+    /// Serve the AWS Lambda Runtime API (inside Lambda: AWS_LAMBDA_RUNTIME_API is set), docs/deploy.md.
+    ///
+    /// Each invocation runs `up`, `status`, `verify` or `lint` and answers with their JSON; a
+    /// CloudFormation custom resource event runs `up` and answers CloudFormation. The binary named
+    /// `bootstrap` does this when started with no arguments.
+    Lambda(LambdaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LambdaArgs {
+    /// Time kept before the invocation's deadline: no migration starts later, and the one running is stopped (0s to 15min; default 10s, at most a third of the invocation's time).
+    #[arg(long, value_name = "DURATION", env = "CHATMIGRATE_LAMBDA_MARGIN", allow_hyphen_values = true)]
+    pub margin: Option<String>,
 }
 
 #[derive(Debug, Args)]

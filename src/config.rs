@@ -541,6 +541,7 @@ impl Config {
         if let Some(url) = env.var("DATABASE_URL") {
             apply_url(&mut c.pg, &url)?;
         }
+        apply_chatmigrate_env(&mut c, env);
 
         // Flags.
         if let Some(url) = &o.database_url {
@@ -571,6 +572,35 @@ impl Config {
             });
         }
         Ok(c)
+    }
+}
+
+/// The Data API and the migration directories from environment variables,
+/// for a deploy (a Lambda function, a CI job) configured without a file or
+/// with a file that leaves them out. They beat the file, as every
+/// environment variable does:
+///
+/// - `CHATMIGRATE_RESOURCE_ARN`: the Aurora cluster's ARN; setting it selects
+///   the Data API (`backend = "rds-data"`);
+/// - `CHATMIGRATE_SECRET_ARN`: the Secrets Manager secret (the Data API's
+///   credentials, or the direct connection's user and password);
+/// - `CHATMIGRATE_DATABASE`: the database name (also for a direct connection);
+/// - `CHATMIGRATE_MIGRATIONS`: migration directories, separated like `PATH`
+///   entries (`:`), instead of the built-in set.
+fn apply_chatmigrate_env(c: &mut Config, env: &dyn Env) {
+    if let Some(arn) = env.var("CHATMIGRATE_RESOURCE_ARN") {
+        c.backend = BackendKind::RdsData;
+        c.aws.resource_arn = Some(arn);
+    }
+    if let Some(arn) = env.var("CHATMIGRATE_SECRET_ARN") {
+        c.aws.secret_arn = Some(arn);
+    }
+    if let Some(db) = env.var("CHATMIGRATE_DATABASE") {
+        c.pg.dbname = db;
+        c.pg.explicit.dbname = true;
+    }
+    if let Some(dirs) = env.var("CHATMIGRATE_MIGRATIONS") {
+        c.source = Source::Dirs(std::env::split_paths(&dirs).filter(|p| !p.as_os_str().is_empty()).collect());
     }
 }
 

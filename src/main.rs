@@ -4,6 +4,9 @@
 //! Nothing ends in a raw panic: a panic is caught here and reported like any
 //! error (kind `internal`, with `--format json` as the JSON error object),
 //! exit 2; the backtrace is printed only when RUST_BACKTRACE asks for it.
+//!
+//! Named `bootstrap` and started with no arguments (AWS Lambda's custom
+//! runtime), it runs `chatmigrate lambda`.
 
 use std::ffi::OsString;
 
@@ -12,7 +15,11 @@ use clap::Parser;
 
 fn main() {
     std::panic::set_hook(Box::new(on_panic));
-    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    if invoked_as_bootstrap(&args) {
+        // AWS Lambda's custom runtime starts `bootstrap` with no arguments.
+        args.push("lambda".into());
+    }
     let cli = match chatmigrate::cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => std::process::exit(usage(e, wants_json(&args))),
@@ -53,6 +60,13 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
         let at = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
         eprintln!("panic{at}: {}\n{backtrace}", error::panic_message(info.payload()));
     }
+}
+
+/// Started as `bootstrap` with no arguments: the Lambda custom runtime's
+/// entry point (`chatmigrate lambda` then says what is missing outside
+/// Lambda).
+fn invoked_as_bootstrap(args: &[OsString]) -> bool {
+    args.len() == 1 && args[0].to_str().and_then(|a| std::path::Path::new(a).file_name()).is_some_and(|n| n == "bootstrap")
 }
 
 /// `--format json` (or `--format=json`) among the arguments, read without

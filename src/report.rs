@@ -198,6 +198,7 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
         }
         Event::Applying { version, name, .. } if style.verbose => writeln!(out, "applying V{version} {name} ..."),
         Event::Applying { .. } => Ok(()),
+        Event::Planned { .. } => Ok(()),
         Event::Applied(a) => writeln!(
             out,
             "{} V{} {} ({})",

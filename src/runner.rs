@@ -29,7 +29,18 @@ pub struct UpOptions {
     /// flight, or finish the current statement of a non-transactional one,
     /// then stop. The CLI sets this; a library caller decides for itself.
     pub handle_signals: bool,
+    /// Stop at this instant (a Lambda invocation's deadline minus a margin):
+    /// no migration starts after it; a transactional one in flight is
+    /// cancelled and rolled back; a statement of a no-transaction one is
+    /// left running on the server where it outlives its call (Data API: the
+    /// next `up` waits for it, never sends it twice), else cancelled, with
+    /// its progress recorded. `up` then fails with [`Error::Interrupted`]
+    /// whose `signal` is [`DEADLINE`].
+    pub stop_before: Option<Instant>,
 }
+
+/// The `signal` of [`Error::Interrupted`] when [`UpOptions::stop_before`] came.
+pub const DEADLINE: &str = "the deadline";
 
 /// Progress, as it happens.
 #[derive(Debug, Clone)]
@@ -59,6 +70,11 @@ pub enum Event {
         total: usize,
     },
     Applied(Applied),
+    /// What this run is about to apply, in order (version, name), once the
+    /// migration lock is held.
+    Planned {
+        pending: Vec<(i64, String)>,
+    },
     /// A CONCURRENTLY build that failed earlier left an INVALID index; it is
     /// dropped before the statement runs again.
     DroppedInvalidIndex {
@@ -357,8 +373,18 @@ fn prepare_and_lint(cfg: &Config, local: &mut [Migration], plan: &Plan) -> Resul
 
 /// Resolves to the signal's name once SIGINT or SIGTERM arrives (never, when
 /// signals are not handled).
-fn signal_watch(enabled: bool) -> watch::Receiver<Option<&'static str>> {
+fn signal_watch(enabled: bool, stop_before: Option<Instant>) -> watch::Receiver<Option<&'static str>> {
     let (tx, rx) = watch::channel(None);
+    let tx = std::sync::Arc::new(tx);
+    if let Some(at) = stop_before {
+        // The deadline reads as one more signal, at every place one is heard.
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let _ = tx.send(Some(DEADLINE));
+            std::future::pending::<()>().await;
+        });
+    }
     if enabled {
         tokio::spawn(async move {
             #[cfg(unix)]
@@ -481,7 +507,7 @@ async fn up_on(
     }
 
     // Signals are caught only from here on: a no-op run installs nothing.
-    let mut sig = signal_watch(opts.handle_signals);
+    let mut sig = signal_watch(opts.handle_signals, opts.stop_before);
     let nothing = "nothing was applied";
     or_signal(b.lock(cfg.lock_wait), &mut sig, 0, nothing).await?;
     b.ensure_history().await?;
@@ -491,12 +517,16 @@ async fn up_on(
     settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
     prepare_and_lint(cfg, local, &plan)?;
+    events(&Event::Planned {
+        pending: plan.steps.iter().map(|s| (local[s.index].version, local[s.index].name.clone())).collect(),
+    });
 
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {
         let m = &local[step.index];
         let left = plan.steps.len() - i;
-        if let Some(s) = *sig.borrow() {
+        let past_deadline = opts.stop_before.is_some_and(|at| Instant::now() >= at).then_some(DEADLINE);
+        if let Some(s) = past_deadline.or(*sig.borrow()) {
             return Err(Error::Interrupted {
                 signal: s.into(),
                 applied: report.applied.len(),
@@ -828,7 +858,14 @@ async fn run_statements(
                 ),
             });
             let started = Instant::now();
-            (started, await_statement(b, m, i, pid, started, events).await)
+            let awaited = tokio::select! {
+                r = await_statement(b, m, i, pid, started, events) => Some(r),
+                () = deadline_came(sig.clone()) => None,
+            };
+            let Some(r) = awaited else {
+                return Ok(left_running(events, m, i));
+            };
+            (started, r)
         } else {
             if let Some((name, schema)) = sql::concurrent_index(s) {
                 // A failed or killed CONCURRENTLY build leaves an INVALID index
@@ -857,31 +894,57 @@ async fn run_statements(
                 // its progress is recorded, and `up` stops. Say so at once,
                 // and keep saying what is waited for until it ends.
                 let mut rx = sig.clone();
+                let canceller = b.canceller();
                 let fut = b.execute(adapted.sql.as_deref().unwrap_or(&s.sql));
                 tokio::pin!(fut);
                 tokio::select! {
                     r = &mut fut => r,
                     signal = signalled(&mut rx) => {
-                        events(&Event::Stopping {
-                            signal,
-                            version: m.version,
-                            statement: i + 1,
-                            total,
-                            excerpt: s.excerpt(),
-                        });
-                        let since = Instant::now();
-                        retry::report_while(fut, progress, since, |elapsed| retry::Waiting {
-                            what: format!("V{} statement {} of {total} to finish", m.version, i + 1),
-                            elapsed,
-                            attempts: 0,
-                            cause: format!("{signal}: stopping after it"),
-                        })
-                        .await
+                        if signal == DEADLINE {
+                            // The deadline cuts it short: a statement that
+                            // outlives its call (Data API) is left running for
+                            // the next `up` to wait for; any other is
+                            // cancelled, and one that ends cancelled counts
+                            // as not done.
+                            if !caps.statements_die_with_connection {
+                                return Ok(left_running(events, m, i));
+                            }
+                            if let Some(cancel) = &canceller {
+                                cancel().await;
+                            }
+                            match fut.await {
+                                Err(ExecError::Statement { error, .. }) if error.code == "57014" => return Ok(i),
+                                r => r,
+                            }
+                        } else {
+                            events(&Event::Stopping {
+                                signal,
+                                version: m.version,
+                                statement: i + 1,
+                                total,
+                                excerpt: s.excerpt(),
+                            });
+                            let since = Instant::now();
+                            retry::report_while(fut, progress, since, |elapsed| retry::Waiting {
+                                what: format!("V{} statement {} of {total} to finish", m.version, i + 1),
+                                elapsed,
+                                attempts: 0,
+                                cause: format!("{signal}: stopping after it"),
+                            })
+                            .await
+                        }
                     }
                 }
             };
             if let Err(ExecError::StillRunning { connection_id }) = result {
-                result = await_statement(b, m, i, connection_id, started, events).await;
+                let awaited = tokio::select! {
+                    r = await_statement(b, m, i, connection_id, started, events) => Some(r),
+                    () = deadline_came(sig.clone()) => None,
+                };
+                let Some(r) = awaited else {
+                    return Ok(left_running(events, m, i));
+                };
+                result = r;
             } else if let Err(ExecError::Lost { message }) = result {
                 result = resolve_lost_statement(b, m, i, message).await;
             }
@@ -923,6 +986,34 @@ async fn run_statements(
         b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?;
     }
     Ok(total)
+}
+
+/// Resolves once [`UpOptions::stop_before`] has come (never without one).
+async fn deadline_came(mut rx: watch::Receiver<Option<&'static str>>) {
+    loop {
+        if *rx.borrow_and_update() == Some(DEADLINE) {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The deadline came while statement `i` of `m` runs on a transport where
+/// it outlives its call: it goes on on the server, its history row says
+/// `i` statements done, and the next `up` waits for it (never sends it
+/// again). Returns how many statements are done.
+fn left_running(events: &mut dyn FnMut(&Event), m: &Migration, i: usize) -> usize {
+    events(&Event::Note {
+        version: m.version,
+        message: format!(
+            "statement {} of {} is left running on the server at the deadline: the next `up` waits for it to end and reads its outcome from the catalog",
+            i + 1,
+            m.statements.len()
+        ),
+    });
+    i
 }
 
 /// A session-level `SET`/`RESET` (not `SET LOCAL`).

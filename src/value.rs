@@ -91,6 +91,9 @@ pub const LEASE_TTL: DurationLimits = duration_limits(TENTH, DAY, false, "60s");
 /// `transaction_keepalive`: useful below the Data API's 3-minute idle
 /// limit; longer turns it off in effect (a test does that on purpose).
 pub const TRANSACTION_KEEPALIVE: DurationLimits = duration_limits(TENTH, DAY, false, "120s");
+/// `chatmigrate lambda --margin` / `CHATMIGRATE_LAMBDA_MARGIN`: time kept
+/// before an invocation's deadline (Lambda runs 15 minutes at most).
+pub const LAMBDA_MARGIN: DurationLimits = duration_limits(Duration::ZERO, Duration::from_secs(900), false, "10s");
 /// `port`, `PGPORT`, the URL's port.
 pub const PORT: CountLimits = count_limits(1, 65535, "5432");
 /// `lock_retries`.

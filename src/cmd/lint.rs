@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::migration::{self, Migration, Source};
 use crate::{lint, plan, report, runner};
 
-pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &LintArgs, out: &mut dyn std::io::Write) -> Result<i32> {
     let (mut set, targets) = if args.pending {
         let st = runner::load_state(&ctx.cfg).await?;
         let opts = plan::Options {
@@ -38,7 +38,7 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
         let _ = m.prepare();
     }
     let r = lint::lint(&set, &targets, &lint::Options::for_config(&ctx.cfg));
-    report::lint(&ctx.style, &mut std::io::stdout().lock(), &r)?;
+    report::lint(&ctx.style, out, &r)?;
     Ok(if r.errors() > 0 { 1 } else { 0 })
 }
 

@@ -3,6 +3,7 @@
 //! run loop. `run` returns the process exit code (0 ok, 1 found something).
 
 mod baseline;
+mod lambda;
 mod lint;
 mod new;
 mod repair;
@@ -46,6 +47,10 @@ pub fn style(cli: &Cli) -> Style {
 pub async fn run(cli: Cli) -> Result<i32> {
     let style = style(&cli);
     let g = &cli.global;
+    if let Command::Lambda(a) = &cli.command {
+        // The configuration is read for each invocation (it may name an environment).
+        return lambda::serve(g, a).await;
+    }
     let mut o = Overrides {
         config_path: g.config.clone(),
         env: g.env.clone(),
@@ -74,11 +79,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
     let ctx = Ctx { cfg, style };
     match &cli.command {
         Command::Up(a) => up::run(&ctx, a).await,
-        Command::Status(a) => status::run(&ctx, a).await,
+        Command::Status(a) => status::run(&ctx, a, &mut std::io::stdout().lock()).await,
         Command::New(a) => new::run(&ctx, a),
-        Command::Verify => verify::run(&ctx).await,
+        Command::Verify => verify::run(&ctx, &mut std::io::stdout().lock()).await,
         Command::Baseline(a) => baseline::run(&ctx, a).await,
         Command::Repair => repair::run(&ctx).await,
-        Command::Lint(a) => lint::run(&ctx, a).await,
+        Command::Lint(a) => lint::run(&ctx, a, &mut std::io::stdout().lock()).await,
+        Command::Lambda(a) => lambda::serve(g, a).await,
     }
 }

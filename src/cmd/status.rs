@@ -7,12 +7,12 @@ use crate::error::Result;
 use crate::plan::{self, State};
 use crate::{report, runner};
 
-pub async fn run(ctx: &super::Ctx, args: &StatusArgs) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &StatusArgs, out: &mut dyn std::io::Write) -> Result<i32> {
     let st = runner::load_state(&ctx.cfg).await?;
     let entries = plan::status(&st.local, &st.applied);
     let _ = report::status(
         &ctx.style,
-        &mut std::io::stdout().lock(),
+        out,
         &st.target,
         st.database_missing,
         &st.facts,

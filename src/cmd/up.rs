@@ -13,6 +13,7 @@ pub async fn run(ctx: &super::Ctx, args: &UpArgs) -> Result<i32> {
         target: args.target,
         dry_run: args.dry_run,
         handle_signals: true,
+        stop_before: None,
     };
     let stdout = std::io::stdout();
     let style = ctx.style;

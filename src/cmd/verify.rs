@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::plan::{self, Entry, State};
 use crate::{lint, migration, report, runner};
 
-pub async fn run(ctx: &super::Ctx) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, out: &mut dyn Write) -> Result<i32> {
     let mut local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
     // A file that does not parse is reported after the drift.
     let mut unreadable = None;
@@ -42,7 +42,6 @@ pub async fn run(ctx: &super::Ctx) -> Result<i32> {
         }
     };
     let lint_errors = findings.as_ref().map_or(0, |r| r.errors());
-    let mut out = std::io::stdout().lock();
     if ctx.style.json {
         if let Some(e) = unreadable {
             return Err(e);
@@ -57,11 +56,11 @@ pub async fn run(ctx: &super::Ctx) -> Result<i32> {
         if let Some(r) = &findings {
             v["lint"] = report::lint_json(r);
         }
-        let _ = report::done(&ctx.style, &mut out, &message, v);
+        let _ = report::done(&ctx.style, out, &message, v);
     } else {
         if drift.is_empty() {
             let msg = format!("verified {} file(s) against {target}: no drift", local.len());
-            let _ = report::done(&ctx.style, &mut out, &msg, json!({}));
+            let _ = report::done(&ctx.style, out, &msg, json!({}));
         } else {
             for e in &drift {
                 let _ = writeln!(out, "{}", drift_line(e));
@@ -74,7 +73,7 @@ pub async fn run(ctx: &super::Ctx) -> Result<i32> {
         }
         if let Some(r) = findings.as_ref().filter(|r| !r.findings.is_empty()) {
             let _ = writeln!(out);
-            let _ = report::lint(&ctx.style, &mut out, r);
+            let _ = report::lint(&ctx.style, out, r);
         }
         if let Some(e) = unreadable {
             return Err(e);

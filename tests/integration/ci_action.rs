@@ -1,0 +1,114 @@
+//! The GitHub Action (action.yml) runs scripts/ci-action.sh: run here with
+//! the inputs a workflow gives, against the real PostgreSQL.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::*;
+
+fn script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ci-action.sh")
+}
+
+struct Step {
+    code: i32,
+    stdout: String,
+    output: String,
+    summary: String,
+}
+
+fn step(verb: &str, cwd: &Path, env: &[(&str, &str)]) -> Step {
+    let tmp = tempfile::tempdir().unwrap();
+    let (output, summary, path) = (tmp.path().join("output"), tmp.path().join("summary"), tmp.path().join("path"));
+    let mut c = Command::new("bash");
+    c.arg(script()).arg(verb).current_dir(cwd);
+    for k in CLEARED_ENV {
+        c.env_remove(k);
+    }
+    let out = c
+        .env("CHATMIGRATE_BIN", env!("CARGO_BIN_EXE_chatmigrate"))
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_PATH", &path)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    Step {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        output: read(&output) + &read(&path),
+        summary: read(&summary),
+    }
+}
+
+#[test]
+fn the_action_runs_chatmigrate_and_sets_its_outputs() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__a.sql", "CREATE TABLE a (id bigint);\n");
+    let base = [("DATABASE_URL", db.url.as_str()), ("CHATMIGRATE_MIGRATIONS", dir.path().to_str().unwrap())];
+
+    let install = step("install", dir.path(), &base);
+    assert_eq!(install.code, 0, "{}", install.stdout);
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_chatmigrate")).parent().unwrap().to_str().unwrap().to_string();
+    assert_eq!(install.output.trim(), bin_dir);
+
+    // status --exit-code with something pending: exit 1, the JSON as output.
+    let mut env = base.to_vec();
+    env.extend([("INPUT_COMMAND", "status --exit-code"), ("INPUT_FORMAT", "json")]);
+    let s = step("run", dir.path(), &env);
+    assert_eq!(s.code, 1, "{}", s.stdout);
+    assert!(s.output.starts_with("exit-code=1\njson<<CHATMIGRATE_JSON_"), "{}", s.output);
+    let json_line = s.output.lines().nth(2).unwrap();
+    let v: serde_json::Value = serde_json::from_str(json_line).unwrap();
+    assert_eq!(v["summary"]["pending"], 1);
+    assert!(s.summary.starts_with("### chatmigrate status --exit-code: found something (exit 1)"), "{}", s.summary);
+
+    // up in text: exit 0.
+    let mut env = base.to_vec();
+    env.push(("INPUT_COMMAND", "up"));
+    let s = step("run", dir.path(), &env);
+    assert_eq!(s.code, 0, "{}", s.stdout);
+    assert!(s.stdout.contains("applied V1 a ("), "{}", s.stdout);
+    assert_eq!(s.output, "exit-code=0\n");
+    assert_eq!(db.versions(), vec![1]);
+
+    // An environment that does not exist: exit 2, the error on the log.
+    let mut env = base.to_vec();
+    env.extend([("INPUT_COMMAND", "status"), ("INPUT_ENV", "prod")]);
+    let s = step("run", dir.path(), &env);
+    assert_eq!(s.code, 2);
+    assert!(s.stdout.contains("error: environment `prod` is not defined in chatmigrate.toml (not found)"), "{}", s.stdout);
+    assert!(s.summary.starts_with("### chatmigrate status: failed (exit 2)"), "{}", s.summary);
+
+    let mut env = base.to_vec();
+    env.push(("INPUT_FORMAT", "yaml"));
+    let s = step("run", dir.path(), &env);
+    assert_eq!(s.code, 2);
+    assert!(s.stdout.contains("error: format must be text or json, not yaml"), "{}", s.stdout);
+}
+
+#[test]
+fn every_input_of_action_yml_reaches_the_script() {
+    let action = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();
+    let script = std::fs::read_to_string(script()).unwrap();
+    let inputs: Vec<&str> = action
+        .split("\ninputs:\n")
+        .nth(1)
+        .unwrap()
+        .split("\noutputs:")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   ") && l.ends_with(':'))
+        .map(|l| l.trim().trim_end_matches(':'))
+        .collect();
+    assert_eq!(inputs, vec!["command", "env", "config", "working-directory", "format", "version"]);
+    for input in inputs {
+        assert!(action.contains(&format!("${{{{ inputs.{input} }}}}")), "action.yml does not use {input}");
+        if input != "working-directory" {
+            let var = format!("INPUT_{}", input.to_uppercase());
+            assert!(script.contains(&var), "scripts/ci-action.sh does not read {var}");
+        }
+    }
+}
