@@ -49,7 +49,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     if let Command::Lambda(a) = &cli.command {
         // The configuration is read for each invocation (it may name an environment).
-        return lambda::serve(g, a).await;
+        // Boxed: the handler's future is deep (the whole engine, per invocation).
+        return Box::pin(lambda::serve(g, a)).await;
     }
     let mut o = Overrides {
         config_path: g.config.clone(),
@@ -85,6 +86,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Baseline(a) => baseline::run(&ctx, a).await,
         Command::Repair => repair::run(&ctx).await,
         Command::Lint(a) => lint::run(&ctx, a, &mut std::io::stdout().lock()).await,
-        Command::Lambda(a) => lambda::serve(g, a).await,
+        Command::Lambda(a) => Box::pin(lambda::serve(g, a)).await,
     }
 }

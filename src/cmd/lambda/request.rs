@@ -51,6 +51,7 @@ pub struct Invocation {
 
 impl Invocation {
     /// `up` with the function's defaults.
+    #[cfg(test)]
     pub fn up() -> Invocation {
         Invocation {
             command: Command::Up {
