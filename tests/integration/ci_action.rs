@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::*;
+use crate::support::*;
 
 fn script() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ci-action.sh")
@@ -22,7 +22,7 @@ fn step(verb: &str, cwd: &Path, env: &[(&str, &str)]) -> Step {
     let (output, summary, path) = (tmp.path().join("output"), tmp.path().join("summary"), tmp.path().join("path"));
     let mut c = Command::new("bash");
     c.arg(script()).arg(verb).current_dir(cwd);
-    for k in CLEARED_ENV {
+    for k in crate::support::cli::CLEARED_ENV {
         c.env_remove(k);
     }
     let out = c

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use chatmigrate::{EmbeddedSet, Migrator, CHAT_SCHEMA};
 
-use crate::common::*;
+use crate::support::*;
 
 static APP: EmbeddedSet = chatmigrate::embed_migrations!("tests/fixtures/embedded/app");
 

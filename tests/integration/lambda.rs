@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::cfn_endpoint::CfnEndpoint;
-use crate::common::*;
-use crate::dataapi::{DataApiServer, Fault, FaultKind, Options, RESOURCE_ARN, SECRET_ARN};
-use crate::lambda_runtime_api::{Answer, RuntimeApi, FUNCTION_ARN};
+use crate::support::cfn_endpoint::CfnEndpoint;
+use crate::support::*;
+use crate::support::dataapi::{DataApiServer, Fault, FaultKind, Options, RESOURCE_ARN, SECRET_ARN};
+use crate::support::lambda_runtime_api::{Answer, RuntimeApi, FUNCTION_ARN};
 
 /// A running function: the binary serving one Runtime API; killed on drop.
 struct Function {
@@ -31,7 +31,7 @@ impl Function {
         let logs = tempfile::tempdir().unwrap();
         let mut c = Command::new(program);
         c.args(args).current_dir(cwd);
-        for k in CLEARED_ENV {
+        for k in crate::support::cli::CLEARED_ENV {
             c.env_remove(k);
         }
         c.env("AWS_LAMBDA_RUNTIME_API", api.address())
