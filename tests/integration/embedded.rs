@@ -90,7 +90,9 @@ fn compile(files: &[&str]) -> Option<String> {
     }
     std::fs::write(
         tmp.path().join("lib.rs"),
-        "pub mod chatmigrate { pub struct EmbeddedSet; impl EmbeddedSet { pub const fn __new(_: &str, _: &[(&str, &[u8])]) -> EmbeddedSet { EmbeddedSet } } }\n\
+        "pub struct EmbeddedSet;\n\
+         impl EmbeddedSet { pub const fn __new(_: &str, _: &[(&str, &[u8])]) -> EmbeddedSet { EmbeddedSet } }\n\
+         // The macro names `::chatmigrate::EmbeddedSet`: this crate stands in for it.\n\
          extern crate self as chatmigrate;\n\
          pub static SET: chatmigrate::EmbeddedSet = chatmigrate_macros::embed_migrations!(\"db\");\n",
     )
