@@ -8,9 +8,11 @@
 #                          CHATMIGRATE_BIN=/path/to/chatmigrate uses that one.
 #   ci-action.sh run       run `chatmigrate [--format F] [--env E] [--config C] COMMAND...`
 #                          in the current directory; writes the outputs
-#                          `exit-code` and (format json) `json` to GITHUB_OUTPUT,
-#                          a summary to GITHUB_STEP_SUMMARY, and exits with
-#                          chatmigrate's exit code.
+#                          `exit-code`, (format json) `json` and (format sarif)
+#                          `sarif-file` to GITHUB_OUTPUT, a summary to
+#                          GITHUB_STEP_SUMMARY, and exits with chatmigrate's
+#                          exit code. With format sarif the log goes to
+#                          $RUNNER_TEMP/chatmigrate.sarif, not to the log.
 #
 # Inputs come as INPUT_COMMAND, INPUT_ENV, INPUT_CONFIG, INPUT_FORMAT and
 # INPUT_VERSION (see action.yml). Nothing here prints a secret: chatmigrate
@@ -59,10 +61,12 @@ run() {
   local bin="chatmigrate"
   if [[ -n "${CHATMIGRATE_BIN:-}" ]]; then bin="$CHATMIGRATE_BIN"; fi
   local args=()
-  case "${INPUT_FORMAT:-text}" in
-    text|"") ;;
-    json) args+=(--format json) ;;
-    *) die "format must be text or json, not ${INPUT_FORMAT}" ;;
+  local format="${INPUT_FORMAT:-text}"
+  case "$format" in
+    "") format=text ;;
+    text) ;;
+    json|github|sarif) args+=(--format "$format") ;;
+    *) die "format must be text, json, github or sarif, not ${INPUT_FORMAT}" ;;
   esac
   if [[ -n "${INPUT_ENV:-}" ]]; then args+=(--env "$INPUT_ENV"); fi
   if [[ -n "${INPUT_CONFIG:-}" ]]; then args+=(--config "$INPUT_CONFIG"); fi
@@ -74,12 +78,22 @@ run() {
   echo "chatmigrate ${args[*]} ${command[*]}"
   local code=0
   "$bin" "${args[@]}" "${command[@]}" > "$out" || code=$?
-  cat "$out"
+  local sarif=""
+  if [[ "$format" == "sarif" && -s "$out" && $code -le 1 ]]; then
+    sarif="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/chatmigrate.sarif"
+    cp "$out" "$sarif"
+    echo "SARIF log written to $sarif ($(grep -c '"ruleId"' "$sarif" || true) result(s))"
+  else
+    cat "$out"
+  fi
   if [[ -n "${GITHUB_OUTPUT:-}" ]]; then
     echo "exit-code=$code" >> "$GITHUB_OUTPUT"
-    if [[ "${INPUT_FORMAT:-text}" == "json" ]]; then
+    if [[ "$format" == "json" ]]; then
       local delim="CHATMIGRATE_JSON_$RANDOM$RANDOM"
       { echo "json<<$delim"; cat "$out"; echo "$delim"; } >> "$GITHUB_OUTPUT"
+    fi
+    if [[ -n "$sarif" ]]; then
+      echo "sarif-file=$sarif" >> "$GITHUB_OUTPUT"
     fi
   fi
   if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then
@@ -88,9 +102,14 @@ run() {
     {
       echo "### chatmigrate ${command[*]}: $verdict"
       echo
-      echo '```'
-      head -c 60000 "$out"
-      echo '```'
+      if [[ -n "$sarif" ]]; then
+        echo "SARIF log: \`$sarif\`"
+      else
+        echo '```'
+        # Annotations are shown on the files; the summary keeps the rest.
+        { grep -v '^::' "$out" || true; } | head -c 60000
+        echo '```'
+      fi
     } >> "$GITHUB_STEP_SUMMARY"
   fi
   rm -f "$out"

@@ -42,7 +42,7 @@ pub struct Global {
     /// Colour: auto (a terminal without NO_COLOR), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
-    /// Output format.
+    /// Output format: text, json (one JSON document on stdout), github (text, plus GitHub workflow annotations for findings, drift and errors), sarif (SARIF 2.1.0; `lint` only).
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -58,6 +58,10 @@ pub enum ColorChoice {
 pub enum Format {
     Text,
     Json,
+    /// Text, plus `::error file=…,line=…,col=…::` workflow commands (docs/ci.md).
+    Github,
+    /// SARIF 2.1.0 for code scanning (`lint` only; docs/ci.md).
+    Sarif,
 }
 
 #[derive(Debug, Subcommand)]

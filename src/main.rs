@@ -66,7 +66,11 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
 /// entry point (`chatmigrate lambda` then says what is missing outside
 /// Lambda).
 fn invoked_as_bootstrap(args: &[OsString]) -> bool {
-    args.len() == 1 && args[0].to_str().and_then(|a| std::path::Path::new(a).file_name()).is_some_and(|n| n == "bootstrap")
+    args.len() == 1
+        && args[0]
+            .to_str()
+            .and_then(|a| std::path::Path::new(a).file_name())
+            .is_some_and(|n| n == "bootstrap")
 }
 
 /// `--format json` (or `--format=json`) among the arguments, read without

@@ -19,6 +19,19 @@ pub struct Style {
     pub color: bool,
     pub quiet: bool,
     pub verbose: bool,
+    /// A format CI tools read (`--format github` / `sarif`), else `None`.
+    pub ci: Option<Ci>,
+}
+
+/// The formats CI tools read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ci {
+    /// The text output, plus GitHub Actions workflow commands
+    /// (`::error file=…,line=…,col=…,title=…::message`) for lint findings,
+    /// drift and errors.
+    Github,
+    /// SARIF 2.1.0 (`lint`).
+    Sarif,
 }
 
 impl Style {
@@ -57,6 +70,27 @@ pub fn error(style: &Style, e: &Error) {
     if style.json {
         error_json(e);
     }
+    if style.ci == Some(Ci::Github) {
+        let _ = error_annotations(&mut io::stdout().lock(), e);
+    }
+}
+
+/// An error as GitHub annotations: at its file, line and column when it has
+/// them; a lint refusal as its findings.
+pub fn error_annotations(out: &mut dyn Write, e: &Error) -> io::Result<()> {
+    if let Error::Lint(report) = e {
+        return lint_annotations(out, &report.findings);
+    }
+    let text = e.to_string();
+    let hint = e.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default();
+    let title = format!("chatmigrate: {}", e.kind());
+    match e.location() {
+        Some(l) => {
+            let message = text.strip_prefix(&format!("{l}: ")).unwrap_or(&text);
+            annotation(out, "error", Some((&l.path, l.line, l.col)), &title, &format!("{message}{hint}"))
+        }
+        None => annotation(out, "error", None, &title, &format!("{text}{hint}")),
+    }
 }
 
 /// The JSON error object on stdout: `{"ok":false,"error":{"kind",...}}`.
@@ -77,6 +111,7 @@ pub fn lint_findings(out: &mut dyn Write, findings: &[Finding], color: bool) -> 
         color,
         quiet: false,
         verbose: false,
+        ci: None,
     };
     for f in findings {
         let level = match f.level {
@@ -144,11 +179,147 @@ pub fn lint(style: &Style, out: &mut dyn Write, r: &lint::Report) -> io::Result<
         v["ok"] = json!(true);
         return writeln!(out, "{v}");
     }
+    match style.ci {
+        Some(Ci::Sarif) => return lint_sarif(out, r),
+        Some(Ci::Github) => {
+            lint_annotations(out, &r.findings)?;
+            return writeln!(out, "{}", lint_summary(r));
+        }
+        None => {}
+    }
     lint_findings(out, &r.findings, style.color)?;
     if !style.quiet || !r.findings.is_empty() {
         writeln!(out, "{}", lint_summary(r))?;
     }
     Ok(())
+}
+
+/// Where lint documents its rules, for this version (SARIF's help links).
+fn docs_url(page: &str) -> String {
+    format!("https://docs.rs/crate/chatmigrate/{}/source/docs/{page}", env!("CARGO_PKG_VERSION"))
+}
+
+/// A file's path as CI tools want it: relative to the repository's root
+/// (`GITHUB_WORKSPACE`, when set and the file is under it), else as lint
+/// prints it (relative to the working directory), with `/` separators and
+/// no leading `./`.
+pub fn ci_path(path: &str) -> String {
+    let in_workspace = std::env::var_os("GITHUB_WORKSPACE")
+        .filter(|w| !w.is_empty())
+        .and_then(|w| std::fs::canonicalize(w).ok())
+        .and_then(|w| {
+            let file = std::fs::canonicalize(path).ok()?;
+            Some(file.strip_prefix(&w).ok()?.to_string_lossy().into_owned())
+        });
+    let path = in_workspace.unwrap_or_else(|| path.to_string()).replace('\\', "/");
+    let mut rest = path.as_str();
+    while let Some(r) = rest.strip_prefix("./") {
+        rest = r.trim_start_matches('/');
+    }
+    rest.to_string()
+}
+
+/// `lint --format sarif`: one SARIF 2.1.0 log (pretty-printed): the rules
+/// that have results, with their summary and help page, and one result per
+/// finding at its file, line and column (tests/fixtures/lint-formats/).
+pub fn lint_sarif(out: &mut dyn Write, r: &lint::Report) -> io::Result<()> {
+    let mut rules: Vec<serde_json::Value> = Vec::new();
+    let mut ids: Vec<&str> = Vec::new();
+    let mut results = Vec::new();
+    for f in &r.findings {
+        let index = match ids.iter().position(|id| *id == f.rule) {
+            Some(i) => i,
+            None => {
+                let summary = lint::RULES.iter().find(|rule| rule.id == f.rule).map_or("", |rule| rule.summary);
+                rules.push(json!({
+                    "id": f.rule,
+                    "shortDescription": {"text": summary},
+                    "helpUri": docs_url(&format!("rules/{}.md", f.rule)),
+                    "defaultConfiguration": {"level": f.level.as_str()},
+                }));
+                ids.push(f.rule);
+                ids.len() - 1
+            }
+        };
+        let path = ci_path(&f.location.path);
+        let artifact = if path.starts_with('/') {
+            json!({"uri": format!("file://{}", uri_escape(&path))})
+        } else {
+            json!({"uri": uri_escape(&path), "uriBaseId": "%SRCROOT%"})
+        };
+        results.push(json!({
+            "ruleId": f.rule,
+            "ruleIndex": index,
+            "level": f.level.as_str(),
+            "message": {"text": format!("{}\n\nhelp: {}", f.message, f.help)},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": artifact,
+                "region": {
+                    "startLine": f.location.line,
+                    "startColumn": f.location.col,
+                    "snippet": {"text": f.excerpt},
+                },
+            }}],
+        }));
+    }
+    let log = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "chatmigrate",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": docs_url("lint.md"),
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    });
+    let text = serde_json::to_string_pretty(&log).map_err(io::Error::other)?;
+    writeln!(out, "{text}")
+}
+
+/// A path as a URI reference: unreserved characters and `/` as they are,
+/// every other byte percent-encoded.
+fn uri_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The findings as GitHub workflow commands, one line each:
+/// `::error file=<path>,line=<line>,col=<col>,title=<rule>::<message>%0Ahelp: <help>`.
+pub fn lint_annotations(out: &mut dyn Write, findings: &[Finding]) -> io::Result<()> {
+    for f in findings {
+        let at = (f.location.path.as_str(), f.location.line, f.location.col);
+        annotation(out, f.level.as_str(), Some(at), f.rule, &format!("{}\nhelp: {}", f.message, f.help))?;
+    }
+    Ok(())
+}
+
+/// One GitHub workflow command (`error`, `warning` or `notice`), escaped as
+/// the runner reads it: in the message `%`, CR and LF; in the properties
+/// also `:` and `,`.
+pub fn annotation(out: &mut dyn Write, level: &str, at: Option<(&str, usize, usize)>, title: &str, message: &str) -> io::Result<()> {
+    let data = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    let property = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
+    let mut props = Vec::new();
+    if let Some((path, line, col)) = at {
+        props.push(format!("file={}", property(&ci_path(path))));
+        if line > 0 {
+            props.push(format!("line={line}"));
+            if col > 0 {
+                props.push(format!("col={col}"));
+            }
+        }
+    }
+    props.push(format!("title={}", property(title)));
+    writeln!(out, "::{level} {}::{}", props.join(","), data(message))
 }
 
 /// A progress line while waiting (Aurora resuming, throttling), to stderr

@@ -518,7 +518,11 @@ async fn up_on(
     let plan = plan::plan(local, &applied, &popts)?;
     prepare_and_lint(cfg, local, &plan)?;
     events(&Event::Planned {
-        pending: plan.steps.iter().map(|s| (local[s.index].version, local[s.index].name.clone())).collect(),
+        pending: plan
+            .steps
+            .iter()
+            .map(|s| (local[s.index].version, local[s.index].name.clone()))
+            .collect(),
     });
 
     let last = plan.steps.len().saturating_sub(1);

@@ -65,7 +65,10 @@ fn expand(input: TokenStream) -> Result<TokenStream, (Span, String)> {
             )
         })?;
         if let Some((_, first, _)) = files.iter().find(|(v, _, _)| *v == version) {
-            return Err((span, format!("version {version} is used twice: {}/{first} and {shown}", dir.trim_end_matches('/'))));
+            return Err((
+                span,
+                format!("version {version} is used twice: {}/{first} and {shown}", dir.trim_end_matches('/')),
+            ));
         }
         files.push((version, name.to_string(), entry.path()));
     }
@@ -84,7 +87,10 @@ fn expand(input: TokenStream) -> Result<TokenStream, (Span, String)> {
         .into_iter()
         .collect();
         let mut pair = TokenStream::new();
-        pair.extend([TokenTree::Literal(Literal::string(name)), TokenTree::Punct(Punct::new(',', Spacing::Alone))]);
+        pair.extend([
+            TokenTree::Literal(Literal::string(name)),
+            TokenTree::Punct(Punct::new(',', Spacing::Alone)),
+        ]);
         pair.extend(include);
         list.extend([
             TokenTree::Group(Group::new(Delimiter::Parenthesis, pair)),
@@ -105,7 +111,8 @@ fn expand(input: TokenStream) -> Result<TokenStream, (Span, String)> {
 }
 
 fn usage() -> String {
-    "embed_migrations! takes one string literal: the migration directory relative to Cargo.toml, e.g. embed_migrations!(\"db/migrations\")".into()
+    "embed_migrations! takes one string literal: the migration directory relative to Cargo.toml, e.g. embed_migrations!(\"db/migrations\")"
+        .into()
 }
 
 /// `::a::b::c`
@@ -126,7 +133,10 @@ fn compile_error(span: Span, message: &str) -> TokenStream {
     ts.extend(path_tokens(&["core", "compile_error"], span));
     ts.extend([
         TokenTree::Punct(Punct::new('!', Spacing::Alone)),
-        TokenTree::Group(Group::new(Delimiter::Parenthesis, TokenTree::Literal(Literal::string(message)).into())),
+        TokenTree::Group(Group::new(
+            Delimiter::Parenthesis,
+            TokenTree::Literal(Literal::string(message)).into(),
+        )),
     ]);
     ts.into_iter()
         .map(|mut t| {
@@ -155,7 +165,8 @@ fn string_literal(l: &Literal) -> Option<String> {
 /// chatmigrate's file-name grammar (`migration::check_file_name`, whose
 /// wording it repeats): the version, or what is wrong.
 fn check_file_name(file_name: &str) -> Result<i64, &'static str> {
-    let starts_like_one = file_name.len() > 1 && file_name.starts_with(['V', 'v']) && file_name[1..].starts_with(|c: char| c.is_ascii_digit());
+    let starts_like_one =
+        file_name.len() > 1 && file_name.starts_with(['V', 'v']) && file_name[1..].starts_with(|c: char| c.is_ascii_digit());
     let Some(stem) = file_name.strip_suffix(".sql") else {
         return Err(if starts_like_one && file_name.contains("__") {
             ": migration files end in .sql"
@@ -172,7 +183,11 @@ fn check_file_name(file_name: &str) -> Result<i64, &'static str> {
         let one = rest
             .split_once('_')
             .is_some_and(|(d, n)| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty());
-        return Err(if one { ": two underscores separate the version from the name" } else { "" });
+        return Err(if one {
+            ": two underscores separate the version from the name"
+        } else {
+            ""
+        });
     };
     if digits.is_empty() {
         return Err(": the version after the V is missing");

@@ -37,6 +37,11 @@ pub fn style(cli: &Cli) -> Style {
     };
     Style {
         json: g.format == Format::Json,
+        ci: match g.format {
+            Format::Github => Some(crate::report::Ci::Github),
+            Format::Sarif => Some(crate::report::Ci::Sarif),
+            Format::Text | Format::Json => None,
+        },
         color,
         quiet: g.quiet,
         verbose: g.verbose > 0,
@@ -51,6 +56,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
         // The configuration is read for each invocation (it may name an environment).
         // Boxed: the handler's future is deep (the whole engine, per invocation).
         return Box::pin(lambda::serve(g, a)).await;
+    }
+    if g.format == Format::Sarif && !matches!(cli.command, Command::Lint(_)) {
+        return Err(Error::Usage {
+            message: format!("--format sarif applies to `lint` only, not `{}`", command_name(&cli.command)),
+            hint: "use --format text, json or github with this command; `chatmigrate --format sarif lint` writes the SARIF log".into(),
+        });
     }
     let mut o = Overrides {
         config_path: g.config.clone(),
@@ -87,5 +98,19 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Repair => repair::run(&ctx).await,
         Command::Lint(a) => lint::run(&ctx, a, &mut std::io::stdout().lock()).await,
         Command::Lambda(a) => Box::pin(lambda::serve(g, a)).await,
+    }
+}
+
+/// The subcommand's name, as typed.
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Up(_) => "up",
+        Command::Status(_) => "status",
+        Command::New(_) => "new",
+        Command::Verify => "verify",
+        Command::Baseline(_) => "baseline",
+        Command::Repair => "repair",
+        Command::Lint(_) => "lint",
+        Command::Lambda(_) => "lambda",
     }
 }

@@ -10,14 +10,7 @@ use crate::{report, runner};
 pub async fn run(ctx: &super::Ctx, args: &StatusArgs, out: &mut dyn std::io::Write) -> Result<i32> {
     let st = runner::load_state(&ctx.cfg).await?;
     let entries = plan::status(&st.local, &st.applied);
-    let _ = report::status(
-        &ctx.style,
-        out,
-        &st.target,
-        st.database_missing,
-        &st.facts,
-        &entries,
-    );
+    let _ = report::status(&ctx.style, out, &st.target, st.database_missing, &st.facts, &entries);
     let unsettled = entries.iter().any(|e| e.state != State::Applied);
     Ok(if args.exit_code && unsettled { 1 } else { 0 })
 }

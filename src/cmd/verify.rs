@@ -65,6 +65,12 @@ pub async fn run(ctx: &super::Ctx, out: &mut dyn Write) -> Result<i32> {
             for e in &drift {
                 let _ = writeln!(out, "{}", drift_line(e));
             }
+            if ctx.style.ci == Some(report::Ci::Github) {
+                for e in &drift {
+                    let at = e.path.as_deref().map(|p| (p, 1, 0));
+                    let _ = report::annotation(out, "error", at, &format!("drift: {}", e.state.as_str()), &drift_line(e));
+                }
+            }
             let _ = writeln!(
                 out,
                 "{} drifted migration(s) on {target}; accept changed or renamed files with `chatmigrate repair`",

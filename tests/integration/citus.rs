@@ -50,6 +50,7 @@ fn offline_dry_run(dir: &Dir, extra: &str) -> String {
         color: false,
         quiet: false,
         verbose: false,
+        ci: None,
     };
     let mut out = Vec::new();
     report::up_report(&style, &mut out, &report, true, 0).unwrap();

@@ -30,13 +30,14 @@ fn the_set_holds_the_files_sorted_and_skips_the_rest() {
 fn migrator_runs_an_embedded_set_alone_or_with_the_chat_schema() {
     // Alone.
     let db = Db::new();
-    let report = rt()
-        .block_on(Migrator::from_url(&db.url).unwrap().embedded([APP]).up())
-        .unwrap();
+    let report = rt().block_on(Migrator::from_url(&db.url).unwrap().embedded([APP]).up()).unwrap();
     let applied: Vec<i64> = report.applied.iter().map(|a| a.version).collect();
     assert_eq!(applied, vec![100, 101]);
     assert_eq!(db.versions(), vec![100, 101]);
-    assert_eq!(db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'app_users_email'::regclass"), "t");
+    assert_eq!(
+        db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'app_users_email'::regclass"),
+        "t"
+    );
     // Exactly as the same files on disk: the CLI finds them applied, no drift.
     let r = run_in(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
@@ -56,9 +57,14 @@ fn migrator_runs_an_embedded_set_alone_or_with_the_chat_schema() {
     assert!(status.iter().all(|e| e.state == chatmigrate::State::Applied));
     assert_eq!(status.len(), 6);
     // The path shown for an embedded file names its directory.
-    assert_eq!(status[4].path.as_deref(), Some("embedded:tests/fixtures/embedded/app/V100__app_users.sql"));
+    assert_eq!(
+        status[4].path.as_deref(),
+        Some("embedded:tests/fixtures/embedded/app/V100__app_users.sql")
+    );
     // Twice the same set: a version used twice, named.
-    let e = rt().block_on(Migrator::from_url(&db.url).unwrap().embedded([APP, APP]).up()).unwrap_err();
+    let e = rt()
+        .block_on(Migrator::from_url(&db.url).unwrap().embedded([APP, APP]).up())
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "version 100 is used twice: embedded:tests/fixtures/embedded/app/V100__app_users.sql and embedded:tests/fixtures/embedded/app/V100__app_users.sql"
@@ -67,7 +73,10 @@ fn migrator_runs_an_embedded_set_alone_or_with_the_chat_schema() {
 
 /// The proc-macro library cargo built for this test run.
 fn macro_library() -> std::path::PathBuf {
-    let deps = std::path::Path::new(env!("CARGO_BIN_EXE_chatmigrate")).parent().unwrap().join("deps");
+    let deps = std::path::Path::new(env!("CARGO_BIN_EXE_chatmigrate"))
+        .parent()
+        .unwrap()
+        .join("deps");
     let mut found: Vec<_> = std::fs::read_dir(&deps)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -118,11 +127,26 @@ fn compile(files: &[&str]) -> Option<String> {
 fn a_bad_file_name_is_a_compile_error_naming_the_file() {
     assert_eq!(compile(&["V1__users.sql", "V2__more.sql", "notes.md", ".hidden"]), None);
     let cases = [
-        ("V1_users.sql", "db/V1_users.sql: not a migration file name: two underscores separate the version from the name"),
-        ("v1__users.sql", "db/v1__users.sql: not a migration file name: the V must be upper-case"),
-        ("V1__user-table.sql", "db/V1__user-table.sql: not a migration file name: the name may hold only letters, digits and underscores"),
-        ("V0__zero.sql", "db/V0__zero.sql: not a migration file name: the version must be from 1 to 9223372036854775807"),
-        ("notes.txt", "db/notes.txt: not a migration file name (expected V{version}__{name}.sql"),
+        (
+            "V1_users.sql",
+            "db/V1_users.sql: not a migration file name: two underscores separate the version from the name",
+        ),
+        (
+            "v1__users.sql",
+            "db/v1__users.sql: not a migration file name: the V must be upper-case",
+        ),
+        (
+            "V1__user-table.sql",
+            "db/V1__user-table.sql: not a migration file name: the name may hold only letters, digits and underscores",
+        ),
+        (
+            "V0__zero.sql",
+            "db/V0__zero.sql: not a migration file name: the version must be from 1 to 9223372036854775807",
+        ),
+        (
+            "notes.txt",
+            "db/notes.txt: not a migration file name (expected V{version}__{name}.sql",
+        ),
     ];
     for (file, expected) in cases {
         let stderr = compile(&["V1__users.sql", file]).unwrap_or_else(|| panic!("{file} compiled"));

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::cfn_endpoint::CfnEndpoint;
-use crate::support::*;
 use crate::support::dataapi::{DataApiServer, Fault, FaultKind, Options, RESOURCE_ARN, SECRET_ARN};
 use crate::support::lambda_runtime_api::{Answer, RuntimeApi, FUNCTION_ARN};
+use crate::support::*;
 
 /// A running function: the binary serving one Runtime API; killed on drop.
 struct Function {
@@ -66,7 +66,10 @@ impl Drop for Function {
 
 /// A function on the direct backend: `DATABASE_URL` and the migrations directory.
 fn direct(api: &RuntimeApi, db: &Db, dir: &Dir, extra: &[(&str, &str)]) -> Function {
-    let mut env = vec![("DATABASE_URL", db.url.as_str()), ("CHATMIGRATE_MIGRATIONS", dir.path().to_str().unwrap())];
+    let mut env = vec![
+        ("DATABASE_URL", db.url.as_str()),
+        ("CHATMIGRATE_MIGRATIONS", dir.path().to_str().unwrap()),
+    ];
     env.extend_from_slice(extra);
     Function::start(api, dir.path(), &env)
 }
@@ -113,7 +116,12 @@ fn direct_invocations_answer_with_the_cli_json() {
     let up = up.response();
     assert_eq!(up["ok"], true, "{up}");
     assert_eq!(db.versions(), vec![1, 2]);
-    let versions: Vec<i64> = up["applied"].as_array().unwrap().iter().map(|a| a["version"].as_i64().unwrap()).collect();
+    let versions: Vec<i64> = up["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["version"].as_i64().unwrap())
+        .collect();
     assert_eq!(versions, vec![1, 2]);
     // The same document as the CLI's, key for key (durations aside).
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
@@ -157,8 +165,14 @@ fn a_trigger_invocation_runs_up_of_the_chat_schema_and_fails_the_deploy_on_error
     let (kind, message) = api.invoke(&json!({}), MINUTE).error();
     assert_eq!(kind, "chatmigrate.database");
     let file = dir.shown("V2__bad.sql");
-    assert!(message.starts_with(&format!("{file}:2:1: version 2 failed: division by zero")), "{message}");
-    assert!(message.contains("\nhint: fix the migration and run `chatmigrate up` again"), "{message}");
+    assert!(
+        message.starts_with(&format!("{file}:2:1: version 2 failed: division by zero")),
+        "{message}"
+    );
+    assert!(
+        message.contains("\nhint: fix the migration and run `chatmigrate up` again"),
+        "{message}"
+    );
     assert_eq!(db.versions(), vec![1], "V2 was rolled back");
     assert!(!db.table_exists("b"));
 }
@@ -191,17 +205,29 @@ fn malformed_direct_events_get_an_error_and_the_function_serves_on() {
     let _f = direct(&api, &db, &dir, &[]);
     let (kind, message) = api.invoke(&json!({"command": "up", "taget": 2}), MINUTE).error();
     assert_eq!(kind, "chatmigrate.usage");
-    assert!(message.starts_with("invalid event: unknown field `taget`, expected one of `command`"), "{message}");
+    assert!(
+        message.starts_with("invalid event: unknown field `taget`, expected one of `command`"),
+        "{message}"
+    );
     let (kind, message) = api.invoke(&json!({"command": "migrate"}), MINUTE).error();
     assert_eq!(kind, "chatmigrate.usage");
-    assert_eq!(message, "invalid event: unknown command `migrate`; expected one of `up`, `status`, `verify`, `lint`");
+    assert_eq!(
+        message,
+        "invalid event: unknown command `migrate`; expected one of `up`, `status`, `verify`, `lint`"
+    );
     let (_, message) = api.invoke(&json!(["up"]), MINUTE).error();
-    assert_eq!(message, "the event must be a JSON object such as {\"command\": \"up\"}, not an array ([\"up\"])");
+    assert_eq!(
+        message,
+        "the event must be a JSON object such as {\"command\": \"up\"}, not an array ([\"up\"])"
+    );
     let (_, message) = api.invoke(&json!({"command": "status", "target": 1}), MINUTE).error();
     assert_eq!(message, "invalid event: `target` applies to the command `up` only, not `status`");
     let (kind, message) = api.invoke(&json!({"env": "nope"}), MINUTE).error();
     assert_eq!(kind, "chatmigrate.config");
-    assert!(message.starts_with("environment `nope` is not defined in chatmigrate.toml (not found)"), "{message}");
+    assert!(
+        message.starts_with("environment `nope` is not defined in chatmigrate.toml (not found)"),
+        "{message}"
+    );
     // Not JSON at all: the runtime's own error, and the function goes on.
     let id = api.queue_raw(b"up please".to_vec(), MINUTE);
     assert!(matches!(api.answer(&id, MINUTE), Answer::Error { .. }));
@@ -226,15 +252,25 @@ fn cloudformation_create_update_delete() {
     let r = api.invoke(&cfn_event("Create", &cfn.url("create"), props.clone(), None), MINUTE);
     let put = cfn.wait("create", Duration::from_secs(5));
     assert_eq!(put.method, "PUT");
-    assert_eq!(put.content_type.as_deref(), Some(""), "the pre-signed URL is signed without a Content-Type");
+    assert_eq!(
+        put.content_type.as_deref(),
+        Some(""),
+        "the pre-signed URL is signed without a Content-Type"
+    );
     let body = put.json();
     assert_eq!(r.response(), &body, "the invocation answers with what it sent");
     assert_eq!(body["Status"], "SUCCESS", "{body}");
     assert_eq!(body["PhysicalResourceId"], "chatmigrate:prod");
-    assert_eq!(body["StackId"], "arn:aws:cloudformation:us-east-1:123456789012:stack/app/5b2b9b10-aeb4-11ef-9e1f-0a4b6c1e2f3d");
+    assert_eq!(
+        body["StackId"],
+        "arn:aws:cloudformation:us-east-1:123456789012:stack/app/5b2b9b10-aeb4-11ef-9e1f-0a4b6c1e2f3d"
+    );
     assert_eq!(body["RequestId"], "req-Create");
     assert_eq!(body["LogicalResourceId"], "Migrate");
-    assert_eq!(body["Data"], json!({"Applied": "2", "Versions": "1,2", "Target": db_target(&db), "Environment": "prod"}));
+    assert_eq!(
+        body["Data"],
+        json!({"Applied": "2", "Versions": "1,2", "Target": db_target(&db), "Environment": "prod"})
+    );
     assert_eq!(db.versions(), vec![1, 2]);
 
     // Update (a new file, and a property that changes every deploy): the new one only.
@@ -259,7 +295,11 @@ fn cloudformation_create_update_delete() {
     assert_eq!(body["Status"], "SUCCESS", "{body}");
     assert_eq!(body["PhysicalResourceId"], "chatmigrate:prod");
     assert_eq!(db.versions(), vec![1, 2, 3]);
-    assert!(f.log().contains("chatmigrate: CloudFormation Delete of Migrate (chatmigrate:prod)"), "{}", f.log());
+    assert!(
+        f.log().contains("chatmigrate: CloudFormation Delete of Migrate (chatmigrate:prod)"),
+        "{}",
+        f.log()
+    );
 }
 
 fn db_target(db: &Db) -> String {
@@ -287,7 +327,10 @@ fn cloudformation_failures_answer_failed_with_the_reason() {
     assert_eq!(body["Status"], "FAILED");
     assert_eq!(body["PhysicalResourceId"], "chatmigrate:default");
     let reason = body["Reason"].as_str().unwrap();
-    assert!(reason.starts_with(&format!("{}:2:1: version 2 failed: too long: xxx", dir.shown("V2__bad.sql"))), "{reason}");
+    assert!(
+        reason.starts_with(&format!("{}:2:1: version 2 failed: too long: xxx", dir.shown("V2__bad.sql"))),
+        "{reason}"
+    );
     assert!(reason.ends_with('…'), "{reason}");
     assert_eq!(db.versions(), vec![1]);
 
@@ -298,26 +341,44 @@ fn cloudformation_failures_answer_failed_with_the_reason() {
     let body = cfn.wait("u1", Duration::from_secs(5)).json();
     assert_eq!(body["Status"], "FAILED");
     let reason = body["Reason"].as_str().unwrap();
-    assert!(reason.contains("division by zero (SQLSTATE 22012)\nhint: fix the migration and run `chatmigrate up` again"), "{reason}");
-    assert!(reason.ends_with(" (CloudWatch Logs: /aws/lambda/chatmigrate 2026/11/30/[$LATEST]0123456789abcdef)"), "{reason}");
+    assert!(
+        reason.contains("division by zero (SQLSTATE 22012)\nhint: fix the migration and run `chatmigrate up` again"),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with(" (CloudWatch Logs: /aws/lambda/chatmigrate 2026/11/30/[$LATEST]0123456789abcdef)"),
+        "{reason}"
+    );
 
     // Malformed events: FAILED where a ResponseURL is given, an error otherwise.
     let mut bad = cfn_event("Upsert", &cfn.url("bad"), json!({}), None);
     api.invoke(&bad, MINUTE).response();
     let body = cfn.wait("bad", Duration::from_secs(5)).json();
     assert_eq!(body["Status"], "FAILED");
-    assert_eq!(body["Reason"].as_str().unwrap().split(" (CloudWatch").next().unwrap(), "invalid CloudFormation event: RequestType `Upsert` is not Create, Update or Delete");
+    assert_eq!(
+        body["Reason"].as_str().unwrap().split(" (CloudWatch").next().unwrap(),
+        "invalid CloudFormation event: RequestType `Upsert` is not Create, Update or Delete"
+    );
     assert_eq!(body["RequestId"], "req-Upsert");
     bad["RequestType"] = json!("Create");
     bad.as_object_mut().unwrap().remove("ResponseURL");
     let (kind, message) = api.invoke(&bad, MINUTE).error();
     assert_eq!(kind, "chatmigrate.usage");
-    assert_eq!(message, "invalid CloudFormation event: ResponseURL is missing; the event has no ResponseURL to answer CloudFormation");
+    assert_eq!(
+        message,
+        "invalid CloudFormation event: ResponseURL is missing; the event has no ResponseURL to answer CloudFormation"
+    );
     let bad_target = cfn_event("Create", &cfn.url("t"), json!({"Target": "twelve"}), None);
     api.invoke(&bad_target, MINUTE).response();
     let body = cfn.wait("t", Duration::from_secs(5)).json();
     assert_eq!(body["Status"], "FAILED");
-    assert!(body["Reason"].as_str().unwrap().starts_with("invalid resource property Target `twelve` "), "{body}");
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid resource property Target `twelve` "),
+        "{body}"
+    );
 
     // S3 answers 503 twice: the PUT is retried.
     cfn.fail_next(2);
@@ -352,7 +413,12 @@ fn the_provider_framework_gets_json_and_waits_for_is_complete() {
     dir.write("V2__slow.sql", "CREATE TABLE slow (id bigint);\nSELECT pg_sleep(3);\n");
     let _f = direct(&api, &db, &dir, &[("CHATMIGRATE_LAMBDA_MARGIN", "500ms")]);
     let provider = |request: &str, props: Value| {
-        let mut e = cfn_event(request, "https://cloudformation-custom-resource-response.example/x?sig", props, None);
+        let mut e = cfn_event(
+            request,
+            "https://cloudformation-custom-resource-response.example/x?sig",
+            props,
+            None,
+        );
         e["ServiceToken"] = json!("arn:aws:lambda:us-east-1:123456789012:function:app-Provider-framework-onEvent");
         e
     };
@@ -365,7 +431,10 @@ fn the_provider_framework_gets_json_and_waits_for_is_complete() {
     assert!(!db.table_exists("slow"), "V2 was rolled back");
     // With AsyncCompletion: IsComplete false, no data.
     let r = api.invoke(&provider("Create", json!({"AsyncCompletion": "true"})), Duration::from_millis(2500));
-    assert_eq!(r.response(), &json!({"PhysicalResourceId": "chatmigrate:default", "IsComplete": false}));
+    assert_eq!(
+        r.response(),
+        &json!({"PhysicalResourceId": "chatmigrate:default", "IsComplete": false})
+    );
     // The isComplete call (the previous answer merged in) with more time: done.
     let mut again = provider("Create", json!({"AsyncCompletion": "true"}));
     again["PhysicalResourceId"] = json!("chatmigrate:default");
@@ -397,16 +466,33 @@ fn a_transactional_migration_cut_by_the_deadline_is_rolled_back() {
     assert!(answered < Duration::from_secs(3), "answered after the deadline: {answered:?}");
     let (kind, message) = r.error();
     assert_eq!(kind, "chatmigrate.incomplete");
-    assert!(message.starts_with("incomplete: stopped at the invocation's deadline on "), "{message}");
-    assert!(message.contains(": 1 applied in this invocation; V2 slow was rolled back; 1 later migration(s) not started; remaining: V2 slow, V3 c"), "{message}");
+    assert!(
+        message.starts_with("incomplete: stopped at the invocation's deadline on "),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            ": 1 applied in this invocation; V2 slow was rolled back; 1 later migration(s) not started; remaining: V2 slow, V3 c"
+        ),
+        "{message}"
+    );
     assert_eq!(db.versions(), vec![1]);
     assert!(!db.table_exists("slow"));
     // A raw custom resource cannot wait: FAILED, with what remains.
-    api.invoke(&cfn_event("Update", &cfn.url("u"), json!({}), Some("chatmigrate:default")), Duration::from_secs(3))
-        .response();
+    api.invoke(
+        &cfn_event("Update", &cfn.url("u"), json!({}), Some("chatmigrate:default")),
+        Duration::from_secs(3),
+    )
+    .response();
     let body = cfn.wait("u", Duration::from_secs(5)).json();
     assert_eq!(body["Status"], "FAILED");
-    assert!(body["Reason"].as_str().unwrap().contains("remaining: V2 slow, V3 c\nhint: a resource answered by the function itself cannot wait"), "{body}");
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("remaining: V2 slow, V3 c\nhint: a resource answered by the function itself cannot wait"),
+        "{body}"
+    );
     // The next invocation with time enough finishes.
     api.invoke(&json!({"command": "up"}), MINUTE).response();
     assert_eq!(db.versions(), vec![1, 2, 3]);
@@ -492,11 +578,19 @@ fn a_long_build_left_running_at_the_deadline_is_awaited_by_the_next_invocation()
     // The next invocation waits for it, never sends it again, and finishes.
     let r = api.invoke(&json!({"command": "up"}), MINUTE);
     let r = r.response();
-    let versions: Vec<i64> = r["applied"].as_array().unwrap().iter().map(|a| a["version"].as_i64().unwrap()).collect();
+    let versions: Vec<i64> = r["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["version"].as_i64().unwrap())
+        .collect();
     assert_eq!(versions, vec![2, 3], "{r}");
     assert_eq!(db.versions(), vec![1, 2, 3]);
     assert_eq!(aurora.sent("CREATE INDEX CONCURRENTLY"), 1, "built once: {}", f.log());
-    assert_eq!(db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_slow'::regclass"), "t");
+    assert_eq!(
+        db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_slow'::regclass"),
+        "t"
+    );
 }
 
 #[test]
@@ -525,7 +619,12 @@ fn data_api_calls_for_the_chat_schema_equal_the_cli_s() {
         ("CHATMIGRATE_DATABASE", &name),
     ];
     env.extend_from_slice(&AWS_ENV);
-    run_in(cli.conf.path(), &["--config", conf.to_str().unwrap(), "--env", "aurora", "up", "--create-database"], &env).assert_ok();
+    run_in(
+        cli.conf.path(),
+        &["--config", conf.to_str().unwrap(), "--env", "aurora", "up", "--create-database"],
+        &env,
+    )
+    .assert_ok();
     let _cli_db = Db::adopt(&name);
     // The handler, on another.
     let (api, lambda) = (RuntimeApi::start(), Aurora::start());
@@ -536,7 +635,11 @@ fn data_api_calls_for_the_chat_schema_equal_the_cli_s() {
     assert_eq!(db2.versions(), vec![1, 2, 3, 4]);
     let ops = |s: &DataApiServer| s.calls().iter().map(|c| c.op.clone()).collect::<Vec<_>>();
     assert_eq!(ops(&lambda.server), ops(&cli.server));
-    println!("Data API calls for the chat schema: CLI {}, Lambda handler {}", cli.server.calls().len(), lambda.server.calls().len());
+    println!(
+        "Data API calls for the chat schema: CLI {}, Lambda handler {}",
+        cli.server.calls().len(),
+        lambda.server.calls().len()
+    );
     assert_eq!(lambda.server.calls().len(), 33);
 }
 
@@ -564,8 +667,15 @@ fn init_errors_and_starting_outside_lambda() {
     // Outside Lambda: a usage error, also as `bootstrap`.
     let bootstrap = tmp.path().join("bootstrap");
     std::fs::copy(env!("CARGO_BIN_EXE_chatmigrate"), &bootstrap).unwrap();
-    for (program, args) in [(env!("CARGO_BIN_EXE_chatmigrate"), vec!["lambda"]), (bootstrap.to_str().unwrap(), vec![])] {
-        let out = Command::new(program).args(&args).env_remove("AWS_LAMBDA_RUNTIME_API").output().unwrap();
+    for (program, args) in [
+        (env!("CARGO_BIN_EXE_chatmigrate"), vec!["lambda"]),
+        (bootstrap.to_str().unwrap(), vec![]),
+    ] {
+        let out = Command::new(program)
+            .args(&args)
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -585,7 +695,10 @@ fn init_errors_and_starting_outside_lambda() {
     );
     let (kind, message) = api.invoke(&json!({}), MINUTE).error();
     assert_eq!(kind, "chatmigrate.usage");
-    assert!(message.starts_with("CHATMIGRATE_LAMBDA_MARGIN `20min` is out of range (0s to 15min)"), "{message}");
+    assert!(
+        message.starts_with("CHATMIGRATE_LAMBDA_MARGIN `20min` is out of range (0s to 15min)"),
+        "{message}"
+    );
     assert!(db.versions().is_empty());
 }
 
@@ -595,7 +708,9 @@ fn cold_start_until_the_first_next_request() {
     let tmp = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let _f = Function::start(&api, tmp.path(), &[]);
-    let first = api.first_next(Duration::from_secs(10)).expect("the function asks for an invocation");
+    let first = api
+        .first_next(Duration::from_secs(10))
+        .expect("the function asks for an invocation");
     let cold = first.duration_since(started);
     println!("cold start until the first /next: {} ms", cold.as_millis());
     assert!(cold < Duration::from_secs(2), "{cold:?}");

@@ -96,7 +96,15 @@ impl CfnEndpoint {
     /// Every request whose path ends in `/name`.
     pub fn puts(&self, name: &str) -> Vec<Put> {
         let suffix = format!("/{name}");
-        self.shared.0.lock().unwrap().puts.iter().filter(|p| p.path.ends_with(&suffix)).cloned().collect()
+        self.shared
+            .0
+            .lock()
+            .unwrap()
+            .puts
+            .iter()
+            .filter(|p| p.path.ends_with(&suffix))
+            .cloned()
+            .collect()
     }
 
     /// Waits for the first request for `name`.
@@ -110,7 +118,11 @@ impl CfnEndpoint {
                 return p.clone();
             }
             let left = until.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no CloudFormation response for {name} within {} s", timeout.as_secs());
+            assert!(
+                !left.is_zero(),
+                "no CloudFormation response for {name} within {} s",
+                timeout.as_secs()
+            );
             st = cv.wait_timeout(st, left).unwrap().0;
         }
     }
@@ -130,7 +142,10 @@ impl Drop for CfnEndpoint {
 async fn record(s: Arc<(Mutex<State>, Condvar)>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    let content_type = req.headers().get("content-type").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
     let (lock, cv) = &*s;
     let mut st = lock.lock().unwrap();

@@ -60,7 +60,7 @@ impl Run {
 }
 
 /// Variables that would point the binary elsewhere; every run clears them.
-pub const CLEARED_ENV: [&str; 17] = [
+pub const CLEARED_ENV: [&str; 18] = [
     "DATABASE_URL",
     "PGHOST",
     "PGPORT",
@@ -77,6 +77,7 @@ pub const CLEARED_ENV: [&str; 17] = [
     "CHATMIGRATE_MIGRATIONS",
     "CHATMIGRATE_LAMBDA_MARGIN",
     "AWS_LAMBDA_RUNTIME_API",
+    "GITHUB_WORKSPACE",
     "NO_COLOR",
 ];
 

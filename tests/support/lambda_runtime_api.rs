@@ -57,7 +57,9 @@ impl Answer {
         match self {
             Answer::Error { body, error_type } => {
                 assert!(!error_type.is_empty(), "no Lambda-Runtime-Function-Error-Type header: {body}");
-                let kind = body["errorType"].as_str().unwrap_or_else(|| panic!("no errorType in the error body: {body}"));
+                let kind = body["errorType"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no errorType in the error body: {body}"));
                 (kind.to_string(), body["errorMessage"].as_str().unwrap_or("").to_string())
             }
             Answer::Response(v) => panic!("the invocation succeeded: {v}"),
@@ -273,10 +275,15 @@ async fn route(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<B
             let (id, what) = tail.split_once('/').unwrap_or((tail, ""));
             let mut st = s.state.lock().unwrap();
             let Some(pos) = st.open.iter().position(|o| o == id) else {
-                return Ok(reply(400, r#"{"errorMessage":"Invalid request ID","errorType":"InvalidRequestID"}"#));
+                return Ok(reply(
+                    400,
+                    r#"{"errorMessage":"Invalid request ID","errorType":"InvalidRequestID"}"#,
+                ));
             };
             let answer = match what {
-                "response" => Answer::Response(serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))),
+                "response" => Answer::Response(
+                    serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
+                ),
                 "error" => Answer::Error {
                     error_type,
                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),

@@ -104,7 +104,10 @@ pub async fn fail(g: &Global, map: &Map<String, Value>, ctx: &Context, deadline:
     }
     // Answer if the event says where: a stack must never wait an hour.
     let Some(url) = str_of("ResponseURL").filter(|u| u.starts_with("https://") || u.starts_with("http://")) else {
-        return Err(diagnostic("usage", format!("{reason}; the event has no ResponseURL to answer CloudFormation")));
+        return Err(diagnostic(
+            "usage",
+            format!("{reason}; the event has no ResponseURL to answer CloudFormation"),
+        ));
     };
     let event = Event {
         request_type: str_of("RequestType").unwrap_or_default(),
@@ -142,7 +145,12 @@ async fn answer(g: &Global, e: &Event, provider: bool, deadline: Deadline) -> Re
     if e.request_type == "Delete" {
         // The migrations stay: deleting the resource (or rolling back its
         // creation) never touches the database.
-        return Ok(Response::success(e, e.physical_id.clone().unwrap_or(id), "deleted the resource; the database is left as it is".into(), Map::new()));
+        return Ok(Response::success(
+            e,
+            e.physical_id.clone().unwrap_or(id),
+            "deleted the resource; the database is left as it is".into(),
+            Map::new(),
+        ));
     }
     if e.is_complete == Some(true) {
         // The Provider framework's isComplete call after an onEvent that
@@ -205,7 +213,10 @@ async fn answer(g: &Global, e: &Event, provider: bool, deadline: Deadline) -> Re
             Err(diagnostic("incomplete", format!("{}\nhint: {wait}", i.message())))
         }
         Outcome::Failed(err) => {
-            eprintln!("chatmigrate: {}", json!({"ok": false, "error": {"kind": err.kind(), "message": err.to_string(), "hint": err.hint()}}));
+            eprintln!(
+                "chatmigrate: {}",
+                json!({"ok": false, "error": {"kind": err.kind(), "message": err.to_string(), "hint": err.hint()}})
+            );
             let hint = err.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default();
             Err(diagnostic(err.kind(), format!("{err}{hint}")))
         }
@@ -438,7 +449,10 @@ mod tests {
     fn bodies_stay_under_4_kib() {
         let e = event();
         let mut data = Map::new();
-        data.insert("Versions".into(), json!((1..3000).map(|v| v.to_string()).collect::<Vec<_>>().join(",")));
+        data.insert(
+            "Versions".into(),
+            json!((1..3000).map(|v| v.to_string()).collect::<Vec<_>>().join(",")),
+        );
         let r = Response::success(&e, "chatmigrate:prod".into(), "x".repeat(10_000), data);
         let body = r.body();
         assert!(body.len() <= RESPONSE_LIMIT, "{}", body.len());
@@ -459,7 +473,10 @@ mod tests {
         let f = "arn:aws:lambda:us-east-1:123456789012:function:migrate";
         assert!(same_function(f, &format!("{f}:live")));
         assert!(same_function(&format!("{f}:3"), f));
-        assert!(!same_function(f, "arn:aws:lambda:us-east-1:123456789012:function:framework-onEvent"));
+        assert!(!same_function(
+            f,
+            "arn:aws:lambda:us-east-1:123456789012:function:framework-onEvent"
+        ));
         assert!(!same_function("", f));
     }
 
@@ -470,7 +487,10 @@ mod tests {
         assert!(parse(ok.as_object().unwrap()).is_ok());
         let mut bad = ok.clone();
         bad["RequestType"] = json!("Upsert");
-        assert_eq!(parse(bad.as_object().unwrap()).unwrap_err(), "RequestType `Upsert` is not Create, Update or Delete");
+        assert_eq!(
+            parse(bad.as_object().unwrap()).unwrap_err(),
+            "RequestType `Upsert` is not Create, Update or Delete"
+        );
         let mut bad = ok.clone();
         bad.as_object_mut().unwrap().remove("PhysicalResourceId");
         assert_eq!(parse(bad.as_object().unwrap()).unwrap_err(), "PhysicalResourceId is missing");

@@ -26,7 +26,10 @@ pub struct Deadline {
 impl Deadline {
     /// From the deadline in epoch milliseconds and the configured margin.
     pub fn new(deadline_ms: u64, margin: Duration) -> Deadline {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         Deadline::at(Instant::now(), deadline_ms.saturating_sub(now_ms), margin)
     }
 

@@ -28,9 +28,14 @@ pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(Full::new(Bytes::from(body))).map_err(|e| format!("invalid request to {}: {e}", redact(url)))?;
+    let req = req
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("invalid request to {}: {e}", redact(url)))?;
     let call = async {
-        let resp = client.request(req).await.map_err(|e| format!("{} {}: {}", method, redact(url), error_chain(&e)))?;
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| format!("{} {}: {}", method, redact(url), error_chain(&e)))?;
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let mut text = String::from_utf8_lossy(&body).into_owned();

@@ -101,6 +101,7 @@ const JSON: Style = Style {
     color: false,
     quiet: false,
     verbose: false,
+    ci: None,
 };
 
 /// The text style of the log lines.
@@ -109,6 +110,7 @@ const LOG: Style = Style {
     color: false,
     quiet: false,
     verbose: false,
+    ci: None,
 };
 
 /// Resolves the configuration for this invocation, as the CLI does.
@@ -147,9 +149,7 @@ pub async fn run(g: &Global, inv: &Invocation, deadline: Deadline) -> Outcome {
     let mut out = Vec::new();
     let code = match &inv.command {
         Command::Up { target, dry_run } => return up(&ctx.cfg, *target, *dry_run, deadline, &last_wait).await,
-        Command::Status { exit_code } => {
-            super::super::status::run(&ctx, &StatusArgs { exit_code: *exit_code }, &mut out).await
-        }
+        Command::Status { exit_code } => super::super::status::run(&ctx, &StatusArgs { exit_code: *exit_code }, &mut out).await,
         Command::Verify => super::super::verify::run(&ctx, &mut out).await,
         Command::Lint { pending } => {
             let args = LintArgs {
@@ -195,9 +195,7 @@ async fn up(cfg: &Config, target: Option<i64>, dry_run: bool, deadline: Deadline
             Event::Connected { target, .. } => s.target = Some(target.clone()),
             Event::CreatedDatabase { .. } => s.created_database = true,
             Event::Planned { pending } => s.planned = Some(pending.clone()),
-            Event::Applying { version, name, .. } | Event::Resuming { version, name, .. } => {
-                s.running = Some(format!("V{version} {name}"))
-            }
+            Event::Applying { version, name, .. } | Event::Resuming { version, name, .. } => s.running = Some(format!("V{version} {name}")),
             Event::Applied(a) => {
                 s.applied.push(a.clone());
                 s.running = None;
@@ -230,7 +228,11 @@ async fn up(cfg: &Config, target: Option<i64>, dry_run: bool, deadline: Deadline
             let mut json_out = Vec::new();
             let _ = report::up_report(&JSON, &mut json_out, &r, dry_run, started.elapsed().as_millis() as u64);
             match serde_json::from_slice(&json_out) {
-                Ok(json) => Outcome::Done { json, code: 0, up: Some(r) },
+                Ok(json) => Outcome::Done {
+                    json,
+                    code: 0,
+                    up: Some(r),
+                },
                 Err(e) => Outcome::Failed(Error::Other(format!("the JSON of `up` does not parse: {e}"))),
             }
         }

@@ -228,11 +228,23 @@ fn found(command: &Command, json: &Value) -> (&'static str, String) {
                 .into_iter()
                 .flatten()
                 .filter(|m| m["state"] != "applied")
-                .map(|m| format!("V{} {} ({})", m["version"], m["name"].as_str().unwrap_or("?"), m["state"].as_str().unwrap_or("?")))
+                .map(|m| {
+                    format!(
+                        "V{} {} ({})",
+                        m["version"],
+                        m["name"].as_str().unwrap_or("?"),
+                        m["state"].as_str().unwrap_or("?")
+                    )
+                })
                 .collect();
             (
                 "pending",
-                format!("{} migration(s) not applied on {}: {}", unsettled.len(), json["target"].as_str().unwrap_or("?"), unsettled.join(", ")),
+                format!(
+                    "{} migration(s) not applied on {}: {}",
+                    unsettled.len(),
+                    json["target"].as_str().unwrap_or("?"),
+                    unsettled.join(", ")
+                ),
             )
         }
         Command::Verify => {

@@ -108,7 +108,9 @@ fn direct(d: Direct) -> Result<Invocation, String> {
     let name = d.command.as_deref().unwrap_or("up");
     let only = |field: &str, given: bool, command: &str| -> Result<(), String> {
         match given {
-            true => Err(format!("invalid event: `{field}` applies to the command `{command}` only, not `{name}`")),
+            true => Err(format!(
+                "invalid event: `{field}` applies to the command `{command}` only, not `{name}`"
+            )),
             false => Ok(()),
         }
     };
