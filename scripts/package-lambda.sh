@@ -5,6 +5,7 @@
 # in /var/task (a chatmigrate.toml, migration directories).
 #
 #   bash scripts/package-lambda.sh [--arch x86_64|arm64] [--include PATH]...
+#   bash scripts/package-lambda.sh --check FILE   # only the checks below, on FILE
 #
 # How (docs/deploy.md):
 # - cargo-zigbuild with zig (both from PyPI, in the project-local venv
@@ -29,13 +30,15 @@ cd "$root"
 
 arch=x86_64
 includes=()
+check=
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --arch) arch="${2:-}"; shift 2 ;;
     --arch=*) arch="${1#--arch=}"; shift ;;
     --include) includes+=("${2:-}"); shift 2 ;;
     --include=*) includes+=("${1#--include=}"); shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --check) check="${2:-}"; [[ -n "$check" ]] || { echo "error: --check needs a FILE" >&2; exit 2; }; shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "error: unknown argument $1" >&2; echo "hint: bash scripts/package-lambda.sh [--arch x86_64|arm64] [--include PATH]..." >&2; exit 2 ;;
   esac
 done
@@ -51,6 +54,50 @@ done
 glibc=2.34          # Amazon Linux 2023
 zig_version=0.17.1  # pinned (PyPI ziglang)
 zigbuild_version=0.24.1
+
+# check_binary FILE: the binary runs on provided.al2023: no GLIBC_ symbol
+# version above Amazon Linux 2023's, no shared library beyond glibc's own
+# (and libgcc_s), stripped. Sets needed_glibc and libs; exits 1 otherwise.
+check_binary() {
+  local bin="$1"
+  [[ -f "$bin" ]] || { echo "error: $bin: no such file" >&2; exit 2; }
+  if ! readelf -h "$bin" >/dev/null 2>&1; then
+    echo "error: $bin is not an ELF binary" >&2
+    exit 1
+  fi
+  needed_glibc=$(readelf -V --wide "$bin" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -Vu | tail -1 || true)
+  if [[ -z "$needed_glibc" ]]; then
+    echo "error: $bin has no GLIBC_ version symbols: not a glibc binary?" >&2
+    exit 1
+  fi
+  if [[ "$(printf '%s\n%s\n' "$needed_glibc" "$glibc" | sort -V | tail -1)" != "$glibc" ]]; then
+    echo "error: $bin needs GLIBC_$needed_glibc, newer than Amazon Linux 2023's $glibc" >&2
+    echo "hint: build with scripts/package-lambda.sh (cargo zigbuild --target <triple>.$glibc), not a plain cargo build on a newer system" >&2
+    exit 1
+  fi
+  libs=$(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')
+  local lib
+  for lib in $libs; do
+    case "$lib" in
+      libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|libgcc_s.so.*|ld-linux*.so.*) ;;
+      *)
+        echo "error: $bin needs $lib, which provided.al2023 may not have" >&2
+        echo "hint: link it statically (OpenSSL: the vendored-openssl feature, as this script builds)" >&2
+        exit 1
+        ;;
+    esac
+  done
+  if readelf -S --wide "$bin" | grep -q ' \.symtab '; then
+    echo "error: $bin is not stripped" >&2
+    exit 1
+  fi
+  echo "$bin: needs GLIBC_$needed_glibc at most (Amazon Linux 2023 has $glibc); libraries: ${libs% }; stripped"
+}
+
+if [[ -n "$check" ]]; then
+  check_binary "$check"
+  exit 0
+fi
 
 venv="$root/.venv-lambda"
 if [[ ! -x "$venv/bin/cargo-zigbuild" ]] || ! "$venv/bin/python" -c 'import ziglang' 2>/dev/null; then
@@ -73,29 +120,7 @@ CARGO_PROFILE_RELEASE_STRIP=symbols nice -n 19 cargo zigbuild --release --locked
 echo "built in $(( $(date +%s) - started )) s"
 bin="$target_dir/$triple/release/chatmigrate"
 
-# The check: no GLIBC_ version above Amazon Linux 2023's, and no shared
-# library beyond glibc's own.
-needed_glibc=$(readelf -V --wide "$bin" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -Vu | tail -1)
-if [[ -z "$needed_glibc" ]]; then
-  echo "error: $bin has no GLIBC_ version symbols: not a glibc binary?" >&2
-  exit 1
-fi
-if [[ "$(printf '%s\n%s\n' "$needed_glibc" "$glibc" | sort -V | tail -1)" != "$glibc" ]]; then
-  echo "error: $bin needs GLIBC_$needed_glibc, newer than Amazon Linux 2023's $glibc" >&2
-  readelf -V --wide "$bin" | grep -o 'GLIBC_[0-9][0-9.]*' | sort -Vu >&2
-  exit 1
-fi
-libs=$(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')
-for lib in $libs; do
-  case "$lib" in
-    libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|libgcc_s.so.*|ld-linux*.so.*) ;;
-    *) echo "error: $bin needs $lib, which provided.al2023 may not have" >&2; exit 1 ;;
-  esac
-done
-if readelf -S --wide "$bin" | grep -q ' \.symtab '; then
-  echo "error: $bin is not stripped" >&2
-  exit 1
-fi
+check_binary "$bin"
 
 stage="$root/target/lambda/$arch"
 rm -rf "$stage"
@@ -129,5 +154,5 @@ with zipfile.ZipFile(out, "w") as z:
             add(z, inc, os.path.basename(inc))
 PY
 size() { stat -c %s "$1"; }
-echo "bootstrap: $(size "$stage/bootstrap") bytes (stripped; needs GLIBC_$needed_glibc at most; libraries: $libs)"
+echo "bootstrap: $(size "$stage/bootstrap") bytes"
 echo "package:   $stage/bootstrap.zip, $(size "$stage/bootstrap.zip") bytes"

@@ -25,6 +25,7 @@ mod files;
 mod fixtures;
 mod input_properties;
 mod lambda;
+mod lambda_package;
 mod library;
 mod lint;
 mod lint_formats;
