@@ -320,8 +320,13 @@ fn cloudformation_failures_answer_failed_with_the_reason() {
         "CREATE TABLE b (id bigint);\nDO $$ BEGIN RAISE EXCEPTION 'too long: %', repeat('x', 10000); END $$;\n",
     );
     let _f = direct(&api, &db, &dir, &[]);
+    let started = Instant::now();
     api.invoke(&cfn_event("Create", &cfn.url("c1"), json!({}), None), MINUTE).response();
     let put = cfn.wait("c1", Duration::from_secs(5));
+    println!(
+        "CloudFormation FAILED on a failing migration: answered in {} ms",
+        started.elapsed().as_millis()
+    );
     assert!(put.body.len() <= 4096, "{} bytes", put.body.len());
     let body = put.json();
     assert_eq!(body["Status"], "FAILED");
@@ -608,6 +613,70 @@ fn aurora_resuming_during_the_invocation_is_ridden_out() {
 }
 
 #[test]
+fn cloudformation_create_through_the_data_api_rides_out_a_resume() {
+    let (api, cfn, aurora, db, dir) = (RuntimeApi::start(), CfnEndpoint::start(), Aurora::start(), Db::new(), Dir::new());
+    two(&dir);
+    // The cluster is paused: the first 3 s of calls answer DatabaseResumingException.
+    aurora
+        .server
+        .fault(Fault::new(FaultKind::Resuming).for_duration(Duration::from_secs(3)));
+    let f = aurora.function(&api, &db.name, Some(&dir), &[]);
+    let started = Instant::now();
+    api.invoke(
+        &cfn_event("Create", &cfn.url("create"), json!({"Environment": "aurora"}), None),
+        MINUTE,
+    )
+    .response();
+    let body = cfn.wait("create", Duration::from_secs(5)).json();
+    println!(
+        "CloudFormation Create through the Data API with a 3 s resume: answered in {} ms",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(body["Status"], "SUCCESS", "{body}\n{}", f.log());
+    assert_eq!(body["PhysicalResourceId"], "chatmigrate:aurora");
+    assert_eq!(body["Data"]["Versions"], "1,2");
+    assert_eq!(body["Data"]["Target"], format!("rds-data:chat/{}", db.name));
+    assert_eq!(db.versions(), vec![1, 2]);
+    assert_eq!(db.scalar("SELECT count(*) FROM a"), "1", "V1 ran once");
+    assert!(f.log().contains("waiting for Aurora to resume: "), "{}", f.log());
+}
+
+#[test]
+fn cloudformation_gets_failed_before_the_deadline_when_aurora_never_resumes() {
+    let (api, cfn, aurora, db, dir) = (RuntimeApi::start(), CfnEndpoint::start(), Aurora::start(), Db::new(), Dir::new());
+    two(&dir);
+    aurora
+        .server
+        .fault(Fault::new(FaultKind::Resuming).for_duration(Duration::from_secs(600)));
+    let _f = aurora.function(&api, &db.name, Some(&dir), &[]);
+    let started = Instant::now();
+    let time = Duration::from_secs(5);
+    api.invoke(&cfn_event("Create", &cfn.url("c"), json!({}), None), time).response();
+    let put = cfn.wait("c", Duration::from_secs(1));
+    let answered = started.elapsed();
+    println!(
+        "CloudFormation FAILED while Aurora never resumes, 5 s invocation: answered after {} ms",
+        answered.as_millis()
+    );
+    assert!(answered < time, "answered after the deadline: {answered:?}");
+    let body = put.json();
+    assert_eq!(body["Status"], "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "incomplete: stopped at the invocation's deadline on rds-data:chat/{}: 0 applied in this invocation; it was still waiting for ",
+            db.name
+        )),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("\nhint: a resource answered by the function itself cannot wait"),
+        "{reason}"
+    );
+    assert!(db.versions().is_empty());
+}
+
+#[test]
 fn data_api_calls_for_the_chat_schema_equal_the_cli_s() {
     // The CLI, on a database of its own.
     let cli = Aurora::start();
@@ -702,16 +771,27 @@ fn init_errors_and_starting_outside_lambda() {
     assert!(db.versions().is_empty());
 }
 
+/// The time from starting the function until it asks for its first
+/// invocation. `CHATMIGRATE_TEST_BOOTSTRAP=target/lambda/x86_64/bootstrap`
+/// measures the packaged release binary instead of the test build.
 #[test]
 fn cold_start_until_the_first_next_request() {
     let api = RuntimeApi::start();
     let tmp = tempfile::tempdir().unwrap();
+    let bootstrap = std::env::var("CHATMIGRATE_TEST_BOOTSTRAP").ok();
     let started = Instant::now();
-    let _f = Function::start(&api, tmp.path(), &[]);
+    let _f = match &bootstrap {
+        Some(b) => Function::start_with(&api, tmp.path(), &[], &[], b),
+        None => Function::start(&api, tmp.path(), &[]),
+    };
     let first = api
         .first_next(Duration::from_secs(10))
         .expect("the function asks for an invocation");
     let cold = first.duration_since(started);
-    println!("cold start until the first /next: {} ms", cold.as_millis());
+    println!(
+        "cold start until the first /next ({}): {} ms",
+        bootstrap.as_deref().unwrap_or("test build"),
+        cold.as_millis()
+    );
     assert!(cold < Duration::from_secs(2), "{cold:?}");
 }

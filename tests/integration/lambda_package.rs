@@ -54,27 +54,42 @@ fn highest_glibc(file: &Path) -> String {
         })
         .collect();
     versions.sort();
-    versions.last().map(|v| v.iter().map(u32::to_string).collect::<Vec<_>>().join(".")).unwrap_or_default()
+    versions
+        .last()
+        .map(|v| v.iter().map(u32::to_string).collect::<Vec<_>>().join("."))
+        .unwrap_or_default()
 }
 
 #[test]
 fn the_glibc_check_passes_a_stripped_al2023_binary_and_refuses_newer_symbols() {
     let tmp = tempfile::tempdir().unwrap();
-    let ok = c_program(tmp.path(), "hello", "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n", &[], false);
+    let ok = c_program(
+        tmp.path(),
+        "hello",
+        "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n",
+        &[],
+        false,
+    );
     let highest = highest_glibc(&ok);
     assert!(!highest.is_empty(), "readelf found no GLIBC_ version in {}", ok.display());
     let r = check(&ok);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(
         r.stdout,
-        format!("{}: needs GLIBC_{highest} at most (Amazon Linux 2023 has 2.34); libraries: libc.so.6; stripped\n", ok.display())
+        format!(
+            "{}: needs GLIBC_{highest} at most (Amazon Linux 2023 has 2.34); libraries: libc.so.6; stripped\n",
+            ok.display()
+        )
     );
 
     // The same program as a build on a newer system makes it: its reference
     // to GLIBC_2.34 (__libc_start_main) becomes GLIBC_2.38.
     let bytes = std::fs::read(&ok).unwrap();
     let (from, to) = (b"GLIBC_2.34", b"GLIBC_2.38");
-    let at = bytes.windows(from.len()).position(|w| w == from).expect("the program refers to GLIBC_2.34");
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the program refers to GLIBC_2.34");
     let mut newer = bytes.clone();
     newer[at..at + to.len()].copy_from_slice(to);
     let newer_path = tmp.path().join("newer");
@@ -83,9 +98,20 @@ fn the_glibc_check_passes_a_stripped_al2023_binary_and_refuses_newer_symbols() {
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert_eq!(
         r.stderr.lines().next().unwrap(),
-        format!("error: {} needs GLIBC_2.38, newer than Amazon Linux 2023's 2.34", newer_path.display())
+        format!(
+            "error: {} needs GLIBC_2.38, newer than Amazon Linux 2023's 2.34",
+            newer_path.display()
+        )
     );
-    assert!(r.stderr.lines().nth(1).unwrap().starts_with("hint: build with scripts/package-lambda.sh"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("hint: build with scripts/package-lambda.sh"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
