@@ -1104,6 +1104,36 @@ mod tests {
         assert_eq!(c.pg.sslmode, Some(SslMode::VerifyFull));
     }
 
+    #[test]
+    fn deploy_variables_beat_the_file_and_flags_beat_them() {
+        let arn = "arn:aws:rds:us-east-1:123456789012:cluster:chat";
+        let env = FakeEnv(vec![
+            ("CHATMIGRATE_RESOURCE_ARN", arn),
+            ("CHATMIGRATE_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:s"),
+            ("CHATMIGRATE_DATABASE", "st_chat_db"),
+            ("CHATMIGRATE_MIGRATIONS", "/var/task/db::/var/task/more"),
+        ]);
+        let c = load_toml("[environments.e]\nhost = \"h\"\ndbname = \"file_db\"\nmigrations = [\"m\"]\n", &env).unwrap();
+        assert_eq!(c.backend, BackendKind::RdsData);
+        assert_eq!(c.aws.resource_arn.as_deref(), Some(arn));
+        assert_eq!(
+            c.aws.secret_arn.as_deref(),
+            Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:s")
+        );
+        assert_eq!(c.pg.dbname, "st_chat_db");
+        // Empty entries (a stray `::`) are skipped.
+        assert!(matches!(&c.source, Source::Dirs(d) if d == &[PathBuf::from("/var/task/db"), PathBuf::from("/var/task/more")]));
+        // Without them, the file's values; `--migrations` beats the variable.
+        let c = load_toml("[environments.e]\ndbname = \"file_db\"\n", &FakeEnv(vec![])).unwrap();
+        assert_eq!((c.backend, c.pg.dbname.as_str()), (BackendKind::Postgres, "file_db"));
+        let o = Overrides {
+            migrations: vec![PathBuf::from("flag")],
+            ..Default::default()
+        };
+        let c = Config::load(&o, &env).unwrap();
+        assert!(matches!(&c.source, Source::Dirs(d) if d == &[PathBuf::from("flag")]));
+    }
+
     /// Loads `toml` as the file of environment `e` with the fake environment.
     fn load_toml(toml: &str, env: &FakeEnv) -> Result<Config> {
         let dir = tempfile::tempdir().unwrap();

@@ -5,8 +5,9 @@
 //! error (kind `internal`, with `--format json` as the JSON error object),
 //! exit 2; the backtrace is printed only when RUST_BACKTRACE asks for it.
 //!
-//! Named `bootstrap` and started with no arguments (AWS Lambda's custom
-//! runtime), it runs `chatmigrate lambda`.
+//! Started with no arguments as `bootstrap` (AWS Lambda's custom runtime),
+//! or wherever `AWS_LAMBDA_RUNTIME_API` is set (a container image's
+//! entry point), it runs `chatmigrate lambda`.
 
 use std::ffi::OsString;
 
@@ -16,8 +17,7 @@ use clap::Parser;
 fn main() {
     std::panic::set_hook(Box::new(on_panic));
     let mut args: Vec<OsString> = std::env::args_os().collect();
-    if invoked_as_bootstrap(&args) {
-        // AWS Lambda's custom runtime starts `bootstrap` with no arguments.
+    if started_by_lambda(&args) {
         args.push("lambda".into());
     }
     let cli = match chatmigrate::cli::Cli::try_parse_from(&args) {
@@ -62,15 +62,18 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
     }
 }
 
-/// Started as `bootstrap` with no arguments: the Lambda custom runtime's
-/// entry point (`chatmigrate lambda` then says what is missing outside
-/// Lambda).
-fn invoked_as_bootstrap(args: &[OsString]) -> bool {
-    args.len() == 1
-        && args[0]
+/// No arguments, and named `bootstrap` (the custom runtime's entry point;
+/// outside Lambda, `chatmigrate lambda` then says what is missing) or with
+/// `AWS_LAMBDA_RUNTIME_API` set (inside Lambda, e.g. a container image).
+fn started_by_lambda(args: &[OsString]) -> bool {
+    let bootstrap = || {
+        args[0]
             .to_str()
             .and_then(|a| std::path::Path::new(a).file_name())
             .is_some_and(|n| n == "bootstrap")
+    };
+    let in_lambda = || std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.is_empty());
+    args.len() == 1 && (bootstrap() || in_lambda())
 }
 
 /// `--format json` (or `--format=json`) among the arguments, read without

@@ -379,10 +379,16 @@ fn signal_watch(enabled: bool, stop_before: Option<Instant>) -> watch::Receiver<
     if let Some(at) = stop_before {
         // The deadline reads as one more signal, at every place one is heard.
         let tx = tx.clone();
+        // The task ends with the run (when every receiver is gone): a Lambda
+        // function serves many invocations in one process.
         tokio::spawn(async move {
-            tokio::time::sleep_until(at.into()).await;
-            let _ = tx.send(Some(DEADLINE));
-            std::future::pending::<()>().await;
+            tokio::select! {
+                () = tokio::time::sleep_until(at.into()) => {
+                    let _ = tx.send(Some(DEADLINE));
+                    tx.closed().await;
+                }
+                () = tx.closed() => {}
+            }
         });
     }
     if enabled {

@@ -112,6 +112,17 @@ fn direct_invocations_answer_with_the_cli_json() {
     let (api, db, dir) = (RuntimeApi::start(), Db::new(), Dir::new());
     two(&dir);
     let f = direct(&api, &db, &dir, &[]);
+    // A dry run: the statements, nothing applied; the CLI's document.
+    let dry = api.invoke(&json!({"command": "up", "dry_run": true}), MINUTE);
+    let dry = dry.response();
+    assert_eq!(dry["ok"], true, "{dry}");
+    assert!(
+        dry["dry_run"].to_string().contains("CREATE TABLE a (id bigint PRIMARY KEY)"),
+        "{dry}"
+    );
+    assert!(db.versions().is_empty());
+    let cli_dry = cli_json(&db, &dir, &["up", "--dry-run"]);
+    assert_eq!(dry["dry_run"], cli_dry["dry_run"]);
     let up = api.invoke(&json!({"command": "up"}), MINUTE);
     let up = up.response();
     assert_eq!(up["ok"], true, "{up}");
@@ -511,8 +522,13 @@ struct Aurora {
 
 impl Aurora {
     fn start() -> Aurora {
+        Aurora::start_with(Options::default(), "")
+    }
+
+    /// With these server options and more keys for the environment.
+    fn start_with(options: Options, more: &str) -> Aurora {
         let a = Aurora {
-            server: DataApiServer::start(&server_url(), Options::default()),
+            server: DataApiServer::start(&server_url(), options),
             conf: Dir::new(),
         };
         // Only the endpoint and region in the file; the rest from the
@@ -520,7 +536,7 @@ impl Aurora {
         a.conf.write(
             "chatmigrate.toml",
             format!(
-                "[environments.aurora]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nresume_timeout = \"20s\"\n",
+                "[environments.aurora]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nresume_timeout = \"20s\"\n{more}",
                 a.server.endpoint()
             ),
         );
@@ -596,6 +612,39 @@ fn a_long_build_left_running_at_the_deadline_is_awaited_by_the_next_invocation()
         db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_slow'::regclass"),
         "t"
     );
+}
+
+/// A Data API transaction whose statement outlives the answer is abandoned:
+/// never committed (the Data API rolls it back when idle), and its lease
+/// is no longer renewed, so the next invocation in the same warm process
+/// takes the lock once the lease expires and applies the migration.
+#[test]
+fn an_abandoned_data_api_transaction_leaves_no_lease_behind_in_a_warm_function() {
+    let options = Options {
+        transaction_idle_timeout: Duration::from_secs(2),
+        ..Options::default()
+    };
+    let (api, db, dir) = (RuntimeApi::start(), Db::new(), Dir::new());
+    let aurora = Aurora::start_with(options, "lease_ttl = \"2s\"\nlock_wait = \"20s\"\n");
+    dir.write("V1__a.sql", "CREATE TABLE a (id bigint);\n");
+    dir.write("V2__slow.sql", "CREATE TABLE slow (id bigint);\nSELECT pg_sleep(4);\n");
+    let f = aurora.function(&api, &db.name, Some(&dir), &[("CHATMIGRATE_LAMBDA_MARGIN", "1s")]);
+    let started = Instant::now();
+    let (kind, message) = api.invoke(&json!({"command": "up"}), Duration::from_secs(3)).error();
+    assert!(started.elapsed() < Duration::from_secs(3), "answered after the deadline");
+    assert_eq!(kind, "chatmigrate.incomplete", "{message}");
+    assert!(
+        message.contains("; V2 slow was still running (a transaction not committed is rolled back by the server); remaining: V2 slow"),
+        "{message}"
+    );
+    assert_eq!(db.versions(), vec![1]);
+    // The same process, the next invocation: the lease expires, the
+    // abandoned transaction is rolled back, V2 runs once more and commits.
+    let r = api.invoke(&json!({"command": "up"}), MINUTE);
+    let r = r.response();
+    assert_eq!(r["applied"][0]["version"], 2, "{r}\n{}", f.log());
+    assert_eq!(db.versions(), vec![1, 2]);
+    assert!(db.table_exists("slow"));
 }
 
 #[test]
@@ -769,6 +818,17 @@ fn init_errors_and_starting_outside_lambda() {
         "{message}"
     );
     assert!(db.versions().is_empty());
+    // Any name, no arguments, inside Lambda (a container image's entry point): it serves.
+    let api = RuntimeApi::start();
+    let _f = Function::start_with(
+        &api,
+        tmp.path(),
+        &[("DATABASE_URL", db.url.as_str())],
+        &[],
+        env!("CARGO_BIN_EXE_chatmigrate"),
+    );
+    assert_eq!(api.invoke(&json!({}), MINUTE).response()["ok"], true);
+    assert_eq!(db.versions(), vec![1, 2, 3, 4]);
 }
 
 /// The time from starting the function until it asks for its first
@@ -793,5 +853,5 @@ fn cold_start_until_the_first_next_request() {
         bootstrap.as_deref().unwrap_or("test build"),
         cold.as_millis()
     );
-    assert!(cold < Duration::from_secs(2), "{cold:?}");
+    assert!(cold < Duration::from_secs(1), "{cold:?}");
 }
