@@ -82,6 +82,18 @@ pub enum Command {
     ///
     /// Exit 0: no error-level finding (warnings allowed); 1: error-level findings; 2: could not run.
     Lint(LintArgs),
+    /// Bring a database made without chatmigrate under it (docs/adopt.md).
+    ///
+    /// Compares the database's schema with the schema the migrations up to
+    /// --version make (applied to a scratch database). If they match, records
+    /// them as applied, like `baseline`; if not, records nothing, prints the
+    /// differences and exits 1 (with --write-fix, also writes a migration
+    /// that turns the database's schema into the expected one).
+    Adopt(AdoptArgs),
+    /// Show drift between the database's schema and the schema of its applied migrations (docs/adopt.md).
+    ///
+    /// Exit 0 (1 on drift with --exit-code); 2: could not run.
+    Diff(DiffArgs),
     /// Serve the AWS Lambda Runtime API (inside Lambda: AWS_LAMBDA_RUNTIME_API is set), docs/deploy.md.
     ///
     /// Each invocation runs `up`, `status`, `verify` or `lint` and answers with their JSON; a
@@ -95,6 +107,29 @@ pub struct LambdaArgs {
     /// Time kept before the invocation's deadline: no migration starts later, and the one running is stopped (0s to 15min; default 10s, at most a third of the invocation's time).
     #[arg(long, value_name = "DURATION", env = "CHATMIGRATE_LAMBDA_MARGIN", allow_hyphen_values = true)]
     pub margin: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// Compare with the migrations up to and including this version (default: the highest version whose objects all exist in the database).
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<i64>,
+    /// When the schemas differ, write a migration that fixes what it can, e.g. adopt/V1__adopt_fix.sql (apply it with `chatmigrate up --migrations adopt`).
+    #[arg(long, value_name = "FILE")]
+    pub write_fix: Option<PathBuf>,
+    /// An empty database to apply the migrations to instead of a temporary one (beats dev_url).
+    #[arg(long, value_name = "URL")]
+    pub dev_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Exit 1 when the schemas differ.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// An empty database to apply the migrations to instead of a temporary one (beats dev_url).
+    #[arg(long, value_name = "URL")]
+    pub dev_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

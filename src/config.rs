@@ -79,10 +79,27 @@ pub struct EnvFile {
     pub transaction_keepalive: Option<String>,
     pub citus_multi_shard_modify_mode: Option<String>,
     pub citus_distribute_concurrently: Option<bool>,
+    #[serde(default, deserialize_with = "duration_text")]
+    pub citus_node_wait: Option<String>,
     /// Lint rules to run here although their scope is another backend.
     pub lint_include: Option<Vec<String>>,
     /// Lint rules not to run here.
     pub lint_exclude: Option<Vec<String>>,
+    /// Above this many estimated rows a table is large for the locking rules.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub lint_large_table_rows: Option<i64>,
+    /// Above this many MB on disk a table is large for the locking rules.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub lint_large_table_mb: Option<i64>,
+    /// The database `adopt` and `diff` apply the migrations to (instead of
+    /// a temporary one).
+    pub dev_url: Option<String>,
+    /// The cap of the `maintenance_work_mem` set for a vector index build:
+    /// `auto` or a size (`2GB`).
+    pub index_build_memory: Option<String>,
+    /// `max_parallel_maintenance_workers` for a vector index build.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub index_build_workers: Option<i64>,
 }
 
 /// serde: a duration as a string (`"30s"`) or a whole number of seconds,
@@ -222,6 +239,9 @@ pub struct Citus {
     /// `create_distributed_table_concurrently` (writes go on) where the
     /// Citus version has it and the statement runs outside a transaction.
     pub distribute_concurrently: bool,
+    /// How long a migration statement that failed because the coordinator
+    /// could not reach a worker is tried again (zero: not at all).
+    pub node_wait: Duration,
 }
 
 /// libpq's sslmode values.
@@ -357,6 +377,20 @@ pub struct Config {
     pub lint_include: Vec<String>,
     /// Lint rules turned off (`lint_exclude`; never the non-ignorable ones).
     pub lint_exclude: Vec<String>,
+    /// The gate: above this many estimated rows (`lint_large_table_rows`)
+    /// or MB (`lint_large_table_mb`), a lock held on a table hurts.
+    pub large_table_rows: i64,
+    pub large_table_mb: i64,
+    /// `index_build_memory`: the cap, in kB, of the `maintenance_work_mem`
+    /// chatmigrate sets for a vector index build (`None`: `auto`, i.e.
+    /// [`crate::vector_index::AUTO_CAP_KB`]).
+    pub index_build_memory_kb: Option<u64>,
+    /// `index_build_workers`: `max_parallel_maintenance_workers` for a
+    /// vector index build (`None`: the server's).
+    pub index_build_workers: Option<u32>,
+    /// `dev_url` / `--dev-url`: the scratch database of `adopt` and `diff`
+    /// (`None`: a temporary database on the same server). May hold a password.
+    pub dev_url: Option<Secret>,
 }
 
 /// What the command line (or a library caller) overrides.
@@ -436,9 +470,15 @@ impl Config {
             citus: Citus {
                 multi_shard_modify_mode: ModifyMode::Sequential,
                 distribute_concurrently: true,
+                node_wait: Duration::ZERO,
             },
             lint_include: Vec::new(),
             lint_exclude: Vec::new(),
+            large_table_rows: 10_000,
+            large_table_mb: 10,
+            index_build_memory_kb: None,
+            index_build_workers: None,
+            dev_url: None,
         }
     }
 
@@ -816,6 +856,28 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(v) = e.citus_distribute_concurrently {
         c.citus.distribute_concurrently = v;
+    }
+    if let Some(v) = &e.citus_node_wait {
+        c.citus.node_wait = duration("citus_node_wait", v, value::CITUS_NODE_WAIT)?;
+    }
+    if let Some(v) = e.lint_large_table_rows {
+        c.large_table_rows =
+            value::count("lint_large_table_rows", Origin::ConfigKey, &v.to_string(), value::LARGE_TABLE_ROWS).map_err(Error::from)?;
+    }
+    if let Some(v) = e.lint_large_table_mb {
+        c.large_table_mb =
+            value::count("lint_large_table_mb", Origin::ConfigKey, &v.to_string(), value::LARGE_TABLE_MB).map_err(Error::from)?;
+    }
+    if let Some(v) = &e.dev_url {
+        c.dev_url = Some(Secret::new(v.clone()));
+    }
+    if let Some(v) = &e.index_build_memory {
+        c.index_build_memory_kb =
+            value::memory("index_build_memory", Origin::ConfigKey, v, value::INDEX_BUILD_MEMORY).map_err(Error::from)?;
+    }
+    if let Some(v) = e.index_build_workers {
+        let n = value::count("index_build_workers", Origin::ConfigKey, &v.to_string(), value::INDEX_BUILD_WORKERS).map_err(Error::from)?;
+        c.index_build_workers = u32::try_from(n).ok();
     }
     for (key, list, excluding, into) in [
         ("lint_include", &e.lint_include, false, &mut c.lint_include),
@@ -1314,6 +1376,9 @@ mod tests {
                 Just("group_commit"),
                 Just("migrations"),
                 Just("citus_multi_shard_modify_mode"),
+                Just("citus_node_wait"),
+                Just("index_build_memory"),
+                Just("index_build_workers"),
                 Just("no_such_key"),
             ];
             let value = prop_oneof![

@@ -1,8 +1,11 @@
 //! One file per subcommand. Each resolves what it needs, calls the engine
-//! (`runner`, `plan`) and renders through `report`; none re-implements the
-//! run loop. `run` returns the process exit code (0 ok, 1 found something).
+//! (`runner`, `plan`) and returns its [`Outcome`]; `run` renders it in the
+//! requested format (`render`) and returns the process exit code (0 ok, 1
+//! found something). None re-implements the run loop or renders itself.
 
+mod adopt;
 mod baseline;
+mod diff;
 mod lambda;
 mod lint;
 mod new;
@@ -11,12 +14,12 @@ mod status;
 mod up;
 mod verify;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use crate::cli::{Cli, ColorChoice, Command, Format};
 use crate::config::{Config, Overrides, ProcessEnv};
 use crate::error::{Error, Result};
-use crate::report::Style;
+use crate::render::{self, Outcome, Style};
 use crate::value::{self, Origin};
 
 /// What every command gets: the resolved config and the output style.
@@ -36,11 +39,11 @@ pub fn style(cli: &Cli) -> Style {
         }
     };
     Style {
-        json: g.format == Format::Json,
-        ci: match g.format {
-            Format::Github => Some(crate::report::Ci::Github),
-            Format::Sarif => Some(crate::report::Ci::Sarif),
-            Format::Text | Format::Json => None,
+        format: match g.format {
+            Format::Text => render::Format::Text,
+            Format::Json => render::Format::Json,
+            Format::Github => render::Format::Github,
+            Format::Sarif => render::Format::Sarif,
         },
         color,
         quiet: g.quiet,
@@ -48,20 +51,67 @@ pub fn style(cli: &Cli) -> Style {
     }
 }
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> Result<i32> {
+/// The subcommand's name, as typed.
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Up(_) => "up",
+        Command::Status(_) => "status",
+        Command::New(_) => "new",
+        Command::Verify => "verify",
+        Command::Baseline(_) => "baseline",
+        Command::Repair => "repair",
+        Command::Lint(_) => "lint",
+        Command::Adopt(_) => "adopt",
+        Command::Diff(_) => "diff",
+        Command::Lambda(_) => "lambda",
+    }
+}
+
+/// The `--format` values each command has (every command renders text,
+/// JSON and GitHub annotations; SARIF is `lint`'s; `lambda` answers each
+/// invocation with JSON whatever the flag says).
+fn formats(c: &Command) -> &'static [Format] {
+    match c {
+        Command::Lint(_) => &[Format::Text, Format::Json, Format::Github, Format::Sarif],
+        Command::Up(_)
+        | Command::Status(_)
+        | Command::New(_)
+        | Command::Verify
+        | Command::Baseline(_)
+        | Command::Repair
+        | Command::Adopt(_)
+        | Command::Diff(_) => &[Format::Text, Format::Json, Format::Github],
+        Command::Lambda(_) => &[Format::Text, Format::Json, Format::Github, Format::Sarif],
+    }
+}
+
+/// Refuses a `--format` the command does not have, before anything runs.
+fn check_format(command: &str, has: &[Format], asked: Format) -> Result<()> {
+    if has.contains(&asked) {
+        return Ok(());
+    }
+    let name = |f: &Format| {
+        clap::ValueEnum::to_possible_value(f)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    };
+    let list: Vec<String> = has.iter().map(name).collect();
+    Err(Error::Usage {
+        message: format!("--format {} is not available for `{command}`", name(&asked)),
+        hint: format!("`{command}` writes --format {}", list.join(" or ")),
+    })
+}
+
+/// Runs the parsed command line, rendering to `out`; returns the exit code.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
     let style = style(&cli);
     let g = &cli.global;
+    check_format(command_name(&cli.command), formats(&cli.command), g.format)?;
     if let Command::Lambda(a) = &cli.command {
-        // The configuration is read for each invocation (it may name an environment).
-        // Boxed: the handler's future is deep (the whole engine, per invocation).
+        // The configuration is read for each invocation (it may name an
+        // environment). Boxed: the handler's future is deep (the whole
+        // engine, per invocation).
         return Box::pin(lambda::serve(g, a)).await;
-    }
-    if g.format == Format::Sarif && !matches!(cli.command, Command::Lint(_)) {
-        return Err(Error::Usage {
-            message: format!("--format sarif applies to `lint` only, not `{}`", command_name(&cli.command)),
-            hint: "use --format text, json or github with this command; `chatmigrate --format sarif lint` writes the SARIF log".into(),
-        });
     }
     let mut o = Overrides {
         config_path: g.config.clone(),
@@ -79,38 +129,81 @@ pub async fn run(cli: Cli) -> Result<i32> {
     }
     // `new` works without any database settings.
     let mut cfg = Config::load(&o, &ProcessEnv)?;
-    cfg.progress = crate::retry::Progress::new(move |w| crate::report::waiting(&style, w));
+    cfg.progress = crate::retry::Progress::new(move |w| render::waiting(&style, w));
     if style.verbose {
-        eprintln!(
+        render::note(&format!(
             "config: {}; environment: {}; target: {}",
             cfg.file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
             cfg.env_name.as_deref().unwrap_or("none"),
             cfg.target_display()
-        );
+        ));
     }
     let ctx = Ctx { cfg, style };
-    match &cli.command {
-        Command::Up(a) => up::run(&ctx, a).await,
-        Command::Status(a) => status::run(&ctx, a, &mut std::io::stdout().lock()).await,
-        Command::New(a) => new::run(&ctx, a),
-        Command::Verify => verify::run(&ctx, &mut std::io::stdout().lock()).await,
-        Command::Baseline(a) => baseline::run(&ctx, a).await,
-        Command::Repair => repair::run(&ctx).await,
-        Command::Lint(a) => lint::run(&ctx, a, &mut std::io::stdout().lock()).await,
-        Command::Lambda(a) => Box::pin(lambda::serve(g, a)).await,
+    let mut outcome = match &cli.command {
+        Command::Up(a) => up::run(&ctx, a, out).await?,
+        Command::Status(a) => status::run(&ctx, a).await?,
+        Command::New(a) => new::run(&ctx, a)?,
+        Command::Verify => verify::run(&ctx).await?,
+        Command::Baseline(a) => baseline::run(&ctx, a).await?,
+        Command::Repair => repair::run(&ctx).await?,
+        Command::Lint(a) => lint::run(&ctx, a).await?,
+        Command::Adopt(a) => adopt::run(&ctx, a).await?,
+        Command::Diff(a) => diff::run(&ctx, a).await?,
+        Command::Lambda(a) => return Box::pin(lambda::serve(&cli.global, a)).await,
+    };
+    render::outcome(&style, out, &outcome)?;
+    // `verify` reports a file that does not parse after the drift.
+    if let Outcome::Verify(v) = &mut outcome {
+        if let Some(e) = v.unreadable.take() {
+            return Err(*e);
+        }
     }
+    Ok(outcome.exit_code())
 }
 
-/// The subcommand's name, as typed.
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Up(_) => "up",
-        Command::Status(_) => "status",
-        Command::New(_) => "new",
-        Command::Verify => "verify",
-        Command::Baseline(_) => "baseline",
-        Command::Repair => "repair",
-        Command::Lint(_) => "lint",
-        Command::Lambda(_) => "lambda",
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_format_the_command_does_not_have_is_refused() {
+        assert!(check_format("up", &[Format::Text, Format::Json], Format::Json).is_ok());
+        let e = check_format("man", &[Format::Text], Format::Json).unwrap_err();
+        assert_eq!(e.to_string(), "--format json is not available for `man`");
+        assert_eq!(e.hint().unwrap(), "`man` writes --format text");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn sarif_is_lint_s_only() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["cm", "--format", "sarif", "status"]).unwrap();
+        let e = check_format(command_name(&cli.command), formats(&cli.command), cli.global.format).unwrap_err();
+        assert_eq!(e.to_string(), "--format sarif is not available for `status`");
+        assert_eq!(e.hint().unwrap(), "`status` writes --format text or json or github");
+        let cli = Cli::try_parse_from(["cm", "--format", "sarif", "lint"]).unwrap();
+        assert!(check_format(command_name(&cli.command), formats(&cli.command), cli.global.format).is_ok());
+    }
+
+    #[test]
+    fn every_command_has_text_and_json() {
+        use clap::Parser;
+        for args in [
+            &["cm", "up"][..],
+            &["cm", "status"],
+            &["cm", "new", "x"],
+            &["cm", "verify"],
+            &["cm", "baseline", "--version", "1"],
+            &["cm", "repair"],
+            &["cm", "lint"],
+            &["cm", "adopt"],
+            &["cm", "diff"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert!(
+                formats(&cli.command).starts_with(&[Format::Text, Format::Json, Format::Github]),
+                "{args:?}"
+            );
+        }
     }
 }

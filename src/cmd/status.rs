@@ -4,13 +4,17 @@
 
 use crate::cli::StatusArgs;
 use crate::error::Result;
-use crate::plan::{self, State};
-use crate::{report, runner};
+use crate::plan;
+use crate::render::{Outcome, StatusOutcome};
+use crate::runner;
 
-pub async fn run(ctx: &super::Ctx, args: &StatusArgs, out: &mut dyn std::io::Write) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &StatusArgs) -> Result<Outcome> {
     let st = runner::load_state(&ctx.cfg).await?;
-    let entries = plan::status(&st.local, &st.applied);
-    let _ = report::status(&ctx.style, out, &st.target, st.database_missing, &st.facts, &entries);
-    let unsettled = entries.iter().any(|e| e.state != State::Applied);
-    Ok(if args.exit_code && unsettled { 1 } else { 0 })
+    Ok(Outcome::Status(StatusOutcome {
+        entries: plan::status(&st.local, &st.applied),
+        target: st.target,
+        database_missing: st.database_missing,
+        facts: st.facts,
+        exit_code: args.exit_code,
+    }))
 }

@@ -1,13 +1,15 @@
 //! `chatmigrate up`: apply pending migrations (or show them with --dry-run).
 
+use std::io::Write;
 use std::time::Instant;
 
 use crate::cli::UpArgs;
 use crate::error::Result;
-use crate::report;
+use crate::render::{self, Outcome, UpOutcome};
 use crate::runner::{self, UpOptions};
 
-pub async fn run(ctx: &super::Ctx, args: &UpArgs) -> Result<i32> {
+/// Runs `up`, its progress rendered to `out` as it happens.
+pub async fn run(ctx: &super::Ctx, args: &UpArgs, out: &mut dyn Write) -> Result<Outcome> {
     let started = Instant::now();
     let opts = UpOptions {
         target: args.target,
@@ -15,12 +17,14 @@ pub async fn run(ctx: &super::Ctx, args: &UpArgs) -> Result<i32> {
         handle_signals: true,
         stop_before: None,
     };
-    let stdout = std::io::stdout();
     let style = ctx.style;
-    let r = runner::up(&ctx.cfg, &opts, &mut |ev| {
-        let _ = report::up_event(&style, &mut stdout.lock(), ev);
+    let report = runner::up(&ctx.cfg, &opts, &mut |ev| {
+        let _ = render::event(&style, out, ev);
     })
     .await?;
-    let _ = report::up_report(&style, &mut stdout.lock(), &r, args.dry_run, started.elapsed().as_millis() as u64);
-    Ok(0)
+    Ok(Outcome::Up(UpOutcome {
+        report,
+        dry_run: args.dry_run,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }))
 }

@@ -169,7 +169,7 @@ fn the_action_writes_sarif_to_a_file_and_github_annotations_to_the_log() {
     let s = step("run", dir.path(), &env);
     assert_eq!(s.code, 2, "{}", s.stdout);
     assert!(
-        s.stdout.contains("error: --format sarif applies to `lint` only, not `status`"),
+        s.stdout.contains("error: --format sarif is not available for `status`"),
         "{}",
         s.stdout
     );

@@ -8,11 +8,14 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod adopt;
 mod aws_direct;
 mod bad_inputs;
 mod ci_action;
 mod citus;
+mod citus_production;
 mod cli_commands;
+mod closed_stdout;
 mod config_errors;
 mod connect_errors;
 mod connection_faults;
@@ -23,6 +26,7 @@ mod drift;
 mod embedded;
 mod files;
 mod fixtures;
+mod gate;
 mod input_properties;
 mod lambda;
 mod lambda_package;
@@ -30,6 +34,7 @@ mod library;
 mod lint;
 mod lint_formats;
 mod lock_protocol;
+mod one_script;
 mod probe;
 mod rds_data;
 mod rds_data_variants;
@@ -37,3 +42,4 @@ mod running;
 mod safety;
 mod schema;
 mod transports;
+mod vector_index;

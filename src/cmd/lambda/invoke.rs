@@ -18,7 +18,7 @@ use super::request::{Command, Invocation};
 use crate::cli::{Global, LintArgs, StatusArgs};
 use crate::config::{Config, Overrides, ProcessEnv};
 use crate::error::{Error, Result};
-use crate::report::{self, Style};
+use crate::render::{self, Style, UpOutcome};
 use crate::runner::{self, Applied, Event, UpOptions, UpReport, DEADLINE};
 use crate::value::{self, Origin};
 
@@ -97,21 +97,26 @@ fn list(items: impl Iterator<Item = String>) -> String {
 
 /// The JSON style: what `--format json` renders.
 const JSON: Style = Style {
-    json: true,
+    format: render::Format::Json,
     color: false,
     quiet: false,
     verbose: false,
-    ci: None,
 };
 
 /// The text style of the log lines.
 const LOG: Style = Style {
-    json: false,
+    format: render::Format::Text,
     color: false,
     quiet: false,
     verbose: false,
-    ci: None,
 };
+
+/// An outcome's JSON document, as `--format json` prints it.
+fn json_of(o: &render::Outcome) -> std::result::Result<Value, String> {
+    let mut buf = Vec::new();
+    render::outcome(&JSON, &mut buf, o).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&buf).map_err(|e| e.to_string())
+}
 
 /// Resolves the configuration for this invocation, as the CLI does.
 pub fn config(g: &Global, inv: &Invocation, last_wait: &Arc<Mutex<Option<String>>>) -> Result<Config> {
@@ -146,25 +151,35 @@ pub async fn run(g: &Global, inv: &Invocation, deadline: Deadline) -> Outcome {
         Err(e) => return Outcome::Failed(e),
     };
     let ctx = super::super::Ctx { cfg, style: JSON };
-    let mut out = Vec::new();
-    let code = match &inv.command {
+    let outcome = match &inv.command {
         Command::Up { target, dry_run } => return up(&ctx.cfg, *target, *dry_run, deadline, &last_wait).await,
-        Command::Status { exit_code } => super::super::status::run(&ctx, &StatusArgs { exit_code: *exit_code }, &mut out).await,
-        Command::Verify => super::super::verify::run(&ctx, &mut out).await,
+        Command::Status { exit_code } => super::super::status::run(&ctx, &StatusArgs { exit_code: *exit_code }).await,
+        Command::Verify => super::super::verify::run(&ctx).await,
         Command::Lint { pending } => {
             let args = LintArgs {
                 paths: Vec::new(),
                 pending: *pending,
             };
-            super::super::lint::run(&ctx, &args, &mut out).await
+            super::super::lint::run(&ctx, &args).await
         }
     };
-    match code {
-        Ok(code) => match serde_json::from_slice(&out) {
-            Ok(json) => Outcome::Done { json, code, up: None },
-            Err(e) => Outcome::Failed(Error::Other(format!("the JSON of `{}` does not parse: {e}", inv.command.name()))),
+    let mut outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return Outcome::Failed(e),
+    };
+    // `verify` fails with a file that does not parse, after the drift.
+    if let render::Outcome::Verify(v) = &mut outcome {
+        if let Some(e) = v.unreadable.take() {
+            return Outcome::Failed(*e);
+        }
+    }
+    match json_of(&outcome) {
+        Ok(json) => Outcome::Done {
+            json,
+            code: outcome.exit_code(),
+            up: None,
         },
-        Err(e) => Outcome::Failed(e),
+        Err(e) => Outcome::Failed(Error::Other(format!("the JSON of `{}` does not parse: {e}", inv.command.name()))),
     }
 }
 
@@ -189,7 +204,7 @@ async fn up(cfg: &Config, target: Option<i64>, dry_run: bool, deadline: Deadline
     };
     let seen = Mutex::new(Seen::default());
     let mut on_event = |ev: &Event| {
-        let _ = report::up_event(&LOG, &mut std::io::stderr().lock(), ev);
+        let _ = render::event(&LOG, &mut std::io::stderr().lock(), ev);
         let Ok(mut s) = seen.lock() else { return };
         match ev {
             Event::Connected { target, .. } => s.target = Some(target.clone()),
@@ -225,9 +240,12 @@ async fn up(cfg: &Config, target: Option<i64>, dry_run: bool, deadline: Deadline
     };
     match result {
         Ok(Ok(r)) => {
-            let mut json_out = Vec::new();
-            let _ = report::up_report(&JSON, &mut json_out, &r, dry_run, started.elapsed().as_millis() as u64);
-            match serde_json::from_slice(&json_out) {
+            let o = render::Outcome::Up(UpOutcome {
+                report: r.clone(),
+                dry_run,
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
+            match json_of(&o) {
                 Ok(json) => Outcome::Done {
                     json,
                     code: 0,

@@ -191,11 +191,9 @@ fn answer(command: &Command, outcome: Outcome) -> std::result::Result<Value, Dia
             Err(fail("incomplete", format!("{}\nhint: {}", i.message(), i.hint())))
         }
         Outcome::Failed(e) => {
-            let mut json = json!({"ok": false, "error": {"kind": e.kind(), "message": e.to_string(), "hint": e.hint()}});
-            if let Error::Lint(report) = &e {
-                json["lint"] = crate::report::lint_json(report);
-            }
-            println!("{json}");
+            // The JSON error object, as `--format json` prints it (a lint
+            // refusal with its report), to the log.
+            crate::render::error_json(&mut std::io::stdout().lock(), &e);
             let hint = e.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default();
             Err(fail(e.kind(), format!("{e}{hint}")))
         }
