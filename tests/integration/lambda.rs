@@ -651,7 +651,10 @@ fn an_abandoned_data_api_transaction_leaves_no_lease_behind_in_a_warm_function()
 fn aurora_resuming_during_the_invocation_is_ridden_out() {
     let (api, aurora, db, dir) = (RuntimeApi::start(), Aurora::start(), Db::new(), Dir::new());
     two(&dir);
-    aurora.server.fault(Fault::new(FaultKind::Resuming).times(4));
+    // Resuming for 3 s: longer than the second after which a wait is shown.
+    aurora
+        .server
+        .fault(Fault::new(FaultKind::Resuming).for_duration(Duration::from_secs(3)));
     let f = aurora.function(&api, &db.name, Some(&dir), &[]);
     let r = api.invoke(&json!({"command": "up"}), MINUTE);
     assert_eq!(r.response()["ok"], true);
