@@ -42,7 +42,7 @@ pub struct Global {
     /// Colour: auto (a terminal without NO_COLOR), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
-    /// Output format.
+    /// Output format: text, json (one JSON document on stdout), github (text, plus GitHub workflow annotations for findings, drift and errors), sarif (SARIF 2.1.0; `lint` only).
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -58,6 +58,10 @@ pub enum ColorChoice {
 pub enum Format {
     Text,
     Json,
+    /// Text, plus `::error file=…,line=…,col=…::` workflow commands (docs/ci.md).
+    Github,
+    /// SARIF 2.1.0 for code scanning (`lint` only; docs/ci.md).
+    Sarif,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +94,19 @@ pub enum Command {
     ///
     /// Exit 0 (1 on drift with --exit-code); 2: could not run.
     Diff(DiffArgs),
+    /// Serve the AWS Lambda Runtime API (inside Lambda: AWS_LAMBDA_RUNTIME_API is set), docs/deploy.md.
+    ///
+    /// Each invocation runs `up`, `status`, `verify` or `lint` and answers with their JSON; a
+    /// CloudFormation custom resource event runs `up` and answers CloudFormation. The binary named
+    /// `bootstrap` does this when started with no arguments.
+    Lambda(LambdaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LambdaArgs {
+    /// Time kept before the invocation's deadline: no migration starts later, and the one running is stopped (0s to 15min; default 10s, at most a third of the invocation's time).
+    #[arg(long, value_name = "DURATION", env = "CHATMIGRATE_LAMBDA_MARGIN", allow_hyphen_values = true)]
+    pub margin: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -581,6 +581,7 @@ impl Config {
         if let Some(url) = env.var("DATABASE_URL") {
             apply_url(&mut c.pg, &url)?;
         }
+        apply_chatmigrate_env(&mut c, env);
 
         // Flags.
         if let Some(url) = &o.database_url {
@@ -611,6 +612,35 @@ impl Config {
             });
         }
         Ok(c)
+    }
+}
+
+/// The Data API and the migration directories from environment variables,
+/// for a deploy (a Lambda function, a CI job) configured without a file or
+/// with a file that leaves them out. They beat the file, as every
+/// environment variable does:
+///
+/// - `CHATMIGRATE_RESOURCE_ARN`: the Aurora cluster's ARN; setting it selects
+///   the Data API (`backend = "rds-data"`);
+/// - `CHATMIGRATE_SECRET_ARN`: the Secrets Manager secret (the Data API's
+///   credentials, or the direct connection's user and password);
+/// - `CHATMIGRATE_DATABASE`: the database name (also for a direct connection);
+/// - `CHATMIGRATE_MIGRATIONS`: migration directories, separated like `PATH`
+///   entries (`:`), instead of the built-in set.
+fn apply_chatmigrate_env(c: &mut Config, env: &dyn Env) {
+    if let Some(arn) = env.var("CHATMIGRATE_RESOURCE_ARN") {
+        c.backend = BackendKind::RdsData;
+        c.aws.resource_arn = Some(arn);
+    }
+    if let Some(arn) = env.var("CHATMIGRATE_SECRET_ARN") {
+        c.aws.secret_arn = Some(arn);
+    }
+    if let Some(db) = env.var("CHATMIGRATE_DATABASE") {
+        c.pg.dbname = db;
+        c.pg.explicit.dbname = true;
+    }
+    if let Some(dirs) = env.var("CHATMIGRATE_MIGRATIONS") {
+        c.source = Source::Dirs(std::env::split_paths(&dirs).filter(|p| !p.as_os_str().is_empty()).collect());
     }
 }
 
@@ -1134,6 +1164,36 @@ mod tests {
         let c = Config::load(&o, &env).unwrap();
         assert_eq!((c.pg.host.as_str(), c.pg.port, c.pg.user.as_str()), ("flaghost", 9, "flag"));
         assert_eq!(c.pg.sslmode, Some(SslMode::VerifyFull));
+    }
+
+    #[test]
+    fn deploy_variables_beat_the_file_and_flags_beat_them() {
+        let arn = "arn:aws:rds:us-east-1:123456789012:cluster:chat";
+        let env = FakeEnv(vec![
+            ("CHATMIGRATE_RESOURCE_ARN", arn),
+            ("CHATMIGRATE_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:s"),
+            ("CHATMIGRATE_DATABASE", "st_chat_db"),
+            ("CHATMIGRATE_MIGRATIONS", "/var/task/db::/var/task/more"),
+        ]);
+        let c = load_toml("[environments.e]\nhost = \"h\"\ndbname = \"file_db\"\nmigrations = [\"m\"]\n", &env).unwrap();
+        assert_eq!(c.backend, BackendKind::RdsData);
+        assert_eq!(c.aws.resource_arn.as_deref(), Some(arn));
+        assert_eq!(
+            c.aws.secret_arn.as_deref(),
+            Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:s")
+        );
+        assert_eq!(c.pg.dbname, "st_chat_db");
+        // Empty entries (a stray `::`) are skipped.
+        assert!(matches!(&c.source, Source::Dirs(d) if d == &[PathBuf::from("/var/task/db"), PathBuf::from("/var/task/more")]));
+        // Without them, the file's values; `--migrations` beats the variable.
+        let c = load_toml("[environments.e]\ndbname = \"file_db\"\n", &FakeEnv(vec![])).unwrap();
+        assert_eq!((c.backend, c.pg.dbname.as_str()), (BackendKind::Postgres, "file_db"));
+        let o = Overrides {
+            migrations: vec![PathBuf::from("flag")],
+            ..Default::default()
+        };
+        let c = Config::load(&o, &env).unwrap();
+        assert!(matches!(&c.source, Source::Dirs(d) if d == &[PathBuf::from("flag")]));
     }
 
     /// Loads `toml` as the file of environment `e` with the fake environment.

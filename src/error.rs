@@ -435,6 +435,20 @@ impl Error {
         })
     }
 
+    /// The place in a migration file this error is about, when it has one
+    /// (for the annotations of `--format github`).
+    pub fn location(&self) -> Option<&Location> {
+        use Error::*;
+        match self {
+            SqlSyntax { location, .. }
+            | UnknownDirective { location, .. }
+            | BadDirective { location, .. }
+            | Migration { location, .. }
+            | LockNotAvailable { location, .. } => Some(location),
+            _ => None,
+        }
+    }
+
     /// Process exit code for this error: 2, or 130/143 after SIGINT/SIGTERM;
     /// 1 is reserved for "ran fine and found something" (pending, drift).
     pub fn exit_code(&self) -> i32 {

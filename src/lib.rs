@@ -33,6 +33,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod dialect;
+pub mod embedded;
 pub mod error;
 pub mod history;
 pub mod lint;
@@ -49,10 +50,24 @@ pub mod vector_index;
 use std::path::PathBuf;
 
 pub use config::Config;
+pub use embedded::{EmbeddedSet, CHAT_SCHEMA};
 pub use error::{Error, Result};
 pub use migration::{Migration, Source};
 pub use plan::{Entry, State};
 pub use runner::{Applied, UpReport};
+
+/// Compiles a directory of `V{version}__{name}.sql` files (relative to the
+/// calling crate's `Cargo.toml`) into the binary as an [`EmbeddedSet`] for
+/// [`Migrator::embedded`]. A file name that is not a migration's, or a
+/// version used twice, is a compile error naming the file. Each file is
+/// embedded with `include_bytes!`, so an edit rebuilds the crate; to
+/// rebuild when a file is added or removed, put
+/// `println!("cargo:rerun-if-changed=db/migrations");` in a build script.
+///
+/// ```ignore
+/// let set = chatmigrate::embed_migrations!("db/migrations");
+/// ```
+pub use chatmigrate_macros::embed_migrations;
 
 /// Runs migrations from an application: the embedded chat schema by default,
 /// or directories of `V{version}__{name}.sql` files.
@@ -60,12 +75,17 @@ pub use runner::{Applied, UpReport};
 pub struct Migrator {
     config: Config,
     target: Option<i64>,
+    stop_before: Option<std::time::Instant>,
 }
 
 impl Migrator {
     /// A migrator for a resolved [`Config`].
     pub fn new(config: Config) -> Migrator {
-        Migrator { config, target: None }
+        Migrator {
+            config,
+            target: None,
+            stop_before: None,
+        }
     }
 
     /// A migrator for one `postgres://` URL, with defaults and the embedded set.
@@ -76,6 +96,24 @@ impl Migrator {
     /// Reads migrations from these directories instead of the embedded set.
     pub fn migrations(mut self, dirs: impl IntoIterator<Item = impl Into<PathBuf>>) -> Migrator {
         self.config.source = Source::Dirs(dirs.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Runs these compiled-in sets instead of the built-in chat schema
+    /// alone: an application's own (`embed_migrations!`), alone or with
+    /// [`CHAT_SCHEMA`]. The versions of all the sets share one version space.
+    ///
+    /// ```ignore
+    /// # async fn demo() -> Result<(), chatmigrate::Error> {
+    /// let app = chatmigrate::embed_migrations!("db/migrations");
+    /// chatmigrate::Migrator::from_url("postgres://app@db:5432/app")?
+    ///     .embedded([chatmigrate::CHAT_SCHEMA, app])
+    ///     .up()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn embedded(mut self, sets: impl IntoIterator<Item = EmbeddedSet>) -> Migrator {
+        self.config.source = Source::Compiled(sets.into_iter().collect());
         self
     }
 
@@ -91,6 +129,18 @@ impl Migrator {
         self
     }
 
+    /// Starts no migration after this instant (e.g. a Lambda invocation's
+    /// deadline minus a margin), cancels a transactional one still running
+    /// then (it is rolled back), and leaves a statement of a no-transaction
+    /// migration running on the server where it outlives its call (the
+    /// Data API; the next `up` waits for it and never sends it again).
+    /// `up` then fails with [`Error::Interrupted`] whose `signal` is
+    /// [`runner::DEADLINE`]; the next `up` goes on from there.
+    pub fn stop_before(mut self, at: std::time::Instant) -> Migrator {
+        self.stop_before = Some(at);
+        self
+    }
+
     /// The configuration this migrator runs with.
     pub fn config(&self) -> &Config {
         &self.config
@@ -102,6 +152,7 @@ impl Migrator {
             target: self.target,
             dry_run: false,
             handle_signals: false,
+            stop_before: self.stop_before,
         };
         runner::up(&self.config, &opts, &mut |_| {}).await
     }

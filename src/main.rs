@@ -6,6 +6,10 @@
 //! Nothing ends in a raw panic: a panic is caught here and reported like any
 //! error (kind `internal`, with `--format json` as the JSON error object),
 //! exit 2; the backtrace is printed only when RUST_BACKTRACE asks for it.
+//!
+//! Started with no arguments as `bootstrap` (AWS Lambda's custom runtime),
+//! or wherever `AWS_LAMBDA_RUNTIME_API` is set (a container image's
+//! entry point), it runs `chatmigrate lambda`.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -16,7 +20,10 @@ use clap::Parser;
 
 fn main() {
     std::panic::set_hook(Box::new(on_panic));
-    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    if started_by_lambda(&args) {
+        args.push("lambda".into());
+    }
     let cli = match chatmigrate::cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => std::process::exit(usage(e, wants_json(&args))),
@@ -65,6 +72,20 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
         let at = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
         render::note(&format!("panic{at}: {}\n{backtrace}", error::panic_message(info.payload())));
     }
+}
+
+/// No arguments, and named `bootstrap` (the custom runtime's entry point;
+/// outside Lambda, `chatmigrate lambda` then says what is missing) or with
+/// `AWS_LAMBDA_RUNTIME_API` set (inside Lambda, e.g. a container image).
+fn started_by_lambda(args: &[OsString]) -> bool {
+    let bootstrap = || {
+        args[0]
+            .to_str()
+            .and_then(|a| std::path::Path::new(a).file_name())
+            .is_some_and(|n| n == "bootstrap")
+    };
+    let in_lambda = || std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.is_empty());
+    args.len() == 1 && (bootstrap() || in_lambda())
 }
 
 /// `--format json` (or `--format=json`) among the arguments, read without

@@ -482,6 +482,8 @@ pub enum Source {
     Embedded,
     /// Directories on disk, read in order.
     Dirs(Vec<PathBuf>),
+    /// Sets compiled into the binary (`embed_migrations!`, the chat schema).
+    Compiled(Vec<crate::embedded::EmbeddedSet>),
 }
 
 static EMBEDDED: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/migrations");
@@ -526,6 +528,17 @@ pub fn load(source: &Source, backend: BackendKind) -> Result<Vec<Migration>> {
         Source::Dirs(dirs) => {
             for dir in dirs {
                 load_dir(dir, &mut out)?;
+            }
+        }
+        Source::Compiled(sets) => {
+            for set in sets {
+                if set.is_chat_schema() {
+                    out.extend(load(&Source::Embedded, backend)?);
+                    continue;
+                }
+                for (name, bytes) in set.files() {
+                    out.push(parse_guarded(name, &format!("embedded:{}/{name}", set.dir()), bytes)?);
+                }
             }
         }
     }

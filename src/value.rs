@@ -109,6 +109,9 @@ pub const LEASE_TTL: DurationLimits = duration_limits(TENTH, DAY, false, "60s");
 pub const TRANSACTION_KEEPALIVE: DurationLimits = duration_limits(TENTH, DAY, false, "120s");
 /// `citus_node_wait`: 0 reports a Citus worker that fails at once.
 pub const CITUS_NODE_WAIT: DurationLimits = duration_limits(Duration::ZERO, DAY, false, "0s");
+/// `chatmigrate lambda --margin` / `CHATMIGRATE_LAMBDA_MARGIN`: time kept
+/// before an invocation's deadline (Lambda runs 15 minutes at most).
+pub const LAMBDA_MARGIN: DurationLimits = duration_limits(Duration::ZERO, Duration::from_secs(900), false, "10s");
 /// `port`, `PGPORT`, the URL's port.
 pub const PORT: CountLimits = count_limits(1, 65535, "5432");
 /// `lock_retries`.

@@ -97,6 +97,15 @@ struct Lease {
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
+impl Drop for Lease {
+    /// A run dropped without `unlock` (a Lambda invocation abandoned at its
+    /// deadline) stops renewing: the lease expires after `lease_ttl`, even
+    /// while the process lives on to serve the next invocation.
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
 /// Where the Data API calls go, to name it when nothing there answers as one.
 struct Endpoint {
     /// `endpoint_url`, `AWS_ENDPOINT_URL`, or "AWS's regional endpoint".

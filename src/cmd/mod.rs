@@ -6,6 +6,7 @@
 mod adopt;
 mod baseline;
 mod diff;
+mod lambda;
 mod lint;
 mod new;
 mod repair;
@@ -41,6 +42,8 @@ pub fn style(cli: &Cli) -> Style {
         format: match g.format {
             Format::Text => render::Format::Text,
             Format::Json => render::Format::Json,
+            Format::Github => render::Format::Github,
+            Format::Sarif => render::Format::Sarif,
         },
         color,
         quiet: g.quiet,
@@ -60,22 +63,25 @@ fn command_name(c: &Command) -> &'static str {
         Command::Lint(_) => "lint",
         Command::Adopt(_) => "adopt",
         Command::Diff(_) => "diff",
+        Command::Lambda(_) => "lambda",
     }
 }
 
-/// The `--format` values each command has (every command renders text
-/// and JSON; a format that only some commands have is listed for those).
+/// The `--format` values each command has (every command renders text,
+/// JSON and GitHub annotations; SARIF is `lint`'s; `lambda` answers each
+/// invocation with JSON whatever the flag says).
 fn formats(c: &Command) -> &'static [Format] {
     match c {
+        Command::Lint(_) => &[Format::Text, Format::Json, Format::Github, Format::Sarif],
         Command::Up(_)
         | Command::Status(_)
         | Command::New(_)
         | Command::Verify
         | Command::Baseline(_)
         | Command::Repair
-        | Command::Lint(_)
         | Command::Adopt(_)
-        | Command::Diff(_) => &[Format::Text, Format::Json],
+        | Command::Diff(_) => &[Format::Text, Format::Json, Format::Github],
+        Command::Lambda(_) => &[Format::Text, Format::Json, Format::Github, Format::Sarif],
     }
 }
 
@@ -101,6 +107,12 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
     let style = style(&cli);
     let g = &cli.global;
     check_format(command_name(&cli.command), formats(&cli.command), g.format)?;
+    if let Command::Lambda(a) = &cli.command {
+        // The configuration is read for each invocation (it may name an
+        // environment). Boxed: the handler's future is deep (the whole
+        // engine, per invocation).
+        return Box::pin(lambda::serve(g, a)).await;
+    }
     let mut o = Overrides {
         config_path: g.config.clone(),
         env: g.env.clone(),
@@ -137,6 +149,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
         Command::Lint(a) => lint::run(&ctx, a).await?,
         Command::Adopt(a) => adopt::run(&ctx, a).await?,
         Command::Diff(a) => diff::run(&ctx, a).await?,
+        Command::Lambda(a) => return Box::pin(lambda::serve(&cli.global, a)).await,
     };
     render::outcome(&style, out, &outcome)?;
     // `verify` reports a file that does not parse after the drift.
@@ -162,6 +175,17 @@ mod tests {
     }
 
     #[test]
+    fn sarif_is_lint_s_only() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["cm", "--format", "sarif", "status"]).unwrap();
+        let e = check_format(command_name(&cli.command), formats(&cli.command), cli.global.format).unwrap_err();
+        assert_eq!(e.to_string(), "--format sarif is not available for `status`");
+        assert_eq!(e.hint().unwrap(), "`status` writes --format text or json or github");
+        let cli = Cli::try_parse_from(["cm", "--format", "sarif", "lint"]).unwrap();
+        assert!(check_format(command_name(&cli.command), formats(&cli.command), cli.global.format).is_ok());
+    }
+
+    #[test]
     fn every_command_has_text_and_json() {
         use clap::Parser;
         for args in [
@@ -176,7 +200,10 @@ mod tests {
             &["cm", "diff"],
         ] {
             let cli = Cli::try_parse_from(args).unwrap();
-            assert_eq!(formats(&cli.command), &[Format::Text, Format::Json], "{args:?}");
+            assert!(
+                formats(&cli.command).starts_with(&[Format::Text, Format::Json, Format::Github]),
+                "{args:?}"
+            );
         }
     }
 }

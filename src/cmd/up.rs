@@ -15,6 +15,7 @@ pub async fn run(ctx: &super::Ctx, args: &UpArgs, out: &mut dyn Write) -> Result
         target: args.target,
         dry_run: args.dry_run,
         handle_signals: true,
+        stop_before: None,
     };
     let style = ctx.style;
     let report = runner::up(&ctx.cfg, &opts, &mut |ev| {

@@ -2,9 +2,10 @@
 //! serialisable), and this module writes it to a writer in the requested
 //! [`Format`]; also `up`'s progress [`Event`]s as they happen, the waits,
 //! and errors with their hints. One file per format: `text.rs` (for
-//! people, colours auto / always / never, NO_COLOR honoured) and `json.rs`
-//! (one JSON document on stdout). A format a command does not have is
-//! refused before it runs (`cmd::formats`).
+//! people, colours auto / always / never, NO_COLOR honoured), `json.rs`
+//! (one JSON document on stdout), `github.rs` (the text, plus GitHub
+//! Actions annotations) and `sarif.rs` (`lint`'s SARIF 2.1.0 log). A format
+//! a command does not have is refused before it runs (`cmd::formats`).
 //!
 //! Standard output is a [`Stdout`]: when its reader goes away (`| head`,
 //! EPIPE) nothing more is written, no error is raised, and the command
@@ -13,8 +14,10 @@
 //! fails a command. Secrets never reach here: targets are
 //! `user@host:port/db`, URLs are redacted at parse time.
 
+mod github;
 mod json;
 mod outcome;
+mod sarif;
 mod text;
 
 use std::io::{self, Write};
@@ -32,6 +35,10 @@ pub enum Format {
     Text,
     /// One JSON document on stdout.
     Json,
+    /// The text, plus GitHub Actions workflow commands (annotations).
+    Github,
+    /// SARIF 2.1.0 (`lint`).
+    Sarif,
 }
 
 /// How to render: the format and the text settings.
@@ -54,10 +61,6 @@ impl Style {
         }
     }
 
-    fn json(&self) -> bool {
-        self.format == Format::Json
-    }
-
     fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -72,25 +75,34 @@ pub fn outcome(style: &Style, out: &mut dyn Write, o: &Outcome) -> io::Result<()
     match style.format {
         Format::Text => text::outcome(style, out, o),
         Format::Json => json::outcome(out, o),
+        Format::Github => github::outcome(style, out, o),
+        Format::Sarif => sarif::outcome(out, o),
     }
 }
 
 /// One line per event while `up` runs (text only; nothing with --quiet).
 pub fn event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()> {
     match style.format {
-        Format::Text if !style.quiet => text::event(style, out, ev),
+        Format::Text | Format::Github if !style.quiet => text::event(style, out, ev),
         _ => Ok(()),
     }
 }
 
 /// An error as `error: ...` and `hint: ...` on stderr (a lint refusal
 /// followed by its report, as `chatmigrate lint` prints it); with JSON also
-/// the error object on `out`: `{"ok":false,"error":{"kind",...}}`.
+/// the error object on `out`: `{"ok":false,"error":{"kind",...}}`; with
+/// `github` also its annotation(s) on `out`.
 pub fn error(style: &Style, out: &mut dyn Write, e: &Error) {
     let mut err = io::stderr().lock();
     let _ = text::error(style, &mut err, e);
-    if style.json() {
-        let _ = json::error(out, e);
+    match style.format {
+        Format::Json => {
+            let _ = json::error(out, e);
+        }
+        Format::Github => {
+            let _ = github::error(out, e);
+        }
+        Format::Text | Format::Sarif => {}
     }
 }
 
@@ -106,6 +118,26 @@ pub fn waiting(style: &Style, w: &Waiting) {
     if !style.quiet {
         let _ = writeln!(io::stderr().lock(), "{w}");
     }
+}
+
+/// A file's path as CI tools want it: relative to the repository's root
+/// (`GITHUB_WORKSPACE`, when set and the file is under it), else as lint
+/// prints it (relative to the working directory), with `/` separators and
+/// no leading `./`.
+pub(crate) fn ci_path(path: &str) -> String {
+    let in_workspace = std::env::var_os("GITHUB_WORKSPACE")
+        .filter(|w| !w.is_empty())
+        .and_then(|w| std::fs::canonicalize(w).ok())
+        .and_then(|w| {
+            let file = std::fs::canonicalize(path).ok()?;
+            Some(file.strip_prefix(&w).ok()?.to_string_lossy().into_owned())
+        });
+    let path = in_workspace.unwrap_or_else(|| path.to_string()).replace('\\', "/");
+    let mut rest = path.as_str();
+    while let Some(r) = rest.strip_prefix("./") {
+        rest = r.trim_start_matches('/');
+    }
+    rest.to_string()
 }
 
 /// A line for people on stderr (`-v`'s configuration line).

@@ -90,7 +90,7 @@ pub(super) fn lint_findings(out: &mut dyn Write, findings: &[Finding], color: bo
 }
 
 /// `2 errors, 1 warning in 5 files (29 rules)` / `no problems in 5 files (29 rules)`.
-fn lint_summary(r: &lint::Report) -> String {
+pub(super) fn lint_summary(r: &lint::Report) -> String {
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     let found = match (r.errors(), r.warnings()) {
         (0, 0) => "no problems".to_string(),
@@ -146,6 +146,7 @@ pub(super) fn event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Resul
         }
         Event::Applying { version, name, .. } if style.verbose => writeln!(out, "applying V{version} {name} ..."),
         Event::Applying { .. } => Ok(()),
+        Event::Planned { .. } => Ok(()),
         Event::Applied(a) => writeln!(
             out,
             "{} V{} {} ({})",
@@ -342,6 +343,16 @@ fn status(style: &Style, out: &mut dyn Write, s: &StatusOutcome) -> io::Result<(
 
 /// `verify`: the drift (or that there is none), then the lint findings.
 fn verify(style: &Style, out: &mut dyn Write, v: &VerifyOutcome) -> io::Result<()> {
+    verify_drift(style, out, v)?;
+    if let Some(r) = v.lint.as_ref().filter(|r| !r.findings.is_empty()) {
+        writeln!(out)?;
+        lint(style, out, r)?;
+    }
+    Ok(())
+}
+
+/// `verify`'s first part: the drift, or that there is none.
+pub(super) fn verify_drift(style: &Style, out: &mut dyn Write, v: &VerifyOutcome) -> io::Result<()> {
     if v.drift.is_empty() {
         if !style.quiet {
             writeln!(out, "{}", v.message())?;
@@ -357,15 +368,11 @@ fn verify(style: &Style, out: &mut dyn Write, v: &VerifyOutcome) -> io::Result<(
             v.target
         )?;
     }
-    if let Some(r) = v.lint.as_ref().filter(|r| !r.findings.is_empty()) {
-        writeln!(out)?;
-        lint(style, out, r)?;
-    }
     Ok(())
 }
 
 /// One drifted migration, as `verify` prints it.
-fn drift_line(e: &Entry) -> String {
+pub(super) fn drift_line(e: &Entry) -> String {
     let path = e.path.as_deref().unwrap_or("?");
     let applied_name = e.applied_name.as_deref().unwrap_or("?");
     match e.state {

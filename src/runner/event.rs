@@ -34,6 +34,11 @@ pub enum Event {
         total: usize,
     },
     Applied(Applied),
+    /// What this run is about to apply, in order (version, name), once the
+    /// migration lock is held.
+    Planned {
+        pending: Vec<(i64, String)>,
+    },
     /// A CONCURRENTLY build that failed earlier left an INVALID index; it is
     /// dropped before the statement runs again.
     DroppedInvalidIndex {

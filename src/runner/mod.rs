@@ -45,6 +45,7 @@ pub use event::Event;
 pub use outcome::{Applied, DryStep, Line, UpReport};
 pub use run::{up, UpOptions};
 pub use script::dry_run_offline;
+pub use signals::DEADLINE;
 pub use state::{load_state, read_state, with_lock, Snapshot};
 
 pub(crate) use run::Outside;

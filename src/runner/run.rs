@@ -29,6 +29,14 @@ pub struct UpOptions {
     /// flight, or finish the current statement of a non-transactional one,
     /// then stop. The CLI sets this; a library caller decides for itself.
     pub handle_signals: bool,
+    /// Stop at this instant (a Lambda invocation's deadline minus a margin):
+    /// no migration starts after it; a transactional one in flight is
+    /// cancelled and rolled back; a statement of a no-transaction one is
+    /// left running on the server where it outlives its call (Data API: the
+    /// next `up` waits for it, never sends it twice), else cancelled, with
+    /// its progress recorded. `up` then fails with [`Error::Interrupted`]
+    /// whose `signal` is [`super::DEADLINE`].
+    pub stop_before: Option<Instant>,
 }
 
 /// What the run loop reaches outside the process: connections to the
@@ -196,7 +204,7 @@ async fn up_on(
     }
 
     // Signals are caught only from here on: a no-op run installs nothing.
-    let mut sig = outside.signals(opts.handle_signals);
+    let mut sig = signals::with_deadline(outside.signals(opts.handle_signals), opts.stop_before);
     or_signal(b.lock(cfg.lock_wait), &mut sig, 0, "nothing was applied").await?;
     b.ensure_history().await?;
     // Another runner may have applied some while we waited (or the lost
@@ -205,12 +213,21 @@ async fn up_on(
     settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
     gate(b, cfg, local, &plan, report.created_database, &mut cache, false).await?;
+    events(&Event::Planned {
+        pending: plan
+            .steps
+            .iter()
+            .map(|s| (local[s.index].version, local[s.index].name.clone()))
+            .collect(),
+    });
 
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {
         let m = &local[step.index];
         let left = plan.steps.len() - i;
-        if let Some(s) = *sig.borrow() {
+        // The deadline is checked here too: its task may not have run yet.
+        let past_deadline = opts.stop_before.is_some_and(|at| Instant::now() >= at).then_some(signals::DEADLINE);
+        if let Some(s) = past_deadline.or(*sig.borrow()) {
             return Err(Error::Interrupted {
                 signal: s.into(),
                 applied: report.applied.len(),

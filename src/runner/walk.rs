@@ -14,7 +14,7 @@ use crate::history::{Row, Status};
 use crate::retry::{self, Progress};
 
 use super::script::{invalid_index_check, Op, Script};
-use super::signals::{signalled, Signals};
+use super::signals::{deadline_came, signalled, Signals, DEADLINE};
 use super::{lock_retry, lost, Event};
 
 /// How a walk ended.
@@ -23,7 +23,8 @@ pub(crate) enum Walked {
     /// Every step was sent.
     Done,
     /// A signal stopped a no-transaction migration between statements,
-    /// after `done` of them (recorded as partial).
+    /// after `done` of them (recorded as partial), or the deadline came
+    /// during statement `done` (left running on the server, or cancelled).
     Stopped { done: usize },
 }
 
@@ -104,7 +105,9 @@ pub(crate) async fn walk(
                     });
                     continue;
                 }
-                let (started, result) = statement(b, script, op, events, sig, &cfg.progress).await?;
+                let Some((started, result)) = statement(b, script, op, events, sig, &cfg.progress).await? else {
+                    return Ok(Walked::Stopped { done: k });
+                };
                 elapsed_ms = started.elapsed().as_millis() as i64;
                 settle(b, script, k, elapsed_ms, result).await?;
             }
@@ -122,8 +125,11 @@ pub(crate) async fn walk(
 
 /// Sends statement op `op` outside a transaction, after its checks, and
 /// waits for its end (a statement that outlives its call is polled, a lost
-/// answer read from the catalog). A signal does not cut it short. Returns
-/// when it was sent (or found running), and how it ended.
+/// answer read from the catalog). A signal does not cut it short; the
+/// deadline does. Returns when it was sent (or found running), and how it
+/// ended; `None` when the deadline came first (the statement is left
+/// running on the server where it outlives its call, else cancelled: not
+/// done either way).
 async fn statement(
     b: &mut dyn Backend,
     script: &Script<'_>,
@@ -131,14 +137,14 @@ async fn statement(
     events: &mut dyn FnMut(&Event),
     sig: &Signals,
     progress: &Progress,
-) -> Result<(Instant, Result<(), ExecError>)> {
+) -> Result<Option<(Instant, Result<(), ExecError>)>> {
     let Op::Statement {
         index: i,
         abandoned,
         invalid_index,
     } = op
     else {
-        return Ok((Instant::now(), Ok(())));
+        return Ok(Some((Instant::now(), Ok(()))));
     };
     let (m, i) = (script.m, *i);
     let (s, total) = (&m.statements[i], m.statements.len());
@@ -156,7 +162,10 @@ async fn statement(
                 ),
             });
             let started = Instant::now();
-            return Ok((started, lost::await_statement(b, m, i, pid, started, events).await));
+            return Ok(tokio::select! {
+                r = lost::await_statement(b, m, i, pid, started, events) => Some((started, r)),
+                () = deadline_came(sig.clone()) => left_running(events, m, i),
+            });
         }
     }
     if let Some((name, schema)) = invalid_index {
@@ -198,6 +207,8 @@ async fn statement(
             });
         }
     };
+    let statements_die_with_connection = b.capabilities().statements_die_with_connection;
+    let canceller = b.canceller();
     let mut result = {
         // A signal does not cut a statement short here: it finishes, its
         // progress is recorded, and `up` stops. Say so at once, and keep
@@ -216,6 +227,31 @@ async fn statement(
         };
         match ended {
             Ok(r) => r,
+            Err(DEADLINE) if !statements_die_with_connection => {
+                // It goes on on the server (the Data API runs it with
+                // continueAfterTimeout): the next `up` waits for it.
+                return Ok(left_running(events, m, i));
+            }
+            Err(DEADLINE) => {
+                // The deadline cuts it short: cancelled, and one that ends
+                // cancelled counts as not done.
+                if let Some(cancel) = &canceller {
+                    cancel().await;
+                }
+                match fut.await {
+                    Err(ExecError::Statement { error, .. }) if crate::classify::query_canceled(&error.code) => {
+                        events(&Event::Note {
+                            version: m.version,
+                            message: format!(
+                                "statement {} of {total} was cancelled at the deadline: the next `up` runs it again",
+                                i + 1
+                            ),
+                        });
+                        return Ok(None);
+                    }
+                    r => r,
+                }
+            }
             Err(signal) => {
                 events(&Event::Stopping {
                     signal,
@@ -242,11 +278,30 @@ async fn statement(
         });
     }
     if let Err(ExecError::StillRunning { connection_id }) = result {
-        result = lost::await_statement(b, m, i, connection_id, started, events).await;
+        result = tokio::select! {
+            r = lost::await_statement(b, m, i, connection_id, started, events) => r,
+            () = deadline_came(sig.clone()) => return Ok(left_running(events, m, i)),
+        };
     } else if let Err(ExecError::Lost { message }) = result {
         result = lost::resolve_lost_statement(b, m, i, message).await;
     }
-    Ok((started, result))
+    Ok(Some((started, result)))
+}
+
+/// The deadline came while statement `i` of `m` runs on a transport where
+/// it outlives its call: it goes on on the server, its history row says
+/// `i` statements done, and the next `up` waits for it (never sends it
+/// again).
+fn left_running(events: &mut dyn FnMut(&Event), m: &crate::migration::Migration, i: usize) -> Option<(Instant, Result<(), ExecError>)> {
+    events(&Event::Note {
+        version: m.version,
+        message: format!(
+            "statement {} of {} is left running on the server at the deadline: the next `up` waits for it to end and reads its outcome from the catalog",
+            i + 1,
+            m.statements.len()
+        ),
+    });
+    None
 }
 
 /// After a CONCURRENTLY build that ended without an error: an index it

@@ -60,7 +60,7 @@ impl Run {
 }
 
 /// Variables that would point the binary elsewhere; every run clears them.
-pub const CLEARED_ENV: [&str; 11] = [
+pub const CLEARED_ENV: [&str; 18] = [
     "DATABASE_URL",
     "PGHOST",
     "PGPORT",
@@ -71,6 +71,13 @@ pub const CLEARED_ENV: [&str; 11] = [
     "PGSSLROOTCERT",
     "CHATMIGRATE_ENV",
     "CHATMIGRATE_CONFIG",
+    "CHATMIGRATE_RESOURCE_ARN",
+    "CHATMIGRATE_SECRET_ARN",
+    "CHATMIGRATE_DATABASE",
+    "CHATMIGRATE_MIGRATIONS",
+    "CHATMIGRATE_LAMBDA_MARGIN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "GITHUB_WORKSPACE",
     "NO_COLOR",
 ];
 

@@ -27,15 +27,21 @@
 //! - [`standby`]: a primary and a streaming hot standby of their own;
 //! - [`citus`]: the live Citus coordinator of `CHATMIGRATE_TEST_CITUS_URL`;
 //! - [`backends`]: the contract-story [`backends::Backend`] trait and its
-//!   three implementations (direct PostgreSQL, the Data API, Citus).
+//!   three implementations (direct PostgreSQL, the Data API, Citus);
+//! - [`lambda_runtime_api`]: the AWS Lambda Runtime API (next invocation,
+//!   response, invocation error, init error) that drives `chatmigrate lambda`;
+//! - [`cfn_endpoint`]: a CloudFormation `ResponseURL` (pre-signed S3 PUT)
+//!   that records the custom resource's answers.
 
 pub mod backends;
 pub mod both;
+pub mod cfn_endpoint;
 pub mod citus;
 pub mod cli;
 pub mod dataapi;
 pub mod db;
 pub mod dir;
+pub mod lambda_runtime_api;
 pub mod proxy;
 pub mod standby;
 pub mod tls_front;

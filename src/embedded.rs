@@ -1,0 +1,55 @@
+//! Migration sets compiled into a binary: the built-in chat schema
+//! ([`CHAT_SCHEMA`]) and an application's own, made by
+//! [`embed_migrations!`](crate::embed_migrations) from a directory of
+//! `V{version}__{name}.sql` files (names checked at compile time). A
+//! [`Migrator`](crate::Migrator) runs one or several of them
+//! (`Migrator::embedded`) exactly as it runs files from disk: the versions
+//! of all the sets share one version space.
+
+/// A set of migration files compiled into the binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedSet {
+    dir: &'static str,
+    files: &'static [(&'static str, &'static [u8])],
+    chat_schema: bool,
+}
+
+/// The chat-history schema chatmigrate ships (on a Citus backend, with its
+/// citus-only migrations): what `chatmigrate up` runs with no directory.
+pub const CHAT_SCHEMA: EmbeddedSet = EmbeddedSet {
+    dir: "",
+    files: &[],
+    chat_schema: true,
+};
+
+impl EmbeddedSet {
+    /// What `embed_migrations!` expands to; not for direct use.
+    #[doc(hidden)]
+    pub const fn __new(dir: &'static str, files: &'static [(&'static str, &'static [u8])]) -> EmbeddedSet {
+        EmbeddedSet {
+            dir,
+            files,
+            chat_schema: false,
+        }
+    }
+
+    /// The directory the files came from, as written in the macro
+    /// (`"db/migrations"`); empty for [`CHAT_SCHEMA`].
+    pub fn dir(&self) -> &'static str {
+        self.dir
+    }
+
+    /// Its files as (file name, contents), sorted by version; for
+    /// [`CHAT_SCHEMA`], its portable files.
+    pub fn files(&self) -> Vec<(&'static str, &'static [u8])> {
+        match self.chat_schema {
+            true => crate::migration::embedded_files(),
+            false => self.files.to_vec(),
+        }
+    }
+
+    /// Whether this is the built-in chat schema.
+    pub fn is_chat_schema(&self) -> bool {
+        self.chat_schema
+    }
+}
