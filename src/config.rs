@@ -39,6 +39,8 @@ pub struct EnvFile {
     pub user: Option<String>,
     pub dbname: Option<String>,
     pub password_env: Option<String>,
+    /// The command that sets `password_env`, for the error when it is not set.
+    pub password_env_hint: Option<String>,
     pub sslmode: Option<String>,
     pub sslrootcert: Option<PathBuf>,
     pub application_name: Option<String>,
@@ -357,6 +359,20 @@ pub struct Config {
     pub lint_include: Vec<String>,
     /// Lint rules turned off (`lint_exclude`; never the non-ignorable ones).
     pub lint_exclude: Vec<String>,
+    /// The environment's `password_env` names a variable that is not set, and
+    /// nothing else gives a password: connecting fails before it starts.
+    pub password_env_unset: Option<UnsetPasswordEnv>,
+}
+
+/// See [`Config::password_env_unset`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsetPasswordEnv {
+    /// The variable `password_env` names.
+    pub var: String,
+    /// The environment (`[environments.NAME]`) that names it.
+    pub env: String,
+    /// `password_env_hint`: the command that sets it.
+    pub hint: Option<String>,
 }
 
 /// What the command line (or a library caller) overrides.
@@ -439,7 +455,25 @@ impl Config {
             },
             lint_include: Vec::new(),
             lint_exclude: Vec::new(),
+            password_env_unset: None,
         }
+    }
+
+    /// The error for a connect that has no password although the
+    /// environment's `password_env` was meant to give one (see
+    /// [`Config::password_env_unset`]); `Ok` otherwise.
+    pub fn check_password(&self) -> Result<()> {
+        let Some(u) = &self.password_env_unset else {
+            return Ok(());
+        };
+        Err(Error::Connect {
+            target: self.target_display(),
+            message: format!("no password: {} is not set (password_env of environment `{}`)", u.var, u.env),
+            hint: match &u.hint {
+                Some(cmd) => format!("set {} with: {cmd}", u.var),
+                None => format!("export {} with the password of user `{}` (or set PGPASSWORD)", u.var, self.pg.user),
+            },
+        })
     }
 
     /// The target for messages: `user@host:port/db`, or for the Data API
@@ -485,6 +519,7 @@ impl Config {
                 message: "the environment name is empty".into(),
             });
         }
+        let mut unset_password = None;
         if let Some(name) = &env_name {
             let shown = path
                 .as_ref()
@@ -498,7 +533,18 @@ impl Config {
                     path: shown,
                 })?;
             let base = path.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
-            apply_file(&mut c, e, &base, env).map_err(|err| match (err, &path) {
+            // --database-url names the database and how to reach it: the
+            // environment's connection keys (and create_database) stay out.
+            let connection = o.database_url.is_none();
+            if !connection && e.backend.as_deref() == Some("rds-data") {
+                return Err(Error::InvalidSetting {
+                    key: "--database-url".into(),
+                    message: format!(
+                        "environment `{name}` uses the rds-data backend, which reaches the database through resource_arn and secret_arn, not a URL"
+                    ),
+                });
+            }
+            apply_file(&mut c, e, &base, env, connection).map_err(|err| match (err, &path) {
                 // Point at the value in the file: `chatmigrate.toml:7:19`.
                 (Error::BadValue { at: None, invalid }, Some(p)) if invalid.origin == Origin::ConfigKey => {
                     let at = match locate(&text, name, &invalid.key) {
@@ -509,6 +555,15 @@ impl Config {
                 }
                 (err, _) => err,
             })?;
+            if let (true, Some(var)) = (connection, &e.password_env) {
+                if env.var(var).is_none() {
+                    unset_password = Some(UnsetPasswordEnv {
+                        var: var.clone(),
+                        env: name.clone(),
+                        hint: e.password_env_hint.clone(),
+                    });
+                }
+            }
         }
         c.env_name = env_name;
         c.file = path;
@@ -554,6 +609,10 @@ impl Config {
         }
         c.create_database |= o.create_database;
         c.allow_out_of_order |= o.allow_out_of_order;
+        // PGPASSWORD, a URL's password, a secret or an IAM token count too.
+        if c.pg.password.is_none() && c.aws.secret_arn.is_none() && !c.aws.iam_auth && c.backend != BackendKind::RdsData {
+            c.password_env_unset = unset_password;
+        }
         if c.backend == BackendKind::RdsData && (c.aws.resource_arn.is_none() || c.aws.secret_arn.is_none()) {
             return Err(Error::InvalidSetting {
                 key: "backend".into(),
@@ -661,7 +720,14 @@ fn optional_duration(key: &str, v: &str, limits: value::DurationLimits) -> Resul
     duration(key, v, limits).map(|d| (!d.is_zero()).then_some(d))
 }
 
-fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result<()> {
+/// Applies one environment of the file. Without `connection` (the command
+/// line gave `--database-url`), the keys that say which database and how to
+/// reach and log in to it are left out: url, host, port, user, dbname,
+/// database, password_env, sslmode, sslrootcert, secret_arn, iam_auth, and
+/// create_database (that database's, not any a URL names).
+fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env, connection: bool) -> Result<()> {
+    let none = EnvFile::default();
+    let k = if connection { e } else { &none };
     if let Some(b) = &e.backend {
         c.backend = match b.as_str() {
             "postgres" => BackendKind::Postgres,
@@ -675,33 +741,33 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
             }
         };
     }
-    if let Some(url) = &e.url {
+    if let Some(url) = &k.url {
         apply_url(&mut c.pg, url)?;
     }
-    if let Some(h) = &e.host {
+    if let Some(h) = &k.host {
         c.pg.host = h.clone();
         c.pg.explicit.host = true;
     }
-    if let Some(p) = e.port {
+    if let Some(p) = k.port {
         c.pg.port = port(value::count("port", Origin::ConfigKey, &p.to_string(), value::PORT))?;
         c.pg.explicit.port = true;
     }
-    if let Some(u) = &e.user {
+    if let Some(u) = &k.user {
         c.pg.user = u.clone();
     }
-    if let Some(d) = &e.dbname {
+    if let Some(d) = &k.dbname {
         c.pg.dbname = d.clone();
         c.pg.explicit.dbname = true;
     }
-    if let Some(var) = &e.password_env {
+    if let Some(var) = &k.password_env {
         if let Some(p) = env.var(var) {
             c.pg.password = Some(Secret::new(p));
         }
     }
-    if let Some(m) = &e.sslmode {
+    if let Some(m) = &k.sslmode {
         c.pg.sslmode = Some(SslMode::parse("sslmode", m)?);
     }
-    if let Some(r) = &e.sslrootcert {
+    if let Some(r) = &k.sslrootcert {
         c.pg.sslrootcert = Some(base.join(r));
     }
     if let Some(a) = &e.application_name {
@@ -732,7 +798,7 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
         let n = value::count("lock_retries", Origin::ConfigKey, &v.to_string(), value::LOCK_RETRIES).map_err(Error::from)?;
         c.lock_retries = u32::try_from(n).unwrap_or(0);
     }
-    if let Some(v) = e.create_database {
+    if let Some(v) = k.create_database {
         c.create_database = v;
     }
     if let Some(v) = &e.maintenance_db {
@@ -744,17 +810,17 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     if let Some(v) = e.allow_out_of_order {
         c.allow_out_of_order = v;
     }
-    if let Some(d) = &e.database {
+    if let Some(d) = &k.database {
         c.pg.dbname = d.clone();
         c.pg.explicit.dbname = true;
     }
     let a = &mut c.aws;
     a.resource_arn = e.resource_arn.clone().or(a.resource_arn.take());
-    a.secret_arn = e.secret_arn.clone().or(a.secret_arn.take());
+    a.secret_arn = k.secret_arn.clone().or(a.secret_arn.take());
     a.region = e.region.clone().or(a.region.take());
     a.profile = e.profile.clone().or(a.profile.take());
     a.endpoint_url = e.endpoint_url.clone().or(a.endpoint_url.take());
-    if let Some(v) = e.iam_auth {
+    if let Some(v) = k.iam_auth {
         a.iam_auth = v;
     }
     if let Some(v) = &e.request_timeout {
@@ -1072,6 +1138,126 @@ mod tests {
         let c = Config::load(&o, &env).unwrap();
         assert_eq!((c.pg.host.as_str(), c.pg.port, c.pg.user.as_str()), ("flaghost", 9, "flag"));
         assert_eq!(c.pg.sslmode, Some(SslMode::VerifyFull));
+    }
+
+    /// `--database-url` is the whole target: the environment's connection keys
+    /// and its `create_database` (which is about its own database) are left
+    /// out, so the URL's database is created only with `--create-database`;
+    /// the environment's other keys and the libpq variables still apply.
+    #[test]
+    fn database_url_flag_replaces_the_environments_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("chatmigrate.toml");
+        std::fs::write(
+            &p,
+            "default_env = \"dev\"\n[environments.dev]\nurl = \"postgres://fileuser@filehost:1/filedb\"\nhost = \"127.0.0.1\"\nport = 54329\nuser = \"postgres\"\ndbname = \"st_chat_db\"\npassword_env = \"DEV_PW\"\nsslmode = \"disable\"\nsslrootcert = \"ca.pem\"\ncreate_database = true\nmigrations = [\"m\"]\nlock_wait = \"7s\"\nhistory_table = \"h\"\niam_auth = false\n",
+        )
+        .unwrap();
+        let file_only = Overrides {
+            config_path: Some(p.clone()),
+            ..Default::default()
+        };
+        let env = FakeEnv(vec![("DEV_PW", "devsecret")]);
+        let c = Config::load(&file_only, &env).unwrap();
+        assert_eq!(c.pg.display(), "postgres@127.0.0.1:54329/st_chat_db");
+        assert_eq!(c.pg.password.as_ref().unwrap().expose(), "devsecret");
+        assert_eq!(c.pg.sslmode, Some(SslMode::Disable));
+        assert!(c.create_database);
+
+        let flag = Overrides {
+            database_url: Some("postgres://app@db.example.com/nope".into()),
+            ..file_only.clone()
+        };
+        let c = Config::load(&flag, &env).unwrap();
+        assert_eq!(c.pg.display(), "app@db.example.com:5432/nope");
+        assert!(
+            c.pg.password.is_none(),
+            "the environment's password_env is not sent to another server"
+        );
+        assert_eq!(c.pg.sslmode, None);
+        assert_eq!(
+            c.pg.effective_sslmode(),
+            SslMode::VerifyFull,
+            "not the environment's sslmode = disable"
+        );
+        assert_eq!(c.pg.sslrootcert, None);
+        assert!(!c.create_database, "create_database is the environment's database's");
+        assert_eq!(c.password_env_unset, None);
+        // The rest of the environment still applies.
+        assert_eq!(c.env_name.as_deref(), Some("dev"));
+        assert!(matches!(&c.source, Source::Dirs(d) if d[0] == dir.path().join("m")));
+        assert_eq!(c.lock_wait, Duration::from_secs(7));
+        assert_eq!(c.history.table, "h");
+
+        // --create-database still creates the URL's database; PGPASSWORD
+        // gives the password the URL leaves out.
+        let create = Overrides {
+            create_database: true,
+            ..flag.clone()
+        };
+        let env = FakeEnv(vec![("DEV_PW", "devsecret"), ("PGPASSWORD", "pw")]);
+        let c = Config::load(&create, &env).unwrap();
+        assert!(c.create_database);
+        assert_eq!(c.pg.password.as_ref().unwrap().expose(), "pw");
+
+        // DATABASE_URL, like the PG* variables, overrides only the parts it gives.
+        let env = FakeEnv(vec![("DEV_PW", "devsecret"), ("DATABASE_URL", "postgres://app@other:5/x")]);
+        let c = Config::load(&file_only, &env).unwrap();
+        assert_eq!(c.pg.display(), "app@other:5/x");
+        assert_eq!(c.pg.password.as_ref().unwrap().expose(), "devsecret");
+        assert!(c.create_database);
+
+        // A Data API environment has no URL to replace.
+        std::fs::write(
+            &p,
+            "[environments.aurora]\nbackend = \"rds-data\"\nresource_arn = \"arn:aws:rds:eu-west-1:1:cluster:c\"\nsecret_arn = \"arn:aws:secretsmanager:eu-west-1:1:secret:s\"\n",
+        )
+        .unwrap();
+        let aurora = Overrides {
+            env: Some("aurora".into()),
+            ..flag
+        };
+        let e = Config::load(&aurora, &FakeEnv(vec![])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid setting --database-url: environment `aurora` uses the rds-data backend, which reaches the database through resource_arn and secret_arn, not a URL"
+        );
+    }
+
+    #[test]
+    fn an_unset_password_env_is_named_before_connecting() {
+        let toml =
+            "[environments.e]\nhost = \"127.0.0.1\"\npassword_env = \"DEV_PW\"\npassword_env_hint = 'eval \"$(bash scripts/pg.sh env)\"'\n";
+        let c = load_toml(toml, &FakeEnv(vec![])).unwrap();
+        let e = c.check_password().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to postgres@127.0.0.1:5432/postgres: no password: DEV_PW is not set (password_env of environment `e`)"
+        );
+        assert_eq!(e.hint().unwrap(), "set DEV_PW with: eval \"$(bash scripts/pg.sh env)\"");
+        // Without a hint in the file: how to set it.
+        let c = load_toml("[environments.e]\nuser = \"app\"\npassword_env = \"DEV_PW\"\n", &FakeEnv(vec![])).unwrap();
+        assert_eq!(
+            c.check_password().unwrap_err().hint().unwrap(),
+            "export DEV_PW with the password of user `app` (or set PGPASSWORD)"
+        );
+        // Any other source of a password will do.
+        for env in [
+            FakeEnv(vec![("DEV_PW", "x")]),
+            FakeEnv(vec![("PGPASSWORD", "x")]),
+            FakeEnv(vec![("DATABASE_URL", "postgres://u:x@h/d")]),
+        ] {
+            load_toml(toml, &env).unwrap().check_password().unwrap();
+        }
+        for extra in [
+            "secret_arn = \"arn:aws:secretsmanager:eu-west-1:1:secret:s\"",
+            "iam_auth = true\nsslmode = \"verify-full\"",
+        ] {
+            load_toml(&format!("{toml}{extra}\n"), &FakeEnv(vec![]))
+                .unwrap()
+                .check_password()
+                .unwrap();
+        }
     }
 
     /// Loads `toml` as the file of environment `e` with the fake environment.

@@ -165,6 +165,7 @@ fn classify_connect(e: &tokio_postgres::Error, refreshable: bool) -> (Class, Str
 /// A refused connection is retried within `refused_timeout` unless this
 /// run reached the server before (`purpose.reconnect`: a rebooting writer).
 async fn open(cfg: &Config, dbname: Option<&str>, purpose: Purpose, extra: &[&str]) -> Result<(Opened, String, String, Session)> {
+    cfg.check_password()?;
     let sdk = if cfg.aws.secret_arn.is_some() || cfg.aws.iam_auth {
         Some(aws::sdk_config(cfg).await?)
     } else {
