@@ -533,10 +533,8 @@ impl Config {
                     path: shown,
                 })?;
             let base = path.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
-            // --database-url names the database and how to reach it: the
-            // environment's connection keys (and create_database) stay out.
-            let connection = o.database_url.is_none();
-            if !connection && e.backend.as_deref() == Some("rds-data") {
+            let url_flag = o.database_url.is_some();
+            if url_flag && e.backend.as_deref() == Some("rds-data") {
                 return Err(Error::InvalidSetting {
                     key: "--database-url".into(),
                     message: format!(
@@ -544,7 +542,7 @@ impl Config {
                     ),
                 });
             }
-            apply_file(&mut c, e, &base, env, connection).map_err(|err| match (err, &path) {
+            apply_file(&mut c, e, &base, env).map_err(|err| match (err, &path) {
                 // Point at the value in the file: `chatmigrate.toml:7:19`.
                 (Error::BadValue { at: None, invalid }, Some(p)) if invalid.origin == Origin::ConfigKey => {
                     let at = match locate(&text, name, &invalid.key) {
@@ -555,7 +553,22 @@ impl Config {
                 }
                 (err, _) => err,
             })?;
-            if let (true, Some(var)) = (connection, &e.password_env) {
+            if url_flag {
+                // --database-url names the database and how to reach it and
+                // log in: the environment's keys for that (checked above
+                // all the same) are dropped, and so is create_database, which
+                // is about the environment's own database, not any a URL
+                // names. Its other keys stay.
+                let d = Config::defaults();
+                c.pg = PgTarget {
+                    application_name: c.pg.application_name.clone(),
+                    connect_timeout: c.pg.connect_timeout,
+                    ..d.pg
+                };
+                c.create_database = d.create_database;
+                c.aws.secret_arn = None;
+                c.aws.iam_auth = false;
+            } else if let Some(var) = &e.password_env {
                 if env.var(var).is_none() {
                     unset_password = Some(UnsetPasswordEnv {
                         var: var.clone(),
@@ -720,14 +733,7 @@ fn optional_duration(key: &str, v: &str, limits: value::DurationLimits) -> Resul
     duration(key, v, limits).map(|d| (!d.is_zero()).then_some(d))
 }
 
-/// Applies one environment of the file. Without `connection` (the command
-/// line gave `--database-url`), the keys that say which database and how to
-/// reach and log in to it are left out: url, host, port, user, dbname,
-/// database, password_env, sslmode, sslrootcert, secret_arn, iam_auth, and
-/// create_database (that database's, not any a URL names).
-fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env, connection: bool) -> Result<()> {
-    let none = EnvFile::default();
-    let k = if connection { e } else { &none };
+fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result<()> {
     if let Some(b) = &e.backend {
         c.backend = match b.as_str() {
             "postgres" => BackendKind::Postgres,
@@ -741,33 +747,33 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env, connectio
             }
         };
     }
-    if let Some(url) = &k.url {
+    if let Some(url) = &e.url {
         apply_url(&mut c.pg, url)?;
     }
-    if let Some(h) = &k.host {
+    if let Some(h) = &e.host {
         c.pg.host = h.clone();
         c.pg.explicit.host = true;
     }
-    if let Some(p) = k.port {
+    if let Some(p) = e.port {
         c.pg.port = port(value::count("port", Origin::ConfigKey, &p.to_string(), value::PORT))?;
         c.pg.explicit.port = true;
     }
-    if let Some(u) = &k.user {
+    if let Some(u) = &e.user {
         c.pg.user = u.clone();
     }
-    if let Some(d) = &k.dbname {
+    if let Some(d) = &e.dbname {
         c.pg.dbname = d.clone();
         c.pg.explicit.dbname = true;
     }
-    if let Some(var) = &k.password_env {
+    if let Some(var) = &e.password_env {
         if let Some(p) = env.var(var) {
             c.pg.password = Some(Secret::new(p));
         }
     }
-    if let Some(m) = &k.sslmode {
+    if let Some(m) = &e.sslmode {
         c.pg.sslmode = Some(SslMode::parse("sslmode", m)?);
     }
-    if let Some(r) = &k.sslrootcert {
+    if let Some(r) = &e.sslrootcert {
         c.pg.sslrootcert = Some(base.join(r));
     }
     if let Some(a) = &e.application_name {
@@ -798,7 +804,7 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env, connectio
         let n = value::count("lock_retries", Origin::ConfigKey, &v.to_string(), value::LOCK_RETRIES).map_err(Error::from)?;
         c.lock_retries = u32::try_from(n).unwrap_or(0);
     }
-    if let Some(v) = k.create_database {
+    if let Some(v) = e.create_database {
         c.create_database = v;
     }
     if let Some(v) = &e.maintenance_db {
@@ -810,17 +816,17 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env, connectio
     if let Some(v) = e.allow_out_of_order {
         c.allow_out_of_order = v;
     }
-    if let Some(d) = &k.database {
+    if let Some(d) = &e.database {
         c.pg.dbname = d.clone();
         c.pg.explicit.dbname = true;
     }
     let a = &mut c.aws;
     a.resource_arn = e.resource_arn.clone().or(a.resource_arn.take());
-    a.secret_arn = k.secret_arn.clone().or(a.secret_arn.take());
+    a.secret_arn = e.secret_arn.clone().or(a.secret_arn.take());
     a.region = e.region.clone().or(a.region.take());
     a.profile = e.profile.clone().or(a.profile.take());
     a.endpoint_url = e.endpoint_url.clone().or(a.endpoint_url.take());
-    if let Some(v) = k.iam_auth {
+    if let Some(v) = e.iam_auth {
         a.iam_auth = v;
     }
     if let Some(v) = &e.request_timeout {
@@ -1143,7 +1149,8 @@ mod tests {
     /// `--database-url` is the whole target: the environment's connection keys
     /// and its `create_database` (which is about its own database) are left
     /// out, so the URL's database is created only with `--create-database`;
-    /// the environment's other keys and the libpq variables still apply.
+    /// the environment's other keys and PGPASSWORD still apply, and its
+    /// connection keys are still checked.
     #[test]
     fn database_url_flag_replaces_the_environments_connection() {
         let dir = tempfile::tempdir().unwrap();
@@ -1206,6 +1213,14 @@ mod tests {
         assert_eq!(c.pg.display(), "app@other:5/x");
         assert_eq!(c.pg.password.as_ref().unwrap().expose(), "devsecret");
         assert!(c.create_database);
+
+        // Left out, but still checked: a typo never passes silently.
+        std::fs::write(&p, "default_env = \"dev\"\n[environments.dev]\nsslmode = \"verify-all\"\n").unwrap();
+        let e = Config::load(&flag, &FakeEnv(vec![])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid setting sslmode: `verify-all` is not one of disable, prefer, require, verify-ca, verify-full"
+        );
 
         // A Data API environment has no URL to replace.
         std::fs::write(
