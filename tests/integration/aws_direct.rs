@@ -5,9 +5,9 @@
 //! the door (a rejected token retried once with a fresh one), and a rotated
 //! Secrets Manager password re-read once.
 
-use crate::common::*;
-use crate::dataapi::{DataApiServer, Options, SECRET_ARN};
-use crate::tls_front::{Auth, Certs, TlsFront};
+use crate::support::dataapi::{DataApiServer, Options, SECRET_ARN};
+use crate::support::tls_front::{Auth, Certs, TlsFront};
+use crate::support::*;
 
 /// A database owned by a `cm_trust_*` role: the server lets that role in
 /// without a password (scripts/pg.sh), so the TLS front decides who gets in.
@@ -241,7 +241,7 @@ impl Rotating {
     fn secret(role: &str, password: &str) -> String {
         format!(
             r#"{{"username":"{role}","password":"{password}","engine":"postgres","host":"127.0.0.1","port":"{}"}}"#,
-            crate::schema::port()
+            port()
         )
     }
 

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use crate::common::*;
+use crate::support::*;
 
 /// One bad input.
 struct Case {

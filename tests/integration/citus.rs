@@ -15,13 +15,12 @@
 //! recreate the chat tables and chatmigrate's history in that database, one
 //! test at a time: point the variable at a scratch database.
 
-use std::sync::{Mutex, MutexGuard};
-
 use chatmigrate::config::{Config, Env, Overrides};
 use chatmigrate::report::{self, Style};
 use chatmigrate::runner::{self, UpOptions};
 
-use crate::common::*;
+use crate::support::citus::{citus_config, live};
+use crate::support::*;
 
 const GOLDEN: &str = "tests/integration/golden/citus_dry_run.sql";
 
@@ -33,11 +32,6 @@ impl Env for NoEnv {
     fn var(&self, _key: &str) -> Option<String> {
         None
     }
-}
-
-/// `chatmigrate.toml` with one environment, `citus`, plus `extra` keys.
-fn citus_config(dir: &Dir, extra: &str) -> std::path::PathBuf {
-    dir.write("chatmigrate.toml", format!("[environments.citus]\nbackend = \"citus\"\n{extra}"))
 }
 
 /// The dry run of the embedded chat schema for a citus environment, as
@@ -194,7 +188,7 @@ fn a_database_without_citus_is_refused_before_anything_runs() {
         let r = run_in(dir.path(), &args, &[]);
         r.assert_error(&format!(
             "postgres@127.0.0.1:{}/{} is not a Citus coordinator: the citus extension is not installed in this database",
-            crate::schema::port(),
+            port(),
             db.name
         ));
         assert_eq!(
@@ -258,7 +252,7 @@ fn create_database_is_refused_on_citus_and_nothing_is_created() {
         r.assert_error(&format!(
             "will not create database `{name}` on {}@127.0.0.1:{}: with citus.enable_create_database_propagation off (the default) it would exist on the coordinator only, without the citus extension and without nodes",
             role.name,
-            crate::schema::port()
+            port()
         ));
         assert!(r.hint().contains("use the `citus` database (dbname = \"citus\")"), "{}", r.hint());
         assert!(!r.stdout.contains("created database"), "{}", r.stdout);
@@ -275,122 +269,12 @@ fn create_database_is_refused_on_citus_and_nothing_is_created() {
     r.assert_error(&format!(
         "will not create database `{name}` on {}@127.0.0.1:{}: the server does not run Citus (no citus.* settings), so there is no coordinator to create it on",
         plain.name,
-        crate::schema::port()
+        port()
     ));
     assert_eq!(exists().as_deref(), Some("0"));
 }
 
 // ----- against a live Citus coordinator -----
-
-static LIVE: Mutex<()> = Mutex::new(());
-
-/// The live coordinator, one test at a time, its chat tables and history
-/// dropped; `None` (and a line on stderr) without CHATMIGRATE_TEST_CITUS_URL.
-pub(crate) struct Live {
-    pub(crate) url: String,
-    dir: Dir,
-    _guard: MutexGuard<'static, ()>,
-}
-
-pub(crate) fn live(test: &str) -> Option<Live> {
-    let Ok(url) = std::env::var("CHATMIGRATE_TEST_CITUS_URL") else {
-        eprintln!("skipping {test}: CHATMIGRATE_TEST_CITUS_URL is not set (docs/citus.md, Testing)");
-        return None;
-    };
-    let guard = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-    let l = Live {
-        url,
-        dir: Dir::new(),
-        _guard: guard,
-    };
-    l.reset();
-    citus_config(&l.dir, "");
-    Some(l)
-}
-
-impl Live {
-    pub(crate) fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        query_url(&self.url, sql)
-    }
-
-    fn scalar(&self, sql: &str) -> String {
-        self.query(sql)[0][0].clone().unwrap_or_default()
-    }
-
-    /// Drops what the tests create (one statement per query string: Citus
-    /// sends DDL's query string on to the workers).
-    fn reset(&self) {
-        for t in [
-            "st_chat_history_vector_table",
-            "st_chat_history_table",
-            "st_chat_theme_table",
-            "chatmigrate_history",
-            "chatmigrate_history_log",
-            "chatmigrate_history_lease",
-            "cmt_docs",
-            "cmt_docs_par",
-            "cmt_gen_1",
-            "cmt_gen_2",
-            "cmt_gen_3",
-            "cmt_gen_4",
-        ] {
-            self.query(&format!("DROP TABLE IF EXISTS {t} CASCADE"));
-        }
-        for t in ["cmt_kind", "cmt_kind_par"] {
-            self.query(&format!("DROP TYPE IF EXISTS {t} CASCADE"));
-        }
-    }
-
-    /// Runs the binary on the coordinator (or `url`) as backend citus.
-    fn run_on(&self, url: &str, args: &[&str]) -> Run {
-        let mut full = vec!["--env", "citus", "--database-url", url];
-        full.extend_from_slice(args);
-        run_in(self.dir.path(), &full, &[])
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_on(&self.url, args)
-    }
-
-    /// `user@host:port/db` as chatmigrate prints the target.
-    fn target(&self, url: &str) -> String {
-        let rest = url.split_once("://").unwrap().1;
-        let (userinfo, hostpart) = rest.split_once('@').unwrap();
-        let user = userinfo.split(':').next().unwrap();
-        let hostpart = hostpart.split('?').next().unwrap();
-        let (hostport, db) = hostpart.split_once('/').unwrap();
-        let hostport = if hostport.contains(':') {
-            hostport.to_string()
-        } else {
-            format!("{hostport}:5432")
-        };
-        format!("{user}@{hostport}/{db}")
-    }
-
-    /// The first active worker's URL (or CHATMIGRATE_TEST_CITUS_WORKER_URL).
-    fn worker_url(&self) -> String {
-        if let Ok(u) = std::env::var("CHATMIGRATE_TEST_CITUS_WORKER_URL") {
-            return u;
-        }
-        let w = &self.query(
-            "SELECT nodename, nodeport::text FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary' AND isactive ORDER BY nodeid LIMIT 1",
-        )[0];
-        let (host, port) = (w[0].clone().unwrap(), w[1].clone().unwrap());
-        let (scheme, rest) = self.url.split_once("://").unwrap();
-        let (userinfo, hostpart) = rest.split_once('@').unwrap();
-        let after = &hostpart[hostpart.find(['/', '?']).unwrap_or(hostpart.len())..];
-        format!("{scheme}://{userinfo}@{host}:{port}{after}")
-    }
-
-    fn workers(&self) -> Vec<String> {
-        self.query(
-            "SELECT nodename || ':' || nodeport FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary' AND isactive ORDER BY nodeid",
-        )
-        .into_iter()
-        .map(|r| r[0].clone().unwrap())
-        .collect()
-    }
-}
 
 #[test]
 fn live_chat_schema_on_a_coordinator() {

@@ -1,6 +1,6 @@
 //! `new`, `baseline`, `verify`, help and exit codes.
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn new_creates_timestamped_and_sequential_files() {
@@ -198,7 +198,7 @@ fn verbose_names_config_target_and_backend_capabilities() {
     assert!(
         r.stdout.contains(&format!(
             "connected to postgres@127.0.0.1:{}/{} (postgres: lease row held by a session advisory lock, one round trip per transactional migration)",
-            crate::schema::port(),
+            port(),
             db.name
         )),
         "{}",

@@ -1,6 +1,6 @@
 //! Configuration: strict TOML, unknown keys, environments, precedence.
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn invalid_toml_names_file_line_and_column() {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn bad_url_is_reported_without_the_password() {
@@ -130,7 +130,7 @@ fn missing_database_points_to_create_database() {
     let name = Db::fresh_name();
     let db = Db::adopt(&name);
     let r = cm_embedded(&db, &["up"]);
-    r.assert_error(&format!("database `{name}` does not exist on 127.0.0.1:{}", crate::schema::port()));
+    r.assert_error(&format!("database `{name}` does not exist on 127.0.0.1:{}", port()));
     assert_eq!(r.hint(), "hint: create it with `chatmigrate up --create-database`");
     // status still works and shows everything pending.
     let s = cm_embedded(&db, &["status", "--exit-code"]);

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::common::*;
 use crate::safety::generated;
+use crate::support::*;
 
 /// Small deterministic generator (xorshift), so a failure can be replayed.
 struct Rng(u64);
@@ -134,13 +134,7 @@ fn kill_minus_9_at_random_points_never_breaks_the_history() {
         kills.iter().any(|k| k.2 > 0),
         "no kill left a partial no-transaction migration: {kills:?}"
     );
-    let r = cm(
-        &db,
-        &Dir {
-            tmp: tempfile::tempdir().unwrap(),
-        },
-        &["--migrations", m, "up"],
-    );
+    let r = cm(&db, &Dir::new(), &["--migrations", m, "up"]);
     r.assert_ok();
     check(&db, trials);
     assert_eq!(db.history().len(), 104);

@@ -1,4 +1,4 @@
-//! Tests of the fake Data API server itself (tests/integration/dataapi), driven
+//! Tests of the fake Data API server itself (tests/support/dataapi), driven
 //! by the real aws-sdk-rdsdata client (retries off) against the real test
 //! PostgreSQL: typed results, one statement per call, sessions and
 //! transactions, the timeouts, the size limits, every fault on every carrier,
@@ -12,10 +12,10 @@ use aws_sdk_rdsdata::operation::execute_statement::{ExecuteStatementError, Execu
 use aws_sdk_rdsdata::types::{ArrayValue, Field};
 use aws_sdk_rdsdata::Client;
 
-use crate::common::{server_url, wait_until, Db};
-use crate::dataapi::{
+use crate::support::dataapi::{
     Carrier, DataApiServer, Fault, FaultKind, MissingDatabase, Options, SqlErrors, RESOURCE_ARN, SECRET_ARN, TEST_ACCESS_KEY_ID,
 };
+use crate::support::{server_url, wait_until, Db};
 
 type ExecResult = Result<ExecuteStatementOutput, SdkError<ExecuteStatementError, aws_sdk_rdsdata::config::http::HttpResponse>>;
 
@@ -975,7 +975,7 @@ fn dataapi_get_secret_value() {
     assert!(v["CreatedDate"].is_number());
     let secret: serde_json::Value = serde_json::from_str(v["SecretString"].as_str().unwrap()).unwrap();
     assert_eq!(secret["username"], "postgres");
-    assert_eq!(secret["password"], crate::common::server_password());
+    assert_eq!(secret["password"], crate::support::server_password());
 
     s.set_secret(r#"{"username":"u","password":"p"}"#);
     let (_, _, text) = s.raw_post("/", &headers, r#"{"SecretId":"chat"}"#);

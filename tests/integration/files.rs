@@ -1,7 +1,7 @@
 //! Bad migration files: each is refused before anything runs, with the file
 //! named and the right form shown.
 
-use crate::common::*;
+use crate::support::*;
 
 /// Nothing ran: no history table and none of the fixture tables.
 fn nothing_applied(db: &Db) {

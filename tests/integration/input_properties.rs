@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 
-use crate::common::*;
+use crate::support::*;
 
 /// Common checks on one run; `names` must appear in the error line.
 fn check(r: &Run, json: bool, names: &[&str]) -> Result<(), TestCaseError> {

@@ -1,6 +1,6 @@
 //! The library API: `chatmigrate::Migrator` runs the same engine in-process.
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn migrator_applies_embedded_schema_and_reports_status() {

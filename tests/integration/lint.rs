@@ -4,7 +4,7 @@
 //! backend-gated rules, and `up` refusing with the same report before
 //! anything is applied.
 
-use crate::common::*;
+use crate::support::*;
 
 const V1: &str = "CREATE TABLE msg (id bigserial PRIMARY KEY, userid text NOT NULL, sent_at timestamp);\n";
 const V2: &str = "-- Index for the history page.\nCREATE INDEX idx_msg_userid ON msg (userid);\n";

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-use crate::dataapi::Options;
-use crate::transports::Both;
+use crate::support::both::Both;
+use crate::support::dataapi::Options;
+use crate::support::*;
 
 /// The lease row: (owner set, server pid of a session holder, holder).
 fn lease(db: &Db) -> Option<(Option<String>, Option<String>, Option<String>)> {

@@ -1,8 +1,12 @@
 //! The one integration-test binary. Every test talks to the real PostgreSQL
 //! 18 + pgvector started by scripts/test.sh (CHATMIGRATE_TEST_PG_URL), in a
-//! database of its own, and runs the real `chatmigrate` binary.
+//! database of its own, and runs the real `chatmigrate` binary. The helpers
+//! and the peers the tests put in between (Data API server, fault proxy, TLS
+//! front, standby, live Citus) live in tests/support/; `contract` runs one
+//! story against every backend. docs/testing.md describes the layout.
 
-mod common;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod aws_direct;
 mod bad_inputs;
@@ -10,22 +14,21 @@ mod citus;
 mod cli_commands;
 mod config_errors;
 mod connect_errors;
+mod connection_faults;
+mod contract;
 mod crash;
-mod dataapi;
 mod dataapi_server;
 mod drift;
 mod files;
+mod fixtures;
 mod input_properties;
 mod library;
 mod lint;
 mod lock_protocol;
 mod probe;
-mod proxy;
 mod rds_data;
 mod rds_data_variants;
 mod running;
 mod safety;
 mod schema;
-mod standby;
-mod tls_front;
 mod transports;

@@ -6,8 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-use crate::standby::Pair;
+use crate::support::dataapi::{DataApiServer, Options};
+use crate::support::standby::Pair;
+use crate::support::*;
 
 fn two(dir: &Dir) {
     dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
@@ -63,19 +64,10 @@ fn a_first_run_on_a_new_database_raises_no_error() {
 
 #[test]
 fn a_first_run_through_the_data_api_raises_no_error() {
-    let api = crate::dataapi::DataApiServer::start(&server_url(), crate::dataapi::Options::default());
+    let api = DataApiServer::start(&server_url(), Options::default());
     let (db, dir, conf) = (Db::new(), Dir::new(), Dir::new());
     two(&dir);
-    let path = conf.write(
-        "chatmigrate.toml",
-        format!(
-            "[environments.aurora]\nbackend = \"rds-data\"\nresource_arn = \"{}\"\nsecret_arn = \"{}\"\ndatabase = \"{}\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n",
-            crate::dataapi::RESOURCE_ARN,
-            crate::dataapi::SECRET_ARN,
-            db.name,
-            api.endpoint()
-        ),
-    );
+    let path = conf.write("chatmigrate.toml", format!("[environments.aurora]\n{}", api.environment(&db.name)));
     let run = |args: &[&str]| {
         let mut full = vec![
             "--config",
@@ -182,7 +174,7 @@ fn a_read_only_role_reads_and_is_refused_writes_at_once() {
     assert!(d.stdout.contains("\n-- V3 c (one transaction)\n"), "{}", d.stdout);
 
     // Writing is refused at once (not taken for a failover), naming the setting.
-    let target = format!("{}@127.0.0.1:{}/{}", role.name, crate::schema::port(), db.name);
+    let target = format!("{}@127.0.0.1:{}/{}", role.name, port(), db.name);
     for args in [&["up"][..], &["repair"], &["baseline", "--version", "3", "--allow-existing"]] {
         let started = Instant::now();
         let r = role.cm(&dir, args);
@@ -216,7 +208,7 @@ fn a_read_only_database_is_refused_writes_and_named() {
     let r = cm(&db, &dir, &["up"]);
     r.assert_error(&format!(
         "postgres@127.0.0.1:{}/{}: the session is read-only (default_transaction_read_only = on, set for database {}); migrations need a session that may write",
-        crate::schema::port(),
+        port(),
         db.name,
         db.name
     ));

@@ -1,18 +1,21 @@
 //! The Data API as other implementations answer it (issue 11, point 3):
-//! the core story through the real binary once per variant of the test
-//! server (dataapi `Options`: SQL errors without the SQLSTATE suffix or as
-//! BadRequestException, a missing database as HTTP 500, BadRequestException
-//! or DatabaseNotFoundException, `numberOfRecordsUpdated` 0 for INSERT),
-//! each on a database of its own and with the same expectations; then the
-//! bad answers one by one: a missing database without `--create-database`,
-//! and an `endpoint_url` where no Data API answers.
+//! the contract story (contract.rs) through the real binary once per variant
+//! of the test server (dataapi `Options`: SQL errors without the SQLSTATE
+//! suffix or as BadRequestException, a missing database as HTTP 500,
+//! BadRequestException or DatabaseNotFoundException, `numberOfRecordsUpdated`
+//! 0 for INSERT), each on a database of its own and with the same
+//! expectations as every backend; the races of concurrent runners in every
+//! spelling; then the bad answers one by one: a missing database without
+//! `--create-database`, and an `endpoint_url` where no Data API answers.
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-use crate::dataapi::{DataApiServer, MissingDatabase, Options, SqlErrors, RESOURCE_ARN, SECRET_ARN};
+use crate::support::backends::DataApi;
+use crate::support::cli::{command, spawn};
+use crate::support::dataapi::{DataApiServer, MissingDatabase, Options, SqlErrors, RESOURCE_ARN, SECRET_ARN};
+use crate::support::*;
 
 /// Writes a config for environment `aurora` (database `db`, the given
 /// `endpoint_url`) into `conf` and runs the binary with `args`.
@@ -36,22 +39,20 @@ fn write_config(conf: &Dir, endpoint: &str, db: &str) -> std::path::PathBuf {
     )
 }
 
-/// Starts `up` in the background with the config `run` wrote.
-fn spawn_up(conf: &Dir, migrations: &Dir) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_chatmigrate"))
-        .args([
-            "--config",
-            conf.path().join("chatmigrate.toml").to_str().unwrap(),
-            "--env",
-            "aurora",
-        ])
-        .args(["--migrations", migrations.path().to_str().unwrap(), "up"])
-        .current_dir(conf.path())
-        .envs(AWS_ENV)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn chatmigrate")
+/// Starts `up` in the background with the config `write_config` wrote.
+fn spawn_up(conf: &Dir, migrations: &Dir, extra: &[&str]) -> std::process::Child {
+    let config = conf.shown("chatmigrate.toml");
+    let mut args = vec![
+        "--config",
+        &config,
+        "--env",
+        "aurora",
+        "--migrations",
+        migrations.path().to_str().unwrap(),
+        "up",
+    ];
+    args.extend_from_slice(extra);
+    spawn(command(conf.path(), &args, &AWS_ENV))
 }
 
 /// A migrations directory holding the shipped chat schema (V1-V4).
@@ -65,133 +66,15 @@ fn chat_schema() -> Dir {
     dir
 }
 
-/// The core Data API story, run once per variant: `up --create-database`
-/// with the chat schema on a new database, status, a failing transactional
-/// migration (file:line, rolled back), drift, a failed no-transaction
-/// migration resumed at its statement, a dry run, and two runners at once.
-fn story(variant: &str, opts: Options) {
-    let started = Instant::now();
-    let server = DataApiServer::start(&server_url(), opts);
-    let endpoint = server.endpoint();
-    let (conf, dir) = (Dir::new(), chat_schema());
-    let name = Db::fresh_name();
-    let up = |args: &[&str]| run(&conf, &endpoint, &name, Some(&dir), args);
-
-    // 1. A new database: created through the maintenance database, then migrated.
-    let r = up(&["up", "--create-database"]);
-    let db = Db::adopt(&name);
-    r.assert_ok();
-    assert!(r.stdout.contains(&format!("created database {name}")), "{variant}: {}", r.stdout);
-    assert_eq!(db.versions(), vec![1, 2, 3, 4], "{variant}");
-    assert_eq!(
-        db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_st_chat_history_vector_hnsw'::regclass"),
-        "t"
-    );
-
-    // 2. Status through the same transport.
-    let r = up(&["status"]);
-    r.assert_ok();
-    assert!(r.stdout.contains(&format!("rds-data:chat/{name}")), "{variant}: {}", r.stdout);
-    assert!(
-        r.stdout.ends_with(&format!("\n4 applied on rds-data:chat/{name}\n")),
-        "{variant}: {}",
-        r.stdout
-    );
-
-    // 3. A failing transactional migration: the error names file and line,
-    //    carries the SQLSTATE (read from the text where the answer has none),
-    //    and nothing of it stays.
-    dir.write(
-        "V5__fails.sql",
-        "CREATE TABLE v5_marker (id int);\nALTER TABLE v5_missing ADD COLUMN x int;\n",
-    );
-    let r = up(&["up"]);
-    r.assert_error(&format!(
-        "{}:2:1: version 5 failed: relation \"v5_missing\" does not exist (SQLSTATE 42P01)",
-        dir.shown("V5__fails.sql")
-    ));
-    assert_eq!(
-        r.hint(),
-        "hint: fix the migration and run `chatmigrate up` again; this migration was rolled back"
-    );
-    assert!(!db.table_exists("v5_marker"), "{variant}: rolled back");
-    assert_eq!(db.versions(), vec![1, 2, 3, 4], "{variant}");
-    db.exec("CREATE TABLE v5_missing (id int)");
-    up(&["up"]).assert_ok();
-    assert_eq!(db.versions(), vec![1, 2, 3, 4, 5], "{variant}");
-
-    // 4. Drift: an applied file edited is reported, restored is clean.
-    let v1 = dir.path().join("V1__st_chat_history_table.sql");
-    let original = std::fs::read_to_string(&v1).unwrap();
-    std::fs::write(&v1, format!("{original}-- edited\n")).unwrap();
-    let r = up(&["verify"]);
-    assert_eq!(r.code, 1, "{variant}: {r:#?}");
-    assert!(r.stdout.contains("changed: V1 st_chat_history_table"), "{variant}: {}", r.stdout);
-    std::fs::write(&v1, original).unwrap();
-    up(&["verify"]).assert_ok();
-
-    // 5. A no-transaction migration fails at its third statement and is
-    //    resumed there once the cause is fixed (the INSERT before it would
-    //    add a second row if it ran again).
-    dir.write(
-        "V6__nt.sql",
-        "-- chatmigrate:no-transaction\nCREATE TABLE IF NOT EXISTS v6_a (id int);\nINSERT INTO v6_a VALUES (1);\n\
-         ALTER TABLE v6_missing ADD COLUMN IF NOT EXISTS x int;\nCREATE TABLE IF NOT EXISTS v6_b (id int);\n",
-    );
-    let r = up(&["up"]);
-    r.assert_error(&format!(
-        "{}:4:1: version 6 failed: relation \"v6_missing\" does not exist (SQLSTATE 42P01)",
-        dir.shown("V6__nt.sql")
-    ));
-    assert_eq!(db.history().last(), Some(&(6, "failed".to_string(), 2)), "{variant}");
-    assert!(!db.table_exists("v6_b"), "{variant}");
-    db.exec("CREATE TABLE v6_missing (id int)");
-    let r = up(&["up"]);
-    r.assert_ok();
-    assert!(r.stdout.contains("resuming V6 nt at statement 3 of 4"), "{variant}: {}", r.stdout);
-    assert_eq!(db.history().last(), Some(&(6, "applied".to_string(), 4)), "{variant}");
-    assert_eq!(db.scalar("SELECT count(*) FROM v6_a"), "1", "{variant}: the INSERT ran once");
-    assert!(db.table_exists("v6_b"), "{variant}");
-
-    // 6. A dry run shows the SQL and changes nothing.
-    dir.write("V7__dry.sql", "CREATE TABLE v7 (id int);\n");
-    let r = up(&["up", "--dry-run"]);
-    r.assert_ok();
-    assert!(r.stdout.contains("CREATE TABLE v7 (id int)"), "{variant}: {}", r.stdout);
-    assert!(!db.table_exists("v7"), "{variant}");
-    assert_eq!(db.versions(), (1..=6).collect::<Vec<_>>(), "{variant}");
-
-    // 7. Two runners at once: the lease lets one apply, the other waits and
-    //    finds nothing left; every migration once, both exit 0. Without the
-    //    lease table, both race to create it first (42P07, 42710 or 23505,
-    //    read from the text where the answer has no code).
-    db.exec("DROP TABLE chatmigrate_history_lease");
-    for v in 8..=12 {
-        dir.write(
-            &format!("V{v}__m{v}.sql"),
-            format!("CREATE TABLE m{v} (id int);\nSELECT pg_sleep(0.1);\n"),
-        );
-    }
-    let runs: Vec<Run> = [spawn_up(&conf, &dir), spawn_up(&conf, &dir)].into_iter().map(finish).collect();
-    let mut applied = Vec::new();
-    for r in &runs {
-        r.assert_ok();
-        applied.extend(r.stdout.lines().filter(|l| l.starts_with("applied V")).map(str::to_string));
-    }
-    applied.sort();
-    assert_eq!(applied.len(), 6, "{variant}: V7-V12 once each: {applied:#?}");
-    assert_eq!(db.versions(), (1..=12).collect::<Vec<_>>(), "{variant}");
-    eprintln!("{variant}: story in {:.1} s", started.elapsed().as_secs_f64());
-}
-
-/// The variants, one test each (named after the variant). Each starts its
-/// own server and database.
+/// The contract story (contract.rs) once per variant, each on a server and
+/// a database of its own, with the same expectations as every backend.
+/// The default variant (AWS's spelling) is `contract::story_on_the_data_api`.
 macro_rules! variants {
     ($($name:ident: $opts:expr;)*) => {
         $(
             #[test]
             fn $name() {
-                story(stringify!($name), $opts);
+                crate::contract::story(&DataApi($opts));
             }
         )*
     };
@@ -204,7 +87,6 @@ fn with(f: impl FnOnce(&mut Options)) -> Options {
 }
 
 variants! {
-    story_aws: Options::default();
     story_sql_errors_without_sqlstate: with(|o| o.sql_errors = SqlErrors::NoSqlState);
     story_sql_errors_as_bad_request: with(|o| o.sql_errors = SqlErrors::BadRequest);
     story_sql_errors_as_bad_request_jdbc: with(|o| o.sql_errors = SqlErrors::BadRequestJdbc);
@@ -218,6 +100,43 @@ variants! {
         o.missing_database = MissingDatabase::DatabaseNotFound;
     });
     story_insert_counts_zero: with(|o| o.insert_counts_zero = true);
+}
+
+/// Two runners at once on a database without chatmigrate's tables: both
+/// race to create the lease table (42P07, 42710 or 23505 for the loser, read
+/// from the text where the answer has no code), then the lease lets one
+/// apply and the other finds nothing left; every migration once, both exit
+/// 0, in every spelling.
+#[test]
+fn two_runners_race_to_create_the_lease_table_in_every_spelling() {
+    for spelling in [
+        SqlErrors::Aws,
+        SqlErrors::NoSqlState,
+        SqlErrors::BadRequest,
+        SqlErrors::BadRequestJdbc,
+    ] {
+        let server = DataApiServer::start(&server_url(), with(|o| o.sql_errors = spelling));
+        let (conf, dir, db) = (Dir::new(), Dir::new(), Db::new());
+        write_config(&conf, &server.endpoint(), &db.name);
+        for v in 1..=5 {
+            dir.write(
+                &format!("V{v}__m{v}.sql"),
+                format!("CREATE TABLE m{v} (id int);\nSELECT pg_sleep(0.1);\n"),
+            );
+        }
+        let runs: Vec<Run> = [spawn_up(&conf, &dir, &[]), spawn_up(&conf, &dir, &[])]
+            .into_iter()
+            .map(finish)
+            .collect();
+        let mut applied = Vec::new();
+        for r in &runs {
+            r.assert_ok();
+            applied.extend(r.stdout.lines().filter(|l| l.starts_with("applied V")).map(str::to_string));
+        }
+        applied.sort();
+        assert_eq!(applied.len(), 5, "{spelling:?}: V1-V5 once each: {applied:#?}");
+        assert_eq!(db.versions(), (1..=5).collect::<Vec<_>>(), "{spelling:?}");
+    }
 }
 
 /// Runners that create the same new database at once: the losers of the
@@ -240,22 +159,7 @@ fn concurrent_create_database_in_every_spelling() {
         );
         let (conf, dir, name) = (Dir::new(), chat_schema(), Db::fresh_name());
         write_config(&conf, &server.endpoint(), &name);
-        let spawn = || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_chatmigrate"))
-                .args([
-                    "--config",
-                    conf.path().join("chatmigrate.toml").to_str().unwrap(),
-                    "--env",
-                    "aurora",
-                ])
-                .args(["--migrations", dir.path().to_str().unwrap(), "up", "--create-database"])
-                .current_dir(conf.path())
-                .envs(AWS_ENV)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn chatmigrate")
-        };
+        let spawn = || spawn_up(&conf, &dir, &["--create-database"]);
         let runs: Vec<Run> = [spawn(), spawn(), spawn()].into_iter().map(finish).collect();
         let db = Db::adopt(&name);
         for r in &runs {

@@ -1,7 +1,9 @@
-//! Running migrations: atomicity, server errors mapped to file:line:col,
-//! non-transactional progress and resume, --target, --dry-run, JSON.
+//! Running migrations on PostgreSQL: atomicity, server errors mapped to
+//! file:line:col with DETAIL and HINT, repair of failed rows, --target,
+//! --dry-run, JSON. (A no-transaction file's progress and resume, on every
+//! backend: contract.rs.)
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn failure_in_the_middle_of_a_transactional_migration_leaves_nothing() {
@@ -65,50 +67,6 @@ fn server_error_position_maps_to_file_line_col_with_hint() {
 }
 
 #[test]
-fn no_transaction_migration_records_progress_and_resumes_after_a_fix() {
-    let (db, dir) = (Db::new(), Dir::new());
-    dir.write("V1__t.sql", "CREATE TABLE t (id int, v int);\n");
-    dir.write(
-        "V2__idx.sql",
-        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_v ON t (nope);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_idv ON t (id, v);\n",
-    );
-    let r = cm(&db, &dir, &["up"]);
-    r.assert_error(&format!(
-        "{}:3:1: version 2 failed: column \"nope\" does not exist (SQLSTATE 42703)",
-        dir.shown("V2__idx.sql")
-    ));
-    assert_eq!(db.history(), vec![(1, "applied".into(), 1), (2, "failed".into(), 1)]);
-    assert_eq!(
-        db.scalar("SELECT error FROM chatmigrate_history WHERE version = 2"),
-        format!(
-            "statement 2 at {}:3:1: column \"nope\" does not exist (SQLSTATE 42703)",
-            dir.shown("V2__idx.sql")
-        )
-    );
-    let s = cm(&db, &dir, &["status", "--exit-code"]);
-    assert_eq!(s.code, 1);
-    assert!(
-        s.stdout.contains("failed") && s.stdout.contains("1 of 3 statements done"),
-        "{}",
-        s.stdout
-    );
-    // Fix the failing statement: the next run resumes at statement 2.
-    dir.write(
-        "V2__idx.sql",
-        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_v ON t (v);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_idv ON t (id, v);\n",
-    );
-    let r = cm(&db, &dir, &["up"]);
-    r.assert_ok();
-    assert!(r.stdout.contains("resuming V2 idx at statement 2 of 3"), "{}", r.stdout);
-    assert_eq!(db.history(), vec![(1, "applied".into(), 1), (2, "applied".into(), 3)]);
-    assert_eq!(db.scalar("SELECT count(*) FROM pg_indexes WHERE tablename = 't'"), "3");
-    assert_eq!(
-        db.scalar("SELECT checksum FROM chatmigrate_history WHERE version = 2"),
-        chatmigrate::migration::checksum(&std::fs::read_to_string(dir.path().join("V2__idx.sql")).unwrap())
-    );
-}
-
-#[test]
 fn repair_clears_failed_rows() {
     let (db, dir) = (Db::new(), Dir::new());
     dir.write(
@@ -159,7 +117,7 @@ fn dry_run_prints_exact_statements_and_changes_nothing() {
     let r = cm(&db, &dir, &["up", "--dry-run"]);
     r.assert_ok();
     let out = &r.stdout;
-    let expect_start = format!("-- dry run on postgres@127.0.0.1:{}/{}: nothing is sent\n\n-- V1 a (one transaction)\nBEGIN;\nSET LOCAL lock_timeout = '5000ms';\nSET LOCAL synchronous_commit = off;\nCREATE TABLE a (id int);\nCREATE INDEX a_id ON a (id);\nINSERT INTO \"chatmigrate_history\"", crate::schema::port(), db.name);
+    let expect_start = format!("-- dry run on postgres@127.0.0.1:{}/{}: nothing is sent\n\n-- V1 a (one transaction)\nBEGIN;\nSET LOCAL lock_timeout = '5000ms';\nSET LOCAL synchronous_commit = off;\nCREATE TABLE a (id int);\nCREATE INDEX a_id ON a (id);\nINSERT INTO \"chatmigrate_history\"", port(), db.name);
     assert!(out.starts_with(&expect_start), "{out}");
     assert!(
         out.contains("\nCOMMIT;\n\n-- V2 b (no transaction, statement by statement)\nSET lock_timeout = '2000ms';\nINSERT INTO \"chatmigrate_history\""),

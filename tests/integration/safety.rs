@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::*;
 
 /// The shipped chat schema plus `n` generated migrations (every third one a
 /// no-transaction file with CONCURRENTLY builds).

@@ -1,6 +1,6 @@
 //! The shipped chat schema, from the embedded set, on a real server.
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn create_database_then_chat_schema_from_embedded_set() {
@@ -140,10 +140,4 @@ fn create_database_then_chat_schema_from_embedded_set() {
         "{}",
         s.stdout
     );
-}
-
-pub fn port() -> String {
-    let url = server_url();
-    let after_at = url.rsplit_once('@').unwrap().1;
-    after_at.split(['/', ':']).nth(1).unwrap().to_string()
 }

@@ -3,83 +3,11 @@
 //! backend gives the same `status --format json` through every transport,
 //! and a second `up` through each applies nothing).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-use crate::dataapi::{DataApiServer, Options, RESOURCE_ARN, SECRET_ARN};
-
-/// A Data API test server and configurations that reach one database both
-/// directly (`--env direct`) and through the Data API (`--env aurora`), as
-/// docs/aurora.md shows for one `st_chat_db`.
-pub struct Both {
-    pub server: DataApiServer,
-    pub conf: Dir,
-}
-
-impl Both {
-    pub fn start(opts: Options) -> Both {
-        Both::on(&server_url(), opts)
-    }
-
-    /// The Data API server runs its SQL on the server at `pg_url`.
-    pub fn on(pg_url: &str, opts: Options) -> Both {
-        Both {
-            server: DataApiServer::start(pg_url, opts),
-            conf: Dir::new(),
-        }
-    }
-
-    /// Writes `<db>.toml`: `direct` (URL `url`) and `aurora` (Data API,
-    /// database `db`), each with `extra` lines.
-    pub fn config(&self, db: &str, url: &str, extra: &[&str]) -> PathBuf {
-        let extra = extra.join("\n");
-        self.conf.write(
-            &format!("{db}.toml"),
-            format!(
-                "[environments.direct]\nurl = \"{url}\"\n{extra}\n\n\
-                 [environments.aurora]\nbackend = \"rds-data\"\nresource_arn = \"{RESOURCE_ARN}\"\nsecret_arn = \"{SECRET_ARN}\"\n\
-                 database = \"{db}\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nresume_timeout = \"30s\"\n{extra}\n",
-                self.server.endpoint()
-            ),
-        )
-    }
-
-    fn args(&self, db: &str, env: &str, migrations: &Dir, args: &[&str]) -> Vec<String> {
-        let conf = self.conf.path().join(format!("{db}.toml"));
-        let mut full: Vec<String> = vec![
-            "--config".into(),
-            conf.display().to_string(),
-            "--env".into(),
-            env.into(),
-            "--migrations".into(),
-            migrations.path().display().to_string(),
-        ];
-        full.extend(args.iter().map(|a| a.to_string()));
-        full
-    }
-
-    /// Runs the binary on database `db` through `env` (written by `config`).
-    pub fn run(&self, db: &str, env: &str, migrations: &Dir, args: &[&str]) -> Run {
-        let full = self.args(db, env, migrations, args);
-        let full: Vec<&str> = full.iter().map(String::as_str).collect();
-        run_in(self.conf.path(), &full, &AWS_ENV)
-    }
-
-    /// Starts the binary in the background, like `run`.
-    pub fn spawn(&self, db: &str, env: &str, migrations: &Dir, args: &[&str]) -> std::process::Child {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_chatmigrate"));
-        c.args(self.args(db, env, migrations, args))
-            .current_dir(self.conf.path())
-            .envs(AWS_ENV)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for k in CLEARED_ENV {
-            c.env_remove(k);
-        }
-        c.spawn().expect("spawn chatmigrate")
-    }
-}
+use crate::support::both::Both;
+use crate::support::dataapi::Options;
+use crate::support::*;
 
 /// Issue 11 point 1: with more rows than one Data API page (500), the
 /// history used to come back in text order ('1', '10', '100', ...) while
@@ -188,7 +116,7 @@ fn the_same_workload_reads_the_same_through_every_transport() {
     }
     // A live Citus coordinator (one test at a time): applied as backend
     // citus, read as citus, directly and through the Data API.
-    let live = crate::citus::live("the_same_workload_reads_the_same_through_every_transport");
+    let live = crate::support::citus::live("the_same_workload_reads_the_same_through_every_transport");
     if let Some(l) = &live {
         l.query("DROP TABLE IF EXISTS gen_log CASCADE");
         for i in (0..N).filter(|i| i % 50 == 25) {

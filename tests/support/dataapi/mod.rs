@@ -61,8 +61,6 @@
 //! - a missing database is PostgreSQL's connect error, 3D000, spelled as
 //!   any SQL error (`MissingDatabase::SqlError`).
 
-#![allow(dead_code)]
-
 mod faults;
 mod ops;
 mod secrets;
@@ -274,14 +272,20 @@ impl DataApiServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The environment keys that reach `database` through this server
+    /// (`backend = "rds-data"`, the ARNs, the region, `endpoint_url`), for
+    /// an `[environments.x]` table of a test's chatmigrate.toml.
+    pub fn environment(&self, database: &str) -> String {
+        format!(
+            "backend = \"rds-data\"\nresource_arn = \"{RESOURCE_ARN}\"\nsecret_arn = \"{SECRET_ARN}\"\n\
+             database = \"{database}\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n",
+            self.endpoint()
+        )
+    }
+
     /// Queues a fault; several may be active, the first that matches a call wins.
     pub fn fault(&self, f: Fault) {
         self.shared.faults.lock().unwrap().push(f);
-    }
-
-    /// Removes every queued fault.
-    pub fn clear_faults(&self) {
-        *self.shared.faults.lock().unwrap() = faults::Faults::default();
     }
 
     /// Every request so far, in arrival order.

@@ -93,7 +93,7 @@ const SSL_REQUEST: u32 = 80877103;
 
 impl TlsFront {
     pub fn start(auth: Auth) -> TlsFront {
-        let upstream: u16 = crate::schema::port().parse().unwrap();
+        let upstream: u16 = super::db::port().parse().unwrap();
         let acceptor = native_tls::TlsAcceptor::new(Certs::get().identity()).unwrap();
         let acceptor = tokio_native_tls::TlsAcceptor::from(acceptor);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::*;
+use super::db::query_url;
+use super::wait_until;
 
 /// The system user that runs the servers when the tests run as root.
 const PG_USER: &str = "chatmigrate_pg";
