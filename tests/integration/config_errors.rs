@@ -111,7 +111,7 @@ fn database_url_is_created_only_when_asked_whatever_the_environment_says() {
             .clone()
     };
     let r = run_in(dir.path(), &["--database-url", &url, "up"], &env);
-    r.assert_error(&format!("database `{name}` does not exist on 127.0.0.1:{}", crate::schema::port()));
+    r.assert_error(&format!("database `{name}` does not exist on 127.0.0.1:{}", port()));
     assert_eq!(r.hint(), "hint: create it with `chatmigrate up --create-database`");
     assert_eq!(exists().as_deref(), Some("0"));
     let db = Db::adopt(&name);
