@@ -58,6 +58,9 @@ pub struct EnvFile {
     #[serde(default, deserialize_with = "whole_number")]
     pub lock_retries: Option<i64>,
     pub create_database: Option<bool>,
+    /// A development environment: `database create|drop|reset` may act on
+    /// its database.
+    pub dev: Option<bool>,
     pub maintenance_db: Option<String>,
     pub group_commit: Option<bool>,
     pub allow_out_of_order: Option<bool>,
@@ -362,6 +365,25 @@ pub struct Config {
     /// The environment's `password_env` names a variable that is not set, and
     /// nothing else gives a password: connecting fails before it starts.
     pub password_env_unset: Option<UnsetPasswordEnv>,
+    /// Whether `database create|drop|reset` may act on the target.
+    pub dev: DevMark,
+}
+
+/// Whether the target is a development database, which `database
+/// create|drop|reset` may create and drop: the chosen environment says
+/// `dev = true` and its own database is the target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DevMark {
+    /// `dev = true`, and no URL replaced the environment's database.
+    Yes,
+    /// No environment was chosen (no `--env`, `CHATMIGRATE_ENV` or `default_env`).
+    #[default]
+    NoEnvironment,
+    /// The chosen environment is not marked `dev = true`.
+    NotMarked { env: String },
+    /// The environment is marked, but a URL (`--database-url` or
+    /// `DATABASE_URL`) names the database instead of it.
+    Replaced { env: String, by: &'static str },
 }
 
 /// See [`Config::password_env_unset`].
@@ -456,6 +478,7 @@ impl Config {
             lint_include: Vec::new(),
             lint_exclude: Vec::new(),
             password_env_unset: None,
+            dev: DevMark::NoEnvironment,
         }
     }
 
@@ -553,6 +576,18 @@ impl Config {
                 }
                 (err, _) => err,
             })?;
+            c.dev = match (e.dev, url_flag, env.var("DATABASE_URL").is_some()) {
+                (Some(true), false, false) => DevMark::Yes,
+                (Some(true), true, _) => DevMark::Replaced {
+                    env: name.clone(),
+                    by: "--database-url",
+                },
+                (Some(true), false, true) => DevMark::Replaced {
+                    env: name.clone(),
+                    by: "DATABASE_URL",
+                },
+                _ => DevMark::NotMarked { env: name.clone() },
+            };
             if url_flag {
                 // --database-url names the database and how to reach it and
                 // log in: the environment's keys for that (checked above

@@ -185,7 +185,7 @@ impl Dialect {
         let plain = "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
         debug_assert!(sql!("history_upsert").contains(plain));
         let fenced = sql!("history_upsert").replace(plain, strip_comments(sql!("lease_fence")).trim_end());
-        Self::bind(&format!("{}\nRETURNING version", self.fill(&fenced)), values)
+        Self::bind(&self.fill(&fenced), values)
     }
 
     /// Creates the lease table (with its schema) and its one row where
@@ -433,7 +433,7 @@ mod tests {
         assert!(
             f.contains("SELECT 7, 'n'")
                 && f.contains("owner = 'me' AND pid IS NULL AND expires_at > now()\n              FOR KEY SHARE)\nON CONFLICT")
-                && f.ends_with("\nRETURNING version"),
+                && f.ends_with("\nRETURNING h.execution_ms::text"),
             "{f}"
         );
         assert_eq!(

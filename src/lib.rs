@@ -31,6 +31,7 @@ pub mod backend;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod database;
 pub mod dialect;
 pub mod error;
 pub mod history;

@@ -326,6 +326,15 @@ pub fn check_file_name(file_name: &str, path: &str) -> Result<(i64, String)> {
 
 /// SHA-256 over the text with a leading BOM removed and CRLF turned into LF,
 /// so a checkout with other line endings is not drift.
+/// A checksum as text output shows it: `sha256:` and its first 8 hex digits,
+/// then `…` (JSON output and the history keep the whole one).
+pub fn short_checksum(checksum: &str) -> String {
+    match checksum.strip_prefix("sha256:") {
+        Some(hex) if hex.len() > 8 && hex.is_char_boundary(8) => format!("sha256:{}…", &hex[..8]),
+        _ => checksum.to_string(),
+    }
+}
+
 pub fn checksum(text: &str) -> String {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let normalised = text.replace("\r\n", "\n");

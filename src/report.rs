@@ -311,9 +311,20 @@ pub fn up_report(style: &Style, out: &mut dyn Write, r: &UpReport, dry_run: bool
     if style.quiet {
         return Ok(());
     }
-    match r.applied.len() {
-        0 => writeln!(out, "nothing to apply: {} is up to date", r.target),
-        n => writeln!(out, "{n} migration(s) applied to {} in {}", r.target, duration_ms(total_ms)),
+    match (r.applied.len(), &r.short_of_target) {
+        (0, Some(s)) if s.pending_above > 0 || s.highest_applied.is_some_and(|h| h > s.target) => {
+            let at = match s.highest_applied {
+                Some(h) => format!("{} is at V{h}", r.target),
+                None => format!("nothing is applied on {}", r.target),
+            };
+            let above = match s.pending_above {
+                0 => String::new(),
+                n => format!("; {n} pending above V{}", s.target),
+            };
+            writeln!(out, "nothing to apply up to V{}: {at}{above}", s.target)
+        }
+        (0, _) => writeln!(out, "nothing to apply: {} is up to date", r.target),
+        (n, _) => writeln!(out, "{n} migration(s) applied to {} in {}", r.target, duration_ms(total_ms)),
     }
 }
 
@@ -404,8 +415,8 @@ pub fn status(
                     out,
                     "{:ver_w$}  file checksum {} differs from applied {}",
                     "",
-                    e.file_checksum.as_deref().unwrap_or("?"),
-                    e.applied_checksum.as_deref().unwrap_or("?")
+                    crate::migration::short_checksum(e.file_checksum.as_deref().unwrap_or("?")),
+                    crate::migration::short_checksum(e.applied_checksum.as_deref().unwrap_or("?"))
                 )?;
                 if let Some(applied) = e.applied_name.as_deref().filter(|a| *a != e.name) {
                     writeln!(out, "{:ver_w$}  applied as {applied}; the file is named {}", "", e.name)?;
@@ -420,6 +431,9 @@ pub fn status(
             )?,
             State::Missing => writeln!(out, "{:ver_w$}  no file has this version", "")?,
             _ => {}
+        }
+        if e.out_of_order {
+            writeln!(out, "{:ver_w$}  applied out of order: a higher version was applied before it", "")?;
         }
     }
     let parts: Vec<String> = summary(entries).into_iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();

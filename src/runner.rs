@@ -150,6 +150,20 @@ pub struct UpReport {
     /// Filled only by `--dry-run`.
     pub dry_run: Vec<DryStep>,
     pub created_database: bool,
+    /// When nothing was pending up to `--target`: where the database is, for
+    /// the message (it is not "up to date" with migrations above the target).
+    #[serde(skip)]
+    pub short_of_target: Option<ShortOfTarget>,
+}
+
+/// `up --target T` found nothing to apply up to T.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShortOfTarget {
+    pub target: i64,
+    /// The highest applied version.
+    pub highest_applied: Option<i64>,
+    /// Migrations not applied whose version is above the target.
+    pub pending_above: usize,
 }
 
 /// Connects to the configured database; with `create_database`, creates it
@@ -166,44 +180,15 @@ async fn connect_target(
     match first {
         Ok(b) => Ok((Some(b), false)),
         Err(Error::DatabaseMissing { .. }) if cfg.create_database => {
-            let name = cfg.pg.dbname.clone();
-            // The backend may refuse a database made this way (Citus: it
-            // would have no citus extension and no nodes); a dry run asks too.
-            let mut m = backend::connect_maintenance(cfg, purpose).await?;
-            if let Err(e) = m.check_create_database(&name).await {
-                m.close().await;
-                return Err(e);
-            }
+            // The server answered (the database is missing): a reconnect.
+            let created = crate::database::create(cfg, purpose.again(), dry_run).await?;
             if dry_run {
-                m.close().await;
                 return Ok((None, true));
             }
-            // Whether this runner created it (true) or found it created by
-            // another runner (false): only the creator says so.
-            let r = async {
-                // Concurrent runners: one creates it, the others see 42P04
-                // (exists) or 55006 (template busy while another copies it).
-                for attempt in 0.. {
-                    if m.database_exists(&name).await? {
-                        return Ok(false);
-                    }
-                    match m.execute(&format!("CREATE DATABASE {}", quote(&name))).await {
-                        Ok(()) => return Ok(true),
-                        // 42P04 exists; 23505 lost the race on pg_database's unique index.
-                        Err(ExecError::Statement { error, .. }) if error.code == "42P04" || error.code == "23505" => return Ok(false),
-                        Err(ExecError::Statement { error, .. }) if error.code == "55006" && attempt < 50 => {
-                            tokio::time::sleep(Duration::from_millis(50) + retry::jitter(Duration::from_millis(150))).await;
-                        }
-                        Err(e) => return Err(e.into_error("CREATE DATABASE")),
-                    }
-                }
-                Ok(false)
-            }
-            .await;
-            m.close().await;
-            let created = r?;
             if created {
-                events(&Event::CreatedDatabase { name: name.clone() });
+                events(&Event::CreatedDatabase {
+                    name: cfg.pg.dbname.clone(),
+                });
             }
             Ok((Some(backend::connect(cfg, purpose.again()).await?), created))
         }
@@ -429,8 +414,13 @@ fn settle_lost(in_flight: &mut Option<InFlight>, applied: &[Row], events: &mut d
     }) else {
         return;
     };
+    // The time the history row holds, as for any applied migration.
+    let recorded = applied
+        .iter()
+        .find(|r| r.version == f.applied.version)
+        .map(|r| r.execution_ms.max(0) as u64);
     let a = Applied {
-        duration_ms: f.started.elapsed().as_millis() as u64,
+        duration_ms: recorded.unwrap_or_else(|| f.started.elapsed().as_millis() as u64),
         answer_lost: true,
         ..f.applied
     };
@@ -460,6 +450,14 @@ async fn up_on(
     settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
     if plan.steps.is_empty() {
+        if let Some(target) = opts.target {
+            let done: std::collections::HashSet<i64> = applied.iter().filter(|r| r.status == Status::Applied).map(|r| r.version).collect();
+            report.short_of_target = Some(ShortOfTarget {
+                target,
+                highest_applied: done.iter().max().copied(),
+                pending_above: local.iter().filter(|m| m.version > target && !done.contains(&m.version)).count(),
+            });
+        }
         return Ok(());
     }
     prepare_and_lint(cfg, local, &plan)?;
@@ -504,6 +502,8 @@ async fn up_on(
             });
         }
         let started = Instant::now();
+        // What the history row holds once it is applied (`status` shows it).
+        let duration_ms;
         *in_flight = Some(InFlight {
             applied: Applied {
                 version: m.version,
@@ -525,19 +525,22 @@ async fn up_on(
                     tx: TxMode::Transaction,
                 });
                 let outcome = run_transactional(b, cfg, m, step, i == last, events, &mut sig).await;
-                if let Err(Error::Interrupted { signal, .. }) = outcome {
-                    return Err(Error::Interrupted {
-                        signal,
-                        applied: report.applied.len(),
-                        stopped: format!(
-                            "V{} {} was rolled back; {} later migration(s) not started",
-                            m.version,
-                            m.name,
-                            left - 1
-                        ),
-                    });
-                }
-                outcome?;
+                let ms = match outcome {
+                    Err(Error::Interrupted { signal, .. }) => {
+                        return Err(Error::Interrupted {
+                            signal,
+                            applied: report.applied.len(),
+                            stopped: format!(
+                                "V{} {} was rolled back; {} later migration(s) not started",
+                                m.version,
+                                m.name,
+                                left - 1
+                            ),
+                        })
+                    }
+                    outcome => outcome?,
+                };
+                duration_ms = ms;
             }
             TxMode::NoTransaction => {
                 if step.resume_from > 0 {
@@ -554,8 +557,11 @@ async fn up_on(
                         tx: TxMode::NoTransaction,
                     });
                 }
-                let resumed = applied.iter().any(|r| r.version == m.version);
-                let done = run_statements(b, m, step, resumed, events, &sig, &cfg.progress).await?;
+                let earlier = applied.iter().find(|r| r.version == m.version);
+                let resumed = earlier.is_some();
+                let (done, ms) = run_statements(b, m, step, resumed, events, &sig, &cfg.progress).await?;
+                // The history adds each statement's time to the earlier runs'.
+                duration_ms = earlier.map_or(0, |r| r.execution_ms.max(0) as u64) + ms;
                 if done < m.statements.len() {
                     return Err(Error::Interrupted {
                         signal: sig.borrow().unwrap_or("SIGINT").into(),
@@ -579,7 +585,7 @@ async fn up_on(
             statements: m.statements.len(),
             resumed_from: step.resume_from,
             out_of_order: step.out_of_order,
-            duration_ms: started.elapsed().as_millis() as u64,
+            duration_ms,
             answer_lost: false,
         };
         events(&Event::Applied(a.clone()));
@@ -615,7 +621,7 @@ async fn run_transactional(
     last: bool,
     events: &mut dyn FnMut(&Event),
     sig: &mut watch::Receiver<Option<&'static str>>,
-) -> Result<()> {
+) -> Result<u64> {
     // The backend sends them its own way (the Data API: one call, which
     // also holds the lease row for the transaction).
     let prelude = prelude(cfg, m, last);
@@ -670,9 +676,9 @@ async fn run_transactional(
             }
         };
         if let Some(s) = interrupted {
-            if result.is_ok() {
+            if let Ok(ms) = result {
                 // COMMIT won the race: it is applied and recorded.
-                return Ok(());
+                return Ok(ms.max(0) as u64);
             }
             return Err(Error::Interrupted {
                 signal: s.into(),
@@ -681,7 +687,8 @@ async fn run_transactional(
             });
         }
         match result {
-            Ok(()) => return Ok(()),
+            // The time the history row holds, which `status` shows too.
+            Ok(ms) => return Ok(ms.max(0) as u64),
             Err(ExecError::Statement { error, .. }) if error.code == "55P03" && attempt < attempts => {
                 let wait = backoff.delay();
                 events(&Event::LockRetry {
@@ -750,7 +757,9 @@ async fn run_transactional(
 
 /// Runs a non-transactional migration statement by statement, recording
 /// progress after each so an interrupted run resumes at the right place.
-/// Returns how many statements are done (fewer than all after a signal).
+/// Returns how many statements are done (fewer than all after a signal),
+/// and the time of this run's statements, which the history adds to the
+/// row's.
 async fn run_statements(
     b: &mut dyn Backend,
     m: &Migration,
@@ -759,8 +768,9 @@ async fn run_statements(
     events: &mut dyn FnMut(&Event),
     sig: &watch::Receiver<Option<&'static str>>,
     progress: &retry::Progress,
-) -> Result<usize> {
+) -> Result<(usize, u64)> {
     let total = m.statements.len();
+    let mut ms_total = 0u64;
     let caps = b.capabilities();
     let mut row = Row::new(m, b.name(), Status::Partial, step.resume_from, step.out_of_order);
     let (mut set, mut reset) = session_timeouts(m);
@@ -794,7 +804,7 @@ async fn run_statements(
     for i in step.resume_from..total {
         if i > step.resume_from && sig.borrow().is_some() {
             // Stop between statements; progress is already recorded.
-            return Ok(i);
+            return Ok((i, ms_total));
         }
         let s = &m.statements[i];
         if !caps.session_state && is_session_setting(s) {
@@ -807,6 +817,8 @@ async fn run_statements(
             row.statements_done = (i + 1) as i32;
             if i + 1 == total {
                 row.status = Status::Applied;
+                // Adds nothing to the time the history holds.
+                row.execution_ms = 0;
                 b.write_history(&row).await?;
             }
             continue;
@@ -888,6 +900,7 @@ async fn run_statements(
             (started, result)
         };
         row.execution_ms = started.elapsed().as_millis() as i64;
+        ms_total += row.execution_ms as u64;
         match result {
             Ok(()) => {
                 row.statements_done = (i + 1) as i32;
@@ -922,7 +935,7 @@ async fn run_statements(
     for s in &reset {
         b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?;
     }
-    Ok(total)
+    Ok((total, ms_total))
 }
 
 /// A session-level `SET`/`RESET` (not `SET LOCAL`).

@@ -7,3 +7,4 @@ ON CONFLICT (version) DO UPDATE SET
     applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text

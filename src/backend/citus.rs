@@ -354,7 +354,7 @@ impl Backend for Citus {
         self.pg.log_event(version, action, old, new, detail).await
     }
 
-    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
         // Never several statements in one query string: Citus sends a DDL
         // statement's query string on to the workers.
         self.pg.run_transaction_separately(settings, statements, row).await
@@ -417,6 +417,15 @@ impl Backend for Citus {
         let target = self.pg.target();
         let server = target.rsplit_once('/').map(|(s, _)| s).unwrap_or(&target);
         Err(create_database_refusal(name, server, propagation.as_deref()))
+    }
+
+    async fn check_drop_database(&mut self, name: &str) -> Result<()> {
+        let target = self.pg.target();
+        let server = target.rsplit_once('/').map(|(s, _)| s).unwrap_or(&target);
+        Err(Error::CitusDropDatabase {
+            name: name.to_string(),
+            target: server.to_string(),
+        })
     }
 
     fn canceller(&self) -> Option<Canceller> {

@@ -503,7 +503,7 @@ impl Postgres {
     /// statement per query string: Citus propagates a DDL statement's query
     /// string to the workers, where a string of several commands fails with
     /// "cannot insert multiple commands into a prepared statement".
-    pub async fn run_transaction_separately(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    pub async fn run_transaction_separately(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
         let history = self.dialect.upsert_history_in_transaction(row);
         let mut all: Vec<&str> = Vec::with_capacity(settings.len() + statements.len() + 3);
         all.push("BEGIN");
@@ -511,9 +511,32 @@ impl Postgres {
         all.extend_from_slice(statements);
         all.push(&history);
         all.push("COMMIT");
+        let history_part = all.len() - 2;
         let client = &self.client;
-        let mut pending: Vec<_> = all.iter().map(|s| Box::pin(client.batch_execute(s))).collect();
-        let mut results: Vec<Option<Result<(), tokio_postgres::Error>>> = (0..all.len()).map(|_| None).collect();
+        type Part<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, tokio_postgres::Error>> + Send + 'a>>;
+        // Each part answers with the history row's execution_ms (0 for all
+        // but the history row, the only one whose rows are read).
+        let mut pending: Vec<Part<'_>> = all
+            .iter()
+            .enumerate()
+            .map(|(i, s)| -> Part<'_> {
+                if i == history_part {
+                    Box::pin(async move {
+                        let msgs = client.simple_query(s).await?;
+                        Ok(msgs
+                            .iter()
+                            .find_map(|m| match m {
+                                SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+                                _ => None,
+                            })
+                            .unwrap_or(0))
+                    })
+                } else {
+                    Box::pin(async move { client.batch_execute(s).await.map(|()| 0) })
+                }
+            })
+            .collect();
+        let mut results: Vec<Option<Result<i64, tokio_postgres::Error>>> = (0..all.len()).map(|_| None).collect();
         // Poll each request once, in order: the first poll sends it. Then
         // collect the answers, which come back in the same order.
         std::future::poll_fn(|cx| {
@@ -530,12 +553,18 @@ impl Postgres {
                 *r = Some(f.await);
             }
         }
+        let execution_ms = results
+            .get(history_part)
+            .and_then(|r| r.as_ref())
+            .and_then(|r| r.as_ref().ok())
+            .copied()
+            .unwrap_or(0);
         let Some((index, e)) = results
             .into_iter()
             .enumerate()
             .find_map(|(i, r)| r.and_then(Result::err).map(|e| (i, e)))
         else {
-            return Ok(());
+            return Ok(execution_ms);
         };
         let Some(error) = db_error(&e, Some(all[index])) else {
             return Err(ExecError::Lost { message: e.to_string() });
@@ -739,7 +768,7 @@ impl Backend for Postgres {
         self.simple(&sql, "writing the history log").await.map(drop)
     }
 
-    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
         // One round trip: BEGIN; settings; s1; ...; sn; history; COMMIT
         let history = self.dialect.upsert_history_in_transaction(row);
         let mut batch = String::with_capacity(statements.iter().map(|s| s.len() + 2).sum::<usize>() + history.len() + 256);
@@ -758,19 +787,27 @@ impl Backend for Postgres {
         batch.push_str(";\nCOMMIT");
 
         let mut done = 0usize;
+        // The history row's RETURNING: the part after BEGIN, the settings
+        // and the statements (whose own rows, a SELECT's, come before).
+        let history_part = 1 + settings.len() + statements.len();
+        let mut execution_ms = 0;
         let result = async {
             let stream = self.client.simple_query_raw(&batch).await?;
             futures_util::pin_mut!(stream);
             while let Some(m) = stream.next().await {
-                if let SimpleQueryMessage::CommandComplete(_) = m? {
-                    done += 1;
+                match m? {
+                    SimpleQueryMessage::CommandComplete(_) => done += 1,
+                    SimpleQueryMessage::Row(r) if done == history_part => {
+                        execution_ms = r.get(0).and_then(|v| v.parse().ok()).unwrap_or(0);
+                    }
+                    _ => {}
                 }
             }
             Ok::<_, tokio_postgres::Error>(())
         }
         .await;
         let e = match result {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(execution_ms),
             Err(e) => e,
         };
         let Some(mut error) = db_error(&e, Some(&batch)) else {

@@ -926,7 +926,7 @@ impl Backend for RdsData {
         self.tool(&sql, "writing the history log", Call::Once).await.map(drop)
     }
 
-    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
         self.check_lease().map_err(ExecError::transport)?;
         self.cancelled.store(false, Ordering::SeqCst);
         let tx = self.begin().await?;
@@ -983,14 +983,18 @@ impl Backend for RdsData {
             }
         }
         let history = self.upsert(history_values(row, Dialect::elapsed_ms()));
-        match self.call_in_tx(&history, &tx).await {
+        let execution_ms = match self.call_in_tx(&history, &tx).await {
             Ok(out) if self.lease.is_some() && out.records().is_empty() => {
                 self.rollback(&tx).await;
                 return Err(ExecError::transport(Error::LeaseLost {
                     message: "another runner holds it now; this migration was rolled back".into(),
                 }));
             }
-            Ok(_) => {}
+            Ok(out) => text_rows(&out)
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             Err(g) => {
                 let e = self.statement_error(g, statements.len(), &history);
                 self.rollback(&tx).await;
@@ -1003,8 +1007,8 @@ impl Backend for RdsData {
                     other => other,
                 });
             }
-        }
-        self.commit(&tx).await
+        };
+        self.commit(&tx).await.map(|()| execution_ms)
     }
 
     async fn execute(&mut self, statement: &str) -> Result<(), ExecError> {

@@ -3,12 +3,16 @@
 //! run loop. `run` returns the process exit code (0 ok, 1 found something).
 
 mod baseline;
+mod completions;
+mod database;
 mod lint;
+mod man;
 mod new;
 mod repair;
 mod status;
 mod up;
 mod verify;
+mod wait;
 
 use std::io::IsTerminal;
 
@@ -44,6 +48,12 @@ pub fn style(cli: &Cli) -> Style {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<i32> {
+    // These two print what the command line is; no config is read.
+    match &cli.command {
+        Command::Completions(a) => return completions::run(a),
+        Command::Man(a) => return man::run(a),
+        _ => {}
+    }
     let style = style(&cli);
     let g = &cli.global;
     let mut o = Overrides {
@@ -80,5 +90,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Baseline(a) => baseline::run(&ctx, a).await,
         Command::Repair => repair::run(&ctx).await,
         Command::Lint(a) => lint::run(&ctx, a).await,
+        Command::Wait(a) => wait::run(&ctx, a).await,
+        Command::Database(c) => database::run(&ctx, c).await,
+        Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

@@ -11,6 +11,7 @@ use std::io::Write;
 use serde_json::json;
 
 use crate::error::Result;
+use crate::migration::short_checksum;
 use crate::plan::{self, Entry, State};
 use crate::{lint, migration, report, runner};
 
@@ -92,16 +93,16 @@ fn drift_line(e: &Entry) -> String {
             "changed: V{} {} ({path}): applied {} as `{applied_name}` but the file has {} and is named `{}`",
             e.version,
             e.name,
-            e.applied_checksum.as_deref().unwrap_or("?"),
-            e.file_checksum.as_deref().unwrap_or("?"),
+            short_checksum(e.applied_checksum.as_deref().unwrap_or("?")),
+            short_checksum(e.file_checksum.as_deref().unwrap_or("?")),
             e.name
         ),
         State::Changed => format!(
             "changed: V{} {} ({path}): applied {} but the file has {}",
             e.version,
             e.name,
-            e.applied_checksum.as_deref().unwrap_or("?"),
-            e.file_checksum.as_deref().unwrap_or("?")
+            short_checksum(e.applied_checksum.as_deref().unwrap_or("?")),
+            short_checksum(e.file_checksum.as_deref().unwrap_or("?"))
         ),
         State::Renamed => format!(
             "renamed: V{} {} ({path}): applied as `{applied_name}`; the file is named `{}` (same checksum)",
