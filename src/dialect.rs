@@ -178,6 +178,13 @@ impl Dialect {
         Self::bind(&self.fill(strip_comments(sql!("history_select"))), &[Value::Int(after), limit])
     }
 
+    /// As [`Dialect::select_history`], with only the columns `up` plans with
+    /// ([`Row::from_plan_text`]).
+    pub fn select_history_for_plan(&self, after: i64, limit: Option<u32>) -> String {
+        let limit = limit.map(|l| Value::Int(l.into())).unwrap_or(Value::Expr("ALL"));
+        Self::bind(&self.fill(strip_comments(sql!("history_select_plan"))), &[Value::Int(after), limit])
+    }
+
     /// A history row written only while the lease owner (the last value,
     /// after [`history_values`]) holds a live lease: no row written (and
     /// none returned) otherwise.

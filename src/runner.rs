@@ -198,16 +198,21 @@ async fn connect_target(
 
 /// Applies pending migrations from `cfg.source`.
 ///
-/// The files are read on a thread while the connection is set up (a no-op
-/// run pays for the slower of the two, not their sum); a bad file wins over
-/// a connection error, and a missing database is only created once every
-/// file has been read without error.
+/// The files are read on a thread while the connection is set up and the
+/// history read (a no-op run pays for the slower of the two, not their
+/// sum); a bad file wins over a connection error, and a missing database is
+/// only created once every file has been read without error.
 pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) -> Result<UpReport> {
     let (source, backend) = (cfg.source.clone(), cfg.backend);
     let loader = std::thread::spawn(move || migration::load(&source, backend));
     // A dry run only reads: it works on a replica and on a read-only session.
     let purpose = if opts.dry_run { Purpose::READ } else { Purpose::WRITE };
-    let first = backend::connect(cfg, purpose).await;
+    let mut first = backend::connect(cfg, purpose).await;
+    // The fast path's one query, while the files are still being read.
+    let early = match &mut first {
+        Ok(b) => Some(b.read_history_for_plan().await),
+        Err(_) => None,
+    };
     let loaded = loader
         .join()
         .unwrap_or_else(|panic| Err(crate::error::internal(Some("reading the migration files".into()), panic.as_ref())));
@@ -246,9 +251,12 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
         return Ok(report);
     };
     let mut reconnects = 0;
-    let mut in_flight = None;
+    let mut carry = Carry {
+        in_flight: None,
+        history: early,
+    };
     loop {
-        let result = up_on(&mut *b, cfg, local, opts, events, &mut report, &mut in_flight).await;
+        let result = up_on(&mut *b, cfg, local, opts, events, &mut report, &mut carry).await;
         // Release the lock on every path, then close: an idle connection keeps
         // a serverless cluster awake.
         let unlocked = b.unlock().await;
@@ -406,6 +414,15 @@ struct InFlight {
 /// (written in the same transaction, or after its last statement) shows it
 /// applied, it committed, and this run applied it: count it. Otherwise it is
 /// kept until the history read under the lock, and then runs again.
+/// What `up` hands to a pass of [`up_on`], and one pass to the next after a
+/// lost connection.
+struct Carry {
+    /// The migration whose answer was lost with the connection.
+    in_flight: Option<InFlight>,
+    /// The history, read before the first pass while the files loaded.
+    history: Option<Result<Vec<Row>>>,
+}
+
 fn settle_lost(in_flight: &mut Option<InFlight>, applied: &[Row], events: &mut dyn FnMut(&Event), report: &mut UpReport) {
     let Some(f) = in_flight.take_if(|f| {
         applied
@@ -435,7 +452,7 @@ async fn up_on(
     opts: &UpOptions,
     events: &mut dyn FnMut(&Event),
     report: &mut UpReport,
-    in_flight: &mut Option<InFlight>,
+    carry: &mut Carry,
 ) -> Result<()> {
     report.target = b.target();
     events(&Event::Connected {
@@ -445,9 +462,13 @@ async fn up_on(
         facts: b.facts(),
     });
     let popts = plan_options(cfg, opts);
-    // Fast path: one query, no lock. Nothing pending means nothing to do.
-    let applied = b.read_history().await?;
-    settle_lost(in_flight, &applied, events, report);
+    // Fast path: one query, no lock (read already while the files loaded,
+    // on the first connection). Nothing pending means nothing to do.
+    let applied = match carry.history.take() {
+        Some(h) => h?,
+        None => b.read_history_for_plan().await?,
+    };
+    settle_lost(&mut carry.in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
     if plan.steps.is_empty() {
         if let Some(target) = opts.target {
@@ -485,8 +506,8 @@ async fn up_on(
     b.ensure_history().await?;
     // Another runner may have applied some while we waited (or the lost
     // connection's session committed while it held the lock).
-    let applied = b.read_history().await?;
-    settle_lost(in_flight, &applied, events, report);
+    let applied = b.read_history_for_plan().await?;
+    settle_lost(&mut carry.in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
     prepare_and_lint(cfg, local, &plan)?;
 
@@ -504,7 +525,7 @@ async fn up_on(
         let started = Instant::now();
         // What the history row holds once it is applied (`status` shows it).
         let duration_ms;
-        *in_flight = Some(InFlight {
+        carry.in_flight = Some(InFlight {
             applied: Applied {
                 version: m.version,
                 name: m.name.clone(),
@@ -577,7 +598,7 @@ async fn up_on(
                 }
             }
         }
-        *in_flight = None;
+        carry.in_flight = None;
         let a = Applied {
             version: m.version,
             name: m.name.clone(),

@@ -338,6 +338,10 @@ impl Backend for Citus {
         self.pg.read_history().await
     }
 
+    async fn read_history_for_plan(&mut self) -> Result<Vec<Row>> {
+        self.pg.read_history_for_plan().await
+    }
+
     async fn write_history(&mut self, row: &Row) -> Result<()> {
         self.pg.write_history(row).await
     }

@@ -606,6 +606,27 @@ impl Postgres {
         &self.session
     }
 
+    /// Every history row: all columns, or (`for_plan`) those `up` plans with.
+    async fn history_rows(&mut self, for_plan: bool) -> Result<Vec<Row>> {
+        if !self.session.history_exists {
+            // The probe found no history table: nothing applied, and no
+            // query that would fail (and log an ERROR) on a new database.
+            return Ok(Vec::new());
+        }
+        let sql = match for_plan {
+            true => self.dialect.select_history_for_plan(i64::MIN, None),
+            false => self.dialect.select_history(i64::MIN, None),
+        };
+        let rows = match self.simple(&sql, "reading the history table").await {
+            Ok(r) => r,
+            // No table (42P01) or no schema (3F000) yet: nothing applied.
+            Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let read = if for_plan { Row::from_plan_text } else { Row::from_text };
+        rows.into_iter().map(read).collect()
+    }
+
     async fn simple(&self, sql: &str, context: &str) -> Result<Vec<Vec<Option<String>>>> {
         let msgs = self.client.simple_query(sql).await.map_err(|e| match db_error(&e, Some(sql)) {
             Some(error) => Error::Db {
@@ -723,21 +744,11 @@ impl Backend for Postgres {
     }
 
     async fn read_history(&mut self) -> Result<Vec<Row>> {
-        if !self.session.history_exists {
-            // The probe found no history table: nothing applied, and no
-            // query that would fail (and log an ERROR) on a new database.
-            return Ok(Vec::new());
-        }
-        let rows = match self
-            .simple(&self.dialect.select_history(i64::MIN, None), "reading the history table")
-            .await
-        {
-            Ok(r) => r,
-            // No table (42P01) or no schema (3F000) yet: nothing applied.
-            Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        rows.iter().map(|r| Row::from_text(r)).collect()
+        self.history_rows(false).await
+    }
+
+    async fn read_history_for_plan(&mut self) -> Result<Vec<Row>> {
+        self.history_rows(true).await
     }
 
     async fn write_history(&mut self, row: &Row) -> Result<()> {

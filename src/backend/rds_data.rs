@@ -688,6 +688,45 @@ impl RdsData {
         }
     }
 
+    /// Every history row, a page per call: all columns, or (`for_plan`)
+    /// those `up` plans with.
+    async fn history_rows(&mut self, for_plan: bool) -> Result<Vec<Row>> {
+        if !self.session.history_exists {
+            // The probe found no history table: nothing applied, and no call
+            // that would fail (and log an ERROR) on a new database.
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::new();
+        let mut after = i64::MIN;
+        let mut page = PAGE;
+        loop {
+            let sql = match for_plan {
+                true => self.dialect.select_history_for_plan(after, Some(page)),
+                false => self.dialect.select_history(after, Some(page)),
+            };
+            let out = match self.tool(&sql, "reading the history table", Call::Idempotent).await {
+                Ok(o) => o,
+                Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
+                // The 1 MiB response cap: smaller pages.
+                Err(Error::Db { error, .. }) if error.message.contains("size limit") && page > 1 => {
+                    page /= 2;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let got = text_rows(&out);
+            let n = got.len();
+            let read = if for_plan { Row::from_plan_text } else { Row::from_text };
+            for r in got {
+                rows.push(read(r)?);
+            }
+            match rows.last() {
+                Some(last) if n as u32 == page => after = last.version,
+                _ => return Ok(rows),
+            }
+        }
+    }
+
     fn upsert(&self, values: Vec<Value>) -> String {
         match &self.lease {
             Some(l) => {
@@ -852,36 +891,11 @@ impl Backend for RdsData {
     }
 
     async fn read_history(&mut self) -> Result<Vec<Row>> {
-        if !self.session.history_exists {
-            // The probe found no history table: nothing applied, and no call
-            // that would fail (and log an ERROR) on a new database.
-            return Ok(Vec::new());
-        }
-        let mut rows = Vec::new();
-        let mut after = i64::MIN;
-        let mut page = PAGE;
-        loop {
-            let sql = self.dialect.select_history(after, Some(page));
-            let out = match self.tool(&sql, "reading the history table", Call::Idempotent).await {
-                Ok(o) => o,
-                Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
-                // The 1 MiB response cap: smaller pages.
-                Err(Error::Db { error, .. }) if error.message.contains("size limit") && page > 1 => {
-                    page /= 2;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let got = text_rows(&out);
-            let n = got.len();
-            for r in &got {
-                rows.push(Row::from_text(r)?);
-            }
-            match rows.last() {
-                Some(last) if n as u32 == page => after = last.version,
-                _ => return Ok(rows),
-            }
-        }
+        self.history_rows(false).await
+    }
+
+    async fn read_history_for_plan(&mut self) -> Result<Vec<Row>> {
+        self.history_rows(true).await
     }
 
     async fn write_history(&mut self, row: &Row) -> Result<()> {

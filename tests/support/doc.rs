@@ -211,6 +211,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 pub struct Masks {
     /// Replaced in the actual output only: (the test's value, the documentation's).
     pub actual: Vec<(Regex, String)>,
+    /// Replaced in the commands: (the documentation's value, the test's).
+    commands: Vec<(Regex, String)>,
     /// Replaced on both sides.
     both: Vec<(Regex, &'static str)>,
 }
@@ -220,6 +222,7 @@ impl Masks {
         let re = |s: &str| Regex::new(s).unwrap();
         Masks {
             actual: Vec::new(),
+            commands: Vec::new(),
             both: vec![
                 (re(r"sha256:[0-9a-f]{64}"), "sha256:<checksum>"),
                 (re(r"sha256:[0-9a-f]{8}…"), "sha256:<checksum>"),
@@ -235,11 +238,22 @@ impl Masks {
     }
 
     /// Shows `value` of the test's run as the documentation's `shown`
-    /// (a database name, a port), as a whole word.
+    /// (a database name, a port), as a whole word; a command that names
+    /// `shown` runs with `value` instead.
     pub fn show_as(mut self, value: &str, shown: &str) -> Masks {
-        self.actual
-            .push((Regex::new(&format!(r"\b{}\b", regex::escape(value))).unwrap(), shown.to_string()));
+        let word = |s: &str| Regex::new(&format!(r"\b{}\b", regex::escape(s))).unwrap();
+        self.actual.push((word(value), shown.to_string()));
+        self.commands.push((word(shown), value.to_string()));
         self
+    }
+
+    /// The command as the test runs it (the test's database name, port).
+    pub fn command(&self, command: &str) -> String {
+        let mut c = command.to_string();
+        for (re, to) in &self.commands {
+            c = re.replace_all(&c, to.as_str()).into_owned();
+        }
+        c
     }
 
     fn common(&self, text: &str) -> Vec<String> {
@@ -353,7 +367,7 @@ pub fn run_blocks(shell: &mut Shell, blocks: &[Block], masks: &Masks, secret: &s
         );
         assert!(!b.examples.is_empty(), "{}: a console block without a command", b.at);
         for ex in &b.examples {
-            let (out, code) = shell.run(&ex.command, Duration::from_secs(180));
+            let (out, code) = shell.run(&masks.command(&ex.command), Duration::from_secs(180));
             assert!(
                 !secret.is_empty() && !out.contains(secret),
                 "{}: `{}` printed the password:\n{out}",
