@@ -86,7 +86,7 @@ cleanup() {
 				note "warning: could not drop database $db"
 		done
 	fi
-	rm -rf "$WORK"
+	cd "$ROOT" && rm -rf "$WORK"
 	if ((started_server)); then
 		note "stopping the server this run started"
 		bash "$PG_SH" stop >&2 || true
