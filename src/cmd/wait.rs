@@ -9,6 +9,7 @@
 //! and `up --create-database` is the next step. Errors that waiting does not
 //! cure (a wrong password, a bad setting) stop at once.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -18,6 +19,7 @@ use crate::cli::WaitArgs;
 use crate::config::BackendKind;
 use crate::error::{Error, Result};
 use crate::report;
+use crate::retry::Progress;
 use crate::value::{self, Origin};
 
 pub async fn run(ctx: &super::Ctx, args: &WaitArgs) -> Result<i32> {
@@ -26,16 +28,24 @@ pub async fn run(ctx: &super::Ctx, args: &WaitArgs) -> Result<i32> {
         Some(t) => value::duration("--timeout", Origin::Flag, t, value::WAIT_TIMEOUT)?,
         None => cfg.resume_timeout,
     };
-    // Every kind of "not yet" is retried until the deadline: a refused
-    // connection too, which other commands give up on after refused_timeout
-    // (a wrong port is more likely there than a server starting).
-    cfg.resume_timeout = timeout;
-    cfg.refused_timeout = timeout;
+    // Every kind of "not yet" is retried, a refused connection too, which
+    // other commands give up on after refused_timeout (a wrong port is more
+    // likely there than a server starting). The retries' own deadline lies
+    // past --timeout (they stop short of theirs, rather than sleep past it):
+    // --timeout itself ends the wait, an attempt in flight included.
+    let retries_until = timeout + Duration::from_secs(2);
+    cfg.resume_timeout = retries_until;
+    cfg.refused_timeout = retries_until;
     cfg.pg.connect_timeout = cfg.pg.connect_timeout.min(timeout);
+    // The last reason an attempt failed, from the progress lines.
+    let last = Arc::new(Mutex::new(None::<String>));
+    let (seen, print) = (last.clone(), cfg.progress.clone());
+    cfg.progress = Progress::new(move |w| {
+        *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(w.cause.clone());
+        print.report(w);
+    });
     let started = Instant::now();
-    // One attempt may outlast the deadline (a connect held by a resuming
-    // server): the whole wait is bounded, with a moment for the last answer.
-    let outcome = tokio::time::timeout(timeout + Duration::from_secs(1), backend::connect(&cfg, Purpose::READ)).await;
+    let outcome = tokio::time::timeout(timeout, backend::connect(&cfg, Purpose::READ)).await;
     let waited = started.elapsed();
     let (target, database_exists) = match outcome {
         Ok(Ok(b)) => {
@@ -44,20 +54,12 @@ pub async fn run(ctx: &super::Ctx, args: &WaitArgs) -> Result<i32> {
             (target, true)
         }
         Ok(Err(Error::DatabaseMissing { .. })) => (cfg.target_display(), false),
-        Ok(Err(e @ (Error::Connect { .. } | Error::ResumeTimeout { .. } | Error::ConnectTimeout { .. } | Error::Replica { .. })))
-            // Retries stop short of the deadline rather than sleep past it.
-            if waited + Duration::from_millis(1500) >= timeout =>
-        {
-            // The last failure, without the target named twice.
-            let last = match e {
-                Error::Connect { message, .. } => message,
-                Error::ResumeTimeout { last, .. } => last,
-                e => e.to_string(),
-            };
-            return Err(gave_up(&cfg, timeout, last));
-        }
+        // What waiting does not cure (a wrong password, a replica that stays one).
         Ok(Err(e)) => return Err(e),
-        Err(_) => return Err(gave_up(&cfg, timeout, "an attempt had no answer yet".into())),
+        Err(_) => {
+            let last = last.lock().unwrap_or_else(|p| p.into_inner()).take();
+            return Err(gave_up(&cfg, timeout, last.unwrap_or_else(|| "no answer".into())));
+        }
     };
     let message = if database_exists {
         format!("{target} accepts queries{}", after(waited))

@@ -111,9 +111,9 @@ fn wait_gives_up_after_its_timeout_and_says_what_to_check() {
     let started = Instant::now();
     let r = run_in(tmp.path(), &["--database-url", &proxy.url(&db), "wait", "--timeout", "2s"], &[]);
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(6), "{took:?}");
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(6), "{took:?}");
     r.assert_error(&format!(
-        "{} did not accept a query within 2 s (last: error connecting to server: Connection refused (os error 111))",
+        "{} did not accept a query within 2 s (last: connection refused)",
         shown(proxy.port, &db.name)
     ));
     assert_eq!(
