@@ -133,6 +133,18 @@ Exit codes:
   0  printed or written
   2  error")]
     Man(ManArgs),
+    /// Bring a database made without chatmigrate under it: compare its schema with the one the migrations up to --target make (on a scratch database), then record them as applied if they match, or list the differences (docs/adopt.md).
+    #[command(after_help = "Exit codes:
+  0  the schemas matched; the migrations are recorded as applied
+  1  the schemas differ; nothing was recorded (with --write-fix, a migration that fixes them was written)
+  2  could not run")]
+    Adopt(AdoptArgs),
+    /// Show drift between the database's schema and the schema of its applied migrations (docs/adopt.md).
+    #[command(after_help = "Exit codes:
+  0  ran (with --exit-code: no drift)
+  1  with --exit-code: the schemas differ
+  2  could not run")]
+    Diff(DiffArgs),
 }
 
 /// The exit codes of commands that either work or fail.
@@ -184,6 +196,29 @@ pub struct ManArgs {
     /// Write chatmigrate.1 and one page per command (chatmigrate-up.1, ...) into this directory [default: print chatmigrate.1].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// Compare with the migrations up to and including this version [default: the highest version whose objects all exist in the database].
+    #[arg(long, value_name = "VERSION")]
+    pub target: Option<i64>,
+    /// When the schemas differ, write a migration that fixes what it can, e.g. adopt/V1__adopt_fix.sql (apply it with `chatmigrate up --migrations adopt`) [default: write none].
+    #[arg(long, value_name = "FILE")]
+    pub write_fix: Option<PathBuf>,
+    /// An empty database to apply the migrations to [default: the environment's dev_url, else a temporary database].
+    #[arg(long, value_name = "URL")]
+    pub dev_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Exit 1 when the schemas differ.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// An empty database to apply the migrations to [default: the environment's dev_url, else a temporary database].
+    #[arg(long, value_name = "URL")]
+    pub dev_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

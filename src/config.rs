@@ -84,10 +84,21 @@ pub struct EnvFile {
     pub transaction_keepalive: Option<String>,
     pub citus_multi_shard_modify_mode: Option<String>,
     pub citus_distribute_concurrently: Option<bool>,
+    #[serde(default, deserialize_with = "duration_text")]
+    pub citus_node_wait: Option<String>,
     /// Lint rules to run here although their scope is another backend.
     pub lint_include: Option<Vec<String>>,
     /// Lint rules not to run here.
     pub lint_exclude: Option<Vec<String>>,
+    /// Above this many estimated rows a table is large for the locking rules.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub lint_large_table_rows: Option<i64>,
+    /// Above this many MB on disk a table is large for the locking rules.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub lint_large_table_mb: Option<i64>,
+    /// The database `adopt` and `diff` apply the migrations to (instead of
+    /// a temporary one).
+    pub dev_url: Option<String>,
 }
 
 /// serde: a duration as a string (`"30s"`) or a whole number of seconds,
@@ -227,6 +238,9 @@ pub struct Citus {
     /// `create_distributed_table_concurrently` (writes go on) where the
     /// Citus version has it and the statement runs outside a transaction.
     pub distribute_concurrently: bool,
+    /// How long a migration statement that failed because the coordinator
+    /// could not reach a worker is tried again (zero: not at all).
+    pub node_wait: Duration,
 }
 
 /// libpq's sslmode values.
@@ -362,6 +376,13 @@ pub struct Config {
     pub lint_include: Vec<String>,
     /// Lint rules turned off (`lint_exclude`; never the non-ignorable ones).
     pub lint_exclude: Vec<String>,
+    /// The gate: above this many estimated rows (`lint_large_table_rows`)
+    /// or MB (`lint_large_table_mb`), a lock held on a table hurts.
+    pub large_table_rows: i64,
+    pub large_table_mb: i64,
+    /// `dev_url` / `--dev-url`: the scratch database of `adopt` and `diff`
+    /// (`None`: a temporary database on the same server). May hold a password.
+    pub dev_url: Option<Secret>,
     /// The environment's `password_env` names a variable that is not set, and
     /// nothing else gives a password: connecting fails before it starts.
     pub password_env_unset: Option<UnsetPasswordEnv>,
@@ -474,9 +495,13 @@ impl Config {
             citus: Citus {
                 multi_shard_modify_mode: ModifyMode::Sequential,
                 distribute_concurrently: true,
+                node_wait: Duration::ZERO,
             },
             lint_include: Vec::new(),
             lint_exclude: Vec::new(),
+            large_table_rows: 10_000,
+            large_table_mb: 10,
+            dev_url: None,
             password_env_unset: None,
             dev: DevMark::NoEnvironment,
         }
@@ -893,6 +918,20 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(v) = e.citus_distribute_concurrently {
         c.citus.distribute_concurrently = v;
+    }
+    if let Some(v) = &e.citus_node_wait {
+        c.citus.node_wait = duration("citus_node_wait", v, value::CITUS_NODE_WAIT)?;
+    }
+    if let Some(v) = e.lint_large_table_rows {
+        c.large_table_rows =
+            value::count("lint_large_table_rows", Origin::ConfigKey, &v.to_string(), value::LARGE_TABLE_ROWS).map_err(Error::from)?;
+    }
+    if let Some(v) = e.lint_large_table_mb {
+        c.large_table_mb =
+            value::count("lint_large_table_mb", Origin::ConfigKey, &v.to_string(), value::LARGE_TABLE_MB).map_err(Error::from)?;
+    }
+    if let Some(v) = &e.dev_url {
+        c.dev_url = Some(Secret::new(v.clone()));
     }
     for (key, list, excluding, into) in [
         ("lint_include", &e.lint_include, false, &mut c.lint_include),
@@ -1490,6 +1529,7 @@ mod tests {
                 Just("group_commit"),
                 Just("migrations"),
                 Just("citus_multi_shard_modify_mode"),
+                Just("citus_node_wait"),
                 Just("no_such_key"),
             ];
             let value = prop_oneof![

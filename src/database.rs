@@ -1,49 +1,27 @@
-//! Creating and dropping the target database, through the maintenance
-//! database (`maintenance_db`): `up --create-database` creates it, `database
-//! create|drop|reset` (development environments only, see
-//! [`crate::config::DevMark`]) create and drop it. The backend may refuse
-//! first (Citus: a database made or dropped on one node is not a Citus
-//! database), before anything is sent.
+//! `chatmigrate database create|drop|reset`: creating and dropping the
+//! target database through the maintenance database (`maintenance_db`), for
+//! development environments only ([`crate::config::DevMark`], checked by
+//! [`check_dev`]). Creating is the runner's own (`up --create-database`,
+//! with its race between runners); the backend may refuse first (Citus: a
+//! database made or dropped on one node is not a Citus database), before
+//! anything is sent.
 
-use std::time::Duration;
-
-use crate::backend::{self, ExecError, Purpose};
+use crate::backend::{self, Purpose};
 use crate::config::{Config, DevMark};
 use crate::dialect::quote;
 use crate::error::{Error, Result};
-use crate::retry;
 
-/// Creates the configured database unless it exists. Returns whether this
-/// call created it: of several runners started at once, one creates it and
-/// the others find it created. With `check_only` (a dry run), only asks the
-/// backend whether it may, and creates nothing.
-pub async fn create(cfg: &Config, purpose: Purpose, check_only: bool) -> Result<bool> {
+/// Creates the configured database unless it exists (`chatmigrate
+/// database create`). Returns whether this call created it: of several
+/// runners started at once, one creates it and the others find it created.
+pub async fn create(cfg: &Config, purpose: Purpose) -> Result<bool> {
     let name = cfg.pg.dbname.clone();
     let mut m = backend::connect_maintenance(cfg, purpose).await?;
     let r = async {
         // The backend may refuse a database made this way (Citus: it would
-        // have no citus extension and no nodes); a dry run asks too.
+        // have no citus extension and no nodes).
         m.check_create_database(&name).await?;
-        if check_only {
-            return Ok(false);
-        }
-        // Concurrent runners: one creates it, the others see 42P04 (exists)
-        // or 55006 (template busy while another copies it).
-        for attempt in 0.. {
-            if m.database_exists(&name).await? {
-                return Ok(false);
-            }
-            match m.execute(&format!("CREATE DATABASE {}", quote(&name))).await {
-                Ok(()) => return Ok(true),
-                // 42P04 exists; 23505 lost the race on pg_database's unique index.
-                Err(ExecError::Statement { error, .. }) if error.code == "42P04" || error.code == "23505" => return Ok(false),
-                Err(ExecError::Statement { error, .. }) if error.code == "55006" && attempt < 50 => {
-                    tokio::time::sleep(Duration::from_millis(50) + retry::jitter(Duration::from_millis(150))).await;
-                }
-                Err(e) => return Err(e.into_error("CREATE DATABASE")),
-            }
-        }
-        Ok(false)
+        crate::runner::create_on(&mut *m, &name).await
     }
     .await;
     m.close().await;

@@ -21,6 +21,9 @@ pub enum Value {
     TextArray(Vec<String>),
     /// A fixed SQL expression from `dialects/` (never user input).
     Expr(&'static str),
+    /// A value known only when a run happens, as a dry run shows it:
+    /// `<what>` (never sent).
+    Placeholder(&'static str),
 }
 
 impl Value {
@@ -40,6 +43,7 @@ impl Value {
                 items.iter().map(|s| escape_literal(s)).collect::<Vec<_>>().join(", ")
             ),
             Value::Expr(e) => e.trim().to_string(),
+            Value::Placeholder(what) => format!("<{what}>"),
         }
     }
 }
@@ -143,11 +147,26 @@ impl Dialect {
         out
     }
 
+    /// PL/pgSQL that creates the history schema only where it is missing:
+    /// `CREATE SCHEMA IF NOT EXISTS` on a schema that exists still needs
+    /// the CREATE privilege on the database, and with Citus's schema-based
+    /// sharding on it turns an empty regular schema into a distributed one.
+    fn create_schema_if_missing(schema: &str) -> String {
+        format!(
+            "IF to_regnamespace({}) IS NULL THEN CREATE SCHEMA IF NOT EXISTS {}; END IF;",
+            escape_literal(&quote(schema)),
+            quote(schema)
+        )
+    }
+
     /// Statements that create the history schema and tables, in order.
     pub fn create_history(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(s) = &self.schema {
-            out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(s)));
+            out.push(format!(
+                "DO $chatmigrate$ BEGIN {} END $chatmigrate$",
+                Self::create_schema_if_missing(s)
+            ));
         }
         out.push(
             self.fill(sql!("history_create"))
@@ -199,7 +218,7 @@ impl Dialect {
     /// missing, and upgrades a lease table of an older release in place.
     pub fn setup_lease(&self) -> String {
         let schema = match &self.schema {
-            Some(s) => format!("CREATE SCHEMA IF NOT EXISTS {};", quote(s)),
+            Some(s) => Self::create_schema_if_missing(s),
             None => String::new(),
         };
         self.fill(strip_comments(sql!("lease_setup")))
@@ -250,12 +269,12 @@ impl Dialect {
     /// The first call of a Data API migration transaction: its `SET LOCAL`
     /// settings as `set_config` calls, returning a row only while `owner`
     /// holds a live lease, which it keeps locked until the transaction ends.
-    pub fn transaction_guard(&self, settings: &[String], owner: &str) -> String {
+    pub fn transaction_guard(&self, settings: &[String], owner: &Value) -> String {
         let calls = set_config_calls(settings);
         let list = if calls.is_empty() { "1".to_string() } else { calls.join(", ") };
         Self::bind(
             &self.fill(strip_comments(sql!("lease_guard"))).replace("{settings}", &list),
-            &[Value::Text(owner.into())],
+            std::slice::from_ref(owner),
         )
     }
 
@@ -300,12 +319,6 @@ impl Dialect {
         )
     }
 
-    /// The upsert for a row written inside a migration's transaction, with
-    /// the server-side elapsed time (also what dry-run shows).
-    pub fn upsert_history_in_transaction(&self, row: &Row) -> String {
-        self.upsert_history(&history_values(row, Self::elapsed_ms()))
-    }
-
     pub fn delete_history(&self, version: i64) -> String {
         Self::bind(&self.fill(sql!("history_delete")), &[Value::Int(version)])
     }
@@ -321,7 +334,10 @@ impl Dialect {
     /// The qualified name of an INVALID index (left by a failed CONCURRENTLY
     /// build) with this name, in `schema` or the current schema.
     pub fn invalid_index(name: &str, schema: Option<&str>) -> String {
-        Self::bind(sql!("invalid_index"), &[Value::Text(name.to_string()), Value::opt_text(schema)])
+        Self::bind(
+            sql!("invalid_index").trim_end(),
+            &[Value::Text(name.to_string()), Value::opt_text(schema)],
+        )
     }
 
     /// Sessions holding locks on these tables: who blocks a migration.
@@ -338,7 +354,7 @@ impl Dialect {
 /// The SQL of the `citus` backend (`dialects/citus/`): what differs from
 /// PostgreSQL is only what chatmigrate asks a Citus node.
 pub mod citus {
-    use super::{strip_comments, Dialect, Value};
+    use super::{escape_literal, quote, strip_comments, Dialect, Value};
 
     /// The citus extension's version (NULL without it), as a column of the
     /// connect-time probe: one round trip less than a query of its own.
@@ -362,9 +378,34 @@ pub mod citus {
         strip_comments(citus_sql!("has_rows")).trim_end().replace("{table}", regclass)
     }
 
-    /// `citus.enable_create_database_propagation`, NULL where Citus is not loaded.
+    /// Whether Citus is loaded, and `citus.enable_create_database_propagation`
+    /// (NULL where Citus is not loaded or predates it).
     pub fn create_database() -> &'static str {
         strip_comments(citus_sql!("create_database")).trim_end()
+    }
+
+    /// Creates the schema of chatmigrate's own tables where it is missing,
+    /// with schema-based sharding off for that statement.
+    pub fn history_schema(schema: &str) -> String {
+        strip_comments(citus_sql!("history_schema"))
+            .trim_end()
+            .replace("{schema_text}", &escape_literal(&quote(schema)))
+            .replace("{schema}", &quote(schema))
+    }
+
+    /// Whether that schema is a distributed schema (Citus 12.0 and later).
+    pub fn tenant_schema(schema: &str) -> String {
+        strip_comments(citus_sql!("tenant_schema"))
+            .trim_end()
+            .replace("{schema_text}", &escape_literal(&quote(schema)))
+    }
+
+    /// Each active worker as `host:port`, whether the coordinator reached
+    /// it, and what it got, waiting at most `timeout` per connection.
+    pub fn workers_reachable(timeout: std::time::Duration) -> String {
+        strip_comments(citus_sql!("workers_reachable"))
+            .trim_end()
+            .replace("{timeout_ms}", &timeout.as_millis().max(1).to_string())
     }
 }
 
@@ -419,6 +460,11 @@ mod tests {
             .select_history(5, Some(100))
             .contains("FROM \"My\"\"Schema\".\"hist\" h WHERE h.version > 5 ORDER BY h.version LIMIT 100"));
         assert!(d.select_history(i64::MIN, None).ends_with("LIMIT ALL"));
+        // The schema only where it is missing (no CREATE privilege needed,
+        // and no Citus schema-based sharding applied to an existing one).
+        let missing = "IF to_regnamespace('\"My\"\"Schema\"') IS NULL THEN CREATE SCHEMA IF NOT EXISTS \"My\"\"Schema\"; END IF;";
+        assert_eq!(d.create_history()[0], format!("DO $chatmigrate$ BEGIN {missing} END $chatmigrate$"));
+        assert!(d.setup_lease().contains(missing), "{}", d.setup_lease());
         let row = Row {
             version: 7,
             name: "n".into(),
@@ -451,6 +497,17 @@ mod tests {
     }
 
     #[test]
+    fn the_history_upsert_updates_with_no_function() {
+        // Citus refuses a function that is not IMMUTABLE (now(),
+        // current_user) in DO UPDATE SET of an INSERT into a distributed
+        // table: the values come from the proposed row (EXCLUDED) instead.
+        let upsert = sql!("history_upsert");
+        let set = upsert.split_once("DO UPDATE SET").unwrap().1;
+        assert!(!set.contains('(') && !set.contains("current_user"), "{set}");
+        assert!(set.contains("applied_at = EXCLUDED.applied_at") && set.contains("installed_by = EXCLUDED.installed_by"));
+    }
+
+    #[test]
     fn settings_combine_into_one_statement() {
         let p = vec![
             "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'".to_string(),
@@ -469,10 +526,12 @@ mod tests {
             "db",
         );
         assert_eq!(
-            d.transaction_guard(&p[1..2], "me"),
+            d.transaction_guard(&p[1..2], &Value::Text("me".into())),
             "SELECT set_config('lock_timeout', '5000ms', true) FROM \"h_lease\"\nWHERE name = 'migrations' AND owner = 'me' AND pid IS NULL AND expires_at > now()\nFOR KEY SHARE"
         );
-        assert!(d.transaction_guard(&[], "me").starts_with("SELECT 1 FROM \"h_lease\""));
+        assert!(d
+            .transaction_guard(&[], &Value::Text("me".into()))
+            .starts_with("SELECT 1 FROM \"h_lease\""));
     }
 
     #[test]
@@ -481,6 +540,17 @@ mod tests {
         assert_eq!(citus::has_rows("public.\"T\""), "SELECT EXISTS (SELECT 1 FROM public.\"T\")::text");
         assert!(citus::probe().starts_with("SELECT split_part(citus_version()"));
         assert_eq!(citus::extension(), "(SELECT extversion FROM pg_extension WHERE extname = 'citus')");
+        let schema = citus::history_schema("O'ps");
+        assert!(
+            schema.contains("to_regnamespace('\"O''ps\"')") && schema.contains("CREATE SCHEMA IF NOT EXISTS \"O'ps\";"),
+            "{schema}"
+        );
+        assert!(schema.contains("set_config('citus.enable_schema_based_sharding', 'off', true)"));
+        assert_eq!(
+            citus::tenant_schema("ops"),
+            "SELECT EXISTS (SELECT 1 FROM pg_dist_schema WHERE schemaid = to_regnamespace('\"ops\"'))::text"
+        );
+        assert!(citus::workers_reachable(std::time::Duration::from_secs(5)).contains("SET LOCAL citus.node_connection_timeout TO 5000;"));
         let d = Dialect::postgres(
             &HistoryTable {
                 schema: Some("s'x".into()),

@@ -23,14 +23,29 @@ pub struct DbError {
     pub offset: Option<usize>,
 }
 
+/// A server text on one line: a line break and the indentation after it
+/// (libpq's "Connection refused\n\tIs the server running ...", relayed by
+/// dblink, postgres_fdw and Citus) become one space.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\n') {
+        return text.into();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .into()
+}
+
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.message)?;
+        write!(f, "{}", one_line(&self.message))?;
         if let Some(d) = &self.detail {
-            write!(f, "; DETAIL: {d}")?;
+            write!(f, "; DETAIL: {}", one_line(d))?;
         }
         if let Some(h) = &self.hint {
-            write!(f, "; HINT: {h}")?;
+            write!(f, "; HINT: {}", one_line(h))?;
         }
         // An error known only by its text has no code (the Data API).
         if !self.code.is_empty() {
@@ -51,6 +66,29 @@ pub struct Location {
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}", self.path, self.line, self.col)
+    }
+}
+
+/// An object that a pending migration creates (without `IF NOT EXISTS`)
+/// and that the database has already: `up` refuses before sending anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingObject {
+    /// `table`, `index`, `sequence`, `view`, `type`, `extension`, ...
+    pub kind: &'static str,
+    pub name: String,
+    /// For an index: its table.
+    pub table: Option<String>,
+    /// The statement that creates it.
+    pub location: Location,
+    pub version: i64,
+}
+
+impl std::fmt::Display for ExistingObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.table {
+            Some(t) => write!(f, "{} {} on {} ({})", self.kind, self.name, t, self.location),
+            None => write!(f, "{} {} ({})", self.kind, self.name, self.location),
+        }
     }
 }
 
@@ -166,6 +204,13 @@ pub enum Error {
         applied: Vec<i64>,
         would_mark: Vec<i64>,
     },
+    /// Objects the pending migrations create exist already (a database
+    /// made by hand or by another tool); listed below the hint.
+    #[error(
+        "{} object(s) that the pending migrations create already exist in {target}: {}; nothing was applied",
+        objects.len(), objects.iter().take(3).map(|o| o.to_string()).collect::<Vec<_>>().join(", ") + if objects.len() > 3 { ", ..." } else { "" }
+    )]
+    ObjectsExist { target: String, objects: Vec<ExistingObject> },
 
     // ----- database -----
     #[error("cannot connect to {target}: {message}")]
@@ -273,14 +318,23 @@ pub enum Error {
         last: String,
         hint: String,
     },
-    /// The command line does not parse (clap's message); only rendered
-    /// through `--format json`, clap prints its own text.
+    /// `history_schema` is a distributed schema: chatmigrate's own tables
+    /// in it would be (or are) distributed tables.
+    #[error("history_schema `{schema}` is a distributed schema on {target} (citus_schemas): chatmigrate's own tables (history, log, lease) there are single-shard distributed tables, not local tables of the coordinator")]
+    CitusTenantSchema { schema: String, target: String },
+    /// The command line does not parse (clap's message; clap prints its own
+    /// text, so this is rendered only as the JSON error object), or asks a
+    /// command for what it does not have (a `--format`).
     #[error("{message}")]
     Usage { message: String, hint: String },
     /// A panic caught at the top of the binary or around a file being
     /// read: a bug, never the user's input.
     #[error("internal error{}: {message} (this is a bug in chatmigrate)", context.as_ref().map(|c| format!(" while {c}")).unwrap_or_default())]
     Internal { context: Option<String>, message: String },
+    /// `adopt`, `diff`, their scratch database and adopt fixes: the
+    /// message and the next step (the knowledge lives in `schema/`).
+    #[error("{message}")]
+    Schema { kind: &'static str, message: String, hint: String },
     #[error("{0}")]
     Other(String),
 }
@@ -312,7 +366,7 @@ impl Error {
             Io { .. } => "check the path and its permissions".into(),
             SqlSyntax { .. } => "fix the SQL at that position; nothing was sent to the database".into(),
             UnknownDirective { .. } | BadDirective { .. } => {
-                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, citus-parallel, ignore <rule> -- <reason>".into()
+                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, citus-parallel, adopt-fix, ignore <rule> -- <reason>".into()
             }
             Lint(report) => {
                 // The help's first line; its SQL, if any, is in the report below.
@@ -338,6 +392,9 @@ impl Error {
             BaselineOverHistory { .. } => {
                 "run `chatmigrate up` to apply them, or pass --allow-existing if they are already in the database".into()
             }
+            ObjectsExist { .. } => {
+                "this database was built without chatmigrate: `chatmigrate adopt` compares it with the migrations and records them as applied when they match, or shows what differs (docs/adopt.md)".into()
+            }
             MissingFile { .. } => "restore the file, or point --migrations at the directory that has it".into(),
             OutOfOrder { .. } => {
                 "give the file a version above the highest applied one, or run `chatmigrate up --allow-out-of-order`".into()
@@ -352,7 +409,7 @@ impl Error {
             ReadOnlySession {
                 set_by, user, database, ..
             } => read_only_hint(set_by, user, database),
-            Migration { error, transactional, .. } => match (crate::backend::citus::runtime_hint(error), transactional) {
+            Migration { error, transactional, .. } => match (crate::backend::citus::runtime_hint(error), *transactional) {
                 (Some(fix), true) => format!("{fix}; this migration was rolled back"),
                 (Some(fix), false) => format!("{fix}; `chatmigrate up` then resumes at the failing statement"),
                 (None, true) => "fix the migration and run `chatmigrate up` again; this migration was rolled back".into(),
@@ -360,9 +417,9 @@ impl Error {
                     "fix the failing statement and run `chatmigrate up` again: it resumes at that statement (the ones before it stay done)".into()
                 }
             },
-            Db { error, .. } => crate::backend::citus::runtime_hint(error)
-                .unwrap_or("check the database user's privileges, then retry")
-                .into(),
+            Db { error, .. } => {
+                crate::backend::citus::runtime_hint(error).unwrap_or_else(|| "check the database user's privileges, then retry".into())
+            }
             ConnectionLost { .. } => {
                 "check the network or server, then run `chatmigrate up` again: applied migrations are recorded, the one in flight is re-checked".into()
             }
@@ -383,23 +440,27 @@ impl Error {
                 "another runner may have taken over; run `chatmigrate status`, and raise lease_ttl if the network is slow".into()
             }
             NotCitus { .. } => {
-                "connect to the database that has the citus extension (on Azure Cosmos DB for PostgreSQL: dbname = \"citus\"), or use backend = \"postgres\"".into()
+                "connect to the database that has the citus extension (on an Azure elastic cluster the one named when it was created, `postgres` by default; on Azure Cosmos DB for PostgreSQL dbname = \"citus\"), or use backend = \"postgres\"".into()
             }
             CitusWorker { .. } => {
-                "point the environment at the coordinator (on Azure Cosmos DB for PostgreSQL its host name starts with c-, the workers' with w0-, w1-, ...)".into()
+                "point the environment at the coordinator (on an Azure elastic cluster port 5432, not the load-balanced 7432 or 8432; on Azure Cosmos DB for PostgreSQL the host name that starts with c-, not w0-, w1-, ...)".into()
             }
             CitusNoNodes { .. } => {
                 "connect to the coordinator; on a new cluster register the nodes in this database first: SELECT citus_set_coordinator_host('<host>', <port>); SELECT citus_add_node('<worker>', <port>) for each worker".into()
             }
             CitusCreateDatabase { .. } => {
-                "on Azure Cosmos DB for PostgreSQL use the `citus` database (dbname = \"citus\"); on your own cluster create the database on every node, then in it run CREATE EXTENSION citus, citus_set_coordinator_host and citus_add_node per worker (docs/citus.md), and run `chatmigrate up` without --create-database".into()
+                "on Azure use the database the cluster was created with (elastic clusters: `postgres` by default, and CREATE DATABASE is refused there; Azure Cosmos DB for PostgreSQL: use the `citus` database (dbname = \"citus\")); on your own cluster create the database on every node, then in it run CREATE EXTENSION citus, citus_set_coordinator_host and citus_add_node per worker (docs/citus.md), and run `chatmigrate up` without --create-database".into()
             }
             CitusDropDatabase { .. } => {
                 "drop it on every node yourself (DROP DATABASE on the coordinator and on each worker); on Azure Cosmos DB for PostgreSQL the `citus` database cannot be dropped".into()
             }
             NotDevDatabase { hint, .. } | WaitTimeout { hint, .. } => hint.clone(),
             DropMaintenanceDb { .. } => "set dbname to the database to drop, or maintenance_db to another database".into(),
+            CitusTenantSchema { schema, .. } => format!(
+                "set history_schema to a schema that is not distributed (chatmigrate creates a missing one as a regular schema, whatever citus.enable_schema_based_sharding says), or make `{schema}` a regular schema again on the coordinator: SELECT citus_schema_undistribute('{schema}') (it also makes the other tables of `{schema}` local)"
+            ),
             Usage { hint, .. } => hint.clone(),
+            Schema { hint, .. } => hint.clone(),
             Internal { .. } => {
                 "please report it with this output, `chatmigrate --version` and the command you ran (RUST_BACKTRACE=1 adds a backtrace)".into()
             }
@@ -451,7 +512,8 @@ impl Error {
             | MissingFile { .. }
             | OutOfOrder { .. }
             | UnknownTarget { .. }
-            | BaselineOverHistory { .. } => "plan",
+            | BaselineOverHistory { .. }
+            | ObjectsExist { .. } => "plan",
             Connect { .. } | ConnectTimeout { .. } | DatabaseMissing { .. } | ConnectionLost { .. } => "connect",
             Replica { .. } | ReadOnlySession { .. } => "connect",
             Migration { .. } | Db { .. } => "database",
@@ -462,10 +524,15 @@ impl Error {
             OutcomeUnknown { .. } | TransactionRolledBack { .. } => "database",
             LeaseLost { .. } => "lock",
             NotCitus { .. } | CitusWorker { .. } | CitusNoNodes { .. } => "connect",
-            CitusCreateDatabase { .. } | CitusDropDatabase { .. } | NotDevDatabase { .. } | DropMaintenanceDb { .. } => "config",
+            CitusCreateDatabase { .. }
+            | CitusTenantSchema { .. }
+            | CitusDropDatabase { .. }
+            | NotDevDatabase { .. }
+            | DropMaintenanceDb { .. } => "config",
             WaitTimeout { .. } => "connect",
             Internal { .. } => "internal",
             Usage { .. } => "usage",
+            Schema { kind, .. } => kind,
             Other(_) => "other",
         }
     }

@@ -25,9 +25,10 @@
 //! Layout: `migration` (files, checksums, directives), `sql` (libpg_query
 //! splitting), `plan` (pure planning), `runner` (the one run loop),
 //! `backend` (transports), `dialect` (the tool's own SQL), `lint` (rules),
-//! `config`, `report`, `error`.
+//! `config`, `render` (outcomes and errors as text or JSON), `error`.
 
 pub mod backend;
+pub mod classify;
 pub mod cli;
 pub mod cmd;
 pub mod config;
@@ -38,9 +39,10 @@ pub mod history;
 pub mod lint;
 pub mod migration;
 pub mod plan;
-pub mod report;
+pub mod render;
 pub mod retry;
 pub mod runner;
+pub mod schema;
 pub mod sql;
 pub mod value;
 

@@ -1,13 +1,17 @@
 //! The `chatmigrate` binary: parse the command line, run, print an error and
-//! its hint on stderr, exit 0 (ok), 1 (found something) or 2 (error).
+//! its hint on stderr, exit 0 (ok), 1 (found something) or 2 (error). When
+//! stdout's reader goes away (`| head`), the command ends quietly with exit
+//! 0, as ripgrep does (an error of the command itself still exits 2).
 //!
 //! Nothing ends in a raw panic: a panic is caught here and reported like any
 //! error (kind `internal`, with `--format json` as the JSON error object),
 //! exit 2; the backtrace is printed only when RUST_BACKTRACE asks for it.
 
 use std::ffi::OsString;
+use std::io::Write;
 
 use chatmigrate::error::{self, Error};
+use chatmigrate::render::{self, Stdout};
 use clap::Parser;
 
 fn main() {
@@ -18,18 +22,26 @@ fn main() {
         Err(e) => std::process::exit(usage(e, wants_json(&args))),
     };
     let style = chatmigrate::cmd::style(&cli);
-    let code = std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|payload| Err(error::internal(None, payload.as_ref())));
+    let mut out = Stdout::new();
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli, &mut out)))
+        .unwrap_or_else(|payload| Err(error::internal(None, payload.as_ref())));
     let code = match code {
         Ok(code) => code,
         Err(e) => {
-            chatmigrate::report::error(&style, &e);
+            render::error(&style, &mut out, &e);
             e.exit_code()
         }
     };
+    let _ = out.flush();
+    // The reader went away: the command ends quietly (an error of its own
+    // was reported above, and keeps its code).
+    if out.closed() && code < 2 {
+        std::process::exit(0);
+    }
     std::process::exit(code);
 }
 
-fn run(cli: chatmigrate::cli::Cli) -> Result<i32, Error> {
+fn run(cli: chatmigrate::cli::Cli, out: &mut Stdout) -> Result<i32, Error> {
     // A failpoint for the test of this catch (debug builds only).
     #[cfg(debug_assertions)]
     if std::env::var_os("CHATMIGRATE_TEST_PANIC").is_some_and(|v| v == "main") {
@@ -39,7 +51,7 @@ fn run(cli: chatmigrate::cli::Cli) -> Result<i32, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(chatmigrate::cmd::run(cli))
+    runtime.block_on(chatmigrate::cmd::run(cli, out))
 }
 
 /// The panic hook: note where it happened (for the error line printed where
@@ -51,7 +63,7 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) {
     let backtrace = std::backtrace::Backtrace::capture();
     if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
         let at = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
-        eprintln!("panic{at}: {}\n{backtrace}", error::panic_message(info.payload()));
+        render::note(&format!("panic{at}: {}\n{backtrace}", error::panic_message(info.payload())));
     }
 }
 
@@ -77,7 +89,7 @@ fn usage(e: clap::Error, json: bool) -> i32 {
             .find_map(|l| l.trim().strip_prefix("tip: "))
             .map(str::to_string)
             .unwrap_or_else(|| "run `chatmigrate --help`, or `chatmigrate <command> --help`, for the usage".into());
-        chatmigrate::report::error_json(&Error::Usage { message, hint });
+        render::error_json(&mut Stdout::new(), &Error::Usage { message, hint });
     }
     2
 }

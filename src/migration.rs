@@ -46,6 +46,10 @@ pub struct Directives {
     /// in parallel multi-shard mode instead of the environment's mode.
     /// Ignored by the other backends.
     pub citus_parallel: bool,
+    /// `-- chatmigrate:adopt-fix`: written by `chatmigrate adopt
+    /// --write-fix`; `up` runs it alone, statement by statement, and records
+    /// it in the history log only (docs/adopt.md). Needs `no-transaction`.
+    pub adopt_fix: bool,
 }
 
 /// One `-- chatmigrate:ignore <rule>[, <rule>...] -- <reason>` comment.
@@ -372,6 +376,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 fn parse_directives(path: &str, text: &str) -> Result<Directives> {
     let mut d = Directives::default();
     let mut citus_parallel_line = None;
+    let mut adopt_fix_line = None;
     let mut seen: Vec<(&str, usize)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -420,6 +425,16 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
                 citus_parallel_line = Some(location);
                 d.citus_parallel = true;
             }
+            "adopt-fix" => {
+                if !arg.is_empty() {
+                    return Err(Error::BadDirective {
+                        location,
+                        message: format!("adopt-fix takes no argument, got `{arg}`"),
+                    });
+                }
+                adopt_fix_line = Some(location);
+                d.adopt_fix = true;
+            }
             // `off` / `0`: no timeout for this file (PostgreSQL's 0).
             "lock-timeout" => d.lock_timeout = Some(duration("lock-timeout", value::LOCK_TIMEOUT)?),
             "statement-timeout" => d.statement_timeout = Some(duration("statement-timeout", value::STATEMENT_TIMEOUT)?),
@@ -438,6 +453,13 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
         return Err(Error::BadDirective {
             location,
             message: "citus-parallel sets the mode of the file's transaction, and a no-transaction file has none: remove one of the two directives".into(),
+        });
+    }
+    if let (Some(location), false) = (adopt_fix_line, d.no_transaction) {
+        // An adopt fix builds indexes CONCURRENTLY: statement by statement.
+        return Err(Error::BadDirective {
+            location,
+            message: "an adopt fix runs statement by statement: add `-- chatmigrate:no-transaction` above it".into(),
         });
     }
     Ok(d)

@@ -93,10 +93,16 @@ pub const LEASE_TTL: DurationLimits = duration_limits(TENTH, DAY, false, "60s");
 /// `transaction_keepalive`: useful below the Data API's 3-minute idle
 /// limit; longer turns it off in effect (a test does that on purpose).
 pub const TRANSACTION_KEEPALIVE: DurationLimits = duration_limits(TENTH, DAY, false, "120s");
+/// `citus_node_wait`: 0 reports a Citus worker that fails at once.
+pub const CITUS_NODE_WAIT: DurationLimits = duration_limits(Duration::ZERO, DAY, false, "0s");
 /// `port`, `PGPORT`, the URL's port.
 pub const PORT: CountLimits = count_limits(1, 65535, "5432");
 /// `lock_retries`.
 pub const LOCK_RETRIES: CountLimits = count_limits(0, 100, "3");
+/// `lint_large_table_rows`: 0 makes every table with a row large.
+pub const LARGE_TABLE_ROWS: CountLimits = count_limits(0, i64::MAX, "10000");
+/// `lint_large_table_mb` (up to 1 PB).
+pub const LARGE_TABLE_MB: CountLimits = count_limits(0, 1 << 30, "10");
 /// A migration's version (`V{version}__`); 0 is reserved.
 pub const VERSION: CountLimits = count_limits(1, i64::MAX, "20250101120000");
 
@@ -197,6 +203,15 @@ pub fn show(d: Duration) -> String {
         _ if ms % 60_000 == 0 => format!("{}min", ms / 60_000),
         _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
         _ => format!("{ms}ms"),
+    }
+}
+
+/// A time that passed, for people: `12 ms`, `3.4 s`, `2 min 5 s`.
+pub fn elapsed(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
     }
 }
 

@@ -4,7 +4,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text

@@ -22,6 +22,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::classify;
 use crate::error::{Error, Result};
 use crate::retry::{Backoff, Progress, Waiting};
 
@@ -109,7 +110,7 @@ pub async fn poll(wait: Duration, progress: &Progress, taker: &mut dyn Taker) ->
 /// A lost race between first runners creating the lease table (duplicate
 /// type or relation): the next attempt finds the table.
 pub fn setup_race(e: &Error) -> bool {
-    matches!(e, Error::Db { error, .. } if matches!(error.code.as_str(), "23505" | "42P07" | "42710"))
+    matches!(e, Error::Db { error, .. } if classify::lost_create_race(&error.code))
 }
 
 /// The answer of `lease_acquire.sql`: (holds the advisory lock, took the

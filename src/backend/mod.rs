@@ -3,8 +3,9 @@
 //! A backend executes statements, runs one transactional migration (its
 //! statements plus its history row) atomically, takes and releases the
 //! migration lock, and reads and writes history rows. Ordering, checksums,
-//! planning, dry-run, lint gates, progress and reporting live in `runner.rs`
-//! and above, once. Each backend states its [`Capabilities`]; the runner uses
+//! planning, dry-run, lint gates, progress and reporting live in `runner/`
+//! and above, once. How a transaction and a history row look on the wire
+//! is written once, in `wire.rs`, for the backends and for dry-run. Each backend states its [`Capabilities`]; the runner uses
 //! those and never asks which backend it is talking to.
 //!
 //! Deviation from DESIGN.md, on purpose: instead of separate begin / commit /
@@ -21,6 +22,7 @@ pub mod postgres;
 pub mod rds_data;
 pub mod sqlstate;
 pub mod tls;
+pub mod wire;
 
 use std::time::Duration;
 
@@ -175,6 +177,9 @@ pub struct Adapted {
     pub sql: Option<String>,
     /// What the user should know about it (e.g. that writes are blocked).
     pub note: Option<String>,
+    /// The catalog queries the backend sent to decide, in order (dry-run
+    /// shows them with the statement).
+    pub reads: Vec<String>,
 }
 
 /// A failure while executing statements.
@@ -260,6 +265,20 @@ pub trait Backend: Send {
     /// before it is sent, and by dry-run.
     async fn adapt(&mut self, _statement: &Statement, _in_transaction: bool) -> Result<Adapted> {
         Ok(Adapted::default())
+    }
+
+    /// What the server said while the statements last sent ran, as lines
+    /// for the user (Citus: the NOTICEs and WARNINGs of its function calls,
+    /// e.g. that a table has no replica identity); taken once.
+    fn take_notices(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Asked by `status` and `verify` before [`Backend::facts`]: checks the
+    /// parts of the server beyond this connection (Citus: whether the
+    /// coordinator reaches each worker); what it finds shows in the facts.
+    async fn check_cluster(&mut self) -> Result<()> {
+        Ok(())
     }
 
     /// Asked on the maintenance connection before `CREATE DATABASE name`: a

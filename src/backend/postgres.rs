@@ -21,9 +21,11 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use super::aws;
 use super::lock::{self, Taker};
 use super::tls::{load_bundle, LazyTls};
+use super::wire::Wire;
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
+use crate::classify;
 use crate::config::{Config, SslMode};
-use crate::dialect::{history_values, Dialect, Value};
+use crate::dialect::{Dialect, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::retry::{self, Class, Policy, Progress};
@@ -61,11 +63,74 @@ pub struct Postgres {
     setup_races: u32,
     /// What the connect-time probe read.
     session: Session,
+    /// The notices the server sent (read by the citus backend).
+    notices: Notices,
 }
 
-/// One open connection: the client, its driver task, and the TLS connector
-/// used (needed again for cancel requests).
-type Opened = (Client, tokio::task::JoinHandle<()>, Option<LazyTls>);
+/// One open connection: the client, its driver task, the TLS connector
+/// used (needed again for cancel requests), and the notices it received.
+type Opened = (Client, tokio::task::JoinHandle<()>, Option<LazyTls>, Notices);
+
+/// A NOTICE or WARNING the server sent (`RAISE NOTICE`, Citus's "Copying
+/// data from local table...").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `NOTICE`, `WARNING`, `INFO`, ...
+    pub severity: String,
+    pub error: DbError,
+}
+
+/// The notices of one connection, in order, since they were last taken;
+/// the newest [`Notices::KEPT`] are kept. Filled by the connection's
+/// driver task before the answer of the statement that raised them reaches
+/// the client, so they are complete once that answer is read.
+#[derive(Debug, Clone, Default)]
+pub struct Notices(std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Notice>>>);
+
+impl Notices {
+    const KEPT: usize = 100;
+
+    fn push(&self, n: &tokio_postgres::error::DbError) {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() == Self::KEPT {
+            q.pop_front();
+        }
+        q.push_back(Notice {
+            // The nonlocalized severity where the server sends one.
+            severity: n
+                .parsed_severity()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| n.severity().to_string()),
+            error: DbError {
+                code: n.code().code().to_string(),
+                message: n.message().to_string(),
+                detail: n.detail().map(str::to_string),
+                hint: n.hint().map(str::to_string),
+                offset: None,
+            },
+        });
+    }
+
+    /// The notices received since the last call.
+    pub fn take(&self) -> Vec<Notice> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect()
+    }
+}
+
+/// Runs a connection until it closes, keeping the notices it receives.
+fn drive<S, T>(mut conn: tokio_postgres::Connection<S, T>, notices: Notices) -> tokio::task::JoinHandle<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = m {
+                notices.push(&n);
+            }
+        }
+    })
+}
 
 /// Copies a server error out of the driver's type.
 fn db_error(e: &tokio_postgres::Error, sql: Option<&str>) -> Option<DbError> {
@@ -91,9 +156,19 @@ fn lost_or_internal(e: tokio_postgres::Error, context: &'static str) -> ExecErro
 }
 
 /// SQLSTATEs after which the session (and its transaction) is gone: a
-/// read-only server after failover, shutdown, connection exceptions.
-fn session_ended(code: &str) -> bool {
-    matches!(code, "25006" | "57P01" | "57P02" | "57P03") || code.starts_with("08")
+/// read-only server after failover, shutdown, connection exceptions. A
+/// connection exception sent as an ERROR (not FATAL) on a session that is
+/// still open is about another connection of the server (a Citus worker,
+/// a postgres_fdw or dblink server): this session goes on.
+fn session_ended(e: &tokio_postgres::Error, client: &Client) -> bool {
+    let Some(d) = e.as_db_error() else { return true };
+    let code = d.code().code();
+    use tokio_postgres::error::Severity;
+    let fatal = match d.parsed_severity() {
+        Some(s) => matches!(s, Severity::Fatal | Severity::Panic),
+        None => matches!(d.severity(), "FATAL" | "PANIC"),
+    } || client.is_closed();
+    classify::read_only_transaction(code) || classify::server_going_away(code) || (classify::connection_exception(code) && fatal)
 }
 
 /// The driver's message with its cause ("error connecting to server:
@@ -125,9 +200,11 @@ fn classify_connect(e: &tokio_postgres::Error, refreshable: bool) -> (Class, Str
     if let Some(d) = e.as_db_error() {
         let code = d.code().code();
         let class = match code {
-            "57P03" | "53300" | "08006" | "08001" | "08004" => Class::Resuming,
-            "28000" => Class::Bounded(1),
-            "28P01" if refreshable => Class::Bounded(1),
+            c if classify::cannot_connect_now(c) || classify::too_many_connections(c) || classify::connection_not_established(c) => {
+                Class::Resuming
+            }
+            c if classify::invalid_authorization(c) => Class::Bounded(1),
+            c if classify::invalid_password(c) && refreshable => Class::Bounded(1),
             _ => Class::Fatal,
         };
         return (class, format!("SQLSTATE {code}"));
@@ -287,7 +364,7 @@ async fn open(cfg: &Config, dbname: Option<&str>, purpose: Purpose, extra: &[&st
 }
 
 /// Closes a connection that will not be used (a replica, a read-only session).
-async fn close_opened((client, conn, _): Opened) {
+async fn close_opened((client, conn, _, _): Opened) {
     drop(client);
     let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
 }
@@ -370,7 +447,7 @@ fn connect_hint(pg: &crate::config::PgTarget, creds: Creds, code: &str, message:
             bundle()
         );
     }
-    if code == "28000" && message.contains("no encryption") {
+    if classify::invalid_authorization(code) && message.contains("no encryption") {
         return "the server only accepts TLS: set sslmode = \"verify-full\" and sslrootcert (for RDS, the global bundle)".into();
     }
     match (creds, code) {
@@ -417,15 +494,16 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> 
         let roots = pg.sslrootcert.as_deref().map(load_bundle).transpose().map_err(fatal)?;
         Some(LazyTls::new(mode, roots))
     };
+    let notices = Notices::default();
     let attempt = async {
         let (client, handle) = match tls.clone() {
             None => {
                 let (client, conn) = c.connect(tokio_postgres::NoTls).await?;
-                (client, tokio::spawn(async move { drop(conn.await) }))
+                (client, drive(conn, notices.clone()))
             }
             Some(tls) => {
                 let (client, conn) = c.connect(tls).await?;
-                (client, tokio::spawn(async move { drop(conn.await) }))
+                (client, drive(conn, notices.clone()))
             }
         };
         Ok::<_, tokio_postgres::Error>((client, handle))
@@ -434,18 +512,15 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> 
         Err(_) => Err(Attempt {
             error: Error::ConnectTimeout {
                 target,
-                wait: crate::report::duration_ms(pg.connect_timeout.as_millis() as u64),
+                wait: crate::value::elapsed(pg.connect_timeout.as_millis() as u64),
             },
             class: Class::Resuming,
-            cause: format!(
-                "no answer within {}",
-                crate::report::duration_ms(pg.connect_timeout.as_millis() as u64)
-            ),
+            cause: format!("no answer within {}", crate::value::elapsed(pg.connect_timeout.as_millis() as u64)),
         }),
         Ok(Err(e)) => {
             let (class, cause) = classify_connect(&e, creds != Creds::Password);
             let error = match db_error(&e, None) {
-                Some(d) if d.code == "3D000" => Error::DatabaseMissing {
+                Some(d) if classify::undefined_database(&d.code) => Error::DatabaseMissing {
                     name: dbname.to_string(),
                     target: format!("{}:{}", pg.host, pg.port),
                 },
@@ -465,7 +540,7 @@ async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> 
             };
             Err(Attempt { error, class, cause })
         }
-        Ok(Ok((client, conn))) => Ok((client, conn, tls)),
+        Ok(Ok((client, conn))) => Ok((client, conn, tls, notices)),
     }
 }
 
@@ -504,13 +579,9 @@ impl Postgres {
     /// string to the workers, where a string of several commands fails with
     /// "cannot insert multiple commands into a prepared statement".
     pub async fn run_transaction_separately(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
-        let history = self.dialect.upsert_history_in_transaction(row);
-        let mut all: Vec<&str> = Vec::with_capacity(settings.len() + statements.len() + 3);
-        all.push("BEGIN");
-        all.extend(settings.iter().map(String::as_str));
-        all.extend_from_slice(statements);
-        all.push(&history);
-        all.push("COMMIT");
+        let t = self.wire().transaction(settings, statements, row);
+        let all = t.parts();
+        // The history row, second to last (before COMMIT).
         let history_part = all.len() - 2;
         let client = &self.client;
         type Part<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, tokio_postgres::Error>> + Send + 'a>>;
@@ -569,7 +640,7 @@ impl Postgres {
         let Some(error) = db_error(&e, Some(all[index])) else {
             return Err(ExecError::Lost { message: e.to_string() });
         };
-        if session_ended(&error.code) {
+        if session_ended(&e, &self.client) {
             return Err(ExecError::Lost {
                 message: format!("{} (SQLSTATE {})", error.message, error.code),
             });
@@ -583,11 +654,12 @@ impl Postgres {
     /// Connects and probes the session for `purpose`; `extra` columns are
     /// added to the probe (the backend reads them from [`Postgres::session`]).
     pub async fn connect(cfg: &Config, dbname: Option<&str>, purpose: Purpose, extra: &[&str]) -> Result<Postgres> {
-        let ((client, conn, tls), target, dbname, session) = open(cfg, dbname, purpose, extra).await?;
+        let ((client, conn, tls, notices), target, dbname, session) = open(cfg, dbname, purpose, extra).await?;
         Ok(Postgres {
             client,
             conn,
             tls,
+            notices,
             target,
             dialect: Dialect::postgres(&cfg.history, &dbname),
             progress: cfg.progress.clone(),
@@ -599,6 +671,16 @@ impl Postgres {
             setup_races: 0,
             session,
         })
+    }
+
+    /// How this backend writes a transaction and a history row (a session
+    /// holder: `SET LOCAL`s, plain upserts).
+    fn wire(&self) -> Wire<'_> {
+        Wire {
+            dialect: &self.dialect,
+            lock: CAPABILITIES.lock,
+            owner: None,
+        }
     }
 
     /// What the connect-time probe read.
@@ -620,11 +702,16 @@ impl Postgres {
         let rows = match self.simple(&sql, "reading the history table").await {
             Ok(r) => r,
             // No table (42P01) or no schema (3F000) yet: nothing applied.
-            Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
+            Err(Error::Db { error, .. }) if classify::undefined_table(&error.code) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         let read = if for_plan { Row::from_plan_text } else { Row::from_text };
         rows.into_iter().map(read).collect()
+    }
+
+    /// The notices the server sent since the last call.
+    pub fn take_notices(&self) -> Vec<Notice> {
+        self.notices.take()
     }
 
     async fn simple(&self, sql: &str, context: &str) -> Result<Vec<Vec<Option<String>>>> {
@@ -723,7 +810,7 @@ impl Backend for Postgres {
             // migration's: try once more (closing the session would release
             // the advisory lock, and with it the lease, anyway).
             if let Err(Error::Db { error, .. }) = self.simple(&sql, "releasing the migration lock").await {
-                if error.code != "57014" {
+                if !classify::query_canceled(&error.code) {
                     return Err(Error::Db {
                         context: "releasing the migration lock".into(),
                         error,
@@ -752,7 +839,7 @@ impl Backend for Postgres {
     }
 
     async fn write_history(&mut self, row: &Row) -> Result<()> {
-        let sql = self.dialect.upsert_history(&history_values(row, Value::Int(row.execution_ms)));
+        let sql = self.wire().history(row, Value::Int(row.execution_ms));
         self.simple(&sql, "writing the history table").await.map(drop)
     }
 
@@ -781,26 +868,24 @@ impl Backend for Postgres {
 
     async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
         // One round trip: BEGIN; settings; s1; ...; sn; history; COMMIT
-        let history = self.dialect.upsert_history_in_transaction(row);
-        let mut batch = String::with_capacity(statements.iter().map(|s| s.len() + 2).sum::<usize>() + history.len() + 256);
-        let mut starts = Vec::with_capacity(statements.len());
-        batch.push_str("BEGIN;\n");
-        for s in settings {
-            batch.push_str(s);
-            batch.push_str(";\n");
-        }
-        for s in statements {
+        let t = self.wire().transaction(settings, statements, row);
+        let parts = t.parts();
+        let mut batch = String::with_capacity(parts.iter().map(|p| p.len() + 2).sum());
+        let mut starts = Vec::with_capacity(parts.len());
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                batch.push_str(";\n");
+            }
             starts.push(batch.len());
-            batch.push_str(s);
-            batch.push_str(";\n");
+            batch.push_str(p);
         }
-        batch.push_str(&history);
-        batch.push_str(";\nCOMMIT");
+        // Where statement k of the file starts in the batch.
+        let starts = &starts[1 + t.opening.len()..];
 
         let mut done = 0usize;
         // The history row's RETURNING: the part after BEGIN, the settings
         // and the statements (whose own rows, a SELECT's, come before).
-        let history_part = 1 + settings.len() + statements.len();
+        let history_part = 1 + t.opening.len() + statements.len();
         let mut execution_ms = 0;
         let result = async {
             let stream = self.client.simple_query_raw(&batch).await?;
@@ -824,7 +909,7 @@ impl Backend for Postgres {
         let Some(mut error) = db_error(&e, Some(&batch)) else {
             return Err(ExecError::Lost { message: e.to_string() });
         };
-        if session_ended(&error.code) {
+        if session_ended(&e, &self.client) {
             // Failover (a read-only server), an admin shutdown: the
             // transaction is gone with its session; reconnect and redo it.
             return Err(ExecError::Lost {

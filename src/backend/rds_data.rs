@@ -34,9 +34,11 @@ use aws_sdk_rdsdata::types::Field;
 use aws_sdk_rdsdata::Client;
 
 use super::lock::{self, Taker};
+use super::wire::Wire;
 use super::{sqlstate, Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
+use crate::classify;
 use crate::config::Config;
-use crate::dialect::{history_values, Dialect, Value};
+use crate::dialect::{Dialect, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::retry::{self, Backoff, Class, GaveUp, Policy, Progress};
@@ -245,7 +247,7 @@ fn classify(e: &CallError, call: Call) -> (Class, &'static str, String) {
 /// A `DatabaseNotFoundException` counts only with that text: AWS uses the
 /// code for a cluster without a writer instance (docs/backends.md).
 fn names_missing_database(e: &CallError) -> bool {
-    !e.message.is_empty() && sql_error(&e.message, None).code == "3D000"
+    !e.message.is_empty() && classify::undefined_database(&sql_error(&e.message, None).code)
 }
 
 /// An answer from something that is not a Data API, or no answer at all:
@@ -706,7 +708,7 @@ impl RdsData {
             };
             let out = match self.tool(&sql, "reading the history table", Call::Idempotent).await {
                 Ok(o) => o,
-                Err(Error::Db { error, .. }) if error.code == "42P01" || error.code == "3F000" => return Ok(Vec::new()),
+                Err(Error::Db { error, .. }) if classify::undefined_table(&error.code) => return Ok(Vec::new()),
                 // The 1 MiB response cap: smaller pages.
                 Err(Error::Db { error, .. }) if error.message.contains("size limit") && page > 1 => {
                     page /= 2;
@@ -727,15 +729,20 @@ impl RdsData {
         }
     }
 
-    fn upsert(&self, values: Vec<Value>) -> String {
-        match &self.lease {
-            Some(l) => {
-                let mut v = values;
-                v.push(Value::Text(l.owner.clone()));
-                self.dialect.upsert_history_fenced(&v)
-            }
-            None => self.dialect.upsert_history(&values),
+    /// How this runner writes a transaction and a history row: fenced by
+    /// its lease while it holds one, with the settings folded into the
+    /// transaction's first call (`backend::wire`, which dry-run renders too).
+    fn wire<'a>(&'a self, owner: &'a Option<Value>) -> Wire<'a> {
+        Wire {
+            dialect: &self.dialect,
+            lock: CAPABILITIES.lock,
+            owner: owner.as_ref(),
         }
+    }
+
+    /// The lease owner whose live lease fences this runner's writes.
+    fn owner(&self) -> Option<Value> {
+        self.lease.as_ref().map(|l| Value::Text(l.owner.clone()))
     }
 
     /// Runs tool-owned SQL outside a transaction (idempotent or not).
@@ -750,18 +757,6 @@ impl RdsData {
                 other => other.into_error(context),
             },
         })
-    }
-
-    /// The first call of a migration transaction: its settings, and the
-    /// lease row held `FOR KEY SHARE` until the transaction ends (no row
-    /// back: the lease was lost). Without a lease (not under the lock) only
-    /// the settings, and no call at all without them.
-    fn first_call(&self, settings: &[String]) -> Option<String> {
-        match &self.lease {
-            Some(l) => Some(self.dialect.transaction_guard(settings, &l.owner)),
-            None if settings.is_empty() => None,
-            None => Some(Dialect::combined_settings(settings)),
-        }
     }
 }
 
@@ -900,7 +895,8 @@ impl Backend for RdsData {
 
     async fn write_history(&mut self, row: &Row) -> Result<()> {
         self.check_lease()?;
-        let sql = self.upsert(history_values(row, Value::Int(row.execution_ms)));
+        let owner = self.owner();
+        let sql = self.wire(&owner).history(row, Value::Int(row.execution_ms));
         let out = self.tool(&sql, "writing the history table", Call::Idempotent).await?;
         // The fenced upsert returns the version it wrote (RETURNING): every
         // implementation returns records, while numberOfRecordsUpdated for an
@@ -943,9 +939,15 @@ impl Backend for RdsData {
     async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
         self.check_lease().map_err(ExecError::transport)?;
         self.cancelled.store(false, Ordering::SeqCst);
+        // The first call carries the settings and holds the lease row `FOR
+        // KEY SHARE` until the transaction ends (no row back: the lease was
+        // lost); without a lease (not under the lock) only the settings, and
+        // no call at all without them.
+        let owner = self.owner();
+        let t = self.wire(&owner).transaction(settings, statements, row);
         let tx = self.begin().await?;
-        if let Some(first) = self.first_call(settings) {
-            match self.call_in_tx(&first, &tx).await {
+        if let Some(first) = t.opening.first() {
+            match self.call_in_tx(first, &tx).await {
                 Ok(out) if self.lease.is_some() && out.records().is_empty() => {
                     self.rollback(&tx).await;
                     return Err(ExecError::transport(Error::LeaseLost {
@@ -954,7 +956,7 @@ impl Backend for RdsData {
                 }
                 Ok(_) => {}
                 Err(g) => {
-                    let e = self.statement_error(g, 0, &first);
+                    let e = self.statement_error(g, 0, first);
                     self.rollback(&tx).await;
                     return Err(match e {
                         // A setting the server refused: reported on the first statement.
@@ -968,7 +970,7 @@ impl Backend for RdsData {
                 }
             }
         }
-        for (i, s) in statements.iter().enumerate() {
+        for (i, s) in t.statements.iter().enumerate() {
             if self.cancelled.load(Ordering::SeqCst) {
                 self.rollback(&tx).await;
                 return Err(ExecError::Statement {
@@ -996,8 +998,8 @@ impl Backend for RdsData {
                 });
             }
         }
-        let history = self.upsert(history_values(row, Dialect::elapsed_ms()));
-        let execution_ms = match self.call_in_tx(&history, &tx).await {
+        let history = &t.history;
+        let execution_ms = match self.call_in_tx(history, &tx).await {
             Ok(out) if self.lease.is_some() && out.records().is_empty() => {
                 self.rollback(&tx).await;
                 return Err(ExecError::transport(Error::LeaseLost {
@@ -1010,7 +1012,7 @@ impl Backend for RdsData {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             Err(g) => {
-                let e = self.statement_error(g, statements.len(), &history);
+                let e = self.statement_error(g, statements.len(), history);
                 self.rollback(&tx).await;
                 return Err(match e {
                     ExecError::Statement { error, .. } => ExecError::Internal {

@@ -8,18 +8,20 @@
 use serde_json::json;
 
 use crate::backend::Backend;
+use crate::classify;
 use crate::cli::BaselineArgs;
 use crate::dialect::quote;
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
 use crate::migration::{self, Migration};
-use crate::{report, runner};
+use crate::render::{Done, Outcome};
+use crate::runner;
 
 fn row(m: &Migration, backend: &str) -> Row {
     Row::new(m, backend, Status::Applied, m.statements.len(), false)
 }
 
-pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<Outcome> {
     let mut local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
     for m in local.iter_mut() {
         m.prepare()?;
@@ -39,8 +41,7 @@ pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<i32> {
         runner::with_lock(&ctx.cfg, move |b| Box::pin(baseline_to(b, local, v, allow))).await?
     };
     let msg = format!("baseline: recorded {} migration(s) as applied without running them", recorded.len());
-    report::done(&ctx.style, &mut std::io::stdout().lock(), &msg, json!({"recorded": recorded}))?;
-    Ok(0)
+    Ok(Outcome::Done(Done::new(msg, json!({"recorded": recorded}))))
 }
 
 async fn baseline_to(b: &mut dyn Backend, local: Vec<Migration>, version: i64, allow_existing: bool) -> Result<Vec<i64>> {
@@ -81,7 +82,7 @@ async fn import_refinery(b: &mut dyn Backend, local: Vec<Migration>, table: Stri
         quote(&table)
     );
     let rows = b.query(&sql).await.map_err(|e| match e {
-        Error::Db { error, .. } if error.code == "42P01" => Error::Other(format!(
+        Error::Db { error, .. } if classify::undefined_table(&error.code) => Error::Other(format!(
             "table {table} does not exist: nothing to import (use --refinery-table if it has another name)"
         )),
         other => other,

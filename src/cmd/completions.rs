@@ -3,25 +3,16 @@
 //! definitions as the help (`cli.rs`), so it completes every command,
 //! option and value the parser takes.
 
+use std::io::Write;
+
 use crate::cli::CompletionsArgs;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-pub fn run(args: &CompletionsArgs) -> Result<i32> {
+pub fn run(args: &CompletionsArgs, out: &mut dyn Write) -> Result<i32> {
     let mut cmd = crate::cli::command();
-    let mut out = Vec::new();
-    clap_complete::generate(args.shell, &mut cmd, "chatmigrate", &mut out);
-    write_stdout(&out)?;
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "chatmigrate", &mut script);
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(0)
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-pub(super) fn write_stdout(bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(bytes) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
-            path: "stdout".into(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
 }

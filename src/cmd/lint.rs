@@ -11,9 +11,11 @@ use crate::cli::LintArgs;
 use crate::config::BackendKind;
 use crate::error::Result;
 use crate::migration::{self, Migration, Source};
-use crate::{lint, plan, report, runner};
+use crate::render::Outcome;
+use crate::{lint, plan, runner};
 
-pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
+    let mut live = None;
     let (mut set, targets) = if args.pending {
         let st = runner::load_state(&ctx.cfg).await?;
         let opts = plan::Options {
@@ -22,6 +24,7 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
         };
         let plan = plan::plan(&st.local, &st.applied, &opts)?;
         let targets = plan.steps.iter().map(|s| s.index).collect();
+        live = Some(plan.steps.iter().map(|s| (s.index, s.resume_from)).collect::<Vec<_>>());
         (st.local, targets)
     } else if args.paths.is_empty() {
         let set = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
@@ -37,9 +40,12 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<i32> {
         // Context only: a file that does not parse gives no facts.
         let _ = m.prepare();
     }
-    let r = lint::lint(&set, &targets, &lint::Options::for_config(&ctx.cfg));
-    report::lint(&ctx.style, &mut std::io::stdout().lock(), &r)?;
-    Ok(if r.errors() > 0 { 1 } else { 0 })
+    let mut opts = lint::Options::for_config(&ctx.cfg);
+    if let Some(run) = live {
+        // With the database: locking hazards are judged by the live sizes, as `up` does.
+        opts.live = Some(std::sync::Arc::new(crate::schema::live::for_run(&ctx.cfg, &set, &run).await?));
+    }
+    Ok(Outcome::Lint(lint::lint(&set, &targets, &opts)))
 }
 
 /// The files under `paths` as targets, within the environment's set (when

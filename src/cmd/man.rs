@@ -3,18 +3,18 @@
 //! or with `--dir` written there with one page per command
 //! (`chatmigrate-up.1`, `chatmigrate-database-drop.1`, ...).
 
+use std::io::Write;
+
 use crate::cli::ManArgs;
 use crate::error::{Error, Result};
 
-pub fn run(args: &ManArgs) -> Result<i32> {
+pub fn run(args: &ManArgs, out: &mut dyn Write) -> Result<i32> {
     let cmd = crate::cli::command();
     let Some(dir) = &args.dir else {
-        let mut out = Vec::new();
-        clap_mangen::Man::new(cmd).render(&mut out).map_err(|e| Error::Io {
-            path: "stdout".into(),
-            source: e,
-        })?;
-        super::completions::write_stdout(&out)?;
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut page)?;
+        out.write_all(&page)?;
+        out.flush()?;
         return Ok(0);
     };
     let io = |source| Error::Io {
@@ -30,6 +30,6 @@ pub fn run(args: &ManArgs) -> Result<i32> {
         .filter(|n| n.starts_with("chatmigrate") && n.ends_with(".1"))
         .collect();
     pages.sort();
-    println!("wrote {} page(s) to {}: {}", pages.len(), dir.display(), pages.join(", "));
+    writeln!(out, "wrote {} page(s) to {}: {}", pages.len(), dir.display(), pages.join(", "))?;
     Ok(0)
 }

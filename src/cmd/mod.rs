@@ -1,10 +1,13 @@
 //! One file per subcommand. Each resolves what it needs, calls the engine
-//! (`runner`, `plan`) and renders through `report`; none re-implements the
-//! run loop. `run` returns the process exit code (0 ok, 1 found something).
+//! (`runner`, `plan`) and returns its [`Outcome`]; `run` renders it in the
+//! requested format (`render`) and returns the process exit code (0 ok, 1
+//! found something). None re-implements the run loop or renders itself.
 
+mod adopt;
 mod baseline;
 mod completions;
 mod database;
+mod diff;
 mod lint;
 mod man;
 mod new;
@@ -14,12 +17,12 @@ mod up;
 mod verify;
 mod wait;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use crate::cli::{Cli, ColorChoice, Command, Format};
 use crate::config::{Config, Overrides, ProcessEnv};
 use crate::error::{Error, Result};
-use crate::report::Style;
+use crate::render::{self, Outcome, Style};
 use crate::value::{self, Origin};
 
 /// What every command gets: the resolved config and the output style.
@@ -39,19 +42,79 @@ pub fn style(cli: &Cli) -> Style {
         }
     };
     Style {
-        json: g.format == Format::Json,
+        format: match g.format {
+            Format::Text => render::Format::Text,
+            Format::Json => render::Format::Json,
+        },
         color,
         quiet: g.quiet,
         verbose: g.verbose > 0,
     }
 }
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> Result<i32> {
-    // These two print what the command line is; no config is read.
+/// The subcommand's name, as typed.
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Up(_) => "up",
+        Command::Status(_) => "status",
+        Command::New(_) => "new",
+        Command::Verify => "verify",
+        Command::Baseline(_) => "baseline",
+        Command::Repair => "repair",
+        Command::Lint(_) => "lint",
+        Command::Adopt(_) => "adopt",
+        Command::Diff(_) => "diff",
+        Command::Wait(_) => "wait",
+        Command::Database(_) => "database",
+        Command::Completions(_) => "completions",
+        Command::Man(_) => "man",
+    }
+}
+
+/// The `--format` values each command has (every command renders text
+/// and JSON; a format that only some commands have is listed for those).
+fn formats(c: &Command) -> &'static [Format] {
+    match c {
+        Command::Up(_)
+        | Command::Status(_)
+        | Command::New(_)
+        | Command::Verify
+        | Command::Baseline(_)
+        | Command::Repair
+        | Command::Lint(_)
+        | Command::Adopt(_)
+        | Command::Diff(_)
+        | Command::Wait(_)
+        | Command::Database(_) => &[Format::Text, Format::Json],
+        // What they print is the script or the page itself.
+        Command::Completions(_) | Command::Man(_) => &[Format::Text],
+    }
+}
+
+/// Refuses a `--format` the command does not have, before anything runs.
+fn check_format(command: &str, has: &[Format], asked: Format) -> Result<()> {
+    if has.contains(&asked) {
+        return Ok(());
+    }
+    let name = |f: &Format| {
+        clap::ValueEnum::to_possible_value(f)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    };
+    let list: Vec<String> = has.iter().map(name).collect();
+    Err(Error::Usage {
+        message: format!("--format {} is not available for `{command}`", name(&asked)),
+        hint: format!("`{command}` writes --format {}", list.join(" or ")),
+    })
+}
+
+/// Runs the parsed command line, rendering to `out`; returns the exit code.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
+    check_format(command_name(&cli.command), formats(&cli.command), cli.global.format)?;
+    // These two print what the command line is: no config is read.
     match &cli.command {
-        Command::Completions(a) => return completions::run(a),
-        Command::Man(a) => return man::run(a),
+        Command::Completions(a) => return completions::run(a, out),
+        Command::Man(a) => return man::run(a, out),
         _ => {}
     }
     let style = style(&cli);
@@ -72,26 +135,79 @@ pub async fn run(cli: Cli) -> Result<i32> {
     }
     // `new` works without any database settings.
     let mut cfg = Config::load(&o, &ProcessEnv)?;
-    cfg.progress = crate::retry::Progress::new(move |w| crate::report::waiting(&style, w));
+    cfg.progress = crate::retry::Progress::new(move |w| render::waiting(&style, w));
     if style.verbose {
-        eprintln!(
+        render::note(&format!(
             "config: {}; environment: {}; target: {}",
             cfg.file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
             cfg.env_name.as_deref().unwrap_or("none"),
             cfg.target_display()
-        );
+        ));
     }
     let ctx = Ctx { cfg, style };
-    match &cli.command {
-        Command::Up(a) => up::run(&ctx, a).await,
-        Command::Status(a) => status::run(&ctx, a).await,
-        Command::New(a) => new::run(&ctx, a),
-        Command::Verify => verify::run(&ctx).await,
-        Command::Baseline(a) => baseline::run(&ctx, a).await,
-        Command::Repair => repair::run(&ctx).await,
-        Command::Lint(a) => lint::run(&ctx, a).await,
-        Command::Wait(a) => wait::run(&ctx, a).await,
-        Command::Database(c) => database::run(&ctx, c).await,
-        Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
+    let mut outcome = match &cli.command {
+        Command::Up(a) => up::run(&ctx, a, out).await?,
+        Command::Status(a) => status::run(&ctx, a).await?,
+        Command::New(a) => new::run(&ctx, a)?,
+        Command::Verify => verify::run(&ctx).await?,
+        Command::Baseline(a) => baseline::run(&ctx, a).await?,
+        Command::Repair => repair::run(&ctx).await?,
+        Command::Lint(a) => lint::run(&ctx, a).await?,
+        Command::Adopt(a) => adopt::run(&ctx, a).await?,
+        Command::Diff(a) => diff::run(&ctx, a).await?,
+        Command::Wait(a) => wait::run(&ctx, a).await?,
+        Command::Database(c) => database::run(&ctx, c, out).await?,
+        Command::Completions(_) | Command::Man(_) => unreachable!("run without a config, above"),
+    };
+    // One write for a long outcome (a status of 1,000 rows), not one a line.
+    let mut buffered = std::io::BufWriter::new(&mut *out);
+    render::outcome(&style, &mut buffered, &outcome)?;
+    buffered.flush()?;
+    drop(buffered);
+    // `verify` reports a file that does not parse after the drift.
+    if let Outcome::Verify(v) = &mut outcome {
+        if let Some(e) = v.unreadable.take() {
+            return Err(*e);
+        }
+    }
+    Ok(outcome.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_format_the_command_does_not_have_is_refused() {
+        assert!(check_format("up", &[Format::Text, Format::Json], Format::Json).is_ok());
+        let e = check_format("man", &[Format::Text], Format::Json).unwrap_err();
+        assert_eq!(e.to_string(), "--format json is not available for `man`");
+        assert_eq!(e.hint().unwrap(), "`man` writes --format text");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn every_command_has_its_formats() {
+        use clap::Parser;
+        for args in [
+            &["cm", "up"][..],
+            &["cm", "status"],
+            &["cm", "new", "x"],
+            &["cm", "verify"],
+            &["cm", "baseline", "--target", "1"],
+            &["cm", "repair"],
+            &["cm", "lint"],
+            &["cm", "adopt"],
+            &["cm", "diff"],
+            &["cm", "wait"],
+            &["cm", "database", "drop"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(formats(&cli.command), &[Format::Text, Format::Json], "{args:?}");
+        }
+        for args in [&["cm", "completions", "bash"][..], &["cm", "man"]] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(formats(&cli.command), &[Format::Text], "{args:?}");
+        }
     }
 }

@@ -9,9 +9,9 @@ use serde_json::json;
 use crate::cli::NewArgs;
 use crate::error::{Error, Result};
 use crate::migration::{self, Source};
-use crate::report;
+use crate::render::{Done, Outcome};
 
-pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<i32> {
+pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<Outcome> {
     let name = &args.name;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         let suggestion: String = name
@@ -74,11 +74,8 @@ pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<i32> {
         source: e,
     })?;
     let shown = path.display().to_string();
-    report::done(
-        &ctx.style,
-        &mut std::io::stdout().lock(),
-        &format!("created {shown}"),
+    Ok(Outcome::Done(Done::new(
+        format!("created {shown}"),
         json!({"path": shown, "version": version}),
-    )?;
-    Ok(0)
+    )))
 }

@@ -7,9 +7,10 @@ use serde_json::json;
 
 use crate::error::Result;
 use crate::history::Status;
-use crate::{migration, report, runner};
+use crate::render::{Done, Outcome};
+use crate::{migration, runner};
 
-pub async fn run(ctx: &super::Ctx) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx) -> Result<Outcome> {
     let local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
     let (checksums, renamed, cleared) = runner::with_lock(&ctx.cfg, move |b| {
         Box::pin(async move {
@@ -54,11 +55,8 @@ pub async fn run(ctx: &super::Ctx) -> Result<i32> {
         parts.push(format!("cleared {} failed row(s)", cleared.len()));
         format!("repair: {}", parts.join(", "))
     };
-    report::done(
-        &ctx.style,
-        &mut std::io::stdout().lock(),
-        &msg,
+    Ok(Outcome::Done(Done::new(
+        msg,
         json!({"checksums": checksums, "renamed": renamed, "cleared": cleared}),
-    )?;
-    Ok(0)
+    )))
 }

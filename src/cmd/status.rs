@@ -4,16 +4,17 @@
 
 use crate::cli::StatusArgs;
 use crate::error::Result;
-use crate::plan::{self, State};
-use crate::{report, runner};
+use crate::plan;
+use crate::render::{Outcome, StatusOutcome};
+use crate::runner;
 
-pub async fn run(ctx: &super::Ctx, args: &StatusArgs) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &StatusArgs) -> Result<Outcome> {
     let st = runner::load_state(&ctx.cfg).await?;
-    let entries = plan::status(&st.local, &st.applied);
-    // One write for the whole table, not one per line.
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let _ = report::status(&ctx.style, &mut out, &st.target, st.database_missing, &st.facts, &entries);
-    let _ = std::io::Write::flush(&mut out);
-    let unsettled = entries.iter().any(|e| e.state != State::Applied);
-    Ok(if args.exit_code && unsettled { 1 } else { 0 })
+    Ok(Outcome::Status(StatusOutcome {
+        entries: plan::status(&st.local, &st.applied),
+        target: st.target,
+        database_missing: st.database_missing,
+        facts: st.facts,
+        exit_code: args.exit_code,
+    }))
 }

@@ -1,30 +1,35 @@
 //! `chatmigrate up`: apply pending migrations (or show them with --dry-run).
 
+use std::io::Write;
 use std::time::Instant;
 
 use crate::cli::UpArgs;
 use crate::config::Config;
 use crate::error::Result;
-use crate::report::{self, Style};
+use crate::render::{self, Outcome, Style, UpOutcome};
 use crate::runner::{self, UpOptions};
 
-pub async fn run(ctx: &super::Ctx, args: &UpArgs) -> Result<i32> {
-    apply(&ctx.cfg, &ctx.style, args.target, args.dry_run).await
+/// Runs `up`, its progress rendered to `out` as it happens.
+pub async fn run(ctx: &super::Ctx, args: &UpArgs, out: &mut dyn Write) -> Result<Outcome> {
+    apply(&ctx.cfg, &ctx.style, args.target, args.dry_run, out).await
 }
 
-/// Runs `up` on `cfg` and prints what happens (also for `database reset`).
-pub async fn apply(cfg: &Config, style: &Style, target: Option<i64>, dry_run: bool) -> Result<i32> {
+/// `up` on `cfg` (also what `database reset` runs after the drop).
+pub async fn apply(cfg: &Config, style: &Style, target: Option<i64>, dry_run: bool, out: &mut dyn Write) -> Result<Outcome> {
     let started = Instant::now();
     let opts = UpOptions {
         target,
         dry_run,
         handle_signals: true,
     };
-    let stdout = std::io::stdout();
-    let r = runner::up(cfg, &opts, &mut |ev| {
-        let _ = report::up_event(style, &mut stdout.lock(), ev);
+    let style = *style;
+    let report = runner::up(cfg, &opts, &mut |ev| {
+        let _ = render::event(&style, out, ev);
     })
     .await?;
-    let _ = report::up_report(style, &mut stdout.lock(), &r, dry_run, started.elapsed().as_millis() as u64);
-    Ok(0)
+    Ok(Outcome::Up(UpOutcome {
+        report,
+        dry_run,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }))
 }

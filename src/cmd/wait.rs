@@ -18,11 +18,11 @@ use crate::backend::{self, Purpose};
 use crate::cli::WaitArgs;
 use crate::config::BackendKind;
 use crate::error::{Error, Result};
-use crate::report;
+use crate::render::{Done, Outcome};
 use crate::retry::Progress;
 use crate::value::{self, Origin};
 
-pub async fn run(ctx: &super::Ctx, args: &WaitArgs) -> Result<i32> {
+pub async fn run(ctx: &super::Ctx, args: &WaitArgs) -> Result<Outcome> {
     let mut cfg = ctx.cfg.clone();
     let timeout = match &args.timeout {
         Some(t) => value::duration("--timeout", Origin::Flag, t, value::WAIT_TIMEOUT)?,
@@ -71,13 +71,10 @@ pub async fn run(ctx: &super::Ctx, args: &WaitArgs) -> Result<i32> {
             cfg.pg.dbname
         )
     };
-    report::done(
-        &ctx.style,
-        &mut std::io::stdout().lock(),
-        &message,
+    Ok(Outcome::Done(Done::new(
+        message,
         json!({"target": target, "database_exists": database_exists, "waited_ms": waited.as_millis() as u64}),
-    )?;
-    Ok(0)
+    )))
 }
 
 /// ` (after 3.2 s)` once the wait was noticeable.
@@ -85,7 +82,7 @@ fn after(waited: Duration) -> String {
     if waited < Duration::from_secs(1) {
         String::new()
     } else {
-        format!(" (after {})", report::duration_ms(waited.as_millis() as u64))
+        format!(" (after {})", crate::value::elapsed(waited.as_millis() as u64))
     }
 }
 

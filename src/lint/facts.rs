@@ -1,7 +1,10 @@
 //! What the whole migration set says about each table, in order: created
 //! where, its columns and their types, its unique keys and foreign keys, and
 //! how Citus distributes it (`create_distributed_table`,
-//! `create_reference_table`, colocation). Built once per lint run from every
+//! `create_reference_table`, colocation, and what changes them later:
+//! `alter_distributed_table`, `update_distributed_table_colocation`,
+//! `undistribute_table`, `citus_schema_distribute` /
+//! `citus_schema_undistribute`). Built once per lint run from every
 //! statement of the set; rules ask for a table's state *at* a statement, so a
 //! key added before a table is distributed and one added after are told apart.
 //!
@@ -69,6 +72,9 @@ pub enum Kind {
         column: String,
         group: Group,
     },
+    /// A table of a distributed schema (`citus_schema_distribute`): a
+    /// single-shard table, colocated with the other tables of its schema.
+    Schema(String),
 }
 
 /// A colocation group, as far as the set tells.
@@ -118,6 +124,9 @@ pub struct Facts<'a> {
     indexes: HashMap<String, String>,
     /// `ALTER DATABASE / ROLE ... SET name`: (where, name).
     settings: Vec<(Pos, String)>,
+    /// `citus_schema_distribute` (true) / `citus_schema_undistribute`
+    /// (false), per schema, in order.
+    schemas: HashMap<String, Vec<(Pos, bool)>>,
 }
 
 impl<'a> Facts<'a> {
@@ -235,19 +244,46 @@ impl<'a> Facts<'a> {
             }
             NodeEnum::SelectStmt(_) => {
                 for call in citus_calls(node) {
-                    let e = match (call.function.as_str(), call.column) {
-                        ("create_reference_table", _) => Event::Reference,
-                        ("undistribute_table", _) => Event::Undistributed,
-                        (_, Some(column)) => Event::Distributed {
-                            column,
-                            colocate_with: call.colocate_with,
-                        },
-                        (_, None) => continue,
-                    };
+                    if let Some(on) = match call.function.as_str() {
+                        "citus_schema_distribute" => Some(true),
+                        "citus_schema_undistribute" => Some(false),
+                        _ => None,
+                    } {
+                        self.schemas.entry(call.table.clone()).or_default().push((pos, on));
+                        continue;
+                    }
+                    let Some(e) = self.citus_event(&call, pos) else { continue };
                     self.push(&call.table, pos, e);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// How a Citus call changes its table, given what the set did to the
+    /// table before it (`None`: it does not, as far as the set tells).
+    fn citus_event(&self, call: &CitusCall, pos: Pos) -> Option<Event> {
+        let distributed = |column: String, colocate_with: Option<String>| Event::Distributed { column, colocate_with };
+        match call.function.as_str() {
+            "create_reference_table" => Some(Event::Reference),
+            "undistribute_table" => Some(Event::Undistributed),
+            "alter_distributed_table" | "update_distributed_table_colocation" => {
+                // Only a table the set distributed: its column and group change.
+                let Some((_, CitusEvent::Distributed { column, colocate_with })) = self.citus_before(&call.table, pos, 0) else {
+                    return None;
+                };
+                let group = if call.colocate_given {
+                    call.colocate_with.clone()
+                } else if call.column.is_some() || (call.shard_count && !call.cascade) {
+                    // A new column (or a new shard count that breaks the
+                    // colocation): Citus's default group for it.
+                    None
+                } else {
+                    colocate_with
+                };
+                Some(distributed(call.column.clone().unwrap_or(column), group))
+            }
+            _ => Some(distributed(call.column.clone()?, call.colocate_with.clone())),
         }
     }
 
@@ -353,6 +389,9 @@ impl<'a> Facts<'a> {
     }
 
     fn kind_depth(&self, table: &str, pos: Pos, depth: usize) -> Kind {
+        if let Some(schema) = self.distributed_schema(table, pos) {
+            return Kind::Schema(schema.to_string());
+        }
         match self.citus_before(table, pos, 0) {
             None => Kind::Local,
             Some((_, CitusEvent::Reference)) => Kind::Reference,
@@ -371,6 +410,28 @@ impl<'a> Facts<'a> {
                 };
                 Kind::Distributed { column, group }
             }
+        }
+    }
+
+    /// The schema of `table` if it is a distributed schema just before
+    /// `pos` (`citus_schema_distribute`, and no undistribute since).
+    fn distributed_schema<'t>(&self, table: &'t str, pos: Pos) -> Option<&'t str> {
+        let (schema, _) = table.split_once('.')?;
+        let events = self.schemas.get(schema)?;
+        let last = events.iter().take_while(|(p, _)| *p < pos).last()?;
+        last.1.then_some(schema)
+    }
+
+    /// The columns a unique key on `table` needs at `pos` to be accepted:
+    /// `columns`, with the distribution column put first when the table is
+    /// distributed and the key lacks it (Citus checks uniqueness per
+    /// shard); `None` when `columns` will do.
+    pub fn unique_columns(&self, table: &str, pos: Pos, columns: &[String]) -> Option<Vec<String>> {
+        match self.kind(table, pos) {
+            Kind::Distributed { column, .. } if !columns.contains(&column) => {
+                Some(std::iter::once(column).chain(columns.iter().cloned()).collect())
+            }
+            _ => None,
         }
     }
 
@@ -448,6 +509,12 @@ impl<'a> Facts<'a> {
         self.created_before(table, pos, 0).is_some_and(|c| c.migration == pos.migration)
     }
 
+    /// Where the table that exists just before `pos` was created, when the
+    /// set created it.
+    pub fn created_at(&self, table: &str, pos: Pos) -> Option<Pos> {
+        self.created_before(table, pos, 0)
+    }
+
     /// Where the table that exists just before `pos` was created.
     fn created_before(&self, table: &str, pos: Pos, depth: usize) -> Option<Pos> {
         let mut created = None;
@@ -471,9 +538,11 @@ impl<'a> Facts<'a> {
     /// Whether the set distributes `table`, or makes it a reference table,
     /// anywhere.
     pub fn citus_anywhere(&self, table: &str) -> bool {
+        let schema = table.split_once('.').map(|(s, _)| s);
         self.tables
             .get(table)
             .is_some_and(|ev| ev.iter().any(|(_, e)| matches!(e, Event::Distributed { .. } | Event::Reference)))
+            || schema.is_some_and(|s| self.schemas.get(s).is_some_and(|ev| ev.iter().any(|(_, on)| *on)))
     }
 }
 
@@ -562,17 +631,43 @@ pub fn constraints_added(node: &NodeEnum) -> Vec<(String, &pg_query::protobuf::C
     out
 }
 
-/// A call of Citus's `create_distributed_table[_concurrently]`,
-/// `create_reference_table` or `undistribute_table` in a SELECT.
+/// A call of one of Citus's functions that change how a table (or a
+/// schema's tables) is held, in a SELECT: `create_distributed_table[_concurrently]`,
+/// `create_reference_table`, `alter_distributed_table`,
+/// `update_distributed_table_colocation`, `undistribute_table`,
+/// `citus_schema_distribute`, `citus_schema_undistribute`.
 #[derive(Debug, Clone)]
 pub struct CitusCall {
     pub function: String,
+    /// The table (the schema, for the `citus_schema_*` functions).
     pub table: String,
-    /// The distribution column (distributed tables only).
+    /// The distribution column given (`create_distributed_table*`,
+    /// `alter_distributed_table`).
     pub column: Option<String>,
     /// `colocate_with`, unless 'default'.
     pub colocate_with: Option<String>,
+    /// Whether `colocate_with` was given at all ('default' included).
+    pub colocate_given: bool,
+    /// `alter_distributed_table`: a new `shard_count` was given...
+    pub shard_count: bool,
+    /// ...with `cascade_to_colocated => true` (the group keeps together).
+    pub cascade: bool,
 }
+
+/// A Citus function [`citus_calls`] reads, with the positions of its
+/// `distribution_column`, `colocate_with` and `shard_count` arguments.
+type CallShape = (&'static str, Option<usize>, Option<usize>, Option<usize>);
+
+const CITUS_CALLS: &[CallShape] = &[
+    ("create_distributed_table", Some(1), Some(3), Some(4)),
+    ("create_distributed_table_concurrently", Some(1), Some(3), Some(4)),
+    ("create_reference_table", None, None, None),
+    ("alter_distributed_table", Some(1), Some(3), Some(2)),
+    ("update_distributed_table_colocation", None, Some(1), None),
+    ("undistribute_table", None, None, None),
+    ("citus_schema_distribute", None, None, None),
+    ("citus_schema_undistribute", None, None, None),
+];
 
 /// The Citus calls of a statement.
 pub fn citus_calls(node: &NodeEnum) -> Vec<CitusCall> {
@@ -583,26 +678,30 @@ pub fn citus_calls(node: &NodeEnum) -> Vec<CitusCall> {
         .into_iter()
         .filter_map(|call| {
             let function = ast::func_name(call);
-            if !matches!(
-                function.as_str(),
-                "create_distributed_table" | "create_distributed_table_concurrently" | "create_reference_table" | "undistribute_table"
-            ) {
-                return None;
-            }
-            let table = ast::text_key(ast::arg(call, 0, "table_name").and_then(ast::const_str)?);
-            let column = ast::arg(call, 1, "distribution_column")
+            let &(_, column_at, colocate_at, shards_at) = CITUS_CALLS.iter().find(|(f, ..)| *f == function)?;
+            let first = if function.starts_with("citus_schema_") { "schema_name" } else { "table_name" };
+            let table = ast::text_key(ast::arg(call, 0, first).and_then(ast::const_str)?);
+            let column = column_at
+                .and_then(|at| ast::arg(call, at, "distribution_column"))
                 .and_then(ast::const_str)
-                .filter(|_| function.starts_with("create_distributed"))
                 .map(ast::text_key);
-            let colocate_with = ast::arg(call, 3, "colocate_with")
-                .and_then(ast::const_str)
+            let colocate = colocate_at.and_then(|at| ast::arg(call, at, "colocate_with")).and_then(ast::const_str);
+            let colocate_with = colocate
                 .filter(|c| *c != "default")
                 .map(|c| if c == "none" { c.to_string() } else { ast::text_key(c) });
+            let shard_count = shards_at.and_then(|at| ast::arg(call, at, "shard_count")).is_some();
+            let cascade = ast::arg(call, 4, "cascade_to_colocated").is_some_and(|a| {
+                matches!(&a.node, Some(NodeEnum::AConst(c)) if matches!(c.val, Some(pg_query::protobuf::a_const::Val::Boolval(ref b)) if b.boolval))
+                    || ast::const_str(a).is_some_and(|v| matches!(v, "true" | "t" | "on"))
+            });
             Some(CitusCall {
                 function,
                 table,
                 column,
+                colocate_given: colocate.is_some(),
                 colocate_with,
+                shard_count,
+                cascade,
             })
         })
         .collect()
@@ -666,5 +765,70 @@ mod tests {
         assert!(matches!(&st.citus, Some((_, CitusEvent::Distributed { column, .. })) if column == "uid"));
         assert!(f.created_in_migration("c", at(1, 3)));
         assert!(!f.created_in_migration("a", at(1, 3)));
+    }
+
+    #[test]
+    fn later_citus_calls_change_column_and_group() {
+        let s = set(&[
+            "CREATE TABLE a (k bigint, b bigint, code text);
+SELECT create_distributed_table('a', 'k');
+CREATE TABLE o (k bigint);
+SELECT create_distributed_table('o', 'k');",
+            "SELECT alter_distributed_table('a', distribution_column := 'b');",
+            "SELECT update_distributed_table_colocation('a', colocate_with => 'none');",
+            "SELECT alter_distributed_table('a', colocate_with := 'o');",
+            "SELECT alter_distributed_table('a', shard_count := 8);",
+            "SELECT alter_distributed_table('o', shard_count := 8, cascade_to_colocated := true);",
+            "SELECT undistribute_table('a');",
+        ]);
+        let f = Facts::build(&s);
+        let int8 = Group::Default("bigint".into());
+        let dist = |column: &str, group: Group| Kind::Distributed {
+            column: column.into(),
+            group,
+        };
+        assert_eq!(f.kind("a", at(1, 0)), dist("k", int8.clone()));
+        // The new distribution column, in Citus's default group for its type.
+        assert_eq!(f.kind("a", at(2, 0)), dist("b", int8.clone()));
+        assert_eq!(f.state("a", at(2, 0)).citus.map(|(p, _)| p), Some(at(1, 0)));
+        assert_eq!(f.kind("a", at(3, 0)), dist("b", Group::Alone("a".into())));
+        assert_eq!(f.kind("a", at(4, 0)), dist("b", int8.clone()));
+        // A new shard count without cascade_to_colocated leaves the group;
+        // with it, the whole group moves along.
+        assert_eq!(f.kind("a", at(5, 0)), dist("b", int8.clone()));
+        assert_eq!(f.kind("o", at(6, 0)), dist("k", int8));
+        assert_eq!(f.kind("a", at(7, 0)), Kind::Local);
+        // A call on a table the set never distributed changes nothing known.
+        let s = set(&["SELECT alter_distributed_table('x', distribution_column := 'b');"]);
+        assert_eq!(Facts::build(&s).kind("x", at(1, 0)), Kind::Local);
+    }
+
+    #[test]
+    fn distributed_schemas_hold_their_tables() {
+        let s = set(&[
+            "CREATE SCHEMA ops;
+CREATE TABLE ops.t (id bigint PRIMARY KEY);",
+            "SELECT citus_schema_distribute('ops');
+CREATE TABLE ops.later (id bigint);",
+            "SELECT citus_schema_undistribute('ops');",
+        ]);
+        let f = Facts::build(&s);
+        assert_eq!(f.kind("ops.t", at(1, 0)), Kind::Local);
+        assert_eq!(f.kind("ops.t", at(1, 1)), Kind::Schema("ops".into()));
+        assert_eq!(f.kind("ops.later", at(2, 0)), Kind::Schema("ops".into()));
+        assert_eq!(f.kind("ops.t", at(3, 0)), Kind::Local);
+        assert!(f.citus_anywhere("ops.t"));
+        assert_eq!(f.kind("t", at(2, 0)), Kind::Local);
+    }
+
+    #[test]
+    fn unique_keys_of_distributed_tables_need_the_column() {
+        let s = set(&["CREATE TABLE a (k bigint, code text);
+SELECT create_distributed_table('a', 'k');"]);
+        let f = Facts::build(&s);
+        let cols = |c: &[&str]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert_eq!(f.unique_columns("a", at(1, 0), &cols(&["code"])), Some(cols(&["k", "code"])));
+        assert_eq!(f.unique_columns("a", at(1, 0), &cols(&["code", "k"])), None);
+        assert_eq!(f.unique_columns("a", at(0, 1), &cols(&["code"])), None);
     }
 }

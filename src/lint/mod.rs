@@ -18,6 +18,7 @@
 
 pub mod ast;
 pub mod facts;
+pub mod live;
 pub mod rules;
 
 use crate::backend::{self, Capabilities};
@@ -139,6 +140,9 @@ pub struct Ctx<'a> {
     /// `-- chatmigrate:citus-parallel`), unless the file sets
     /// `citus.multi_shard_modify_mode` itself.
     pub citus_parallel: bool,
+    /// What the live database says about the run's tables (`None`: lint
+    /// without a database, conservative).
+    pub live: Option<&'a live::Live>,
 }
 
 impl Ctx<'_> {
@@ -160,9 +164,49 @@ impl Ctx<'_> {
     }
 
     /// Whether `table` was created earlier in this migration (an empty
-    /// table: its locks hurt nobody).
+    /// table: its locks hurt nobody). With the live database: also a table
+    /// that does not exist yet, or that a migration earlier in this run
+    /// creates.
     pub fn new_table(&self, table: &str, statement: usize) -> bool {
-        self.facts.created_in_migration(table, self.pos(statement))
+        let pos = self.pos(statement);
+        if self.facts.created_in_migration(table, pos) {
+            return true;
+        }
+        match self.live {
+            None => false,
+            Some(live) => live.missing(table) || self.facts.created_at(table, pos).is_some_and(|c| live.run.contains(&c.migration)),
+        }
+    }
+
+    /// Whether a lock held on `table` while a statement works through its
+    /// rows hurts: always without the live database; with it, only above
+    /// the threshold (or of unknown size). Asked after [`Ctx::new_table`].
+    pub fn large_table(&self, table: &str) -> bool {
+        self.live.is_none_or(|l| l.large(table))
+    }
+
+    /// Whether `table` may hold a row (for statements that fail on any row).
+    pub fn holds_rows(&self, table: &str) -> bool {
+        self.live.is_none_or(|l| l.holds_rows(table))
+    }
+
+    /// Why a lock on `table` hurts, as a clause: without the live database
+    /// "it was not created in this migration, so it may hold rows", with it
+    /// the table's estimated rows and size.
+    pub fn why_large(&self, table: &str) -> String {
+        match self.live {
+            None => "it was not created in this migration, so it may hold rows".into(),
+            Some(l) => l.why_large(table),
+        }
+    }
+
+    /// `""` without the live database; `"; table t holds about ..."` with it,
+    /// for a message that names the lock.
+    pub fn size_note(&self, table: &str) -> String {
+        match self.live {
+            None => String::new(),
+            Some(l) => format!("; {}", l.why_large(table)),
+        }
     }
 
     /// Every `ALTER COLUMN ... TYPE` on a table not created in this
@@ -288,6 +332,9 @@ pub struct Options {
     /// Citus: the environment's settings (the mode each transactional
     /// migration is opened with).
     pub citus: crate::config::Citus,
+    /// The live database's tables (`up`, `lint --pending`, `verify`);
+    /// `None` keeps the conservative verdicts of `lint`.
+    pub live: Option<std::sync::Arc<live::Live>>,
 }
 
 impl Options {
@@ -299,6 +346,7 @@ impl Options {
             exclude: cfg.lint_exclude.clone(),
             errors_only: false,
             citus: cfg.citus,
+            live: None,
         }
     }
 
@@ -407,6 +455,7 @@ pub fn lint(set: &[Migration], targets: &[usize], opts: &Options) -> Report {
                 caps,
                 ignores: &uses,
                 citus_parallel,
+                live: opts.live.as_deref(),
             };
             (rule.check)(&ctx, &mut hits);
             for hit in hits {
@@ -500,6 +549,7 @@ pub mod testing {
                 exclude: Vec::new(),
                 errors_only: false,
                 citus: crate::config::Config::from_url("postgres://localhost/x").unwrap().citus,
+                live: None,
             },
         )
     }
@@ -509,7 +559,7 @@ pub mod testing {
         let mut r = lint_files(backend, files);
         r.findings.retain(|f| f.rule == rule);
         let mut out = Vec::new();
-        crate::report::lint_findings(&mut out, &r.findings, false).unwrap();
+        crate::render::lint_findings(&mut out, &r.findings, false).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -536,6 +586,7 @@ mod tests {
             exclude: Vec::new(),
             errors_only: false,
             citus: crate::config::Config::from_url("postgres://localhost/x").unwrap().citus,
+            live: None,
         };
         lint(&set, &targets, &opts)
     }

@@ -175,6 +175,8 @@ fn verify_reports_drift_first_and_the_lint_of_pending_files_too() {
     let (db, dir) = (Db::new(), Dir::new());
     two(&dir);
     cm(&db, &dir, &["up"]).assert_ok();
+    // Past the gate's threshold: a plain index build on it is a hazard.
+    crate::gate::fill(&db, "a", 20_000, "INSERT INTO a SELECT generate_series(2, {rows} + 1)");
     dir.write("V1__a.sql", "CREATE TABLE a (id bigint);\n");
     dir.write("V3__c.sql", "CREATE INDEX a_id ON a (id);\n");
     let r = cm(&db, &dir, &["verify"]);

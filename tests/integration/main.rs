@@ -8,10 +8,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod adopt;
 mod aws_direct;
 mod bad_inputs;
 mod citus;
+mod citus_production;
 mod cli_commands;
+mod closed_stdout;
 mod config_errors;
 mod connect_errors;
 mod connection_faults;
@@ -23,11 +26,13 @@ mod docs;
 mod drift;
 mod files;
 mod fixtures;
+mod gate;
 mod help;
 mod input_properties;
 mod library;
 mod lint;
 mod lock_protocol;
+mod one_script;
 mod probe;
 mod rds_data;
 mod rds_data_variants;

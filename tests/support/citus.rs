@@ -142,3 +142,30 @@ pub fn target(url: &str) -> String {
     };
     format!("{user}@{hostport}/{db}")
 }
+
+/// Runs `statements` one query string each, on one connection, and returns
+/// the rows of the last (Citus sends a command's query string on to the
+/// workers, so several commands never share one string here).
+pub fn query_each(url: &str, statements: &[&str]) -> Vec<Vec<Option<String>>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        let h = tokio::spawn(conn);
+        let mut rows = Vec::new();
+        for s in statements {
+            rows = client
+                .simple_query(s)
+                .await
+                .unwrap_or_else(|e| panic!("{s}: {e:?}"))
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+                    _ => None,
+                })
+                .collect();
+        }
+        drop(client);
+        let _ = h.await;
+        rows
+    })
+}

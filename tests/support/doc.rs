@@ -313,7 +313,8 @@ pub fn matches(documented: &[String], actual: &[String]) -> bool {
 
 /// A copy of this checkout's layout for the documentation's commands, in a
 /// temporary directory: `chatmigrate.toml` (with `edit` applied),
-/// `migrations/`, `scripts/`, `.venv` (a link to this checkout's), the
+/// `migrations/`, `scripts/`, `tests/integration/seed/` (the seed's SQL, for
+/// `adopt`), `.venv` (a link to this checkout's), the
 /// binary at `target/debug/chatmigrate`, and `.pg/port` + `.pg/password`
 /// of the test server, so that `bash scripts/pg.sh env` and `psql` reach it
 /// as they reach the dev server in a checkout.
@@ -328,7 +329,7 @@ impl Checkout {
         let d = dir.path();
         let toml = std::fs::read_to_string(root.join("chatmigrate.toml")).unwrap();
         std::fs::write(d.join("chatmigrate.toml"), edit(toml)).unwrap();
-        for sub in ["migrations", "scripts"] {
+        for sub in ["migrations", "scripts", "tests/integration/seed"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
             for e in std::fs::read_dir(root.join(sub)).unwrap() {
                 let e = e.unwrap();

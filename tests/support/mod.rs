@@ -26,6 +26,8 @@
 //! - [`proxy`]: a scripted TCP fault proxy in front of the test PostgreSQL;
 //! - [`tls_front`]: TLS termination with a test CA and RDS IAM-token checks
 //!   at the door (the test server is built without TLS);
+//! - [`wire_log`]: a proxy that records every query string a client sends,
+//!   as the server receives it (the one-script tests);
 //! - [`standby`]: a primary and a streaming hot standby of their own;
 //! - [`citus`]: the live Citus coordinator of `CHATMIGRATE_TEST_CITUS_URL`;
 //! - [`backends`]: the contract-story [`backends::Backend`] trait and its
@@ -42,6 +44,7 @@ pub mod doc;
 pub mod proxy;
 pub mod standby;
 pub mod tls_front;
+pub mod wire_log;
 
 pub use cli::{cm, cm_embedded, finish, run_in, signal, spawn_in, Run, AWS_ENV};
 pub use db::{port, query_url, server_password, server_url, with_db, Db, Holder};

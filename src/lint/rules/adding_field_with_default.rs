@@ -60,7 +60,7 @@ fn volatile(expr: &NodeEnum) -> Option<String> {
 fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     for (i, node) in ctx.statements() {
         let Some((table, _, cmds)) = ast::alter_cmds(node) else { continue };
-        if ctx.new_table(&table, i) {
+        if ctx.new_table(&table, i) || !ctx.large_table(&table) {
             continue;
         }
         for cmd in cmds.into_iter().filter(|c| ast::cmd_is(c, At::AtAddColumn)) {
@@ -94,7 +94,7 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             });
             out.push(Hit::new(
                 i,
-                format!("ADD COLUMN {name} to {table} as {why}: the whole table is rewritten under an ACCESS EXCLUSIVE lock (no reads or writes)"),
+                format!("ADD COLUMN {name} to {table} as {why}: the whole table is rewritten under an ACCESS EXCLUSIVE lock (no reads or writes){}", ctx.size_note(&table)),
                 format!("add the column without it, set the default for new rows, then fill old rows in batches:\n  ALTER TABLE {table} ADD COLUMN {name} {};\n  ALTER TABLE {table} ALTER COLUMN {name} SET DEFAULT <expression>;\n  -- then, in batches: UPDATE {table} SET {name} = <expression> WHERE {name} IS NULL AND <key range>;", plain.unwrap_or_default()),
             ));
         }

@@ -25,11 +25,14 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         let bare = table.rsplit('.').next().unwrap_or(&table).to_string();
         for cmd in cmds {
             if ast::cmd_is(cmd, At::AtSetNotNull) {
+                if !ctx.large_table(&table) {
+                    continue;
+                }
                 let col = &cmd.name;
                 let check = format!("{bare}_{col}_not_null");
                 out.push(Hit::new(
                     i,
-                    format!("SET NOT NULL on {table}.{col} scans every row of {table} while it holds an ACCESS EXCLUSIVE lock: no reads or writes until the scan ends"),
+                    format!("SET NOT NULL on {table}.{col} scans every row of {table} while it holds an ACCESS EXCLUSIVE lock: no reads or writes until the scan ends{}", ctx.size_note(&table)),
                     format!("prove it first with a CHECK constraint validated without blocking writes; SET NOT NULL then uses it and skips the scan:\n  ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\n  -- next migration:\n  ALTER TABLE {table} VALIDATE CONSTRAINT {check};\n  ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;\n  ALTER TABLE {table} DROP CONSTRAINT {check};"),
                 ));
             } else if ast::cmd_is(cmd, At::AtAddColumn) {
@@ -43,11 +46,11 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                             || ast::is(c, ConstrType::ConstrGenerated)
                     })
                     || col.type_name.as_ref().is_some_and(|t| ast::Type::of(t).is_serial());
-                if not_null && !filled {
+                if not_null && !filled && ctx.holds_rows(&table) {
                     let ty = col.type_name.as_ref().map(|t| ast::Type::of(t).to_string()).unwrap_or_default();
                     out.push(Hit::new(
                         i,
-                        format!("ADD COLUMN {} NOT NULL without a DEFAULT fails as soon as {table} has a row (existing rows would hold NULL)", col.colname),
+                        format!("ADD COLUMN {} NOT NULL without a DEFAULT fails as soon as {table} has a row (existing rows would hold NULL){}", col.colname, ctx.size_note(&table)),
                         format!("give it a constant default (no rewrite since PostgreSQL 11), or add it nullable and backfill before SET NOT NULL:\n  ALTER TABLE {table} ADD COLUMN {} {ty} NOT NULL DEFAULT <constant>;", col.colname),
                     ));
                 }

@@ -30,13 +30,13 @@ fn widening(old: Option<&ast::Type>, new: &ast::Type) -> bool {
 fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     for r in ctx.column_retypes() {
         let (table, col, old, new) = (&r.table, &r.column, r.old.as_ref(), &r.new);
-        if new.vector().is_some() || old.is_some_and(|o| o.vector().is_some()) || widening(old, new) {
+        if new.vector().is_some() || old.is_some_and(|o| o.vector().is_some()) || widening(old, new) || !ctx.large_table(table) {
             continue;
         }
         let from = old.map(|o| format!(" from {o}")).unwrap_or_default();
         out.push(Hit::new(
             r.statement,
-            format!("changing {table}.{col}{from} to {new} rewrites {table} and rebuilds its indexes while it holds an ACCESS EXCLUSIVE lock: no reads or writes until it ends"),
+            format!("changing {table}.{col}{from} to {new} rewrites {table} and rebuilds its indexes while it holds an ACCESS EXCLUSIVE lock: no reads or writes until it ends{}", ctx.size_note(table)),
             format!("add a new column, fill it in batches, move readers and writers to it, then drop the old one:\n  ALTER TABLE {table} ADD COLUMN {col}_new {new};\n  -- in batches: UPDATE {table} SET {col}_new = {col}::{new} WHERE <key range>;\n  -- later migrations: switch the application, then DROP COLUMN {col} and RENAME {col}_new TO {col}\n(for longer text, text or a longer varchar needs no rewrite)"),
         ));
     }

@@ -114,6 +114,42 @@ mod tests {
     }
 
     #[test]
+    fn the_column_after_alter_distributed_table() {
+        let files = |unique: &str| {
+            vec![
+                "CREATE TABLE logs (tenant bigint, chatid bigint, msg text);\nSELECT create_distributed_table('logs', 'tenant');"
+                    .to_string(),
+                "SELECT alter_distributed_table('logs', distribution_column := 'chatid');".to_string(),
+                format!("-- chatmigrate:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS logs_u ON logs ({unique});"),
+            ]
+        };
+        let lint = |unique: &str| {
+            let f = files(unique);
+            render(R, BackendKind::Citus, &f.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        // Valid on the new column; the old one no longer counts.
+        assert_eq!(lint("chatid, msg"), "");
+        let old = lint("tenant, msg");
+        assert!(
+            old.contains("unique key (tenant, msg) on logs, which is distributed by chatid"),
+            "{old}"
+        );
+        // Redistributing by a column the primary key lacks is refused too.
+        let pk = render(
+            R,
+            BackendKind::Citus,
+            &[
+                "CREATE TABLE m (tenant bigint, id bigint, PRIMARY KEY (tenant, id));\nSELECT create_distributed_table('m', 'tenant');",
+                "SELECT alter_distributed_table('m', distribution_column := 'other');",
+            ],
+        );
+        assert!(
+            pk.contains("alter_distributed_table('m', 'other'): its PRIMARY KEY m_pkey (tenant, id)"),
+            "{pk}"
+        );
+    }
+
+    #[test]
     fn keys_with_the_column_or_other_backends_are_fine() {
         let ok = [
             "CREATE TABLE msg (id bigserial, userid text, PRIMARY KEY (userid, id));",

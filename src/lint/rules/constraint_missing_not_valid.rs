@@ -65,7 +65,7 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                 not_valid.push((table.clone(), name));
                 continue;
             }
-            if ctx.new_table(&table, i) {
+            if ctx.new_table(&table, i) || !ctx.large_table(&table) {
                 continue;
             }
             let mut fixed = c.clone();
@@ -85,9 +85,9 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             let add = sql::deparse(&n).unwrap_or_default();
             let message = if foreign {
                 let target = c.pktable.as_ref().map(ast::rel_key).unwrap_or_default();
-                format!("FOREIGN KEY added without NOT VALID checks every row of {table} while it holds SHARE ROW EXCLUSIVE locks on {table} and {target}: writes to both wait until the scan ends")
+                format!("FOREIGN KEY added without NOT VALID checks every row of {table} while it holds SHARE ROW EXCLUSIVE locks on {table} and {target}: writes to both wait until the scan ends{}", ctx.size_note(&table))
             } else {
-                format!("CHECK constraint added without NOT VALID checks every row of {table} while it holds an ACCESS EXCLUSIVE lock: no reads or writes until the scan ends")
+                format!("CHECK constraint added without NOT VALID checks every row of {table} while it holds an ACCESS EXCLUSIVE lock: no reads or writes until the scan ends{}", ctx.size_note(&table))
             };
             out.push(Hit::new(
                 i,

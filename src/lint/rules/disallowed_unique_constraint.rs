@@ -19,7 +19,7 @@ pub static RULE: Rule = Rule {
 fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     for (i, node) in ctx.statements() {
         let Some((table, _, cmds)) = ast::alter_cmds(node) else { continue };
-        if ctx.new_table(&table, i) {
+        if ctx.new_table(&table, i) || !ctx.large_table(&table) {
             continue;
         }
         let bare = table.rsplit('.').next().unwrap_or(&table).to_string();
@@ -46,6 +46,9 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                 } else {
                     format!("{bare}_{}_key", cols.join("_"))
                 };
+                // On Citus, a distributed table's key must hold its
+                // distribution column: the index shown must be one Citus builds.
+                let cols = ctx.facts.unique_columns(&table, ctx.pos(i), &cols).unwrap_or(cols);
                 let list = cols.join(", ");
                 let not_null = if primary {
                     "\n  (a primary key also needs its columns NOT NULL: see adding-not-nullable-field for doing that without a scan under lock)"
@@ -54,7 +57,7 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                 };
                 out.push(Hit::new(
                     i,
-                    format!("adding a {what} constraint to {table} builds its unique index while it holds an ACCESS EXCLUSIVE lock: no reads or writes until the build ends"),
+                    format!("adding a {what} constraint to {table} builds its unique index while it holds an ACCESS EXCLUSIVE lock: no reads or writes until the build ends{}", ctx.size_note(&table)),
                     format!("build the index CONCURRENTLY in a migration of its own (`-- chatmigrate:no-transaction`), then attach it (instant):\n  CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({list});\n  -- next migration:\n  ALTER TABLE {table} ADD CONSTRAINT {name} {what} USING INDEX {name};{not_null}"),
                 ));
             }
@@ -78,6 +81,36 @@ mod tests {
              ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;
 
 "
+        );
+    }
+
+    #[test]
+    fn on_a_distributed_table_the_index_shown_has_the_distribution_column() {
+        use crate::config::BackendKind;
+        use crate::lint::testing::render;
+        let out = render(
+            "disallowed-unique-constraint",
+            BackendKind::Citus,
+            &[
+                "CREATE TABLE chats (userid text, chatid bigint);\nSELECT create_distributed_table('chats', 'userid');",
+                "ALTER TABLE chats ADD CONSTRAINT chats_chatid_key UNIQUE (chatid);",
+            ],
+        );
+        assert!(
+            out.contains("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS chats_chatid_key ON chats (userid, chatid);"),
+            "{out}"
+        );
+        let index = render(
+            "require-concurrent-index-creation",
+            BackendKind::Citus,
+            &[
+                "CREATE TABLE chats (userid text, chatid bigint);\nSELECT create_distributed_table('chats', 'userid');",
+                "CREATE UNIQUE INDEX chats_chatid ON chats (chatid);",
+            ],
+        );
+        assert!(
+            index.contains("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS chats_chatid ON chats USING btree (userid, chatid);"),
+            "{index}"
         );
     }
 

@@ -18,13 +18,13 @@ pub static RULE: Rule = Rule {
 fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     for r in ctx.column_retypes() {
         let (table, col, old, new) = (&r.table, &r.column, r.old.as_ref(), &r.new);
-        if (new.vector().is_none() && old.is_none_or(|o| o.vector().is_none())) || old == Some(new) {
+        if (new.vector().is_none() && old.is_none_or(|o| o.vector().is_none())) || old == Some(new) || !ctx.holds_rows(table) {
             continue;
         }
         let from = old.map(|o| format!(" from {o}")).unwrap_or_default();
         out.push(Hit::new(
             r.statement,
-            format!("changing {table}.{col}{from} to {new} rewrites {table} under an ACCESS EXCLUSIVE lock, fails on every stored vector of another dimension, and rebuilds the column's vector indexes (HNSW: hours) inside that lock"),
+            format!("changing {table}.{col}{from} to {new} rewrites {table} under an ACCESS EXCLUSIVE lock, fails on every stored vector of another dimension, and rebuilds the column's vector indexes (HNSW: hours) inside that lock{}", ctx.size_note(table)),
             format!("add a new column, fill it with embeddings from the new model, index it CONCURRENTLY, move the queries, then drop the old column:\n  ALTER TABLE {table} ADD COLUMN {col}_new {new};\n  -- backfill in batches; then, in a no-transaction migration:\n  CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_{}_{col}_new ON {table} USING hnsw ({col}_new vector_l2_ops);", table.rsplit('.').next().unwrap_or(table)),
         ));
     }

@@ -46,7 +46,7 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             NodeEnum::IndexStmt(x) if x.access_method == "hnsw" => {
                 let Some(rel) = &x.relation else { continue };
                 let table = ast::rel_key(rel);
-                if raised || ctx.new_table(&table, i) || ctx.facts.default_setting_before(SETTING, ctx.pos(i)) {
+                if raised || ctx.new_table(&table, i) || !ctx.large_table(&table) || ctx.facts.default_setting_before(SETTING, ctx.pos(i)) {
                     continue;
                 }
                 let message = if skipped {
@@ -59,7 +59,7 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                 } else {
                     format!("raise it just before the build, in the same file (and RESET it after, in a no-transaction file):\n  SET {SETTING} = '2GB';  -- SET LOCAL in a transactional file; size it to the index, below the server's RAM")
                 };
-                out.push(Hit::new(i, message, help));
+                out.push(Hit::new(i, format!("{message}{}", ctx.size_note(&table)), help));
             }
             _ => {}
         }

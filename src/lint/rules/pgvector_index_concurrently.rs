@@ -24,13 +24,13 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
             continue;
         };
         let table = ast::rel_key(rel);
-        if x.concurrent || ctx.new_table(&table, i) {
+        if x.concurrent || ctx.new_table(&table, i) || !ctx.large_table(&table) {
             continue;
         }
         out.push(Hit::new(
             i,
-            format!("{method} index built without CONCURRENTLY on existing table {table}: writes to {table} wait for the whole build, which takes minutes to hours on a real vector table"),
-            format!("{}\n  (raise maintenance_work_mem before it in the same file: see pgvector-hnsw-build-memory)", concurrent_help(node)),
+            format!("{method} index built without CONCURRENTLY on existing table {table}: writes to {table} wait for the whole build, which takes minutes to hours on a real vector table{}", ctx.size_note(&table)),
+            format!("{}\n  (raise maintenance_work_mem before it in the same file: see pgvector-hnsw-build-memory)", concurrent_help(node, None)),
         ));
     }
 }

@@ -101,6 +101,18 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                     }
                 }),
             ),
+            NodeEnum::SelectStmt(_) => {
+                let Some((what, guard)) = unguarded_citus_call(node) else {
+                    continue;
+                };
+                let sql = ctx.migration.statements.get(i).map(|s| s.sql.as_str()).unwrap_or_default();
+                (
+                    what,
+                    format!(
+                        "guard it with the catalog, as the shipped V6 does, so it is skipped once it took effect:\n  {sql}\n  {guard};"
+                    ),
+                )
+            }
             NodeEnum::AlterTableStmt(_) => {
                 let Some((_, _, cmds)) = ast::alter_cmds(node) else { continue };
                 let bad = cmds.iter().find_map(|c| {
@@ -132,6 +144,45 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
     }
 }
 
+/// A Citus call that fails when it runs a second time (`table "t" is
+/// already distributed`, 42P16; "cannot undistribute table because the
+/// table is not distributed"; "this call doesn't change any properties of
+/// the table"), written without a guard that reads Citus's catalog
+/// (`pg_dist_partition`, `citus_tables`): what it is, and the guard.
+fn unguarded_citus_call(node: &NodeEnum) -> Option<(String, String)> {
+    let NodeEnum::SelectStmt(sel) = node else { return None };
+    let guarded = sel.where_clause.is_some()
+        && node.nodes().into_iter().any(
+            |(n, ..)| matches!(n, pg_query::NodeRef::RangeVar(r) if matches!(r.relname.as_str(), "pg_dist_partition" | "citus_tables")),
+        );
+    if guarded {
+        return None;
+    }
+    ast::func_calls(node).into_iter().find_map(|call| {
+        let function = ast::func_name(call);
+        let table = ast::arg(call, 0, "table_name").and_then(ast::const_str)?;
+        let t = table.replace('\'', "''");
+        let guard = match function.as_str() {
+            "create_distributed_table" | "create_distributed_table_concurrently" => format!(
+                "WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = '{t}'::regclass AND partmethod = 'h')"
+            ),
+            "create_reference_table" => format!(
+                "WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = '{t}'::regclass AND partmethod = 'n' AND repmodel = 't')"
+            ),
+            "undistribute_table" => format!("WHERE EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = '{t}'::regclass)"),
+            "alter_distributed_table" => {
+                let column = ast::arg(call, 1, "distribution_column").and_then(ast::const_str)?;
+                format!(
+                    "WHERE NOT EXISTS (SELECT 1 FROM citus_tables WHERE table_name = '{t}'::regclass AND distribution_column = '{}')",
+                    column.replace('\'', "''")
+                )
+            }
+            _ => return None,
+        };
+        Some((format!("{function}('{table}') without a guard"), guard))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::lint::testing::pg;
@@ -152,6 +203,51 @@ mod tests {
             "-- chatmigrate:no-transaction\nDROP INDEX CONCURRENTLY idx_t_a;\n",
         );
         assert!(drop.contains("  DROP INDEX CONCURRENTLY IF EXISTS idx_t_a;"), "{drop}");
+    }
+
+    #[test]
+    fn an_unguarded_distribution() {
+        assert_eq!(
+            pg("prefer-robust-stmts", "-- chatmigrate:no-transaction\nSELECT create_distributed_table('big', 'id');\n"),
+            "V1__m.sql:2:1: error[prefer-robust-stmts]: create_distributed_table('big') without a guard in a no-transaction file fails if it runs again, and chatmigrate runs it again when a run was cut after the statement finished but before its progress was recorded
+   | SELECT create_distributed_table('big', 'id')
+   = help: guard it with the catalog, as the shipped V6 does, so it is skipped once it took effect:
+             SELECT create_distributed_table('big', 'id')
+             WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'big'::regclass AND partmethod = 'h');
+
+"
+        );
+        for (call, guard) in [
+            ("create_reference_table('r')", "partmethod = 'n' AND repmodel = 't'"),
+            (
+                "undistribute_table('r')",
+                "WHERE EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'r'::regclass)",
+            ),
+            (
+                "alter_distributed_table('r', distribution_column := 'b')",
+                "citus_tables WHERE table_name = 'r'::regclass AND distribution_column = 'b'",
+            ),
+        ] {
+            let out = pg("prefer-robust-stmts", &format!("-- chatmigrate:no-transaction\nSELECT {call};\n"));
+            assert!(out.contains(guard), "{out}");
+        }
+        // Guarded (as V6 is), in a transaction, or not Citus's: fine.
+        let r = "prefer-robust-stmts";
+        assert_eq!(
+            pg(r, "-- chatmigrate:no-transaction\nSELECT create_distributed_table('big', 'id') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'big'::regclass AND partmethod = 'h');\nSELECT create_reference_table('r') WHERE NOT EXISTS (SELECT 1 FROM citus_tables WHERE table_name = 'r'::regclass);\n"),
+            ""
+        );
+        assert_eq!(pg(r, "SELECT create_distributed_table('big', 'id');\n"), "");
+        assert_eq!(
+            pg(r, "-- chatmigrate:no-transaction\nSELECT citus_rebalance_start();\nSELECT now();\n"),
+            ""
+        );
+        // A WHERE that does not read Citus's catalog is no guard.
+        assert!(!pg(
+            r,
+            "-- chatmigrate:no-transaction\nSELECT create_distributed_table('big', 'id') WHERE true;\n"
+        )
+        .is_empty());
     }
 
     #[test]

@@ -26,13 +26,13 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         for name in ast::drop_keys(d) {
             let bare = name.rsplit('.').next().unwrap_or(&name);
             let table = ctx.facts.index_table(bare).map(str::to_string);
-            if table.as_deref().is_some_and(|t| ctx.new_table(t, i)) {
+            if table.as_deref().is_some_and(|t| ctx.new_table(t, i) || !ctx.large_table(t)) {
                 continue;
             }
-            let on = table.map(|t| format!(" on table {t}")).unwrap_or_default();
+            let on = table.as_ref().map(|t| format!(" on table {t}")).unwrap_or_default();
             out.push(Hit::new(
                 i,
-                format!("DROP INDEX {name} without CONCURRENTLY takes an ACCESS EXCLUSIVE lock{on}: every query on the table waits behind it"),
+                format!("DROP INDEX {name} without CONCURRENTLY takes an ACCESS EXCLUSIVE lock{on}: every query on the table waits behind it{}", table.as_deref().map(|t| ctx.size_note(t)).unwrap_or_default()),
                 format!("drop it CONCURRENTLY, one index per statement, in a migration that starts with `-- chatmigrate:no-transaction`:\n  DROP INDEX CONCURRENTLY IF EXISTS {name};"),
             ));
         }

@@ -22,8 +22,8 @@ VALUES (1, 'st_chat_history_table', 'sha256:3175bf8cc7759bd76c4d71e71c42380fddab
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 COMMIT;
@@ -39,8 +39,8 @@ VALUES (2, 'vector_extension', 'sha256:6bd3d89a44377b64b02c60e52be7a7740a39c1668
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 COMMIT;
@@ -65,8 +65,8 @@ VALUES (3, 'st_chat_history_vector_table', 'sha256:b50d0a7618118e5d501a8339cae07
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 COMMIT;
@@ -74,12 +74,12 @@ COMMIT;
 -- V4 st_chat_history_vector_hnsw (no transaction, statement by statement)
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'partial', 0, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'partial', 0, 3, 0, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 SET maintenance_work_mem = '256MB';
@@ -89,10 +89,16 @@ VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e42
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
+-- check: an INVALID index idx_st_chat_history_vector_hnsw left by an earlier failed build? (then DROP INDEX CONCURRENTLY IF EXISTS it first)
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT i.indisvalid AND c.relname = 'idx_st_chat_history_vector_hnsw' AND n.nspname = coalesce(NULL, current_schema());
 CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_st_chat_history_vector_hnsw
     ON st_chat_history_vector_table USING hnsw (chat_vector vector_l2_ops);
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
@@ -101,8 +107,8 @@ VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e42
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 RESET maintenance_work_mem;
@@ -112,8 +118,8 @@ VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e42
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 
@@ -137,8 +143,8 @@ VALUES (5, 'citus_chat_theme_reference_table', 'sha256:1c92ab9085f829ca133026b67
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 COMMIT;
@@ -146,12 +152,12 @@ COMMIT;
 -- V6 citus_distribute_chat_history (no transaction, statement by statement)
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (6, 'citus_distribute_chat_history', 'sha256:fe7cf6b9bd5dcf6138c038d4fc07831a89ea2d5d37dc12dd346d398097e6a770', 'partial', 0, 2, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+VALUES (6, 'citus_distribute_chat_history', 'sha256:fe7cf6b9bd5dcf6138c038d4fc07831a89ea2d5d37dc12dd346d398097e6a770', 'partial', 0, 2, 0, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 SELECT create_distributed_table('st_chat_history_table', 'userid')
@@ -164,8 +170,8 @@ VALUES (6, 'citus_distribute_chat_history', 'sha256:fe7cf6b9bd5dcf6138c038d4fc07
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 SELECT create_distributed_table('st_chat_history_vector_table', 'userid', colocate_with => 'st_chat_history_table')
@@ -178,8 +184,8 @@ VALUES (6, 'citus_distribute_chat_history', 'sha256:fe7cf6b9bd5dcf6138c038d4fc07
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 
@@ -199,8 +205,8 @@ VALUES (7, 'citus_theme_foreign_keys', 'sha256:7766fe863f38c192fc6cf52994742d4df
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 COMMIT;
@@ -222,8 +228,8 @@ VALUES (8, 'citus_validate_theme_foreign_keys', 'sha256:09c550cfef586deb0669201c
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = now(), execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = current_user, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
+    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
+    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
 RETURNING h.execution_ms::text;
 COMMIT;

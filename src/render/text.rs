@@ -1,83 +1,75 @@
-//! All rendering: human text and JSON for every command, the error line and
-//! its hint, colours (auto / always / never, NO_COLOR honoured). Renderers
-//! write to any `io::Write` so tests can capture them. Secrets never reach
-//! here: targets are `user@host:port/db`, URLs are redacted at parse time.
+//! Text for people: `up`'s progress lines and summary or its dry-run
+//! script, the `status` table, `verify`'s drift and lint findings, `lint`'s
+//! report, one-line results, and the `error:` / `hint:` lines.
 
 use std::io::{self, Write};
 
-use serde_json::json;
-
+use super::outcome::{summary, Done, Outcome, SchemaOutcome, StatusOutcome, UpOutcome, VerifyOutcome};
+use super::Style;
+use crate::backend::LockKind;
 use crate::error::Error;
 use crate::lint::{self, Finding, Level};
+use crate::migration::{short_checksum, TxMode};
 use crate::plan::{Entry, State};
-use crate::runner::{Applied, Event, UpReport};
+use crate::runner::{Applied, Event, Line};
+use crate::value::elapsed;
 
-/// Output settings shared by every command.
-#[derive(Debug, Clone, Copy)]
-pub struct Style {
-    pub json: bool,
-    pub color: bool,
-    pub quiet: bool,
-    pub verbose: bool,
+pub(super) fn outcome(style: &Style, out: &mut dyn Write, o: &Outcome) -> io::Result<()> {
+    match o {
+        Outcome::Up(u) => up(style, out, u),
+        Outcome::Status(s) => status(style, out, s),
+        Outcome::Verify(v) => verify(style, out, v),
+        Outcome::Lint(r) => lint(style, out, r),
+        Outcome::Done(d) => done(style, out, d),
+        Outcome::Schema(s) => schema(style, out, s),
+    }
 }
 
-impl Style {
-    fn paint(&self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
+/// `adopt` and `diff`: the verdict, one line per difference, what next.
+fn schema(style: &Style, out: &mut dyn Write, s: &SchemaOutcome) -> io::Result<()> {
+    if s.quiet_ok && style.quiet {
+        return Ok(());
+    }
+    writeln!(out, "{}", s.message)?;
+    write!(out, "{}", crate::schema::render::text(&s.differences))?;
+    for line in &s.after {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// `error: ...`, `hint: ...`, and a lint refusal's report.
+pub(super) fn error(style: &Style, out: &mut dyn Write, e: &Error) -> io::Result<()> {
+    writeln!(out, "{} {e}", style.paint("1;31", "error:"))?;
+    if let Some(h) = e.hint() {
+        writeln!(out, "{} {h}", style.paint("1;36", "hint:"))?;
+    }
+    if let Error::Lint(report) = e {
+        writeln!(out)?;
+        lint_findings(out, &report.findings, style.color)?;
+        writeln!(out, "{}", lint_summary(report))?;
+    }
+    if let Error::ObjectsExist { objects, .. } = e {
+        writeln!(out)?;
+        for o in objects {
+            writeln!(out, "  {o}")?;
         }
     }
+    Ok(())
 }
 
-/// Human-friendly duration: `12 ms`, `3.4 s`, `2 min 5 s`.
-pub fn duration_ms(ms: u64) -> String {
-    match ms {
-        0..=999 => format!("{ms} ms"),
-        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
-        _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+fn done(style: &Style, out: &mut dyn Write, d: &Done) -> io::Result<()> {
+    if style.quiet {
+        return Ok(());
     }
-}
-
-/// Prints an error as `error: ...` + `hint: ...` on stderr (and as JSON on
-/// stdout with `--format json`). A lint refusal is followed by its report,
-/// exactly as `chatmigrate lint` prints it (JSON: under `"lint"`).
-pub fn error(style: &Style, e: &Error) {
-    let mut err = io::stderr().lock();
-    let _ = writeln!(err, "{} {e}", style.paint("1;31", "error:"));
-    if let Some(h) = e.hint() {
-        let _ = writeln!(err, "{} {h}", style.paint("1;36", "hint:"));
-    }
-    if let Error::Lint(report) = e {
-        let _ = writeln!(err);
-        let _ = lint_findings(&mut err, &report.findings, style.color);
-        let _ = writeln!(err, "{}", lint_summary(report));
-    }
-    if style.json {
-        error_json(e);
-    }
-}
-
-/// The JSON error object on stdout: `{"ok":false,"error":{"kind",...}}`.
-pub fn error_json(e: &Error) {
-    let mut v = json!({"ok": false, "error": {"kind": e.kind(), "message": e.to_string(), "hint": e.hint()}});
-    if let Error::Lint(report) = e {
-        v["lint"] = lint_json(report);
-    }
-    let _ = writeln!(io::stdout().lock(), "{v}");
+    writeln!(out, "{}", d.message)
 }
 
 /// The findings, as `chatmigrate lint` prints them: for each, a line
 /// `file:line:col: level[rule]: message`, the statement's first line, and the
 /// help (several lines when it shows SQL), then a blank line.
-pub fn lint_findings(out: &mut dyn Write, findings: &[Finding], color: bool) -> io::Result<()> {
-    let style = Style {
-        json: false,
-        color,
-        quiet: false,
-        verbose: false,
-    };
+pub(super) fn lint_findings(out: &mut dyn Write, findings: &[Finding], color: bool) -> io::Result<()> {
+    let style = Style { color, ..Style::text() };
     for f in findings {
         let level = match f.level {
             Level::Error => style.paint("1;31", "error"),
@@ -98,7 +90,7 @@ pub fn lint_findings(out: &mut dyn Write, findings: &[Finding], color: bool) -> 
 }
 
 /// `2 errors, 1 warning in 5 files (29 rules)` / `no problems in 5 files (29 rules)`.
-pub fn lint_summary(r: &lint::Report) -> String {
+fn lint_summary(r: &lint::Report) -> String {
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     let found = match (r.errors(), r.warnings()) {
         (0, 0) => "no problems".to_string(),
@@ -109,41 +101,8 @@ pub fn lint_summary(r: &lint::Report) -> String {
     format!("{found} in {} ({})", plural(r.files, "file"), plural(r.rules.len(), "rule"))
 }
 
-/// The JSON document of a lint run (docs/lint.md; a test pins its shape).
-pub fn lint_json(r: &lint::Report) -> serde_json::Value {
-    let findings: Vec<serde_json::Value> = r
-        .findings
-        .iter()
-        .map(|f| {
-            json!({
-                "rule": f.rule,
-                "level": f.level,
-                "path": f.location.path,
-                "line": f.location.line,
-                "column": f.location.col,
-                "excerpt": f.excerpt,
-                "message": f.message,
-                "help": f.help,
-            })
-        })
-        .collect();
-    json!({
-        "format": 1,
-        "files": r.files,
-        "rules": r.rules,
-        "summary": {"errors": r.errors(), "warnings": r.warnings()},
-        "findings": findings,
-    })
-}
-
-/// `chatmigrate lint`: the findings and a summary line, or JSON
-/// (`{"ok": true, ...lint_json}`: the run worked, whatever it found).
-pub fn lint(style: &Style, out: &mut dyn Write, r: &lint::Report) -> io::Result<()> {
-    if style.json {
-        let mut v = lint_json(r);
-        v["ok"] = json!(true);
-        return writeln!(out, "{v}");
-    }
+/// `chatmigrate lint`: the findings and a summary line.
+fn lint(style: &Style, out: &mut dyn Write, r: &lint::Report) -> io::Result<()> {
     lint_findings(out, &r.findings, style.color)?;
     if !style.quiet || !r.findings.is_empty() {
         writeln!(out, "{}", lint_summary(r))?;
@@ -151,19 +110,8 @@ pub fn lint(style: &Style, out: &mut dyn Write, r: &lint::Report) -> io::Result<
     Ok(())
 }
 
-/// A progress line while waiting (Aurora resuming, throttling), to stderr
-/// so it never mixes with JSON on stdout; silent with --quiet.
-pub fn waiting(style: &Style, w: &crate::retry::Waiting) {
-    if !style.quiet {
-        eprintln!("{w}");
-    }
-}
-
-/// One line per event while `up` runs (text mode only).
-pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()> {
-    if style.json || style.quiet {
-        return Ok(());
-    }
+/// One line per event while `up` runs.
+pub(super) fn event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()> {
     match ev {
         Event::CreatedDatabase { name } => writeln!(out, "created database {name}"),
         Event::Connected {
@@ -173,8 +121,8 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
             facts,
         } if style.verbose => {
             let lock = match capabilities.lock {
-                crate::backend::LockKind::SessionAdvisory => "lease row held by a session advisory lock",
-                crate::backend::LockKind::LeaseRow => "lease row renewed by a heartbeat",
+                LockKind::SessionAdvisory => "lease row held by a session advisory lock",
+                LockKind::LeaseRow => "lease row renewed by a heartbeat",
             };
             let trips = if capabilities.pipelined_transactions {
                 "one round trip per transactional migration"
@@ -250,14 +198,14 @@ pub fn up_event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Result<()
         } => writeln!(
             out,
             "V{version} {name}: lock_timeout on attempt {attempt} of {of}; rolled back, retrying in {}",
-            duration_ms(*wait_ms)
+            elapsed(*wait_ms)
         ),
     }
 }
 
 fn applied_detail(a: &Applied) -> String {
     let mut parts = Vec::new();
-    if a.transaction == crate::migration::TxMode::NoTransaction {
+    if a.transaction == TxMode::NoTransaction {
         parts.push(format!("no transaction, {} statements", a.statements));
     }
     if a.resumed_from > 0 {
@@ -269,24 +217,14 @@ fn applied_detail(a: &Applied) -> String {
     if a.answer_lost {
         parts.push("committed; its answer was lost with the connection".into());
     }
-    parts.push(duration_ms(a.duration_ms));
+    parts.push(elapsed(a.duration_ms));
     parts.join(", ")
 }
 
-/// The end of `up`: a summary line, or the dry-run script, or JSON.
-pub fn up_report(style: &Style, out: &mut dyn Write, r: &UpReport, dry_run: bool, total_ms: u64) -> io::Result<()> {
-    if style.json {
-        let mut v = serde_json::to_value(r).unwrap_or_default();
-        v["ok"] = json!(true);
-        v["dry_run"] = if dry_run {
-            serde_json::to_value(&r.dry_run).unwrap_or_default()
-        } else {
-            json!(null)
-        };
-        v["duration_ms"] = json!(total_ms);
-        return writeln!(out, "{v}");
-    }
-    if dry_run {
+/// The end of `up`: a summary line, or the dry-run script.
+fn up(style: &Style, out: &mut dyn Write, u: &UpOutcome) -> io::Result<()> {
+    let r = &u.report;
+    if u.dry_run {
         if r.dry_run.is_empty() {
             return writeln!(out, "-- nothing to apply on {}", r.target);
         }
@@ -294,16 +232,19 @@ pub fn up_report(style: &Style, out: &mut dyn Write, r: &UpReport, dry_run: bool
         for step in &r.dry_run {
             if step.version != 0 {
                 let mode = match step.transaction {
-                    crate::migration::TxMode::Transaction => "one transaction",
-                    crate::migration::TxMode::NoTransaction => "no transaction, statement by statement",
+                    TxMode::Transaction => "one transaction",
+                    TxMode::NoTransaction => "no transaction, statement by statement",
                 };
                 writeln!(out, "\n-- V{} {} ({mode})", step.version, step.name)?;
             }
             for n in &step.notes {
                 writeln!(out, "-- note: {n}")?;
             }
-            for s in &step.sql {
-                writeln!(out, "{s};")?;
+            for line in &step.lines {
+                match line {
+                    Line::Sent(s) => writeln!(out, "{s};")?,
+                    Line::Comment(c) => writeln!(out, "-- {c}")?,
+                }
             }
         }
         return Ok(());
@@ -324,7 +265,7 @@ pub fn up_report(style: &Style, out: &mut dyn Write, r: &UpReport, dry_run: bool
             writeln!(out, "nothing to apply up to V{}: {at}{above}", s.target)
         }
         (0, _) => writeln!(out, "nothing to apply: {} is up to date", r.target),
-        (n, _) => writeln!(out, "{n} migration(s) applied to {} in {}", r.target, duration_ms(total_ms)),
+        (n, _) => writeln!(out, "{n} migration(s) applied to {} in {}", r.target, elapsed(u.duration_ms)),
     }
 }
 
@@ -337,49 +278,13 @@ fn state_color(s: State) -> &'static str {
     }
 }
 
-/// Counts per state, in a fixed order.
-pub fn summary(entries: &[Entry]) -> Vec<(State, usize)> {
-    [
-        State::Applied,
-        State::Pending,
-        State::Changed,
-        State::Renamed,
-        State::Missing,
-        State::Partial,
-        State::Failed,
-    ]
-    .into_iter()
-    .map(|s| (s, entries.iter().filter(|e| e.state == s).count()))
-    .filter(|(_, n)| *n > 0)
-    .collect()
-}
-
-/// `status` as a table, or JSON. `facts` are the backend's lines about the
-/// server (Citus: release and workers), shown above the table.
-pub fn status(
-    style: &Style,
-    out: &mut dyn Write,
-    target: &str,
-    database_missing: bool,
-    facts: &[(String, String)],
-    entries: &[Entry],
-) -> io::Result<()> {
-    if style.json {
-        let counts: serde_json::Map<String, serde_json::Value> = summary(entries)
-            .into_iter()
-            .map(|(s, n)| (s.as_str().to_string(), json!(n)))
-            .collect();
-        let mut v = json!({"ok": true, "target": target, "database_exists": !database_missing, "migrations": entries, "summary": counts});
-        if !facts.is_empty() {
-            let server: serde_json::Map<String, serde_json::Value> = facts.iter().map(|(k, val)| (k.clone(), json!(val))).collect();
-            v["server"] = json!(server);
-        }
-        return writeln!(out, "{v}");
-    }
-    for (what, value) in facts {
+/// `status` as a table, with the backend's lines about the server above.
+fn status(style: &Style, out: &mut dyn Write, s: &StatusOutcome) -> io::Result<()> {
+    let (target, entries) = (&s.target, &s.entries);
+    for (what, value) in &s.facts {
         writeln!(out, "{what}: {value}")?;
     }
-    if database_missing {
+    if s.database_missing {
         writeln!(out, "database does not exist yet on {target}: every migration is pending")?;
     }
     let name_w = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
@@ -391,7 +296,7 @@ pub fn status(
     )?;
     for e in entries {
         let state = format!("{:<8}", e.state.as_str());
-        let time = e.execution_ms.map(|m| duration_ms(m.max(0) as u64)).unwrap_or_default();
+        let time = e.execution_ms.map(|m| elapsed(m.max(0) as u64)).unwrap_or_default();
         writeln!(
             out,
             "{:<ver_w$}  {:<name_w$}  {}  {:<20}  {}",
@@ -415,8 +320,8 @@ pub fn status(
                     out,
                     "{:ver_w$}  file checksum {} differs from applied {}",
                     "",
-                    crate::migration::short_checksum(e.file_checksum.as_deref().unwrap_or("?")),
-                    crate::migration::short_checksum(e.applied_checksum.as_deref().unwrap_or("?"))
+                    short_checksum(e.file_checksum.as_deref().unwrap_or("?")),
+                    short_checksum(e.applied_checksum.as_deref().unwrap_or("?"))
                 )?;
                 if let Some(applied) = e.applied_name.as_deref().filter(|a| *a != e.name) {
                     writeln!(out, "{:ver_w$}  applied as {applied}; the file is named {}", "", e.name)?;
@@ -448,16 +353,55 @@ pub fn status(
     )
 }
 
-/// A one-line result for commands that change bookkeeping (baseline, repair, new).
-pub fn done(style: &Style, out: &mut dyn Write, message: &str, data: serde_json::Value) -> io::Result<()> {
-    if style.json {
-        let mut v = data;
-        v["ok"] = json!(true);
-        v["message"] = json!(message);
-        writeln!(out, "{v}")
-    } else if !style.quiet {
-        writeln!(out, "{message}")
+/// `verify`: the drift (or that there is none), then the lint findings.
+fn verify(style: &Style, out: &mut dyn Write, v: &VerifyOutcome) -> io::Result<()> {
+    if v.drift.is_empty() {
+        if !style.quiet {
+            writeln!(out, "{}", v.message())?;
+        }
     } else {
-        Ok(())
+        for e in &v.drift {
+            writeln!(out, "{}", drift_line(e))?;
+        }
+        writeln!(
+            out,
+            "{} drifted migration(s) on {}; accept changed or renamed files with `chatmigrate repair`",
+            v.drift.len(),
+            v.target
+        )?;
+    }
+    if let Some(r) = v.lint.as_ref().filter(|r| !r.findings.is_empty()) {
+        writeln!(out)?;
+        lint(style, out, r)?;
+    }
+    Ok(())
+}
+
+/// One drifted migration, as `verify` prints it (checksums short; JSON has
+/// them whole).
+fn drift_line(e: &Entry) -> String {
+    let path = e.path.as_deref().unwrap_or("?");
+    let applied_name = e.applied_name.as_deref().unwrap_or("?");
+    match e.state {
+        State::Changed if applied_name != e.name => format!(
+            "changed: V{} {} ({path}): applied {} as `{applied_name}` but the file has {} and is named `{}`",
+            e.version,
+            e.name,
+            short_checksum(e.applied_checksum.as_deref().unwrap_or("?")),
+            short_checksum(e.file_checksum.as_deref().unwrap_or("?")),
+            e.name
+        ),
+        State::Changed => format!(
+            "changed: V{} {} ({path}): applied {} but the file has {}",
+            e.version,
+            e.name,
+            short_checksum(e.applied_checksum.as_deref().unwrap_or("?")),
+            short_checksum(e.file_checksum.as_deref().unwrap_or("?"))
+        ),
+        State::Renamed => format!(
+            "renamed: V{} {} ({path}): applied as `{applied_name}`; the file is named `{}` (same checksum)",
+            e.version, e.name, e.name
+        ),
+        _ => format!("missing: V{} {} is applied but no file has this version", e.version, e.name),
     }
 }

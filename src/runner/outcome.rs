@@ -1,0 +1,104 @@
+//! What `up` returns: the migrations this run applied ([`Applied`]), or
+//! with `--dry-run` the script of each pending one ([`DryStep`]), in an
+//! [`UpReport`]. Plain data, serialisable; the caller renders it.
+
+use serde::ser::SerializeStruct;
+
+use crate::migration::TxMode;
+
+/// One migration that ran in this run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Applied {
+    pub version: i64,
+    pub name: String,
+    pub transaction: TxMode,
+    pub statements: usize,
+    pub resumed_from: usize,
+    pub out_of_order: bool,
+    pub duration_ms: u64,
+    /// The answer to its COMMIT (or last history write) was lost with the
+    /// connection; after reconnecting, the history showed it applied.
+    pub answer_lost: bool,
+}
+
+/// One line of a dry run: a request as the server receives it, or a
+/// comment that says what happens around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// Sent: its SQL exactly, with `<...>` where a value is known only at
+    /// run time (`<elapsed ms>`, `<lease owner>`). `BEGIN` and `COMMIT` are
+    /// the Data API's BeginTransaction and CommitTransaction calls there.
+    Sent(String),
+    /// Not sent: what a check decides, or a statement a transport skips.
+    Comment(String),
+}
+
+/// One migration as `up --dry-run` shows it: what `up` sends for it, in
+/// order (its script, rendered).
+#[derive(Debug, Clone)]
+pub struct DryStep {
+    pub version: i64,
+    pub name: String,
+    pub transaction: TxMode,
+    pub lines: Vec<Line>,
+    /// What the backend says about how it sends them (see
+    /// [`super::Event::Note`]).
+    pub notes: Vec<String>,
+}
+
+impl DryStep {
+    /// The requests, in order, as the server receives them.
+    pub fn sent(&self) -> impl Iterator<Item = &str> {
+        self.lines.iter().filter_map(|l| match l {
+            Line::Sent(s) => Some(s.as_str()),
+            Line::Comment(_) => None,
+        })
+    }
+}
+
+/// JSON: `sql` holds the requests (what is sent), `comments` the lines
+/// that are not sent, `notes` the backend's notes.
+impl serde::Serialize for DryStep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let comments: Vec<&str> = self
+            .lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Comment(c) => Some(c.as_str()),
+                Line::Sent(_) => None,
+            })
+            .collect();
+        let mut st = s.serialize_struct("DryStep", 6)?;
+        st.serialize_field("version", &self.version)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("transaction", &self.transaction)?;
+        st.serialize_field("sql", &self.sent().collect::<Vec<_>>())?;
+        st.serialize_field("comments", &comments)?;
+        st.serialize_field("notes", &self.notes)?;
+        st.end()
+    }
+}
+
+/// The outcome of `up`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct UpReport {
+    pub target: String,
+    pub applied: Vec<Applied>,
+    /// Filled only by `--dry-run`.
+    pub dry_run: Vec<DryStep>,
+    pub created_database: bool,
+    /// When nothing was pending up to `--target`: where the database is, for
+    /// the message (it is not "up to date" with migrations above the target).
+    #[serde(skip)]
+    pub short_of_target: Option<ShortOfTarget>,
+}
+
+/// `up --target T` found nothing to apply up to T.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShortOfTarget {
+    pub target: i64,
+    /// The highest applied version.
+    pub highest_applied: Option<i64>,
+    /// Migrations not applied whose version is above the target.
+    pub pending_above: usize,
+}

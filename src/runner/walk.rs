@@ -1,0 +1,235 @@
+//! Executing a script: each step of it sent to the backend, in order, with
+//! what only a run has: the backend's answers, progress events, signals,
+//! a statement that outlives its call, and the `failed` row when a
+//! statement fails. Nothing is sent that the script does not list, except
+//! on a failure's branch (the failed row, lock_timeout retries, the
+//! catalog reads that settle a lost answer).
+
+use std::time::Instant;
+
+use crate::backend::{Backend, ExecError};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::history::{Row, Status};
+use crate::retry::{self, Progress};
+
+use super::script::{invalid_index_check, Op, Script};
+use super::signals::{signalled, Signals};
+use super::{lock_retry, lost, Event};
+
+/// How a walk ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walked {
+    /// Every step was sent; `ms`: the time this walk's history writes
+    /// recorded (a transaction: the server's, for its row; without one:
+    /// the statements', which the history adds to the row's earlier time).
+    Done { ms: u64 },
+    /// A signal stopped a no-transaction migration between statements,
+    /// after `done` of them (recorded as partial).
+    Stopped { done: usize },
+}
+
+/// Sends `script` to `b`.
+pub(crate) async fn walk(
+    b: &mut dyn Backend,
+    cfg: &Config,
+    script: &Script<'_>,
+    events: &mut dyn FnMut(&Event),
+    sig: &mut Signals,
+) -> Result<Walked> {
+    let m = script.m;
+    let note = |events: &mut dyn FnMut(&Event), message: String| {
+        events(&Event::Note {
+            version: m.version,
+            message,
+        })
+    };
+    // The time of the statement just run, for the history row after it.
+    let mut elapsed_ms = 0;
+    // What this walk's history writes record.
+    let mut recorded = 0u64;
+    for op in &script.ops {
+        match op {
+            Op::Transaction { settings, row } => {
+                // The backend sends them its own way (the Data API: one call,
+                // which also holds the lease row for the transaction).
+                let mut statements = Vec::with_capacity(m.statements.len());
+                for s in &m.statements {
+                    let a = b.adapt(s, true).await?;
+                    if let Some(n) = a.note {
+                        note(events, n);
+                    }
+                    statements.push(a.sql.unwrap_or_else(|| s.sql.clone()));
+                }
+                recorded += lock_retry::transaction(b, cfg, m, settings, &statements, row, events, sig).await?;
+            }
+            Op::Session(s) => b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?,
+            Op::SkipSession(s) => events(&Event::SkippedSessionSetting {
+                version: m.version,
+                statement: s.clone(),
+            }),
+            Op::Reapply(k) => b
+                .execute(&m.statements[*k].sql)
+                .await
+                .map_err(|e| e.into_error(&format!("{}: re-applying a session setting", m.path)))?,
+            Op::SkipStatement(_) | Op::Statement { .. } => {
+                let k = op.statement().unwrap_or_default();
+                if k > script.step.resume_from && sig.borrow().is_some() {
+                    // Stop between statements; progress is already recorded.
+                    return Ok(Walked::Stopped { done: k });
+                }
+                if let Op::SkipStatement(_) = op {
+                    events(&Event::SkippedSessionSetting {
+                        version: m.version,
+                        statement: m.statements[k].excerpt(),
+                    });
+                    continue;
+                }
+                let (started, result) = statement(b, script, op, events, sig, &cfg.progress).await?;
+                elapsed_ms = started.elapsed().as_millis() as i64;
+                settle(b, script, k, elapsed_ms, result).await?;
+            }
+            Op::History { row, elapsed } => {
+                let mut row = row.clone();
+                if *elapsed {
+                    row.execution_ms = elapsed_ms;
+                }
+                b.write_history(&row).await?;
+                recorded += row.execution_ms.max(0) as u64;
+            }
+        }
+    }
+    Ok(Walked::Done { ms: recorded })
+}
+
+/// Sends statement op `op` outside a transaction, after its checks, and
+/// waits for its end (a statement that outlives its call is polled, a lost
+/// answer read from the catalog). A signal does not cut it short. Returns
+/// when it was sent (or found running), and how it ended.
+async fn statement(
+    b: &mut dyn Backend,
+    script: &Script<'_>,
+    op: &Op,
+    events: &mut dyn FnMut(&Event),
+    sig: &Signals,
+    progress: &Progress,
+) -> Result<(Instant, Result<(), ExecError>)> {
+    let Op::Statement {
+        index: i,
+        abandoned,
+        invalid_index,
+    } = op
+    else {
+        return Ok((Instant::now(), Ok(())));
+    };
+    let (m, i) = (script.m, *i);
+    let (s, total) = (&m.statements[i], m.statements.len());
+    // A runner killed during this statement (a resumed migration) may have
+    // left it running on the server, where a Data API statement outlives
+    // its call: wait for it and read its outcome, never send it a second
+    // time next to it.
+    if *abandoned {
+        if let Some((pid, secs)) = lost::still_running_elsewhere(b, &s.sql).await? {
+            events(&Event::Note {
+                version: m.version,
+                message: format!(
+                    "statement {} is still running on the server (process {pid}, for {secs} s), sent by an earlier runner that stopped: waiting for it to end, then reading its outcome from the catalog",
+                    i + 1
+                ),
+            });
+            let started = Instant::now();
+            return Ok((started, lost::await_statement(b, m, i, pid, started, events).await));
+        }
+    }
+    if let Some((name, schema)) = invalid_index {
+        // A failed or killed CONCURRENTLY build leaves an INVALID index
+        // that IF NOT EXISTS would silently accept: drop it first.
+        let found = b.query(&invalid_index_check(name, schema.as_deref())).await?;
+        if let Some(qualified) = found.first().and_then(|r| r.first().cloned().flatten()) {
+            b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
+                .await
+                .map_err(|e| e.into_error(&format!("{}: dropping the invalid index {qualified}", m.path)))?;
+            events(&Event::DroppedInvalidIndex {
+                version: m.version,
+                index: qualified,
+            });
+        }
+    }
+    let adapted = b.adapt(s, false).await?;
+    if let Some(note) = adapted.note {
+        events(&Event::Note {
+            version: m.version,
+            message: note,
+        });
+    }
+    let started = Instant::now();
+    let mut result = {
+        // A signal does not cut a statement short here: it finishes, its
+        // progress is recorded, and `up` stops. Say so at once, and keep
+        // saying what is waited for until it ends.
+        let mut rx = sig.clone();
+        let fut = b.execute(adapted.sql.as_deref().unwrap_or(&s.sql));
+        tokio::pin!(fut);
+        tokio::select! {
+            r = &mut fut => r,
+            signal = signalled(&mut rx) => {
+                events(&Event::Stopping {
+                    signal,
+                    version: m.version,
+                    statement: i + 1,
+                    total,
+                    excerpt: s.excerpt(),
+                });
+                retry::report_while(fut, progress, Instant::now(), |elapsed| retry::Waiting {
+                    what: format!("V{} statement {} of {total} to finish", m.version, i + 1),
+                    elapsed,
+                    attempts: 0,
+                    cause: format!("{signal}: stopping after it"),
+                })
+                .await
+            }
+        }
+    };
+    for message in b.take_notices() {
+        events(&Event::Note {
+            version: m.version,
+            message,
+        });
+    }
+    if let Err(ExecError::StillRunning { connection_id }) = result {
+        result = lost::await_statement(b, m, i, connection_id, started, events).await;
+    } else if let Err(ExecError::Lost { message }) = result {
+        result = lost::resolve_lost_statement(b, m, i, message).await;
+    }
+    Ok((started, result))
+}
+
+/// After statement `i` ended: on success the script's next step writes its
+/// row; on an SQL error a `failed` row records it and the run stops; a lost
+/// session is the run loop's (it reconnects and resumes here).
+async fn settle(b: &mut dyn Backend, script: &Script<'_>, i: usize, elapsed_ms: i64, result: Result<(), ExecError>) -> Result<()> {
+    let m = script.m;
+    match result {
+        Ok(()) => Ok(()),
+        Err(ExecError::Statement { error, .. }) => {
+            let location = m.location(i, error.offset.unwrap_or(0));
+            let mut row = Row::new(m, b.name(), Status::Failed, i, script.step.out_of_order);
+            row.execution_ms = elapsed_ms;
+            row.error = Some(format!("statement {} at {location}: {error}", i + 1));
+            b.write_history(&row).await?;
+            Err(Error::Migration {
+                location,
+                version: m.version,
+                error: Box::new(error),
+                transactional: false,
+            })
+        }
+        // The session died with the statement (a direct connection): `up`
+        // reconnects and resumes here.
+        Err(ExecError::Lost { message }) => Err(Error::ConnectionLost {
+            context: format!("V{} {} statement {}", m.version, m.name, i + 1),
+            message,
+        }),
+        Err(e) => Err(e.into_error(&format!("{} statement {}", m.path, i + 1))),
+    }
+}
