@@ -99,6 +99,12 @@ pub struct EnvFile {
     /// The database `adopt` and `diff` apply the migrations to (instead of
     /// a temporary one).
     pub dev_url: Option<String>,
+    /// The cap of the `maintenance_work_mem` set for a vector index build:
+    /// `auto` or a size (`2GB`).
+    pub index_build_memory: Option<String>,
+    /// `max_parallel_maintenance_workers` for a vector index build.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub index_build_workers: Option<i64>,
 }
 
 /// serde: a duration as a string (`"30s"`) or a whole number of seconds,
@@ -380,6 +386,13 @@ pub struct Config {
     /// or MB (`lint_large_table_mb`), a lock held on a table hurts.
     pub large_table_rows: i64,
     pub large_table_mb: i64,
+    /// `index_build_memory`: the cap, in kB, of the `maintenance_work_mem`
+    /// chatmigrate sets for a vector index build (`None`: `auto`, i.e.
+    /// [`crate::vector_index::AUTO_CAP_KB`]).
+    pub index_build_memory_kb: Option<u64>,
+    /// `index_build_workers`: `max_parallel_maintenance_workers` for a
+    /// vector index build (`None`: the server's).
+    pub index_build_workers: Option<u32>,
     /// `dev_url` / `--dev-url`: the scratch database of `adopt` and `diff`
     /// (`None`: a temporary database on the same server). May hold a password.
     pub dev_url: Option<Secret>,
@@ -501,6 +514,8 @@ impl Config {
             lint_exclude: Vec::new(),
             large_table_rows: 10_000,
             large_table_mb: 10,
+            index_build_memory_kb: None,
+            index_build_workers: None,
             dev_url: None,
             password_env_unset: None,
             dev: DevMark::NoEnvironment,
@@ -932,6 +947,14 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     }
     if let Some(v) = &e.dev_url {
         c.dev_url = Some(Secret::new(v.clone()));
+    }
+    if let Some(v) = &e.index_build_memory {
+        c.index_build_memory_kb =
+            value::memory("index_build_memory", Origin::ConfigKey, v, value::INDEX_BUILD_MEMORY).map_err(Error::from)?;
+    }
+    if let Some(v) = e.index_build_workers {
+        let n = value::count("index_build_workers", Origin::ConfigKey, &v.to_string(), value::INDEX_BUILD_WORKERS).map_err(Error::from)?;
+        c.index_build_workers = u32::try_from(n).ok();
     }
     for (key, list, excluding, into) in [
         ("lint_include", &e.lint_include, false, &mut c.lint_include),
@@ -1530,6 +1553,8 @@ mod tests {
                 Just("migrations"),
                 Just("citus_multi_shard_modify_mode"),
                 Just("citus_node_wait"),
+                Just("index_build_memory"),
+                Just("index_build_workers"),
                 Just("no_such_key"),
             ];
             let value = prop_oneof![

@@ -340,6 +340,25 @@ impl Dialect {
         )
     }
 
+    /// What planning a vector index build on `table` (a lint table key)
+    /// reads: the server's version and `maintenance_work_mem`, the table's
+    /// row estimate and blocks, `column`'s type and modifier.
+    pub fn index_build_plan(table: &str, column: Option<&str>) -> String {
+        Self::bind(
+            strip_comments(sql!("index_build_plan")).trim_end(),
+            &[Value::Text(table.to_string()), Value::opt_text(column)],
+        )
+    }
+
+    /// After a CONCURRENTLY build: the indexes it made that are not valid
+    /// or not ready: index `name` in `schema`, or every index of `table`.
+    pub fn index_validity(name: Option<&str>, schema: Option<&str>, table: Option<&str>) -> String {
+        Self::bind(
+            strip_comments(sql!("index_validity")).trim_end(),
+            &[Value::opt_text(name), Value::opt_text(schema), Value::opt_text(table)],
+        )
+    }
+
     /// Sessions holding locks on these tables: who blocks a migration.
     pub fn lock_blockers(tables: &[String]) -> String {
         Self::bind(sql!("lock_blockers"), &[Value::TextArray(tables.to_vec())])

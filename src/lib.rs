@@ -45,6 +45,7 @@ pub mod runner;
 pub mod schema;
 pub mod sql;
 pub mod value;
+pub mod vector_index;
 
 use std::path::PathBuf;
 

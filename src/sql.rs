@@ -272,6 +272,31 @@ pub fn concurrent_index(s: &Statement) -> Option<(String, Option<String>)> {
     }
 }
 
+/// What a CONCURRENTLY build or rebuild leaves behind, to check once it
+/// ended: `(index name, schema, table key)` with the index of `CREATE
+/// INDEX CONCURRENTLY name` or `REINDEX INDEX CONCURRENTLY name`, or the
+/// table of `REINDEX TABLE CONCURRENTLY t`. `None` for anything else (an
+/// unnamed index, a REINDEX of a schema or database).
+pub fn concurrent_build(s: &Statement) -> Option<(Option<String>, Option<String>, Option<String>)> {
+    match s.node.as_ref()? {
+        NodeEnum::IndexStmt(_) => concurrent_index(s).map(|(n, schema)| (Some(n), schema, None)),
+        NodeEnum::ReindexStmt(r) => {
+            let concurrently = r.params.iter().any(|p| match &p.node {
+                Some(NodeEnum::DefElem(d)) => d.defname == "concurrently",
+                _ => false,
+            });
+            let rel = r.relation.as_ref().filter(|_| concurrently)?;
+            let schema = Some(rel.schemaname.clone()).filter(|s| !s.is_empty());
+            match pg_query::protobuf::ReindexObjectType::try_from(r.kind).ok()? {
+                pg_query::protobuf::ReindexObjectType::ReindexObjectIndex => Some((Some(rel.relname.clone()), schema, None)),
+                pg_query::protobuf::ReindexObjectType::ReindexObjectTable => Some((None, None, Some(crate::lint::ast::rel_key(rel)))),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Where each line of a text starts, for many offset → `line:col` lookups
 /// on one file (each one a binary search instead of a scan from the top).
 #[derive(Debug, Clone)]

@@ -21,6 +21,9 @@ pub enum Kind {
     Duration { min: Duration, max: Duration, off: bool },
     /// A whole number from `min` to `max`.
     Count { min: i64, max: i64 },
+    /// A memory size as PostgreSQL writes it (`512MB`, `2GB`, `65536kB`),
+    /// from `min_kb` to `max_kb`, or `auto`.
+    Memory { min_kb: u64, max_kb: u64 },
 }
 
 /// One setting's range, and a value to show in the hint.
@@ -38,6 +41,10 @@ pub struct DurationLimits(Limits);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CountLimits(Limits);
 
+/// The limits of a memory setting (see [`memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimits(Limits);
+
 const fn duration_limits(min: Duration, max: Duration, off: bool, example: &'static str) -> DurationLimits {
     DurationLimits(Limits {
         kind: Kind::Duration { min, max, off },
@@ -52,6 +59,13 @@ const fn count_limits(min: i64, max: i64, example: &'static str) -> CountLimits 
     })
 }
 
+const fn memory_limits(min_kb: u64, max_kb: u64, example: &'static str) -> MemoryLimits {
+    MemoryLimits(Limits {
+        kind: Kind::Memory { min_kb, max_kb },
+        example,
+    })
+}
+
 impl Limits {
     /// `1ms to 24h`, `1ms to 24h, or off`, `1 to 65535`.
     pub fn range(&self) -> String {
@@ -60,6 +74,7 @@ impl Limits {
                 format!("{} to {}{}", show(min), show(max), if off { ", or off" } else { "" })
             }
             Kind::Count { min, max } => format!("{min} to {max}"),
+            Kind::Memory { min_kb, max_kb } => format!("{} to {}, or auto", show_kb(min_kb), show_kb(max_kb)),
         }
     }
 
@@ -67,6 +82,7 @@ impl Limits {
         match self.kind {
             Kind::Duration { .. } => "a duration",
             Kind::Count { .. } => "a whole number",
+            Kind::Memory { .. } => "a size",
         }
     }
 }
@@ -105,6 +121,14 @@ pub const LARGE_TABLE_ROWS: CountLimits = count_limits(0, i64::MAX, "10000");
 pub const LARGE_TABLE_MB: CountLimits = count_limits(0, 1 << 30, "10");
 /// A migration's version (`V{version}__`); 0 is reserved.
 pub const VERSION: CountLimits = count_limits(1, i64::MAX, "20250101120000");
+
+/// `index_build_memory`: the cap of the `maintenance_work_mem` chatmigrate
+/// sets for a vector index build; PostgreSQL's own range (1MB to
+/// 2147483647kB).
+pub const INDEX_BUILD_MEMORY: MemoryLimits = memory_limits(1024, i32::MAX as u64, "2GB");
+/// `index_build_workers`: `max_parallel_maintenance_workers` for an index
+/// build (PostgreSQL's range).
+pub const INDEX_BUILD_WORKERS: CountLimits = count_limits(0, 1024, "2");
 
 /// Where a value was written: chooses the hint's wording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +175,7 @@ impl std::fmt::Display for Invalid {
             Problem::Malformed => match self.limits.kind {
                 Kind::Duration { .. } => write!(f, "{key} `{}` is not a duration (e.g. 500ms, 30s, 5min, 1h)", shown(&self.text)),
                 Kind::Count { .. } => write!(f, "{key} `{}` is not a whole number", shown(&self.text)),
+                Kind::Memory { .. } => write!(f, "{key} `{}` is not a size (e.g. 512MB, 2GB, auto)", shown(&self.text)),
             },
             Problem::OutOfRange => write!(f, "{key} `{}` is out of range ({range})", shown(&self.text)),
         }
@@ -166,7 +191,7 @@ impl Invalid {
             Origin::EnvVar => format!("set {key} to {what} from {range}, or unset it"),
             Origin::ConfigKey => {
                 let example = match self.limits.kind {
-                    Kind::Duration { .. } => format!("\"{example}\""),
+                    Kind::Duration { .. } | Kind::Memory { .. } => format!("\"{example}\""),
                     Kind::Count { .. } => example.to_string(),
                 };
                 format!("set {key} to {what} from {range}, e.g. {key} = {example} (every key: docs/config.reference.toml)")
@@ -277,6 +302,63 @@ pub fn parse_count(text: &str) -> Result<i64, Problem> {
     t.parse::<i64>().map_err(|_| Problem::OutOfRange)
 }
 
+/// `1MB`, `1536MB`, `2GB`, `65537kB`: the largest unit that divides it.
+pub fn show_kb(kb: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "TB"), (1 << 20, "GB"), (1 << 10, "MB")];
+    for (size, unit) in UNITS {
+        if kb != 0 && kb % size == 0 {
+            return format!("{}{unit}", kb / size);
+        }
+    }
+    format!("{kb}kB")
+}
+
+/// Parses a memory size in PostgreSQL's units: a whole number, then `kB`,
+/// `MB`, `GB` or `TB` (any case; blanks allowed in between), in kB. A bare
+/// number is refused: PostgreSQL reads it as kB, people often mean MB.
+pub fn parse_memory_kb(text: &str) -> Result<u64, Problem> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(Problem::Missing);
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = (&t[..split], t[split..].trim_start());
+    if digits.is_empty() {
+        return Err(Problem::Malformed);
+    }
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "kb" => 1,
+        "mb" => 1 << 10,
+        "gb" => 1 << 20,
+        "tb" => 1 << 30,
+        _ => return Err(Problem::Malformed),
+    };
+    let n: u64 = digits.parse().map_err(|_| Problem::OutOfRange)?;
+    n.checked_mul(factor).ok_or(Problem::OutOfRange)
+}
+
+/// A memory setting: `None` for `auto`, else the size in kB.
+pub fn memory(key: &str, origin: Origin, text: &str, limits: MemoryLimits) -> Result<Option<u64>, Invalid> {
+    let invalid = |problem| Invalid {
+        key: key.to_string(),
+        text: text.to_string(),
+        problem,
+        limits: limits.0,
+        origin,
+    };
+    let Kind::Memory { min_kb, max_kb } = limits.0.kind else {
+        return Err(invalid(Problem::Malformed));
+    };
+    if text.trim().eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    let kb = parse_memory_kb(text).map_err(invalid)?;
+    if kb < min_kb || kb > max_kb {
+        return Err(invalid(Problem::OutOfRange));
+    }
+    Ok(Some(kb))
+}
+
 /// A duration setting. Where the limits allow `off`, `off` and `0` give
 /// [`Duration::ZERO`] (PostgreSQL's "no timeout").
 pub fn duration(key: &str, origin: Origin, text: &str, limits: DurationLimits) -> Result<Duration, Invalid> {
@@ -326,6 +408,40 @@ pub fn count(key: &str, origin: Origin, text: &str, limits: CountLimits) -> Resu
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn memory_sizes() {
+        let m = |t: &str| memory("index_build_memory", Origin::ConfigKey, t, INDEX_BUILD_MEMORY);
+        assert_eq!(m("auto"), Ok(None));
+        assert_eq!(m(" AUTO "), Ok(None));
+        assert_eq!(m("512MB"), Ok(Some(512 * 1024)));
+        assert_eq!(m("2 GB"), Ok(Some(2 << 20)));
+        assert_eq!(m("1024kB"), Ok(Some(1024)));
+        assert_eq!(m("2147483647kB"), Ok(Some(i32::MAX as u64)));
+        let e = m("1023kB").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "index_build_memory `1023kB` is out of range (1MB to 2147483647kB, or auto)"
+        );
+        assert_eq!(
+            e.hint(),
+            "set index_build_memory to a size from 1MB to 2147483647kB, or auto, e.g. index_build_memory = \"2GB\" (every key: docs/config.reference.toml)"
+        );
+        assert_eq!(m("2TB").unwrap_err().problem, Problem::OutOfRange);
+        assert_eq!(m("99999999999999999999MB").unwrap_err().problem, Problem::OutOfRange);
+        assert_eq!(m("18446744073709551615GB").unwrap_err().problem, Problem::OutOfRange);
+        assert_eq!(
+            m("512").unwrap_err().to_string(),
+            "index_build_memory `512` is not a size (e.g. 512MB, 2GB, auto)"
+        );
+        assert_eq!(m("-1MB").unwrap_err().problem, Problem::Malformed);
+        assert_eq!(m("1.5GB").unwrap_err().problem, Problem::Malformed);
+        assert_eq!(m("").unwrap_err().problem, Problem::Missing);
+        assert_eq!(show_kb(1024), "1MB");
+        assert_eq!(show_kb(1536 * 1024), "1536MB");
+        assert_eq!(show_kb(2 << 20), "2GB");
+        assert_eq!(show_kb(65537), "65537kB");
+    }
 
     #[test]
     fn durations() {

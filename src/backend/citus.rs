@@ -870,6 +870,10 @@ impl Backend for Citus {
         self.node.as_ref().map(Node::facts).unwrap_or_default()
     }
 
+    fn notices(&self) -> Option<super::postgres::Notices> {
+        self.pg.notices()
+    }
+
     fn take_notices(&mut self) -> Vec<String> {
         let notices = self.pg.take_notices();
         if !std::mem::take(&mut self.last_was_call) {

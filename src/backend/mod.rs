@@ -274,6 +274,14 @@ pub trait Backend: Send {
         Vec::new()
     }
 
+    /// A handle on the notices of the connection that runs the statements,
+    /// readable while a statement runs (the backend itself is busy): `walk`
+    /// shows pgvector's "hnsw graph no longer fits" at once. `None` where
+    /// notices do not reach the client (the Data API).
+    fn notices(&self) -> Option<postgres::Notices> {
+        None
+    }
+
     /// Asked by `status` and `verify` before [`Backend::facts`]: checks the
     /// parts of the server beyond this connection (Citus: whether the
     /// coordinator reaches each worker); what it finds shows in the facts.

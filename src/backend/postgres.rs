@@ -115,6 +115,16 @@ impl Notices {
     pub fn take(&self) -> Vec<Notice> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect()
     }
+
+    /// The notices received since the last call that `pick` chooses,
+    /// taken; the others stay for [`Notices::take`]. Read while a statement
+    /// runs, from a clone of the handle (the connection is busy).
+    pub fn take_where(&self, pick: impl Fn(&Notice) -> bool) -> Vec<Notice> {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (taken, kept) = q.drain(..).partition(|n| pick(n));
+        *q = kept;
+        taken.into()
+    }
 }
 
 /// Runs a connection until it closes, keeping the notices it receives.
@@ -775,6 +785,10 @@ impl Taker for Postgres {
 
 #[async_trait]
 impl Backend for Postgres {
+    fn notices(&self) -> Option<Notices> {
+        Some(self.notices.clone())
+    }
+
     fn name(&self) -> &'static str {
         "postgres"
     }

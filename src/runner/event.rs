@@ -72,6 +72,14 @@ pub enum Event {
         version: i64,
         message: String,
     },
+    /// Something the user should act on, said before or while it happens
+    /// (a vector index build whose memory is capped below its estimate;
+    /// pgvector's "hnsw graph no longer fits" NOTICE), with the file and
+    /// statement.
+    Warning {
+        version: i64,
+        message: String,
+    },
     /// SIGINT or SIGTERM arrived while a statement of a no-transaction
     /// migration runs: it finishes, its progress is recorded, then `up` stops.
     Stopping {

@@ -279,7 +279,8 @@ async fn up_on(
         });
         let earlier = applied.iter().find(|r| r.version == m.version);
         let resumed = earlier.is_some();
-        let script = script::build(cfg, b.capabilities(), b.name(), m, step, i == last, resumed);
+        let plans = crate::vector_index::plan::read(b, cfg, m, step.resume_from).await?;
+        let script = script::build(cfg, b.capabilities(), b.name(), m, step, i == last, resumed, &plans);
         // The time the history row holds once it is applied, which `status`
         // shows too: a no-transaction file's adds this run's statements to
         // the earlier runs'.

@@ -34,6 +34,7 @@ use crate::history::{Row, Status};
 use crate::migration::{self, Migration, TxMode};
 use crate::plan::{Plan, Step};
 use crate::sql;
+use crate::vector_index::plan::{BuildPlan, Plans};
 
 use super::{lost, DryStep, Line, UpOptions, UpReport};
 
@@ -69,6 +70,19 @@ pub(crate) enum Op {
         abandoned: bool,
         invalid_index: Option<(String, Option<String>)>,
     },
+    /// Statement `index` builds a vector index: what was estimated for it
+    /// (`note`) and, when even `index_build_memory` is below the estimate,
+    /// the `warning`; the settings follow as [`Op::Session`]s (or in the
+    /// transaction's `SET LOCAL`s).
+    IndexPlan {
+        index: usize,
+        note: String,
+        warning: Option<String>,
+    },
+    /// After statement `index`, a CONCURRENTLY build: the catalog read
+    /// (`sql`) for what it left not valid or not ready; any row fails the
+    /// statement (the next `up` drops the index and builds it again).
+    CheckValid { index: usize, sql: String },
     /// Statement `k` is a session setting a transport without sessions
     /// cannot keep: not sent, said so.
     SkipStatement(usize),
@@ -89,7 +103,9 @@ impl Op {
 
 /// Builds the script of `m` (planned as `step`) for a backend with `caps`
 /// named `backend`; `last`: the run's last migration (it commits
-/// synchronously); `resumed`: the history has a row for it already.
+/// synchronously); `resumed`: the history has a row for it already;
+/// `plans`: its vector index builds, planned on the live database.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn build<'a>(
     cfg: &Config,
     caps: Capabilities,
@@ -98,12 +114,26 @@ pub(crate) fn build<'a>(
     step: &'a Step,
     last: bool,
     resumed: bool,
+    plans: &Plans,
 ) -> Script<'a> {
     let mut ops = Vec::new();
     let total = m.statements.len();
+    let plan_op = |k: usize, p: &BuildPlan| Op::IndexPlan {
+        index: k,
+        note: p.note.clone(),
+        warning: p.warning.clone(),
+    };
     if m.tx_mode() == TxMode::Transaction {
+        let mut keys: Vec<&usize> = plans.keys().collect();
+        keys.sort();
+        ops.extend(keys.iter().map(|&&k| plan_op(k, &plans[&k])));
+        let mut settings = prelude(cfg, m, last);
+        // One transaction, one value: the largest any of its builds needs.
+        if let Some(p) = plans.values().max_by_key(|p| p.memory_kb) {
+            settings.extend(p.sets(true));
+        }
         ops.push(Op::Transaction {
-            settings: prelude(cfg, m, last),
+            settings,
             row: Row::new(m, backend, Status::Applied, total, step.out_of_order),
         });
         return Script { m, step, ops };
@@ -146,6 +176,11 @@ pub(crate) fn build<'a>(
             }
             continue;
         }
+        let plan = plans.get(&k);
+        if let Some(p) = plan {
+            ops.push(plan_op(k, p));
+            ops.extend(p.sets(false).into_iter().map(Op::Session));
+        }
         ops.push(Op::Statement {
             index: k,
             // A runner killed during this statement may have left it running
@@ -153,10 +188,19 @@ pub(crate) fn build<'a>(
             abandoned: resumed && k == step.resume_from && !caps.statements_die_with_connection,
             invalid_index: sql::concurrent_index(s),
         });
+        if let Some((name, schema, table)) = sql::concurrent_build(s) {
+            ops.push(Op::CheckValid {
+                index: k,
+                sql: Dialect::index_validity(name.as_deref(), schema.as_deref(), table.as_deref()),
+            });
+        }
         ops.push(Op::History {
             row: row.clone(),
             elapsed: true,
         });
+        if let Some(p) = plan {
+            ops.extend(p.resets().into_iter().map(Op::Session));
+        }
     }
     if caps.session_state {
         ops.extend(reset.into_iter().map(Op::Session));
@@ -283,6 +327,20 @@ pub(crate) async fn render(
                 lines.push(Line::Sent(a.unwrap_or_else(|| s.sql.clone())));
             }
             Op::SkipStatement(k) => lines.push(skipped(&m.statements[*k].sql)),
+            Op::CheckValid { index, sql } => {
+                lines.push(Line::Comment(format!(
+                    "check: did statement {} leave an index INVALID or not ready? (then it fails: the next up drops and builds it again)",
+                    index + 1
+                )));
+                lines.push(Line::Sent(sql.clone()));
+            }
+            Op::IndexPlan { index, note, warning } => {
+                lines.push(Line::Comment(format!("statement {}: {note}", index + 1)));
+                if let Some(w) = warning {
+                    lines.push(Line::Comment(format!("warning: statement {}: {w}", index + 1)));
+                    notes.push(format!("{}: statement {}: {w}", m.path, index + 1));
+                }
+            }
             Op::History { row, elapsed } => {
                 let ms = if *elapsed { ELAPSED } else { Value::Int(row.execution_ms) };
                 lines.push(Line::Sent(wire.history(row, ms)));
@@ -337,7 +395,11 @@ pub(crate) async fn dry_run(
     for (i, step) in plan.steps.iter().enumerate() {
         let m = &local[step.index];
         let resumed = applied.iter().any(|r| r.version == m.version);
-        let script = build(cfg, caps, backend, m, step, i == last, resumed);
+        let plans = match &mut b {
+            Some(b) => crate::vector_index::plan::read(&mut **b, cfg, m, step.resume_from).await?,
+            None => Plans::new(),
+        };
+        let script = build(cfg, caps, backend, m, step, i == last, resumed, &plans);
         let b: Option<&mut dyn Backend> = match &mut b {
             Some(b) => Some(&mut **b),
             None => None,

@@ -62,8 +62,31 @@ pub(crate) async fn walk(
                     statements.push(a.sql.unwrap_or_else(|| s.sql.clone()));
                 }
                 recorded += lock_retry::transaction(b, cfg, m, settings, &statements, row, events, sig).await?;
+                // A build inside a transaction: its overflow is known at the end.
+                for n in b.notices().iter().flat_map(|w| w.take_where(is_graph_overflow)) {
+                    events(&Event::Warning {
+                        version: m.version,
+                        message: format!(
+                            "{}: the server said \"{}\": the index was built partly on disk, many times more slowly; raise index_build_memory (docs/vector-indexes.md)",
+                            m.path, n.error.message
+                        ),
+                    });
+                }
             }
             Op::Session(s) => b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?,
+            Op::CheckValid { index, sql } => check_valid(b, script, *index, sql, elapsed_ms).await?,
+            Op::IndexPlan { index, note, warning } => {
+                events(&Event::Note {
+                    version: m.version,
+                    message: format!("statement {}: {note}", index + 1),
+                });
+                if let Some(w) = warning {
+                    events(&Event::Warning {
+                        version: m.version,
+                        message: format!("{}: statement {}: {w}", m.path, index + 1),
+                    });
+                }
+            }
             Op::SkipSession(s) => events(&Event::SkippedSessionSetting {
                 version: m.version,
                 statement: s.clone(),
@@ -163,6 +186,23 @@ async fn statement(
         });
     }
     let started = Instant::now();
+    // pgvector's "hnsw graph no longer fits" comes while the build runs,
+    // which may go on for hours: shown at once, read from the connection's
+    // notices (the backend itself is busy with the statement).
+    let watch = b.notices();
+    let overflow = |events: &mut dyn FnMut(&Event)| {
+        for n in watch.iter().flat_map(|w| w.take_where(is_graph_overflow)) {
+            events(&Event::Warning {
+                version: m.version,
+                message: format!(
+                    "{}: statement {}: the server says \"{}\": pgvector builds the rest of the index on disk, many times more slowly; raise index_build_memory (docs/vector-indexes.md)",
+                    m.path,
+                    i + 1,
+                    n.error.message
+                ),
+            });
+        }
+    };
     let mut result = {
         // A signal does not cut a statement short here: it finishes, its
         // progress is recorded, and `up` stops. Say so at once, and keep
@@ -170,9 +210,18 @@ async fn statement(
         let mut rx = sig.clone();
         let fut = b.execute(adapted.sql.as_deref().unwrap_or(&s.sql));
         tokio::pin!(fut);
-        tokio::select! {
-            r = &mut fut => r,
-            signal = signalled(&mut rx) => {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ended = loop {
+            tokio::select! {
+                r = &mut fut => break Ok(r),
+                _ = tick.tick(), if watch.is_some() => overflow(events),
+                signal = signalled(&mut rx) => break Err(signal),
+            }
+        };
+        match ended {
+            Ok(r) => r,
+            Err(signal) => {
                 events(&Event::Stopping {
                     signal,
                     version: m.version,
@@ -190,6 +239,7 @@ async fn statement(
             }
         }
     };
+    overflow(events);
     for message in b.take_notices() {
         events(&Event::Note {
             version: m.version,
@@ -202,6 +252,48 @@ async fn statement(
         result = lost::resolve_lost_statement(b, m, i, message).await;
     }
     Ok((started, result))
+}
+
+/// After a CONCURRENTLY build that ended without an error: an index it
+/// left not valid or not ready fails statement `i` like an error would (a
+/// `failed` row; the next `up` resumes at it, and drops an INVALID index of
+/// its name before building it again).
+async fn check_valid(b: &mut dyn Backend, script: &Script<'_>, i: usize, sql: &str, elapsed_ms: i64) -> Result<()> {
+    let bad = b.query(sql).await?;
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let cell = |r: &Vec<Option<String>>, k: usize| r.get(k).cloned().flatten().unwrap_or_default();
+    let list: Vec<String> = bad
+        .iter()
+        .map(|r| {
+            format!(
+                "{} (indisvalid = {}, indisready = {})",
+                cell(r, 0),
+                cell(r, 1) == "true",
+                cell(r, 2) == "true"
+            )
+        })
+        .collect();
+    let error = crate::error::DbError {
+        code: String::new(),
+        message: format!(
+            "the statement ended without an error but left {} not usable: {}",
+            if list.len() == 1 { "an index" } else { "indexes" },
+            list.join(", ")
+        ),
+        detail: None,
+        hint: Some("the next `chatmigrate up` drops an INVALID index of the statement's name and builds it again; drop any other with DROP INDEX CONCURRENTLY".into()),
+        offset: None,
+    };
+    settle(b, script, i, elapsed_ms, Err(ExecError::Statement { index: 0, error })).await
+}
+
+/// pgvector's NOTICE when the HNSW graph outgrows `maintenance_work_mem`
+/// (hnswbuild.c: "hnsw graph no longer fits into maintenance_work_mem
+/// after N tuples").
+fn is_graph_overflow(n: &crate::backend::postgres::Notice) -> bool {
+    n.error.message.starts_with("hnsw graph no longer fits into maintenance_work_mem")
 }
 
 /// After statement `i` ended: on success the script's next step writes its

@@ -40,4 +40,5 @@ mod running;
 mod safety;
 mod schema;
 mod transports;
+mod vector_index;
 mod wait;

@@ -101,6 +101,17 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE NOT i.indisvalid AND c.relname = 'idx_st_chat_history_vector_hnsw' AND n.nspname = coalesce(NULL, current_schema());
 CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_st_chat_history_vector_hnsw
     ON st_chat_history_vector_table USING hnsw (chat_vector vector_l2_ops);
+-- check: did statement 2 leave an index INVALID or not ready? (then it fails: the next up drops and builds it again)
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), i.indisvalid::text, i.indisready::text
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE (NOT i.indisvalid OR NOT i.indisready)
+  AND ((c.relname = 'idx_st_chat_history_vector_hnsw' AND n.nspname = coalesce(NULL, current_schema()))
+       OR i.indrelid = to_regclass(CASE WHEN position('.' IN NULL) > 0
+                                        THEN quote_ident(split_part(NULL, '.', 1)) || '.' || quote_ident(split_part(NULL, '.', 2))
+                                        ELSE quote_ident(NULL) END))
+ORDER BY 1;
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
 VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'partial', 2, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)

@@ -1,0 +1,325 @@
+//! The settings chatmigrate sends around one vector index build, planned
+//! from the live database just before the build (earlier migrations of the
+//! same run may have filled the table): the table's row estimate, the
+//! column's type and dimensions, the server's version and
+//! `maintenance_work_mem` ([`super::memory`] turns them into bytes).
+//!
+//! For each `CREATE INDEX [CONCURRENTLY] ... USING hnsw | ivfflat` of a
+//! migration: `maintenance_work_mem` raised to the estimate plus
+//! [`super::memory::MARGIN_PERCENT`], capped by `index_build_memory`
+//! (`auto`: [`AUTO_CAP_KB`]), never lowered; `max_parallel_maintenance_workers`
+//! per `index_build_workers`; a warning when the cap is below the estimate.
+//! A setting the migration file makes itself (`SET maintenance_work_mem`)
+//! is the file's: chatmigrate leaves it alone.
+//!
+//! Planned on the direct backend only: through the Data API a session
+//! setting does not outlive its call, and on Citus the build of a
+//! distributed table runs on the workers, which a session setting of the
+//! coordinator does not reach (docs/vector-indexes.md).
+
+use std::collections::HashMap;
+
+use pg_query::NodeEnum;
+
+use super::memory::{self, Hnsw, Ivfflat, VectorType};
+use super::statement::{self, CreateIndex, IndexBuild, Method};
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::dialect::Dialect;
+use crate::error::Result;
+use crate::migration::Migration;
+use crate::value::show_kb;
+
+/// The cap of `index_build_memory = "auto"`: 1 GB, enough for the HNSW
+/// graph of about 210,000 rows of `vector(1024)` (m = 16), small enough
+/// for any server a migration runs against.
+pub const AUTO_CAP_KB: u64 = 1 << 20;
+
+/// What chatmigrate does around one build.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildPlan {
+    /// Settings to make for the build, as `name = 'value'` (sent as `SET`
+    /// before it and `RESET` after it, or `SET LOCAL` in a transaction).
+    pub settings: Vec<(String, String)>,
+    /// What was estimated and why the settings are what they are, for the
+    /// user (a note in the run, a comment in the dry run).
+    pub note: String,
+    /// The cap is below the estimate: the build will overflow.
+    pub warning: Option<String>,
+    /// The `maintenance_work_mem` set, kB.
+    pub memory_kb: Option<u64>,
+}
+
+impl BuildPlan {
+    /// `SET name = 'value'` (`local`: `SET LOCAL`).
+    pub fn sets(&self, local: bool) -> Vec<String> {
+        let kw = if local { "SET LOCAL" } else { "SET" };
+        self.settings.iter().map(|(n, v)| format!("{kw} {n} = '{v}'")).collect()
+    }
+
+    /// `RESET name`, for each setting.
+    pub fn resets(&self) -> Vec<String> {
+        self.settings.iter().map(|(n, _)| format!("RESET {n}")).collect()
+    }
+}
+
+/// The plans of one migration, by statement index.
+pub type Plans = HashMap<usize, BuildPlan>;
+
+/// The settings a migration file makes itself (`SET x = ...`, `SET LOCAL`,
+/// `RESET x`), by name.
+fn file_settings(m: &Migration) -> Vec<String> {
+    m.statements
+        .iter()
+        .filter_map(|s| match &s.node {
+            Some(NodeEnum::VariableSetStmt(v)) => Some(v.name.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the catalog says about one build's table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableFacts {
+    pub server_version_num: u32,
+    pub maintenance_work_mem_kb: u64,
+    pub rows: u64,
+    pub heap_blocks: u64,
+    /// The indexed column's type name and modifier (`vector`, 1024).
+    pub column_type: Option<(String, i32)>,
+}
+
+impl TableFacts {
+    fn from_row(r: &[Option<String>]) -> Option<TableFacts> {
+        let num = |i: usize| r.get(i).cloned().flatten().and_then(|v| v.parse::<i64>().ok());
+        Some(TableFacts {
+            server_version_num: u32::try_from(num(0)?).ok()?,
+            maintenance_work_mem_kb: u64::try_from(num(1)?).ok()?,
+            rows: u64::try_from(num(2)?.max(0)).ok()?,
+            heap_blocks: u64::try_from(num(3)?.max(0)).ok()?,
+            column_type: r.get(4).cloned().flatten().zip(num(5).and_then(|t| i32::try_from(t).ok())),
+        })
+    }
+}
+
+/// Plans one build from what the catalog says. `None` when there is
+/// nothing to set: an empty table, an unknown type or dimension, an
+/// estimate the server's setting covers, and no workers configured.
+pub fn plan_build(c: &CreateIndex, facts: &TableFacts, cap_kb: u64, workers: Option<u32>, file_sets: &[String]) -> Option<BuildPlan> {
+    let from_column = facts
+        .column_type
+        .as_ref()
+        .and_then(|(name, typmod)| Some((VectorType::from_type_name(name)?, u32::try_from(*typmod).ok())));
+    let vt = c.vector_type().or(from_column.map(|(t, _)| t));
+    let dims = c.dims().or(from_column.and_then(|(_, d)| d));
+    let mut settings = Vec::new();
+    let mut note = String::new();
+    let mut warning = None;
+    let mut memory_kb = None;
+    let memory_is_the_files = file_sets.iter().any(|s| s == "maintenance_work_mem");
+    let value_bytes = vt.zip(dims).and_then(|(t, d)| t.value_bytes(d));
+    let needed_kb = match (c.method, value_bytes) {
+        (_, _) if facts.rows == 0 || memory_is_the_files => None,
+        (Method::Hnsw, Some(v)) => Hnsw::new(v, c.options.m(), facts.server_version_num).required_kb_any(facts.rows),
+        (Method::Ivfflat, Some(v)) => Some(
+            Ivfflat {
+                value_bytes: v,
+                dims: dims.unwrap_or(0),
+                lists: c.options.lists(),
+            }
+            .required_kb(facts.rows, facts.heap_blocks),
+        ),
+        (_, None) => None,
+    };
+    if let Some(needed_kb) = needed_kb {
+        let p = memory::plan_memory(needed_kb, facts.maintenance_work_mem_kb, cap_kb);
+        let ty = match (vt, dims) {
+            (Some(t), Some(d)) => format!("{}({d})", t.name()),
+            _ => "vector".into(),
+        };
+        note = format!(
+            "{} build on {}: {} rows estimated of {ty}, the graph needs about {}",
+            c.method.name(),
+            c.table,
+            facts.rows,
+            show_kb(needed_kb.div_ceil(1024) * 1024)
+        );
+        match p.set_kb {
+            Some(kb) => {
+                memory_kb = Some(kb);
+                settings.push(("maintenance_work_mem".to_string(), memory::setting(kb)));
+                note += &format!(
+                    "; maintenance_work_mem {} for this build (the server's: {})",
+                    memory::setting(kb),
+                    memory::setting(facts.maintenance_work_mem_kb)
+                );
+            }
+            None => {
+                note += &format!(
+                    "; the server's maintenance_work_mem ({}) holds it",
+                    memory::setting(facts.maintenance_work_mem_kb)
+                )
+            }
+        }
+        if p.short {
+            warning = Some(shortage(c, facts, &p, cap_kb, value_bytes.unwrap_or(0)));
+        }
+    }
+    if let Some(w) = workers.filter(|_| !file_sets.iter().any(|s| s == "max_parallel_maintenance_workers")) {
+        settings.push(("max_parallel_maintenance_workers".to_string(), w.to_string()));
+        if !note.is_empty() {
+            note += &format!("; {w} parallel maintenance workers (index_build_workers)");
+        }
+    }
+    (!settings.is_empty() || warning.is_some() || !note.is_empty()).then_some(BuildPlan {
+        settings,
+        note,
+        warning,
+        memory_kb,
+    })
+}
+
+/// The warning when even the cap is below the estimate.
+fn shortage(c: &CreateIndex, facts: &TableFacts, p: &memory::MemoryPlan, cap_kb: u64, value_bytes: u64) -> String {
+    let raise = memory::setting(p.wanted_kb);
+    match c.method {
+        Method::Hnsw => {
+            let g = Hnsw::new(value_bytes, c.options.m(), facts.server_version_num);
+            let fits = g.tuples_fitting(p.effective_kb, memory::Build::Serial).min(facts.rows);
+            let rest = facts.rows - fits;
+            format!(
+                "the HNSW graph of {} needs about {} of maintenance_work_mem for {} rows, but the build gets {} (index_build_memory caps at {}): pgvector will stop building in memory after about {fits} rows and insert the other {rest} ({}%) one by one into the index on disk, several times more slowly (docs/vector-indexes.md has the measured slowdown); raise index_build_memory to \"{raise}\" or more",
+                c.table,
+                memory::setting(p.needed_kb.div_ceil(1024) * 1024),
+                facts.rows,
+                memory::setting(p.effective_kb),
+                show_kb(cap_kb),
+                rest * 100 / facts.rows.max(1),
+            )
+        }
+        Method::Ivfflat => format!(
+            "the IVFFlat build of {} needs about {} of maintenance_work_mem for its k-means, but gets {} (index_build_memory caps at {}): the server will refuse it (\"memory required is ...\"); raise index_build_memory to \"{raise}\" or more",
+            c.table,
+            memory::setting(p.needed_kb),
+            memory::setting(p.effective_kb),
+            show_kb(cap_kb),
+        ),
+    }
+}
+
+/// Plans every vector index build of `m` from statement `from` on, reading
+/// the catalog once per build (on the direct backend only; elsewhere no
+/// plan: see the module docs).
+pub async fn read(b: &mut dyn Backend, cfg: &Config, m: &Migration, from: usize) -> Result<Plans> {
+    let mut plans = Plans::new();
+    if b.name() != "postgres" {
+        return Ok(plans);
+    }
+    let file_sets = file_settings(m);
+    let cap_kb = cfg.index_build_memory_kb.unwrap_or(AUTO_CAP_KB);
+    for (k, s) in m.statements.iter().enumerate().skip(from) {
+        let Some(IndexBuild::Create(c)) = s.node.as_ref().and_then(statement::index_build) else {
+            continue;
+        };
+        let rows = b.query(&Dialect::index_build_plan(&c.table, c.column.as_deref())).await?;
+        let Some(facts) = rows.first().and_then(|r| TableFacts::from_row(r)) else {
+            continue;
+        };
+        if let Some(p) = plan_build(&c, &facts, cap_kb, cfg.index_build_workers, &file_sets) {
+            plans.insert(k, p);
+        }
+    }
+    Ok(plans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hnsw(table: &str) -> CreateIndex {
+        CreateIndex {
+            method: Method::Hnsw,
+            name: Some("i".into()),
+            table: table.into(),
+            concurrently: true,
+            if_not_exists: true,
+            column: Some("e".into()),
+            cast: None,
+            opclass: Some("vector_l2_ops".into()),
+            options: Default::default(),
+            partial: false,
+        }
+    }
+
+    fn facts(rows: u64, mwm_kb: u64) -> TableFacts {
+        TableFacts {
+            server_version_num: 180001,
+            maintenance_work_mem_kb: mwm_kb,
+            rows,
+            heap_blocks: rows / 2,
+            column_type: Some(("vector".into(), 1024)),
+        }
+    }
+
+    #[test]
+    fn raises_to_the_estimate_with_a_margin() {
+        let p = plan_build(&hnsw("t"), &facts(20_000, 65536), AUTO_CAP_KB, None, &[]).unwrap();
+        assert_eq!(p.settings.len(), 1);
+        let (name, value) = &p.settings[0];
+        assert_eq!(name, "maintenance_work_mem");
+        // 20,000 rows need about 96 MB; plus 10%, whole MB.
+        let mb: u64 = value.trim_end_matches("MB").parse().unwrap();
+        assert!((100..=110).contains(&mb), "{value}");
+        assert_eq!(p.warning, None);
+        assert_eq!(p.sets(false), vec![format!("SET maintenance_work_mem = '{value}'")]);
+        assert_eq!(p.sets(true), vec![format!("SET LOCAL maintenance_work_mem = '{value}'")]);
+        assert_eq!(p.resets(), vec!["RESET maintenance_work_mem".to_string()]);
+        assert!(p.note.contains("20000 rows estimated of vector(1024)"), "{}", p.note);
+    }
+
+    #[test]
+    fn never_lowers_and_leaves_the_files_setting_alone() {
+        let p = plan_build(&hnsw("t"), &facts(2_000, 65536), AUTO_CAP_KB, None, &[]).unwrap();
+        assert!(p.settings.is_empty());
+        assert!(p.note.contains("the server's maintenance_work_mem (64MB) holds it"), "{}", p.note);
+        assert_eq!(
+            plan_build(
+                &hnsw("t"),
+                &facts(20_000, 65536),
+                AUTO_CAP_KB,
+                None,
+                &["maintenance_work_mem".into()]
+            ),
+            None
+        );
+        assert_eq!(plan_build(&hnsw("t"), &facts(0, 65536), AUTO_CAP_KB, None, &[]), None);
+        let w = plan_build(&hnsw("t"), &facts(0, 65536), AUTO_CAP_KB, Some(4), &[]).unwrap();
+        assert_eq!(w.settings, vec![("max_parallel_maintenance_workers".to_string(), "4".to_string())]);
+    }
+
+    #[test]
+    fn warns_when_the_cap_is_too_small() {
+        let p = plan_build(&hnsw("t"), &facts(20_000, 65536), 80 * 1024, Some(2), &[]).unwrap();
+        assert_eq!(
+            p.settings,
+            vec![
+                ("maintenance_work_mem".to_string(), "80MB".to_string()),
+                ("max_parallel_maintenance_workers".to_string(), "2".to_string())
+            ]
+        );
+        let w = p.warning.unwrap();
+        assert!(w.starts_with("the HNSW graph of t needs about 9"), "{w}");
+        assert!(w.contains("but the build gets 80MB (index_build_memory caps at 80MB)"), "{w}");
+        assert!(w.ends_with("or more"), "{w}");
+    }
+
+    #[test]
+    fn reads_the_catalog_row() {
+        let r: Vec<Option<String>> = ["180001", "65536", "20000", "10000", "vector", "1024"]
+            .iter()
+            .map(|s| Some(s.to_string()))
+            .collect();
+        assert_eq!(TableFacts::from_row(&r), Some(facts(20_000, 65536)));
+        assert_eq!(TableFacts::from_row(&r[..3]), None);
+    }
+}
