@@ -307,6 +307,7 @@ fn dry_run_equals_what_citus_received() {
     let Some(url) = citus::url_or_skip("one_script::dry_run_equals_what_citus_received") else {
         return;
     };
+    let _cluster = citus::exclusive();
     let ns = format!("cmt_script_{}", std::process::id());
     let _drop = DropSchema(url.clone(), ns.clone());
     let (dir, conf) = (Dir::new(), Dir::new());

@@ -41,9 +41,16 @@ pub struct Live {
     _guard: MutexGuard<'static, ()>,
 }
 
+/// The live cluster to this test alone while the guard lives: the live
+/// tests share one database, and one test's DDL (a CONCURRENTLY build, a
+/// distribution) makes another's statements wait past their lock_timeout.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub fn live(test: &str) -> Option<Live> {
     let url = url_or_skip(test)?;
-    let guard = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+    let guard = exclusive();
     let l = Live {
         url,
         dir: Dir::new(),
