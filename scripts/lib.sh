@@ -49,6 +49,20 @@ cm_apt_ensure() {
 	rm -f "$log"
 }
 
+# cm_localhost_ensure: the name `localhost` resolves (the tests' TLS certificate names it, and
+# they connect to it). A minimal system without /etc/hosts (a debootstrap chroot; a container
+# gets one from its runtime) has no such entry: as root, add `127.0.0.1 localhost` (the
+# servers listen on 127.0.0.1 only) and say how to undo it; otherwise warn.
+cm_localhost_ensure() {
+	getent hosts localhost >/dev/null 2>&1 && return 0
+	if ! cm_is_root; then
+		cm_warn "the name localhost does not resolve (no entry in /etc/hosts); the TLS tests connect to it: add '127.0.0.1 localhost' to /etc/hosts"
+		return 0
+	fi
+	cm_note "adding '127.0.0.1 localhost' to /etc/hosts (the name does not resolve, and the TLS tests connect to it); undo: remove that line"
+	printf '127.0.0.1\tlocalhost\n' >>/etc/hosts
+}
+
 # cm_port_busy PORT: something already accepts TCP connections on 127.0.0.1:PORT.
 cm_port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
