@@ -239,12 +239,15 @@ def report(work: str) -> None:
     n = int(meta.get("migrations", "0"))
     times = {}  # label -> list of (rep, ms)
     order = []
+    cpu = {}  # label -> list of user+sys ms (the command's own CPU, from bash's `time`)
     for line in (w / "times.tsv").read_text().splitlines():
-        label, rep, t0, t1 = line.split("\t")
+        label, rep, t0, t1, *rest = line.split("\t")
         if label not in times:
             times[label] = []
             order.append(label)
         times[label].append((int(rep), (float(t1) - float(t0)) * 1000.0))
+        if len(rest) == 2:
+            cpu.setdefault(label, []).append((float(rest[0]) + float(rest[1])) * 1000.0)
     counts = []
     cpath = w / "counts.jsonl"
     if cpath.exists():
@@ -259,15 +262,41 @@ def report(work: str) -> None:
         p(f"  {k:<{width}}  {v}")
     p("")
     p("Wall time per command (ms; each sample a fresh process; timer: bash $EPOCHREALTIME)")
-    rows = [("measurement", "n", "min", "median", "max")]
+    p("  cpu: median user+sys time of the command itself (bash `time`, 1 ms resolution)")
+    rows = [("measurement", "n", "min", "median", "max", "cpu")]
     for label in order:
         v = [ms for _, ms in times[label]]
-        rows.append((label, str(len(v)), fmt_ms(min(v)), fmt_ms(statistics.median(v)), fmt_ms(max(v))))
+        c = cpu.get(label)
+        rows.append((label, str(len(v)), fmt_ms(min(v)), fmt_ms(statistics.median(v)), fmt_ms(max(v)),
+                     fmt_ms(statistics.median(c)) if c else "-"))
     wl = max(len(r[0]) for r in rows)
     for i, r in enumerate(rows):
-        p(f"  {r[0]:<{wl}}  {r[1]:>3}  {r[2]:>8}  {r[3]:>8}  {r[4]:>8}")
+        p(f"  {r[0]:<{wl}}  {r[1]:>3}  {r[2]:>8}  {r[3]:>8}  {r[4]:>8}  {r[5]:>8}")
         if i == 0:
-            p("  " + "-" * (wl + 35))
+            p("  " + "-" * (wl + 45))
+
+    # The everyday commands against `psql -c 'SELECT 1'` on the same server, in the same run:
+    # per run, the ratio of the two medians (so a change of load between runs cancels out).
+    sel = next((k for k in order if k.startswith("psql -c")), None)
+    quick = [k for k in order if k.startswith("up, no-op") or k.startswith("status")]
+    if sel and quick:
+        p("")
+        p("Everyday commands vs psql -c 'SELECT 1' (same server, same runs; target: at most 2x)")
+        by_run = lambda label: {r: statistics.median([ms for rr, ms in times[label] if rr == r])
+                                for r in sorted({rr for rr, _ in times[label]})}
+        base = by_run(sel)
+        rows = [("command", "median ms", "psql ms", "ratio", "per-run ratios")]
+        for label in quick:
+            mine = by_run(label)
+            ratios = [mine[r] / base[r] for r in mine if r in base and base[r] > 0]
+            rows.append((label, fmt_ms(statistics.median(mine.values())), fmt_ms(statistics.median(base.values())),
+                         f"{statistics.median(ratios):.2f}x" if ratios else "-",
+                         ", ".join(f"{x:.2f}" for x in ratios)))
+        wl = max(len(r[0]) for r in rows)
+        for i, r in enumerate(rows):
+            p(f"  {r[0]:<{wl}}  {r[1]:>9}  {r[2]:>7}  {r[3]:>6}  {r[4]}")
+            if i == 0:
+                p("  " + "-" * (wl + 50))
 
     floor_label = next((k for k in order if k.startswith("floor")), None)
     up_label = next((k for k in order if k.startswith("up ") and "empty" in k), None)

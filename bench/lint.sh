@@ -87,7 +87,9 @@ if ! bash "$PG_SH" status >/dev/null 2>&1; then
 fi
 eval "$(bash "$PG_SH" env)"
 PSQL=$CHATMIGRATE_PG_BIN/psql
-BASE_URL=${CHATMIGRATE_TEST_PG_URL%/*}
+# CHATMIGRATE_PG_URL: the dev server (fsync on); an older scripts/pg.sh named it CHATMIGRATE_TEST_PG_URL.
+PG_URL=${CHATMIGRATE_PG_URL:-${CHATMIGRATE_TEST_PG_URL:-}}
+BASE_URL=${PG_URL%/*}
 ADMIN_URL=$BASE_URL/postgres
 
 note "generating a migration of $STATEMENTS statements and $N migrations"

@@ -20,7 +20,9 @@
 #      counted. The server default log_statement is 'none', so a "statement:" entry in the
 #      counting window comes from a session on a database with log_statement set: ours, unless
 #      someone else set it on theirs at the same time (other test runs on the server are fine);
-#   4. prints a summary, also written to bench/out/last.txt (raw samples: bench/out/last-*.tsv).
+#   4. prints a summary, also written to bench/out/last.txt (raw samples: bench/out/last-*.tsv),
+#      with the CPU time of each command and the ratio of the no-op `up` and `status` to
+#      `psql -c 'SELECT 1'`, measured beside each other in the same runs (target: at most 2x).
 #
 # Every database it creates is dropped on exit, whatever happens.
 #
@@ -84,7 +86,7 @@ cleanup() {
 				note "warning: could not drop database $db"
 		done
 	fi
-	rm -rf "$WORK"
+	cd "$ROOT" && rm -rf "$WORK"
 	if ((started_server)); then
 		note "stopping the server this run started"
 		bash "$PG_SH" stop >&2 || true
@@ -103,7 +105,9 @@ if ! bash "$PG_SH" status >/dev/null 2>&1; then
 fi
 eval "$(bash "$PG_SH" env)"
 PSQL=$CHATMIGRATE_PG_BIN/psql
-BASE_URL=${CHATMIGRATE_TEST_PG_URL%/*}
+# CHATMIGRATE_PG_URL: the dev server (fsync on); an older scripts/pg.sh named it CHATMIGRATE_TEST_PG_URL.
+PG_URL=${CHATMIGRATE_PG_URL:-${CHATMIGRATE_TEST_PG_URL:-}}
+BASE_URL=${PG_URL%/*}
 ADMIN_URL=$BASE_URL/postgres
 [[ -r $PG_LOG ]] || die "cannot read the server log $PG_LOG"
 
@@ -153,19 +157,21 @@ floor() { PGAPPNAME=cmbench_floor "$PSQL" -X -q -1 -v ON_ERROR_STOP=1 -d "$(db_u
 select1() { PGAPPNAME=cmbench_select1 "$PSQL" -X -q -d "$ADMIN_URL" -c 'SELECT 1'; }
 
 # tm LABEL REP CMD...: time one run of CMD (output discarded, stderr kept for a failure) and
-# append LABEL, REP and the two $EPOCHREALTIME stamps (microsecond resolution, no fork) to
-# times.tsv. A failing command stops the benchmark.
+# append LABEL, REP, the two $EPOCHREALTIME stamps (microsecond resolution, no fork) and the
+# command's user and system CPU seconds (bash's `time`, millisecond resolution) to times.tsv.
+# A failing command stops the benchmark.
 tm() {
-	local label=$1 rep=$2 t0 t1 rc
+	local label=$1 rep=$2 t0 t1 rc cpu TIMEFORMAT='%3U %3S'
 	shift 2
 	t0=$EPOCHREALTIME
-	"$@" >/dev/null 2>"$WORK/cmd.err" && rc=0 || rc=$?
+	{ time "$@" >/dev/null 2>"$WORK/cmd.err"; } 2>"$WORK/cpu" && rc=0 || rc=$?
 	t1=$EPOCHREALTIME
 	if ((rc != 0)); then
 		cat "$WORK/cmd.err" >&2
 		die "$label (run $rep) exited with $rc"
 	fi
-	printf '%s\t%s\t%s\t%s\n' "$label" "$rep" "$t0" "$t1" >>"$TIMES"
+	read -r cpu <"$WORK/cpu"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$rep" "$t0" "$t1" "${cpu% *}" "${cpu#* }" >>"$TIMES"
 }
 
 L_FLOOR="floor: psql -1 -f all.sql ($N)"

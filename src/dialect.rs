@@ -197,6 +197,13 @@ impl Dialect {
         Self::bind(&self.fill(strip_comments(sql!("history_select"))), &[Value::Int(after), limit])
     }
 
+    /// As [`Dialect::select_history`], with only the columns `up` plans with
+    /// ([`Row::from_plan_text`]).
+    pub fn select_history_for_plan(&self, after: i64, limit: Option<u32>) -> String {
+        let limit = limit.map(|l| Value::Int(l.into())).unwrap_or(Value::Expr("ALL"));
+        Self::bind(&self.fill(strip_comments(sql!("history_select_plan"))), &[Value::Int(after), limit])
+    }
+
     /// A history row written only while the lease owner (the last value,
     /// after [`history_values`]) holds a live lease: no row written (and
     /// none returned) otherwise.
@@ -204,7 +211,7 @@ impl Dialect {
         let plain = "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
         debug_assert!(sql!("history_upsert").contains(plain));
         let fenced = sql!("history_upsert").replace(plain, strip_comments(sql!("lease_fence")).trim_end());
-        Self::bind(&format!("{}\nRETURNING version", self.fill(&fenced)), values)
+        Self::bind(&self.fill(&fenced), values)
     }
 
     /// Creates the lease table (with its schema) and its one row where
@@ -498,7 +505,7 @@ mod tests {
         assert!(
             f.contains("SELECT 7, 'n'")
                 && f.contains("owner = 'me' AND pid IS NULL AND expires_at > now()\n              FOR KEY SHARE)\nON CONFLICT")
-                && f.ends_with("\nRETURNING version"),
+                && f.ends_with("\nRETURNING h.execution_ms::text"),
             "{f}"
         );
         assert_eq!(

@@ -170,7 +170,11 @@ pub enum Error {
     Lint(Box<crate::lint::Report>),
 
     // ----- plan (history vs files) -----
-    #[error("{path}: version {version} was applied with checksum {applied} but the file now has {file}")]
+    #[error(
+        "{path}: version {version} was applied with checksum {} but the file now has {}",
+        crate::migration::short_checksum(applied),
+        crate::migration::short_checksum(file)
+    )]
     ChecksumDrift {
         path: String,
         version: i64,
@@ -188,11 +192,11 @@ pub enum Error {
     MissingFile { version: i64, name: String },
     #[error("{path}: version {version} is below the highest applied version {max_applied} (out of order)")]
     OutOfOrder { path: String, version: i64, max_applied: i64 },
-    /// `flag` is the option the user gave (`--target`, `--version`).
+    /// `flag` is the option the user gave (`--target` of `up` or `baseline`).
     #[error("{flag} {target}: no migration file has that version")]
     UnknownTarget { flag: &'static str, target: i64 },
     #[error(
-        "baseline --version {version}: the history already holds {} row(s) ({}); it would mark {} as applied without running {}",
+        "baseline --target {version}: the history already holds {} row(s) ({}); it would mark {} as applied without running {}",
         applied.len(), versions(applied), versions(would_mark), if would_mark.len() == 1 { "it" } else { "them" }
     )]
     BaselineOverHistory {
@@ -290,6 +294,30 @@ pub enum Error {
     CitusNoNodes { target: String },
     #[error("will not create database `{name}` on {target}: {why}")]
     CitusCreateDatabase { name: String, target: String, why: String },
+    #[error("will not drop database `{name}` on {target}: it holds the Citus metadata, and the workers' databases would stay behind")]
+    CitusDropDatabase { name: String, target: String },
+    /// `database create|drop|reset` on a database that is not a
+    /// development environment's (`dev = true`).
+    #[error("will not {action} database `{name}` on {target}: {why}")]
+    NotDevDatabase {
+        action: &'static str,
+        name: String,
+        target: String,
+        why: String,
+        hint: String,
+    },
+    /// `database drop|reset` of the maintenance database, through which it
+    /// would be dropped.
+    #[error("will not {action} database `{name}`: it is maintenance_db, the database chatmigrate connects to in order to create and drop databases")]
+    DropMaintenanceDb { action: &'static str, name: String },
+    /// `wait` gave up.
+    #[error("{target} did not accept a query within {secs} s (last: {last})")]
+    WaitTimeout {
+        target: String,
+        secs: u64,
+        last: String,
+        hint: String,
+    },
     /// `history_schema` is a distributed schema: chatmigrate's own tables
     /// in it would be (or are) distributed tables.
     #[error("history_schema `{schema}` is a distributed schema on {target} (citus_schemas): chatmigrate's own tables (history, log, lease) there are single-shard distributed tables, not local tables of the coordinator")]
@@ -423,6 +451,11 @@ impl Error {
             CitusCreateDatabase { .. } => {
                 "on Azure use the database the cluster was created with (elastic clusters: `postgres` by default, and CREATE DATABASE is refused there; Azure Cosmos DB for PostgreSQL: use the `citus` database (dbname = \"citus\")); on your own cluster create the database on every node, then in it run CREATE EXTENSION citus, citus_set_coordinator_host and citus_add_node per worker (docs/citus.md), and run `chatmigrate up` without --create-database".into()
             }
+            CitusDropDatabase { .. } => {
+                "drop it on every node yourself (DROP DATABASE on the coordinator and on each worker); on Azure Cosmos DB for PostgreSQL the `citus` database cannot be dropped".into()
+            }
+            NotDevDatabase { hint, .. } | WaitTimeout { hint, .. } => hint.clone(),
+            DropMaintenanceDb { .. } => "set dbname to the database to drop, or maintenance_db to another database".into(),
             CitusTenantSchema { schema, .. } => format!(
                 "set history_schema to a schema that is not distributed (chatmigrate creates a missing one as a regular schema, whatever citus.enable_schema_based_sharding says), or make `{schema}` a regular schema again on the coordinator: SELECT citus_schema_undistribute('{schema}') (it also makes the other tables of `{schema}` local)"
             ),
@@ -505,7 +538,12 @@ impl Error {
             OutcomeUnknown { .. } | TransactionRolledBack { .. } => "database",
             LeaseLost { .. } => "lock",
             NotCitus { .. } | CitusWorker { .. } | CitusNoNodes { .. } => "connect",
-            CitusCreateDatabase { .. } | CitusTenantSchema { .. } => "config",
+            CitusCreateDatabase { .. }
+            | CitusTenantSchema { .. }
+            | CitusDropDatabase { .. }
+            | NotDevDatabase { .. }
+            | DropMaintenanceDb { .. } => "config",
+            WaitTimeout { .. } => "connect",
             Internal { .. } => "internal",
             Usage { .. } => "usage",
             Schema { kind, .. } => kind,

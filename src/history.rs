@@ -85,23 +85,60 @@ impl Row {
     /// A row as read back: the columns of `dialects/*/history_select.sql`,
     /// all as text (so every transport, the Data API included, reads them the
     /// same way; `applied_at` comes as epoch seconds).
-    pub fn from_text(r: &[Option<String>]) -> crate::error::Result<Row> {
-        let s = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-        let bad = || crate::error::Error::Other(format!("history table has an unreadable row for version {}", s(0)));
+    /// The cells are moved into the row, not copied (a no-op `up` reads
+    /// every row).
+    pub fn from_text(r: Vec<Option<String>>) -> crate::error::Result<Row> {
+        let mut cells = r.into_iter();
+        let mut s = || cells.next().flatten().unwrap_or_default();
+        let version = s();
+        let bad = || crate::error::Error::Other(format!("history table has an unreadable row for version {version}"));
+        let (name, checksum, status) = (s(), s(), s());
+        let (done, total, applied_at, execution_ms) = (s(), s(), s(), s());
+        let (installed_by, out_of_order) = (s(), s());
+        let error = cells.next().flatten();
         Ok(Row {
-            version: s(0).parse().map_err(|_| bad())?,
-            name: s(1),
-            checksum: s(2),
-            status: Status::parse(&s(3)).ok_or_else(bad)?,
-            statements_done: s(4).parse().map_err(|_| bad())?,
-            statements_total: s(5).parse().map_err(|_| bad())?,
-            applied_at: rfc3339(s(6).parse().map_err(|_| bad())?),
-            execution_ms: s(7).parse().map_err(|_| bad())?,
-            installed_by: s(8),
-            tool_version: s(9),
-            backend: s(10),
-            out_of_order: s(11) == "t" || s(11) == "true",
-            error: r.get(12).cloned().flatten(),
+            version: version.parse().map_err(|_| bad())?,
+            name,
+            checksum,
+            status: Status::parse(&status).ok_or_else(bad)?,
+            statements_done: done.parse().map_err(|_| bad())?,
+            statements_total: total.parse().map_err(|_| bad())?,
+            applied_at: rfc3339(applied_at.parse().map_err(|_| bad())?),
+            execution_ms: execution_ms.parse().map_err(|_| bad())?,
+            installed_by,
+            // Written, never read back (history_select.sql).
+            tool_version: String::new(),
+            backend: String::new(),
+            out_of_order: out_of_order == "t" || out_of_order == "true",
+            error,
+        })
+    }
+}
+
+impl Row {
+    /// A row as `up` reads it to plan (`dialects/*/history_select_plan.sql`):
+    /// version, name, checksum, status, statements done and execution time;
+    /// the other columns are left empty.
+    pub fn from_plan_text(r: Vec<Option<String>>) -> crate::error::Result<Row> {
+        let mut cells = r.into_iter();
+        let mut s = || cells.next().flatten().unwrap_or_default();
+        let version = s();
+        let bad = || crate::error::Error::Other(format!("history table has an unreadable row for version {version}"));
+        let (name, checksum, status, done, execution_ms) = (s(), s(), s(), s(), s());
+        Ok(Row {
+            version: version.parse().map_err(|_| bad())?,
+            name,
+            checksum,
+            status: Status::parse(&status).ok_or_else(bad)?,
+            statements_done: done.parse().map_err(|_| bad())?,
+            statements_total: 0,
+            applied_at: String::new(),
+            execution_ms: execution_ms.parse().map_err(|_| bad())?,
+            installed_by: String::new(),
+            tool_version: String::new(),
+            backend: String::new(),
+            out_of_order: false,
+            error: None,
         })
     }
 }

@@ -32,6 +32,7 @@ pub mod classify;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod database;
 pub mod dialect;
 pub mod embedded;
 pub mod error;

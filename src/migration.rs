@@ -114,7 +114,7 @@ impl Migration {
     pub fn parse(file_name: &str, path: &str, bytes: &[u8]) -> Result<Migration> {
         let (version, name) = check_file_name(file_name, path)?;
         let sql = match std::str::from_utf8(bytes) {
-            Ok(s) => s.to_string(),
+            Ok(s) => s,
             Err(e) => {
                 return Err(Error::NotUtf8 {
                     path: path.to_string(),
@@ -123,8 +123,8 @@ impl Migration {
             }
         };
         // A leading BOM is not SQL; it is not part of the checksum either.
-        let text = sql.strip_prefix('\u{feff}').unwrap_or(&sql).to_string();
-        let checksum = checksum(&sql);
+        let text = sql.strip_prefix('\u{feff}').unwrap_or(sql).to_string();
+        let checksum = checksum(sql);
         if text.trim().is_empty() {
             return Err(Error::EmptyMigration { path: path.to_string() });
         }
@@ -328,16 +328,38 @@ pub fn check_file_name(file_name: &str, path: &str) -> Result<(i64, String)> {
     Ok((version, name.to_string()))
 }
 
+/// A checksum as text output shows it: `sha256:` and its first 8 hex digits,
+/// then `…` (JSON output and the history keep the whole one).
+pub fn short_checksum(checksum: &str) -> String {
+    match checksum.strip_prefix("sha256:") {
+        Some(hex) if hex.len() > 8 && hex.is_char_boundary(8) => format!("sha256:{}…", &hex[..8]),
+        _ => checksum.to_string(),
+    }
+}
+
 /// SHA-256 over the text with a leading BOM removed and CRLF turned into LF,
-/// so a checkout with other line endings is not drift.
+/// so a checkout with other line endings is not drift. A no-op `up` hashes
+/// every file, so this allocates nothing but the result: the text is hashed
+/// in the pieces between the CRs that end a line.
 pub fn checksum(text: &str) -> String {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let normalised = text.replace("\r\n", "\n");
-    let digest = Sha256::digest(normalised.as_bytes());
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text).as_bytes();
+    let mut hasher = Sha256::new();
+    let mut rest = text;
+    if text.contains(&b'\r') {
+        while let Some(i) = rest.iter().position(|&b| b == b'\r') {
+            // A CR before an LF is dropped; any other CR is text.
+            let keep = if rest.get(i + 1) == Some(&b'\n') { i } else { i + 1 };
+            hasher.update(&rest[..keep]);
+            rest = &rest[i + 1..];
+        }
+    }
+    hasher.update(rest);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(7 + 64);
     hex.push_str("sha256:");
-    for b in digest {
-        hex.push_str(&format!("{b:02x}"));
+    for b in hasher.finalize() {
+        hex.push(HEX[usize::from(b >> 4)] as char);
+        hex.push(HEX[usize::from(b & 15)] as char);
     }
     hex
 }
@@ -594,27 +616,140 @@ fn load_dir(dir: &Path, out: &mut Vec<Migration>) -> Result<()> {
         path: dir.display().to_string(),
         source: e,
     };
-    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        entries.push((entry.file_name(), entry));
+    }
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // Reading the files is most of a no-op `up`'s own work when there are
+    // many (the main thread meanwhile waits for the database): from
+    // PARALLEL_FROM files on, they are read on several threads, each a
+    // contiguous run of the sorted list, so the error reported is the first
+    // in file order, as with one thread.
+    let threads = match entries.len() >= PARALLEL_FROM {
+        true => std::thread::available_parallelism().map_or(1, |n| n.get()).min(4),
+        false => 1,
+    };
+    if threads <= 1 {
+        return load_entries(&entries, out);
+    }
+    let per_thread = entries.len().div_ceil(threads);
+    let runs: Vec<Result<Vec<Migration>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = entries
+            .chunks(per_thread)
+            .map(|run| {
+                scope.spawn(move || {
+                    let mut read = Vec::with_capacity(run.len());
+                    load_entries(run, &mut read).map(|()| read)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| Err(crate::error::internal(Some(format!("reading {}", dir.display())), panic.as_ref())))
+            })
+            .collect()
+    });
+    for run in runs {
+        out.extend(run?);
+    }
+    Ok(())
+}
+
+/// From this many files in a directory on, [`load_dir`] reads them on
+/// several threads.
+const PARALLEL_FROM: usize = 200;
+
+/// Reads and parses `entries` (sorted) into `out`; the first error stops.
+fn load_entries(entries: &[(std::ffi::OsString, std::fs::DirEntry)], out: &mut Vec<Migration>) -> Result<()> {
+    for (file_name, entry) in entries {
         let path = entry.path();
         let shown = path.display().to_string();
-        let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
+        let Some(file_name) = file_name.to_str() else {
             return Err(Error::BadFileName {
                 path: shown,
                 problem: NameProblem::Form,
             });
         };
         // Hidden files (editor swap files, .keep), notes and subdirectories
-        // are not migrations; a directory named like one is an error.
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        // are not migrations; a directory named like one is an error. The
+        // type comes with the directory entry (no system call on Linux).
+        let kind = entry.file_type().ok();
+        let is_dir = kind.is_some_and(|t| t.is_dir());
         if file_name.starts_with('.') || file_name.ends_with(".md") || (is_dir && !file_name.ends_with(".sql")) {
             continue;
         }
-        let bytes = read_regular(&path, &shown)?;
-        out.push(parse_guarded(&file_name, &shown, &bytes)?);
+        let bytes = match kind {
+            Some(t) if t.is_file() => read_regular_entry(&path, &shown)?,
+            _ => read_regular(&path, &shown)?,
+        };
+        out.push(parse_guarded(file_name, &shown, &bytes)?);
     }
     Ok(())
+}
+
+/// A directory entry that was a regular file when the directory was read:
+/// opened without a check of the path first, the checks made on the open
+/// file instead (4 system calls: open, fstat, read, close; a no-op `up`
+/// reads every file). Opened non-blocking, so an entry replaced by a FIFO
+/// since cannot hang the read; anything but a regular file is refused as
+/// [`read_regular`] refuses it.
+fn read_regular_entry(path: &Path, shown: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |e| Error::Io {
+        path: shown.to_string(),
+        source: e,
+    };
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NONBLOCK);
+    let mut file = match open.open(path) {
+        Ok(f) => f,
+        // Gone or changed since the directory was read: the careful path says what it is.
+        Err(_) => return read_regular(path, shown),
+    };
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return read_regular(path, shown);
+    }
+    let not_a_file = |bytes| Error::NotAFile {
+        path: shown.to_string(),
+        problem: PathProblem::TooLarge { bytes },
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(not_a_file(meta.len()));
+    }
+    // One byte more than the size: a read that fills less is the end.
+    let size = meta.len() as usize;
+    let mut buf = vec![0u8; size + 1];
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            // The file grew since fstat.
+            if filled as u64 > MAX_FILE_BYTES {
+                return Err(not_a_file(filled as u64));
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match file.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        filled += n;
+        if n == 0 || (filled == size && filled < buf.len()) {
+            break;
+        }
+    }
+    buf.truncate(filled);
+    if filled as u64 > MAX_FILE_BYTES {
+        return Err(not_a_file(filled as u64));
+    }
+    Ok(buf)
 }
 
 /// One file given by path (e.g. `chatmigrate lint FILE`), read with the
@@ -671,6 +806,21 @@ fn read_regular(path: &Path, shown: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checksum_drops_a_bom_and_the_cr_of_crlf_only() {
+        let plain = |t: &str| {
+            let t = t.strip_prefix('\u{feff}').unwrap_or(t).replace("\r\n", "\n");
+            let hex: String = Sha256::digest(t.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+            format!("sha256:{hex}")
+        };
+        for t in ["", "a\n", "a\r\nb\r\n", "\u{feff}x\r\n", "a\rb\r\r\nc\r", "\r\n\r\n", "é\r\nü"] {
+            assert_eq!(checksum(t), plain(t), "{t:?}");
+        }
+        assert_eq!(checksum("a\r\nb\n"), checksum("a\nb\n"));
+        assert_ne!(checksum("a\rb\n"), checksum("a\nb\n"));
+        assert_eq!(short_checksum(&checksum("a\n")), format!("{}…", &checksum("a\n")[..15]));
+    }
 
     #[test]
     fn names() {

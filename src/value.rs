@@ -87,6 +87,8 @@ impl Limits {
     }
 }
 
+/// `wait --timeout`: how long `chatmigrate wait` waits.
+pub const WAIT_TIMEOUT: DurationLimits = duration_limits(Duration::from_secs(1), DAY, false, "30s");
 /// `lock_wait` / `--lock-wait`: 0 tries the lock once.
 pub const LOCK_WAIT: DurationLimits = duration_limits(Duration::ZERO, DAY, false, "5min");
 /// `connect_timeout` (config key and URL parameter): the whole connect.

@@ -7,3 +7,4 @@ ON CONFLICT (version) DO UPDATE SET
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
     out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text

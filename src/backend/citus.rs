@@ -691,7 +691,7 @@ impl Citus {
     /// After a failed attempt: whether it was a Citus node failure that is
     /// tried again, within `citus_node_wait` from `started` (after a pause,
     /// with a progress line once the wait passes a second).
-    async fn node_wait(&self, r: &Result<(), ExecError>, started: Instant, backoff: &mut Backoff, attempt: u32) -> bool {
+    async fn node_wait<T>(&self, r: &Result<T, ExecError>, started: Instant, backoff: &mut Backoff, attempt: u32) -> bool {
         let Err(ExecError::Statement { error, .. }) = r else {
             return false;
         };
@@ -731,7 +731,7 @@ impl Citus {
 }
 
 /// A failed statement's error, its relayed text split ([`split_relayed`]).
-fn tidy(r: &mut Result<(), ExecError>) {
+fn tidy<T>(r: &mut Result<T, ExecError>) {
     if let Err(ExecError::Statement { error, .. }) = r {
         split_relayed(error);
     }
@@ -786,6 +786,10 @@ impl Backend for Citus {
         self.pg.read_history().await
     }
 
+    async fn read_history_for_plan(&mut self) -> Result<Vec<Row>> {
+        self.pg.read_history_for_plan().await
+    }
+
     async fn write_history(&mut self, row: &Row) -> Result<()> {
         self.pg.write_history(row).await
     }
@@ -802,7 +806,7 @@ impl Backend for Citus {
         self.pg.log_event(version, action, old, new, detail).await
     }
 
-    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
         self.sending(statements);
         let started = Instant::now();
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
@@ -978,6 +982,15 @@ impl Backend for Citus {
         let target = self.pg.target();
         let server = target.rsplit_once('/').map(|(s, _)| s).unwrap_or(&target);
         Err(create_database_refusal(name, server, loaded, cell(1).as_deref()))
+    }
+
+    async fn check_drop_database(&mut self, name: &str) -> Result<()> {
+        let target = self.pg.target();
+        let server = target.rsplit_once('/').map(|(s, _)| s).unwrap_or(&target);
+        Err(Error::CitusDropDatabase {
+            name: name.to_string(),
+            target: server.to_string(),
+        })
     }
 
     fn canceller(&self) -> Option<Canceller> {

@@ -223,6 +223,12 @@ pub trait Backend: Send {
     async fn ensure_history(&mut self) -> Result<()>;
     /// Every history row, by version. A missing table reads as empty.
     async fn read_history(&mut self) -> Result<Vec<Row>>;
+    /// Every history row with only the columns `up` plans with
+    /// ([`Row::from_plan_text`]): a no-op `up` reads every row, so it reads
+    /// less of each.
+    async fn read_history_for_plan(&mut self) -> Result<Vec<Row>> {
+        self.read_history().await
+    }
     /// Inserts or replaces one history row (autocommit).
     async fn write_history(&mut self, row: &Row) -> Result<()>;
     /// Gives an applied row the file's current name and checksum (repair),
@@ -237,9 +243,10 @@ pub trait Backend: Send {
     /// `statements`, then writes `row`, all in one transaction; rolls back
     /// on any failure. `ExecError::Statement::index` is an index into
     /// `statements` (a failed setting is reported as statement 0).
-    /// `row.execution_ms` is filled in by the backend with the server-side
-    /// duration.
-    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError>;
+    /// `row.execution_ms` is filled in by the server (the transaction's
+    /// duration so far, as the row is written); returns that value, which
+    /// `up` reports, so `up` and `status` show the same time.
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError>;
     /// Runs one statement outside any transaction.
     async fn execute(&mut self, statement: &str) -> Result<(), ExecError>;
     /// Runs a read-only query and returns its rows as text.
@@ -289,6 +296,13 @@ pub trait Backend: Send {
         Ok(())
     }
 
+    /// Asked on the maintenance connection before `DROP DATABASE name`
+    /// (`chatmigrate database drop|reset`): a backend whose databases cannot
+    /// be dropped from one node refuses here.
+    async fn check_drop_database(&mut self, _name: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// A handle that cancels the statement in flight (used on SIGINT/SIGTERM
     /// so a transactional migration rolls back); `None` if the transport
     /// cannot cancel.
@@ -328,12 +342,12 @@ pub async fn connect(cfg: &Config, purpose: Purpose) -> Result<Box<dyn Backend>>
     }
 }
 
-/// Connects to `maintenance_db`, to create the configured database from
-/// there (no role checks: it is not where migrations run). The server
-/// answered already (the database is missing), so `purpose` is a reconnect.
+/// Connects to `maintenance_db`, to create or drop the configured database
+/// from there (no role checks: it is not where migrations run). After a
+/// connect that found the database missing, `purpose` is a reconnect
+/// ([`Purpose::again`]): the server answered already.
 pub async fn connect_maintenance(cfg: &Config, purpose: Purpose) -> Result<Box<dyn Backend>> {
     let db = Some(cfg.maintenance_db.as_str());
-    let purpose = purpose.again();
     match cfg.backend {
         BackendKind::Postgres => Ok(Box::new(postgres::Postgres::connect(cfg, db, purpose, &[]).await?)),
         BackendKind::Citus => Ok(Box::new(citus::Citus::maintenance(cfg, purpose).await?)),

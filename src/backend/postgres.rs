@@ -252,6 +252,7 @@ fn classify_connect(e: &tokio_postgres::Error, refreshable: bool) -> (Class, Str
 /// A refused connection is retried within `refused_timeout` unless this
 /// run reached the server before (`purpose.reconnect`: a rebooting writer).
 async fn open(cfg: &Config, dbname: Option<&str>, purpose: Purpose, extra: &[&str]) -> Result<(Opened, String, String, Session)> {
+    cfg.check_password()?;
     let sdk = if cfg.aws.secret_arn.is_some() || cfg.aws.iam_auth {
         Some(aws::sdk_config(cfg).await?)
     } else {
@@ -587,12 +588,36 @@ impl Postgres {
     /// statement per query string: Citus propagates a DDL statement's query
     /// string to the workers, where a string of several commands fails with
     /// "cannot insert multiple commands into a prepared statement".
-    pub async fn run_transaction_separately(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    pub async fn run_transaction_separately(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
         let t = self.wire().transaction(settings, statements, row);
         let all = t.parts();
+        // The history row, second to last (before COMMIT).
+        let history_part = all.len() - 2;
         let client = &self.client;
-        let mut pending: Vec<_> = all.iter().map(|s| Box::pin(client.batch_execute(s))).collect();
-        let mut results: Vec<Option<Result<(), tokio_postgres::Error>>> = (0..all.len()).map(|_| None).collect();
+        type Part<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, tokio_postgres::Error>> + Send + 'a>>;
+        // Each part answers with the history row's execution_ms (0 for all
+        // but the history row, the only one whose rows are read).
+        let mut pending: Vec<Part<'_>> = all
+            .iter()
+            .enumerate()
+            .map(|(i, s)| -> Part<'_> {
+                if i == history_part {
+                    Box::pin(async move {
+                        let msgs = client.simple_query(s).await?;
+                        Ok(msgs
+                            .iter()
+                            .find_map(|m| match m {
+                                SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+                                _ => None,
+                            })
+                            .unwrap_or(0))
+                    })
+                } else {
+                    Box::pin(async move { client.batch_execute(s).await.map(|()| 0) })
+                }
+            })
+            .collect();
+        let mut results: Vec<Option<Result<i64, tokio_postgres::Error>>> = (0..all.len()).map(|_| None).collect();
         // Poll each request once, in order: the first poll sends it. Then
         // collect the answers, which come back in the same order.
         std::future::poll_fn(|cx| {
@@ -609,12 +634,18 @@ impl Postgres {
                 *r = Some(f.await);
             }
         }
+        let execution_ms = results
+            .get(history_part)
+            .and_then(|r| r.as_ref())
+            .and_then(|r| r.as_ref().ok())
+            .copied()
+            .unwrap_or(0);
         let Some((index, e)) = results
             .into_iter()
             .enumerate()
             .find_map(|(i, r)| r.and_then(Result::err).map(|e| (i, e)))
         else {
-            return Ok(());
+            return Ok(execution_ms);
         };
         let Some(error) = db_error(&e, Some(all[index])) else {
             return Err(ExecError::Lost { message: e.to_string() });
@@ -665,6 +696,27 @@ impl Postgres {
     /// What the connect-time probe read.
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// Every history row: all columns, or (`for_plan`) those `up` plans with.
+    async fn history_rows(&mut self, for_plan: bool) -> Result<Vec<Row>> {
+        if !self.session.history_exists {
+            // The probe found no history table: nothing applied, and no
+            // query that would fail (and log an ERROR) on a new database.
+            return Ok(Vec::new());
+        }
+        let sql = match for_plan {
+            true => self.dialect.select_history_for_plan(i64::MIN, None),
+            false => self.dialect.select_history(i64::MIN, None),
+        };
+        let rows = match self.simple(&sql, "reading the history table").await {
+            Ok(r) => r,
+            // No table (42P01) or no schema (3F000) yet: nothing applied.
+            Err(Error::Db { error, .. }) if classify::undefined_table(&error.code) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let read = if for_plan { Row::from_plan_text } else { Row::from_text };
+        rows.into_iter().map(read).collect()
     }
 
     /// The notices the server sent since the last call.
@@ -793,21 +845,11 @@ impl Backend for Postgres {
     }
 
     async fn read_history(&mut self) -> Result<Vec<Row>> {
-        if !self.session.history_exists {
-            // The probe found no history table: nothing applied, and no
-            // query that would fail (and log an ERROR) on a new database.
-            return Ok(Vec::new());
-        }
-        let rows = match self
-            .simple(&self.dialect.select_history(i64::MIN, None), "reading the history table")
-            .await
-        {
-            Ok(r) => r,
-            // No table (42P01) or no schema (3F000) yet: nothing applied.
-            Err(Error::Db { error, .. }) if classify::undefined_table(&error.code) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        rows.iter().map(|r| Row::from_text(r)).collect()
+        self.history_rows(false).await
+    }
+
+    async fn read_history_for_plan(&mut self) -> Result<Vec<Row>> {
+        self.history_rows(true).await
     }
 
     async fn write_history(&mut self, row: &Row) -> Result<()> {
@@ -838,7 +880,7 @@ impl Backend for Postgres {
         self.simple(&sql, "writing the history log").await.map(drop)
     }
 
-    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
         // One round trip: BEGIN; settings; s1; ...; sn; history; COMMIT
         let t = self.wire().transaction(settings, statements, row);
         let parts = t.parts();
@@ -855,19 +897,27 @@ impl Backend for Postgres {
         let starts = &starts[1 + t.opening.len()..];
 
         let mut done = 0usize;
+        // The history row's RETURNING: the part after BEGIN, the settings
+        // and the statements (whose own rows, a SELECT's, come before).
+        let history_part = 1 + t.opening.len() + statements.len();
+        let mut execution_ms = 0;
         let result = async {
             let stream = self.client.simple_query_raw(&batch).await?;
             futures_util::pin_mut!(stream);
             while let Some(m) = stream.next().await {
-                if let SimpleQueryMessage::CommandComplete(_) = m? {
-                    done += 1;
+                match m? {
+                    SimpleQueryMessage::CommandComplete(_) => done += 1,
+                    SimpleQueryMessage::Row(r) if done == history_part => {
+                        execution_ms = r.get(0).and_then(|v| v.parse().ok()).unwrap_or(0);
+                    }
+                    _ => {}
                 }
             }
             Ok::<_, tokio_postgres::Error>(())
         }
         .await;
         let e = match result {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(execution_ms),
             Err(e) => e,
         };
         let Some(mut error) = db_error(&e, Some(&batch)) else {

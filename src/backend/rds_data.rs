@@ -699,6 +699,45 @@ impl RdsData {
         }
     }
 
+    /// Every history row, a page per call: all columns, or (`for_plan`)
+    /// those `up` plans with.
+    async fn history_rows(&mut self, for_plan: bool) -> Result<Vec<Row>> {
+        if !self.session.history_exists {
+            // The probe found no history table: nothing applied, and no call
+            // that would fail (and log an ERROR) on a new database.
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::new();
+        let mut after = i64::MIN;
+        let mut page = PAGE;
+        loop {
+            let sql = match for_plan {
+                true => self.dialect.select_history_for_plan(after, Some(page)),
+                false => self.dialect.select_history(after, Some(page)),
+            };
+            let out = match self.tool(&sql, "reading the history table", Call::Idempotent).await {
+                Ok(o) => o,
+                Err(Error::Db { error, .. }) if classify::undefined_table(&error.code) => return Ok(Vec::new()),
+                // The 1 MiB response cap: smaller pages.
+                Err(Error::Db { error, .. }) if error.message.contains("size limit") && page > 1 => {
+                    page /= 2;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let got = text_rows(&out);
+            let n = got.len();
+            let read = if for_plan { Row::from_plan_text } else { Row::from_text };
+            for r in got {
+                rows.push(read(r)?);
+            }
+            match rows.last() {
+                Some(last) if n as u32 == page => after = last.version,
+                _ => return Ok(rows),
+            }
+        }
+    }
+
     /// How this runner writes a transaction and a history row: fenced by
     /// its lease while it holds one, with the settings folded into the
     /// transaction's first call (`backend::wire`, which dry-run renders too).
@@ -856,36 +895,11 @@ impl Backend for RdsData {
     }
 
     async fn read_history(&mut self) -> Result<Vec<Row>> {
-        if !self.session.history_exists {
-            // The probe found no history table: nothing applied, and no call
-            // that would fail (and log an ERROR) on a new database.
-            return Ok(Vec::new());
-        }
-        let mut rows = Vec::new();
-        let mut after = i64::MIN;
-        let mut page = PAGE;
-        loop {
-            let sql = self.dialect.select_history(after, Some(page));
-            let out = match self.tool(&sql, "reading the history table", Call::Idempotent).await {
-                Ok(o) => o,
-                Err(Error::Db { error, .. }) if classify::undefined_table(&error.code) => return Ok(Vec::new()),
-                // The 1 MiB response cap: smaller pages.
-                Err(Error::Db { error, .. }) if error.message.contains("size limit") && page > 1 => {
-                    page /= 2;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let got = text_rows(&out);
-            let n = got.len();
-            for r in &got {
-                rows.push(Row::from_text(r)?);
-            }
-            match rows.last() {
-                Some(last) if n as u32 == page => after = last.version,
-                _ => return Ok(rows),
-            }
-        }
+        self.history_rows(false).await
+    }
+
+    async fn read_history_for_plan(&mut self) -> Result<Vec<Row>> {
+        self.history_rows(true).await
     }
 
     async fn write_history(&mut self, row: &Row) -> Result<()> {
@@ -931,7 +945,7 @@ impl Backend for RdsData {
         self.tool(&sql, "writing the history log", Call::Once).await.map(drop)
     }
 
-    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
         self.check_lease().map_err(ExecError::transport)?;
         self.cancelled.store(false, Ordering::SeqCst);
         // The first call carries the settings and holds the lease row `FOR
@@ -994,14 +1008,18 @@ impl Backend for RdsData {
             }
         }
         let history = &t.history;
-        match self.call_in_tx(history, &tx).await {
+        let execution_ms = match self.call_in_tx(history, &tx).await {
             Ok(out) if self.lease.is_some() && out.records().is_empty() => {
                 self.rollback(&tx).await;
                 return Err(ExecError::transport(Error::LeaseLost {
                     message: "another runner holds it now; this migration was rolled back".into(),
                 }));
             }
-            Ok(_) => {}
+            Ok(out) => text_rows(&out)
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             Err(g) => {
                 let e = self.statement_error(g, statements.len(), history);
                 self.rollback(&tx).await;
@@ -1014,8 +1032,8 @@ impl Backend for RdsData {
                     other => other,
                 });
             }
-        }
-        self.commit(&tx).await
+        };
+        self.commit(&tx).await.map(|()| execution_ms)
     }
 
     async fn execute(&mut self, statement: &str) -> Result<(), ExecError> {

@@ -1,4 +1,4 @@
-//! `chatmigrate adopt [--version V] [--write-fix FILE] [--dev-url URL]`:
+//! `chatmigrate adopt [--target V] [--write-fix FILE] [--dev-url URL]`:
 //! bring a database made without chatmigrate (by hand, by refinery, sqlx,
 //! Flyway, ...) under it. Compares the live schema with the schema that the
 //! migrations up to V make on a scratch database; if they match, records
@@ -46,11 +46,11 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
             hint: "`chatmigrate diff` compares its schema with the applied migrations; `chatmigrate status` lists them".into(),
         });
     }
-    let version = match args.version {
+    let version = match args.target {
         Some(v) => {
             if !local.iter().any(|m| m.version == v) {
                 return Err(Error::UnknownTarget {
-                    flag: "--version",
+                    flag: "--target",
                     target: v,
                 });
             }
@@ -63,7 +63,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
                     "adopt: none of the objects the migrations create exist in {}: there is nothing to adopt",
                     live.display
                 ),
-                hint: "run `chatmigrate up` to apply the migrations, or pass --version V to compare with the schema of the migrations up to V"
+                hint: "run `chatmigrate up` to apply the migrations, or pass --target V to compare with the schema of the migrations up to V"
                     .into(),
             },
             Some((v, c)) => Error::Schema {
@@ -73,7 +73,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
                     live.display,
                     c.display()
                 ),
-                hint: "pass --version V to compare with the schema of the migrations up to V (with --write-fix FILE, a migration that makes what is missing)"
+                hint: "pass --target V to compare with the schema of the migrations up to V (with --write-fix FILE, a migration that makes what is missing)"
                     .into(),
             },
         })?,
@@ -108,7 +108,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
                         "adopt",
                         None,
                         Some(&m.checksum),
-                        Some(&format!("adopt --version {version}: the schema matched")),
+                        Some(&format!("adopt --target {version}: the schema matched")),
                     )
                     .await?;
                     done.push(m.version);
@@ -156,7 +156,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
         Some((path, f)) => {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
             format!(
-                "wrote {}: {} statement(s){}; review it, apply it with `chatmigrate up --migrations {}`, then run `chatmigrate adopt --version {version}` again",
+                "wrote {}: {} statement(s){}; review it, apply it with `chatmigrate up --migrations {}`, then run `chatmigrate adopt --target {version}` again",
                 path.display(),
                 f.statements,
                 if f.not_expressed.is_empty() {
@@ -168,7 +168,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
             )
         }
         None => format!(
-            "to write a migration that turns the database's schema into the expected one: chatmigrate adopt --version {version} --write-fix adopt/V1__adopt_fix.sql"
+            "to write a migration that turns the database's schema into the expected one: chatmigrate adopt --target {version} --write-fix adopt/V1__adopt_fix.sql"
         ),
     };
     Ok(Outcome::Schema(SchemaOutcome {
@@ -253,7 +253,7 @@ fn write_fix(
         "recorded in the history log as `adopt-fix`, not as a migration):".to_string(),
         format!("  chatmigrate up --migrations {}", dir.display()),
         "and record the migrations:".to_string(),
-        format!("  chatmigrate adopt --version {version}"),
+        format!("  chatmigrate adopt --target {version}"),
     ];
     let f = fix::write(diffs, expected, live, &header);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");

@@ -1,5 +1,5 @@
 //! `chatmigrate baseline`: record migrations as applied without running them.
-//! `--version V` marks every file up to V, on a database whose history is
+//! `--target V` marks every file up to V, on a database whose history is
 //! empty (with rows already there, only with `--allow-existing`: the
 //! versions it would mark never ran through chatmigrate); `--from-refinery`
 //! imports a refinery history table, checking each file against refinery's
@@ -30,10 +30,10 @@ pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<Outcome> {
         let table = args.refinery_table.clone();
         runner::with_lock(&ctx.cfg, move |b| Box::pin(import_refinery(b, local, table))).await?
     } else {
-        let v = args.version.unwrap_or_default();
+        let v = args.target.unwrap_or_default();
         if !local.iter().any(|m| m.version == v) {
             return Err(Error::UnknownTarget {
-                flag: "--version",
+                flag: "--target",
                 target: v,
             });
         }
@@ -67,7 +67,7 @@ async fn baseline_to(b: &mut dyn Backend, local: Vec<Migration>, version: i64, a
             "baseline",
             None,
             Some(&m.checksum),
-            Some(&format!("baseline --version {version}")),
+            Some(&format!("baseline --target {version}")),
         )
         .await?;
         done.push(m.version);

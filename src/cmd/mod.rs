@@ -5,14 +5,18 @@
 
 mod adopt;
 mod baseline;
+mod completions;
+mod database;
 mod diff;
 mod lambda;
 mod lint;
+mod man;
 mod new;
 mod repair;
 mod status;
 mod up;
 mod verify;
+mod wait;
 
 use std::io::{IsTerminal, Write};
 
@@ -64,6 +68,10 @@ fn command_name(c: &Command) -> &'static str {
         Command::Adopt(_) => "adopt",
         Command::Diff(_) => "diff",
         Command::Lambda(_) => "lambda",
+        Command::Wait(_) => "wait",
+        Command::Database(_) => "database",
+        Command::Completions(_) => "completions",
+        Command::Man(_) => "man",
     }
 }
 
@@ -80,8 +88,12 @@ fn formats(c: &Command) -> &'static [Format] {
         | Command::Baseline(_)
         | Command::Repair
         | Command::Adopt(_)
-        | Command::Diff(_) => &[Format::Text, Format::Json, Format::Github],
+        | Command::Diff(_)
+        | Command::Wait(_)
+        | Command::Database(_) => &[Format::Text, Format::Json, Format::Github],
         Command::Lambda(_) => &[Format::Text, Format::Json, Format::Github, Format::Sarif],
+        // What they print is the script or the page itself.
+        Command::Completions(_) | Command::Man(_) => &[Format::Text],
     }
 }
 
@@ -104,15 +116,19 @@ fn check_format(command: &str, has: &[Format], asked: Format) -> Result<()> {
 
 /// Runs the parsed command line, rendering to `out`; returns the exit code.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
-    let style = style(&cli);
-    let g = &cli.global;
-    check_format(command_name(&cli.command), formats(&cli.command), g.format)?;
-    if let Command::Lambda(a) = &cli.command {
+    check_format(command_name(&cli.command), formats(&cli.command), cli.global.format)?;
+    // These two print what the command line is: no config is read.
+    match &cli.command {
+        Command::Completions(a) => return completions::run(a, out),
+        Command::Man(a) => return man::run(a, out),
         // The configuration is read for each invocation (it may name an
         // environment). Boxed: the handler's future is deep (the whole
         // engine, per invocation).
-        return Box::pin(lambda::serve(g, a)).await;
+        Command::Lambda(a) => return Box::pin(lambda::serve(&cli.global, a)).await,
+        _ => {}
     }
+    let style = style(&cli);
+    let g = &cli.global;
     let mut o = Overrides {
         config_path: g.config.clone(),
         env: g.env.clone(),
@@ -149,9 +165,17 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
         Command::Lint(a) => lint::run(&ctx, a).await?,
         Command::Adopt(a) => adopt::run(&ctx, a).await?,
         Command::Diff(a) => diff::run(&ctx, a).await?,
-        Command::Lambda(a) => return Box::pin(lambda::serve(&cli.global, a)).await,
+        Command::Wait(a) => wait::run(&ctx, a).await?,
+        Command::Database(c) => database::run(&ctx, c, out).await?,
+        Command::Completions(_) | Command::Man(_) | Command::Lambda(_) => {
+            unreachable!("run without a config, above")
+        }
     };
-    render::outcome(&style, out, &outcome)?;
+    // One write for a long outcome (a status of 1,000 rows), not one a line.
+    let mut buffered = std::io::BufWriter::new(&mut *out);
+    render::outcome(&style, &mut buffered, &outcome)?;
+    buffered.flush()?;
+    drop(buffered);
     // `verify` reports a file that does not parse after the drift.
     if let Outcome::Verify(v) = &mut outcome {
         if let Some(e) = v.unreadable.take() {
@@ -186,24 +210,30 @@ mod tests {
     }
 
     #[test]
-    fn every_command_has_text_and_json() {
+    fn every_command_has_its_formats() {
         use clap::Parser;
         for args in [
             &["cm", "up"][..],
             &["cm", "status"],
             &["cm", "new", "x"],
             &["cm", "verify"],
-            &["cm", "baseline", "--version", "1"],
+            &["cm", "baseline", "--target", "1"],
             &["cm", "repair"],
             &["cm", "lint"],
             &["cm", "adopt"],
             &["cm", "diff"],
+            &["cm", "wait"],
+            &["cm", "database", "drop"],
         ] {
             let cli = Cli::try_parse_from(args).unwrap();
             assert!(
                 formats(&cli.command).starts_with(&[Format::Text, Format::Json, Format::Github]),
                 "{args:?}"
             );
+        }
+        for args in [&["cm", "completions", "bash"][..], &["cm", "man"]] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(formats(&cli.command), &[Format::Text], "{args:?}");
         }
     }
 }

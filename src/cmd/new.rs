@@ -14,9 +14,22 @@ use crate::render::{Done, Outcome};
 pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<Outcome> {
     let name = &args.name;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(Error::InvalidSetting {
-            key: "NAME".into(),
-            message: format!("`{name}` may hold only letters, digits and underscores (e.g. add_user_email)"),
+        let suggestion: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect::<String>()
+            .split('_')
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("_");
+        let example = if suggestion.is_empty() {
+            "add_user_email".to_string()
+        } else {
+            suggestion
+        };
+        return Err(Error::Usage {
+            message: format!("new: the name `{name}` may hold only letters, digits and underscores"),
+            hint: format!("e.g. `chatmigrate new {example}`: the file is then V<version>__{example}.sql"),
         });
     }
     let dir = match &ctx.cfg.source {

@@ -9,7 +9,7 @@ use super::Style;
 use crate::backend::LockKind;
 use crate::error::Error;
 use crate::lint::{self, Finding, Level};
-use crate::migration::TxMode;
+use crate::migration::{short_checksum, TxMode};
 use crate::plan::{Entry, State};
 use crate::runner::{Applied, Event, Line};
 use crate::value::elapsed;
@@ -254,9 +254,20 @@ fn up(style: &Style, out: &mut dyn Write, u: &UpOutcome) -> io::Result<()> {
     if style.quiet {
         return Ok(());
     }
-    match r.applied.len() {
-        0 => writeln!(out, "nothing to apply: {} is up to date", r.target),
-        n => writeln!(out, "{n} migration(s) applied to {} in {}", r.target, elapsed(u.duration_ms)),
+    match (r.applied.len(), &r.short_of_target) {
+        (0, Some(s)) if s.pending_above > 0 || s.highest_applied.is_some_and(|h| h > s.target) => {
+            let at = match s.highest_applied {
+                Some(h) => format!("{} is at V{h}", r.target),
+                None => format!("nothing is applied on {}", r.target),
+            };
+            let above = match s.pending_above {
+                0 => String::new(),
+                n => format!("; {n} pending above V{}", s.target),
+            };
+            writeln!(out, "nothing to apply up to V{}: {at}{above}", s.target)
+        }
+        (0, _) => writeln!(out, "nothing to apply: {} is up to date", r.target),
+        (n, _) => writeln!(out, "{n} migration(s) applied to {} in {}", r.target, elapsed(u.duration_ms)),
     }
 }
 
@@ -311,8 +322,8 @@ fn status(style: &Style, out: &mut dyn Write, s: &StatusOutcome) -> io::Result<(
                     out,
                     "{:ver_w$}  file checksum {} differs from applied {}",
                     "",
-                    e.file_checksum.as_deref().unwrap_or("?"),
-                    e.applied_checksum.as_deref().unwrap_or("?")
+                    short_checksum(e.file_checksum.as_deref().unwrap_or("?")),
+                    short_checksum(e.applied_checksum.as_deref().unwrap_or("?"))
                 )?;
                 if let Some(applied) = e.applied_name.as_deref().filter(|a| *a != e.name) {
                     writeln!(out, "{:ver_w$}  applied as {applied}; the file is named {}", "", e.name)?;
@@ -327,6 +338,9 @@ fn status(style: &Style, out: &mut dyn Write, s: &StatusOutcome) -> io::Result<(
             )?,
             State::Missing => writeln!(out, "{:ver_w$}  no file has this version", "")?,
             _ => {}
+        }
+        if e.out_of_order {
+            writeln!(out, "{:ver_w$}  applied out of order: a higher version was applied before it", "")?;
         }
     }
     let parts: Vec<String> = summary(entries).into_iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
@@ -371,7 +385,8 @@ pub(super) fn verify_drift(style: &Style, out: &mut dyn Write, v: &VerifyOutcome
     Ok(())
 }
 
-/// One drifted migration, as `verify` prints it.
+/// One drifted migration, as `verify` prints it (checksums short; JSON has
+/// them whole).
 pub(super) fn drift_line(e: &Entry) -> String {
     let path = e.path.as_deref().unwrap_or("?");
     let applied_name = e.applied_name.as_deref().unwrap_or("?");
@@ -380,16 +395,16 @@ pub(super) fn drift_line(e: &Entry) -> String {
             "changed: V{} {} ({path}): applied {} as `{applied_name}` but the file has {} and is named `{}`",
             e.version,
             e.name,
-            e.applied_checksum.as_deref().unwrap_or("?"),
-            e.file_checksum.as_deref().unwrap_or("?"),
+            short_checksum(e.applied_checksum.as_deref().unwrap_or("?")),
+            short_checksum(e.file_checksum.as_deref().unwrap_or("?")),
             e.name
         ),
         State::Changed => format!(
             "changed: V{} {} ({path}): applied {} but the file has {}",
             e.version,
             e.name,
-            e.applied_checksum.as_deref().unwrap_or("?"),
-            e.file_checksum.as_deref().unwrap_or("?")
+            short_checksum(e.applied_checksum.as_deref().unwrap_or("?")),
+            short_checksum(e.file_checksum.as_deref().unwrap_or("?"))
         ),
         State::Renamed => format!(
             "renamed: V{} {} ({path}): applied as `{applied_name}`; the file is named `{}` (same checksum)",

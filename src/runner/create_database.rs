@@ -56,7 +56,8 @@ pub(crate) async fn connect_target(
             let name = cfg.pg.dbname.clone();
             // The backend may refuse a database made this way (Citus: it
             // would have no citus extension and no nodes); a dry run asks too.
-            let mut m = outside.maintenance(cfg, purpose).await?;
+            // The server answered (the database is missing): a reconnect.
+            let mut m = outside.maintenance(cfg, purpose.again()).await?;
             if let Err(e) = m.check_create_database(&name).await {
                 m.close().await;
                 return Err(e);
@@ -65,7 +66,7 @@ pub(crate) async fn connect_target(
                 m.close().await;
                 return Ok((None, true));
             }
-            let r = create(&mut *m, &name).await;
+            let r = create_on(&mut *m, &name).await;
             m.close().await;
             let created = r?;
             if created {
@@ -79,7 +80,8 @@ pub(crate) async fn connect_target(
 
 /// Creates database `name` on the maintenance connection `m`: whether this
 /// runner created it (true) or found it created by another runner (false).
-async fn create(m: &mut dyn Backend, name: &str) -> Result<bool> {
+/// Also what `chatmigrate database create` runs.
+pub(crate) async fn create_on(m: &mut dyn Backend, name: &str) -> Result<bool> {
     for attempt in 0.. {
         if m.database_exists(name).await? {
             return Ok(false);

@@ -341,7 +341,7 @@ impl Backend for Conn {
         Ok(())
     }
 
-    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<(), ExecError> {
+    async fn run_transaction(&mut self, settings: &[String], statements: &[&str], row: &Row) -> Result<i64, ExecError> {
         self.check_alive().map_err(|e| *e)?;
         let owner = self.wire_owner();
         let caps = self.capabilities();
@@ -395,7 +395,8 @@ impl Backend for Conn {
         if lose.is_some() {
             return Err(self.lost());
         }
-        Ok(())
+        // The time the row records, as a server's RETURNING gives it.
+        Ok(1)
     }
 
     async fn execute(&mut self, statement: &str) -> Result<(), ExecError> {

@@ -23,7 +23,8 @@ use super::signals::{signalled, Signals};
 use super::Event;
 
 /// Runs `m` as one transaction: `settings`, `statements` (as the backend
-/// sends them), then its history `row`.
+/// sends them), then its history `row`. Returns the time the row records
+/// (the server's, as the row is written), which `up` reports.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn transaction(
     b: &mut dyn Backend,
@@ -34,7 +35,7 @@ pub(crate) async fn transaction(
     row: &Row,
     events: &mut dyn FnMut(&Event),
     sig: &mut Signals,
-) -> Result<()> {
+) -> Result<u64> {
     let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
     let attempts = cfg.lock_retries + 1;
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
@@ -75,9 +76,9 @@ pub(crate) async fn transaction(
             });
         }
         if let Some(s) = interrupted {
-            if result.is_ok() {
+            if let Ok(ms) = result {
                 // COMMIT won the race: it is applied and recorded.
-                return Ok(());
+                return Ok(ms.max(0) as u64);
             }
             return Err(Error::Interrupted {
                 signal: s.into(),
@@ -86,7 +87,7 @@ pub(crate) async fn transaction(
             });
         }
         match result {
-            Ok(()) => return Ok(()),
+            Ok(ms) => return Ok(ms.max(0) as u64),
             Err(ExecError::Statement { error, .. }) if classify::lock_not_available(&error.code) && attempt < attempts => {
                 let wait = backoff.delay();
                 events(&Event::LockRetry {

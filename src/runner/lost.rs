@@ -45,8 +45,13 @@ pub(crate) fn settle_lost(in_flight: &mut Option<InFlight>, applied: &[Row], eve
     }) else {
         return;
     };
+    // The time the history row holds, as for any applied migration.
+    let recorded = applied
+        .iter()
+        .find(|r| r.version == f.applied.version)
+        .map(|r| r.execution_ms.max(0) as u64);
     let a = Applied {
-        duration_ms: f.started.elapsed().as_millis() as u64,
+        duration_ms: recorded.unwrap_or_else(|| f.started.elapsed().as_millis() as u64),
         answer_lost: true,
         ..f.applied
     };

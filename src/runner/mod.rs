@@ -42,10 +42,11 @@ mod fake;
 mod tests;
 
 pub use event::Event;
-pub use outcome::{Applied, DryStep, Line, UpReport};
+pub use outcome::{Applied, DryStep, Line, ShortOfTarget, UpReport};
 pub use run::{up, UpOptions};
 pub use script::dry_run_offline;
 pub use signals::DEADLINE;
 pub use state::{load_state, read_state, with_lock, Snapshot};
 
+pub(crate) use create_database::create_on;
 pub(crate) use run::Outside;

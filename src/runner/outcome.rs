@@ -87,4 +87,18 @@ pub struct UpReport {
     /// Filled only by `--dry-run`.
     pub dry_run: Vec<DryStep>,
     pub created_database: bool,
+    /// When nothing was pending up to `--target`: where the database is, for
+    /// the message (it is not "up to date" with migrations above the target).
+    #[serde(skip)]
+    pub short_of_target: Option<ShortOfTarget>,
+}
+
+/// `up --target T` found nothing to apply up to T.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShortOfTarget {
+    pub target: i64,
+    /// The highest applied version.
+    pub highest_applied: Option<i64>,
+    /// Migrations not applied whose version is above the target.
+    pub pending_above: usize,
 }

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use crate::backend::{self, Backend, Purpose};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::history::{Row, Status};
 use crate::migration::{self, Migration, TxMode};
 use crate::plan;
 
@@ -18,7 +19,7 @@ use super::gate::{gate, prepare_and_lint};
 use super::lost::{settle_lost, InFlight};
 use super::signals::{self, or_signal, Signals};
 use super::walk::{walk, Walked};
-use super::{create_database, script, Applied, Event, UpReport};
+use super::{create_database, script, Applied, Event, ShortOfTarget, UpReport};
 
 /// What `up` is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -73,10 +74,10 @@ const MAX_RECONNECTS: u32 = 3;
 
 /// Applies pending migrations from `cfg.source`.
 ///
-/// The files are read on a thread while the connection is set up (a no-op
-/// run pays for the slower of the two, not their sum); a bad file wins over
-/// a connection error, and a missing database is only created once every
-/// file has been read without error.
+/// The files are read on a thread while the connection is set up and the
+/// history read (a no-op run pays for the slower of the two, not their
+/// sum); a bad file wins over a connection error, and a missing database is
+/// only created once every file has been read without error.
 pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) -> Result<UpReport> {
     up_with(&Live, cfg, opts, events).await
 }
@@ -86,7 +87,12 @@ pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOption
     let loader = std::thread::spawn(move || migration::load(&source, backend));
     // A dry run only reads: it works on a replica and on a read-only session.
     let purpose = if opts.dry_run { Purpose::READ } else { Purpose::WRITE };
-    let first = outside.connect(cfg, purpose).await;
+    let mut first = outside.connect(cfg, purpose).await;
+    // The fast path's one query, while the files are still being read.
+    let early = match &mut first {
+        Ok(b) => Some(b.read_history_for_plan().await),
+        Err(_) => None,
+    };
     let loaded = loader
         .join()
         .unwrap_or_else(|panic| Err(crate::error::internal(Some("reading the migration files".into()), panic.as_ref())));
@@ -124,8 +130,20 @@ pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOption
     };
     let mut reconnects = 0;
     let mut in_flight = None;
+    let mut history = early;
     loop {
-        let result = up_on(outside, &mut *b, cfg, local, opts, events, &mut report, &mut in_flight).await;
+        let result = up_on(
+            outside,
+            &mut *b,
+            cfg,
+            local,
+            opts,
+            events,
+            &mut report,
+            &mut in_flight,
+            history.take(),
+        )
+        .await;
         // Release the lock on every path, then close: an idle connection keeps
         // a serverless cluster awake.
         let unlocked = b.unlock().await;
@@ -166,7 +184,8 @@ pub(crate) fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::Options {
 }
 
 /// One connection's part of the run: plan, lock, re-plan, then each pending
-/// migration's script. Returns `Error::ConnectionLost` for the loop in
+/// migration's script. `history`: read already, on the first connection,
+/// while the files loaded. Returns `Error::ConnectionLost` for the loop in
 /// [`up_with`] to reconnect.
 #[allow(clippy::too_many_arguments)]
 async fn up_on(
@@ -178,6 +197,7 @@ async fn up_on(
     events: &mut dyn FnMut(&Event),
     report: &mut UpReport,
     in_flight: &mut Option<InFlight>,
+    history: Option<Result<Vec<Row>>>,
 ) -> Result<()> {
     report.target = b.target();
     events(&Event::Connected {
@@ -187,11 +207,23 @@ async fn up_on(
         facts: b.facts(),
     });
     let popts = plan_options(cfg, opts);
-    // Fast path: one query, no lock. Nothing pending means nothing to do.
-    let applied = b.read_history().await?;
+    // Fast path: one query, no lock, only the columns planning reads.
+    // Nothing pending means nothing to do.
+    let applied = match history {
+        Some(h) => h?,
+        None => b.read_history_for_plan().await?,
+    };
     settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
     if plan.steps.is_empty() {
+        if let Some(target) = opts.target {
+            let done: std::collections::HashSet<i64> = applied.iter().filter(|r| r.status == Status::Applied).map(|r| r.version).collect();
+            report.short_of_target = Some(ShortOfTarget {
+                target,
+                highest_applied: done.iter().max().copied(),
+                pending_above: local.iter().filter(|m| m.version > target && !done.contains(&m.version)).count(),
+            });
+        }
         return Ok(());
     }
     let mut cache = None;
@@ -209,7 +241,7 @@ async fn up_on(
     b.ensure_history().await?;
     // Another runner may have applied some while we waited (or the lost
     // connection's session committed while it held the lock).
-    let applied = b.read_history().await?;
+    let applied = b.read_history_for_plan().await?;
     settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
     gate(b, cfg, local, &plan, report.created_database, &mut cache, false).await?;
@@ -262,11 +294,16 @@ async fn up_on(
                 tx,
             },
         });
-        let resumed = applied.iter().any(|r| r.version == m.version);
+        let earlier = applied.iter().find(|r| r.version == m.version);
+        let resumed = earlier.is_some();
         let plans = crate::vector_index::plan::read(b, cfg, m, step.resume_from).await?;
         let script = script::build(cfg, b.capabilities(), b.name(), m, step, i == last, resumed, &plans);
-        match walk(b, cfg, &script, events, &mut sig).await {
-            Ok(Walked::Done) => {}
+        // The time the history row holds once it is applied, which `status`
+        // shows too: a no-transaction file's adds this run's statements to
+        // the earlier runs'.
+        let duration_ms = match walk(b, cfg, &script, events, &mut sig).await {
+            Ok(Walked::Done { ms }) if m.tx_mode() == TxMode::NoTransaction => earlier.map_or(0, |r| r.execution_ms.max(0) as u64) + ms,
+            Ok(Walked::Done { ms }) => ms,
             Ok(Walked::Stopped { done }) => {
                 return Err(Error::Interrupted {
                     signal: sig.borrow().unwrap_or("SIGINT").into(),
@@ -293,9 +330,9 @@ async fn up_on(
                 });
             }
             Err(e) => return Err(e),
-        }
+        };
         *in_flight = None;
-        let a = applied_now(started.elapsed().as_millis() as u64, false);
+        let a = applied_now(duration_ms, false);
         events(&Event::Applied(a.clone()));
         report.applied.push(a);
     }

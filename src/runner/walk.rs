@@ -20,8 +20,10 @@ use super::{lock_retry, lost, Event};
 /// How a walk ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Walked {
-    /// Every step was sent.
-    Done,
+    /// Every step was sent; `ms`: the time this walk's history writes
+    /// recorded (a transaction: the server's, for its row; without one:
+    /// the statements', which the history adds to the row's earlier time).
+    Done { ms: u64 },
     /// A signal stopped a no-transaction migration between statements,
     /// after `done` of them (recorded as partial), or the deadline came
     /// during statement `done` (left running on the server, or cancelled).
@@ -45,6 +47,8 @@ pub(crate) async fn walk(
     };
     // The time of the statement just run, for the history row after it.
     let mut elapsed_ms = 0;
+    // What this walk's history writes record.
+    let mut recorded = 0u64;
     for op in &script.ops {
         match op {
             Op::Transaction { settings, row } => {
@@ -58,7 +62,7 @@ pub(crate) async fn walk(
                     }
                     statements.push(a.sql.unwrap_or_else(|| s.sql.clone()));
                 }
-                lock_retry::transaction(b, cfg, m, settings, &statements, row, events, sig).await?;
+                recorded += lock_retry::transaction(b, cfg, m, settings, &statements, row, events, sig).await?;
                 // A build inside a transaction: its overflow is known at the end.
                 for n in b.notices().iter().flat_map(|w| w.take_where(is_graph_overflow)) {
                     events(&Event::Warning {
@@ -117,10 +121,11 @@ pub(crate) async fn walk(
                     row.execution_ms = elapsed_ms;
                 }
                 b.write_history(&row).await?;
+                recorded += row.execution_ms.max(0) as u64;
             }
         }
     }
-    Ok(Walked::Done)
+    Ok(Walked::Done { ms: recorded })
 }
 
 /// Sends statement op `op` outside a transaction, after its checks, and

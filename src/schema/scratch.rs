@@ -405,7 +405,7 @@ async fn apply_one(b: &mut dyn Backend, scfg: &Config, m: &Migration, shown: &st
             let statements: Vec<&str> = sent.iter().map(String::as_str).collect();
             let row = Row::new(m, b.name(), Status::Applied, m.statements.len(), false);
             match b.run_transaction(&prelude, &statements, &row).await {
-                Ok(()) => Ok(()),
+                Ok(_) => Ok(()),
                 Err(ExecError::Statement { index, error }) => Err(failed(index, error)),
                 Err(e) => Err(e.into_error(&format!("{} on the scratch database", m.path))),
             }

@@ -110,7 +110,7 @@ fn the_seeds_hand_made_database_is_adopted_after_its_fix() {
     assert_eq!(
         r.stdout,
         format!(
-            "adopt: the schema of {} differs from the migrations V1..V4 (4 difference(s)); nothing was recorded\n{SEED_DIFFERENCES}to write a migration that turns the database's schema into the expected one: chatmigrate adopt --version 4 --write-fix adopt/V1__adopt_fix.sql\n",
+            "adopt: the schema of {} differs from the migrations V1..V4 (4 difference(s)); nothing was recorded\n{SEED_DIFFERENCES}to write a migration that turns the database's schema into the expected one: chatmigrate adopt --target 4 --write-fix adopt/V1__adopt_fix.sql\n",
             target(&db)
         )
     );
@@ -125,7 +125,7 @@ fn the_seeds_hand_made_database_is_adopted_after_its_fix() {
     let r = run_and_check_scratch(&db, &["adopt", "--write-fix", fix.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(r.stdout.ends_with(&format!(
-        "wrote {}: 6 statement(s); review it, apply it with `chatmigrate up --migrations {}`, then run `chatmigrate adopt --version 4` again\n",
+        "wrote {}: 6 statement(s); review it, apply it with `chatmigrate up --migrations {}`, then run `chatmigrate adopt --target 4` again\n",
         fix.display(),
         fixes.path().display()
     )), "{}", r.stdout);
@@ -316,9 +316,9 @@ fn adopt_refuses_what_it_cannot_adopt() {
     ));
     assert_eq!(
         r.hint(),
-        "hint: run `chatmigrate up` to apply the migrations, or pass --version V to compare with the schema of the migrations up to V"
+        "hint: run `chatmigrate up` to apply the migrations, or pass --target V to compare with the schema of the migrations up to V"
     );
-    cm_embedded(&db, &["adopt", "--version", "9"]).assert_error("--version 9: no migration file has that version");
+    cm_embedded(&db, &["adopt", "--target", "9"]).assert_error("--target 9: no migration file has that version");
     // --write-fix must name a migration file of a directory of its own.
     let tmp = Dir::new();
     let bad = tmp.path().join("fix.sql");
@@ -379,7 +379,7 @@ fn the_scratch_database_is_dropped_when_a_migration_fails() {
         "--migrations",
         dir.path().to_str().unwrap(),
         "adopt",
-        "--version",
+        "--target",
         "2",
     ];
     let child = spawn_in(dir.path(), &full);
@@ -645,7 +645,7 @@ fn the_scratch_database_is_dropped_on_sigint() {
         "--migrations",
         dir.path().to_str().unwrap(),
         "adopt",
-        "--version",
+        "--target",
         "2",
     ];
     let child = spawn_in(dir.path(), &full);
@@ -877,7 +877,7 @@ fn a_hand_changed_rich_schema_is_fixed_and_adopted() {
     };
     assert_eq!(counts(&db), ["300", "600", "3000", "20", "500"]);
     let fix = fixes.path().join("V1__adopt_fix.sql");
-    let r = cm(&db, &dir, &["adopt", "--version", "50", "--write-fix", fix.to_str().unwrap()]);
+    let r = cm(&db, &dir, &["adopt", "--target", "50", "--write-fix", fix.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(
         r.stdout.starts_with(&format!(
@@ -889,7 +889,7 @@ fn a_hand_changed_rich_schema_is_fixed_and_adopted() {
     );
     assert!(
         r.stdout.ends_with(&format!(
-            "wrote {}: 37 statement(s), 2 difference(s) left to do by hand (listed at its top); review it, apply it with `chatmigrate up --migrations {}`, then run `chatmigrate adopt --version 50` again\n",
+            "wrote {}: 37 statement(s), 2 difference(s) left to do by hand (listed at its top); review it, apply it with `chatmigrate up --migrations {}`, then run `chatmigrate adopt --target 50` again\n",
             fix.display(),
             fixes.path().display()
         )),
@@ -991,10 +991,10 @@ fn a_missing_extension_is_written_into_the_fix() {
     ));
     assert_eq!(
         r.hint(),
-        "hint: pass --version V to compare with the schema of the migrations up to V (with --write-fix FILE, a migration that makes what is missing)"
+        "hint: pass --target V to compare with the schema of the migrations up to V (with --write-fix FILE, a migration that makes what is missing)"
     );
     let fix = fixes.path().join("V1__adopt_fix.sql");
-    let r = cm(&db, &dir, &["adopt", "--version", "2", "--write-fix", fix.to_str().unwrap()]);
+    let r = cm(&db, &dir, &["adopt", "--target", "2", "--write-fix", fix.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(
         r.stdout.contains("\nmissing  extension pg_trgm: pg_trgm ")

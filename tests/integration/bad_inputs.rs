@@ -413,7 +413,7 @@ fn duration_and_config_cases() -> Vec<Case> {
             .error("no version is left after {m}/V9223372036854775807__last.sql: it has the highest version a migration can have (9223372036854775807)"),
         case("new with a bad name")
             .args(&["--migrations", "{m}", "new", "add-users"])
-            .error("invalid setting NAME: `add-users` may hold only letters, digits and underscores (e.g. add_user_email)"),
+            .error("new: the name `add-users` may hold only letters, digits and underscores"),
     ]
 }
 

@@ -25,8 +25,17 @@ fn new_creates_timestamped_and_sequential_files() {
     r.assert_ok();
     let p = dir.path().join(format!("V{}__next_one.sql", version + 1));
     assert!(std::fs::read_to_string(p).unwrap().starts_with("-- chatmigrate:no-transaction\n"));
-    run_in(dir.path(), &["--migrations", m, "new", "bad-name"], &[])
-        .assert_error("invalid setting NAME: `bad-name` may hold only letters, digits and underscores (e.g. add_user_email)");
+    // A usage error, whose hint shows a name that works (not the config reference).
+    let r = run_in(dir.path(), &["--migrations", m, "new", "Bad-Name"], &[]);
+    r.assert_error("new: the name `Bad-Name` may hold only letters, digits and underscores");
+    assert_eq!(
+        r.hint(),
+        "hint: e.g. `chatmigrate new bad_name`: the file is then V<version>__bad_name.sql"
+    );
+    let j = run_in(dir.path(), &["--format", "json", "--migrations", m, "new", "x y"], &[]);
+    assert_eq!(j.code, 2);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "usage", "{v}");
 }
 
 #[test]
@@ -36,7 +45,7 @@ fn baseline_records_without_running() {
     dir.write("V2__b.sql", "CREATE TABLE b (id int);\n");
     dir.write("V3__c.sql", "CREATE TABLE c (id int);\n");
     db.exec("CREATE TABLE a (id int); CREATE TABLE b (id int);");
-    let r = cm(&db, &dir, &["baseline", "--version", "2"]);
+    let r = cm(&db, &dir, &["baseline", "--target", "2"]);
     r.assert_ok();
     assert_eq!(r.stdout, "baseline: recorded 2 migration(s) as applied without running them\n");
     assert_eq!(db.history(), vec![(1, "applied".into(), 1), (2, "applied".into(), 1)]);
@@ -46,10 +55,10 @@ fn baseline_records_without_running() {
     );
     cm(&db, &dir, &["up"]).assert_ok();
     assert_eq!(db.versions(), vec![1, 2, 3]);
-    cm(&db, &dir, &["baseline", "--version", "9"]).assert_error("--version 9: no migration file has that version");
+    cm(&db, &dir, &["baseline", "--target", "9"]).assert_error("--target 9: no migration file has that version");
     let r = cm(&db, &dir, &["baseline"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("--version <VERSION>|--from-refinery"), "{}", r.stderr);
+    assert!(r.stderr.contains("--target <VERSION>|--from-refinery"), "{}", r.stderr);
 }
 
 #[test]
@@ -60,36 +69,36 @@ fn baseline_over_an_existing_history_is_refused_unless_allowed() {
     dir.write("V2__b.sql", "CREATE TABLE b (id int);\n");
     dir.write("V3__c.sql", "CREATE TABLE c (id int);\n");
     // V2 and V3 never ran: marking them applied would skip them for good.
-    let r = cm(&db, &dir, &["baseline", "--version", "3"]);
-    r.assert_error("baseline --version 3: the history already holds 1 row(s) (V1); it would mark V2, V3 as applied without running them");
+    let r = cm(&db, &dir, &["baseline", "--target", "3"]);
+    r.assert_error("baseline --target 3: the history already holds 1 row(s) (V1); it would mark V2, V3 as applied without running them");
     assert_eq!(
         r.hint(),
         "hint: run `chatmigrate up` to apply them, or pass --allow-existing if they are already in the database"
     );
     assert_eq!(db.versions(), vec![1]);
     assert_eq!(db.scalar("SELECT count(*) FROM chatmigrate_history_log"), "0");
-    let j = cm(&db, &dir, &["--format", "json", "baseline", "--version", "2"]);
+    let j = cm(&db, &dir, &["--format", "json", "baseline", "--target", "2"]);
     assert_eq!(j.code, 2);
     let v: serde_json::Value = serde_json::from_str(j.stdout.trim()).unwrap();
     assert_eq!(v["error"]["kind"], "plan");
     assert_eq!(db.versions(), vec![1]);
     // Nothing to mark: nothing to refuse.
-    cm(&db, &dir, &["baseline", "--version", "1"]).assert_ok();
+    cm(&db, &dir, &["baseline", "--target", "1"]).assert_ok();
     // The user says they are in the database already.
     db.exec("CREATE TABLE b (id int)");
-    let r = cm(&db, &dir, &["baseline", "--version", "2", "--allow-existing"]);
+    let r = cm(&db, &dir, &["baseline", "--target", "2", "--allow-existing"]);
     r.assert_ok();
     assert_eq!(r.stdout, "baseline: recorded 1 migration(s) as applied without running them\n");
     assert_eq!(db.versions(), vec![1, 2]);
     assert_eq!(
         db.scalar("SELECT string_agg(version || ' ' || action || ' ' || detail, '; ') FROM chatmigrate_history_log"),
-        "2 baseline baseline --version 2"
+        "2 baseline baseline --target 2"
     );
     cm(&db, &dir, &["up"]).assert_ok();
     assert_eq!(db.versions(), vec![1, 2, 3]);
     // The flag the user gave is the one named.
     dir.remove("V2__b.sql");
-    cm(&db, &dir, &["baseline", "--version", "2"]).assert_error("--version 2: no migration file has that version");
+    cm(&db, &dir, &["baseline", "--target", "2"]).assert_error("--target 2: no migration file has that version");
     let r = cm(&db, &dir, &["baseline", "--from-refinery", "--allow-existing"]);
     assert_eq!(r.code, 2);
     assert!(
@@ -148,10 +157,27 @@ fn help_and_usage_errors() {
     let dir = Dir::new();
     let r = run_in(dir.path(), &["--help"], &[]);
     r.assert_ok();
-    for cmd in ["up", "status", "new", "verify", "baseline", "repair"] {
-        assert!(r.stdout.contains(&format!("  {cmd}")), "{}", r.stdout);
+    for cmd in [
+        "up",
+        "status",
+        "new",
+        "verify",
+        "baseline",
+        "repair",
+        "lint",
+        "wait",
+        "database",
+        "completions",
+        "man",
+    ] {
+        assert!(r.stdout.contains(&format!("\n  {cmd} ")), "{}", r.stdout);
     }
-    assert!(r.stdout.contains("Exit codes: 0 ok; 1"));
+    assert!(
+        r.stdout
+            .contains("\nExit codes:\n  0         ok\n  1         ran fine and found something"),
+        "{}",
+        r.stdout
+    );
     let r = run_in(dir.path(), &["up", "--bogus"], &[]);
     assert_eq!(r.code, 2);
     let r = run_in(dir.path(), &["--version"], &[]);

@@ -83,7 +83,10 @@ fn every_command_ends_quietly_with_exit_0_when_stdout_is_closed() {
     quiet_ok("up --format json", &with_closed_stdout(cmd(&["--format", "json", "up"])));
     assert_eq!(db.versions(), vec![1, 2, 3]);
     quiet_ok("repair", &with_closed_stdout(cmd(&["repair"])));
-    quiet_ok("baseline", &with_closed_stdout(cmd(&["baseline", "--version", "3"])));
+    quiet_ok("baseline", &with_closed_stdout(cmd(&["baseline", "--target", "3"])));
+    quiet_ok("wait", &with_closed_stdout(cmd(&["wait"])));
+    quiet_ok("completions", &with_closed_stdout(cmd(&["completions", "bash"])));
+    quiet_ok("man", &with_closed_stdout(cmd(&["man"])));
     quiet_ok("new", &with_closed_stdout(cmd(&["new", "--sequential", "d"])));
     assert!(dir.path().join("V4__d.sql").exists(), "new made its file");
     quiet_ok("--help", &with_closed_stdout(cmd(&["--help"])));

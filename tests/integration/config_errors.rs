@@ -86,6 +86,57 @@ fn environment_from_file_with_password_env_and_precedence() {
     assert_eq!(fifth.versions(), vec![7]);
 }
 
+/// The repository's own chatmigrate.toml, in `dir`.
+fn repository_config(dir: &Dir) {
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("chatmigrate.toml")).unwrap();
+    dir.write("chatmigrate.toml", text);
+}
+
+/// The README's "Errors" example, with the repository's config (whose dev
+/// environment has create_database = true): --database-url names the
+/// database, so it is created only with --create-database.
+#[test]
+fn database_url_is_created_only_when_asked_whatever_the_environment_says() {
+    let dir = Dir::new();
+    repository_config(&dir);
+    let name = Db::fresh_name();
+    let url = with_db(&server_url(), &name).replace(&format!(":{}@", server_password()), "@");
+    let password = server_password();
+    let env = [("PGPASSWORD", password.as_str())];
+    let exists = || {
+        query_url(
+            &server_url(),
+            &format!("SELECT count(*)::text FROM pg_database WHERE datname = '{name}'"),
+        )[0][0]
+            .clone()
+    };
+    let r = run_in(dir.path(), &["--database-url", &url, "up"], &env);
+    r.assert_error(&format!("database `{name}` does not exist on 127.0.0.1:{}", port()));
+    assert_eq!(r.hint(), "hint: create it with `chatmigrate up --create-database`");
+    assert_eq!(exists().as_deref(), Some("0"));
+    let db = Db::adopt(&name);
+    run_in(dir.path(), &["--database-url", &url, "up", "--create-database"], &env).assert_ok();
+    assert_eq!(db.versions(), vec![1, 2, 3, 4]);
+}
+
+/// Without `eval "$(bash scripts/pg.sh env)"`, the dev environment says which
+/// variable is missing and which command sets it, before connecting.
+#[test]
+fn the_dev_environments_missing_password_names_the_variable_and_the_command() {
+    let dir = Dir::new();
+    repository_config(&dir);
+    for args in [&["status"][..], &["up"], &["--env", "dev", "up", "--dry-run"]] {
+        let r = run_in(dir.path(), args, &[]);
+        r.assert_error("cannot connect to postgres@127.0.0.1:5432/st_chat_db: no password: CHATMIGRATE_DEV_PASSWORD is not set (password_env of environment `dev`)");
+        assert_eq!(
+            r.hint(),
+            "hint: set CHATMIGRATE_DEV_PASSWORD with: eval \"$(bash scripts/pg.sh env)\""
+        );
+    }
+    // Commands that do not connect do not need it.
+    run_in(dir.path(), &["--migrations", "m", "new", "x", "--sequential"], &[]).assert_ok();
+}
+
 #[test]
 fn reference_config_is_accepted_by_the_binary() {
     let dir = Dir::new();

@@ -89,6 +89,17 @@ fn out_of_order_needs_the_flag_and_is_recorded() {
         db.scalar("SELECT out_of_order::text FROM chatmigrate_history WHERE version = 2"),
         "true"
     );
+    // `status` says so below the row (JSON: out_of_order).
+    let r = cm(&db, &dir, &["status"]);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let row = lines.iter().position(|l| l.starts_with("2 ")).unwrap();
+    assert_eq!(
+        lines[row + 1],
+        "         applied out of order: a higher version was applied before it",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(lines.iter().filter(|l| l.contains("out of order")).count(), 1, "{}", r.stdout);
 }
 
 #[test]

@@ -353,7 +353,7 @@ fn verify_lints_only_what_is_not_applied() {
     large_msg(&db, &dir);
     // Applied before a rule could object (here: recorded by baseline).
     dir.write("V2__msg_index.sql", V2);
-    cm(&db, &dir, &["baseline", "--version", "2", "--allow-existing"]).assert_ok();
+    cm(&db, &dir, &["baseline", "--target", "2", "--allow-existing"]).assert_ok();
     cm(&db, &dir, &["verify"]).assert_ok();
     // Not applied: verify reports what `up` would refuse, and exits 1 as
     // `lint` does on an error-level finding.

@@ -98,7 +98,7 @@ fn four_direct_and_four_data_api_runners_apply_each_migration_once() {
     // The lease is free again.
     assert_eq!(lease(&db).map(|l| l.0), Some(None), "the lease is free");
     wait_until(10, "advisory locks to be released", || {
-        db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0"
+        db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") == "0"
     });
 }
 

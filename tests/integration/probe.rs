@@ -175,7 +175,7 @@ fn a_read_only_role_reads_and_is_refused_writes_at_once() {
 
     // Writing is refused at once (not taken for a failover), naming the setting.
     let target = format!("{}@127.0.0.1:{}/{}", role.name, port(), db.name);
-    for args in [&["up"][..], &["repair"], &["baseline", "--version", "3", "--allow-existing"]] {
+    for args in [&["up"][..], &["repair"], &["baseline", "--target", "3", "--allow-existing"]] {
         let started = Instant::now();
         let r = role.cm(&dir, args);
         assert!(started.elapsed() < Duration::from_secs(5), "{args:?}: {:?}", started.elapsed());

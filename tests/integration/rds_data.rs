@@ -214,7 +214,7 @@ fn dry_run_baseline_and_repair_through_the_data_api() {
     r.assert_ok();
     assert!(r.stdout.contains("CREATE TABLE a (id int PRIMARY KEY)"), "{}", r.stdout);
     assert!(!db.table_exists("a"));
-    api.run(&db.name, Some(&dir), &[], &["baseline", "--version", "1"]).assert_ok();
+    api.run(&db.name, Some(&dir), &[], &["baseline", "--target", "1"]).assert_ok();
     assert_eq!(db.versions(), vec![1]);
     api.run(&db.name, Some(&dir), &[], &["up"]).assert_ok();
     assert_eq!(db.versions(), vec![1, 2]);

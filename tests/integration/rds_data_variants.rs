@@ -196,7 +196,7 @@ fn a_missing_database_is_reported_at_once_in_every_carrier() {
         let (conf, name) = (Dir::new(), Db::fresh_name());
         for cmd in ["up", "baseline"] {
             let start = Instant::now();
-            let args: &[&str] = if cmd == "up" { &["up"] } else { &["baseline", "--version", "1"] };
+            let args: &[&str] = if cmd == "up" { &["up"] } else { &["baseline", "--target", "1"] };
             let r = run(&conf, &server.endpoint(), &name, None, args);
             r.assert_error(&format!("database `{name}` does not exist on rds-data:chat/{name}"));
             assert_eq!(r.hint(), "hint: create it with `chatmigrate up --create-database`", "{label}");

@@ -98,8 +98,80 @@ fn target_stops_at_a_version() {
     cm(&db, &dir, &["up", "--target", "2"]).assert_ok();
     assert_eq!(db.versions(), vec![1, 2]);
     cm(&db, &dir, &["up", "--target", "9"]).assert_error("--target 9: no migration file has that version");
+    // Nothing to do up to the target is not "up to date" while V3 waits.
+    let shown = format!("postgres@127.0.0.1:{}/{}", port(), db.name);
+    let r = cm(&db, &dir, &["up", "--target", "2"]);
+    r.assert_ok();
+    assert_eq!(
+        r.stdout,
+        format!("nothing to apply up to V2: {shown} is at V2; 1 pending above V2\n")
+    );
     cm(&db, &dir, &["up"]).assert_ok();
     assert_eq!(db.versions(), vec![1, 2, 3]);
+    let r = cm(&db, &dir, &["up", "--target", "1"]);
+    assert_eq!(r.stdout, format!("nothing to apply up to V1: {shown} is at V3\n"));
+    let r = cm(&db, &dir, &["up", "--target", "3"]);
+    assert_eq!(r.stdout, format!("nothing to apply: {shown} is up to date\n"));
+}
+
+/// The time `up` prints for a migration is the one its history row holds,
+/// which `status` shows: with and without a transaction, and for a
+/// no-transaction file resumed after a failure (the history adds the runs).
+#[test]
+fn up_and_status_show_the_same_time_for_a_migration() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__slow.sql", "SELECT pg_sleep(0.12);\nCREATE TABLE a (id int);\n");
+    dir.write(
+        "V2__slow_no_tx.sql",
+        "-- chatmigrate:no-transaction\nSELECT pg_sleep(0.08);\nCREATE TABLE IF NOT EXISTS b (id int);\nSELECT pg_sleep(0.05);\n",
+    );
+    dir.write(
+        "V3__fails.sql",
+        "-- chatmigrate:no-transaction\nSELECT pg_sleep(0.06);\nSELECT 1/0;\n",
+    );
+    let r = cm(&db, &dir, &["--format", "json", "up"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    dir.write(
+        "V3__fails.sql",
+        "-- chatmigrate:no-transaction\nSELECT pg_sleep(0.06);\nSELECT pg_sleep(0.07);\n",
+    );
+    let up = cm(&db, &dir, &["--format", "json", "up"]);
+    up.assert_ok();
+    let up: serde_json::Value = serde_json::from_str(&up.stdout).unwrap();
+    let status = cm(&db, &dir, &["--format", "json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let recorded = |v: i64| {
+        status["migrations"].as_array().unwrap().iter().find(|m| m["version"] == v).unwrap()["execution_ms"]
+            .as_i64()
+            .unwrap()
+    };
+    // V1 and V2 ran in the first `up`; only V3 (resumed) in the second.
+    assert_eq!(up["applied"].as_array().unwrap().len(), 1, "{up}");
+    let v3 = &up["applied"][0];
+    assert_eq!(v3["version"], 3);
+    assert_eq!(v3["duration_ms"].as_i64().unwrap(), recorded(3), "{up}\n{status}");
+    assert!(recorded(3) >= 130, "V3's two runs add up: {}", recorded(3));
+    assert!(recorded(1) >= 120 && recorded(2) >= 130, "{status}");
+    // The text of a fresh run, against its rows.
+    let db2 = Db::new();
+    let r = cm(&db2, &dir, &["up"]);
+    r.assert_ok();
+    let s2 = cm(&db2, &dir, &["--format", "json", "status"]);
+    let s2: serde_json::Value = serde_json::from_str(&s2.stdout).unwrap();
+    for (line, version) in r.stdout.lines().take(3).zip(1..) {
+        let ms = s2["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["version"] == version)
+            .unwrap()["execution_ms"]
+            .as_i64()
+            .unwrap();
+        assert!(
+            line.ends_with(&format!("({ms} ms)")) || line.ends_with(&format!(", {ms} ms)")),
+            "`up` printed {line:?}; the history holds {ms} ms"
+        );
+    }
 }
 
 #[test]

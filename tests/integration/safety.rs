@@ -68,7 +68,7 @@ fn eight_concurrent_runners_apply_every_migration_exactly_once() {
     assert_eq!(db.scalar("SELECT count(*) FROM pg_index WHERE NOT indisvalid"), "0");
     // Sessions end (and release their locks) right after the processes exit.
     wait_until(5, "advisory locks to be released", || {
-        db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0"
+        db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") == "0"
     });
 }
 
@@ -84,7 +84,7 @@ fn a_waiting_runner_does_not_block_a_concurrently_build() {
     let started = Instant::now();
     let first = spawn_in(dir.path(), &["--database-url", &db.url, "--migrations", m, "up"]);
     wait_until(10, "first runner to hold the lock", || {
-        db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == "1"
+        db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") == "1"
     });
     // The second runner polls for the lock while the first builds the index.
     let second = spawn_in(
@@ -251,7 +251,7 @@ fn sigint_during_a_transactional_migration_rolls_it_back() {
     assert_eq!(db.versions(), vec![1]);
     assert!(!db.table_exists("b") && !db.table_exists("c"));
     wait_until(5, "the lock to be released", || {
-        db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0"
+        db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") == "0"
     });
 }
 

@@ -12,6 +12,10 @@
 //!   environment ([`run_in`], [`cm`], [`spawn_in`]), and its output ([`Run`]);
 //! - [`wait_until`]: polling with a deadline.
 //!
+//! The documentation's console examples: [`doc`] reads them from the
+//! Markdown, runs them in one shell per document and compares the output
+//! with run-time values masked.
+//!
 //! Peers, used by path (`crate::support::dataapi::…`):
 //! - [`dataapi`]: an RDS Data API and Secrets Manager server speaking AWS's
 //!   wire protocol to the real aws-sdk clients, running the SQL on the test
@@ -41,6 +45,7 @@ pub mod cli;
 pub mod dataapi;
 pub mod db;
 pub mod dir;
+pub mod doc;
 pub mod lambda_runtime_api;
 pub mod proxy;
 pub mod standby;

@@ -24,7 +24,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 COMMIT;
 
 -- V2 vector_extension (one transaction)
@@ -40,7 +41,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 COMMIT;
 
 -- V3 st_chat_history_vector_table (one transaction)
@@ -65,7 +67,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 COMMIT;
 
 -- V4 st_chat_history_vector_hnsw (no transaction, statement by statement)
@@ -77,7 +80,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 SET maintenance_work_mem = '256MB';
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
@@ -87,7 +91,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 -- check: an INVALID index idx_st_chat_history_vector_hnsw left by an earlier failed build? (then DROP INDEX CONCURRENTLY IF EXISTS it first)
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 FROM pg_index i
@@ -115,7 +120,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 RESET maintenance_work_mem;
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
@@ -125,7 +131,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 
 -- V5 citus_chat_theme_reference_table (one transaction)
 BEGIN;
@@ -149,7 +156,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 COMMIT;
 
 -- V6 citus_distribute_chat_history (no transaction, statement by statement)
@@ -161,7 +169,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 SELECT create_distributed_table('st_chat_history_table', 'userid')
 WHERE NOT EXISTS (
     SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'st_chat_history_table'::regclass AND partmethod = 'h'
@@ -174,7 +183,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 SELECT create_distributed_table('st_chat_history_vector_table', 'userid', colocate_with => 'st_chat_history_table')
 WHERE NOT EXISTS (
     SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'st_chat_history_vector_table'::regclass AND partmethod = 'h'
@@ -187,7 +197,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 
 -- V7 citus_theme_foreign_keys (one transaction)
 BEGIN;
@@ -207,7 +218,8 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 COMMIT;
 
 -- V8 citus_validate_theme_foreign_keys (one transaction)
@@ -229,5 +241,6 @@ ON CONFLICT (version) DO UPDATE SET
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
     applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
     installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error;
+    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
+RETURNING h.execution_ms::text;
 COMMIT;

@@ -168,6 +168,11 @@ impl Faults {
         self.active.push((f, 0, None));
     }
 
+    /// Drops every fault: the server answers normally again.
+    pub fn clear(&mut self) {
+        self.active.clear();
+    }
+
     /// The first active fault matching this call (counted as used), dropping spent ones.
     pub fn take(&mut self, op: &str, sql: Option<&str>) -> Option<Fault> {
         let now = Instant::now();

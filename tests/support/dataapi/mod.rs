@@ -288,6 +288,11 @@ impl DataApiServer {
         self.shared.faults.lock().unwrap().push(f);
     }
 
+    /// Drops every queued fault (the cluster has resumed, say).
+    pub fn clear_faults(&self) {
+        self.shared.faults.lock().unwrap().clear();
+    }
+
     /// Every request so far, in arrival order.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.calls.lock().unwrap().clone()
