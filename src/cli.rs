@@ -69,9 +69,10 @@ pub enum ColorChoice {
 pub enum Format {
     Text,
     Json,
-    /// Text, plus `::error file=…,line=…,col=…::` workflow commands (docs/ci.md).
+    // Described in `--format`'s help (a doc comment here would make `-h`
+    // and `--help` differ): text plus `::error file=…,line=…,col=…::`
+    // workflow commands; SARIF 2.1.0 for code scanning (`lint` only).
     Github,
-    /// SARIF 2.1.0 for code scanning (`lint` only; docs/ci.md).
     Sarif,
 }
 
@@ -150,11 +151,10 @@ Exit codes:
   2  could not run")]
     Diff(DiffArgs),
     /// Serve the AWS Lambda Runtime API (inside Lambda: AWS_LAMBDA_RUNTIME_API is set), docs/deploy.md.
-    ///
-    /// Each invocation runs `up`, `status`, `verify` or `lint` and answers with their JSON; a
-    /// CloudFormation custom resource event runs `up` and answers CloudFormation. The binary named
-    /// `bootstrap` does this when started with no arguments.
-    #[command(after_help = "Each invocation's outcome is its JSON answer, not an exit code.
+    #[command(after_help = "Each invocation runs `up`, `status`, `verify` or `lint` and answers with their
+JSON; a CloudFormation custom resource event runs `up` and answers
+CloudFormation. The binary named `bootstrap` does this when started with no
+arguments. Each invocation's outcome is its answer, not an exit code.
 
 Exit codes:
   0  the Runtime API ended the loop
@@ -164,7 +164,7 @@ Exit codes:
 
 #[derive(Debug, Args)]
 pub struct LambdaArgs {
-    /// Time kept before the invocation's deadline: no migration starts later, and the one running is stopped (0s to 15min; default 10s, at most a third of the invocation's time).
+    /// Time kept before the invocation's deadline: no migration starts later, and the one running is stopped (0s to 15min, at most a third of the invocation's time) [default: 10s].
     #[arg(long, value_name = "DURATION", env = "CHATMIGRATE_LAMBDA_MARGIN", allow_hyphen_values = true)]
     pub margin: Option<String>,
 }

@@ -127,7 +127,7 @@ fn completions_are_generated_for_each_shell_and_complete_in_bash() {
     assert_eq!(complete(&["chatmigrate", "st"]), vec!["status"]);
     assert_eq!(complete(&["chatmigrate", "database", "d"]), vec!["drop"]);
     assert_eq!(complete(&["chatmigrate", "up", "--dr"]), vec!["--dry-run"]);
-    assert_eq!(complete(&["chatmigrate", "--format", ""]), vec!["text", "json"]);
+    assert_eq!(complete(&["chatmigrate", "--format", ""]), vec!["text", "json", "github", "sarif"]);
     assert!(complete(&["chatmigrate", "completions", ""]).contains(&"fish".to_string()));
     assert_eq!(run_in(tmp.path(), &["completions", "tcsh"], &[]).code, 2);
 }
