@@ -388,7 +388,7 @@ pub struct Config {
     pub large_table_mb: i64,
     /// `index_build_memory`: the cap, in kB, of the `maintenance_work_mem`
     /// chatmigrate sets for a vector index build (`None`: `auto`, i.e.
-    /// [`crate::vector_index::AUTO_CAP_KB`]).
+    /// [`crate::vector_index::plan::AUTO_CAP_KB`]).
     pub index_build_memory_kb: Option<u64>,
     /// `index_build_workers`: `max_parallel_maintenance_workers` for a
     /// vector index build (`None`: the server's).
@@ -749,11 +749,6 @@ fn apply_chatmigrate_env(c: &mut Config, env: &dyn Env) {
     if let Some(dirs) = env.var("CHATMIGRATE_MIGRATIONS") {
         c.source = Source::Dirs(std::env::split_paths(&dirs).filter(|p| !p.as_os_str().is_empty()).collect());
     }
-}
-
-/// Reads and strictly parses a config file.
-pub fn read_file(path: &Path) -> Result<File> {
-    parse_file(path, &read_text(path)?)
 }
 
 fn read_text(path: &Path) -> Result<String> {

@@ -279,14 +279,10 @@ impl PathProblem {
 }
 
 /// `V{digits}__{name}.sql` → (version, name). Names are letters, digits and
-/// underscores (the refinery grammar, so refinery projects keep their files).
-pub fn parse_file_name(file_name: &str) -> Option<(i64, String)> {
-    check_file_name(file_name, file_name).ok()
-}
-
-/// [`parse_file_name`] with the reason when it is not one: a
-/// [`Error::BadFileName`] saying what is wrong, or a [`Error::BadValue`] for
-/// a version out of range (0, or past an i64). `path` is for messages.
+/// underscores (the refinery grammar, so refinery projects keep their
+/// files). When it is not one: a [`Error::BadFileName`] saying what is
+/// wrong, or a [`Error::BadValue`] for a version out of range (0, or past an
+/// i64). `path` is for messages.
 pub fn check_file_name(file_name: &str, path: &str) -> Result<(i64, String)> {
     let bad = |problem| Error::BadFileName {
         path: path.to_string(),
@@ -362,14 +358,6 @@ pub fn checksum(text: &str) -> String {
         hex.push(HEX[usize::from(b & 15)] as char);
     }
     hex
-}
-
-/// Parses a duration as written in directives and config: `500ms`, `2s`,
-/// `10min`, `1h`, or a bare number of seconds; `None` when it is not one
-/// or is too large for a [`Duration`]. Settings check their range with
-/// [`value::duration`], which names the key and the accepted range.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    value::parse_duration(text).ok()
 }
 
 /// Reads `-- chatmigrate:<directive>` lines from the leading comment block.
@@ -807,6 +795,11 @@ fn read_regular(path: &Path, shown: &str) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// The file name grammar alone: (version, name), or `None`.
+    fn parse_file_name(file_name: &str) -> Option<(i64, String)> {
+        check_file_name(file_name, file_name).ok()
+    }
+
     #[test]
     fn checksum_drops_a_bom_and_the_cr_of_crlf_only() {
         let plain = |t: &str| {
@@ -948,15 +941,6 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10min"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("x"), None);
-    }
-
-    #[test]
     fn directives() {
         let d = parse_directives("f", "-- chatmigrate:no-transaction\n-- chatmigrate:lock-timeout 2s\nselect 1;").unwrap();
         assert!(d.no_transaction);
@@ -1015,6 +999,7 @@ mod tests {
 
     mod properties {
         use super::super::*;
+        use super::parse_file_name;
         use proptest::prelude::*;
 
         /// Names close to the grammar, and anything at all.

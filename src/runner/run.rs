@@ -288,10 +288,9 @@ async fn up_on(
                 from,
                 total: m.statements.len(),
             },
-            (tx, _) => Event::Applying {
+            _ => Event::Applying {
                 version: m.version,
                 name: m.name.clone(),
-                tx,
             },
         });
         let earlier = applied.iter().find(|r| r.version == m.version);

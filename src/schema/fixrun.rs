@@ -143,7 +143,6 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &Migration, opts: &UpOptions,
     events(&Event::Applying {
         version: m.version,
         name: m.name.clone(),
-        tx: TxMode::NoTransaction,
     });
     let started = Instant::now();
     let total = m.statements.len();
