@@ -22,10 +22,30 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: `migration` (files, checksums, directives), `sql` (libpg_query
-//! splitting), `plan` (pure planning), `runner` (the one run loop),
-//! `backend` (transports), `dialect` (the tool's own SQL), `lint` (rules),
-//! `config`, `render` (outcomes and errors as text or JSON), `error`.
+//! With a `chatmigrate.toml` and its environments, as the CLI reads them
+//! (flags become [`Overrides`], the process environment is [`ProcessEnv`]):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), chatmigrate::Error> {
+//! use chatmigrate::{Config, Migrator, Overrides, ProcessEnv, State};
+//!
+//! let overrides = Overrides { env: Some("prod".into()), ..Overrides::default() };
+//! let migrator = Migrator::new(Config::load(&overrides, &ProcessEnv)?);
+//! for entry in migrator.status().await? {
+//!     if entry.state != State::Applied {
+//!         println!("V{} {}: {}", entry.version, entry.name, entry.state.as_str());
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The API: [`Migrator`] (what runs), [`Config`] and [`Overrides`] (where it
+//! runs), [`EmbeddedSet`], [`CHAT_SCHEMA`] and [`embed_migrations!`] (which
+//! migrations), [`UpReport`] / [`Applied`] and [`Entry`] / [`State`] (what
+//! happened), [`Error`] (what failed: `Display` is one line, [`Error::hint`]
+//! the next step, [`Error::kind`] and [`Error::exit_code`] what the CLI
+//! prints and exits with), and [`Migration`], one file as read. Everything
+//! else is private to the crate; docs/architecture.md describes it.
 
 mod backend;
 mod classify;

@@ -36,8 +36,11 @@ pub enum TxMode {
 /// Settings a file asks for in its leading comments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
+    /// `-- chatmigrate:no-transaction`: statement by statement, in autocommit.
     pub no_transaction: bool,
+    /// `-- chatmigrate:lock-timeout <duration>`.
     pub lock_timeout: Option<Duration>,
+    /// `-- chatmigrate:statement-timeout <duration>`.
     pub statement_timeout: Option<Duration>,
     /// Each `-- chatmigrate:ignore <rule> -- <reason>` at the top of the
     /// file (it covers every statement).
@@ -68,24 +71,29 @@ pub struct Ignore {
 /// One migration file, parsed and split.
 #[derive(Debug, Clone)]
 pub struct Migration {
+    /// The `{version}` of `V{version}__{name}.sql`.
     pub version: i64,
+    /// The `{name}` of `V{version}__{name}.sql`.
     pub name: String,
     /// Where it came from: a path on disk or `embedded:<file>`.
     pub path: String,
+    /// The text (without a leading byte order mark).
     pub sql: String,
     /// `sha256:<hex>` over the normalised text.
     pub checksum: String,
+    /// What its leading comments ask for.
     pub directives: Directives,
     /// Filled by [`Migration::prepare`].
-    pub statements: Vec<Statement>,
+    pub(crate) statements: Vec<Statement>,
     /// `-- chatmigrate:ignore` comments directly above a statement (not at
     /// the top of the file); filled by [`Migration::prepare`].
-    pub statement_ignores: Vec<Ignore>,
+    pub(crate) statement_ignores: Vec<Ignore>,
     prepared: bool,
     lines: std::sync::OnceLock<sql::LineIndex>,
 }
 
 impl Migration {
+    /// In one transaction, or statement by statement (`no-transaction`).
     pub fn tx_mode(&self) -> TxMode {
         if self.directives.no_transaction {
             TxMode::NoTransaction
@@ -95,7 +103,7 @@ impl Migration {
     }
 
     /// `file:line:col` of the statement at `index`, plus `extra` bytes into it.
-    pub fn location(&self, index: usize, extra: usize) -> Location {
+    pub(crate) fn location(&self, index: usize, extra: usize) -> Location {
         let offset = self.statements.get(index).map(|s| s.start).unwrap_or(0) + extra;
         self.lines
             .get_or_init(|| sql::LineIndex::new(&self.sql))
@@ -104,13 +112,13 @@ impl Migration {
 
     /// Every ignore comment of the file: the top-of-file ones, then those
     /// above statements.
-    pub fn ignores(&self) -> impl Iterator<Item = &Ignore> {
+    pub(crate) fn ignores(&self) -> impl Iterator<Item = &Ignore> {
         self.directives.ignores.iter().chain(&self.statement_ignores)
     }
 
     /// Reads one file: name, text, checksum and directives. Statements are
-    /// split later, by [`Migration::prepare`]. `path` is for messages;
-    /// `file_name` carries the grammar.
+    /// split later, only for the files that run, are linted or shown.
+    /// `path` is for messages; `file_name` carries the grammar.
     pub fn parse(file_name: &str, path: &str, bytes: &[u8]) -> Result<Migration> {
         let (version, name) = check_file_name(file_name, path)?;
         let sql = match std::str::from_utf8(bytes) {
@@ -145,7 +153,7 @@ impl Migration {
 
     /// Splits the file into statements (once). Only migrations that will be
     /// run, linted or shown need this, so a no-op `up` parses nothing.
-    pub fn prepare(&mut self) -> Result<()> {
+    pub(crate) fn prepare(&mut self) -> Result<()> {
         if self.prepared {
             return Ok(());
         }
@@ -204,12 +212,19 @@ impl Migration {
 pub enum NameProblem {
     /// Nothing like the grammar (`notes.txt`).
     Form,
+    /// `v1__a.sql`.
     LowercaseV,
+    /// `V1__a.txt`.
     NotSql,
+    /// `V1_a.sql`.
     OneUnderscore,
+    /// `V__a.sql`.
     NoVersion,
+    /// `V1a__b.sql`.
     VersionNotDigits,
+    /// `V1__.sql`.
     EmptyName,
+    /// `V1__a-b.sql`.
     NameChars,
 }
 
@@ -229,6 +244,7 @@ impl std::fmt::Display for NameProblem {
 }
 
 impl NameProblem {
+    /// The next step, for the `hint:` line.
     pub fn hint(&self) -> &'static str {
         "rename the file, or create one with `chatmigrate new <name>`"
     }
@@ -241,10 +257,14 @@ pub enum PathProblem {
     Directory,
     /// A FIFO, socket or device: reading it could block forever.
     Special(&'static str),
+    /// A symbolic link whose target does not exist.
     DanglingSymlink {
+        /// Where the link points.
         target: String,
     },
+    /// Larger than 32 MiB (`MAX_FILE_BYTES`).
     TooLarge {
+        /// The file's size.
         bytes: u64,
     },
 }
@@ -266,6 +286,7 @@ impl std::fmt::Display for PathProblem {
 }
 
 impl PathProblem {
+    /// The next step, for the `hint:` line.
     pub fn hint(&self) -> String {
         match self {
             PathProblem::Directory => "rename the directory so that its name does not end in .sql, or move its files up".into(),

@@ -103,7 +103,9 @@ pub fn plan(local: &[Migration], applied: &[Row], opts: &Options) -> Result<Plan
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    /// Applied, and the file matches the history.
     Applied,
+    /// A file not applied yet.
     Pending,
     /// Applied, but the file's checksum differs (its name may differ too).
     Changed,
@@ -111,11 +113,14 @@ pub enum State {
     Renamed,
     /// Applied, but no file has this version.
     Missing,
+    /// A no-transaction migration stopped between statements; `up` resumes it.
     Partial,
+    /// A no-transaction migration stopped on an error; fix the file and run `up`.
     Failed,
 }
 
 impl State {
+    /// As `status` prints it: `applied`, `pending`, `changed`, ...
     pub fn as_str(self) -> &'static str {
         match self {
             State::Applied => "applied",
@@ -139,22 +144,34 @@ impl State {
 /// One line of `status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Entry {
+    /// The migration's version.
     pub version: i64,
     /// The file's name (the applied name where no file has this version).
     pub name: String,
     /// The name in the history (`None`: not applied); differs from `name`
     /// when the file was renamed after it was applied.
     pub applied_name: Option<String>,
+    /// Applied, pending, changed, ...
     pub state: State,
+    /// The file (`None`: no file has this version).
     pub path: Option<String>,
+    /// When the history row was last written (the server's `timestamptz`, as text).
     pub applied_at: Option<String>,
+    /// The time it took, summed over runs for a resumed migration.
     pub execution_ms: Option<i64>,
+    /// The database user that applied it.
     pub installed_by: Option<String>,
+    /// Statements finished (a no-transaction migration resumes after them).
     pub statements_done: Option<i32>,
+    /// Statements in the file when it ran.
     pub statements_total: Option<i32>,
+    /// Applied below the highest version applied before it.
     pub out_of_order: bool,
+    /// For a failed migration: the statement, its `file:line:col` and the server's message.
     pub error: Option<String>,
+    /// The file's `sha256:<hex>` checksum.
     pub file_checksum: Option<String>,
+    /// The checksum in the history.
     pub applied_checksum: Option<String>,
 }
 

@@ -1,5 +1,5 @@
 //! The linter: rules over parsed migrations, one file per rule in `rules/`,
-//! registered in the one list [`RULES`] (docs/lint.md, docs/rules/<id>.md).
+//! registered in the one list [`RULES`] (docs/lint.md, `docs/rules/<id>.md`).
 //!
 //! A rule sees one migration through a [`Ctx`]: its statements (libpg_query
 //! parse trees), the [`Facts`] of the whole migration set (which tables exist,
