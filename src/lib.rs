@@ -201,7 +201,7 @@ pub mod __private {
         pub use crate::config::HistoryTable;
     }
     pub mod dialect {
-        pub use crate::dialect::{history_values, Dialect, Value};
+        pub use crate::dialect::{history_values, ToolSql, Value};
     }
     pub mod error {
         pub use crate::error::{internal, note_panic_location, panic_message};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{Backend, ExecError};
 use crate::classify;
 use crate::config::Config;
-use crate::dialect::Dialect;
+use crate::dialect::ToolSql;
 use crate::error::{Error, Result};
 use crate::history::Row;
 use crate::migration::Migration;
@@ -144,7 +144,7 @@ pub(crate) async fn transaction(
 /// `; blocking: pid P (app, addr) holds MODE on TABLE: QUERY; ...` for the
 /// sessions holding locks on `m`'s tables, or nothing when none is found.
 async fn blockers(b: &mut dyn Backend, m: &Migration) -> String {
-    let rows = b.query(&Dialect::lock_blockers(&sql::tables(&m.sql))).await.unwrap_or_default();
+    let rows = b.query(&ToolSql::lock_blockers(&sql::tables(&m.sql))).await.unwrap_or_default();
     let blockers: Vec<String> = rows
         .iter()
         .map(|r| {

@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, ExecError};
-use crate::dialect::Dialect;
+use crate::dialect::ToolSql;
 use crate::error::{DbError, Error, Result};
 use crate::history::{Row, Status};
 use crate::migration::Migration;
@@ -63,7 +63,7 @@ pub(crate) fn settle_lost(in_flight: &mut Option<InFlight>, applied: &[Row], eve
 /// another session of this database (sent before a resumed statement on a
 /// transport where statements outlive their calls; dry-run shows it).
 pub(crate) fn abandoned_check(statement: &str) -> String {
-    Dialect::statement_abandoned(statement)
+    ToolSql::statement_abandoned(statement)
 }
 
 /// A statement outside a transaction outlived the transport's timeout (Data
@@ -81,7 +81,7 @@ pub(crate) async fn await_statement(
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut reported = Instant::now() - Duration::from_secs(10);
     loop {
-        let rows = b.query(&Dialect::statement_running(pid)).await.map_err(ExecError::transport)?;
+        let rows = b.query(&ToolSql::statement_running(pid)).await.map_err(ExecError::transport)?;
         let running = rows.first().and_then(|r| r.first().cloned().flatten()).is_some_and(|n| n != "0");
         if !running {
             break;
@@ -136,7 +136,7 @@ pub(crate) async fn statement_outcome(b: &mut dyn Backend, m: &Migration, i: usi
         return Err(unknown("chatmigrate cannot check this kind of statement in the catalog"));
     };
     let rows = b
-        .query(&Dialect::index_state(&name, schema.as_deref()))
+        .query(&ToolSql::index_state(&name, schema.as_deref()))
         .await
         .map_err(ExecError::transport)?;
     match rows.first().and_then(|r| r.first().cloned().flatten()).as_deref() {

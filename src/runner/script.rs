@@ -28,7 +28,7 @@ use std::time::Duration;
 use crate::backend::wire::Wire;
 use crate::backend::{self, Backend, Capabilities, LockKind};
 use crate::config::Config;
-use crate::dialect::{Dialect, Value};
+use crate::dialect::{ToolSql, Value};
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
 use crate::migration::{self, Migration, TxMode};
@@ -191,7 +191,7 @@ pub(crate) fn build<'a>(
         if let Some((name, schema, table)) = sql::concurrent_build(s) {
             ops.push(Op::CheckValid {
                 index: k,
-                sql: Dialect::index_validity(name.as_deref(), schema.as_deref(), table.as_deref()),
+                sql: ToolSql::index_validity(name.as_deref(), schema.as_deref(), table.as_deref()),
             });
         }
         ops.push(Op::History {
@@ -254,7 +254,7 @@ fn is_session_setting(s: &sql::Statement) -> bool {
 /// The catalog read before a CONCURRENTLY build: an INVALID index of its
 /// name, left by an earlier failed build (sent by `walk`, shown by dry-run).
 pub(crate) fn invalid_index_check(name: &str, schema: Option<&str>) -> String {
-    Dialect::invalid_index(name, schema)
+    ToolSql::invalid_index(name, schema)
 }
 
 /// The placeholder for this run's lease owner in a dry run.
@@ -274,7 +274,7 @@ pub(crate) async fn render(
     backend: &str,
 ) -> Result<DryStep> {
     let m = script.m;
-    let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
+    let dialect = ToolSql::new(&cfg.history, &cfg.pg.dbname);
     let wire = Wire {
         dialect: &dialect,
         lock: caps.lock,

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::backend::{Backend, ExecError};
 use crate::config::Config;
-use crate::dialect::{quote, Dialect, Value};
+use crate::dialect::{quote, ToolSql, Value};
 use crate::error::{Error, Result};
 use crate::lint;
 use crate::migration::{Migration, TxMode};
@@ -117,7 +117,7 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &Migration, opts: &UpOptions,
         };
         q(format!("{}_log", cfg.history.table))
     };
-    let find = Dialect::bind(
+    let find = ToolSql::bind(
         LOG_FIND
             .lines()
             .skip_while(|l| l.starts_with("--"))
@@ -156,7 +156,7 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &Migration, opts: &UpOptions,
         }
         if let Some((name, schema)) = sql::concurrent_index(s) {
             // A build of this fix that failed before left an INVALID index.
-            let found = b.query(&Dialect::invalid_index(&name, schema.as_deref())).await?;
+            let found = b.query(&ToolSql::invalid_index(&name, schema.as_deref())).await?;
             if let Some(qualified) = found.first().and_then(|r| r.first().cloned().flatten()) {
                 b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
                     .await

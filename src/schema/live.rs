@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::backend::Backend;
 use crate::config::{BackendKind, Config};
-use crate::dialect::{quote, Dialect, Value};
+use crate::dialect::{quote, ToolSql, Value};
 use crate::error::{Error, ExistingObject, Result};
 use crate::lint::ast;
 use crate::lint::live::{Live, Size, Thresholds};
@@ -232,7 +232,7 @@ fn sql(sizes: Sizes, keys: &[String], kinds: &[String], names: &[String]) -> Str
         Sizes::CoordinatorOnly => (citus(2), citus(3)),
         Sizes::Local => ("pg_relation_size(l.oid)".to_string(), "pg_total_relation_size(l.oid)".to_string()),
     };
-    Dialect::bind(
+    ToolSql::bind(
         &body.replace("{heap}", &heap).replace("{total}", &total),
         &[
             Value::TextArray(keys.to_vec()),

@@ -25,7 +25,7 @@ use super::memory::{self, Hnsw, Ivfflat, VectorType};
 use super::statement::{self, CreateIndex, IndexBuild, Method};
 use crate::backend::Backend;
 use crate::config::Config;
-use crate::dialect::Dialect;
+use crate::dialect::ToolSql;
 use crate::error::Result;
 use crate::migration::Migration;
 use crate::value::show_kb;
@@ -221,7 +221,7 @@ pub async fn read(b: &mut dyn Backend, cfg: &Config, m: &Migration, from: usize)
         let Some(IndexBuild::Create(c)) = s.node.as_ref().and_then(statement::index_build) else {
             continue;
         };
-        let rows = b.query(&Dialect::index_build_plan(&c.table, c.column.as_deref())).await?;
+        let rows = b.query(&ToolSql::index_build_plan(&c.table, c.column.as_deref())).await?;
         let Some(facts) = rows.first().and_then(|r| TableFacts::from_row(r)) else {
             continue;
         };

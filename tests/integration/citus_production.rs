@@ -296,7 +296,7 @@ fn live_schema_based_sharding_keeps_chatmigrate_tables_local() {
         schema: Some("cmt_hist".into()),
         table: "chatmigrate_history".into(),
     };
-    let dialect = chatmigrate::__private::dialect::Dialect::postgres(&history, "x");
+    let dialect = chatmigrate::__private::dialect::ToolSql::new(&history, "x");
     for sql in dialect.create_history() {
         query_url(&url, &sql);
     }

@@ -252,7 +252,7 @@ fn a_live_session_holding_the_advisory_lock_is_never_taken_over() {
     let (both, db, dir) = (Both::start(Options::default()), Db::new(), Dir::new());
     dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
     both.config(&db.name, &db.url, &[]);
-    let key = chatmigrate::__private::dialect::Dialect::postgres(
+    let key = chatmigrate::__private::dialect::ToolSql::new(
         &chatmigrate::__private::config::HistoryTable {
             schema: None,
             table: "chatmigrate_history".into(),

@@ -108,7 +108,7 @@ fn a_waiting_runner_does_not_block_a_concurrently_build() {
 fn lock_wait_timeout_names_the_holder() {
     let (db, dir) = (Db::new(), Dir::new());
     dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
-    let key = chatmigrate::__private::dialect::Dialect::postgres(
+    let key = chatmigrate::__private::dialect::ToolSql::new(
         &chatmigrate::__private::config::HistoryTable {
             schema: None,
             table: "chatmigrate_history".into(),
