@@ -19,7 +19,7 @@ use crate::render::{Outcome, SchemaOutcome};
 use crate::runner;
 use crate::schema::{diff, fix, introspect, objects, scratch};
 
-pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &AdoptArgs) -> Result<Outcome> {
     let mut cfg = ctx.cfg.clone();
     if let Some(u) = &args.dev_url {
         cfg.dev_url = Some(Secret::new(u.clone()));

@@ -21,7 +21,7 @@ fn row(m: &Migration, backend: &str) -> Row {
     Row::new(m, backend, Status::Applied, m.statements.len(), false)
 }
 
-pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &BaselineArgs) -> Result<Outcome> {
     let mut local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
     for m in local.iter_mut() {
         m.prepare()?;

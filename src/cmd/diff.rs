@@ -15,7 +15,7 @@ use crate::plan::{self, State};
 use crate::render::{Outcome, SchemaOutcome};
 use crate::schema::{diff, introspect, scratch};
 
-pub async fn run(ctx: &super::Ctx, args: &DiffArgs) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &DiffArgs) -> Result<Outcome> {
     let mut cfg = ctx.cfg.clone();
     if let Some(u) = &args.dev_url {
         cfg.dev_url = Some(Secret::new(u.clone()));

@@ -14,7 +14,7 @@ use crate::migration::{self, Migration, Source};
 use crate::render::Outcome;
 use crate::{lint, plan, runner};
 
-pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &LintArgs) -> Result<Outcome> {
     let mut live = None;
     let (mut set, targets) = if args.pending {
         let st = runner::load_state(&ctx.cfg).await?;

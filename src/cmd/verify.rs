@@ -11,7 +11,7 @@ use crate::plan::{self, State};
 use crate::render::{Outcome, VerifyOutcome};
 use crate::{lint, migration, runner};
 
-pub async fn run(ctx: &super::Ctx) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
     let mut local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
     // A file that does not parse is reported after the drift.
     let mut unreadable = None;

@@ -150,7 +150,7 @@ pub async fn run(g: &Global, inv: &Invocation, deadline: Deadline) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e),
     };
-    let ctx = super::super::Ctx { cfg, style: JSON };
+    let ctx = super::super::Setup { cfg, style: JSON };
     let outcome = match &inv.command {
         Command::Up { target, dry_run } => return up(&ctx.cfg, *target, *dry_run, deadline, &last_wait).await,
         Command::Status { exit_code } => super::super::status::run(&ctx, &StatusArgs { exit_code: *exit_code }).await,
