@@ -10,7 +10,7 @@ use crate::migration::Migration;
 
 /// What to do with the local migrations.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub struct PlanOptions {
     /// Apply nothing above this version.
     pub target: Option<i64>,
     /// Apply files whose version is below the highest applied one.
@@ -34,7 +34,7 @@ pub struct Plan {
 }
 
 /// Checks the applied history against the files and lists what to run.
-pub fn plan(local: &[Migration], applied: &[Row], opts: &Options) -> Result<Plan, Error> {
+pub fn plan(local: &[Migration], applied: &[Row], opts: &PlanOptions) -> Result<Plan, Error> {
     let by_version: BTreeMap<i64, usize> = local.iter().enumerate().map(|(i, m)| (m.version, i)).collect();
     let rows: BTreeMap<i64, &Row> = applied.iter().map(|r| (r.version, r)).collect();
 
@@ -267,12 +267,12 @@ mod tests {
     fn pending_in_order() {
         let local = vec![mig(1, "select 1;"), mig(2, "select 2;"), mig(3, "select 3;")];
         let applied = vec![row(&local[0], Status::Applied, 1)];
-        let p = plan(&local, &applied, &Options::default()).unwrap();
+        let p = plan(&local, &applied, &PlanOptions::default()).unwrap();
         assert_eq!(p.steps.iter().map(|s| s.index).collect::<Vec<_>>(), vec![1, 2]);
         let p = plan(
             &local,
             &applied,
-            &Options {
+            &PlanOptions {
                 target: Some(2),
                 ..Default::default()
             },
@@ -282,7 +282,7 @@ mod tests {
         let e = plan(
             &local,
             &applied,
-            &Options {
+            &PlanOptions {
                 target: Some(9),
                 ..Default::default()
             },
@@ -296,16 +296,16 @@ mod tests {
         let local = vec![mig(1, "select 1;"), mig(2, "select 2;")];
         let mut r = row(&local[0], Status::Applied, 1);
         r.checksum = "sha256:00".into();
-        let e = plan(&local, &[r], &Options::default()).unwrap_err();
+        let e = plan(&local, &[r], &PlanOptions::default()).unwrap_err();
         assert!(matches!(e, Error::ChecksumDrift { version: 1, .. }));
 
         let gone = row(&mig(7, "select 7;"), Status::Applied, 1);
-        let e = plan(&local, &[gone], &Options::default()).unwrap_err();
+        let e = plan(&local, &[gone], &PlanOptions::default()).unwrap_err();
         assert_eq!(e.to_string(), "version 7 (m7) is applied in the database but has no migration file");
 
         let local = vec![mig(1, "select 1;"), mig(2, "select 2;"), mig(3, "select 3;")];
         let applied = vec![row(&local[0], Status::Applied, 1), row(&local[2], Status::Applied, 1)];
-        let e = plan(&local, &applied, &Options::default()).unwrap_err();
+        let e = plan(&local, &applied, &PlanOptions::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "V2__m2.sql: version 2 is below the highest applied version 3 (out of order)"
@@ -313,7 +313,7 @@ mod tests {
         let p = plan(
             &local,
             &applied,
-            &Options {
+            &PlanOptions {
                 allow_out_of_order: true,
                 ..Default::default()
             },
@@ -334,7 +334,7 @@ mod tests {
         let local = vec![mig(1, "select 1;")];
         let mut r = row(&local[0], Status::Applied, 1);
         r.name = "old_name".into();
-        let e = plan(&local, &[r.clone()], &Options::default()).unwrap_err();
+        let e = plan(&local, &[r.clone()], &PlanOptions::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "V1__m1.sql: version 1 was applied as `old_name` but the file is now named `m1`"
@@ -355,7 +355,7 @@ mod tests {
         let local = vec![mig(1, "-- chatmigrate:no-transaction\nselect 1;\nselect 2;")];
         let mut r = row(&local[0], Status::Partial, 1);
         r.checksum = "sha256:old".into();
-        let p = plan(&local, &[r.clone()], &Options::default()).unwrap();
+        let p = plan(&local, &[r.clone()], &PlanOptions::default()).unwrap();
         assert_eq!(
             p.steps,
             vec![Step {

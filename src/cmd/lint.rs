@@ -18,7 +18,7 @@ pub async fn run(ctx: &super::Setup, args: &LintArgs) -> Result<Outcome> {
     let mut live = None;
     let (mut set, targets) = if args.pending {
         let st = runner::load_state(&ctx.cfg).await?;
-        let opts = plan::Options {
+        let opts = plan::PlanOptions {
             target: None,
             allow_out_of_order: ctx.cfg.allow_out_of_order,
         };

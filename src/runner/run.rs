@@ -176,8 +176,8 @@ pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOption
     }
 }
 
-pub(crate) fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::Options {
-    plan::Options {
+pub(crate) fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::PlanOptions {
+    plan::PlanOptions {
         target: opts.target,
         allow_out_of_order: cfg.allow_out_of_order,
     }
