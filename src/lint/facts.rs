@@ -91,7 +91,7 @@ pub enum Group {
 
 /// A table's state at one point of the set.
 #[derive(Debug, Clone, Default)]
-pub struct State {
+pub struct TableAt {
     pub exists: bool,
     /// Where the table was created (`None`: before the set, or unknown).
     pub created: Option<Pos>,
@@ -109,7 +109,7 @@ pub enum CitusEvent {
     Reference,
 }
 
-impl State {
+impl TableAt {
     pub fn column(&self, name: &str) -> Option<&Type> {
         self.columns.get(name)
     }
@@ -319,27 +319,27 @@ impl<'a> Facts<'a> {
     }
 
     /// The state of `table` just before the statement at `pos`.
-    pub fn state(&self, table: &str, pos: Pos) -> State {
+    pub fn state(&self, table: &str, pos: Pos) -> TableAt {
         self.state_depth(table, pos, 0)
     }
 
-    fn state_depth(&self, table: &str, pos: Pos, depth: usize) -> State {
-        let mut s = State::default();
+    fn state_depth(&self, table: &str, pos: Pos, depth: usize) -> TableAt {
+        let mut s = TableAt::default();
         let Some(events) = self.tables.get(table) else { return s };
         for (p, e) in events.iter().take_while(|(p, _)| *p < pos) {
             match e {
                 Event::Created => {
-                    s = State {
+                    s = TableAt {
                         exists: true,
                         created: Some(*p),
-                        ..State::default()
+                        ..TableAt::default()
                     }
                 }
                 Event::RenamedFrom(old) if depth < 8 => {
                     s = self.state_depth(old, *p, depth + 1);
                 }
                 Event::RenamedFrom(_) => {}
-                Event::Dropped => s = State::default(),
+                Event::Dropped => s = TableAt::default(),
                 Event::Column(name, ty) => {
                     s.columns.insert(name.clone(), ty.clone());
                 }
