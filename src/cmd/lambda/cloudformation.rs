@@ -33,7 +33,7 @@ use serde_json::{json, Map, Value};
 
 use super::deadline::Deadline;
 use super::http;
-use super::invoke::{self, Outcome};
+use super::invoke::{self, InvocationOutcome};
 use super::request::{Command, Invocation};
 use crate::cli::Global;
 use crate::value::{self, Origin};
@@ -185,7 +185,7 @@ async fn answer(g: &Global, e: &ResourceEvent, provider: bool, deadline: Deadlin
     };
     let can_wait = provider && (flag("AsyncCompletion")? || e.is_complete.is_some());
     match invoke::run(g, &inv, deadline).await {
-        Outcome::Done { up, .. } => {
+        InvocationOutcome::Done { up, .. } => {
             let report = up.unwrap_or_default();
             let versions: Vec<String> = report.applied.iter().map(|a| a.version.to_string()).collect();
             let mut data = Map::new();
@@ -199,11 +199,11 @@ async fn answer(g: &Global, e: &ResourceEvent, provider: bool, deadline: Deadlin
             };
             Ok(Response::success(e, id, reason, data))
         }
-        Outcome::Incomplete(i) if can_wait => {
+        InvocationOutcome::Incomplete(i) if can_wait => {
             eprintln!("chatmigrate: {}", i.json());
             Ok(Response::incomplete(e, id))
         }
-        Outcome::Incomplete(i) => {
+        InvocationOutcome::Incomplete(i) => {
             eprintln!("chatmigrate: {}", i.json());
             let wait = if provider {
                 "give the Provider an isCompleteHandler (this function) and the property AsyncCompletion: \"true\" (docs/deploy.md)"
@@ -212,7 +212,7 @@ async fn answer(g: &Global, e: &ResourceEvent, provider: bool, deadline: Deadlin
             };
             Err(diagnostic("incomplete", format!("{}\nhint: {wait}", i.message())))
         }
-        Outcome::Failed(err) => {
+        InvocationOutcome::Failed(err) => {
             eprintln!(
                 "chatmigrate: {}",
                 json!({"ok": false, "error": {"kind": err.kind(), "message": err.to_string(), "hint": err.hint()}})
