@@ -213,7 +213,12 @@ pub mod __private {
         pub use crate::lint::RULES;
     }
     pub mod migration {
-        pub use crate::migration::{checksum, embedded_citus_files, embedded_files, short_checksum};
+        pub use crate::migration::{checksum, embedded_citus_files, embedded_files, short_checksum, SplitMigration};
+
+        /// [`crate::Migration`] split into its statements.
+        pub fn split(m: &crate::Migration) -> crate::Result<SplitMigration> {
+            m.split()
+        }
     }
     pub mod render {
         pub use crate::render::{error, error_json, note, outcome, Outcome, Stdout, Style, UpOutcome};

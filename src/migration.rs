@@ -68,7 +68,9 @@ pub struct Ignore {
     pub statement: Option<usize>,
 }
 
-/// One migration file, parsed and split.
+/// One migration file as read: its name, text, checksum and directives.
+/// The statements come later, when the file is to run, be linted or be
+/// shown: a [`SplitMigration`] (so a no-op `up` parses nothing).
 #[derive(Debug, Clone)]
 pub struct Migration {
     /// The `{version}` of `V{version}__{name}.sql`.
@@ -83,22 +85,40 @@ pub struct Migration {
     pub checksum: String,
     /// What its leading comments ask for.
     pub directives: Directives,
-    /// Filled by [`Migration::prepare`].
+}
+
+/// A migration split into its statements by libpg_query: what runs, is
+/// linted and is shown. Made by [`Migration::split`]; reads as its
+/// [`Migration`] too (`Deref`).
+#[derive(Debug, Clone)]
+pub struct SplitMigration {
+    file: Migration,
+    /// At least one.
     pub(crate) statements: Vec<Statement>,
     /// `-- chatmigrate:ignore` comments directly above a statement (not at
-    /// the top of the file); filled by [`Migration::prepare`].
+    /// the top of the file).
     pub(crate) statement_ignores: Vec<Ignore>,
-    prepared: bool,
     lines: std::sync::OnceLock<sql::LineIndex>,
 }
 
-impl Migration {
-    /// In one transaction, or statement by statement (`no-transaction`).
-    pub fn tx_mode(&self) -> TxMode {
-        if self.directives.no_transaction {
-            TxMode::NoTransaction
-        } else {
-            TxMode::Transaction
+impl std::ops::Deref for SplitMigration {
+    type Target = Migration;
+
+    fn deref(&self) -> &Migration {
+        &self.file
+    }
+}
+
+impl SplitMigration {
+    /// A file of the set that does not parse, as the context of other
+    /// files (the lint's facts): no statements, so it gives no facts.
+    /// Never one that runs: its error is [`Migration::split`]'s.
+    pub(crate) fn unparsed(m: &Migration) -> SplitMigration {
+        SplitMigration {
+            file: m.clone(),
+            statements: Vec::new(),
+            statement_ignores: Vec::new(),
+            lines: std::sync::OnceLock::new(),
         }
     }
 
@@ -114,6 +134,39 @@ impl Migration {
     /// above statements.
     pub(crate) fn ignores(&self) -> impl Iterator<Item = &Ignore> {
         self.directives.ignores.iter().chain(&self.statement_ignores)
+    }
+}
+
+/// Every file of `set` split, in order; the first that does not split is
+/// the error.
+pub(crate) fn split_all(set: &[Migration]) -> Result<Vec<SplitMigration>> {
+    set.iter().map(Migration::split).collect()
+}
+
+/// The files of `set` at `targets` split (the first of them, in that
+/// order, that does not split is the error), with the others for their
+/// context: one of those that does not parse has no statements
+/// ([`SplitMigration::unparsed`]).
+pub(crate) fn split_set(set: &[Migration], targets: impl IntoIterator<Item = usize>) -> Result<Vec<SplitMigration>> {
+    let mut split: Vec<Result<SplitMigration>> = set.iter().map(Migration::split).collect();
+    if let Some(i) = targets.into_iter().find(|&i| split[i].is_err()) {
+        return Err(split.swap_remove(i).unwrap_err());
+    }
+    Ok(split
+        .into_iter()
+        .zip(set)
+        .map(|(r, m)| r.unwrap_or_else(|_| SplitMigration::unparsed(m)))
+        .collect())
+}
+
+impl Migration {
+    /// In one transaction, or statement by statement (`no-transaction`).
+    pub fn tx_mode(&self) -> TxMode {
+        if self.directives.no_transaction {
+            TxMode::NoTransaction
+        } else {
+            TxMode::Transaction
+        }
     }
 
     /// Reads one file: name, text, checksum and directives. Statements are
@@ -144,24 +197,16 @@ impl Migration {
             sql: text,
             checksum,
             directives,
-            statements: Vec::new(),
-            statement_ignores: Vec::new(),
-            prepared: false,
-            lines: std::sync::OnceLock::new(),
         })
     }
 
-    /// Splits the file into statements (once). Only migrations that will be
-    /// run, linted or shown need this, so a no-op `up` parses nothing.
-    pub(crate) fn prepare(&mut self) -> Result<()> {
-        if self.prepared {
-            return Ok(());
-        }
-        let path = self.path.clone();
-        catch_panic(|| format!("splitting {path}"), || self.prepare_inner())
+    /// Splits the file into statements: a syntax error, a file with no
+    /// statement or a directive out of place is an error naming its line.
+    pub(crate) fn split(&self) -> Result<SplitMigration> {
+        catch_panic(|| format!("splitting {}", self.path), || self.split_inner())
     }
 
-    fn prepare_inner(&mut self) -> Result<()> {
+    fn split_inner(&self) -> Result<SplitMigration> {
         let statements = sql::split(&self.path, &self.sql)?;
         if statements.is_empty() {
             return Err(Error::EmptyMigration { path: self.path.clone() });
@@ -199,10 +244,12 @@ impl Migration {
                 message: format!("`{word}` comes after the last statement, where it applies to nothing: move it to the top of the file (or, for ignore, above its statement)"),
             });
         }
-        self.statement_ignores = ignores;
-        self.statements = statements;
-        self.prepared = true;
-        Ok(())
+        Ok(SplitMigration {
+            file: self.clone(),
+            statements,
+            statement_ignores: ignores,
+            lines: std::sync::OnceLock::new(),
+        })
     }
 }
 
@@ -973,8 +1020,10 @@ mod tests {
     #[test]
     fn ignores_at_the_top_and_above_statements() {
         let text = "-- chatmigrate:ignore a, b -- legacy table\nSELECT 1;\n-- why:\n-- chatmigrate:ignore c -- empty table\nSELECT 2;\n";
-        let mut m = Migration::parse("V1__x.sql", "V1__x.sql", text.as_bytes()).unwrap();
-        m.prepare().unwrap();
+        let m = Migration::parse("V1__x.sql", "V1__x.sql", text.as_bytes())
+            .unwrap()
+            .split()
+            .unwrap();
         assert_eq!(m.directives.ignores[0].rules, vec!["a", "b"]);
         assert_eq!(m.directives.ignores[0].reason, "legacy table");
         assert_eq!(m.statement_ignores.len(), 1);
@@ -998,7 +1047,7 @@ mod tests {
             ),
         ] {
             let e = Migration::parse("V1__x.sql", "f", text.as_bytes())
-                .and_then(|mut m| m.prepare())
+                .and_then(|m| m.split())
                 .unwrap_err();
             assert_eq!(e.to_string(), want);
         }
@@ -1058,7 +1107,7 @@ mod tests {
                 arg in prop_oneof!["[-0-9. ]{0,24}(ms|s|min|h|d|off)?", "\\PC{0,20}", Just(String::new())],
             ) {
                 let text = format!("{blank}-- chatmigrate:{word} {arg}\nSELECT 1;\n");
-                match Migration::parse("V1__x.sql", "dir/V1__x.sql", text.as_bytes()).and_then(|mut m| m.prepare().map(|_| m)) {
+                match Migration::parse("V1__x.sql", "dir/V1__x.sql", text.as_bytes()).and_then(|m| m.split()) {
                     Ok(m) => {
                         for d in [m.directives.lock_timeout, m.directives.statement_timeout].into_iter().flatten() {
                             prop_assert!(d <= Duration::from_secs(24 * 3600));
@@ -1076,7 +1125,7 @@ mod tests {
             /// Any bytes as a file: a migration, or an error naming the file.
             #[test]
             fn any_bytes_load_or_name_the_file(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
-                let r = Migration::parse("V7__x.sql", "dir/V7__x.sql", &bytes).and_then(|mut m| m.prepare().map(|_| m));
+                let r = Migration::parse("V7__x.sql", "dir/V7__x.sql", &bytes).and_then(|m| m.split());
                 if let Err(e) = r {
                     prop_assert!(e.to_string().starts_with("dir/V7__x.sql"), "{}", e);
                 }
@@ -1086,7 +1135,7 @@ mod tests {
             /// in the text, or an error at a position inside the file.
             #[test]
             fn sql_text_splits_or_fails_at_a_position(text in "([a-zA-Z_0-9 ,;()'\"$*=.\n-]|/\\*|\\*/|--|\\$\\$|E'|::){0,60}") {
-                match Migration::parse("V7__x.sql", "f.sql", text.as_bytes()).and_then(|mut m| m.prepare().map(|_| m)) {
+                match Migration::parse("V7__x.sql", "f.sql", text.as_bytes()).and_then(|m| m.split()) {
                     Ok(m) => {
                         prop_assert!(!m.statements.is_empty());
                         for s in &m.statements {
@@ -1111,8 +1160,7 @@ mod tests {
         assert_eq!(citus_only.len(), embedded_citus_files().len());
         assert_eq!(citus.len(), portable.len() + citus_only.len());
         for m in citus {
-            let mut m = m.clone();
-            m.prepare().unwrap();
+            m.split().unwrap();
         }
     }
 }

@@ -18,7 +18,7 @@ use pg_query::protobuf::{AlterTableType as At, ConstrType, ObjectType};
 use pg_query::NodeEnum;
 
 use super::ast::{self, Type};
-use crate::migration::Migration;
+use crate::migration::SplitMigration;
 
 /// A statement's place in the set: migration (index in set order), statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -118,7 +118,7 @@ impl TableAt {
 /// The facts of one migration set.
 #[derive(Debug, Default)]
 pub struct Facts<'a> {
-    set: &'a [Migration],
+    set: &'a [SplitMigration],
     tables: HashMap<String, Vec<(Pos, Fact)>>,
     /// Index name → table key.
     indexes: HashMap<String, String>,
@@ -132,7 +132,7 @@ pub struct Facts<'a> {
 impl<'a> Facts<'a> {
     /// Reads every statement of `set` (migrations that did not parse are
     /// skipped: they have no statements).
-    pub fn build(set: &'a [Migration]) -> Facts<'a> {
+    pub fn build(set: &'a [SplitMigration]) -> Facts<'a> {
         let mut f = Facts { set, ..Facts::default() };
         for (mi, m) in set.iter().enumerate() {
             for (si, s) in m.statements.iter().enumerate() {
@@ -711,15 +711,16 @@ pub fn citus_calls(node: &NodeEnum) -> Vec<CitusCall> {
 mod tests {
     use super::*;
 
-    fn set(files: &[&str]) -> Vec<Migration> {
+    fn set(files: &[&str]) -> Vec<SplitMigration> {
         files
             .iter()
             .enumerate()
             .map(|(i, sql)| {
                 let name = format!("V{}__m.sql", i + 1);
-                let mut m = Migration::parse(&name, &name, sql.as_bytes()).unwrap();
-                m.prepare().unwrap();
-                m
+                crate::migration::Migration::parse(&name, &name, sql.as_bytes())
+                    .unwrap()
+                    .split()
+                    .unwrap()
             })
             .collect()
     }

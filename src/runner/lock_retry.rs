@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::dialect::ToolSql;
 use crate::error::{Error, Result};
 use crate::history::Row;
-use crate::migration::Migration;
+use crate::migration::SplitMigration;
 use crate::retry::{self, Backoff};
 use crate::sql;
 
@@ -29,7 +29,7 @@ use super::Event;
 pub(crate) async fn transaction(
     b: &mut dyn Backend,
     cfg: &Config,
-    m: &Migration,
+    m: &SplitMigration,
     settings: &[String],
     statements: &[String],
     row: &Row,
@@ -143,7 +143,7 @@ pub(crate) async fn transaction(
 
 /// `; blocking: pid P (app, addr) holds MODE on TABLE: QUERY; ...` for the
 /// sessions holding locks on `m`'s tables, or nothing when none is found.
-async fn blockers(b: &mut dyn Backend, m: &Migration) -> String {
+async fn blockers(b: &mut dyn Backend, m: &SplitMigration) -> String {
     let rows = b.query(&ToolSql::lock_blockers(&sql::tables(&m.sql))).await.unwrap_or_default();
     let blockers: Vec<String> = rows
         .iter()

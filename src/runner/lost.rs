@@ -20,7 +20,7 @@ use crate::backend::{Backend, ExecError};
 use crate::dialect::ToolSql;
 use crate::error::{DbError, Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::Migration;
+use crate::migration::SplitMigration;
 use crate::retry::Backoff;
 use crate::sql;
 
@@ -72,7 +72,7 @@ pub(crate) fn abandoned_check(statement: &str) -> String {
 /// the outcome from the catalog; never send the statement again.
 pub(crate) async fn await_statement(
     b: &mut dyn Backend,
-    m: &Migration,
+    m: &SplitMigration,
     i: usize,
     pid: i64,
     started: Instant,
@@ -113,7 +113,7 @@ pub(crate) async fn still_running_elsewhere(b: &mut dyn Backend, statement: &str
 /// The answer to a statement outside a transaction never came (Data API
 /// 500/504, a hung response): if the transport's statements can outlive
 /// the call, read the outcome from the catalog instead of re-sending.
-pub(crate) async fn resolve_lost_statement(b: &mut dyn Backend, m: &Migration, i: usize, message: String) -> Result<(), ExecError> {
+pub(crate) async fn resolve_lost_statement(b: &mut dyn Backend, m: &SplitMigration, i: usize, message: String) -> Result<(), ExecError> {
     if b.capabilities().statements_die_with_connection {
         return Err(ExecError::Lost { message });
     }
@@ -124,7 +124,7 @@ pub(crate) async fn resolve_lost_statement(b: &mut dyn Backend, m: &Migration, i
 /// without an answer: a CONCURRENTLY index is valid (done), invalid (failed:
 /// dropped and rebuilt on the next run) or absent; anything else cannot be
 /// checked and is reported as unknown.
-pub(crate) async fn statement_outcome(b: &mut dyn Backend, m: &Migration, i: usize, why: &str) -> Result<(), ExecError> {
+pub(crate) async fn statement_outcome(b: &mut dyn Backend, m: &SplitMigration, i: usize, why: &str) -> Result<(), ExecError> {
     let s = &m.statements[i];
     let unknown = |detail: &str| {
         ExecError::transport(Error::OutcomeUnknown {

@@ -305,6 +305,7 @@ fn live_schema_based_sharding_keeps_chatmigrate_tables_local() {
         "schema"
     );
     let file = chatmigrate::Migration::parse("V1__a.sql", "V1__a.sql", b"SELECT 1;").unwrap();
+    let file = chatmigrate::__private::migration::split(&file).unwrap();
     let mut row = chatmigrate::__private::history::Row::new(&file, "citus", chatmigrate::__private::history::Status::Partial, 0, false);
     for (done, status) in [
         (0, chatmigrate::__private::history::Status::Partial),
