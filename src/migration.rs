@@ -69,8 +69,8 @@ pub struct Ignore {
 }
 
 /// One migration file as read: its name, text, checksum and directives.
-/// The statements come later, when the file is to run, be linted or be
-/// shown: a [`SplitMigration`] (so a no-op `up` parses nothing).
+/// The statements come later, inside the crate, when the file is to run,
+/// be linted or be shown (so a no-op `up` parses nothing).
 #[derive(Debug, Clone)]
 pub struct Migration {
     /// The `{version}` of `V{version}__{name}.sql`.
@@ -88,7 +88,7 @@ pub struct Migration {
 }
 
 /// A migration split into its statements by libpg_query: what runs, is
-/// linted and is shown. Made by [`Migration::split`]; reads as its
+/// linted and is shown. Made by `Migration::split`; reads as its
 /// [`Migration`] too (`Deref`).
 #[derive(Debug, Clone)]
 pub struct SplitMigration {
