@@ -343,64 +343,68 @@ pub struct HistoryTable {
     pub table: String,
 }
 
-/// Everything a run needs, resolved.
+/// Everything a run needs, resolved: the target, the migrations, the
+/// history table and every setting of `docs/config.reference.toml`. Made by
+/// [`Config::from_url`] (defaults) or [`Config::load`] (the file, the
+/// environment variables and [`Overrides`], as the CLI does); the builder
+/// methods of [`Migrator`](crate::Migrator) change what it runs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub env_name: Option<String>,
+    pub(crate) env_name: Option<String>,
     /// The file that was read, if any.
-    pub file: Option<PathBuf>,
-    pub backend: BackendKind,
-    pub pg: PgTarget,
-    pub source: Source,
-    pub history: HistoryTable,
-    pub lock_wait: Duration,
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) backend: BackendKind,
+    pub(crate) pg: PgTarget,
+    pub(crate) source: Source,
+    pub(crate) history: HistoryTable,
+    pub(crate) lock_wait: Duration,
     /// `SET LOCAL lock_timeout` for transactional migrations; `None` = server default.
-    pub lock_timeout: Option<Duration>,
+    pub(crate) lock_timeout: Option<Duration>,
     /// `SET LOCAL statement_timeout`; `None` = off.
-    pub statement_timeout: Option<Duration>,
+    pub(crate) statement_timeout: Option<Duration>,
     /// Retries of a transactional migration that failed on lock_timeout (55P03).
-    pub lock_retries: u32,
-    pub create_database: bool,
-    pub maintenance_db: String,
+    pub(crate) lock_retries: u32,
+    pub(crate) create_database: bool,
+    pub(crate) maintenance_db: String,
     /// Commit all but the last migration of a run with
     /// `synchronous_commit = off` (the last one flushes them all).
-    pub group_commit: bool,
-    pub allow_out_of_order: bool,
-    pub aws: Aws,
+    pub(crate) group_commit: bool,
+    pub(crate) allow_out_of_order: bool,
+    pub(crate) aws: Aws,
     /// How long to keep retrying while the database resumes (Aurora
     /// auto-pause) or refuses connections transiently.
-    pub resume_timeout: Duration,
+    pub(crate) resume_timeout: Duration,
     /// How long a refused connection is retried before this run has reached
     /// the server (nothing may be listening there at all); a reconnect is
     /// retried within `resume_timeout` (a rebooting writer).
-    pub refused_timeout: Duration,
+    pub(crate) refused_timeout: Duration,
     /// Where "waiting for Aurora to resume: 14 s" lines go.
-    pub progress: crate::retry::Progress,
+    pub(crate) progress: crate::retry::Progress,
     /// The `citus` backend's settings.
-    pub citus: Citus,
+    pub(crate) citus: Citus,
     /// Lint rules turned on outside their backend (`lint_include`).
-    pub lint_include: Vec<String>,
+    pub(crate) lint_include: Vec<String>,
     /// Lint rules turned off (`lint_exclude`; never the non-ignorable ones).
-    pub lint_exclude: Vec<String>,
+    pub(crate) lint_exclude: Vec<String>,
     /// The gate: above this many estimated rows (`lint_large_table_rows`)
     /// or MB (`lint_large_table_mb`), a lock held on a table hurts.
-    pub large_table_rows: i64,
-    pub large_table_mb: i64,
+    pub(crate) large_table_rows: i64,
+    pub(crate) large_table_mb: i64,
     /// `index_build_memory`: the cap, in kB, of the `maintenance_work_mem`
     /// chatmigrate sets for a vector index build (`None`: `auto`, i.e.
-    /// [`crate::vector_index::AUTO_CAP_KB`]).
-    pub index_build_memory_kb: Option<u64>,
+    /// [`crate::vector_index::plan::AUTO_CAP_KB`]).
+    pub(crate) index_build_memory_kb: Option<u64>,
     /// `index_build_workers`: `max_parallel_maintenance_workers` for a
     /// vector index build (`None`: the server's).
-    pub index_build_workers: Option<u32>,
+    pub(crate) index_build_workers: Option<u32>,
     /// `dev_url` / `--dev-url`: the scratch database of `adopt` and `diff`
     /// (`None`: a temporary database on the same server). May hold a password.
-    pub dev_url: Option<Secret>,
+    pub(crate) dev_url: Option<Secret>,
     /// The environment's `password_env` names a variable that is not set, and
     /// nothing else gives a password: connecting fails before it starts.
-    pub password_env_unset: Option<UnsetPasswordEnv>,
+    pub(crate) password_env_unset: Option<UnsetPasswordEnv>,
     /// Whether `database create|drop|reset` may act on the target.
-    pub dev: DevMark,
+    pub(crate) dev: DevMark,
 }
 
 /// Whether the target is a development database, which `database
@@ -431,20 +435,31 @@ pub struct UnsetPasswordEnv {
     pub hint: Option<String>,
 }
 
-/// What the command line (or a library caller) overrides.
+/// What the command line (or a library caller) overrides: the input of
+/// [`Config::load`]. Each field is the flag of the same name.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// `--config`: the file to read (default `chatmigrate.toml`, when it exists).
     pub config_path: Option<PathBuf>,
+    /// `--env`: the `[environments.NAME]` to use.
     pub env: Option<String>,
+    /// `--database-url`: the whole target, replacing the environment's.
     pub database_url: Option<String>,
+    /// `--migrations`: directories that replace the environment's.
     pub migrations: Vec<PathBuf>,
+    /// `--lock-wait`: how long to wait for the migration lock.
     pub lock_wait: Option<Duration>,
+    /// `--create-database`.
     pub create_database: bool,
+    /// `--allow-out-of-order`.
     pub allow_out_of_order: bool,
 }
 
-/// The process environment, injectable for tests.
+/// The process environment as [`Config::load`] reads it (`DATABASE_URL`,
+/// `PG*`, `CHATMIGRATE_*`, the variables `password_env` names), injectable
+/// for tests; [`ProcessEnv`] is the real one.
 pub trait Env {
+    /// The variable's value; `None` when it is unset or empty.
     fn var(&self, key: &str) -> Option<String>;
 }
 
@@ -525,7 +540,7 @@ impl Config {
     /// The error for a connect that has no password although the
     /// environment's `password_env` was meant to give one (see
     /// [`Config::password_env_unset`]); `Ok` otherwise.
-    pub fn check_password(&self) -> Result<()> {
+    pub(crate) fn check_password(&self) -> Result<()> {
         let Some(u) = &self.password_env_unset else {
             return Ok(());
         };
@@ -749,11 +764,6 @@ fn apply_chatmigrate_env(c: &mut Config, env: &dyn Env) {
     if let Some(dirs) = env.var("CHATMIGRATE_MIGRATIONS") {
         c.source = Source::Dirs(std::env::split_paths(&dirs).filter(|p| !p.as_os_str().is_empty()).collect());
     }
-}
-
-/// Reads and strictly parses a config file.
-pub fn read_file(path: &Path) -> Result<File> {
-    parse_file(path, &read_text(path)?)
 }
 
 fn read_text(path: &Path) -> Result<String> {

@@ -22,40 +22,61 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: `migration` (files, checksums, directives), `sql` (libpg_query
-//! splitting), `plan` (pure planning), `runner` (the one run loop),
-//! `backend` (transports), `dialect` (the tool's own SQL), `lint` (rules),
-//! `config`, `render` (outcomes and errors as text or JSON), `error`.
+//! With a `chatmigrate.toml` and its environments, as the CLI reads them
+//! (flags become [`Overrides`], the process environment is [`ProcessEnv`]):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), chatmigrate::Error> {
+//! use chatmigrate::{Config, Migrator, Overrides, ProcessEnv, State};
+//!
+//! let overrides = Overrides { env: Some("prod".into()), ..Overrides::default() };
+//! let migrator = Migrator::new(Config::load(&overrides, &ProcessEnv)?);
+//! for entry in migrator.status().await? {
+//!     if entry.state != State::Applied {
+//!         println!("V{} {}: {}", entry.version, entry.name, entry.state.as_str());
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The API: [`Migrator`] (what runs), [`Config`] and [`Overrides`] (where it
+//! runs), [`EmbeddedSet`], [`CHAT_SCHEMA`] and [`embed_migrations!`] (which
+//! migrations), [`UpReport`] / [`Applied`] and [`Entry`] / [`State`] (what
+//! happened), [`Error`] (what failed: `Display` is one line, [`Error::hint`]
+//! the next step, [`Error::kind`] and [`Error::exit_code`] what the CLI
+//! prints and exits with), and [`Migration`], one file as read. Everything
+//! else is private to the crate; docs/architecture.md describes it.
 
-pub mod backend;
-pub mod classify;
-pub mod cli;
-pub mod cmd;
-pub mod config;
-pub mod database;
-pub mod dialect;
-pub mod embedded;
-pub mod error;
-pub mod history;
-pub mod lint;
-pub mod migration;
-pub mod plan;
-pub mod render;
-pub mod retry;
-pub mod runner;
-pub mod schema;
-pub mod sql;
-pub mod value;
-pub mod vector_index;
+mod backend;
+mod classify;
+mod cli;
+mod cmd;
+mod config;
+mod database;
+mod dialect;
+mod embedded;
+mod error;
+mod history;
+mod lint;
+mod migration;
+mod plan;
+mod render;
+mod retry;
+mod runner;
+mod schema;
+mod sql;
+mod value;
+mod vector_index;
 
 use std::path::PathBuf;
 
-pub use config::Config;
+pub use config::{Config, Env, Overrides, ProcessEnv};
 pub use embedded::{EmbeddedSet, CHAT_SCHEMA};
-pub use error::{Error, Result};
-pub use migration::{Migration, Source};
+pub use error::{DbError, Error, ExistingObject, Location, Result};
+use migration::Source;
+pub use migration::{Directives, Ignore, Migration, NameProblem, PathProblem, TxMode};
 pub use plan::{Entry, State};
-pub use runner::{Applied, UpReport};
+pub use runner::{Applied, UpReport, DEADLINE};
 
 /// Compiles a directory of `V{version}__{name}.sql` files (relative to the
 /// calling crate's `Cargo.toml`) into the binary as an [`EmbeddedSet`] for
@@ -136,7 +157,7 @@ impl Migrator {
     /// migration running on the server where it outlives its call (the
     /// Data API; the next `up` waits for it and never sends it again).
     /// `up` then fails with [`Error::Interrupted`] whose `signal` is
-    /// [`runner::DEADLINE`]; the next `up` goes on from there.
+    /// [`DEADLINE`]; the next `up` goes on from there.
     pub fn stop_before(mut self, at: std::time::Instant) -> Migrator {
         self.stop_before = Some(at);
         self
@@ -162,5 +183,50 @@ impl Migrator {
     pub async fn status(&self) -> Result<Vec<Entry>> {
         let st = runner::load_state(&self.config).await?;
         Ok(plan::status(&st.local, &st.applied))
+    }
+}
+
+/// Not part of the API: what the `chatmigrate` binary (`src/main.rs`, a
+/// crate of its own), the integration tests and the examples reach inside
+/// the library. No stability promise; may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub mod cli {
+        pub use crate::cli::{command, Cli};
+    }
+    pub mod cmd {
+        pub use crate::cmd::{run, style};
+    }
+    pub mod config {
+        pub use crate::config::HistoryTable;
+    }
+    pub mod dialect {
+        pub use crate::dialect::{history_values, ToolSql, Value};
+    }
+    pub mod error {
+        pub use crate::error::{internal, note_panic_location, panic_message};
+    }
+    pub mod history {
+        pub use crate::history::{Row, Status};
+    }
+    pub mod lint {
+        pub use crate::lint::RULES;
+    }
+    pub mod migration {
+        pub use crate::migration::{checksum, embedded_citus_files, embedded_files, short_checksum, SplitMigration};
+
+        /// [`crate::Migration`] split into its statements.
+        pub fn split(m: &crate::Migration) -> crate::Result<SplitMigration> {
+            m.split()
+        }
+    }
+    pub mod render {
+        pub use crate::render::{error, error_json, note, outcome, Outcome, Stdout, Style, UpOutcome};
+    }
+    pub mod runner {
+        pub use crate::runner::{dry_run_offline, UpOptions};
+    }
+    pub mod vector_index {
+        pub use crate::vector_index::memory;
     }
 }

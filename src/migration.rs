@@ -36,8 +36,11 @@ pub enum TxMode {
 /// Settings a file asks for in its leading comments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
+    /// `-- chatmigrate:no-transaction`: statement by statement, in autocommit.
     pub no_transaction: bool,
+    /// `-- chatmigrate:lock-timeout <duration>`.
     pub lock_timeout: Option<Duration>,
+    /// `-- chatmigrate:statement-timeout <duration>`.
     pub statement_timeout: Option<Duration>,
     /// Each `-- chatmigrate:ignore <rule> -- <reason>` at the top of the
     /// file (it covers every statement).
@@ -65,37 +68,62 @@ pub struct Ignore {
     pub statement: Option<usize>,
 }
 
-/// One migration file, parsed and split.
+/// One migration file as read: its name, text, checksum and directives.
+/// The statements come later, inside the crate, when the file is to run,
+/// be linted or be shown (so a no-op `up` parses nothing).
 #[derive(Debug, Clone)]
 pub struct Migration {
+    /// The `{version}` of `V{version}__{name}.sql`.
     pub version: i64,
+    /// The `{name}` of `V{version}__{name}.sql`.
     pub name: String,
     /// Where it came from: a path on disk or `embedded:<file>`.
     pub path: String,
+    /// The text (without a leading byte order mark).
     pub sql: String,
     /// `sha256:<hex>` over the normalised text.
     pub checksum: String,
+    /// What its leading comments ask for.
     pub directives: Directives,
-    /// Filled by [`Migration::prepare`].
-    pub statements: Vec<Statement>,
+}
+
+/// A migration split into its statements by libpg_query: what runs, is
+/// linted and is shown. Made by `Migration::split`; reads as its
+/// [`Migration`] too (`Deref`).
+#[derive(Debug, Clone)]
+pub struct SplitMigration {
+    file: Migration,
+    /// At least one.
+    pub(crate) statements: Vec<Statement>,
     /// `-- chatmigrate:ignore` comments directly above a statement (not at
-    /// the top of the file); filled by [`Migration::prepare`].
-    pub statement_ignores: Vec<Ignore>,
-    prepared: bool,
+    /// the top of the file).
+    pub(crate) statement_ignores: Vec<Ignore>,
     lines: std::sync::OnceLock<sql::LineIndex>,
 }
 
-impl Migration {
-    pub fn tx_mode(&self) -> TxMode {
-        if self.directives.no_transaction {
-            TxMode::NoTransaction
-        } else {
-            TxMode::Transaction
+impl std::ops::Deref for SplitMigration {
+    type Target = Migration;
+
+    fn deref(&self) -> &Migration {
+        &self.file
+    }
+}
+
+impl SplitMigration {
+    /// A file of the set that does not parse, as the context of other
+    /// files (the lint's facts): no statements, so it gives no facts.
+    /// Never one that runs: its error is [`Migration::split`]'s.
+    pub(crate) fn unparsed(m: &Migration) -> SplitMigration {
+        SplitMigration {
+            file: m.clone(),
+            statements: Vec::new(),
+            statement_ignores: Vec::new(),
+            lines: std::sync::OnceLock::new(),
         }
     }
 
     /// `file:line:col` of the statement at `index`, plus `extra` bytes into it.
-    pub fn location(&self, index: usize, extra: usize) -> Location {
+    pub(crate) fn location(&self, index: usize, extra: usize) -> Location {
         let offset = self.statements.get(index).map(|s| s.start).unwrap_or(0) + extra;
         self.lines
             .get_or_init(|| sql::LineIndex::new(&self.sql))
@@ -104,13 +132,46 @@ impl Migration {
 
     /// Every ignore comment of the file: the top-of-file ones, then those
     /// above statements.
-    pub fn ignores(&self) -> impl Iterator<Item = &Ignore> {
+    pub(crate) fn ignores(&self) -> impl Iterator<Item = &Ignore> {
         self.directives.ignores.iter().chain(&self.statement_ignores)
+    }
+}
+
+/// Every file of `set` split, in order; the first that does not split is
+/// the error.
+pub(crate) fn split_all(set: &[Migration]) -> Result<Vec<SplitMigration>> {
+    set.iter().map(Migration::split).collect()
+}
+
+/// The files of `set` at `targets` split (the first of them, in that
+/// order, that does not split is the error), with the others for their
+/// context: one of those that does not parse has no statements
+/// ([`SplitMigration::unparsed`]).
+pub(crate) fn split_set(set: &[Migration], targets: impl IntoIterator<Item = usize>) -> Result<Vec<SplitMigration>> {
+    let mut split: Vec<Result<SplitMigration>> = set.iter().map(Migration::split).collect();
+    if let Some(i) = targets.into_iter().find(|&i| split[i].is_err()) {
+        return Err(split.swap_remove(i).unwrap_err());
+    }
+    Ok(split
+        .into_iter()
+        .zip(set)
+        .map(|(r, m)| r.unwrap_or_else(|_| SplitMigration::unparsed(m)))
+        .collect())
+}
+
+impl Migration {
+    /// In one transaction, or statement by statement (`no-transaction`).
+    pub fn tx_mode(&self) -> TxMode {
+        if self.directives.no_transaction {
+            TxMode::NoTransaction
+        } else {
+            TxMode::Transaction
+        }
     }
 
     /// Reads one file: name, text, checksum and directives. Statements are
-    /// split later, by [`Migration::prepare`]. `path` is for messages;
-    /// `file_name` carries the grammar.
+    /// split later, only for the files that run, are linted or shown.
+    /// `path` is for messages; `file_name` carries the grammar.
     pub fn parse(file_name: &str, path: &str, bytes: &[u8]) -> Result<Migration> {
         let (version, name) = check_file_name(file_name, path)?;
         let sql = match std::str::from_utf8(bytes) {
@@ -136,24 +197,16 @@ impl Migration {
             sql: text,
             checksum,
             directives,
-            statements: Vec::new(),
-            statement_ignores: Vec::new(),
-            prepared: false,
-            lines: std::sync::OnceLock::new(),
         })
     }
 
-    /// Splits the file into statements (once). Only migrations that will be
-    /// run, linted or shown need this, so a no-op `up` parses nothing.
-    pub fn prepare(&mut self) -> Result<()> {
-        if self.prepared {
-            return Ok(());
-        }
-        let path = self.path.clone();
-        catch_panic(|| format!("splitting {path}"), || self.prepare_inner())
+    /// Splits the file into statements: a syntax error, a file with no
+    /// statement or a directive out of place is an error naming its line.
+    pub(crate) fn split(&self) -> Result<SplitMigration> {
+        catch_panic(|| format!("splitting {}", self.path), || self.split_inner())
     }
 
-    fn prepare_inner(&mut self) -> Result<()> {
+    fn split_inner(&self) -> Result<SplitMigration> {
         let statements = sql::split(&self.path, &self.sql)?;
         if statements.is_empty() {
             return Err(Error::EmptyMigration { path: self.path.clone() });
@@ -191,10 +244,12 @@ impl Migration {
                 message: format!("`{word}` comes after the last statement, where it applies to nothing: move it to the top of the file (or, for ignore, above its statement)"),
             });
         }
-        self.statement_ignores = ignores;
-        self.statements = statements;
-        self.prepared = true;
-        Ok(())
+        Ok(SplitMigration {
+            file: self.clone(),
+            statements,
+            statement_ignores: ignores,
+            lines: std::sync::OnceLock::new(),
+        })
     }
 }
 
@@ -204,12 +259,19 @@ impl Migration {
 pub enum NameProblem {
     /// Nothing like the grammar (`notes.txt`).
     Form,
+    /// `v1__a.sql`.
     LowercaseV,
+    /// `V1__a.txt`.
     NotSql,
+    /// `V1_a.sql`.
     OneUnderscore,
+    /// `V__a.sql`.
     NoVersion,
+    /// `V1a__b.sql`.
     VersionNotDigits,
+    /// `V1__.sql`.
     EmptyName,
+    /// `V1__a-b.sql`.
     NameChars,
 }
 
@@ -229,6 +291,7 @@ impl std::fmt::Display for NameProblem {
 }
 
 impl NameProblem {
+    /// The next step, for the `hint:` line.
     pub fn hint(&self) -> &'static str {
         "rename the file, or create one with `chatmigrate new <name>`"
     }
@@ -241,10 +304,14 @@ pub enum PathProblem {
     Directory,
     /// A FIFO, socket or device: reading it could block forever.
     Special(&'static str),
+    /// A symbolic link whose target does not exist.
     DanglingSymlink {
+        /// Where the link points.
         target: String,
     },
+    /// Larger than 32 MiB (`MAX_FILE_BYTES`).
     TooLarge {
+        /// The file's size.
         bytes: u64,
     },
 }
@@ -266,6 +333,7 @@ impl std::fmt::Display for PathProblem {
 }
 
 impl PathProblem {
+    /// The next step, for the `hint:` line.
     pub fn hint(&self) -> String {
         match self {
             PathProblem::Directory => "rename the directory so that its name does not end in .sql, or move its files up".into(),
@@ -279,14 +347,10 @@ impl PathProblem {
 }
 
 /// `V{digits}__{name}.sql` → (version, name). Names are letters, digits and
-/// underscores (the refinery grammar, so refinery projects keep their files).
-pub fn parse_file_name(file_name: &str) -> Option<(i64, String)> {
-    check_file_name(file_name, file_name).ok()
-}
-
-/// [`parse_file_name`] with the reason when it is not one: a
-/// [`Error::BadFileName`] saying what is wrong, or a [`Error::BadValue`] for
-/// a version out of range (0, or past an i64). `path` is for messages.
+/// underscores (the refinery grammar, so refinery projects keep their
+/// files). When it is not one: a [`Error::BadFileName`] saying what is
+/// wrong, or a [`Error::BadValue`] for a version out of range (0, or past an
+/// i64). `path` is for messages.
 pub fn check_file_name(file_name: &str, path: &str) -> Result<(i64, String)> {
     let bad = |problem| Error::BadFileName {
         path: path.to_string(),
@@ -362,14 +426,6 @@ pub fn checksum(text: &str) -> String {
         hex.push(HEX[usize::from(b & 15)] as char);
     }
     hex
-}
-
-/// Parses a duration as written in directives and config: `500ms`, `2s`,
-/// `10min`, `1h`, or a bare number of seconds; `None` when it is not one
-/// or is too large for a [`Duration`]. Settings check their range with
-/// [`value::duration`], which names the key and the accepted range.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    value::parse_duration(text).ok()
 }
 
 /// Reads `-- chatmigrate:<directive>` lines from the leading comment block.
@@ -807,6 +863,11 @@ fn read_regular(path: &Path, shown: &str) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// The file name grammar alone: (version, name), or `None`.
+    fn parse_file_name(file_name: &str) -> Option<(i64, String)> {
+        check_file_name(file_name, file_name).ok()
+    }
+
     #[test]
     fn checksum_drops_a_bom_and_the_cr_of_crlf_only() {
         let plain = |t: &str| {
@@ -948,15 +1009,6 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10min"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("x"), None);
-    }
-
-    #[test]
     fn directives() {
         let d = parse_directives("f", "-- chatmigrate:no-transaction\n-- chatmigrate:lock-timeout 2s\nselect 1;").unwrap();
         assert!(d.no_transaction);
@@ -968,8 +1020,10 @@ mod tests {
     #[test]
     fn ignores_at_the_top_and_above_statements() {
         let text = "-- chatmigrate:ignore a, b -- legacy table\nSELECT 1;\n-- why:\n-- chatmigrate:ignore c -- empty table\nSELECT 2;\n";
-        let mut m = Migration::parse("V1__x.sql", "V1__x.sql", text.as_bytes()).unwrap();
-        m.prepare().unwrap();
+        let m = Migration::parse("V1__x.sql", "V1__x.sql", text.as_bytes())
+            .unwrap()
+            .split()
+            .unwrap();
         assert_eq!(m.directives.ignores[0].rules, vec!["a", "b"]);
         assert_eq!(m.directives.ignores[0].reason, "legacy table");
         assert_eq!(m.statement_ignores.len(), 1);
@@ -993,7 +1047,7 @@ mod tests {
             ),
         ] {
             let e = Migration::parse("V1__x.sql", "f", text.as_bytes())
-                .and_then(|mut m| m.prepare())
+                .and_then(|m| m.split())
                 .unwrap_err();
             assert_eq!(e.to_string(), want);
         }
@@ -1015,6 +1069,7 @@ mod tests {
 
     mod properties {
         use super::super::*;
+        use super::parse_file_name;
         use proptest::prelude::*;
 
         /// Names close to the grammar, and anything at all.
@@ -1052,7 +1107,7 @@ mod tests {
                 arg in prop_oneof!["[-0-9. ]{0,24}(ms|s|min|h|d|off)?", "\\PC{0,20}", Just(String::new())],
             ) {
                 let text = format!("{blank}-- chatmigrate:{word} {arg}\nSELECT 1;\n");
-                match Migration::parse("V1__x.sql", "dir/V1__x.sql", text.as_bytes()).and_then(|mut m| m.prepare().map(|_| m)) {
+                match Migration::parse("V1__x.sql", "dir/V1__x.sql", text.as_bytes()).and_then(|m| m.split()) {
                     Ok(m) => {
                         for d in [m.directives.lock_timeout, m.directives.statement_timeout].into_iter().flatten() {
                             prop_assert!(d <= Duration::from_secs(24 * 3600));
@@ -1070,7 +1125,7 @@ mod tests {
             /// Any bytes as a file: a migration, or an error naming the file.
             #[test]
             fn any_bytes_load_or_name_the_file(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
-                let r = Migration::parse("V7__x.sql", "dir/V7__x.sql", &bytes).and_then(|mut m| m.prepare().map(|_| m));
+                let r = Migration::parse("V7__x.sql", "dir/V7__x.sql", &bytes).and_then(|m| m.split());
                 if let Err(e) = r {
                     prop_assert!(e.to_string().starts_with("dir/V7__x.sql"), "{}", e);
                 }
@@ -1080,7 +1135,7 @@ mod tests {
             /// in the text, or an error at a position inside the file.
             #[test]
             fn sql_text_splits_or_fails_at_a_position(text in "([a-zA-Z_0-9 ,;()'\"$*=.\n-]|/\\*|\\*/|--|\\$\\$|E'|::){0,60}") {
-                match Migration::parse("V7__x.sql", "f.sql", text.as_bytes()).and_then(|mut m| m.prepare().map(|_| m)) {
+                match Migration::parse("V7__x.sql", "f.sql", text.as_bytes()).and_then(|m| m.split()) {
                     Ok(m) => {
                         prop_assert!(!m.statements.is_empty());
                         for s in &m.statements {
@@ -1105,8 +1160,7 @@ mod tests {
         assert_eq!(citus_only.len(), embedded_citus_files().len());
         assert_eq!(citus.len(), portable.len() + citus_only.len());
         for m in citus {
-            let mut m = m.clone();
-            m.prepare().unwrap();
+            m.split().unwrap();
         }
     }
 }

@@ -54,7 +54,7 @@ use super::postgres::{self, Notice, Postgres};
 use super::{Adapted, Backend, Canceller, Capabilities, ExecError, Purpose};
 use crate::classify;
 use crate::config::{self, Config, ModifyMode};
-use crate::dialect::{citus as sql_of, Dialect};
+use crate::dialect::{citus as sql_of, ToolSql};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::migration::Migration;
@@ -720,7 +720,7 @@ impl Citus {
         };
         let found = self
             .pg
-            .query(&Dialect::invalid_index(&name, schema.as_deref()))
+            .query(&ToolSql::invalid_index(&name, schema.as_deref()))
             .await
             .map_err(ExecError::transport)?;
         match found.first().and_then(|r| r.first().cloned().flatten()) {

@@ -189,6 +189,9 @@ pub enum ExecError {
     /// rolled back. `error.offset` is relative to that statement.
     Statement { index: usize, error: DbError },
     /// The tool's own SQL (BEGIN, the history row, COMMIT) failed.
+    /// `context` (which of them) is read only by `Debug`: the runner names
+    /// the step itself through [`ExecError::into_error`].
+    #[allow(dead_code)]
     Internal { context: &'static str, error: DbError },
     /// The connection went away, or the answer to a non-idempotent call
     /// never came: the outcome is unknown to the transport (the runner

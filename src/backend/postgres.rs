@@ -25,7 +25,7 @@ use super::wire::Wire;
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
 use crate::classify;
 use crate::config::{Config, SslMode};
-use crate::dialect::{Dialect, Value};
+use crate::dialect::{ToolSql, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::retry::{self, Class, Policy, Progress};
@@ -45,7 +45,7 @@ pub struct Postgres {
     client: Client,
     conn: tokio::task::JoinHandle<()>,
     tls: Option<LazyTls>,
-    dialect: Dialect,
+    dialect: ToolSql,
     target: String,
     progress: Progress,
     /// Who this runner is, recorded in the lease (`lock::holder_text`).
@@ -303,7 +303,7 @@ async fn open(cfg: &Config, dbname: Option<&str>, purpose: Purpose, extra: &[&st
             let db = dbname.unwrap_or(&target.dbname).to_string();
             let shown = target.display_db(&db);
             let opened = open_once(&target, &db, creds).await?;
-            let session = match probe(&opened.0, &Dialect::postgres(&cfg.history, &db), extra, &shown).await {
+            let session = match probe(&opened.0, &ToolSql::new(&cfg.history, &db), extra, &shown).await {
                 Ok(s) => s,
                 Err(a) => {
                     close_opened(opened).await;
@@ -381,7 +381,7 @@ async fn close_opened((client, conn, _, _): Opened) {
 
 /// Runs the connect-time probe on a new connection; a failure is classified
 /// like a failed connect (a lost connection is retried).
-async fn probe(client: &Client, dialect: &Dialect, extra: &[&str], target: &str) -> Result<Session, Attempt> {
+async fn probe(client: &Client, dialect: &ToolSql, extra: &[&str], target: &str) -> Result<Session, Attempt> {
     let sql = dialect.probe(extra);
     match client.simple_query(&sql).await {
         Ok(msgs) => {
@@ -671,7 +671,7 @@ impl Postgres {
             tls,
             notices,
             target,
-            dialect: Dialect::postgres(&cfg.history, &dbname),
+            dialect: ToolSql::new(&cfg.history, &dbname),
             progress: cfg.progress.clone(),
             holder: lock::holder_text(&cfg.pg.application_name, cfg.backend.as_str()),
             owner: lock::owner_id(),
@@ -958,7 +958,7 @@ impl Backend for Postgres {
 
     async fn database_exists(&mut self, name: &str) -> Result<bool> {
         Ok(!self
-            .simple(&Dialect::database_exists(name), "looking up the database")
+            .simple(&ToolSql::database_exists(name), "looking up the database")
             .await?
             .is_empty())
     }

@@ -38,7 +38,7 @@ use super::wire::Wire;
 use super::{sqlstate, Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
 use crate::classify;
 use crate::config::Config;
-use crate::dialect::{Dialect, Value};
+use crate::dialect::{ToolSql, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::retry::{self, Backoff, Class, GaveUp, Policy, Progress};
@@ -68,7 +68,7 @@ pub struct RdsData {
     resource_arn: String,
     secret_arn: String,
     database: String,
-    dialect: Dialect,
+    dialect: ToolSql,
     target: String,
     endpoint: Endpoint,
     policy: Policy,
@@ -396,7 +396,7 @@ impl RdsData {
             secret_arn: cfg.aws.secret_arn.clone().unwrap_or_default(),
             target: format!("rds-data:{cluster}/{database}"),
             endpoint: Endpoint::new(cfg, &sdk),
-            dialect: Dialect::postgres(&cfg.history, &database),
+            dialect: ToolSql::new(&cfg.history, &database),
             database,
             policy: Policy::resume(cfg.resume_timeout),
             progress: cfg.progress.clone(),
@@ -1049,7 +1049,7 @@ impl Backend for RdsData {
     }
 
     async fn database_exists(&mut self, name: &str) -> Result<bool> {
-        Ok(!self.query(&Dialect::database_exists(name)).await?.is_empty())
+        Ok(!self.query(&ToolSql::database_exists(name)).await?.is_empty())
     }
 
     fn canceller(&self) -> Option<Canceller> {

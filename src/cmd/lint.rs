@@ -14,11 +14,11 @@ use crate::migration::{self, Migration, Source};
 use crate::render::Outcome;
 use crate::{lint, plan, runner};
 
-pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &LintArgs) -> Result<Outcome> {
     let mut live = None;
-    let (mut set, targets) = if args.pending {
+    let (files, targets) = if args.pending {
         let st = runner::load_state(&ctx.cfg).await?;
-        let opts = plan::Options {
+        let opts = plan::PlanOptions {
             target: None,
             allow_out_of_order: ctx.cfg.allow_out_of_order,
         };
@@ -33,13 +33,9 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
     } else {
         with_context(&ctx.cfg.source, ctx.cfg.backend, &args.paths)?
     };
-    for &i in &targets {
-        set[i].prepare()?;
-    }
-    for m in set.iter_mut() {
-        // Context only: a file that does not parse gives no facts.
-        let _ = m.prepare();
-    }
+    // The targets must parse; the others are context only (a file that
+    // does not parse gives no facts).
+    let set = migration::split_set(&files, targets.iter().copied())?;
     let mut opts = lint::Options::for_config(&ctx.cfg);
     if let Some(run) = live {
         // With the database: locking hazards are judged by the live sizes, as `up` does.

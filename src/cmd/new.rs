@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::migration::{self, Source};
 use crate::render::{Done, Outcome};
 
-pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<Outcome> {
+pub fn run(ctx: &super::Setup, args: &NewArgs) -> Result<Outcome> {
     let name = &args.name;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         let suggestion: String = name

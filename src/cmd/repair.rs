@@ -10,7 +10,7 @@ use crate::history::Status;
 use crate::render::{Done, Outcome};
 use crate::{migration, runner};
 
-pub async fn run(ctx: &super::Ctx) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
     let local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
     let (checksums, renamed, cleared) = runner::with_lock(&ctx.cfg, move |b| {
         Box::pin(async move {

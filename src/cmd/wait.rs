@@ -22,7 +22,7 @@ use crate::render::{Done, Outcome};
 use crate::retry::Progress;
 use crate::value::{self, Origin};
 
-pub async fn run(ctx: &super::Ctx, args: &WaitArgs) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &WaitArgs) -> Result<Outcome> {
     let mut cfg = ctx.cfg.clone();
     let timeout = match &args.timeout {
         Some(t) => value::duration("--timeout", Origin::Flag, t, value::WAIT_TIMEOUT)?,

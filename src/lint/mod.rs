@@ -1,5 +1,5 @@
 //! The linter: rules over parsed migrations, one file per rule in `rules/`,
-//! registered in the one list [`RULES`] (docs/lint.md, docs/rules/<id>.md).
+//! registered in the one list [`RULES`] (docs/lint.md, `docs/rules/<id>.md`).
 //!
 //! A rule sees one migration through a [`Ctx`]: its statements (libpg_query
 //! parse trees), the [`Facts`] of the whole migration set (which tables exist,
@@ -24,7 +24,7 @@ pub mod rules;
 use crate::backend::{self, Capabilities};
 use crate::config::{BackendKind, Config};
 use crate::error::{Error, Location};
-use crate::migration::{Ignore, Migration};
+use crate::migration::{Ignore, SplitMigration};
 pub use facts::{Facts, Pos};
 
 /// How serious a finding is. Error-level findings stop `up` and make `lint`
@@ -126,7 +126,7 @@ pub struct Rule {
 
 /// What a rule sees.
 pub struct Ctx<'a> {
-    pub migration: &'a Migration,
+    pub migration: &'a SplitMigration,
     /// The migration's index in the set (for [`Pos`]).
     pub position: usize,
     pub facts: &'a Facts<'a>,
@@ -403,9 +403,9 @@ impl Report {
 }
 
 /// Lints the migrations of `set` at the indices `targets`; the whole set
-/// (prepared: split into statements) gives the context. Files of the set
+/// (split into statements) gives the context. Files of the set
 /// that did not parse only give no facts.
-pub fn lint(set: &[Migration], targets: &[usize], opts: &Options) -> Report {
+pub fn lint(set: &[SplitMigration], targets: &[usize], opts: &Options) -> Report {
     let facts = Facts::build(set);
     let caps = backend::capabilities_of(opts.backend);
     let enabled: Vec<&Rule> = RULES.iter().copied().filter(|r| opts.enabled(r)).collect();
@@ -481,7 +481,7 @@ pub fn lint(set: &[Migration], targets: &[usize], opts: &Options) -> Report {
     report
 }
 
-fn finding(m: &Migration, rule: &Rule, hit: Hit) -> Finding {
+fn finding(m: &SplitMigration, rule: &Rule, hit: Hit) -> Finding {
     let (location, excerpt) = match hit.line {
         Some(line) => (
             Location {
@@ -508,7 +508,7 @@ fn finding(m: &Migration, rule: &Rule, hit: Hit) -> Finding {
 
 /// The gate of `up` (pending migrations) and `verify` (every file): runs the
 /// error-level rules and refuses with the report when any fires.
-pub fn gate(set: &[Migration], targets: &[usize], opts: &Options) -> Result<(), Error> {
+pub fn gate(set: &[SplitMigration], targets: &[usize], opts: &Options) -> Result<(), Error> {
     let opts = Options {
         errors_only: true,
         ..opts.clone()
@@ -529,14 +529,15 @@ pub mod testing {
 
     /// Lints `files` (V1, V2, ... in order) for `backend`; every file is a target.
     pub fn lint_files(backend: BackendKind, files: &[&str]) -> Report {
-        let set: Vec<Migration> = files
+        let set: Vec<SplitMigration> = files
             .iter()
             .enumerate()
             .map(|(i, sql)| {
                 let name = format!("V{}__m.sql", i + 1);
-                let mut m = Migration::parse(&name, &name, sql.as_bytes()).unwrap();
-                m.prepare().unwrap();
-                m
+                crate::migration::Migration::parse(&name, &name, sql.as_bytes())
+                    .unwrap()
+                    .split()
+                    .unwrap()
             })
             .collect();
         let targets: Vec<usize> = (0..set.len()).collect();
@@ -575,10 +576,7 @@ mod tests {
     use crate::migration::{self, Source};
 
     fn shipped(backend: BackendKind) -> Report {
-        let mut set = migration::load(&Source::Embedded, backend).unwrap();
-        for m in set.iter_mut() {
-            m.prepare().unwrap();
-        }
+        let set = migration::split_all(&migration::load(&Source::Embedded, backend).unwrap()).unwrap();
         let targets: Vec<usize> = (0..set.len()).collect();
         let opts = Options {
             backend,

@@ -297,7 +297,11 @@ async fn statement(
 /// it outlives its call: it goes on on the server, its history row says
 /// `i` statements done, and the next `up` waits for it (never sends it
 /// again).
-fn left_running(events: &mut dyn FnMut(&Event), m: &crate::migration::Migration, i: usize) -> Option<(Instant, Result<(), ExecError>)> {
+fn left_running(
+    events: &mut dyn FnMut(&Event),
+    m: &crate::migration::SplitMigration,
+    i: usize,
+) -> Option<(Instant, Result<(), ExecError>)> {
     events(&Event::Note {
         version: m.version,
         message: format!(
