@@ -28,6 +28,7 @@
 //! `config`, `render` (outcomes and errors as text or JSON), `error`.
 
 pub mod backend;
+pub(crate) mod capabilities;
 pub mod classify;
 pub mod cli;
 pub mod cmd;
@@ -36,14 +37,19 @@ pub mod database;
 pub mod dialect;
 pub mod embedded;
 pub mod error;
+pub(crate) mod findings;
 pub mod history;
+#[cfg(test)]
+mod layers;
 pub mod lint;
+pub(crate) mod location;
 pub mod migration;
 pub mod plan;
 pub mod render;
 pub mod retry;
 pub mod runner;
 pub mod schema;
+pub(crate) mod settings;
 pub mod sql;
 pub mod value;
 pub mod vector_index;

@@ -407,6 +407,11 @@ pub fn count(key: &str, origin: Origin, text: &str, limits: CountLimits) -> Resu
     Ok(n)
 }
 
+/// The largest migration file read (32 MiB): a larger one is refused before
+/// it is read. 20 MB of INSERTs still applies (about 30 s in a debug build);
+/// bulk data belongs in COPY, not in a migration's SQL text.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;

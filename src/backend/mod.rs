@@ -28,50 +28,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{BackendKind, Config};
+pub use crate::capabilities::{Capabilities, LockKind};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::migration::Migration;
+use crate::settings::{BackendKind, Config};
 use crate::sql::Statement;
 
 /// Cancels the statement in flight on the backend it came from.
 pub type Canceller = Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
-
-/// How a backend holds the migration lock: the one lease row of every
-/// transport (`lock.rs`), kept live in one of two ways.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LockKind {
-    /// By a session advisory lock on a connection that lives as long as
-    /// the run (the server releases it with the session).
-    SessionAdvisory,
-    /// By an expiry renewed by a heartbeat (no sessions).
-    LeaseRow,
-}
-
-/// What a backend can do; the runner adapts to these, never to names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Capabilities {
-    /// A whole transactional migration (BEGIN, statements, history row,
-    /// COMMIT) goes to the server in one network round trip.
-    pub pipelined_transactions: bool,
-    pub lock: LockKind,
-    /// `SET` in one statement is still in effect for the next statement
-    /// outside a transaction (true for a real session).
-    pub session_state: bool,
-    /// When the connection is lost, the server ends the statement in flight
-    /// (a real session); false where a statement can outlive the call (the
-    /// Data API with continueAfterTimeout), so a lost call's outcome must be
-    /// read from the catalog, never assumed.
-    pub statements_die_with_connection: bool,
-    /// The longest statement the transport accepts, in characters.
-    pub max_statement_chars: Option<usize>,
-    /// Committing all but a run's last migration with `synchronous_commit =
-    /// off` is safe: one server, whose last synchronous commit flushes every
-    /// earlier one. Not on Citus, where the coordinator's commit decides the
-    /// two-phase commit on the workers.
-    pub group_commit: bool,
-}
 
 /// What a connection is for, decided by the command before it connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,6 +284,15 @@ pub fn capabilities_of(kind: BackendKind) -> Capabilities {
         BackendKind::Postgres => postgres::CAPABILITIES,
         BackendKind::Citus => citus::CAPABILITIES,
         BackendKind::RdsData => rds_data::CAPABILITIES,
+    }
+}
+
+/// The migrations a backend adds to the embedded set (Citus: its
+/// citus-only files).
+pub fn extra_migrations(kind: BackendKind) -> &'static [crate::migration::ExtraSet] {
+    match kind {
+        BackendKind::Citus => citus::EXTRA_MIGRATIONS,
+        BackendKind::Postgres | BackendKind::RdsData => &[],
     }
 }
 

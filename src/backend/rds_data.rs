@@ -37,11 +37,11 @@ use super::lock::{self, Taker};
 use super::wire::Wire;
 use super::{sqlstate, Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
 use crate::classify;
-use crate::config::Config;
 use crate::dialect::{Dialect, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::retry::{self, Backoff, Class, GaveUp, Policy, Progress};
+use crate::settings::Config;
 use crate::sql::char_pos_to_byte;
 
 /// The code of a probe that found a replica where the run writes (retried as
@@ -126,7 +126,7 @@ impl Endpoint {
         };
         Endpoint {
             setting,
-            url: crate::config::redact_url(&url),
+            url: crate::settings::redact_url(&url),
             regional,
         }
     }
@@ -291,6 +291,7 @@ fn sql_error(message: &str, sql: Option<&str>) -> DbError {
     let mut lines = body.lines();
     let first = strip_wrappers(lines.next().unwrap_or(""));
     let mut err = DbError {
+        fix: None,
         code: code
             .or_else(|| sqlstate::from_message(first).map(str::to_string))
             .unwrap_or_default(),
@@ -676,6 +677,7 @@ impl RdsData {
             "UnsupportedResultException" => ExecError::Statement {
                 index,
                 error: DbError {
+                    fix: None,
                     code: "0A000".into(),
                     message: format!("the Data API cannot return this statement's result ({})", g.error.message),
                     detail: None,
@@ -985,6 +987,7 @@ impl Backend for RdsData {
                 return Err(ExecError::Statement {
                     index: i,
                     error: DbError {
+                        fix: None,
                         code: "57014".into(),
                         message: "canceling statement due to user request".into(),
                         detail: None,

@@ -27,7 +27,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
     if let Some(f) = &args.write_fix {
         check_fix_path(&cfg, f)?;
     }
-    let mut local = migration::load(&cfg.source, cfg.backend)?;
+    let mut local = migration::load(&cfg.source, crate::backend::extra_migrations(cfg.backend))?;
     for m in local.iter_mut() {
         m.prepare()?;
     }

@@ -22,7 +22,7 @@ fn row(m: &Migration, backend: &str) -> Row {
 }
 
 pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<Outcome> {
-    let mut local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
+    let mut local = migration::load(&ctx.cfg.source, crate::backend::extra_migrations(ctx.cfg.backend))?;
     for m in local.iter_mut() {
         m.prepare()?;
     }

@@ -20,7 +20,7 @@ pub async fn run(ctx: &super::Ctx, args: &DiffArgs) -> Result<Outcome> {
     if let Some(u) = &args.dev_url {
         cfg.dev_url = Some(Secret::new(u.clone()));
     }
-    let mut local = migration::load(&cfg.source, cfg.backend)?;
+    let mut local = migration::load(&cfg.source, crate::backend::extra_migrations(cfg.backend))?;
     for m in local.iter_mut() {
         m.prepare()?;
     }

@@ -12,7 +12,7 @@ use crate::render::{Outcome, VerifyOutcome};
 use crate::{lint, migration, runner};
 
 pub async fn run(ctx: &super::Ctx) -> Result<Outcome> {
-    let mut local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
+    let mut local = migration::load(&ctx.cfg.source, crate::backend::extra_migrations(ctx.cfg.backend))?;
     // A file that does not parse is reported after the drift.
     let mut unreadable = None;
     for m in local.iter_mut() {
@@ -41,7 +41,7 @@ pub async fn run(ctx: &super::Ctx) -> Result<Outcome> {
             let opts = lint::Options {
                 errors_only: true,
                 live: Some(std::sync::Arc::new(live)),
-                ..lint::Options::for_config(&ctx.cfg)
+                ..crate::config::lint_options(&ctx.cfg)
             };
             Some(lint::lint(&local, &unapplied, &opts))
         }

@@ -28,7 +28,7 @@ pub(crate) fn prepare_and_lint(cfg: &Config, local: &mut [Migration], plan: &Pla
     let live = live.unwrap_or_else(|| lint::live::Live::empty(crate::schema::live::thresholds(cfg), pending.clone()));
     let opts = lint::Options {
         live: Some(std::sync::Arc::new(live)),
-        ..lint::Options::for_config(cfg)
+        ..crate::config::lint_options(cfg)
     };
     lint::gate(local, &pending, &opts)
 }

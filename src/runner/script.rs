@@ -424,7 +424,7 @@ pub(crate) async fn dry_run_empty(cfg: &Config, local: &mut [Migration], opts: &
 /// (for backend `citus`, with the citus-only files), the backend's
 /// transaction prelude, the statements and the history writes.
 pub fn dry_run_offline(cfg: &Config, opts: &UpOptions) -> Result<UpReport> {
-    let mut local = migration::load(&cfg.source, cfg.backend)?;
+    let mut local = migration::load(&cfg.source, crate::backend::extra_migrations(cfg.backend))?;
     // Without a backend nothing in it waits: it is ready at the first poll.
     let steps = futures_util::FutureExt::now_or_never(dry_run_empty(cfg, &mut local, opts))
         .unwrap_or_else(|| Err(Error::Other("the dry run without a connection waited for something".into())))?;

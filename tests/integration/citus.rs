@@ -473,7 +473,7 @@ fn live_eight_runners_apply_every_migration_exactly_once() {
     for (name, body) in chatmigrate::migration::embedded_files() {
         l.dir.write(&format!("m/{name}"), body);
     }
-    for (name, body) in chatmigrate::migration::embedded_citus_files() {
+    for (name, body) in (chatmigrate::backend::citus::EXTRA_MIGRATIONS[0].files)() {
         l.dir.write(&format!("m/{name}"), body);
     }
     for i in 1..=4 {

@@ -4,9 +4,9 @@
 
 use pg_query::protobuf::AlterTableType as At;
 
-use crate::config::BackendKind;
 use crate::lint::facts::Kind;
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
+use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "citus-distribution-column-change",
@@ -45,8 +45,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "citus-distribution-column-change";
 

@@ -4,11 +4,11 @@
 //! must live in the same shard group: same colocation group, distribution
 //! columns at the same position of the key.
 
-use crate::config::BackendKind;
 use crate::lint::ast::Type;
 use crate::lint::facts::{Group, Kind};
 use crate::lint::rules::citus_foreign_key_to_distributed::{describe, fk_events};
 use crate::lint::{Ctx, Hit, Level, Rule, Scope};
+use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "citus-foreign-key-not-colocated",
@@ -115,8 +115,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "citus-foreign-key-not-colocated";
 

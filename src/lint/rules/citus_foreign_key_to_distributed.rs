@@ -4,9 +4,9 @@
 //! against them, and Citus refuses the key. Checked where the key is added,
 //! and where a table holding such a key is made a reference table.
 
-use crate::config::BackendKind;
 use crate::lint::facts::{self, ForeignKey, Kind, Pos};
 use crate::lint::{Ctx, Hit, Level, Rule, Scope};
+use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "citus-foreign-key-to-distributed",
@@ -112,8 +112,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "citus-foreign-key-to-distributed";
 

@@ -9,10 +9,10 @@
 use pg_query::protobuf::ObjectType;
 use pg_query::NodeEnum;
 
-use crate::config::BackendKind;
 use crate::lint::facts::{self, Kind};
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
 use crate::migration::TxMode;
+use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "citus-parallel-operation",
@@ -126,8 +126,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "citus-parallel-operation";
 

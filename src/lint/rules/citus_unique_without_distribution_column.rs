@@ -6,9 +6,9 @@
 
 use pg_query::NodeEnum;
 
-use crate::config::BackendKind;
 use crate::lint::facts::{self, Kind};
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
+use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "citus-unique-without-distribution-column",
@@ -84,8 +84,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "citus-unique-without-distribution-column";
 

@@ -8,9 +8,9 @@
 
 use pg_query::NodeEnum;
 
-use crate::config::BackendKind;
 use crate::lint::{Ctx, Hit, Level, Rule, Scope};
 use crate::migration::TxMode;
+use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "data-api-session-setting",
@@ -56,8 +56,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "data-api-session-setting";
 

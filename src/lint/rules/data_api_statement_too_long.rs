@@ -3,8 +3,8 @@
 //! takes at most 65,536 characters of SQL and rejects longer ones; the limit
 //! comes from the backend's capabilities.
 
-use crate::config::BackendKind;
 use crate::lint::{Ctx, Hit, Level, Rule, Scope};
+use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "data-api-statement-too-long",
@@ -34,8 +34,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "data-api-statement-too-long";
 

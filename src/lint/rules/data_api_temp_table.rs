@@ -5,9 +5,9 @@
 
 use pg_query::NodeEnum;
 
-use crate::config::BackendKind;
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
 use crate::migration::TxMode;
+use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "data-api-temp-table",
@@ -58,8 +58,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "data-api-temp-table";
 
