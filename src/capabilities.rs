@@ -37,4 +37,32 @@ pub struct Capabilities {
     /// earlier one. Not on Citus, where the coordinator's commit decides the
     /// two-phase commit on the workers.
     pub group_commit: bool,
+    /// Tables are distributed across nodes (Citus): distribution columns,
+    /// colocation and reference tables constrain keys and DDL.
+    pub distributed_tables: bool,
+}
+
+/// A property of a backend that decides whether a lint rule runs: rules
+/// are scoped by what a backend can do, never by its name, so a new backend
+/// with the same property gets the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Property {
+    /// No session state between calls: a `SET` or a temporary table does
+    /// not reach the next statement (the Data API).
+    NoSessionState,
+    /// The transport limits the size of one statement.
+    StatementSizeLimit,
+    /// Tables are distributed across nodes (Citus).
+    DistributedTables,
+}
+
+impl Property {
+    /// Whether a backend with `caps` has this property.
+    pub fn of(self, caps: &Capabilities) -> bool {
+        match self {
+            Property::NoSessionState => !caps.session_state,
+            Property::StatementSizeLimit => caps.max_statement_chars.is_some(),
+            Property::DistributedTables => caps.distributed_tables,
+        }
+    }
 }

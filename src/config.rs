@@ -560,15 +560,15 @@ fn optional_duration(key: &str, v: &str, limits: value::DurationLimits) -> Resul
 
 fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result<()> {
     if let Some(b) = &e.backend {
-        c.backend = match b.as_str() {
-            "postgres" => BackendKind::Postgres,
-            "rds-data" => BackendKind::RdsData,
-            "citus" => BackendKind::Citus,
-            other => {
+        let backends = crate::backend::BACKENDS;
+        c.backend = match backends.iter().find(|d| d.name == b.as_str()) {
+            Some(d) => d.kind,
+            None => {
+                let names: Vec<&str> = backends.iter().map(|d| d.name).collect();
                 return Err(Error::InvalidSetting {
                     key: "backend".into(),
-                    message: format!("`{other}` is not a backend this build supports (postgres, rds-data, citus)"),
-                })
+                    message: format!("`{b}` is not a backend this build supports ({})", names.join(", ")),
+                });
             }
         };
     }

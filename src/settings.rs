@@ -30,7 +30,8 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Which transport runs the migrations.
+/// Which transport runs the migrations: the key of a backend's entry in
+/// the registry (`backend::BACKENDS`), where everything else about it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     Postgres,

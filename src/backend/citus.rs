@@ -64,7 +64,19 @@ use crate::sql::{self, Statement};
 /// The PostgreSQL transport's, without group commit.
 pub const CAPABILITIES: Capabilities = Capabilities {
     group_commit: false,
+    distributed_tables: true,
     ..postgres::CAPABILITIES
+};
+
+/// The `citus` backend in the registry ([`super::BACKENDS`]).
+pub static DEF: super::BackendDef = super::BackendDef {
+    kind: crate::settings::BackendKind::Citus,
+    name: "citus",
+    capabilities: CAPABILITIES,
+    extra_migrations: EXTRA_MIGRATIONS,
+    prelude: |cfg, m| transaction_prelude(&cfg.citus, m),
+    connect: |cfg, purpose| Box::pin(async move { Ok(Box::new(Citus::connect(cfg, purpose).await?) as Box<dyn Backend>) }),
+    connect_maintenance: |cfg, purpose| Box::pin(async move { Ok(Box::new(Citus::maintenance(cfg, purpose).await?) as Box<dyn Backend>) }),
 };
 
 /// How long `status` lets the coordinator try to reach each worker.

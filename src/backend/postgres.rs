@@ -33,12 +33,28 @@ use crate::sql::char_pos_to_byte;
 
 /// One round trip per transactional migration; a session advisory lock.
 pub const CAPABILITIES: Capabilities = Capabilities {
+    distributed_tables: false,
     pipelined_transactions: true,
     lock: LockKind::SessionAdvisory,
     session_state: true,
     statements_die_with_connection: true,
     max_statement_chars: None,
     group_commit: true,
+};
+
+/// The `postgres` backend in the registry ([`super::BACKENDS`]).
+pub static DEF: super::BackendDef = super::BackendDef {
+    kind: crate::settings::BackendKind::Postgres,
+    name: "postgres",
+    capabilities: CAPABILITIES,
+    extra_migrations: &[],
+    prelude: super::no_prelude,
+    connect: |cfg, purpose| Box::pin(async move { Ok(Box::new(Postgres::connect(cfg, None, purpose, &[]).await?) as Box<dyn Backend>) }),
+    connect_maintenance: |cfg, purpose| {
+        Box::pin(
+            async move { Ok(Box::new(Postgres::connect(cfg, Some(cfg.maintenance_db.as_str()), purpose, &[]).await?) as Box<dyn Backend>) },
+        )
+    },
 };
 
 pub struct Postgres {

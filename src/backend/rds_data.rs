@@ -55,12 +55,26 @@ const PAGE: u32 = 500;
 /// One call per statement; a lease row; no session between calls; AWS's
 /// 65,536-character statement limit.
 pub const CAPABILITIES: Capabilities = Capabilities {
+    distributed_tables: false,
     pipelined_transactions: false,
     lock: LockKind::LeaseRow,
     session_state: false,
     statements_die_with_connection: false,
     max_statement_chars: Some(65_536),
     group_commit: true,
+};
+
+/// The `rds-data` backend in the registry ([`super::BACKENDS`]).
+pub static DEF: super::BackendDef = super::BackendDef {
+    kind: crate::settings::BackendKind::RdsData,
+    name: "rds-data",
+    capabilities: CAPABILITIES,
+    extra_migrations: &[],
+    prelude: super::no_prelude,
+    connect: |cfg, purpose| Box::pin(async move { Ok(Box::new(RdsData::connect(cfg, None, purpose).await?) as Box<dyn Backend>) }),
+    connect_maintenance: |cfg, purpose| {
+        Box::pin(async move { Ok(Box::new(RdsData::connect(cfg, Some(cfg.maintenance_db.as_str()), purpose).await?) as Box<dyn Backend>) })
+    },
 };
 
 pub struct RdsData {

@@ -21,7 +21,7 @@ pub mod facts;
 pub mod live;
 pub mod rules;
 
-use crate::capabilities::Capabilities;
+use crate::capabilities::{Capabilities, Property};
 use crate::error::{Error, Location};
 pub use crate::findings::{Finding, Level, Report};
 use crate::migration::{Ignore, Migration};
@@ -33,8 +33,9 @@ pub use facts::{Facts, Pos};
 pub enum Scope {
     /// Every backend.
     All,
-    /// Only environments with this backend (others may `lint_include` it).
-    Backend(BackendKind),
+    /// Only environments whose backend has this property (others may
+    /// `lint_include` it).
+    Having(Property),
 }
 
 /// What a rule reports: a statement of the migration (and a byte offset into
@@ -342,7 +343,7 @@ impl Options {
         }
         match rule.scope {
             Scope::All => true,
-            Scope::Backend(b) => b == self.backend || self.include.contains(&id),
+            Scope::Having(p) => p.of(&self.capabilities) || self.include.contains(&id),
         }
     }
 }

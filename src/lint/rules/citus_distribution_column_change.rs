@@ -4,16 +4,16 @@
 
 use pg_query::protobuf::AlterTableType as At;
 
+use crate::capabilities::Property;
 use crate::lint::facts::Kind;
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
-use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "citus-distribution-column-change",
     level: Level::Error,
     summary: "ALTER TYPE or DROP of a distribution column",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::Citus),
+    scope: Scope::Having(Property::DistributedTables),
     check,
 };
 

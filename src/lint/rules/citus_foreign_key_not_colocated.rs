@@ -4,18 +4,18 @@
 //! must live in the same shard group: same colocation group, distribution
 //! columns at the same position of the key.
 
+use crate::capabilities::Property;
 use crate::lint::ast::Type;
 use crate::lint::facts::{Group, Kind};
 use crate::lint::rules::citus_foreign_key_to_distributed::{describe, fk_events};
 use crate::lint::{Ctx, Hit, Level, Rule, Scope};
-use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "citus-foreign-key-not-colocated",
     level: Level::Error,
     summary: "foreign key between distributed tables that are not colocated on their distribution columns",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::Citus),
+    scope: Scope::Having(Property::DistributedTables),
     check,
 };
 

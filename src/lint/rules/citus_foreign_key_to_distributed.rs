@@ -4,16 +4,16 @@
 //! against them, and Citus refuses the key. Checked where the key is added,
 //! and where a table holding such a key is made a reference table.
 
+use crate::capabilities::Property;
 use crate::lint::facts::{self, ForeignKey, Kind, Pos};
 use crate::lint::{Ctx, Hit, Level, Rule, Scope};
-use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "citus-foreign-key-to-distributed",
     level: Level::Error,
     summary: "foreign key from a reference or local table to a distributed table",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::Citus),
+    scope: Scope::Having(Property::DistributedTables),
     check,
 };
 

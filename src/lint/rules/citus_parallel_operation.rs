@@ -9,17 +9,17 @@
 use pg_query::protobuf::ObjectType;
 use pg_query::NodeEnum;
 
+use crate::capabilities::Property;
 use crate::lint::facts::{self, Kind};
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
 use crate::migration::TxMode;
-use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "citus-parallel-operation",
     level: Level::Error,
     summary: "CREATE TYPE/SCHEMA/FUNCTION or a reference-table write after a parallel distributed operation in one transaction",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::Citus),
+    scope: Scope::Having(Property::DistributedTables),
     check,
 };
 

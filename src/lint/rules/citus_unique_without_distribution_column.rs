@@ -6,16 +6,16 @@
 
 use pg_query::NodeEnum;
 
+use crate::capabilities::Property;
 use crate::lint::facts::{self, Kind};
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
-use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "citus-unique-without-distribution-column",
     level: Level::Error,
     summary: "PRIMARY KEY / UNIQUE on a distributed table without its distribution column",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::Citus),
+    scope: Scope::Having(Property::DistributedTables),
     check,
 };
 

@@ -8,16 +8,16 @@
 
 use pg_query::NodeEnum;
 
+use crate::capabilities::Property;
 use crate::lint::{Ctx, Hit, Level, Rule, Scope};
 use crate::migration::TxMode;
-use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "data-api-session-setting",
     level: Level::Error,
     summary: "SET / RESET outside a transaction does not persist between Data API calls",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::RdsData),
+    scope: Scope::Having(Property::NoSessionState),
     check,
 };
 

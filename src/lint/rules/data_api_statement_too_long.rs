@@ -3,15 +3,15 @@
 //! takes at most 65,536 characters of SQL and rejects longer ones; the limit
 //! comes from the backend's capabilities.
 
+use crate::capabilities::Property;
 use crate::lint::{Ctx, Hit, Level, Rule, Scope};
-use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "data-api-statement-too-long",
     level: Level::Error,
     summary: "statement longer than the Data API accepts (65,536 characters)",
     ignorable: false,
-    scope: Scope::Backend(BackendKind::RdsData),
+    scope: Scope::Having(Property::StatementSizeLimit),
     check,
 };
 

@@ -5,16 +5,16 @@
 
 use pg_query::NodeEnum;
 
+use crate::capabilities::Property;
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
 use crate::migration::TxMode;
-use crate::settings::BackendKind;
 
 pub static RULE: Rule = Rule {
     id: "data-api-temp-table",
     level: Level::Error,
     summary: "temporary table used across statements outside a transaction on the Data API",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::RdsData),
+    scope: Scope::Having(Property::NoSessionState),
     check,
 };
 
