@@ -18,7 +18,7 @@ use crate::migration::Source;
 pub use crate::settings::{
     redact_url, Aws, BackendKind, Citus, Config, DevMark, Explicit, HistoryTable, ModifyMode, PgTarget, Secret, SslMode, UnsetPasswordEnv,
 };
-use crate::value::{self, Origin};
+use crate::value::{self, duration_text, whole_number, Origin};
 
 /// The config file as written. Unknown keys are errors.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -108,47 +108,14 @@ pub struct EnvFile {
     /// `max_parallel_maintenance_workers` for a vector index build.
     #[serde(default, deserialize_with = "whole_number")]
     pub index_build_workers: Option<i64>,
-}
-
-/// serde: a duration as a string (`"30s"`) or a whole number of seconds,
-/// kept as text for [`value::duration`] (which knows the key's range).
-fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
-    struct Text;
-    impl serde::de::Visitor<'_> for Text {
-        type Value = String;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a duration such as \"30s\" or \"5min\"")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<String, E> {
-            Ok(v.to_string())
-        }
-    }
-    d.deserialize_any(Text).map(Some)
-}
-
-/// serde: a whole number of any size TOML holds; [`value::count`] checks
-/// the key's range.
-fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
-    struct Whole;
-    impl serde::de::Visitor<'_> for Whole {
-        type Value = i64;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a whole number")
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<i64, E> {
-            Ok(v)
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<i64, E> {
-            i64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
-        }
-    }
-    d.deserialize_any(Whole).map(Some)
+    /// `[environments.<name>.citus]`: the citus backend's own table
+    /// (`backend/citus.rs`); the `citus_*` keys above are its aliases.
+    pub citus: Option<crate::backend::citus::Table>,
+    /// `[environments.<name>.rds-data]`: the rds-data backend's own table
+    /// (`backend/rds_data.rs`); `resource_arn`, `lease_ttl` and
+    /// `transaction_keepalive` above are its aliases.
+    #[serde(rename = "rds-data")]
+    pub rds_data: Option<crate::backend::rds_data::Table>,
 }
 
 /// What the command line (or a library caller) overrides.
@@ -558,7 +525,105 @@ fn optional_duration(key: &str, v: &str, limits: value::DurationLimits) -> Resul
     duration(key, v, limits).map(|d| (!d.is_zero()).then_some(d))
 }
 
+/// The environment with its backends' own tables folded into the flat keys
+/// they are the new names of. A key given both ways must have the same value.
+fn with_tables(e: &EnvFile) -> Result<EnvFile> {
+    let mut out = e.clone();
+    if let Some(t) = &e.citus {
+        let table = "[environments.<name>.citus]";
+        fold(
+            &mut out.citus_multi_shard_modify_mode,
+            "citus_multi_shard_modify_mode",
+            &t.multi_shard_modify_mode,
+            table,
+            "multi_shard_modify_mode",
+            same,
+        )?;
+        fold(
+            &mut out.citus_distribute_concurrently,
+            "citus_distribute_concurrently",
+            &t.distribute_concurrently,
+            table,
+            "distribute_concurrently",
+            same,
+        )?;
+        in_range("citus.node_wait", &t.node_wait, value::CITUS_NODE_WAIT)?;
+        fold(
+            &mut out.citus_node_wait,
+            "citus_node_wait",
+            &t.node_wait,
+            table,
+            "node_wait",
+            same_duration,
+        )?;
+    }
+    if let Some(t) = &e.rds_data {
+        let table = "[environments.<name>.rds-data]";
+        fold(&mut out.resource_arn, "resource_arn", &t.resource_arn, table, "resource_arn", same)?;
+        in_range("rds-data.lease_ttl", &t.lease_ttl, value::LEASE_TTL)?;
+        in_range(
+            "rds-data.transaction_keepalive",
+            &t.transaction_keepalive,
+            value::TRANSACTION_KEEPALIVE,
+        )?;
+        fold(&mut out.lease_ttl, "lease_ttl", &t.lease_ttl, table, "lease_ttl", same_duration)?;
+        fold(
+            &mut out.transaction_keepalive,
+            "transaction_keepalive",
+            &t.transaction_keepalive,
+            table,
+            "transaction_keepalive",
+            same_duration,
+        )?;
+    }
+    Ok(out)
+}
+
+/// A duration of a backend's table, range-checked under the name it has
+/// there (`citus.node_wait`).
+fn in_range(key: &str, v: &Option<String>, limits: value::DurationLimits) -> Result<()> {
+    match v {
+        Some(v) => duration(key, v, limits).map(drop),
+        None => Ok(()),
+    }
+}
+
+fn same<T: PartialEq>(a: &T, b: &T) -> bool {
+    a == b
+}
+
+/// Two spellings of one duration (`"2min"`, `"120s"`, `120`).
+fn same_duration(a: &String, b: &String) -> bool {
+    let parse = |v: &str| value::parse_duration(v).ok();
+    a == b || parse(a).is_some_and(|d| Some(d) == parse(b))
+}
+
+/// Takes a backend table's `key` into the flat key it aliases.
+fn fold<T: Clone + std::fmt::Debug>(
+    flat: &mut Option<T>,
+    flat_key: &str,
+    given: &Option<T>,
+    table: &str,
+    key: &str,
+    same: fn(&T, &T) -> bool,
+) -> Result<()> {
+    match (flat.as_ref(), given) {
+        (Some(old), Some(new)) if !same(old, new) => Err(Error::InvalidSetting {
+            key: key.into(),
+            message: format!(
+                "{new:?} in {table}, but {old:?} under its old name `{flat_key}`: set it once (the table's spelling, docs/config.reference.toml)"
+            ),
+        }),
+        (_, Some(new)) => {
+            *flat = Some(new.clone());
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result<()> {
+    let e = &with_tables(e)?;
     if let Some(b) = &e.backend {
         let backends = crate::backend::BACKENDS;
         c.backend = match backends.iter().find(|d| d.name == b.as_str()) {
@@ -1136,6 +1201,52 @@ mod tests {
             },
             e => e,
         })
+    }
+
+    #[test]
+    fn backend_tables_and_their_flat_aliases_give_the_same_config() {
+        let none = FakeEnv(vec![]);
+        let flat = "[environments.e]\nbackend = \"citus\"\nurl = \"postgres://u:p@h/db\"\n\
+                    citus_multi_shard_modify_mode = \"parallel\"\ncitus_distribute_concurrently = false\ncitus_node_wait = \"2min\"\n\
+                    resource_arn = \"arn:aws:rds:eu-west-1:1:cluster:c\"\nlease_ttl = \"30s\"\ntransaction_keepalive = 90\n";
+        let tables = "[environments.e]\nbackend = \"citus\"\nurl = \"postgres://u:p@h/db\"\n\
+                      [environments.e.citus]\nmulti_shard_modify_mode = \"parallel\"\ndistribute_concurrently = false\nnode_wait = \"2min\"\n\
+                      [environments.e.rds-data]\nresource_arn = \"arn:aws:rds:eu-west-1:1:cluster:c\"\nlease_ttl = \"30s\"\ntransaction_keepalive = \"90s\"\n";
+        // Both, with the same values (a duration spelled two ways included).
+        let both = format!("{}\n[environments.e.citus]\nnode_wait = 120\n", flat.trim_end());
+        let shown = |c: &Config| format!("{:?} {:?}", c.citus, c.aws);
+        let a = load_toml(flat, &none).unwrap();
+        let b = load_toml(tables, &none).unwrap();
+        let c = load_toml(&both, &none).unwrap();
+        assert_eq!(shown(&a), shown(&b));
+        assert_eq!(shown(&a), shown(&c));
+        assert_eq!(a.citus.multi_shard_modify_mode, ModifyMode::Parallel);
+        assert_eq!(a.citus.node_wait, Duration::from_secs(120));
+        assert_eq!(b.aws.transaction_keepalive, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn a_backend_table_key_and_its_alias_must_agree() {
+        let none = FakeEnv(vec![]);
+        for (toml, want) in [
+            (
+                "[environments.e]\ncitus_node_wait = \"1min\"\n[environments.e.citus]\nnode_wait = \"2min\"\n",
+                "invalid setting node_wait: \"2min\" in [environments.<name>.citus], but \"1min\" under its old name `citus_node_wait`: set it once (the table's spelling, docs/config.reference.toml)",
+            ),
+            (
+                "[environments.e]\nlease_ttl = \"10s\"\n[environments.e.rds-data]\nlease_ttl = \"20s\"\n",
+                "invalid setting lease_ttl: \"20s\" in [environments.<name>.rds-data], but \"10s\" under its old name `lease_ttl`: set it once (the table's spelling, docs/config.reference.toml)",
+            ),
+            (
+                "[environments.e.citus]\nnode_wait = \"25h\"\n",
+                "c.toml: citus.node_wait `25h` is out of range (0s to 24h)",
+            ),
+        ] {
+            let got = load_toml(toml, &none).unwrap_err().to_string();
+            assert!(got.ends_with(want), "{toml}\n{got}");
+        }
+        let e = parse_file(Path::new("c.toml"), "[environments.e.citus]\nnode_wiat = \"1s\"\n").unwrap_err();
+        assert_eq!(e.to_string(), "c.toml:2:1: unknown key `node_wiat` in [environments.e.citus]");
     }
 
     #[test]

@@ -742,6 +742,20 @@ impl Citus {
     }
 }
 
+/// `[environments.<name>.citus]`: this backend's settings, in its own
+/// table (docs/config.reference.toml). The flat keys of older files,
+/// `citus_multi_shard_modify_mode`, `citus_distribute_concurrently` and
+/// `citus_node_wait`, are aliases; config loading folds this table into
+/// them ([`settings::Citus`] holds the result).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    pub multi_shard_modify_mode: Option<String>,
+    pub distribute_concurrently: Option<bool>,
+    #[serde(default, deserialize_with = "crate::value::duration_text")]
+    pub node_wait: Option<String>,
+}
+
 static MIGRATIONS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/dialects/citus/migrations");
 
 /// The citus-only files of the chat schema (`dialects/citus/migrations/`):

@@ -64,6 +64,22 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     group_commit: true,
 };
 
+/// `[environments.<name>.rds-data]`: this backend's own settings, in its
+/// own table (docs/config.reference.toml). The flat keys `resource_arn`,
+/// `lease_ttl` and `transaction_keepalive` are aliases; config loading
+/// folds this table into them. The AWS settings the direct backend shares
+/// (`secret_arn`, `region`, `profile`, `endpoint_url`, `request_timeout`)
+/// stay in the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    pub resource_arn: Option<String>,
+    #[serde(default, deserialize_with = "crate::value::duration_text")]
+    pub lease_ttl: Option<String>,
+    #[serde(default, deserialize_with = "crate::value::duration_text")]
+    pub transaction_keepalive: Option<String>,
+}
+
 /// The `rds-data` backend in the registry ([`super::BACKENDS`]).
 pub static DEF: super::BackendDef = super::BackendDef {
     kind: crate::settings::BackendKind::RdsData,
