@@ -229,14 +229,7 @@ impl Config {
     /// The target for messages: `user@host:port/db`, or for the Data API
     /// `rds-data:<cluster>/<db>`. Never a secret.
     pub fn target_display(&self) -> String {
-        match self.backend {
-            BackendKind::Postgres | BackendKind::Citus => self.pg.display(),
-            BackendKind::RdsData => {
-                let arn = self.aws.resource_arn.as_deref().unwrap_or("");
-                let cluster = arn.rsplit(':').next().unwrap_or(arn);
-                format!("rds-data:{cluster}/{}", self.pg.dbname)
-            }
-        }
+        (crate::backend::def(self.backend).target)(self)
     }
 
     /// Resolves the configuration: defaults, then the file's environment,

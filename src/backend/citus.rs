@@ -73,6 +73,8 @@ pub static DEF: super::BackendDef = super::BackendDef {
     kind: crate::settings::BackendKind::Citus,
     name: "citus",
     capabilities: CAPABILITIES,
+    target: super::pg_target,
+    unreachable_hint: super::pg_unreachable_hint,
     extra_migrations: EXTRA_MIGRATIONS,
     prelude: |cfg, m| transaction_prelude(&cfg.citus, m),
     connect: |cfg, purpose| Box::pin(async move { Ok(Box::new(Citus::connect(cfg, purpose).await?) as Box<dyn Backend>) }),

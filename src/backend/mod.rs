@@ -299,6 +299,23 @@ pub struct BackendDef {
     pub connect: for<'a> fn(&'a Config, Purpose) -> Connecting<'a>,
     /// Connects to `maintenance_db`, to create or drop the database.
     pub connect_maintenance: for<'a> fn(&'a Config, Purpose) -> Connecting<'a>,
+    /// The target for messages (`user@host:port/db`), never a secret.
+    pub target: fn(&Config) -> String,
+    /// What to check when the target never answered (`chatmigrate wait`).
+    pub unreachable_hint: fn(&Config) -> String,
+}
+
+/// [`BackendDef::target`] of a backend that connects to `host:port`.
+pub fn pg_target(cfg: &Config) -> String {
+    cfg.pg.display()
+}
+
+/// [`BackendDef::unreachable_hint`] of a backend that connects to `host:port`.
+pub fn pg_unreachable_hint(cfg: &Config) -> String {
+    format!(
+        "check that the server runs and listens on {}:{} (`chatmigrate -v wait` shows the target); raise --timeout to wait longer",
+        cfg.pg.host, cfg.pg.port
+    )
 }
 
 /// Every backend: one line each.
@@ -438,8 +455,15 @@ mod registry {
     fn every_backend_kind_has_one_line_under_its_name() {
         for kind in [BackendKind::Postgres, BackendKind::RdsData, BackendKind::Citus] {
             assert_eq!(def(kind).name, kind.as_str());
-            assert_eq!(BACKENDS.iter().filter(|d| d.kind == kind).count(), 1);
         }
-        assert_eq!(BACKENDS.len(), 3);
+        for d in BACKENDS {
+            assert_eq!(
+                BACKENDS.iter().filter(|o| o.kind == d.kind || o.name == d.name).count(),
+                1,
+                "{}",
+                d.name
+            );
+            assert_eq!(d.kind.as_str(), d.name);
+        }
     }
 }

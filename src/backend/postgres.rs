@@ -47,6 +47,8 @@ pub static DEF: super::BackendDef = super::BackendDef {
     kind: crate::settings::BackendKind::Postgres,
     name: "postgres",
     capabilities: CAPABILITIES,
+    target: super::pg_target,
+    unreachable_hint: super::pg_unreachable_hint,
     extra_migrations: &[],
     prelude: super::no_prelude,
     connect: |cfg, purpose| Box::pin(async move { Ok(Box::new(Postgres::connect(cfg, None, purpose, &[]).await?) as Box<dyn Backend>) }),

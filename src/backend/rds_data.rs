@@ -85,6 +85,14 @@ pub static DEF: super::BackendDef = super::BackendDef {
     kind: crate::settings::BackendKind::RdsData,
     name: "rds-data",
     capabilities: CAPABILITIES,
+    target: |cfg| {
+        let arn = cfg.aws.resource_arn.as_deref().unwrap_or("");
+        let cluster = arn.rsplit(':').next().unwrap_or(arn);
+        format!("rds-data:{cluster}/{}", cfg.pg.dbname)
+    },
+    unreachable_hint: |_| {
+        "check that the cluster is available (RDS console: status, capacity) and that resource_arn and secret_arn name it; raise --timeout to wait longer".into()
+    },
     extra_migrations: &[],
     prelude: super::no_prelude,
     connect: |cfg, purpose| Box::pin(async move { Ok(Box::new(RdsData::connect(cfg, None, purpose).await?) as Box<dyn Backend>) }),
