@@ -7,8 +7,8 @@
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use sha2::{Digest, Sha256};
 
-use crate::config::HistoryTable;
 use crate::history::{Row, TOOL_VERSION};
+use crate::settings::HistoryTable;
 
 /// A value bound into a dialect statement's `$n` placeholder.
 #[derive(Debug, Clone, PartialEq)]

@@ -48,6 +48,7 @@
 //! else is private to the crate; docs/architecture.md describes it.
 
 mod backend;
+mod capabilities;
 mod classify;
 mod cli;
 mod cmd;
@@ -56,14 +57,19 @@ mod database;
 mod dialect;
 mod embedded;
 mod error;
+mod findings;
 mod history;
+#[cfg(test)]
+mod layers;
 mod lint;
+mod location;
 mod migration;
 mod plan;
 mod render;
 mod retry;
 mod runner;
 mod schema;
+mod settings;
 mod sql;
 mod value;
 mod vector_index;
@@ -213,10 +219,18 @@ pub mod __private {
         pub use crate::lint::RULES;
     }
     pub mod migration {
-        pub use crate::migration::{checksum, embedded_citus_files, embedded_files, short_checksum, SplitMigration};
+        pub use crate::migration::{checksum, embedded_files, short_checksum, SplitMigration};
+
+        /// The citus backend's own migrations, as (file name, bytes).
+        pub fn embedded_citus_files() -> Vec<(&'static str, &'static [u8])> {
+            crate::backend::citus::EXTRA_MIGRATIONS
+                .iter()
+                .flat_map(|set| (set.files)())
+                .collect()
+        }
 
         /// [`crate::Migration`] split into its statements.
-        pub fn split(m: &crate::Migration) -> crate::Result<SplitMigration> {
+        pub fn split(m: &crate::migration::Migration) -> crate::error::Result<SplitMigration> {
             m.split()
         }
     }

@@ -13,15 +13,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::BackendKind;
 use crate::error::{catch_panic, Error, Location, Result};
+pub use crate::error::{short_checksum, NameProblem, PathProblem};
 use crate::sql::{self, Statement};
 use crate::value::{self, Origin};
 
-/// The largest migration file read (32 MiB): a larger one is refused before
-/// it is read. 20 MB of INSERTs still applies (about 30 s in a debug build);
-/// bulk data belongs in COPY, not in a migration's SQL text.
-pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+pub use crate::value::MAX_FILE_BYTES;
 
 /// How a migration's statements are executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -253,99 +250,6 @@ impl Migration {
     }
 }
 
-/// Why a file name is not `V{version}__{name}.sql` (shown after "not a
-/// migration file name"; [`NameProblem::Form`] adds nothing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameProblem {
-    /// Nothing like the grammar (`notes.txt`).
-    Form,
-    /// `v1__a.sql`.
-    LowercaseV,
-    /// `V1__a.txt`.
-    NotSql,
-    /// `V1_a.sql`.
-    OneUnderscore,
-    /// `V__a.sql`.
-    NoVersion,
-    /// `V1a__b.sql`.
-    VersionNotDigits,
-    /// `V1__.sql`.
-    EmptyName,
-    /// `V1__a-b.sql`.
-    NameChars,
-}
-
-impl std::fmt::Display for NameProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            NameProblem::Form => "",
-            NameProblem::LowercaseV => ": the V must be upper-case",
-            NameProblem::NotSql => ": migration files end in .sql",
-            NameProblem::OneUnderscore => ": two underscores separate the version from the name",
-            NameProblem::NoVersion => ": the version after the V is missing",
-            NameProblem::VersionNotDigits => ": the version must be digits only",
-            NameProblem::EmptyName => ": the name after the two underscores is empty",
-            NameProblem::NameChars => ": the name may hold only letters, digits and underscores",
-        })
-    }
-}
-
-impl NameProblem {
-    /// The next step, for the `hint:` line.
-    pub fn hint(&self) -> &'static str {
-        "rename the file, or create one with `chatmigrate new <name>`"
-    }
-}
-
-/// Why a path in a migration directory cannot be read as a migration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathProblem {
-    /// A directory whose name ends in `.sql`.
-    Directory,
-    /// A FIFO, socket or device: reading it could block forever.
-    Special(&'static str),
-    /// A symbolic link whose target does not exist.
-    DanglingSymlink {
-        /// Where the link points.
-        target: String,
-    },
-    /// Larger than 32 MiB (`MAX_FILE_BYTES`).
-    TooLarge {
-        /// The file's size.
-        bytes: u64,
-    },
-}
-
-impl std::fmt::Display for PathProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PathProblem::Directory => write!(f, "is a directory, not a migration file"),
-            PathProblem::Special(what) => write!(f, "is {what}, not a regular file"),
-            PathProblem::DanglingSymlink { target } => write!(f, "is a symbolic link to {target}, which does not exist"),
-            PathProblem::TooLarge { bytes } => write!(
-                f,
-                "is {:.1} MiB, over the {} MiB limit for one migration file",
-                *bytes as f64 / (1024.0 * 1024.0),
-                MAX_FILE_BYTES / (1024 * 1024)
-            ),
-        }
-    }
-}
-
-impl PathProblem {
-    /// The next step, for the `hint:` line.
-    pub fn hint(&self) -> String {
-        match self {
-            PathProblem::Directory => "rename the directory so that its name does not end in .sql, or move its files up".into(),
-            PathProblem::Special(_) => "replace it with a regular file that holds the SQL".into(),
-            PathProblem::DanglingSymlink { .. } => "restore the link's target, or remove the link".into(),
-            PathProblem::TooLarge { .. } => {
-                "split it into several migrations, or load bulk data with COPY outside the migration files".into()
-            }
-        }
-    }
-}
-
 /// `V{digits}__{name}.sql` → (version, name). Names are letters, digits and
 /// underscores (the refinery grammar, so refinery projects keep their
 /// files). When it is not one: a [`Error::BadFileName`] saying what is
@@ -390,15 +294,6 @@ pub fn check_file_name(file_name: &str, path: &str) -> Result<(i64, String)> {
     }
     let version = value::count("version", Origin::FileName, digits, value::VERSION).map_err(|invalid| Error::value_at(path, invalid))?;
     Ok((version, name.to_string()))
-}
-
-/// A checksum as text output shows it: `sha256:` and its first 8 hex digits,
-/// then `…` (JSON output and the history keep the whole one).
-pub fn short_checksum(checksum: &str) -> String {
-    match checksum.strip_prefix("sha256:") {
-        Some(hex) if hex.len() > 8 && hex.is_char_boundary(8) => format!("sha256:{}…", &hex[..8]),
-        _ => checksum.to_string(),
-    }
 }
 
 /// SHA-256 over the text with a leading BOM removed and CRLF turned into LF,
@@ -564,42 +459,32 @@ pub enum Source {
     Compiled(Vec<crate::embedded::EmbeddedSet>),
 }
 
-static EMBEDDED: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/migrations");
-static EMBEDDED_CITUS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/dialects/citus/migrations");
+pub use crate::embedded::embedded_files;
 
-fn sql_files(dir: &'static include_dir::Dir<'static>) -> Vec<(&'static str, &'static [u8])> {
-    let mut files: Vec<_> = dir
-        .files()
-        .filter_map(|f| Some((f.path().file_name()?.to_str()?, f.contents())))
-        .filter(|(n, _)| n.ends_with(".sql"))
-        .collect();
-    files.sort();
-    files
+/// Migrations a backend adds to the embedded set, in the same version space
+/// (Citus: `dialects/citus/migrations/`): declared by the backend
+/// (`backend::BackendDef::extra_migrations`).
+#[derive(Debug, Clone, Copy)]
+pub struct ExtraSet {
+    /// Shown in the files' paths: `embedded:<label>/<file>`.
+    pub label: &'static str,
+    /// The files as (file name, bytes), sorted.
+    pub files: fn() -> Vec<(&'static str, &'static [u8])>,
 }
 
-/// The embedded portable set's files as (file name, bytes).
-pub fn embedded_files() -> Vec<(&'static str, &'static [u8])> {
-    sql_files(&EMBEDDED)
-}
-
-/// The embedded citus-only files (`dialects/citus/migrations/`). They share
-/// the portable set's version space: sorted together, each version used once.
-pub fn embedded_citus_files() -> Vec<(&'static str, &'static [u8])> {
-    sql_files(&EMBEDDED_CITUS)
-}
-
-/// Loads and checks a whole set, sorted by version. The embedded set of
-/// backend `citus` is the portable set plus the citus-only files.
-pub fn load(source: &Source, backend: BackendKind) -> Result<Vec<Migration>> {
+/// Loads and checks a whole set, sorted by version. The embedded set is
+/// the portable set plus the backend's `extra` sets (Citus: its citus-only
+/// files).
+pub fn load(source: &Source, extra: &[ExtraSet]) -> Result<Vec<Migration>> {
     let mut out = Vec::new();
     match source {
         Source::Embedded => {
             for (name, bytes) in embedded_files() {
                 out.push(parse_guarded(name, &format!("embedded:{name}"), bytes)?);
             }
-            if backend == BackendKind::Citus {
-                for (name, bytes) in embedded_citus_files() {
-                    out.push(parse_guarded(name, &format!("embedded:citus/{name}"), bytes)?);
+            for set in extra {
+                for (name, bytes) in (set.files)() {
+                    out.push(parse_guarded(name, &format!("embedded:{}/{name}", set.label), bytes)?);
                 }
             }
         }
@@ -611,7 +496,7 @@ pub fn load(source: &Source, backend: BackendKind) -> Result<Vec<Migration>> {
         Source::Compiled(sets) => {
             for set in sets {
                 if set.is_chat_schema() {
-                    out.extend(load(&Source::Embedded, backend)?);
+                    out.extend(load(&Source::Embedded, extra)?);
                     continue;
                 }
                 for (name, bytes) in set.files() {
@@ -1152,12 +1037,12 @@ mod tests {
     fn embedded_sets_share_one_version_space() {
         // The citus-only files sort among the portable ones; a version used
         // by both would be a DuplicateVersion for every citus environment.
-        let portable = load(&Source::Embedded, BackendKind::Postgres).unwrap();
-        let citus = load(&Source::Embedded, BackendKind::Citus).unwrap();
+        let portable = load(&Source::Embedded, &[]).unwrap();
+        let citus = load(&Source::Embedded, crate::backend::citus::EXTRA_MIGRATIONS).unwrap();
         assert!(portable.iter().all(|m| m.path.starts_with("embedded:V")));
         assert!(citus.len() > portable.len());
         let citus_only: Vec<_> = citus.iter().filter(|m| m.path.starts_with("embedded:citus/")).collect();
-        assert_eq!(citus_only.len(), embedded_citus_files().len());
+        assert_eq!(citus_only.len(), (crate::backend::citus::EXTRA_MIGRATIONS[0].files)().len());
         assert_eq!(citus.len(), portable.len() + citus_only.len());
         for m in citus {
             m.split().unwrap();

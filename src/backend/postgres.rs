@@ -24,21 +24,39 @@ use super::tls::{load_bundle, LazyTls};
 use super::wire::Wire;
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
 use crate::classify;
-use crate::config::{Config, SslMode};
 use crate::dialect::{ToolSql, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::retry::{self, Class, Policy, Progress};
+use crate::settings::{Config, SslMode};
 use crate::sql::char_pos_to_byte;
 
 /// One round trip per transactional migration; a session advisory lock.
 pub const CAPABILITIES: Capabilities = Capabilities {
+    distributed_tables: false,
     pipelined_transactions: true,
     lock: LockKind::SessionAdvisory,
     session_state: true,
     statements_die_with_connection: true,
     max_statement_chars: None,
     group_commit: true,
+};
+
+/// The `postgres` backend in the registry ([`super::BACKENDS`]).
+pub static DEF: super::BackendDef = super::BackendDef {
+    kind: crate::settings::BackendKind::Postgres,
+    name: "postgres",
+    capabilities: CAPABILITIES,
+    target: super::pg_target,
+    unreachable_hint: super::pg_unreachable_hint,
+    extra_migrations: &[],
+    prelude: super::no_prelude,
+    connect: |cfg, purpose| Box::pin(async move { Ok(Box::new(Postgres::connect(cfg, None, purpose, &[]).await?) as Box<dyn Backend>) }),
+    connect_maintenance: |cfg, purpose| {
+        Box::pin(
+            async move { Ok(Box::new(Postgres::connect(cfg, Some(cfg.maintenance_db.as_str()), purpose, &[]).await?) as Box<dyn Backend>) },
+        )
+    },
 };
 
 pub struct Postgres {
@@ -102,6 +120,7 @@ impl Notices {
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| n.severity().to_string()),
             error: DbError {
+                fix: None,
                 code: n.code().code().to_string(),
                 message: n.message().to_string(),
                 detail: n.detail().map(str::to_string),
@@ -150,6 +169,7 @@ fn db_error(e: &tokio_postgres::Error, sql: Option<&str>) -> Option<DbError> {
         _ => None,
     };
     Some(DbError {
+        fix: None,
         code: d.code().code().to_string(),
         message: d.message().to_string(),
         detail: d.detail().map(str::to_string),
@@ -417,7 +437,7 @@ async fn probe(client: &Client, dialect: &ToolSql, extra: &[&str], target: &str)
 
 /// Takes user and password from a secret, and host, port and dbname where
 /// the configuration did not give them.
-fn apply_secret(pg: &mut crate::config::PgTarget, s: aws::DbSecret) {
+fn apply_secret(pg: &mut crate::settings::PgTarget, s: aws::DbSecret) {
     pg.user = s.username;
     pg.password = Some(s.password);
     if let (Some(h), false) = (s.host, pg.explicit.host) {
@@ -440,7 +460,7 @@ enum Creds {
 }
 
 /// The next step for a failed connect, from what failed and how we logged in.
-fn connect_hint(pg: &crate::config::PgTarget, creds: Creds, code: &str, message: &str) -> String {
+fn connect_hint(pg: &crate::settings::PgTarget, creds: Creds, code: &str, message: &str) -> String {
     let bundle = || match &pg.sslrootcert {
         Some(p) => format!("sslrootcert ({})", p.display()),
         None => "the system's CA store (no sslrootcert set)".to_string(),
@@ -473,7 +493,7 @@ fn connect_hint(pg: &crate::config::PgTarget, creds: Creds, code: &str, message:
     }
 }
 
-async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> Result<Opened, Attempt> {
+async fn open_once(pg: &crate::settings::PgTarget, dbname: &str, creds: Creds) -> Result<Opened, Attempt> {
     let target = pg.display_db(dbname);
     let mut c = tokio_postgres::Config::new();
     c.host(&pg.host)

@@ -22,7 +22,10 @@ fn row(m: &SplitMigration, backend: &str) -> Row {
 }
 
 pub async fn run(ctx: &super::Setup, args: &BaselineArgs) -> Result<Outcome> {
-    let local = migration::split_all(&migration::load(&ctx.cfg.source, ctx.cfg.backend)?)?;
+    let local = migration::split_all(&migration::load(
+        &ctx.cfg.source,
+        crate::backend::extra_migrations(ctx.cfg.backend),
+    )?)?;
     let recorded = if args.from_refinery {
         let table = args.refinery_table.clone();
         runner::with_lock(&ctx.cfg, move |b| Box::pin(import_refinery(b, local, table))).await?

@@ -27,7 +27,7 @@ pub async fn run(ctx: &super::Setup, args: &LintArgs) -> Result<Outcome> {
         live = Some(plan.steps.iter().map(|s| (s.index, s.resume_from)).collect::<Vec<_>>());
         (st.local, targets)
     } else if args.paths.is_empty() {
-        let set = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
+        let set = migration::load(&ctx.cfg.source, crate::backend::extra_migrations(ctx.cfg.backend))?;
         let targets = (0..set.len()).collect();
         (set, targets)
     } else {
@@ -36,7 +36,7 @@ pub async fn run(ctx: &super::Setup, args: &LintArgs) -> Result<Outcome> {
     // The targets must parse; the others are context only (a file that
     // does not parse gives no facts).
     let set = migration::split_set(&files, targets.iter().copied())?;
-    let mut opts = lint::Options::for_config(&ctx.cfg);
+    let mut opts = crate::config::lint_options(&ctx.cfg);
     if let Some(run) = live {
         // With the database: locking hazards are judged by the live sizes, as `up` does.
         opts.live = Some(std::sync::Arc::new(crate::schema::live::for_run(&ctx.cfg, &set, &run).await?));
@@ -50,7 +50,10 @@ fn with_context(source: &Source, backend: BackendKind, paths: &[PathBuf]) -> Res
     let mut given = Vec::new();
     for p in paths {
         if p.is_dir() {
-            given.extend(migration::load(&Source::Dirs(vec![p.clone()]), backend)?);
+            given.extend(migration::load(
+                &Source::Dirs(vec![p.clone()]),
+                crate::backend::extra_migrations(backend),
+            )?);
         } else {
             given.push(migration::load_file(p)?);
         }
@@ -59,7 +62,7 @@ fn with_context(source: &Source, backend: BackendKind, paths: &[PathBuf]) -> Res
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     };
-    let context = migration::load(source, backend).unwrap_or_default();
+    let context = migration::load(source, crate::backend::extra_migrations(backend)).unwrap_or_default();
     let mut all: Vec<(Migration, bool)> = context
         .into_iter()
         .filter(|m| !given.iter().any(|g| same(&g.path, &m.path)))

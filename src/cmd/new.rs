@@ -46,7 +46,7 @@ pub fn run(ctx: &super::Setup, args: &NewArgs) -> Result<Outcome> {
         Source::Dirs(d) if !d.is_empty() => d.iter().filter(|d| d.is_dir()).cloned().collect(),
         _ => vec![dir.clone()],
     };
-    let existing = migration::load(&Source::Dirs(dirs), ctx.cfg.backend)?;
+    let existing = migration::load(&Source::Dirs(dirs), crate::backend::extra_migrations(ctx.cfg.backend))?;
     let max = existing.iter().max_by_key(|m| m.version);
     let next = match max {
         None => 1,

@@ -11,7 +11,7 @@ use crate::render::{Done, Outcome};
 use crate::{migration, runner};
 
 pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
-    let local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
+    let local = migration::load(&ctx.cfg.source, crate::backend::extra_migrations(ctx.cfg.backend))?;
     let (checksums, renamed, cleared) = runner::with_lock(&ctx.cfg, move |b| {
         Box::pin(async move {
             let mut checksums = Vec::new();

@@ -13,7 +13,7 @@ use crate::render::{Outcome, VerifyOutcome};
 use crate::{lint, migration, runner};
 
 pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
-    let files = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
+    let files = migration::load(&ctx.cfg.source, crate::backend::extra_migrations(ctx.cfg.backend))?;
     // A file that does not parse is reported after the drift.
     let mut unreadable = None;
     let local: Vec<SplitMigration> = files
@@ -46,7 +46,7 @@ pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
             let opts = lint::Options {
                 errors_only: true,
                 live: Some(std::sync::Arc::new(live)),
-                ..lint::Options::for_config(&ctx.cfg)
+                ..crate::config::lint_options(&ctx.cfg)
             };
             Some(lint::lint(&local, &unapplied, &opts))
         }

@@ -21,50 +21,21 @@ pub mod facts;
 pub mod live;
 pub mod rules;
 
-use crate::backend::{self, Capabilities};
-use crate::config::{BackendKind, Config};
+use crate::capabilities::{Capabilities, Property};
 use crate::error::{Error, Location};
-use crate::migration::{Ignore, SplitMigration};
+pub use crate::findings::{Finding, Level, Report};
+use crate::migration::{Ignore, Migration, SplitMigration};
+use crate::settings::BackendKind;
 pub use facts::{Facts, Pos};
-
-/// How serious a finding is. Error-level findings stop `up` and make `lint`
-/// exit 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Error,
-    Warning,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Error => "error",
-            Level::Warning => "warning",
-        }
-    }
-}
 
 /// Which environments a rule runs in by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// Every backend.
     All,
-    /// Only environments with this backend (others may `lint_include` it).
-    Backend(BackendKind),
-}
-
-/// One problem found by one rule in one statement.
-#[derive(Debug, Clone)]
-pub struct Finding {
-    pub rule: &'static str,
-    pub level: Level,
-    pub location: Location,
-    /// The statement's first line (or the comment line, for ignores).
-    pub excerpt: String,
-    pub message: String,
-    /// What to do instead, with the safer SQL; may span several lines.
-    pub help: String,
+    /// Only environments whose backend has this property (others may
+    /// `lint_include` it).
+    Having(Property),
 }
 
 /// What a rule reports: a statement of the migration (and a byte offset into
@@ -318,6 +289,21 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
     RULES.iter().copied().find(|r| r.id == id)
 }
 
+/// The statements the run loop opens a transactional migration with, after
+/// `BEGIN` (the backend's prelude, e.g. Citus's `SET LOCAL
+/// citus.multi_shard_modify_mode`): the rules read them like the file's own.
+#[derive(Clone)]
+pub struct Prelude(pub std::sync::Arc<PreludeFn>);
+
+/// See [`Prelude`].
+pub type PreludeFn = dyn Fn(&Migration) -> Vec<String> + Send + Sync;
+
+impl std::fmt::Debug for Prelude {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prelude(..)")
+    }
+}
+
 /// Which rules run, and for which backend.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -329,27 +315,16 @@ pub struct Options {
     pub exclude: Vec<String>,
     /// Only error-level rules (the gate of `up` and `verify`).
     pub errors_only: bool,
-    /// Citus: the environment's settings (the mode each transactional
-    /// migration is opened with).
-    pub citus: crate::config::Citus,
+    /// What the environment's backend can do.
+    pub capabilities: Capabilities,
+    /// The statements the run opens each transactional migration with.
+    pub prelude: Prelude,
     /// The live database's tables (`up`, `lint --pending`, `verify`);
     /// `None` keeps the conservative verdicts of `lint`.
     pub live: Option<std::sync::Arc<live::Live>>,
 }
 
 impl Options {
-    /// The environment's backend and its `lint_include` / `lint_exclude`.
-    pub fn for_config(cfg: &Config) -> Options {
-        Options {
-            backend: cfg.backend,
-            include: cfg.lint_include.clone(),
-            exclude: cfg.lint_exclude.clone(),
-            errors_only: false,
-            citus: cfg.citus,
-            live: None,
-        }
-    }
-
     /// Whether `rule` runs with these options.
     pub fn enabled(&self, rule: &Rule) -> bool {
         let id = rule.id.to_string();
@@ -361,7 +336,7 @@ impl Options {
         }
         match rule.scope {
             Scope::All => true,
-            Scope::Backend(b) => b == self.backend || self.include.contains(&id),
+            Scope::Having(p) => p.of(&self.capabilities) || self.include.contains(&id),
         }
     }
 }
@@ -382,32 +357,12 @@ pub fn check_rule_list(key: &str, ids: &[String], excluding: bool) -> Result<(),
     Ok(())
 }
 
-/// The outcome of one lint run.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    pub findings: Vec<Finding>,
-    /// How many files were linted.
-    pub files: usize,
-    /// The ids of the rules that ran.
-    pub rules: Vec<&'static str>,
-}
-
-impl Report {
-    pub fn errors(&self) -> usize {
-        self.findings.iter().filter(|f| f.level == Level::Error).count()
-    }
-
-    pub fn warnings(&self) -> usize {
-        self.findings.iter().filter(|f| f.level == Level::Warning).count()
-    }
-}
-
 /// Lints the migrations of `set` at the indices `targets`; the whole set
 /// (split into statements) gives the context. Files of the set
 /// that did not parse only give no facts.
 pub fn lint(set: &[SplitMigration], targets: &[usize], opts: &Options) -> Report {
     let facts = Facts::build(set);
-    let caps = backend::capabilities_of(opts.backend);
+    let caps = opts.capabilities;
     let enabled: Vec<&Rule> = RULES.iter().copied().filter(|r| opts.enabled(r)).collect();
     let mut report = Report {
         files: targets.len(),
@@ -420,13 +375,12 @@ pub fn lint(set: &[SplitMigration], targets: &[usize], opts: &Options) -> Report
         let ignores: Vec<&Ignore> = m.ignores().collect();
         // The mode the run loop opens the transaction with: the statements
         // it sends first, read like the file's own.
-        let citus_parallel = opts.backend == BackendKind::Citus
-            && backend::citus::transaction_prelude(&opts.citus, m)
-                .iter()
-                .filter_map(|s| crate::sql::split("prelude", s).ok())
-                .flatten()
-                .filter_map(|s| s.node)
-                .any(|n| rules::citus_parallel_operation::sets_parallel(&n) == Some(true));
+        let citus_parallel = (opts.prelude.0)(m)
+            .iter()
+            .filter_map(|s| crate::sql::split("prelude", s).ok())
+            .flatten()
+            .filter_map(|s| s.node)
+            .any(|n| rules::citus_parallel_operation::sets_parallel(&n) == Some(true));
         let mut uses: Vec<IgnoreUse<'_>> = ignores
             .iter()
             .flat_map(|ig| {
@@ -503,6 +457,7 @@ fn finding(m: &SplitMigration, rule: &Rule, hit: Hit) -> Finding {
         excerpt,
         message: hit.message,
         help: hit.help,
+        ignorable: rule.ignorable,
     }
 }
 
@@ -544,14 +499,11 @@ pub mod testing {
         lint(
             &set,
             &targets,
-            &Options {
-                backend,
-                include: Vec::new(),
-                exclude: Vec::new(),
-                errors_only: false,
-                citus: crate::config::Config::from_url("postgres://localhost/x").unwrap().citus,
-                live: None,
-            },
+            &crate::config::lint_options(&{
+                let mut cfg = crate::settings::Config::from_url("postgres://localhost/x").unwrap();
+                cfg.backend = backend;
+                cfg
+            }),
         )
     }
 
@@ -576,15 +528,18 @@ mod tests {
     use crate::migration::{self, Source};
 
     fn shipped(backend: BackendKind) -> Report {
-        let set = migration::split_all(&migration::load(&Source::Embedded, backend).unwrap()).unwrap();
+        let set = migration::split_all(&migration::load(&Source::Embedded, crate::backend::extra_migrations(backend)).unwrap()).unwrap();
         let targets: Vec<usize> = (0..set.len()).collect();
         let opts = Options {
             backend,
             include: Vec::new(),
             exclude: Vec::new(),
             errors_only: false,
-            citus: crate::config::Config::from_url("postgres://localhost/x").unwrap().citus,
-            live: None,
+            ..crate::config::lint_options(&{
+                let mut cfg = crate::settings::Config::from_url("postgres://localhost/x").unwrap();
+                cfg.backend = backend;
+                cfg
+            })
         };
         lint(&set, &targets, &opts)
     }

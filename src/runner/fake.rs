@@ -245,6 +245,7 @@ impl Conn {
 
 fn db_error(code: &str, message: &str) -> DbError {
     DbError {
+        fix: None,
         code: code.into(),
         message: message.into(),
         detail: None,

@@ -47,7 +47,7 @@ pub(crate) fn lint(cfg: &Config, set: &[SplitMigration], plan: &Plan, live: Opti
     let live = live.unwrap_or_else(|| lint::live::Live::empty(crate::schema::live::thresholds(cfg), pending.clone()));
     let opts = lint::Options {
         live: Some(std::sync::Arc::new(live)),
-        ..lint::Options::for_config(cfg)
+        ..crate::config::lint_options(cfg)
     };
     lint::gate(set, &pending, &opts)
 }

@@ -144,6 +144,7 @@ pub(crate) async fn statement_outcome(b: &mut dyn Backend, m: &SplitMigration, i
         Some(_) => Err(ExecError::Statement {
             index: 0,
             error: DbError {
+                fix: None,
                 code: "XX000".into(),
                 message: format!("the index build ended with index {name} INVALID (it is dropped and rebuilt on the next run)"),
                 detail: Some(why.to_string()),

@@ -84,7 +84,7 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
 
 pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) -> Result<UpReport> {
     let (source, backend) = (cfg.source.clone(), cfg.backend);
-    let loader = std::thread::spawn(move || migration::load(&source, backend));
+    let loader = std::thread::spawn(move || migration::load(&source, crate::backend::extra_migrations(backend)));
     // A dry run only reads: it works on a replica and on a read-only session.
     let purpose = if opts.dry_run { Purpose::READ } else { Purpose::WRITE };
     let mut first = outside.connect(cfg, purpose).await;

@@ -426,7 +426,7 @@ pub(crate) async fn dry_run_empty(cfg: &Config, local: &[Migration], opts: &UpOp
 /// (for backend `citus`, with the citus-only files), the backend's
 /// transaction prelude, the statements and the history writes.
 pub fn dry_run_offline(cfg: &Config, opts: &UpOptions) -> Result<UpReport> {
-    let local = migration::load(&cfg.source, cfg.backend)?;
+    let local = migration::load(&cfg.source, crate::backend::extra_migrations(cfg.backend))?;
     // Without a backend nothing in it waits: it is ready at the first poll.
     let steps = futures_util::FutureExt::now_or_never(dry_run_empty(cfg, &local, opts))
         .unwrap_or_else(|| Err(Error::Other("the dry run without a connection waited for something".into())))?;

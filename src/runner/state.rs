@@ -24,7 +24,7 @@ pub struct Snapshot {
 /// nothing written. A bad file wins over a connection error.
 pub async fn load_state(cfg: &Config) -> Result<Snapshot> {
     let (source, backend) = (cfg.source.clone(), cfg.backend);
-    let loader = std::thread::spawn(move || migration::load(&source, backend));
+    let loader = std::thread::spawn(move || migration::load(&source, crate::backend::extra_migrations(backend)));
     let history = read_state(cfg).await;
     let local = loader
         .join()

@@ -335,6 +335,7 @@ async fn check_valid(b: &mut dyn Backend, script: &Script<'_>, i: usize, sql: &s
         })
         .collect();
     let error = crate::error::DbError {
+        fix: None,
         code: String::new(),
         message: format!(
             "the statement ended without an error but left {} not usable: {}",

@@ -213,7 +213,7 @@ async fn gate(b: &mut dyn Backend, cfg: &Config, set: &[SplitMigration]) -> Resu
     super::live::refuse(&b.target(), read.existing)?;
     let opts = lint::Options {
         live: Some(Arc::new(read.live)),
-        ..lint::Options::for_config(cfg)
+        ..crate::config::lint_options(cfg)
     };
     lint::gate(set, &[0], &opts)
 }
