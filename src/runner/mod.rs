@@ -26,6 +26,7 @@
 
 mod create_database;
 mod event;
+mod fixrun;
 mod gate;
 mod lock_retry;
 mod lost;
