@@ -205,6 +205,31 @@ fn a_populated_table_gets_the_planned_memory_and_no_notice() {
     }
 }
 
+/// Planning never waits behind a lock: while another session holds the
+/// table in ACCESS EXCLUSIVE mode, the build is planned from the catalog
+/// (the dry run reads the plan but builds nothing).
+#[test]
+fn planning_does_not_wait_behind_an_access_exclusive_lock() {
+    let dir = Dir::new();
+    let db = table_of(2000, &dir);
+    db.exec(&format!("ALTER DATABASE {} SET maintenance_work_mem = '2MB'", db.name));
+    dir.write(BUILD.0, BUILD.1);
+    let args = config(&dir, &db.url, "index_build_workers = 0\n");
+    let unlocked = dry_settings(&run(&dir, &args, &["up", "--dry-run", "--format", "json"]));
+    assert_eq!(unlocked.len(), 2, "{unlocked:?}");
+    // A wait would end in an error after 5 s instead of hanging the test.
+    db.exec(&format!("ALTER DATABASE {} SET lock_timeout = '5s'", db.name));
+    let holder = Holder::hold(
+        &db.url,
+        "vector_lock_holder",
+        "BEGIN; LOCK TABLE vectors IN ACCESS EXCLUSIVE MODE;",
+        None,
+    );
+    let locked = dry_settings(&run(&dir, &args, &["up", "--dry-run", "--format", "json"]));
+    drop(holder);
+    assert_eq!(locked, unlocked, "the same plan from the catalog");
+}
+
 /// A file that sets maintenance_work_mem itself keeps its own value:
 /// nothing is planned around its build.
 #[test]
