@@ -41,6 +41,9 @@ pub struct Global {
     /// Migration directory; repeat for several [default: the environment's migrations, else the built-in set].
     #[arg(long = "migrations", global = true, value_name = "DIR")]
     pub migrations: Vec<PathBuf>,
+    /// A value for `${NAME}` in the migrations, over the config file's; repeat for several (docs/migrations.md) [default: the environment's placeholders].
+    #[arg(long = "placeholder", global = true, value_name = "NAME=VALUE")]
+    pub placeholders: Vec<String>,
     /// Config file [default: CHATMIGRATE_CONFIG, else ./chatmigrate.toml if present].
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,

@@ -25,6 +25,10 @@ pub struct File {
     pub default_env: Option<String>,
     #[serde(default)]
     pub environments: BTreeMap<String, EnvFile>,
+    /// `[placeholders]`: values for `${name}` in migrations, for every
+    /// environment (docs/migrations.md).
+    #[serde(default)]
+    pub placeholders: BTreeMap<String, crate::placeholders::FileValue>,
 }
 
 /// One `[environments.<name>]` table.
@@ -105,6 +109,9 @@ pub struct EnvFile {
     /// `max_parallel_maintenance_workers` for a vector index build.
     #[serde(default, deserialize_with = "whole_number")]
     pub index_build_workers: Option<i64>,
+    /// `[environments.<name>.placeholders]`: this environment's values for
+    /// `${name}` in migrations, over the file's `[placeholders]`.
+    pub placeholders: Option<BTreeMap<String, crate::placeholders::FileValue>>,
 }
 
 /// serde: a duration as a string (`"30s"`) or a whole number of seconds,
@@ -401,6 +408,9 @@ pub struct Config {
     pub password_env_unset: Option<UnsetPasswordEnv>,
     /// Whether `database create|drop|reset` may act on the target.
     pub dev: DevMark,
+    /// Placeholder values given by the file, the flags or the library
+    /// (`placeholders.rs` adds the built-ins and defaults).
+    pub placeholders: BTreeMap<String, crate::placeholders::Given>,
 }
 
 /// Whether the target is a development database, which `database
@@ -441,6 +451,8 @@ pub struct Overrides {
     pub lock_wait: Option<Duration>,
     pub create_database: bool,
     pub allow_out_of_order: bool,
+    /// `--placeholder name=value`, in order (a later one wins).
+    pub placeholders: Vec<(String, String)>,
 }
 
 /// The process environment, injectable for tests.
@@ -519,6 +531,7 @@ impl Config {
             dev_url: None,
             password_env_unset: None,
             dev: DevMark::NoEnvironment,
+            placeholders: BTreeMap::new(),
         }
     }
 
@@ -583,6 +596,16 @@ impl Config {
             });
         }
         let mut unset_password = None;
+        for (k, v) in file.iter().flat_map(|f| &f.placeholders) {
+            let from = "[placeholders]".to_string();
+            c.placeholders.insert(
+                k.clone(),
+                crate::placeholders::Given {
+                    value: v.to_string(),
+                    from,
+                },
+            );
+        }
         if let Some(name) = &env_name {
             let shown = path
                 .as_ref()
@@ -604,6 +627,16 @@ impl Config {
                         "environment `{name}` uses the rds-data backend, which reaches the database through resource_arn and secret_arn, not a URL"
                     ),
                 });
+            }
+            for (k, v) in e.placeholders.iter().flatten() {
+                let from = format!("[environments.{name}.placeholders]");
+                c.placeholders.insert(
+                    k.clone(),
+                    crate::placeholders::Given {
+                        value: v.to_string(),
+                        from,
+                    },
+                );
             }
             apply_file(&mut c, e, &base, env).map_err(|err| match (err, &path) {
                 // Point at the value in the file: `chatmigrate.toml:7:19`.
@@ -698,6 +731,11 @@ impl Config {
         }
         c.create_database |= o.create_database;
         c.allow_out_of_order |= o.allow_out_of_order;
+        for (k, v) in &o.placeholders {
+            let from = "--placeholder".to_string();
+            c.placeholders
+                .insert(k.clone(), crate::placeholders::Given { value: v.clone(), from });
+        }
         // PGPASSWORD, a URL's password, a secret or an IAM token count too.
         if c.pg.password.is_none() && c.aws.secret_arn.is_none() && !c.aws.iam_auth && c.backend != BackendKind::RdsData {
             c.password_env_unset = unset_password;
@@ -1226,6 +1264,10 @@ mod tests {
         let dbg = format!("{e:?}");
         assert!(!dbg.contains("None"), "a key is missing from docs/config.reference.toml: {dbg}");
         assert!(f.default_env.is_some());
+        assert!(
+            !f.placeholders.is_empty(),
+            "[placeholders] is missing from docs/config.reference.toml"
+        );
     }
 
     #[test]

@@ -165,6 +165,15 @@ pub enum Error {
     UnknownDirective { location: Location, directive: String },
     #[error("{location}: {message}")]
     BadDirective { location: Location, message: String },
+    /// A placeholder that has no value, or a value that cannot be used;
+    /// `at` is `file:line:col` (then `location` is set) or the setting.
+    #[error("{at}: {message}")]
+    Placeholder {
+        at: String,
+        message: String,
+        hint: String,
+        location: Option<Location>,
+    },
     /// Error-level lint findings (at least one) in the files about to run.
     #[error("{}", lint_line(.0))]
     Lint(Box<crate::lint::Report>),
@@ -366,7 +375,7 @@ impl Error {
             Io { .. } => "check the path and its permissions".into(),
             SqlSyntax { .. } => "fix the SQL at that position; nothing was sent to the database".into(),
             UnknownDirective { .. } | BadDirective { .. } => {
-                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, citus-parallel, adopt-fix, ignore <rule> -- <reason>".into()
+                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, citus-parallel, adopt-fix, placeholders-in-dollar-quotes, ignore <rule> -- <reason>".into()
             }
             Lint(report) => {
                 // The help's first line; its SQL, if any, is in the report below.
@@ -460,6 +469,7 @@ impl Error {
                 "set history_schema to a schema that is not distributed (chatmigrate creates a missing one as a regular schema, whatever citus.enable_schema_based_sharding says), or make `{schema}` a regular schema again on the coordinator: SELECT citus_schema_undistribute('{schema}') (it also makes the other tables of `{schema}` local)"
             ),
             Usage { hint, .. } => hint.clone(),
+            Placeholder { hint, .. } => hint.clone(),
             Schema { hint, .. } => hint.clone(),
             Internal { .. } => {
                 "please report it with this output, `chatmigrate --version` and the command you ran (RUST_BACKTRACE=1 adds a backtrace)".into()
@@ -478,6 +488,7 @@ impl Error {
             | BadDirective { location, .. }
             | Migration { location, .. }
             | LockNotAvailable { location, .. } => Some(location),
+            Placeholder { location, .. } => location.as_ref(),
             _ => None,
         }
     }
@@ -520,6 +531,8 @@ impl Error {
             | SqlSyntax { .. }
             | UnknownDirective { .. }
             | BadDirective { .. } => "migration-file",
+            Placeholder { location: Some(_), .. } => "migration-file",
+            Placeholder { location: None, .. } => "config",
             Lint(_) => "lint",
             ChecksumDrift { .. }
             | NameDrift { .. }

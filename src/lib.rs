@@ -39,11 +39,13 @@ pub mod error;
 pub mod history;
 pub mod lint;
 pub mod migration;
+pub mod placeholders;
 pub mod plan;
 pub mod render;
 pub mod retry;
 pub mod runner;
 pub mod schema;
+pub mod shipped_checksums;
 pub mod sql;
 pub mod value;
 pub mod vector_index;
@@ -121,6 +123,17 @@ impl Migrator {
     /// Creates the database first when it does not exist.
     pub fn create_database(mut self, yes: bool) -> Migrator {
         self.config.create_database = yes;
+        self
+    }
+
+    /// A value for `${name}` in the migrations, over the config file's
+    /// (docs/migrations.md); e.g. `.placeholder("embedding_dimensions", "1536")`
+    /// for the chat schema. Checked when the migrations are loaded.
+    pub fn placeholder(mut self, name: impl Into<String>, value: impl Into<String>) -> Migrator {
+        let from = "Migrator::placeholder".to_string();
+        self.config
+            .placeholders
+            .insert(name.into(), placeholders::Given { value: value.into(), from });
         self
     }
 

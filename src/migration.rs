@@ -50,6 +50,9 @@ pub struct Directives {
     /// --write-fix`; `up` runs it alone, statement by statement, and records
     /// it in the history log only (docs/adopt.md). Needs `no-transaction`.
     pub adopt_fix: bool,
+    /// `-- chatmigrate:placeholders-in-dollar-quotes`: substitute
+    /// placeholders inside dollar-quoted bodies too (`placeholders.rs`).
+    pub placeholders_in_dollar_quotes: bool,
 }
 
 /// One `-- chatmigrate:ignore <rule>[, <rule>...] -- <reason>` comment.
@@ -81,6 +84,9 @@ pub struct Migration {
     /// `-- chatmigrate:ignore` comments directly above a statement (not at
     /// the top of the file); filled by [`Migration::prepare`].
     pub statement_ignores: Vec<Ignore>,
+    /// Checksums of earlier texts of this file that are not drift (the
+    /// shipped chat schema's; `shipped_checksums.rs`).
+    pub earlier_checksums: &'static [&'static str],
     prepared: bool,
     lines: std::sync::OnceLock<sql::LineIndex>,
 }
@@ -100,6 +106,12 @@ impl Migration {
         self.lines
             .get_or_init(|| sql::LineIndex::new(&self.sql))
             .location(&self.path, &self.sql, offset)
+    }
+
+    /// Whether a history row's `checksum` is this file's: its own, or an
+    /// earlier one the shipped file accepts.
+    pub fn checksum_matches(&self, checksum: &str) -> bool {
+        self.checksum == checksum || self.earlier_checksums.contains(&checksum)
     }
 
     /// Every ignore comment of the file: the top-of-file ones, then those
@@ -138,6 +150,7 @@ impl Migration {
             directives,
             statements: Vec::new(),
             statement_ignores: Vec::new(),
+            earlier_checksums: &[],
             prepared: false,
             lines: std::sync::OnceLock::new(),
         })
@@ -167,7 +180,7 @@ impl Migration {
                 let (word, arg) = split_directive(body.trim_start_matches("chatmigrate:"));
                 match word {
                     "ignore" => ignores.push(parse_ignore(&location, arg, Some(i))?),
-                    "no-transaction" | "lock-timeout" | "statement-timeout" | "citus-parallel" => {
+                    "no-transaction" | "lock-timeout" | "statement-timeout" | "citus-parallel" | "placeholders-in-dollar-quotes" => {
                         return Err(Error::BadDirective {
                             location,
                             message: format!("`{word}` works only in the comments at the top of the file, before the first statement"),
@@ -435,6 +448,15 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
                 adopt_fix_line = Some(location);
                 d.adopt_fix = true;
             }
+            "placeholders-in-dollar-quotes" => {
+                if !arg.is_empty() {
+                    return Err(Error::BadDirective {
+                        location,
+                        message: format!("placeholders-in-dollar-quotes takes no argument, got `{arg}`"),
+                    });
+                }
+                d.placeholders_in_dollar_quotes = true;
+            }
             // `off` / `0`: no timeout for this file (PostgreSQL's 0).
             "lock-timeout" => d.lock_timeout = Some(duration("lock-timeout", value::LOCK_TIMEOUT)?),
             "statement-timeout" => d.statement_timeout = Some(duration("statement-timeout", value::STATEMENT_TIMEOUT)?),
@@ -539,7 +561,9 @@ pub fn load(source: &Source, backend: BackendKind) -> Result<Vec<Migration>> {
     match source {
         Source::Embedded => {
             for (name, bytes) in embedded_files() {
-                out.push(parse_guarded(name, &format!("embedded:{name}"), bytes)?);
+                let mut m = parse_guarded(name, &format!("embedded:{name}"), bytes)?;
+                m.earlier_checksums = crate::shipped_checksums::earlier(name);
+                out.push(m);
             }
             if backend == BackendKind::Citus {
                 for (name, bytes) in embedded_citus_files() {
@@ -1097,8 +1121,10 @@ mod tests {
     fn embedded_sets_share_one_version_space() {
         // The citus-only files sort among the portable ones; a version used
         // by both would be a DuplicateVersion for every citus environment.
-        let portable = load(&Source::Embedded, BackendKind::Postgres).unwrap();
-        let citus = load(&Source::Embedded, BackendKind::Citus).unwrap();
+        let mut cfg = crate::config::Config::from_url("postgres://localhost/x").unwrap();
+        let portable = crate::placeholders::load(&cfg).unwrap();
+        cfg.backend = BackendKind::Citus;
+        let citus = crate::placeholders::load(&cfg).unwrap();
         assert!(portable.iter().all(|m| m.path.starts_with("embedded:V")));
         assert!(citus.len() > portable.len());
         let citus_only: Vec<_> = citus.iter().filter(|m| m.path.starts_with("embedded:citus/")).collect();

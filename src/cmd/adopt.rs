@@ -14,7 +14,7 @@ use crate::cli::AdoptArgs;
 use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::{self, Migration, Source};
+use crate::migration::{Migration, Source};
 use crate::render::{Outcome, SchemaOutcome};
 use crate::runner;
 use crate::schema::{diff, fix, introspect, objects, scratch};
@@ -27,7 +27,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
     if let Some(f) = &args.write_fix {
         check_fix_path(&cfg, f)?;
     }
-    let mut local = migration::load(&cfg.source, cfg.backend)?;
+    let mut local = crate::placeholders::load(&cfg)?;
     for m in local.iter_mut() {
         m.prepare()?;
     }

@@ -13,7 +13,7 @@ use crate::cli::BaselineArgs;
 use crate::dialect::quote;
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::{self, Migration};
+use crate::migration::Migration;
 use crate::render::{Done, Outcome};
 use crate::runner;
 
@@ -22,7 +22,7 @@ fn row(m: &Migration, backend: &str) -> Row {
 }
 
 pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<Outcome> {
-    let mut local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
+    let mut local = crate::placeholders::load(&ctx.cfg)?;
     for m in local.iter_mut() {
         m.prepare()?;
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::cli::DiffArgs;
 use crate::config::Secret;
 use crate::error::{Error, Result};
-use crate::migration::{self, Migration};
+use crate::migration::Migration;
 use crate::plan::{self, State};
 use crate::render::{Outcome, SchemaOutcome};
 use crate::schema::{diff, introspect, scratch};
@@ -20,7 +20,7 @@ pub async fn run(ctx: &super::Ctx, args: &DiffArgs) -> Result<Outcome> {
     if let Some(u) = &args.dev_url {
         cfg.dev_url = Some(Secret::new(u.clone()));
     }
-    let mut local = migration::load(&cfg.source, cfg.backend)?;
+    let mut local = crate::placeholders::load(&cfg)?;
     for m in local.iter_mut() {
         m.prepare()?;
     }

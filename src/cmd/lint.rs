@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::LintArgs;
-use crate::config::BackendKind;
 use crate::error::Result;
 use crate::migration::{self, Migration, Source};
 use crate::render::Outcome;
@@ -27,11 +26,11 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
         live = Some(plan.steps.iter().map(|s| (s.index, s.resume_from)).collect::<Vec<_>>());
         (st.local, targets)
     } else if args.paths.is_empty() {
-        let set = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
+        let set = crate::placeholders::load(&ctx.cfg)?;
         let targets = (0..set.len()).collect();
         (set, targets)
     } else {
-        with_context(&ctx.cfg.source, ctx.cfg.backend, &args.paths)?
+        with_context(&ctx.cfg, &args.paths)?
     };
     for &i in &targets {
         set[i].prepare()?;
@@ -50,20 +49,24 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
 
 /// The files under `paths` as targets, within the environment's set (when
 /// it can be read) as context, all sorted by version.
-fn with_context(source: &Source, backend: BackendKind, paths: &[PathBuf]) -> Result<(Vec<Migration>, Vec<usize>)> {
+fn with_context(cfg: &crate::config::Config, paths: &[PathBuf]) -> Result<(Vec<Migration>, Vec<usize>)> {
+    let (source, backend) = (&cfg.source, cfg.backend);
+    let values = crate::placeholders::Values::of(cfg)?;
     let mut given = Vec::new();
     for p in paths {
         if p.is_dir() {
-            given.extend(migration::load(&Source::Dirs(vec![p.clone()]), backend)?);
+            given.extend(crate::placeholders::load_with(&Source::Dirs(vec![p.clone()]), backend, &values)?);
         } else {
-            given.push(migration::load_file(p)?);
+            let mut m = migration::load_file(p)?;
+            values.substitute(&mut m)?;
+            given.push(m);
         }
     }
     let same = |a: &str, b: &str| match (std::fs::canonicalize(Path::new(a)), std::fs::canonicalize(Path::new(b))) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     };
-    let context = migration::load(source, backend).unwrap_or_default();
+    let context = crate::placeholders::load_with(source, backend, &values).unwrap_or_default();
     let mut all: Vec<(Migration, bool)> = context
         .into_iter()
         .filter(|m| !given.iter().any(|g| same(&g.path, &m.path)))

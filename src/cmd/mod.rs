@@ -134,6 +134,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
         env: g.env.clone(),
         database_url: g.database_url.clone(),
         migrations: g.migrations.clone(),
+        placeholders: g
+            .placeholders
+            .iter()
+            .map(|p| crate::placeholders::parse_flag(p))
+            .collect::<Result<_>>()?,
         ..Overrides::default()
     };
     if let Command::Up(a) = &cli.command {

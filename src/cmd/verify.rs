@@ -9,10 +9,10 @@
 use crate::error::Result;
 use crate::plan::{self, State};
 use crate::render::{Outcome, VerifyOutcome};
-use crate::{lint, migration, runner};
+use crate::{lint, runner};
 
 pub async fn run(ctx: &super::Ctx) -> Result<Outcome> {
-    let mut local = migration::load(&ctx.cfg.source, ctx.cfg.backend)?;
+    let mut local = crate::placeholders::load(&ctx.cfg)?;
     // A file that does not parse is reported after the drift.
     let mut unreadable = None;
     for m in local.iter_mut() {

@@ -572,10 +572,11 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migration::{self, Source};
 
     fn shipped(backend: BackendKind) -> Report {
-        let mut set = migration::load(&Source::Embedded, backend).unwrap();
+        let mut cfg = crate::config::Config::from_url("postgres://localhost/x").unwrap();
+        cfg.backend = backend;
+        let mut set = crate::placeholders::load(&cfg).unwrap();
         for m in set.iter_mut() {
             m.prepare().unwrap();
         }

@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::dialect::{Dialect, Value};
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::{self, Migration, TxMode};
+use crate::migration::{Migration, TxMode};
 use crate::plan::{Plan, Step};
 use crate::sql;
 use crate::vector_index::plan::{BuildPlan, Plans};
@@ -424,7 +424,7 @@ pub(crate) async fn dry_run_empty(cfg: &Config, local: &mut [Migration], opts: &
 /// (for backend `citus`, with the citus-only files), the backend's
 /// transaction prelude, the statements and the history writes.
 pub fn dry_run_offline(cfg: &Config, opts: &UpOptions) -> Result<UpReport> {
-    let mut local = migration::load(&cfg.source, cfg.backend)?;
+    let mut local = crate::placeholders::load(cfg)?;
     // Without a backend nothing in it waits: it is ready at the first poll.
     let steps = futures_util::FutureExt::now_or_never(dry_run_empty(cfg, &mut local, opts))
         .unwrap_or_else(|| Err(Error::Other("the dry run without a connection waited for something".into())))?;

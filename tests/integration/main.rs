@@ -38,6 +38,7 @@ mod lint;
 mod lint_formats;
 mod lock_protocol;
 mod one_script;
+mod placeholders;
 mod probe;
 mod rds_data;
 mod rds_data_variants;
