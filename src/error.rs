@@ -165,6 +165,10 @@ pub enum Error {
     UnknownDirective { location: Location, directive: String },
     #[error("{location}: {message}")]
     BadDirective { location: Location, message: String },
+    /// An undo file that belongs to no migration, or a `down` that cannot
+    /// run (`at`: the file, or the command).
+    #[error("{at}: {message}")]
+    Undo { at: String, message: String, hint: String },
     /// A placeholder that has no value, or a value that cannot be used;
     /// `at` is `file:line:col` (then `location` is set) or the setting.
     #[error("{at}: {message}")]
@@ -470,6 +474,7 @@ impl Error {
             ),
             Usage { hint, .. } => hint.clone(),
             Placeholder { hint, .. } => hint.clone(),
+            Undo { hint, .. } => hint.clone(),
             Schema { hint, .. } => hint.clone(),
             Internal { .. } => {
                 "please report it with this output, `chatmigrate --version` and the command you ran (RUST_BACKTRACE=1 adds a backtrace)".into()
@@ -533,6 +538,7 @@ impl Error {
             | BadDirective { .. } => "migration-file",
             Placeholder { location: Some(_), .. } => "migration-file",
             Placeholder { location: None, .. } => "config",
+            Undo { .. } => "plan",
             Lint(_) => "lint",
             ChecksumDrift { .. }
             | NameDrift { .. }

@@ -47,6 +47,7 @@ pub mod runner;
 pub mod schema;
 pub mod shipped_checksums;
 pub mod sql;
+pub mod undo;
 pub mod value;
 pub mod vector_index;
 
@@ -137,7 +138,8 @@ impl Migrator {
         self
     }
 
-    /// Applies nothing above this version.
+    /// Applies nothing above this version (`up`); undoes every applied
+    /// migration above it (`down`).
     pub fn target(mut self, version: i64) -> Migrator {
         self.target = Some(version);
         self
@@ -158,6 +160,19 @@ impl Migrator {
     /// The configuration this migrator runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Reverts applied migrations with their undo files
+    /// (`V{n}__{name}.undo.sql`, docs/migrations.md): every one above
+    /// [`Migrator::target`] when it is set, else the last applied one.
+    pub async fn down(&self) -> Result<runner::DownReport> {
+        let opts = runner::DownOptions {
+            target: self.target,
+            steps: None,
+            dry_run: false,
+            handle_signals: false,
+        };
+        runner::down(&self.config, &opts, &mut |_| {}).await
     }
 
     /// Applies pending migrations.

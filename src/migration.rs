@@ -224,6 +224,10 @@ pub enum NameProblem {
     VersionNotDigits,
     EmptyName,
     NameChars,
+    /// `U{n}__{name}.sql`: refinery's unversioned migration (not an undo).
+    RefineryUnversioned,
+    /// `R__{name}.sql`: Flyway's repeatable migration, not run here.
+    Repeatable,
 }
 
 impl std::fmt::Display for NameProblem {
@@ -237,13 +241,25 @@ impl std::fmt::Display for NameProblem {
             NameProblem::VersionNotDigits => ": the version must be digits only",
             NameProblem::EmptyName => ": the name after the two underscores is empty",
             NameProblem::NameChars => ": the name may hold only letters, digits and underscores",
+            NameProblem::RefineryUnversioned => {
+                ": U is refinery's unversioned migration, which chatmigrate does not run (docs/migrations.md#refinerys-u-files)"
+            }
+            NameProblem::Repeatable => ": R__ is a repeatable migration, which this chatmigrate does not run (docs/migrations.md)",
         })
     }
 }
 
 impl NameProblem {
     pub fn hint(&self) -> &'static str {
-        "rename the file, or create one with `chatmigrate new <name>`"
+        match self {
+            NameProblem::RefineryUnversioned => {
+                "rename it to V{n}__{name}.sql and apply it with `chatmigrate up --allow-out-of-order` (which applies a file below the highest applied version)"
+            }
+            NameProblem::Repeatable => {
+                "make it a versioned migration (`chatmigrate new <name>`) with CREATE OR REPLACE, and add a new version each time it changes"
+            }
+            _ => "rename the file, or create one with `chatmigrate new <name>`",
+        }
     }
 }
 
@@ -314,6 +330,16 @@ pub fn check_file_name(file_name: &str, path: &str) -> Result<(i64, String)> {
             NameProblem::Form
         }));
     };
+    let refinery_u = stem
+        .strip_prefix('U')
+        .and_then(|r| r.split_once("__"))
+        .is_some_and(|(d, n)| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty());
+    if refinery_u {
+        return Err(bad(NameProblem::RefineryUnversioned));
+    }
+    if stem.strip_prefix("R__").is_some_and(|n| !n.is_empty()) {
+        return Err(bad(NameProblem::Repeatable));
+    }
     let rest = match (stem.strip_prefix('V'), stem.strip_prefix('v')) {
         (Some(rest), _) => rest,
         (None, Some(_)) if starts_like_one => return Err(bad(NameProblem::LowercaseV)),
@@ -537,10 +563,27 @@ fn sql_files(dir: &'static include_dir::Dir<'static>) -> Vec<(&'static str, &'st
     let mut files: Vec<_> = dir
         .files()
         .filter_map(|f| Some((f.path().file_name()?.to_str()?, f.contents())))
-        .filter(|(n, _)| n.ends_with(".sql"))
+        .filter(|(n, _)| n.ends_with(".sql") && !crate::undo::is_undo_file(n))
         .collect();
     files.sort();
     files
+}
+
+/// The embedded undo files (`*.undo.sql`) of the portable set and, for
+/// `citus`, of the citus-only files, as (file name, bytes, path prefix).
+pub fn embedded_undo_files(backend: BackendKind) -> Vec<(&'static str, &'static [u8], &'static str)> {
+    let undo = |dir: &'static include_dir::Dir<'static>, prefix: &'static str| {
+        dir.files()
+            .filter_map(|f| Some((f.path().file_name()?.to_str()?, f.contents(), prefix)))
+            .filter(|(n, _, _)| crate::undo::is_undo_file(n))
+            .collect::<Vec<_>>()
+    };
+    let mut out = undo(&EMBEDDED, "embedded:");
+    if backend == BackendKind::Citus {
+        out.extend(undo(&EMBEDDED_CITUS, "embedded:citus/"));
+    }
+    out.sort();
+    out
 }
 
 /// The embedded portable set's files as (file name, bytes).
@@ -704,6 +747,10 @@ fn load_entries(entries: &[(std::ffi::OsString, std::fs::DirEntry)], out: &mut V
         let kind = entry.file_type().ok();
         let is_dir = kind.is_some_and(|t| t.is_dir());
         if file_name.starts_with('.') || file_name.ends_with(".md") || (is_dir && !file_name.ends_with(".sql")) {
+            continue;
+        }
+        // Undo files are `down`'s (undo.rs).
+        if crate::undo::is_undo_file(file_name) && !is_dir {
             continue;
         }
         let bytes = match kind {
@@ -888,6 +935,10 @@ mod tests {
             (
                 "V1__x.SQL",
                 format!("p: not a migration file name: migration files end in .sql{form}"),
+            ),
+            (
+                "U3__backfill.sql",
+                format!("p: not a migration file name: U is refinery's unversioned migration, which chatmigrate does not run (docs/migrations.md#refinerys-u-files){form}"),
             ),
             ("V0__x.sql", "p: version `0` is out of range (1 to 9223372036854775807)".into()),
             (

@@ -386,6 +386,7 @@ pub fn load(cfg: &Config) -> Result<Vec<Migration>> {
 /// [`load`] for a source and values given apart (a loader thread).
 pub fn load_with(source: &Source, backend: BackendKind, values: &Values) -> Result<Vec<Migration>> {
     let mut set = migration::load(source, backend)?;
+    crate::undo::check(source, backend, &set)?;
     for m in &mut set {
         values.substitute(m)?;
     }

@@ -210,6 +210,8 @@ pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
             (Status::Applied, _) => State::Applied,
             (Status::Partial, _) => State::Partial,
             (Status::Failed, _) => State::Failed,
+            // Never read back: `down` writes them to the log.
+            (Status::Undoing | Status::UndoFailed | Status::Undone, _) => State::Applied,
         };
         e.applied_name = Some(r.name.clone());
         e.applied_at = Some(r.applied_at.clone());

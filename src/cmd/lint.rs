@@ -44,7 +44,36 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
         // With the database: locking hazards are judged by the live sizes, as `up` does.
         opts.live = Some(std::sync::Arc::new(crate::schema::live::for_run(&ctx.cfg, &set, &run).await?));
     }
-    Ok(Outcome::Lint(lint::lint(&set, &targets, &opts)))
+    let mut report = lint::lint(&set, &targets, &opts);
+    if !args.pending && args.paths.is_empty() {
+        undo_files(&ctx.cfg, &set, &opts, &mut report)?;
+    }
+    Ok(Outcome::Lint(report))
+}
+
+/// The whole set's undo files (`undo.rs`), linted after it, newest first
+/// (the order `down` runs them), without `dropping-column-or-table`: an
+/// undo is where a table is meant to go.
+fn undo_files(cfg: &crate::config::Config, set: &[Migration], opts: &lint::Options, report: &mut lint::Report) -> Result<()> {
+    let values = crate::placeholders::Values::of(cfg)?;
+    let mut undos = crate::undo::load(&cfg.source, cfg.backend, set, &values)?;
+    if undos.is_empty() {
+        return Ok(());
+    }
+    undos.sort_by_key(|u| std::cmp::Reverse(u.version));
+    for u in undos.iter_mut() {
+        u.prepare()?;
+    }
+    let mut all = set.to_vec();
+    let first = all.len();
+    all.extend(undos);
+    let targets: Vec<usize> = (first..all.len()).collect();
+    let mut opts = opts.clone();
+    opts.exclude.push("dropping-column-or-table".into());
+    let r = lint::lint(&all, &targets, &opts);
+    report.files += r.files;
+    report.findings.extend(r.findings);
+    Ok(())
 }
 
 /// The files under `paths` as targets, within the environment's set (when

@@ -43,6 +43,16 @@ pub(crate) struct Script<'a> {
     pub m: &'a Migration,
     pub step: &'a Step,
     pub ops: Vec<Op>,
+    /// An undo's script (`down.rs`): a failed statement is logged, not
+    /// written into the migration's row.
+    pub undo: bool,
+}
+
+impl<'a> Script<'a> {
+    /// The script of an undo file (`down.rs`).
+    pub fn undo(m: &'a Migration, step: &'a Step, ops: Vec<Op>) -> Script<'a> {
+        Script { m, step, ops, undo: true }
+    }
 }
 
 /// One step of a script.
@@ -136,7 +146,7 @@ pub(crate) fn build<'a>(
             settings,
             row: Row::new(m, backend, Status::Applied, total, step.out_of_order),
         });
-        return Script { m, step, ops };
+        return Script { m, step, ops, undo: false };
     }
     let mut row = Row::new(m, backend, Status::Partial, step.resume_from, step.out_of_order);
     let (set, reset) = session_timeouts(m);
@@ -205,7 +215,7 @@ pub(crate) fn build<'a>(
     if caps.session_state {
         ops.extend(reset.into_iter().map(Op::Session));
     }
-    Script { m, step, ops }
+    Script { m, step, ops, undo: false }
 }
 
 /// The `SET LOCAL` statements that open a transactional migration: the
