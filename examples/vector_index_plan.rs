@@ -1,6 +1,7 @@
 //! Prints the `maintenance_work_mem` chatmigrate plans for an HNSW build,
 //! from facts read from the server (bench/vector-index.sh passes them; the
-//! estimator is `chatmigrate::vector_index::memory`).
+//! estimator is `src/vector_index/memory.rs`, reached through the
+//! library's `#[doc(hidden)]` `__private` module).
 //!
 //! usage: vector_index_plan RELTUPLES RELPAGES CURRENT_BLOCKS DIMS M
 //!        SERVER_VERSION_NUM CURRENT_KB CAP_KB
@@ -10,7 +11,7 @@
 //! send, or `-` to keep the server's), short (true when the cap is below
 //! the estimate).
 
-use chatmigrate::vector_index::memory::{estimate_rows, plan_memory, setting, Hnsw, VectorType};
+use chatmigrate::__private::vector_index::memory::{estimate_rows, plan_memory, setting, Hnsw, VectorType};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

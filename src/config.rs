@@ -15,7 +15,10 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::migration::Source;
-use crate::value::{self, Origin};
+pub use crate::settings::{
+    redact_url, Aws, BackendKind, Citus, Config, DevMark, Explicit, HistoryTable, ModifyMode, PgTarget, Secret, SslMode, UnsetPasswordEnv,
+};
+use crate::value::{self, duration_text, whole_number, Origin};
 
 /// The config file as written. Unknown keys are errors.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -109,354 +112,46 @@ pub struct EnvFile {
     /// `max_parallel_maintenance_workers` for a vector index build.
     #[serde(default, deserialize_with = "whole_number")]
     pub index_build_workers: Option<i64>,
+    /// `[environments.<name>.citus]`: the citus backend's own table
+    /// (`backend/citus.rs`); the `citus_*` keys above are its aliases.
+    pub citus: Option<crate::backend::citus::Table>,
+    /// `[environments.<name>.rds-data]`: the rds-data backend's own table
+    /// (`backend/rds_data.rs`); `resource_arn`, `lease_ttl` and
+    /// `transaction_keepalive` above are its aliases.
+    #[serde(rename = "rds-data")]
+    pub rds_data: Option<crate::backend::rds_data::Table>,
     /// `[environments.<name>.placeholders]`: this environment's values for
     /// `${name}` in migrations, over the file's `[placeholders]`.
     pub placeholders: Option<BTreeMap<String, crate::placeholders::FileValue>>,
 }
 
-/// serde: a duration as a string (`"30s"`) or a whole number of seconds,
-/// kept as text for [`value::duration`] (which knows the key's range).
-fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
-    struct Text;
-    impl serde::de::Visitor<'_> for Text {
-        type Value = String;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a duration such as \"30s\" or \"5min\"")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<String, E> {
-            Ok(v.to_string())
-        }
-    }
-    d.deserialize_any(Text).map(Some)
-}
-
-/// serde: a whole number of any size TOML holds; [`value::count`] checks
-/// the key's range.
-fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
-    struct Whole;
-    impl serde::de::Visitor<'_> for Whole {
-        type Value = i64;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a whole number")
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<i64, E> {
-            Ok(v)
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<i64, E> {
-            i64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
-        }
-    }
-    d.deserialize_any(Whole).map(Some)
-}
-
-/// A password. Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Which transport runs the migrations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendKind {
-    Postgres,
-    RdsData,
-    /// A Citus coordinator: the postgres transport plus Citus checks,
-    /// settings and the citus-only migrations.
-    Citus,
-}
-
-impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Postgres => "postgres",
-            BackendKind::RdsData => "rds-data",
-            BackendKind::Citus => "citus",
-        }
-    }
-}
-
-/// AWS settings shared by the Data API transport and by the direct
-/// transport's Secrets Manager and IAM credentials. Credentials themselves
-/// come from the standard AWS chain (environment, profile, SSO, web
-/// identity, container, IMDS), never from this file.
-#[derive(Debug, Clone, Default)]
-pub struct Aws {
-    pub region: Option<String>,
-    pub profile: Option<String>,
-    /// Another endpoint for every AWS call (VPC endpoints, tests).
-    pub endpoint_url: Option<String>,
-    /// The Aurora cluster's ARN (Data API).
-    pub resource_arn: Option<String>,
-    /// Secrets Manager secret: the Data API's credentials, or the direct
-    /// connection's user/password (and host/port/dbname when present).
-    pub secret_arn: Option<String>,
-    /// Direct connection: authenticate with an IAM token (rds-db:connect).
-    pub iam_auth: bool,
-    /// Per-attempt timeout of one AWS call (the SDK's own retries are off).
-    pub request_timeout: Duration,
-    /// Data API: how long a lease on the migration lock lasts without a heartbeat.
-    pub lease_ttl: Duration,
-    /// Data API: an open transaction gets a `SELECT 1` after this much idle time.
-    pub transaction_keepalive: Duration,
-}
-
-/// `citus.multi_shard_modify_mode` for the transaction of a transactional
-/// migration on Citus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModifyMode {
-    /// One connection per worker: DDL, `CREATE TYPE` and reference-table
-    /// writes after a distributed operation all work in one transaction.
-    Sequential,
-    /// Citus's default: many connections per worker; faster multi-shard
-    /// work, but objects created later in the same transaction fail.
-    Parallel,
-}
-
-impl ModifyMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModifyMode::Sequential => "sequential",
-            ModifyMode::Parallel => "parallel",
-        }
-    }
-}
-
-/// Settings of the `citus` backend (ignored by the others).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Citus {
-    /// Sent as `SET LOCAL citus.multi_shard_modify_mode` first in every
-    /// transactional migration (a file may ask for parallel with
-    /// `-- chatmigrate:citus-parallel`).
-    pub multi_shard_modify_mode: ModifyMode,
-    /// Distribute a table that already has rows with
-    /// `create_distributed_table_concurrently` (writes go on) where the
-    /// Citus version has it and the statement runs outside a transaction.
-    pub distribute_concurrently: bool,
-    /// How long a migration statement that failed because the coordinator
-    /// could not reach a worker is tried again (zero: not at all).
-    pub node_wait: Duration,
-}
-
-/// libpq's sslmode values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    Disable,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
-
-impl SslMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-
-    /// `key` is the name the user wrote it under (sslmode, PGSSLMODE).
-    fn parse(key: &str, s: &str) -> Result<SslMode> {
-        Ok(match s {
-            "disable" => SslMode::Disable,
-            "prefer" | "allow" => SslMode::Prefer,
-            "require" => SslMode::Require,
-            "verify-ca" => SslMode::VerifyCa,
-            "verify-full" => SslMode::VerifyFull,
-            other => {
-                return Err(Error::InvalidSetting {
-                    key: key.into(),
-                    message: format!("`{other}` is not one of disable, prefer, require, verify-ca, verify-full"),
-                })
-            }
-        })
-    }
-}
-
-/// Where and how to connect (the direct PostgreSQL transport).
-#[derive(Debug, Clone)]
-pub struct PgTarget {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub dbname: String,
-    pub password: Option<Secret>,
-    /// `None`: verify-full for remote hosts, prefer for loopback.
-    pub sslmode: Option<SslMode>,
-    pub sslrootcert: Option<PathBuf>,
-    pub application_name: String,
-    pub connect_timeout: Duration,
-    /// Which of host, port, dbname were given (file, environment, URL): a
-    /// Secrets Manager secret fills in only the others.
-    pub explicit: Explicit,
-}
-
-/// See [`PgTarget::explicit`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Explicit {
-    pub host: bool,
-    pub port: bool,
-    pub dbname: bool,
-}
-
-impl PgTarget {
-    pub fn is_loopback(&self) -> bool {
-        let h = self.host.as_str();
-        h.starts_with('/') || h == "localhost" || h.starts_with("127.") || h == "::1" || h == "[::1]"
-    }
-
-    pub fn effective_sslmode(&self) -> SslMode {
-        self.sslmode
-            .unwrap_or(if self.is_loopback() { SslMode::Prefer } else { SslMode::VerifyFull })
-    }
-
-    /// `user@host:port/dbname`, for messages. Never includes the password.
-    pub fn display(&self) -> String {
-        self.display_db(&self.dbname)
-    }
-
-    /// [`PgTarget::display`] for another database on the same server.
-    pub fn display_db(&self, dbname: &str) -> String {
-        format!("{}@{}:{}/{}", self.user, self.host, self.port, dbname)
-    }
-}
-
-/// The history table's location.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryTable {
-    pub schema: Option<String>,
-    pub table: String,
-}
-
-/// Everything a run needs, resolved.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub env_name: Option<String>,
-    /// The file that was read, if any.
-    pub file: Option<PathBuf>,
-    pub backend: BackendKind,
-    pub pg: PgTarget,
-    pub source: Source,
-    pub history: HistoryTable,
-    pub lock_wait: Duration,
-    /// `SET LOCAL lock_timeout` for transactional migrations; `None` = server default.
-    pub lock_timeout: Option<Duration>,
-    /// `SET LOCAL statement_timeout`; `None` = off.
-    pub statement_timeout: Option<Duration>,
-    /// Retries of a transactional migration that failed on lock_timeout (55P03).
-    pub lock_retries: u32,
-    pub create_database: bool,
-    pub maintenance_db: String,
-    /// Commit all but the last migration of a run with
-    /// `synchronous_commit = off` (the last one flushes them all).
-    pub group_commit: bool,
-    pub allow_out_of_order: bool,
-    pub aws: Aws,
-    /// How long to keep retrying while the database resumes (Aurora
-    /// auto-pause) or refuses connections transiently.
-    pub resume_timeout: Duration,
-    /// How long a refused connection is retried before this run has reached
-    /// the server (nothing may be listening there at all); a reconnect is
-    /// retried within `resume_timeout` (a rebooting writer).
-    pub refused_timeout: Duration,
-    /// Where "waiting for Aurora to resume: 14 s" lines go.
-    pub progress: crate::retry::Progress,
-    /// The `citus` backend's settings.
-    pub citus: Citus,
-    /// Lint rules turned on outside their backend (`lint_include`).
-    pub lint_include: Vec<String>,
-    /// Lint rules turned off (`lint_exclude`; never the non-ignorable ones).
-    pub lint_exclude: Vec<String>,
-    /// The gate: above this many estimated rows (`lint_large_table_rows`)
-    /// or MB (`lint_large_table_mb`), a lock held on a table hurts.
-    pub large_table_rows: i64,
-    pub large_table_mb: i64,
-    /// `index_build_memory`: the cap, in kB, of the `maintenance_work_mem`
-    /// chatmigrate sets for a vector index build (`None`: `auto`, i.e.
-    /// [`crate::vector_index::AUTO_CAP_KB`]).
-    pub index_build_memory_kb: Option<u64>,
-    /// `index_build_workers`: `max_parallel_maintenance_workers` for a
-    /// vector index build (`None`: the server's).
-    pub index_build_workers: Option<u32>,
-    /// `dev_url` / `--dev-url`: the scratch database of `adopt` and `diff`
-    /// (`None`: a temporary database on the same server). May hold a password.
-    pub dev_url: Option<Secret>,
-    /// The environment's `password_env` names a variable that is not set, and
-    /// nothing else gives a password: connecting fails before it starts.
-    pub password_env_unset: Option<UnsetPasswordEnv>,
-    /// Whether `database create|drop|reset` may act on the target.
-    pub dev: DevMark,
-    /// Placeholder values given by the file, the flags or the library
-    /// (`placeholders.rs` adds the built-ins and defaults).
-    pub placeholders: BTreeMap<String, crate::placeholders::Given>,
-}
-
-/// Whether the target is a development database, which `database
-/// create|drop|reset` may create and drop: the chosen environment says
-/// `dev = true` and its own database is the target.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum DevMark {
-    /// `dev = true`, and no URL replaced the environment's database.
-    Yes,
-    /// No environment was chosen (no `--env`, `CHATMIGRATE_ENV` or `default_env`).
-    #[default]
-    NoEnvironment,
-    /// The chosen environment is not marked `dev = true`.
-    NotMarked { env: String },
-    /// The environment is marked, but a URL (`--database-url` or
-    /// `DATABASE_URL`) names the database instead of it.
-    Replaced { env: String, by: &'static str },
-}
-
-/// See [`Config::password_env_unset`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnsetPasswordEnv {
-    /// The variable `password_env` names.
-    pub var: String,
-    /// The environment (`[environments.NAME]`) that names it.
-    pub env: String,
-    /// `password_env_hint`: the command that sets it.
-    pub hint: Option<String>,
-}
-
-/// What the command line (or a library caller) overrides.
+/// What the command line (or a library caller) overrides: the input of
+/// [`Config::load`]. Each field is the flag of the same name.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// `--config`: the file to read (default `chatmigrate.toml`, when it exists).
     pub config_path: Option<PathBuf>,
+    /// `--env`: the `[environments.NAME]` to use.
     pub env: Option<String>,
+    /// `--database-url`: the whole target, replacing the environment's.
     pub database_url: Option<String>,
+    /// `--migrations`: directories that replace the environment's.
     pub migrations: Vec<PathBuf>,
+    /// `--lock-wait`: how long to wait for the migration lock.
     pub lock_wait: Option<Duration>,
+    /// `--create-database`.
     pub create_database: bool,
+    /// `--allow-out-of-order`.
     pub allow_out_of_order: bool,
     /// `--placeholder name=value`, in order (a later one wins).
     pub placeholders: Vec<(String, String)>,
 }
 
-/// The process environment, injectable for tests.
+/// The process environment as [`Config::load`] reads it (`DATABASE_URL`,
+/// `PG*`, `CHATMIGRATE_*`, the variables `password_env` names), injectable
+/// for tests; [`ProcessEnv`] is the real one.
 pub trait Env {
+    /// The variable's value; `None` when it is unset or empty.
     fn var(&self, key: &str) -> Option<String>;
 }
 
@@ -538,7 +233,7 @@ impl Config {
     /// The error for a connect that has no password although the
     /// environment's `password_env` was meant to give one (see
     /// [`Config::password_env_unset`]); `Ok` otherwise.
-    pub fn check_password(&self) -> Result<()> {
+    pub(crate) fn check_password(&self) -> Result<()> {
         let Some(u) = &self.password_env_unset else {
             return Ok(());
         };
@@ -555,14 +250,7 @@ impl Config {
     /// The target for messages: `user@host:port/db`, or for the Data API
     /// `rds-data:<cluster>/<db>`. Never a secret.
     pub fn target_display(&self) -> String {
-        match self.backend {
-            BackendKind::Postgres | BackendKind::Citus => self.pg.display(),
-            BackendKind::RdsData => {
-                let arn = self.aws.resource_arn.as_deref().unwrap_or("");
-                let cluster = arn.rsplit(':').next().unwrap_or(arn);
-                format!("rds-data:{cluster}/{}", self.pg.dbname)
-            }
-        }
+        (crate::backend::def(self.backend).target)(self)
     }
 
     /// Resolves the configuration: defaults, then the file's environment,
@@ -789,11 +477,6 @@ fn apply_chatmigrate_env(c: &mut Config, env: &dyn Env) {
     }
 }
 
-/// Reads and strictly parses a config file.
-pub fn read_file(path: &Path) -> Result<File> {
-    parse_file(path, &read_text(path)?)
-}
-
 fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::ConfigRead {
         path: path.to_path_buf(),
@@ -876,17 +559,115 @@ fn optional_duration(key: &str, v: &str, limits: value::DurationLimits) -> Resul
     duration(key, v, limits).map(|d| (!d.is_zero()).then_some(d))
 }
 
+/// The environment with its backends' own tables folded into the flat keys
+/// they are the new names of. A key given both ways must have the same value.
+fn with_tables(e: &EnvFile) -> Result<EnvFile> {
+    let mut out = e.clone();
+    if let Some(t) = &e.citus {
+        let table = "[environments.<name>.citus]";
+        fold(
+            &mut out.citus_multi_shard_modify_mode,
+            "citus_multi_shard_modify_mode",
+            &t.multi_shard_modify_mode,
+            table,
+            "multi_shard_modify_mode",
+            same,
+        )?;
+        fold(
+            &mut out.citus_distribute_concurrently,
+            "citus_distribute_concurrently",
+            &t.distribute_concurrently,
+            table,
+            "distribute_concurrently",
+            same,
+        )?;
+        in_range("citus.node_wait", &t.node_wait, value::CITUS_NODE_WAIT)?;
+        fold(
+            &mut out.citus_node_wait,
+            "citus_node_wait",
+            &t.node_wait,
+            table,
+            "node_wait",
+            same_duration,
+        )?;
+    }
+    if let Some(t) = &e.rds_data {
+        let table = "[environments.<name>.rds-data]";
+        fold(&mut out.resource_arn, "resource_arn", &t.resource_arn, table, "resource_arn", same)?;
+        in_range("rds-data.lease_ttl", &t.lease_ttl, value::LEASE_TTL)?;
+        in_range(
+            "rds-data.transaction_keepalive",
+            &t.transaction_keepalive,
+            value::TRANSACTION_KEEPALIVE,
+        )?;
+        fold(&mut out.lease_ttl, "lease_ttl", &t.lease_ttl, table, "lease_ttl", same_duration)?;
+        fold(
+            &mut out.transaction_keepalive,
+            "transaction_keepalive",
+            &t.transaction_keepalive,
+            table,
+            "transaction_keepalive",
+            same_duration,
+        )?;
+    }
+    Ok(out)
+}
+
+/// A duration of a backend's table, range-checked under the name it has
+/// there (`citus.node_wait`).
+fn in_range(key: &str, v: &Option<String>, limits: value::DurationLimits) -> Result<()> {
+    match v {
+        Some(v) => duration(key, v, limits).map(drop),
+        None => Ok(()),
+    }
+}
+
+fn same<T: PartialEq>(a: &T, b: &T) -> bool {
+    a == b
+}
+
+/// Two spellings of one duration (`"2min"`, `"120s"`, `120`).
+fn same_duration(a: &String, b: &String) -> bool {
+    let parse = |v: &str| value::parse_duration(v).ok();
+    a == b || parse(a).is_some_and(|d| Some(d) == parse(b))
+}
+
+/// Takes a backend table's `key` into the flat key it aliases.
+fn fold<T: Clone + std::fmt::Debug>(
+    flat: &mut Option<T>,
+    flat_key: &str,
+    given: &Option<T>,
+    table: &str,
+    key: &str,
+    same: fn(&T, &T) -> bool,
+) -> Result<()> {
+    match (flat.as_ref(), given) {
+        (Some(old), Some(new)) if !same(old, new) => Err(Error::InvalidSetting {
+            key: key.into(),
+            message: format!(
+                "{new:?} in {table}, but {old:?} under its old name `{flat_key}`: set it once (the table's spelling, docs/config.reference.toml)"
+            ),
+        }),
+        (_, Some(new)) => {
+            *flat = Some(new.clone());
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result<()> {
+    let e = &with_tables(e)?;
     if let Some(b) = &e.backend {
-        c.backend = match b.as_str() {
-            "postgres" => BackendKind::Postgres,
-            "rds-data" => BackendKind::RdsData,
-            "citus" => BackendKind::Citus,
-            other => {
+        let backends = crate::backend::BACKENDS;
+        c.backend = match backends.iter().find(|d| d.name == b.as_str()) {
+            Some(d) => d.kind,
+            None => {
+                let names: Vec<&str> = backends.iter().map(|d| d.name).collect();
                 return Err(Error::InvalidSetting {
                     key: "backend".into(),
-                    message: format!("`{other}` is not a backend this build supports (postgres, rds-data, citus)"),
-                })
+                    message: format!("`{b}` is not a backend this build supports ({})", names.join(", ")),
+                });
             }
         };
     }
@@ -1036,53 +817,19 @@ fn apply_file(c: &mut Config, e: &EnvFile, base: &Path, env: &dyn Env) -> Result
     Ok(())
 }
 
-/// Replaces `user:password@` in a URL with `user:***@`. The password ends
-/// at the last `@`, so one holding a raw `@`, `/` or `?` is hidden whole.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        // key=value form: hide the value of each password=, quoted or not.
-        let mut from = 0;
-        while let Some(i) = url[from..].find("password").map(|i| i + from) {
-            from = i + "password".len();
-            let is_key = url[..i].chars().next_back().is_none_or(char::is_whitespace);
-            let Some(value) = url[from..].trim_start().strip_prefix('=').map(str::trim_start) else {
-                continue;
-            };
-            if !is_key {
-                continue;
-            }
-            let end = match value.strip_prefix('\'') {
-                Some(quoted) => {
-                    let mut escaped = false;
-                    quoted
-                        .char_indices()
-                        .find(|&(_, c)| {
-                            let close = c == '\'' && !escaped;
-                            escaped = c == '\\' && !escaped;
-                            close
-                        })
-                        .map(|(j, _)| j + 2)
-                        .unwrap_or(value.len())
-                }
-                None => value.find(char::is_whitespace).unwrap_or(value.len()),
-            };
-            let start = url.len() - value.len();
-            return format!("{}***{}", &url[..start], redact_url(&url[start + end..]));
-        }
-        // Not a URL at all: whatever precedes a last `@` may be a password.
-        return match url.rfind('@') {
-            Some(at) => format!("***{}", &url[at..]),
-            None => url.to_string(),
-        };
-    };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.rfind('@') else { return url.to_string() };
-    let userinfo = &rest[..at];
-    let shown = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        None => userinfo.to_string(),
-    };
-    format!("{}{}{}", &url[..scheme_end + 3], shown, &rest[at..])
+/// The linter's options for an environment: its backend, that backend's
+/// capabilities and transaction prelude, `lint_include` / `lint_exclude`.
+pub fn lint_options(cfg: &Config) -> crate::lint::Options {
+    let at_open = cfg.clone();
+    crate::lint::Options {
+        backend: cfg.backend,
+        capabilities: crate::backend::capabilities_of(cfg.backend),
+        include: cfg.lint_include.clone(),
+        exclude: cfg.lint_exclude.clone(),
+        errors_only: false,
+        prelude: crate::lint::Prelude(std::sync::Arc::new(move |m| crate::backend::transaction_prelude(&at_open, m))),
+        live: None,
+    }
 }
 
 /// A URL's user name and password must percent-encode `@ / ? #` and a `%`
@@ -1492,6 +1239,52 @@ mod tests {
             },
             e => e,
         })
+    }
+
+    #[test]
+    fn backend_tables_and_their_flat_aliases_give_the_same_config() {
+        let none = FakeEnv(vec![]);
+        let flat = "[environments.e]\nbackend = \"citus\"\nurl = \"postgres://u:p@h/db\"\n\
+                    citus_multi_shard_modify_mode = \"parallel\"\ncitus_distribute_concurrently = false\ncitus_node_wait = \"2min\"\n\
+                    resource_arn = \"arn:aws:rds:eu-west-1:1:cluster:c\"\nlease_ttl = \"30s\"\ntransaction_keepalive = 90\n";
+        let tables = "[environments.e]\nbackend = \"citus\"\nurl = \"postgres://u:p@h/db\"\n\
+                      [environments.e.citus]\nmulti_shard_modify_mode = \"parallel\"\ndistribute_concurrently = false\nnode_wait = \"2min\"\n\
+                      [environments.e.rds-data]\nresource_arn = \"arn:aws:rds:eu-west-1:1:cluster:c\"\nlease_ttl = \"30s\"\ntransaction_keepalive = \"90s\"\n";
+        // Both, with the same values (a duration spelled two ways included).
+        let both = format!("{}\n[environments.e.citus]\nnode_wait = 120\n", flat.trim_end());
+        let shown = |c: &Config| format!("{:?} {:?}", c.citus, c.aws);
+        let a = load_toml(flat, &none).unwrap();
+        let b = load_toml(tables, &none).unwrap();
+        let c = load_toml(&both, &none).unwrap();
+        assert_eq!(shown(&a), shown(&b));
+        assert_eq!(shown(&a), shown(&c));
+        assert_eq!(a.citus.multi_shard_modify_mode, ModifyMode::Parallel);
+        assert_eq!(a.citus.node_wait, Duration::from_secs(120));
+        assert_eq!(b.aws.transaction_keepalive, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn a_backend_table_key_and_its_alias_must_agree() {
+        let none = FakeEnv(vec![]);
+        for (toml, want) in [
+            (
+                "[environments.e]\ncitus_node_wait = \"1min\"\n[environments.e.citus]\nnode_wait = \"2min\"\n",
+                "invalid setting node_wait: \"2min\" in [environments.<name>.citus], but \"1min\" under its old name `citus_node_wait`: set it once (the table's spelling, docs/config.reference.toml)",
+            ),
+            (
+                "[environments.e]\nlease_ttl = \"10s\"\n[environments.e.rds-data]\nlease_ttl = \"20s\"\n",
+                "invalid setting lease_ttl: \"20s\" in [environments.<name>.rds-data], but \"10s\" under its old name `lease_ttl`: set it once (the table's spelling, docs/config.reference.toml)",
+            ),
+            (
+                "[environments.e.citus]\nnode_wait = \"25h\"\n",
+                "c.toml: citus.node_wait `25h` is out of range (0s to 24h)",
+            ),
+        ] {
+            let got = load_toml(toml, &none).unwrap_err().to_string();
+            assert!(got.ends_with(want), "{toml}\n{got}");
+        }
+        let e = parse_file(Path::new("c.toml"), "[environments.e.citus]\nnode_wiat = \"1s\"\n").unwrap_err();
+        assert_eq!(e.to_string(), "c.toml:2:1: unknown key `node_wiat` in [environments.e.citus]");
     }
 
     #[test]

@@ -7,8 +7,8 @@
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use sha2::{Digest, Sha256};
 
-use crate::config::HistoryTable;
 use crate::history::{Row, TOOL_VERSION};
+use crate::settings::HistoryTable;
 
 /// A value bound into a dialect statement's `$n` placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,9 +65,10 @@ pub fn history_values(row: &Row, execution_ms: Value) -> Vec<Value> {
     ]
 }
 
-/// One dialect's statements, with the history table's names filled in.
+/// The SQL chatmigrate itself sends (history, lock, catalog reads), with
+/// the history table's names filled in.
 #[derive(Debug, Clone)]
-pub struct Dialect {
+pub struct ToolSql {
     history: String,
     log: String,
     lease: String,
@@ -92,8 +93,8 @@ pub fn quote(ident: &str) -> String {
     escape_identifier(ident)
 }
 
-impl Dialect {
-    pub fn postgres(history: &HistoryTable, dbname: &str) -> Dialect {
+impl ToolSql {
+    pub fn new(history: &HistoryTable, dbname: &str) -> ToolSql {
         let qualify = |t: &str| match &history.schema {
             Some(s) => format!("{}.{}", quote(s), quote(t)),
             None => quote(t),
@@ -106,7 +107,7 @@ impl Dialect {
         ));
         let d = h.finalize();
         let key = i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) & i64::MAX;
-        Dialect {
+        ToolSql {
             history: qualify(&history.table),
             log: qualify(&format!("{}_log", history.table)),
             lease: qualify(&format!("{}_lease", history.table)),
@@ -197,7 +198,7 @@ impl Dialect {
         Self::bind(&self.fill(strip_comments(sql!("history_select"))), &[Value::Int(after), limit])
     }
 
-    /// As [`Dialect::select_history`], with only the columns `up` plans with
+    /// As [`ToolSql::select_history`], with only the columns `up` plans with
     /// ([`Row::from_plan_text`]).
     pub fn select_history_for_plan(&self, after: i64, limit: Option<u32>) -> String {
         let limit = limit.map(|l| Value::Int(l.into())).unwrap_or(Value::Expr("ALL"));
@@ -417,7 +418,7 @@ impl Dialect {
 /// The SQL of the `citus` backend (`dialects/citus/`): what differs from
 /// PostgreSQL is only what chatmigrate asks a Citus node.
 pub mod citus {
-    use super::{escape_literal, quote, strip_comments, Dialect, Value};
+    use super::{escape_literal, quote, strip_comments, ToolSql, Value};
 
     /// The citus extension's version (NULL without it), as a column of the
     /// connect-time probe: one round trip less than a query of its own.
@@ -432,7 +433,7 @@ pub mod citus {
 
     /// The table's regclass text (or NULL) and whether Citus manages it.
     pub fn table_state(table: &str) -> String {
-        Dialect::bind(strip_comments(citus_sql!("table_state")).trim_end(), &[Value::Text(table.into())])
+        ToolSql::bind(strip_comments(citus_sql!("table_state")).trim_end(), &[Value::Text(table.into())])
     }
 
     /// Whether the table has a row; `regclass` is the server's own text
@@ -512,7 +513,7 @@ mod tests {
 
     #[test]
     fn quoting_and_binding() {
-        let d = Dialect::postgres(
+        let d = ToolSql::new(
             &HistoryTable {
                 schema: Some("My\"Schema".into()),
                 table: "hist".into(),
@@ -553,7 +554,7 @@ mod tests {
             "{f}"
         );
         assert_eq!(
-            Dialect::bind("$1 $10 $2", &[Value::Int(1), Value::Text("o'k $1".into())]),
+            ToolSql::bind("$1 $10 $2", &[Value::Int(1), Value::Text("o'k $1".into())]),
             "1 $10 'o''k $1'"
         );
         assert!(d.lock_key() >= 0);
@@ -578,10 +579,10 @@ mod tests {
             "SET LOCAL synchronous_commit = off".to_string(),
         ];
         assert_eq!(
-            Dialect::combined_settings(&p),
+            ToolSql::combined_settings(&p),
             "SELECT set_config('citus.multi_shard_modify_mode', 'sequential', true), set_config('lock_timeout', '5000ms', true), set_config('synchronous_commit', 'off', true)"
         );
-        let d = Dialect::postgres(
+        let d = ToolSql::new(
             &HistoryTable {
                 schema: None,
                 table: "h".into(),
@@ -614,7 +615,7 @@ mod tests {
             "SELECT EXISTS (SELECT 1 FROM pg_dist_schema WHERE schemaid = to_regnamespace('\"ops\"'))::text"
         );
         assert!(citus::workers_reachable(std::time::Duration::from_secs(5)).contains("SET LOCAL citus.node_connection_timeout TO 5000;"));
-        let d = Dialect::postgres(
+        let d = ToolSql::new(
             &HistoryTable {
                 schema: Some("s'x".into()),
                 table: "h".into(),

@@ -17,6 +17,11 @@ pub struct DbError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
+    /// The fix the backend that returned the error knows for it (Citus's
+    /// run-time errors, [`crate::backend::citus::runtime_hint`]): attached
+    /// by the backend, shown as the error's hint.
+    #[serde(skip)]
+    pub fix: Option<String>,
     /// Byte offset of the error inside the statement that failed, if the
     /// server reported one.
     #[serde(skip)]
@@ -55,19 +60,7 @@ impl std::fmt::Display for DbError {
     }
 }
 
-/// Where a statement lives: file (or embedded name) plus 1-based line/column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub path: String,
-    pub line: usize,
-    pub col: usize,
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.path, self.line, self.col)
-    }
-}
+pub use crate::location::Location;
 
 /// An object that a pending migration creates (without `IF NOT EXISTS`)
 /// and that the database has already: `up` refuses before sending anything.
@@ -138,19 +131,13 @@ pub enum Error {
 
     // ----- migration files -----
     #[error("{path}: not a migration file name{problem} (expected V{{version}}__{{name}}.sql, e.g. V20250101120000__create_users.sql)")]
-    BadFileName {
-        path: String,
-        problem: crate::migration::NameProblem,
-    },
+    BadFileName { path: String, problem: NameProblem },
     /// `new`: the highest version is i64's maximum.
     #[error("no version is left after {path}: it has the highest version a migration can have (9223372036854775807)")]
     NoVersionLeft { path: String },
     /// A path that is there but cannot be a migration file.
     #[error("{path}: {problem}")]
-    NotAFile {
-        path: String,
-        problem: crate::migration::PathProblem,
-    },
+    NotAFile { path: String, problem: PathProblem },
     #[error("version {version} is used twice: {first} and {second}")]
     DuplicateVersion { version: i64, first: String, second: String },
     #[error("{path}: file is not valid UTF-8 (byte {offset})")]
@@ -180,13 +167,13 @@ pub enum Error {
     },
     /// Error-level lint findings (at least one) in the files about to run.
     #[error("{}", lint_line(.0))]
-    Lint(Box<crate::lint::Report>),
+    Lint(Box<crate::findings::Report>),
 
     // ----- plan (history vs files) -----
     #[error(
         "{path}: version {version} was applied with checksum {} but the file now has {}",
-        crate::migration::short_checksum(applied),
-        crate::migration::short_checksum(file)
+        short_checksum(applied),
+        short_checksum(file)
     )]
     ChecksumDrift {
         path: String,
@@ -393,7 +380,7 @@ impl Error {
                 if more > 0 {
                     hint.push_str(&format!("; {more} more finding(s) below"));
                 }
-                if crate::lint::rule(f.rule).is_some_and(|r| r.ignorable) {
+                if f.ignorable {
                     hint.push_str(&format!("; or accept it with `-- chatmigrate:ignore {} -- <reason>` above the statement", f.rule));
                 }
                 hint
@@ -422,7 +409,7 @@ impl Error {
             ReadOnlySession {
                 set_by, user, database, ..
             } => read_only_hint(set_by, user, database),
-            Migration { error, transactional, .. } => match (crate::backend::citus::runtime_hint(error), *transactional) {
+            Migration { error, transactional, .. } => match (error.fix.clone(), *transactional) {
                 (Some(fix), true) => format!("{fix}; this migration was rolled back"),
                 (Some(fix), false) => format!("{fix}; `chatmigrate up` then resumes at the failing statement"),
                 (None, true) => "fix the migration and run `chatmigrate up` again; this migration was rolled back".into(),
@@ -431,7 +418,7 @@ impl Error {
                 }
             },
             Db { error, .. } => {
-                crate::backend::citus::runtime_hint(error).unwrap_or_else(|| "check the database user's privileges, then retry".into())
+                error.fix.clone().unwrap_or_else(|| "check the database user's privileges, then retry".into())
             }
             ConnectionLost { .. } => {
                 "check the network or server, then run `chatmigrate up` again: applied migrations are recorded, the one in flight is re-checked".into()
@@ -616,7 +603,7 @@ fn read_only_hint(source: &str, user: &str, database: &str) -> String {
 }
 
 /// The one-line form of a lint refusal: its first finding.
-fn lint_line(r: &crate::lint::Report) -> String {
+fn lint_line(r: &crate::findings::Report) -> String {
     match r.findings.first() {
         Some(f) => format!("{}: [{}] {} (`{}`)", f.location, f.rule, f.message, f.excerpt),
         None => "lint refused the migrations".into(),
@@ -712,3 +699,121 @@ impl From<std::io::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a file name is not `V{version}__{name}.sql` (shown after "not a
+/// migration file name"; [`NameProblem::Form`] adds nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameProblem {
+    /// Nothing like the grammar (`notes.txt`).
+    Form,
+    /// `v1__a.sql`.
+    LowercaseV,
+    /// `V1__a.txt`.
+    NotSql,
+    /// `V1_a.sql`.
+    OneUnderscore,
+    /// `V__a.sql`.
+    NoVersion,
+    /// `V1a__b.sql`.
+    VersionNotDigits,
+    /// `V1__.sql`.
+    EmptyName,
+    /// `V1__a-b.sql`.
+    NameChars,
+    /// `U{n}__{name}.sql`: refinery's unversioned migration (not an undo).
+    RefineryUnversioned,
+    /// `R__{name}.sql`: Flyway's repeatable migration, not run here.
+    Repeatable,
+}
+
+impl std::fmt::Display for NameProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameProblem::Form => "",
+            NameProblem::LowercaseV => ": the V must be upper-case",
+            NameProblem::NotSql => ": migration files end in .sql",
+            NameProblem::OneUnderscore => ": two underscores separate the version from the name",
+            NameProblem::NoVersion => ": the version after the V is missing",
+            NameProblem::VersionNotDigits => ": the version must be digits only",
+            NameProblem::EmptyName => ": the name after the two underscores is empty",
+            NameProblem::NameChars => ": the name may hold only letters, digits and underscores",
+            NameProblem::RefineryUnversioned => {
+                ": U is refinery's unversioned migration, which chatmigrate does not run (docs/migrations.md#refinerys-u-files)"
+            }
+            NameProblem::Repeatable => ": R__ is a repeatable migration, which this chatmigrate does not run (docs/migrations.md)",
+        })
+    }
+}
+
+impl NameProblem {
+    /// The next step, for the `hint:` line.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            NameProblem::RefineryUnversioned => {
+                "rename it to V{n}__{name}.sql and apply it with `chatmigrate up --allow-out-of-order` (which applies a file below the highest applied version)"
+            }
+            NameProblem::Repeatable => {
+                "make it a versioned migration (`chatmigrate new <name>`) with CREATE OR REPLACE, and add a new version each time it changes"
+            }
+            _ => "rename the file, or create one with `chatmigrate new <name>`",
+        }
+    }
+}
+
+/// Why a path in a migration directory cannot be read as a migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathProblem {
+    /// A directory whose name ends in `.sql`.
+    Directory,
+    /// A FIFO, socket or device: reading it could block forever.
+    Special(&'static str),
+    /// A symbolic link whose target does not exist.
+    DanglingSymlink {
+        /// Where the link points.
+        target: String,
+    },
+    /// Larger than 32 MiB (`MAX_FILE_BYTES`).
+    TooLarge {
+        /// The file's size.
+        bytes: u64,
+    },
+}
+
+impl std::fmt::Display for PathProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathProblem::Directory => write!(f, "is a directory, not a migration file"),
+            PathProblem::Special(what) => write!(f, "is {what}, not a regular file"),
+            PathProblem::DanglingSymlink { target } => write!(f, "is a symbolic link to {target}, which does not exist"),
+            PathProblem::TooLarge { bytes } => write!(
+                f,
+                "is {:.1} MiB, over the {} MiB limit for one migration file",
+                *bytes as f64 / (1024.0 * 1024.0),
+                crate::value::MAX_FILE_BYTES / (1024 * 1024)
+            ),
+        }
+    }
+}
+
+impl PathProblem {
+    /// The next step, for the `hint:` line.
+    pub fn hint(&self) -> String {
+        match self {
+            PathProblem::Directory => "rename the directory so that its name does not end in .sql, or move its files up".into(),
+            PathProblem::Special(_) => "replace it with a regular file that holds the SQL".into(),
+            PathProblem::DanglingSymlink { .. } => "restore the link's target, or remove the link".into(),
+            PathProblem::TooLarge { .. } => {
+                "split it into several migrations, or load bulk data with COPY outside the migration files".into()
+            }
+        }
+    }
+}
+
+/// A checksum as text output shows it: `sha256:` and its first 8 hex digits,
+/// then `…` (JSON output and the history keep the whole one).
+pub fn short_checksum(checksum: &str) -> String {
+    match checksum.strip_prefix("sha256:") {
+        Some(hex) if hex.len() > 8 && hex.is_char_boundary(8) => format!("sha256:{}…", &hex[..8]),
+        _ => checksum.to_string(),
+    }
+}

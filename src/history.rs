@@ -69,7 +69,7 @@ pub struct Row {
 impl Row {
     /// A row about to be written for `m`: `done` of its statements finished.
     /// The database fills in applied_at and installed_by.
-    pub fn new(m: &crate::migration::Migration, backend: &str, status: Status, done: usize, out_of_order: bool) -> Row {
+    pub fn new(m: &crate::migration::SplitMigration, backend: &str, status: Status, done: usize, out_of_order: bool) -> Row {
         Row {
             version: m.version,
             name: m.name.clone(),

@@ -22,43 +22,70 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: `migration` (files, checksums, directives), `sql` (libpg_query
-//! splitting), `plan` (pure planning), `runner` (the one run loop),
-//! `backend` (transports), `dialect` (the tool's own SQL), `lint` (rules),
-//! `config`, `render` (outcomes and errors as text or JSON), `error`.
+//! With a `chatmigrate.toml` and its environments, as the CLI reads them
+//! (flags become [`Overrides`], the process environment is [`ProcessEnv`]):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), chatmigrate::Error> {
+//! use chatmigrate::{Config, Migrator, Overrides, ProcessEnv, State};
+//!
+//! let overrides = Overrides { env: Some("prod".into()), ..Overrides::default() };
+//! let migrator = Migrator::new(Config::load(&overrides, &ProcessEnv)?);
+//! for entry in migrator.status().await? {
+//!     if entry.state != State::Applied {
+//!         println!("V{} {}: {}", entry.version, entry.name, entry.state.as_str());
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The API: [`Migrator`] (what runs), [`Config`] and [`Overrides`] (where it
+//! runs), [`EmbeddedSet`], [`CHAT_SCHEMA`] and [`embed_migrations!`] (which
+//! migrations), [`UpReport`] / [`Applied`] and [`Entry`] / [`State`] (what
+//! happened), [`Error`] (what failed: `Display` is one line, [`Error::hint`]
+//! the next step, [`Error::kind`] and [`Error::exit_code`] what the CLI
+//! prints and exits with), and [`Migration`], one file as read. Everything
+//! else is private to the crate; docs/architecture.md describes it.
 
-pub mod backend;
-pub mod classify;
-pub mod cli;
-pub mod cmd;
-pub mod config;
-pub mod database;
-pub mod dialect;
-pub mod embedded;
-pub mod error;
-pub mod history;
-pub mod lint;
-pub mod migration;
-pub mod placeholders;
-pub mod plan;
-pub mod render;
-pub mod retry;
-pub mod runner;
-pub mod schema;
-pub mod shipped_checksums;
-pub mod sql;
-pub mod undo;
-pub mod value;
-pub mod vector_index;
+mod backend;
+mod capabilities;
+mod classify;
+mod cli;
+mod cmd;
+mod config;
+mod database;
+mod dialect;
+mod embedded;
+mod error;
+mod findings;
+mod history;
+#[cfg(test)]
+mod layers;
+mod lint;
+mod location;
+mod migration;
+mod placeholders;
+mod plan;
+mod render;
+mod retry;
+mod runner;
+mod schema;
+mod settings;
+mod shipped_checksums;
+mod sql;
+mod undo;
+mod value;
+mod vector_index;
 
 use std::path::PathBuf;
 
-pub use config::Config;
+pub use config::{Config, Env, Overrides, ProcessEnv};
 pub use embedded::{EmbeddedSet, CHAT_SCHEMA};
-pub use error::{Error, Result};
-pub use migration::{Migration, Source};
+pub use error::{DbError, Error, ExistingObject, Location, Result};
+use migration::Source;
+pub use migration::{Directives, Ignore, Migration, NameProblem, PathProblem, TxMode};
 pub use plan::{Entry, State};
-pub use runner::{Applied, UpReport};
+pub use runner::{Applied, DownReport, Undone, UpReport, DEADLINE};
 
 /// Compiles a directory of `V{version}__{name}.sql` files (relative to the
 /// calling crate's `Cargo.toml`) into the binary as an [`EmbeddedSet`] for
@@ -151,7 +178,7 @@ impl Migrator {
     /// migration running on the server where it outlives its call (the
     /// Data API; the next `up` waits for it and never sends it again).
     /// `up` then fails with [`Error::Interrupted`] whose `signal` is
-    /// [`runner::DEADLINE`]; the next `up` goes on from there.
+    /// [`DEADLINE`]; the next `up` goes on from there.
     pub fn stop_before(mut self, at: std::time::Instant) -> Migrator {
         self.stop_before = Some(at);
         self
@@ -165,7 +192,7 @@ impl Migrator {
     /// Reverts applied migrations with their undo files
     /// (`V{n}__{name}.undo.sql`, docs/migrations.md): every one above
     /// [`Migrator::target`] when it is set, else the last applied one.
-    pub async fn down(&self) -> Result<runner::DownReport> {
+    pub async fn down(&self) -> Result<DownReport> {
         let opts = runner::DownOptions {
             target: self.target,
             steps: None,
@@ -190,5 +217,58 @@ impl Migrator {
     pub async fn status(&self) -> Result<Vec<Entry>> {
         let st = runner::load_state(&self.config).await?;
         Ok(plan::status(&st.local, &st.applied))
+    }
+}
+
+/// Not part of the API: what the `chatmigrate` binary (`src/main.rs`, a
+/// crate of its own), the integration tests and the examples reach inside
+/// the library. No stability promise; may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub mod cli {
+        pub use crate::cli::{command, Cli};
+    }
+    pub mod cmd {
+        pub use crate::cmd::{run, style};
+    }
+    pub mod config {
+        pub use crate::config::HistoryTable;
+    }
+    pub mod dialect {
+        pub use crate::dialect::{history_values, ToolSql, Value};
+    }
+    pub mod error {
+        pub use crate::error::{internal, note_panic_location, panic_message};
+    }
+    pub mod history {
+        pub use crate::history::{Row, Status};
+    }
+    pub mod lint {
+        pub use crate::lint::RULES;
+    }
+    pub mod migration {
+        pub use crate::migration::{checksum, embedded_files, short_checksum, SplitMigration};
+
+        /// The citus backend's own migrations, as (file name, bytes).
+        pub fn embedded_citus_files() -> Vec<(&'static str, &'static [u8])> {
+            crate::backend::citus::EXTRA_MIGRATIONS
+                .iter()
+                .flat_map(|set| (set.files)())
+                .collect()
+        }
+
+        /// [`crate::Migration`] split into its statements.
+        pub fn split(m: &crate::migration::Migration) -> crate::error::Result<SplitMigration> {
+            m.split()
+        }
+    }
+    pub mod render {
+        pub use crate::render::{error, error_json, note, outcome, Outcome, Stdout, Style, UpOutcome};
+    }
+    pub mod runner {
+        pub use crate::runner::{dry_run_offline, UpOptions};
+    }
+    pub mod vector_index {
+        pub use crate::vector_index::memory;
     }
 }

@@ -14,8 +14,9 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use chatmigrate::error::{self, Error};
-use chatmigrate::render::{self, Stdout};
+use chatmigrate::__private::error;
+use chatmigrate::__private::render::{self, Stdout};
+use chatmigrate::Error;
 use clap::Parser;
 
 fn main() {
@@ -24,11 +25,11 @@ fn main() {
     if started_by_lambda(&args) {
         args.push("lambda".into());
     }
-    let cli = match chatmigrate::cli::Cli::try_parse_from(&args) {
+    let cli = match chatmigrate::__private::cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => std::process::exit(usage(e, wants_json(&args))),
     };
-    let style = chatmigrate::cmd::style(&cli);
+    let style = chatmigrate::__private::cmd::style(&cli);
     let mut out = Stdout::new();
     let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli, &mut out)))
         .unwrap_or_else(|payload| Err(error::internal(None, payload.as_ref())));
@@ -48,7 +49,7 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(cli: chatmigrate::cli::Cli, out: &mut Stdout) -> Result<i32, Error> {
+fn run(cli: chatmigrate::__private::cli::Cli, out: &mut Stdout) -> Result<i32, Error> {
     // A failpoint for the test of this catch (debug builds only).
     #[cfg(debug_assertions)]
     if std::env::var_os("CHATMIGRATE_TEST_PANIC").is_some_and(|v| v == "main") {
@@ -58,7 +59,7 @@ fn run(cli: chatmigrate::cli::Cli, out: &mut Stdout) -> Result<i32, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(chatmigrate::cmd::run(cli, out))
+    runtime.block_on(chatmigrate::__private::cmd::run(cli, out))
 }
 
 /// The panic hook: note where it happened (for the error line printed where

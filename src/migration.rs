@@ -13,15 +13,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::BackendKind;
 use crate::error::{catch_panic, Error, Location, Result};
+pub use crate::error::{short_checksum, NameProblem, PathProblem};
 use crate::sql::{self, Statement};
 use crate::value::{self, Origin};
 
-/// The largest migration file read (32 MiB): a larger one is refused before
-/// it is read. 20 MB of INSERTs still applies (about 30 s in a debug build);
-/// bulk data belongs in COPY, not in a migration's SQL text.
-pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+pub use crate::value::MAX_FILE_BYTES;
 
 /// How a migration's statements are executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -36,8 +33,11 @@ pub enum TxMode {
 /// Settings a file asks for in its leading comments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
+    /// `-- chatmigrate:no-transaction`: statement by statement, in autocommit.
     pub no_transaction: bool,
+    /// `-- chatmigrate:lock-timeout <duration>`.
     pub lock_timeout: Option<Duration>,
+    /// `-- chatmigrate:statement-timeout <duration>`.
     pub statement_timeout: Option<Duration>,
     /// Each `-- chatmigrate:ignore <rule> -- <reason>` at the top of the
     /// file (it covers every statement).
@@ -68,30 +68,108 @@ pub struct Ignore {
     pub statement: Option<usize>,
 }
 
-/// One migration file, parsed and split.
+/// One migration file as read: its name, text, checksum and directives.
+/// The statements come later, inside the crate, when the file is to run,
+/// be linted or be shown (so a no-op `up` parses nothing).
 #[derive(Debug, Clone)]
 pub struct Migration {
+    /// The `{version}` of `V{version}__{name}.sql`.
     pub version: i64,
+    /// The `{name}` of `V{version}__{name}.sql`.
     pub name: String,
     /// Where it came from: a path on disk or `embedded:<file>`.
     pub path: String,
+    /// The text (without a leading byte order mark).
     pub sql: String,
     /// `sha256:<hex>` over the normalised text.
     pub checksum: String,
+    /// What its leading comments ask for.
     pub directives: Directives,
-    /// Filled by [`Migration::prepare`].
-    pub statements: Vec<Statement>,
-    /// `-- chatmigrate:ignore` comments directly above a statement (not at
-    /// the top of the file); filled by [`Migration::prepare`].
-    pub statement_ignores: Vec<Ignore>,
     /// Checksums of earlier texts of this file that are not drift (the
     /// shipped chat schema's; `shipped_checksums.rs`).
-    pub earlier_checksums: &'static [&'static str],
-    prepared: bool,
+    pub(crate) earlier_checksums: &'static [&'static str],
+}
+
+/// A migration split into its statements by libpg_query: what runs, is
+/// linted and is shown. Made by `Migration::split`; reads as its
+/// [`Migration`] too (`Deref`).
+#[derive(Debug, Clone)]
+pub struct SplitMigration {
+    file: Migration,
+    /// At least one.
+    pub(crate) statements: Vec<Statement>,
+    /// `-- chatmigrate:ignore` comments directly above a statement (not at
+    /// the top of the file).
+    pub(crate) statement_ignores: Vec<Ignore>,
     lines: std::sync::OnceLock<sql::LineIndex>,
 }
 
+impl std::ops::Deref for SplitMigration {
+    type Target = Migration;
+
+    fn deref(&self) -> &Migration {
+        &self.file
+    }
+}
+
+impl SplitMigration {
+    /// A file of the set that does not parse, as the context of other
+    /// files (the lint's facts): no statements, so it gives no facts.
+    /// Never one that runs: its error is [`Migration::split`]'s.
+    pub(crate) fn unparsed(m: &Migration) -> SplitMigration {
+        SplitMigration {
+            file: m.clone(),
+            statements: Vec::new(),
+            statement_ignores: Vec::new(),
+            lines: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `file:line:col` of the statement at `index`, plus `extra` bytes into it.
+    pub(crate) fn location(&self, index: usize, extra: usize) -> Location {
+        let offset = self.statements.get(index).map(|s| s.start).unwrap_or(0) + extra;
+        self.lines
+            .get_or_init(|| sql::LineIndex::new(&self.sql))
+            .location(&self.path, &self.sql, offset)
+    }
+
+    /// Every ignore comment of the file: the top-of-file ones, then those
+    /// above statements.
+    pub(crate) fn ignores(&self) -> impl Iterator<Item = &Ignore> {
+        self.directives.ignores.iter().chain(&self.statement_ignores)
+    }
+}
+
+/// Every file of `set` split, in order; the first that does not split is
+/// the error.
+pub(crate) fn split_all(set: &[Migration]) -> Result<Vec<SplitMigration>> {
+    set.iter().map(Migration::split).collect()
+}
+
+/// The files of `set` at `targets` split (the first of them, in that
+/// order, that does not split is the error), with the others for their
+/// context: one of those that does not parse has no statements
+/// ([`SplitMigration::unparsed`]).
+pub(crate) fn split_set(set: &[Migration], targets: impl IntoIterator<Item = usize>) -> Result<Vec<SplitMigration>> {
+    let mut split: Vec<Result<SplitMigration>> = set.iter().map(Migration::split).collect();
+    if let Some(i) = targets.into_iter().find(|&i| split[i].is_err()) {
+        return Err(split.swap_remove(i).unwrap_err());
+    }
+    Ok(split
+        .into_iter()
+        .zip(set)
+        .map(|(r, m)| r.unwrap_or_else(|_| SplitMigration::unparsed(m)))
+        .collect())
+}
+
 impl Migration {
+    /// Whether a history row's `checksum` is this file's: its own, or an
+    /// earlier one the shipped file accepts.
+    pub(crate) fn checksum_matches(&self, checksum: &str) -> bool {
+        self.checksum == checksum || self.earlier_checksums.contains(&checksum)
+    }
+
+    /// In one transaction, or statement by statement (`no-transaction`).
     pub fn tx_mode(&self) -> TxMode {
         if self.directives.no_transaction {
             TxMode::NoTransaction
@@ -100,29 +178,9 @@ impl Migration {
         }
     }
 
-    /// `file:line:col` of the statement at `index`, plus `extra` bytes into it.
-    pub fn location(&self, index: usize, extra: usize) -> Location {
-        let offset = self.statements.get(index).map(|s| s.start).unwrap_or(0) + extra;
-        self.lines
-            .get_or_init(|| sql::LineIndex::new(&self.sql))
-            .location(&self.path, &self.sql, offset)
-    }
-
-    /// Whether a history row's `checksum` is this file's: its own, or an
-    /// earlier one the shipped file accepts.
-    pub fn checksum_matches(&self, checksum: &str) -> bool {
-        self.checksum == checksum || self.earlier_checksums.contains(&checksum)
-    }
-
-    /// Every ignore comment of the file: the top-of-file ones, then those
-    /// above statements.
-    pub fn ignores(&self) -> impl Iterator<Item = &Ignore> {
-        self.directives.ignores.iter().chain(&self.statement_ignores)
-    }
-
     /// Reads one file: name, text, checksum and directives. Statements are
-    /// split later, by [`Migration::prepare`]. `path` is for messages;
-    /// `file_name` carries the grammar.
+    /// split later, only for the files that run, are linted or shown.
+    /// `path` is for messages; `file_name` carries the grammar.
     pub fn parse(file_name: &str, path: &str, bytes: &[u8]) -> Result<Migration> {
         let (version, name) = check_file_name(file_name, path)?;
         let sql = match std::str::from_utf8(bytes) {
@@ -148,25 +206,17 @@ impl Migration {
             sql: text,
             checksum,
             directives,
-            statements: Vec::new(),
-            statement_ignores: Vec::new(),
             earlier_checksums: &[],
-            prepared: false,
-            lines: std::sync::OnceLock::new(),
         })
     }
 
-    /// Splits the file into statements (once). Only migrations that will be
-    /// run, linted or shown need this, so a no-op `up` parses nothing.
-    pub fn prepare(&mut self) -> Result<()> {
-        if self.prepared {
-            return Ok(());
-        }
-        let path = self.path.clone();
-        catch_panic(|| format!("splitting {path}"), || self.prepare_inner())
+    /// Splits the file into statements: a syntax error, a file with no
+    /// statement or a directive out of place is an error naming its line.
+    pub(crate) fn split(&self) -> Result<SplitMigration> {
+        catch_panic(|| format!("splitting {}", self.path), || self.split_inner())
     }
 
-    fn prepare_inner(&mut self) -> Result<()> {
+    fn split_inner(&self) -> Result<SplitMigration> {
         let statements = sql::split(&self.path, &self.sql)?;
         if statements.is_empty() {
             return Err(Error::EmptyMigration { path: self.path.clone() });
@@ -204,118 +254,20 @@ impl Migration {
                 message: format!("`{word}` comes after the last statement, where it applies to nothing: move it to the top of the file (or, for ignore, above its statement)"),
             });
         }
-        self.statement_ignores = ignores;
-        self.statements = statements;
-        self.prepared = true;
-        Ok(())
-    }
-}
-
-/// Why a file name is not `V{version}__{name}.sql` (shown after "not a
-/// migration file name"; [`NameProblem::Form`] adds nothing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameProblem {
-    /// Nothing like the grammar (`notes.txt`).
-    Form,
-    LowercaseV,
-    NotSql,
-    OneUnderscore,
-    NoVersion,
-    VersionNotDigits,
-    EmptyName,
-    NameChars,
-    /// `U{n}__{name}.sql`: refinery's unversioned migration (not an undo).
-    RefineryUnversioned,
-    /// `R__{name}.sql`: Flyway's repeatable migration, not run here.
-    Repeatable,
-}
-
-impl std::fmt::Display for NameProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            NameProblem::Form => "",
-            NameProblem::LowercaseV => ": the V must be upper-case",
-            NameProblem::NotSql => ": migration files end in .sql",
-            NameProblem::OneUnderscore => ": two underscores separate the version from the name",
-            NameProblem::NoVersion => ": the version after the V is missing",
-            NameProblem::VersionNotDigits => ": the version must be digits only",
-            NameProblem::EmptyName => ": the name after the two underscores is empty",
-            NameProblem::NameChars => ": the name may hold only letters, digits and underscores",
-            NameProblem::RefineryUnversioned => {
-                ": U is refinery's unversioned migration, which chatmigrate does not run (docs/migrations.md#refinerys-u-files)"
-            }
-            NameProblem::Repeatable => ": R__ is a repeatable migration, which this chatmigrate does not run (docs/migrations.md)",
+        Ok(SplitMigration {
+            file: self.clone(),
+            statements,
+            statement_ignores: ignores,
+            lines: std::sync::OnceLock::new(),
         })
     }
 }
 
-impl NameProblem {
-    pub fn hint(&self) -> &'static str {
-        match self {
-            NameProblem::RefineryUnversioned => {
-                "rename it to V{n}__{name}.sql and apply it with `chatmigrate up --allow-out-of-order` (which applies a file below the highest applied version)"
-            }
-            NameProblem::Repeatable => {
-                "make it a versioned migration (`chatmigrate new <name>`) with CREATE OR REPLACE, and add a new version each time it changes"
-            }
-            _ => "rename the file, or create one with `chatmigrate new <name>`",
-        }
-    }
-}
-
-/// Why a path in a migration directory cannot be read as a migration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathProblem {
-    /// A directory whose name ends in `.sql`.
-    Directory,
-    /// A FIFO, socket or device: reading it could block forever.
-    Special(&'static str),
-    DanglingSymlink {
-        target: String,
-    },
-    TooLarge {
-        bytes: u64,
-    },
-}
-
-impl std::fmt::Display for PathProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PathProblem::Directory => write!(f, "is a directory, not a migration file"),
-            PathProblem::Special(what) => write!(f, "is {what}, not a regular file"),
-            PathProblem::DanglingSymlink { target } => write!(f, "is a symbolic link to {target}, which does not exist"),
-            PathProblem::TooLarge { bytes } => write!(
-                f,
-                "is {:.1} MiB, over the {} MiB limit for one migration file",
-                *bytes as f64 / (1024.0 * 1024.0),
-                MAX_FILE_BYTES / (1024 * 1024)
-            ),
-        }
-    }
-}
-
-impl PathProblem {
-    pub fn hint(&self) -> String {
-        match self {
-            PathProblem::Directory => "rename the directory so that its name does not end in .sql, or move its files up".into(),
-            PathProblem::Special(_) => "replace it with a regular file that holds the SQL".into(),
-            PathProblem::DanglingSymlink { .. } => "restore the link's target, or remove the link".into(),
-            PathProblem::TooLarge { .. } => {
-                "split it into several migrations, or load bulk data with COPY outside the migration files".into()
-            }
-        }
-    }
-}
-
 /// `V{digits}__{name}.sql` → (version, name). Names are letters, digits and
-/// underscores (the refinery grammar, so refinery projects keep their files).
-pub fn parse_file_name(file_name: &str) -> Option<(i64, String)> {
-    check_file_name(file_name, file_name).ok()
-}
-
-/// [`parse_file_name`] with the reason when it is not one: a
-/// [`Error::BadFileName`] saying what is wrong, or a [`Error::BadValue`] for
-/// a version out of range (0, or past an i64). `path` is for messages.
+/// underscores (the refinery grammar, so refinery projects keep their
+/// files). When it is not one: a [`Error::BadFileName`] saying what is
+/// wrong, or a [`Error::BadValue`] for a version out of range (0, or past an
+/// i64). `path` is for messages.
 pub fn check_file_name(file_name: &str, path: &str) -> Result<(i64, String)> {
     let bad = |problem| Error::BadFileName {
         path: path.to_string(),
@@ -367,15 +319,6 @@ pub fn check_file_name(file_name: &str, path: &str) -> Result<(i64, String)> {
     Ok((version, name.to_string()))
 }
 
-/// A checksum as text output shows it: `sha256:` and its first 8 hex digits,
-/// then `…` (JSON output and the history keep the whole one).
-pub fn short_checksum(checksum: &str) -> String {
-    match checksum.strip_prefix("sha256:") {
-        Some(hex) if hex.len() > 8 && hex.is_char_boundary(8) => format!("sha256:{}…", &hex[..8]),
-        _ => checksum.to_string(),
-    }
-}
-
 /// SHA-256 over the text with a leading BOM removed and CRLF turned into LF,
 /// so a checkout with other line endings is not drift. A no-op `up` hashes
 /// every file, so this allocates nothing but the result: the text is hashed
@@ -401,14 +344,6 @@ pub fn checksum(text: &str) -> String {
         hex.push(HEX[usize::from(b & 15)] as char);
     }
     hex
-}
-
-/// Parses a duration as written in directives and config: `500ms`, `2s`,
-/// `10min`, `1h`, or a bare number of seconds; `None` when it is not one
-/// or is too large for a [`Duration`]. Settings check their range with
-/// [`value::duration`], which names the key and the accepted range.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    value::parse_duration(text).ok()
 }
 
 /// Reads `-- chatmigrate:<directive>` lines from the leading comment block.
@@ -556,50 +491,44 @@ pub enum Source {
     Compiled(Vec<crate::embedded::EmbeddedSet>),
 }
 
-static EMBEDDED: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/migrations");
-static EMBEDDED_CITUS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/dialects/citus/migrations");
+pub use crate::embedded::embedded_files;
 
-fn sql_files(dir: &'static include_dir::Dir<'static>) -> Vec<(&'static str, &'static [u8])> {
-    let mut files: Vec<_> = dir
-        .files()
-        .filter_map(|f| Some((f.path().file_name()?.to_str()?, f.contents())))
-        .filter(|(n, _)| n.ends_with(".sql") && !crate::undo::is_undo_file(n))
-        .collect();
-    files.sort();
-    files
+/// Migrations a backend adds to the embedded set, in the same version space
+/// (Citus: `dialects/citus/migrations/`): declared by the backend
+/// (`backend::BackendDef::extra_migrations`).
+#[derive(Debug, Clone, Copy)]
+pub struct ExtraSet {
+    /// Shown in the files' paths: `embedded:<label>/<file>`.
+    pub label: &'static str,
+    /// The files as (file name, bytes), sorted; no undo files.
+    pub files: fn() -> Vec<(&'static str, &'static [u8])>,
+    /// Its undo files (`*.undo.sql`, `chatmigrate down`'s) as (file name,
+    /// bytes), sorted.
+    pub undo_files: fn() -> Vec<(&'static str, &'static [u8])>,
 }
 
-/// The embedded undo files (`*.undo.sql`) of the portable set and, for
-/// `citus`, of the citus-only files, as (file name, bytes, path prefix).
-pub fn embedded_undo_files(backend: BackendKind) -> Vec<(&'static str, &'static [u8], &'static str)> {
-    let undo = |dir: &'static include_dir::Dir<'static>, prefix: &'static str| {
-        dir.files()
-            .filter_map(|f| Some((f.path().file_name()?.to_str()?, f.contents(), prefix)))
-            .filter(|(n, _, _)| crate::undo::is_undo_file(n))
-            .collect::<Vec<_>>()
-    };
-    let mut out = undo(&EMBEDDED, "embedded:");
-    if backend == BackendKind::Citus {
-        out.extend(undo(&EMBEDDED_CITUS, "embedded:citus/"));
+/// The embedded undo files (`*.undo.sql`) of the portable set and of the
+/// backend's `extra` sets, as (file name, bytes, path prefix).
+pub fn embedded_undo_files(extra: &[ExtraSet]) -> Vec<(&'static str, &'static [u8], String)> {
+    let mut out: Vec<_> = crate::embedded::embedded_undo_files()
+        .into_iter()
+        .map(|(n, b)| (n, b, "embedded:".to_string()))
+        .collect();
+    for set in extra {
+        out.extend(
+            (set.undo_files)()
+                .into_iter()
+                .map(|(n, b)| (n, b, format!("embedded:{}/", set.label))),
+        );
     }
     out.sort();
     out
 }
 
-/// The embedded portable set's files as (file name, bytes).
-pub fn embedded_files() -> Vec<(&'static str, &'static [u8])> {
-    sql_files(&EMBEDDED)
-}
-
-/// The embedded citus-only files (`dialects/citus/migrations/`). They share
-/// the portable set's version space: sorted together, each version used once.
-pub fn embedded_citus_files() -> Vec<(&'static str, &'static [u8])> {
-    sql_files(&EMBEDDED_CITUS)
-}
-
-/// Loads and checks a whole set, sorted by version. The embedded set of
-/// backend `citus` is the portable set plus the citus-only files.
-pub fn load(source: &Source, backend: BackendKind) -> Result<Vec<Migration>> {
+/// Loads and checks a whole set, sorted by version. The embedded set is
+/// the portable set plus the backend's `extra` sets (Citus: its citus-only
+/// files). Undo files are not in it (`undo.rs` reads them).
+pub fn load(source: &Source, extra: &[ExtraSet]) -> Result<Vec<Migration>> {
     let mut out = Vec::new();
     match source {
         Source::Embedded => {
@@ -608,9 +537,9 @@ pub fn load(source: &Source, backend: BackendKind) -> Result<Vec<Migration>> {
                 m.earlier_checksums = crate::shipped_checksums::earlier(name);
                 out.push(m);
             }
-            if backend == BackendKind::Citus {
-                for (name, bytes) in embedded_citus_files() {
-                    out.push(parse_guarded(name, &format!("embedded:citus/{name}"), bytes)?);
+            for set in extra {
+                for (name, bytes) in (set.files)() {
+                    out.push(parse_guarded(name, &format!("embedded:{}/{name}", set.label), bytes)?);
                 }
             }
         }
@@ -622,7 +551,7 @@ pub fn load(source: &Source, backend: BackendKind) -> Result<Vec<Migration>> {
         Source::Compiled(sets) => {
             for set in sets {
                 if set.is_chat_schema() {
-                    out.extend(load(&Source::Embedded, backend)?);
+                    out.extend(load(&Source::Embedded, extra)?);
                     continue;
                 }
                 for (name, bytes) in set.files() {
@@ -750,7 +679,7 @@ fn load_entries(entries: &[(std::ffi::OsString, std::fs::DirEntry)], out: &mut V
             continue;
         }
         // Undo files are `down`'s (undo.rs).
-        if crate::undo::is_undo_file(file_name) && !is_dir {
+        if crate::embedded::is_undo_file(file_name) && !is_dir {
             continue;
         }
         let bytes = match kind {
@@ -877,6 +806,11 @@ fn read_regular(path: &Path, shown: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The file name grammar alone: (version, name), or `None`.
+    fn parse_file_name(file_name: &str) -> Option<(i64, String)> {
+        check_file_name(file_name, file_name).ok()
+    }
 
     #[test]
     fn checksum_drops_a_bom_and_the_cr_of_crlf_only() {
@@ -1023,15 +957,6 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10min"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("x"), None);
-    }
-
-    #[test]
     fn directives() {
         let d = parse_directives("f", "-- chatmigrate:no-transaction\n-- chatmigrate:lock-timeout 2s\nselect 1;").unwrap();
         assert!(d.no_transaction);
@@ -1043,8 +968,10 @@ mod tests {
     #[test]
     fn ignores_at_the_top_and_above_statements() {
         let text = "-- chatmigrate:ignore a, b -- legacy table\nSELECT 1;\n-- why:\n-- chatmigrate:ignore c -- empty table\nSELECT 2;\n";
-        let mut m = Migration::parse("V1__x.sql", "V1__x.sql", text.as_bytes()).unwrap();
-        m.prepare().unwrap();
+        let m = Migration::parse("V1__x.sql", "V1__x.sql", text.as_bytes())
+            .unwrap()
+            .split()
+            .unwrap();
         assert_eq!(m.directives.ignores[0].rules, vec!["a", "b"]);
         assert_eq!(m.directives.ignores[0].reason, "legacy table");
         assert_eq!(m.statement_ignores.len(), 1);
@@ -1068,7 +995,7 @@ mod tests {
             ),
         ] {
             let e = Migration::parse("V1__x.sql", "f", text.as_bytes())
-                .and_then(|mut m| m.prepare())
+                .and_then(|m| m.split())
                 .unwrap_err();
             assert_eq!(e.to_string(), want);
         }
@@ -1090,6 +1017,7 @@ mod tests {
 
     mod properties {
         use super::super::*;
+        use super::parse_file_name;
         use proptest::prelude::*;
 
         /// Names close to the grammar, and anything at all.
@@ -1127,7 +1055,7 @@ mod tests {
                 arg in prop_oneof!["[-0-9. ]{0,24}(ms|s|min|h|d|off)?", "\\PC{0,20}", Just(String::new())],
             ) {
                 let text = format!("{blank}-- chatmigrate:{word} {arg}\nSELECT 1;\n");
-                match Migration::parse("V1__x.sql", "dir/V1__x.sql", text.as_bytes()).and_then(|mut m| m.prepare().map(|_| m)) {
+                match Migration::parse("V1__x.sql", "dir/V1__x.sql", text.as_bytes()).and_then(|m| m.split()) {
                     Ok(m) => {
                         for d in [m.directives.lock_timeout, m.directives.statement_timeout].into_iter().flatten() {
                             prop_assert!(d <= Duration::from_secs(24 * 3600));
@@ -1145,7 +1073,7 @@ mod tests {
             /// Any bytes as a file: a migration, or an error naming the file.
             #[test]
             fn any_bytes_load_or_name_the_file(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
-                let r = Migration::parse("V7__x.sql", "dir/V7__x.sql", &bytes).and_then(|mut m| m.prepare().map(|_| m));
+                let r = Migration::parse("V7__x.sql", "dir/V7__x.sql", &bytes).and_then(|m| m.split());
                 if let Err(e) = r {
                     prop_assert!(e.to_string().starts_with("dir/V7__x.sql"), "{}", e);
                 }
@@ -1155,7 +1083,7 @@ mod tests {
             /// in the text, or an error at a position inside the file.
             #[test]
             fn sql_text_splits_or_fails_at_a_position(text in "([a-zA-Z_0-9 ,;()'\"$*=.\n-]|/\\*|\\*/|--|\\$\\$|E'|::){0,60}") {
-                match Migration::parse("V7__x.sql", "f.sql", text.as_bytes()).and_then(|mut m| m.prepare().map(|_| m)) {
+                match Migration::parse("V7__x.sql", "f.sql", text.as_bytes()).and_then(|m| m.split()) {
                     Ok(m) => {
                         prop_assert!(!m.statements.is_empty());
                         for s in &m.statements {
@@ -1172,18 +1100,18 @@ mod tests {
     fn embedded_sets_share_one_version_space() {
         // The citus-only files sort among the portable ones; a version used
         // by both would be a DuplicateVersion for every citus environment.
-        let mut cfg = crate::config::Config::from_url("postgres://localhost/x").unwrap();
+        // With the placeholders substituted (V3 and V4 hold `${embedding_dimensions}`).
+        let mut cfg = crate::settings::Config::from_url("postgres://localhost/x").unwrap();
         let portable = crate::placeholders::load(&cfg).unwrap();
-        cfg.backend = BackendKind::Citus;
+        cfg.backend = crate::settings::BackendKind::Citus;
         let citus = crate::placeholders::load(&cfg).unwrap();
         assert!(portable.iter().all(|m| m.path.starts_with("embedded:V")));
         assert!(citus.len() > portable.len());
         let citus_only: Vec<_> = citus.iter().filter(|m| m.path.starts_with("embedded:citus/")).collect();
-        assert_eq!(citus_only.len(), embedded_citus_files().len());
+        assert_eq!(citus_only.len(), (crate::backend::citus::EXTRA_MIGRATIONS[0].files)().len());
         assert_eq!(citus.len(), portable.len() + citus_only.len());
         for m in citus {
-            let mut m = m.clone();
-            m.prepare().unwrap();
+            m.split().unwrap();
         }
     }
 }

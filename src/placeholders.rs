@@ -24,9 +24,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{BackendKind, Config};
 use crate::error::{Error, Result};
-use crate::migration::{self, Migration, Source};
+use crate::migration::{self, ExtraSet, Migration, Source};
+use crate::settings::{BackendKind, Config};
 
 /// The names chatmigrate gives a value itself, from the target.
 pub const BUILT_IN: [&str; 4] = ["backend", "database", "history_table", "user"];
@@ -63,13 +63,7 @@ impl std::fmt::Display for FileValue {
     }
 }
 
-/// A value the user gave, and where (for messages and `status -v`):
-/// `[environments.dev.placeholders]`, `--placeholder`, ...
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Given {
-    pub value: String,
-    pub from: String,
-}
+pub use crate::settings::Given;
 
 /// One placeholder as `status -v` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -380,13 +374,14 @@ fn find(text: &str) -> Vec<Found> {
 /// Loads `cfg`'s migrations with its placeholders substituted.
 pub fn load(cfg: &Config) -> Result<Vec<Migration>> {
     let values = Values::of(cfg)?;
-    load_with(&cfg.source, cfg.backend, &values)
+    load_with(&cfg.source, crate::backend::extra_migrations(cfg.backend), &values)
 }
 
-/// [`load`] for a source and values given apart (a loader thread).
-pub fn load_with(source: &Source, backend: BackendKind, values: &Values) -> Result<Vec<Migration>> {
-    let mut set = migration::load(source, backend)?;
-    crate::undo::check(source, backend, &set)?;
+/// [`load`] for a source, a backend's extra sets and values given apart (a
+/// loader thread).
+pub fn load_with(source: &Source, extra: &[ExtraSet], values: &Values) -> Result<Vec<Migration>> {
+    let mut set = migration::load(source, extra)?;
+    crate::undo::check(source, extra, &set)?;
     for m in &mut set {
         values.substitute(m)?;
     }
@@ -397,8 +392,8 @@ pub fn load_with(source: &Source, backend: BackendKind, values: &Values) -> Resu
 /// the caller connects.
 pub fn spawn_load(cfg: &Config) -> std::thread::JoinHandle<Result<Vec<Migration>>> {
     let values = Values::of(cfg);
-    let (source, backend) = (cfg.source.clone(), cfg.backend);
-    std::thread::spawn(move || load_with(&source, backend, &values?))
+    let (source, extra) = (cfg.source.clone(), crate::backend::extra_migrations(cfg.backend));
+    std::thread::spawn(move || load_with(&source, extra, &values?))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::migration::Migration;
 
 /// What to do with the local migrations.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub struct PlanOptions {
     /// Apply nothing above this version.
     pub target: Option<i64>,
     /// Apply files whose version is below the highest applied one.
@@ -34,7 +34,7 @@ pub struct Plan {
 }
 
 /// Checks the applied history against the files and lists what to run.
-pub fn plan(local: &[Migration], applied: &[Row], opts: &Options) -> Result<Plan, Error> {
+pub fn plan(local: &[Migration], applied: &[Row], opts: &PlanOptions) -> Result<Plan, Error> {
     let by_version: BTreeMap<i64, usize> = local.iter().enumerate().map(|(i, m)| (m.version, i)).collect();
     let rows: BTreeMap<i64, &Row> = applied.iter().map(|r| (r.version, r)).collect();
 
@@ -103,7 +103,9 @@ pub fn plan(local: &[Migration], applied: &[Row], opts: &Options) -> Result<Plan
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    /// Applied, and the file matches the history.
     Applied,
+    /// A file not applied yet.
     Pending,
     /// Applied, but the file's checksum differs (its name may differ too).
     Changed,
@@ -111,11 +113,14 @@ pub enum State {
     Renamed,
     /// Applied, but no file has this version.
     Missing,
+    /// A no-transaction migration stopped between statements; `up` resumes it.
     Partial,
+    /// A no-transaction migration stopped on an error; fix the file and run `up`.
     Failed,
 }
 
 impl State {
+    /// As `status` prints it: `applied`, `pending`, `changed`, ...
     pub fn as_str(self) -> &'static str {
         match self {
             State::Applied => "applied",
@@ -139,22 +144,34 @@ impl State {
 /// One line of `status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Entry {
+    /// The migration's version.
     pub version: i64,
     /// The file's name (the applied name where no file has this version).
     pub name: String,
     /// The name in the history (`None`: not applied); differs from `name`
     /// when the file was renamed after it was applied.
     pub applied_name: Option<String>,
+    /// Applied, pending, changed, ...
     pub state: State,
+    /// The file (`None`: no file has this version).
     pub path: Option<String>,
+    /// When the history row was last written (the server's `timestamptz`, as text).
     pub applied_at: Option<String>,
+    /// The time it took, summed over runs for a resumed migration.
     pub execution_ms: Option<i64>,
+    /// The database user that applied it.
     pub installed_by: Option<String>,
+    /// Statements finished (a no-transaction migration resumes after them).
     pub statements_done: Option<i32>,
+    /// Statements in the file when it ran.
     pub statements_total: Option<i32>,
+    /// Applied below the highest version applied before it.
     pub out_of_order: bool,
+    /// For a failed migration: the statement, its `file:line:col` and the server's message.
     pub error: Option<String>,
+    /// The file's `sha256:<hex>` checksum.
     pub file_checksum: Option<String>,
+    /// The checksum in the history.
     pub applied_checksum: Option<String>,
 }
 
@@ -256,12 +273,12 @@ mod tests {
     fn pending_in_order() {
         let local = vec![mig(1, "select 1;"), mig(2, "select 2;"), mig(3, "select 3;")];
         let applied = vec![row(&local[0], Status::Applied, 1)];
-        let p = plan(&local, &applied, &Options::default()).unwrap();
+        let p = plan(&local, &applied, &PlanOptions::default()).unwrap();
         assert_eq!(p.steps.iter().map(|s| s.index).collect::<Vec<_>>(), vec![1, 2]);
         let p = plan(
             &local,
             &applied,
-            &Options {
+            &PlanOptions {
                 target: Some(2),
                 ..Default::default()
             },
@@ -271,7 +288,7 @@ mod tests {
         let e = plan(
             &local,
             &applied,
-            &Options {
+            &PlanOptions {
                 target: Some(9),
                 ..Default::default()
             },
@@ -285,16 +302,16 @@ mod tests {
         let local = vec![mig(1, "select 1;"), mig(2, "select 2;")];
         let mut r = row(&local[0], Status::Applied, 1);
         r.checksum = "sha256:00".into();
-        let e = plan(&local, &[r], &Options::default()).unwrap_err();
+        let e = plan(&local, &[r], &PlanOptions::default()).unwrap_err();
         assert!(matches!(e, Error::ChecksumDrift { version: 1, .. }));
 
         let gone = row(&mig(7, "select 7;"), Status::Applied, 1);
-        let e = plan(&local, &[gone], &Options::default()).unwrap_err();
+        let e = plan(&local, &[gone], &PlanOptions::default()).unwrap_err();
         assert_eq!(e.to_string(), "version 7 (m7) is applied in the database but has no migration file");
 
         let local = vec![mig(1, "select 1;"), mig(2, "select 2;"), mig(3, "select 3;")];
         let applied = vec![row(&local[0], Status::Applied, 1), row(&local[2], Status::Applied, 1)];
-        let e = plan(&local, &applied, &Options::default()).unwrap_err();
+        let e = plan(&local, &applied, &PlanOptions::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "V2__m2.sql: version 2 is below the highest applied version 3 (out of order)"
@@ -302,7 +319,7 @@ mod tests {
         let p = plan(
             &local,
             &applied,
-            &Options {
+            &PlanOptions {
                 allow_out_of_order: true,
                 ..Default::default()
             },
@@ -323,7 +340,7 @@ mod tests {
         let local = vec![mig(1, "select 1;")];
         let mut r = row(&local[0], Status::Applied, 1);
         r.name = "old_name".into();
-        let e = plan(&local, &[r.clone()], &Options::default()).unwrap_err();
+        let e = plan(&local, &[r.clone()], &PlanOptions::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "V1__m1.sql: version 1 was applied as `old_name` but the file is now named `m1`"
@@ -344,7 +361,7 @@ mod tests {
         let local = vec![mig(1, "-- chatmigrate:no-transaction\nselect 1;\nselect 2;")];
         let mut r = row(&local[0], Status::Partial, 1);
         r.checksum = "sha256:old".into();
-        let p = plan(&local, &[r.clone()], &Options::default()).unwrap();
+        let p = plan(&local, &[r.clone()], &PlanOptions::default()).unwrap();
         assert_eq!(
             p.steps,
             vec![Step {

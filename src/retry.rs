@@ -130,9 +130,9 @@ pub async fn report_while<T>(
 /// Where progress lines go (the CLI prints them to stderr; a library caller
 /// chooses). The default drops them.
 #[derive(Clone, Default)]
-pub struct Progress(Option<Arc<Report>>);
+pub struct Progress(Option<Arc<ProgressFn>>);
 
-type Report = dyn Fn(&Waiting) + Send + Sync;
+type ProgressFn = dyn Fn(&Waiting) + Send + Sync;
 
 impl Progress {
     pub fn new(f: impl Fn(&Waiting) + Send + Sync + 'static) -> Progress {

@@ -289,7 +289,7 @@ pub fn concurrent_build(s: &Statement) -> Option<(Option<String>, Option<String>
             let schema = Some(rel.schemaname.clone()).filter(|s| !s.is_empty());
             match pg_query::protobuf::ReindexObjectType::try_from(r.kind).ok()? {
                 pg_query::protobuf::ReindexObjectType::ReindexObjectIndex => Some((Some(rel.relname.clone()), schema, None)),
-                pg_query::protobuf::ReindexObjectType::ReindexObjectTable => Some((None, None, Some(crate::lint::ast::rel_key(rel)))),
+                pg_query::protobuf::ReindexObjectType::ReindexObjectTable => Some((None, None, Some(rel_key(rel)))),
                 _ => None,
             }
         }
@@ -515,6 +515,16 @@ pub fn unscanned(text: &str) -> Option<Unscanned> {
         }
     }
     Some(u)
+}
+
+/// The key a table is known by across the set: its name, schema-qualified
+/// unless the schema is `public` (the default search_path's first schema).
+pub fn rel_key(r: &pg_query::protobuf::RangeVar) -> String {
+    if r.schemaname.is_empty() || r.schemaname == "public" {
+        r.relname.clone()
+    } else {
+        format!("{}.{}", r.schemaname, r.relname)
+    }
 }
 
 #[cfg(test)]

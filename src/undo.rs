@@ -9,17 +9,9 @@
 
 use std::path::Path;
 
-use crate::config::BackendKind;
+pub use crate::embedded::{is_undo_file, UNDO_SUFFIX as SUFFIX};
 use crate::error::{Error, Result};
-use crate::migration::{self, Migration, Source};
-
-/// The suffix of an undo file.
-pub const SUFFIX: &str = ".undo.sql";
-
-/// Whether `file_name` is an undo file's.
-pub fn is_undo_file(file_name: &str) -> bool {
-    file_name.ends_with(SUFFIX) && file_name.len() > SUFFIX.len()
-}
+use crate::migration::{self, ExtraSet, Migration, Source};
 
 /// An undo file found in a set: its file name, where it is, its bytes
 /// (read only when asked).
@@ -29,11 +21,11 @@ struct Found {
     bytes: Option<Vec<u8>>,
 }
 
-fn find(source: &Source, backend: BackendKind, read: bool) -> Result<Vec<Found>> {
+fn find(source: &Source, extra: &[ExtraSet], read: bool) -> Result<Vec<Found>> {
     let mut out = Vec::new();
     match source {
         Source::Embedded => {
-            for (name, bytes, prefix) in migration::embedded_undo_files(backend) {
+            for (name, bytes, prefix) in migration::embedded_undo_files(extra) {
                 out.push(Found {
                     file_name: name.into(),
                     path: format!("{prefix}{name}"),
@@ -48,7 +40,7 @@ fn find(source: &Source, backend: BackendKind, read: bool) -> Result<Vec<Found>>
         }
         Source::Compiled(sets) => {
             if sets.iter().any(|s| s.is_chat_schema()) {
-                out.extend(find(&Source::Embedded, backend, read)?);
+                out.extend(find(&Source::Embedded, extra, read)?);
             }
         }
     }
@@ -95,8 +87,8 @@ fn migration_name(undo_file: &str) -> String {
 
 /// Refuses an undo file whose migration is not in `set` (or that is not
 /// named after one), naming it. Reads file names only.
-pub fn check(source: &Source, backend: BackendKind, set: &[Migration]) -> Result<()> {
-    for f in find(source, backend, false)? {
+pub fn check(source: &Source, extra: &[ExtraSet], set: &[Migration]) -> Result<()> {
+    for f in find(source, extra, false)? {
         owner(&f, set)?;
     }
     Ok(())
@@ -123,15 +115,20 @@ fn owner<'a>(f: &Found, set: &'a [Migration]) -> Result<&'a Migration> {
 
 /// Every undo file of the set, read, as a migration of its migration's
 /// version and name (its checksum is the undo file's), placeholders
-/// substituted with `values`.
-pub fn load(source: &Source, backend: BackendKind, set: &[Migration], values: &crate::placeholders::Values) -> Result<Vec<Migration>> {
+/// substituted by `substitute` (`placeholders::Values::substitute`).
+pub fn load(
+    source: &Source,
+    extra: &[ExtraSet],
+    set: &[Migration],
+    substitute: impl Fn(&mut Migration) -> Result<()>,
+) -> Result<Vec<Migration>> {
     let mut out = Vec::new();
-    for f in find(source, backend, true)? {
+    for f in find(source, extra, true)? {
         let m = owner(&f, set)?;
         let target = migration_name(&f.file_name);
         let mut u = Migration::parse(&target, &f.path, f.bytes.as_deref().unwrap_or_default())?;
         debug_assert_eq!((u.version, &u.name), (m.version, &m.name));
-        values.substitute(&mut u)?;
+        substitute(&mut u)?;
         out.push(u);
     }
     Ok(out)
@@ -154,10 +151,10 @@ mod tests {
         std::fs::write(dir.path().join("V1__a.sql"), "SELECT 1;").unwrap();
         std::fs::write(dir.path().join("V1__a.undo.sql"), "SELECT 2;").unwrap();
         let source = Source::Dirs(vec![dir.path().to_path_buf()]);
-        let set = migration::load(&source, BackendKind::Postgres).unwrap();
-        check(&source, BackendKind::Postgres, &set).unwrap();
+        let set = migration::load(&source, &[]).unwrap();
+        check(&source, &[], &set).unwrap();
         std::fs::write(dir.path().join("V2__b.undo.sql"), "SELECT 2;").unwrap();
-        let e = check(&source, BackendKind::Postgres, &set).unwrap_err();
+        let e = check(&source, &[], &set).unwrap_err();
         let shown = dir.path().join("V2__b.undo.sql").display().to_string();
         assert_eq!(
             e.to_string(),
@@ -165,7 +162,7 @@ mod tests {
         );
         std::fs::remove_file(dir.path().join("V2__b.undo.sql")).unwrap();
         std::fs::write(dir.path().join("V1__other.undo.sql"), "SELECT 2;").unwrap();
-        let e = check(&source, BackendKind::Postgres, &set).unwrap_err().to_string();
+        let e = check(&source, &[], &set).unwrap_err().to_string();
         let want = format!(
             "an undo file without its migration: version 1 is {}",
             dir.path().join("V1__a.sql").display()
@@ -175,10 +172,10 @@ mod tests {
 
     #[test]
     fn the_shipped_undo_files_belong_to_the_shipped_migrations() {
-        for backend in [BackendKind::Postgres, BackendKind::Citus] {
-            let set = migration::load(&Source::Embedded, backend).unwrap();
-            check(&Source::Embedded, backend, &set).unwrap();
-            let n = migration::embedded_undo_files(backend).len();
+        for extra in [&[][..], crate::backend::citus::EXTRA_MIGRATIONS] {
+            let set = migration::load(&Source::Embedded, extra).unwrap();
+            check(&Source::Embedded, extra, &set).unwrap();
+            let n = migration::embedded_undo_files(extra).len();
             assert_eq!(n, set.len(), "every shipped migration has its undo file");
         }
     }

@@ -407,6 +407,52 @@ pub fn count(key: &str, origin: Origin, text: &str, limits: CountLimits) -> Resu
     Ok(n)
 }
 
+/// The largest migration file read (32 MiB): a larger one is refused before
+/// it is read. 20 MB of INSERTs still applies (about 30 s in a debug build);
+/// bulk data belongs in COPY, not in a migration's SQL text.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// serde: a duration as a string (`"30s"`) or a whole number of seconds,
+/// kept as text for [`duration`] (which knows the key's range).
+pub fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration such as \"30s\" or \"5min\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(Text).map(Some)
+}
+
+/// serde: a whole number of any size TOML holds; [`count`] checks
+/// the key's range.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+    }
+    d.deserialize_any(Whole).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
-use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
+use crate::settings::{Config, Secret};
 
 /// Loads the AWS configuration from the standard chain plus the
 /// environment's `region`, `profile` and `endpoint_url`.

@@ -53,18 +53,32 @@ use async_trait::async_trait;
 use super::postgres::{self, Notice, Postgres};
 use super::{Adapted, Backend, Canceller, Capabilities, ExecError, Purpose};
 use crate::classify;
-use crate::config::{self, Config, ModifyMode};
-use crate::dialect::{citus as sql_of, Dialect};
+use crate::dialect::{citus as sql_of, ToolSql};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
-use crate::migration::Migration;
+use crate::migration::{ExtraSet, Migration};
 use crate::retry::{self, Backoff, Progress, Waiting};
+use crate::settings::{self, Config, ModifyMode};
 use crate::sql::{self, Statement};
 
 /// The PostgreSQL transport's, without group commit.
 pub const CAPABILITIES: Capabilities = Capabilities {
     group_commit: false,
+    distributed_tables: true,
     ..postgres::CAPABILITIES
+};
+
+/// The `citus` backend in the registry ([`super::BACKENDS`]).
+pub static DEF: super::BackendDef = super::BackendDef {
+    kind: crate::settings::BackendKind::Citus,
+    name: "citus",
+    capabilities: CAPABILITIES,
+    target: super::pg_target,
+    unreachable_hint: super::pg_unreachable_hint,
+    extra_migrations: EXTRA_MIGRATIONS,
+    prelude: |cfg, m| transaction_prelude(&cfg.citus, m),
+    connect: |cfg, purpose| Box::pin(async move { Ok(Box::new(Citus::connect(cfg, purpose).await?) as Box<dyn Backend>) }),
+    connect_maintenance: |cfg, purpose| Box::pin(async move { Ok(Box::new(Citus::maintenance(cfg, purpose).await?) as Box<dyn Backend>) }),
 };
 
 /// How long `status` lets the coordinator try to reach each worker.
@@ -73,7 +87,7 @@ const REACH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The `SET LOCAL` that opens every transactional migration on Citus: the
 /// environment's mode, or parallel for a file with
 /// `-- chatmigrate:citus-parallel`.
-pub fn transaction_prelude(settings: &config::Citus, m: &Migration) -> Vec<String> {
+pub fn transaction_prelude(settings: &settings::Citus, m: &Migration) -> Vec<String> {
     let mode = if m.directives.citus_parallel {
         ModifyMode::Parallel
     } else {
@@ -591,7 +605,7 @@ pub struct Citus {
     pg: Postgres,
     /// `None` on the maintenance connection (no role checks there).
     node: Option<Node>,
-    settings: config::Citus,
+    settings: settings::Citus,
     progress: Progress,
     /// `history_schema`: made a regular schema, and checked, before the
     /// lock (whose table lives there) is first taken.
@@ -720,7 +734,7 @@ impl Citus {
         };
         let found = self
             .pg
-            .query(&Dialect::invalid_index(&name, schema.as_deref()))
+            .query(&ToolSql::invalid_index(&name, schema.as_deref()))
             .await
             .map_err(ExecError::transport)?;
         match found.first().and_then(|r| r.first().cloned().flatten()) {
@@ -730,11 +744,67 @@ impl Citus {
     }
 }
 
-/// A failed statement's error, its relayed text split ([`split_relayed`]).
+/// `[environments.<name>.citus]`: this backend's settings, in its own
+/// table (docs/config.reference.toml). The flat keys of older files,
+/// `citus_multi_shard_modify_mode`, `citus_distribute_concurrently` and
+/// `citus_node_wait`, are aliases; config loading folds this table into
+/// them ([`settings::Citus`] holds the result).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    pub multi_shard_modify_mode: Option<String>,
+    pub distribute_concurrently: Option<bool>,
+    #[serde(default, deserialize_with = "crate::value::duration_text")]
+    pub node_wait: Option<String>,
+}
+
+static MIGRATIONS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/dialects/citus/migrations");
+
+/// The citus-only files of the chat schema (`dialects/citus/migrations/`):
+/// added to the embedded set, in the portable set's version space.
+pub const EXTRA_MIGRATIONS: &[ExtraSet] = &[ExtraSet {
+    label: "citus",
+    files: citus_migrations,
+    undo_files: citus_undo_files,
+}];
+
+fn citus_migrations() -> Vec<(&'static str, &'static [u8])> {
+    crate::embedded::dir_files(&MIGRATIONS)
+}
+
+fn citus_undo_files() -> Vec<(&'static str, &'static [u8])> {
+    crate::embedded::dir_undo_files(&MIGRATIONS)
+}
+
+/// A failed statement's error, its relayed text split ([`split_relayed`]),
+/// with the fix Citus's error calls for ([`runtime_hint`]).
 fn tidy<T>(r: &mut Result<T, ExecError>) {
-    if let Err(ExecError::Statement { error, .. }) = r {
-        split_relayed(error);
+    match r {
+        Err(ExecError::Statement { error, .. }) => {
+            split_relayed(error);
+            explain(error);
+        }
+        Err(ExecError::Internal { error, .. }) => explain(error),
+        _ => {}
     }
+}
+
+/// Attaches the fix for a Citus error ([`runtime_hint`]), which the error
+/// shows as its hint.
+pub fn explain(error: &mut DbError) {
+    if error.fix.is_none() {
+        error.fix = runtime_hint(error);
+    }
+}
+
+/// [`explain`] for an error of the tool's own SQL sent to the coordinator.
+fn explained<T>(r: Result<T>) -> Result<T> {
+    r.map_err(|mut e| {
+        if let Error::Db { error, .. } = &mut e {
+            explain(error);
+        }
+        e
+    })
 }
 
 /// Reads the node's role and cluster, and refuses anything but a coordinator.
@@ -859,7 +929,7 @@ impl Backend for Citus {
     }
 
     async fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
-        self.pg.query(sql).await
+        explained(self.pg.query(sql).await)
     }
 
     async fn database_exists(&mut self, name: &str) -> Result<bool> {
@@ -1102,7 +1172,7 @@ mod tests {
     #[test]
     fn prelude_is_sequential_unless_asked() {
         let mut m = Migration::parse("V1__a.sql", "V1__a.sql", b"select 1;").unwrap();
-        let seq = config::Citus {
+        let seq = settings::Citus {
             multi_shard_modify_mode: ModifyMode::Sequential,
             distribute_concurrently: true,
             node_wait: Duration::ZERO,
@@ -1111,7 +1181,7 @@ mod tests {
             transaction_prelude(&seq, &m),
             vec!["SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"]
         );
-        let par = config::Citus {
+        let par = settings::Citus {
             multi_shard_modify_mode: ModifyMode::Parallel,
             ..seq
         };
@@ -1312,6 +1382,7 @@ mod tests {
 
     fn db(code: &str, message: &str, detail: Option<&str>) -> DbError {
         DbError {
+            fix: None,
             code: code.into(),
             message: message.into(),
             detail: detail.map(str::to_string),
@@ -1387,7 +1458,11 @@ mod tests {
                 col: 1,
             },
             version: 3,
-            error: Box::new(e),
+            error: Box::new({
+                let mut e = e;
+                explain(&mut e);
+                e
+            }),
             transactional: true,
         };
         assert!(shown.hint().unwrap().ends_with("; this migration was rolled back"));
@@ -1425,6 +1500,7 @@ mod tests {
         let n = Notice {
             severity: "NOTICE".into(),
             error: DbError {
+                fix: None,
                 code: "0A000".into(),
                 message: "relation logs does not have a REPLICA IDENTITY or PRIMARY KEY".into(),
                 detail: Some("UPDATE and DELETE commands on the relation will error out during create_distributed_table_concurrently unless there is a REPLICA IDENTITY or PRIMARY KEY. INSERT commands will still work.".into()),

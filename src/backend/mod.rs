@@ -28,50 +28,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{BackendKind, Config};
+pub use crate::capabilities::{Capabilities, LockKind};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::migration::Migration;
+use crate::settings::{BackendKind, Config};
 use crate::sql::Statement;
 
 /// Cancels the statement in flight on the backend it came from.
 pub type Canceller = Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
-
-/// How a backend holds the migration lock: the one lease row of every
-/// transport (`lock.rs`), kept live in one of two ways.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LockKind {
-    /// By a session advisory lock on a connection that lives as long as
-    /// the run (the server releases it with the session).
-    SessionAdvisory,
-    /// By an expiry renewed by a heartbeat (no sessions).
-    LeaseRow,
-}
-
-/// What a backend can do; the runner adapts to these, never to names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Capabilities {
-    /// A whole transactional migration (BEGIN, statements, history row,
-    /// COMMIT) goes to the server in one network round trip.
-    pub pipelined_transactions: bool,
-    pub lock: LockKind,
-    /// `SET` in one statement is still in effect for the next statement
-    /// outside a transaction (true for a real session).
-    pub session_state: bool,
-    /// When the connection is lost, the server ends the statement in flight
-    /// (a real session); false where a statement can outlive the call (the
-    /// Data API with continueAfterTimeout), so a lost call's outcome must be
-    /// read from the catalog, never assumed.
-    pub statements_die_with_connection: bool,
-    /// The longest statement the transport accepts, in characters.
-    pub max_statement_chars: Option<usize>,
-    /// Committing all but a run's last migration with `synchronous_commit =
-    /// off` is safe: one server, whose last synchronous commit flushes every
-    /// earlier one. Not on Citus, where the coordinator's commit decides the
-    /// two-phase commit on the workers.
-    pub group_commit: bool,
-}
 
 /// What a connection is for, decided by the command before it connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +154,9 @@ pub enum ExecError {
     /// rolled back. `error.offset` is relative to that statement.
     Statement { index: usize, error: DbError },
     /// The tool's own SQL (BEGIN, the history row, COMMIT) failed.
+    /// `context` (which of them) is read only by `Debug`: the runner names
+    /// the step itself through [`ExecError::into_error`].
+    #[allow(dead_code)]
     Internal { context: &'static str, error: DbError },
     /// The connection went away, or the answer to a non-idempotent call
     /// never came: the outcome is unknown to the transport (the runner
@@ -313,33 +281,85 @@ pub trait Backend: Send {
     async fn close(self: Box<Self>);
 }
 
+/// The future a backend's connect function returns.
+pub type Connecting<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<dyn Backend>>> + Send + 'a>>;
+
+/// A backend as the rest of the crate knows it, declared in the backend's
+/// own module (`DEF`) and listed once in [`BACKENDS`]: its name, what it
+/// can do, how it connects, what it puts first in a transaction and which
+/// migrations it adds. Nothing else matches on which backend it is.
+pub struct BackendDef {
+    pub kind: BackendKind,
+    /// The value of `backend =` and of the history's `backend` column.
+    pub name: &'static str,
+    pub capabilities: Capabilities,
+    /// Migrations added to the embedded set (Citus: its citus-only files).
+    pub extra_migrations: &'static [crate::migration::ExtraSet],
+    /// The statements after `BEGIN` of every transactional migration, known
+    /// from the configuration alone (dry-run shows them without connecting).
+    pub prelude: fn(&Config, &Migration) -> Vec<String>,
+    /// Connects to the configured database and probes the session.
+    pub connect: for<'a> fn(&'a Config, Purpose) -> Connecting<'a>,
+    /// Connects to `maintenance_db`, to create or drop the database.
+    pub connect_maintenance: for<'a> fn(&'a Config, Purpose) -> Connecting<'a>,
+    /// The target for messages (`user@host:port/db`), never a secret.
+    pub target: fn(&Config) -> String,
+    /// What to check when the target never answered (`chatmigrate wait`).
+    pub unreachable_hint: fn(&Config) -> String,
+}
+
+/// [`BackendDef::target`] of a backend that connects to `host:port`.
+pub fn pg_target(cfg: &Config) -> String {
+    cfg.pg.display()
+}
+
+/// [`BackendDef::unreachable_hint`] of a backend that connects to `host:port`.
+pub fn pg_unreachable_hint(cfg: &Config) -> String {
+    format!(
+        "check that the server runs and listens on {}:{} (`chatmigrate -v wait` shows the target); raise --timeout to wait longer",
+        cfg.pg.host, cfg.pg.port
+    )
+}
+
+/// Every backend: one line each.
+pub static BACKENDS: &[&BackendDef] = &[&postgres::DEF, &rds_data::DEF, &citus::DEF];
+
+/// The registry's entry for `kind`.
+pub fn def(kind: BackendKind) -> &'static BackendDef {
+    BACKENDS
+        .iter()
+        .copied()
+        .find(|d| d.kind == kind)
+        .expect("every BackendKind has a line in BACKENDS")
+}
+
+/// No statements before a migration's own.
+pub fn no_prelude(_: &Config, _: &Migration) -> Vec<String> {
+    Vec::new()
+}
+
 /// What a backend kind can do, known before connecting (for checks at load time).
 pub fn capabilities_of(kind: BackendKind) -> Capabilities {
-    match kind {
-        BackendKind::Postgres => postgres::CAPABILITIES,
-        BackendKind::Citus => citus::CAPABILITIES,
-        BackendKind::RdsData => rds_data::CAPABILITIES,
-    }
+    def(kind).capabilities
+}
+
+/// The migrations a backend adds to the embedded set (Citus: its
+/// citus-only files).
+pub fn extra_migrations(kind: BackendKind) -> &'static [crate::migration::ExtraSet] {
+    def(kind).extra_migrations
 }
 
 /// The settings a backend puts first in every transactional migration,
 /// after `BEGIN` (Citus: `SET LOCAL citus.multi_shard_modify_mode`). Known
 /// from the configuration alone, so dry-run shows them without connecting.
 pub fn transaction_prelude(cfg: &Config, m: &Migration) -> Vec<String> {
-    match cfg.backend {
-        BackendKind::Citus => citus::transaction_prelude(&cfg.citus, m),
-        BackendKind::Postgres | BackendKind::RdsData => Vec::new(),
-    }
+    (def(cfg.backend).prelude)(cfg, m)
 }
 
 /// Connects to the configured database with the configured backend, and
 /// probes the session for `purpose` ([`Session::check`]).
 pub async fn connect(cfg: &Config, purpose: Purpose) -> Result<Box<dyn Backend>> {
-    match cfg.backend {
-        BackendKind::Postgres => Ok(Box::new(postgres::Postgres::connect(cfg, None, purpose, &[]).await?)),
-        BackendKind::Citus => Ok(Box::new(citus::Citus::connect(cfg, purpose).await?)),
-        BackendKind::RdsData => Ok(Box::new(rds_data::RdsData::connect(cfg, None, purpose).await?)),
-    }
+    (def(cfg.backend).connect)(cfg, purpose).await
 }
 
 /// Connects to `maintenance_db`, to create or drop the configured database
@@ -347,12 +367,7 @@ pub async fn connect(cfg: &Config, purpose: Purpose) -> Result<Box<dyn Backend>>
 /// connect that found the database missing, `purpose` is a reconnect
 /// ([`Purpose::again`]): the server answered already.
 pub async fn connect_maintenance(cfg: &Config, purpose: Purpose) -> Result<Box<dyn Backend>> {
-    let db = Some(cfg.maintenance_db.as_str());
-    match cfg.backend {
-        BackendKind::Postgres => Ok(Box::new(postgres::Postgres::connect(cfg, db, purpose, &[]).await?)),
-        BackendKind::Citus => Ok(Box::new(citus::Citus::maintenance(cfg, purpose).await?)),
-        BackendKind::RdsData => Ok(Box::new(rds_data::RdsData::connect(cfg, db, purpose).await?)),
-    }
+    (def(cfg.backend).connect_maintenance)(cfg, purpose).await
 }
 
 impl ExecError {
@@ -431,5 +446,27 @@ mod tests {
             assert!(e.hint().unwrap().contains(fix), "{:?}", e.hint());
         }
         assert!(Session::from_row(&row(&["false", "off"])).is_err());
+    }
+}
+
+#[cfg(test)]
+mod registry {
+    use super::{def, BACKENDS};
+    use crate::settings::BackendKind;
+
+    #[test]
+    fn every_backend_kind_has_one_line_under_its_name() {
+        for kind in [BackendKind::Postgres, BackendKind::RdsData, BackendKind::Citus] {
+            assert_eq!(def(kind).name, kind.as_str());
+        }
+        for d in BACKENDS {
+            assert_eq!(
+                BACKENDS.iter().filter(|o| o.kind == d.kind || o.name == d.name).count(),
+                1,
+                "{}",
+                d.name
+            );
+            assert_eq!(d.kind.as_str(), d.name);
+        }
     }
 }

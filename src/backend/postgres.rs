@@ -24,15 +24,16 @@ use super::tls::{load_bundle, LazyTls};
 use super::wire::Wire;
 use super::{Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
 use crate::classify;
-use crate::config::{Config, SslMode};
-use crate::dialect::{Dialect, Value};
+use crate::dialect::{ToolSql, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::retry::{self, Class, Policy, Progress};
+use crate::settings::{Config, SslMode};
 use crate::sql::char_pos_to_byte;
 
 /// One round trip per transactional migration; a session advisory lock.
 pub const CAPABILITIES: Capabilities = Capabilities {
+    distributed_tables: false,
     pipelined_transactions: true,
     lock: LockKind::SessionAdvisory,
     session_state: true,
@@ -41,11 +42,28 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     group_commit: true,
 };
 
+/// The `postgres` backend in the registry ([`super::BACKENDS`]).
+pub static DEF: super::BackendDef = super::BackendDef {
+    kind: crate::settings::BackendKind::Postgres,
+    name: "postgres",
+    capabilities: CAPABILITIES,
+    target: super::pg_target,
+    unreachable_hint: super::pg_unreachable_hint,
+    extra_migrations: &[],
+    prelude: super::no_prelude,
+    connect: |cfg, purpose| Box::pin(async move { Ok(Box::new(Postgres::connect(cfg, None, purpose, &[]).await?) as Box<dyn Backend>) }),
+    connect_maintenance: |cfg, purpose| {
+        Box::pin(
+            async move { Ok(Box::new(Postgres::connect(cfg, Some(cfg.maintenance_db.as_str()), purpose, &[]).await?) as Box<dyn Backend>) },
+        )
+    },
+};
+
 pub struct Postgres {
     client: Client,
     conn: tokio::task::JoinHandle<()>,
     tls: Option<LazyTls>,
-    dialect: Dialect,
+    dialect: ToolSql,
     target: String,
     progress: Progress,
     /// Who this runner is, recorded in the lease (`lock::holder_text`).
@@ -102,6 +120,7 @@ impl Notices {
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| n.severity().to_string()),
             error: DbError {
+                fix: None,
                 code: n.code().code().to_string(),
                 message: n.message().to_string(),
                 detail: n.detail().map(str::to_string),
@@ -150,6 +169,7 @@ fn db_error(e: &tokio_postgres::Error, sql: Option<&str>) -> Option<DbError> {
         _ => None,
     };
     Some(DbError {
+        fix: None,
         code: d.code().code().to_string(),
         message: d.message().to_string(),
         detail: d.detail().map(str::to_string),
@@ -303,7 +323,7 @@ async fn open(cfg: &Config, dbname: Option<&str>, purpose: Purpose, extra: &[&st
             let db = dbname.unwrap_or(&target.dbname).to_string();
             let shown = target.display_db(&db);
             let opened = open_once(&target, &db, creds).await?;
-            let session = match probe(&opened.0, &Dialect::postgres(&cfg.history, &db), extra, &shown).await {
+            let session = match probe(&opened.0, &ToolSql::new(&cfg.history, &db), extra, &shown).await {
                 Ok(s) => s,
                 Err(a) => {
                     close_opened(opened).await;
@@ -381,7 +401,7 @@ async fn close_opened((client, conn, _, _): Opened) {
 
 /// Runs the connect-time probe on a new connection; a failure is classified
 /// like a failed connect (a lost connection is retried).
-async fn probe(client: &Client, dialect: &Dialect, extra: &[&str], target: &str) -> Result<Session, Attempt> {
+async fn probe(client: &Client, dialect: &ToolSql, extra: &[&str], target: &str) -> Result<Session, Attempt> {
     let sql = dialect.probe(extra);
     match client.simple_query(&sql).await {
         Ok(msgs) => {
@@ -417,7 +437,7 @@ async fn probe(client: &Client, dialect: &Dialect, extra: &[&str], target: &str)
 
 /// Takes user and password from a secret, and host, port and dbname where
 /// the configuration did not give them.
-fn apply_secret(pg: &mut crate::config::PgTarget, s: aws::DbSecret) {
+fn apply_secret(pg: &mut crate::settings::PgTarget, s: aws::DbSecret) {
     pg.user = s.username;
     pg.password = Some(s.password);
     if let (Some(h), false) = (s.host, pg.explicit.host) {
@@ -440,7 +460,7 @@ enum Creds {
 }
 
 /// The next step for a failed connect, from what failed and how we logged in.
-fn connect_hint(pg: &crate::config::PgTarget, creds: Creds, code: &str, message: &str) -> String {
+fn connect_hint(pg: &crate::settings::PgTarget, creds: Creds, code: &str, message: &str) -> String {
     let bundle = || match &pg.sslrootcert {
         Some(p) => format!("sslrootcert ({})", p.display()),
         None => "the system's CA store (no sslrootcert set)".to_string(),
@@ -473,7 +493,7 @@ fn connect_hint(pg: &crate::config::PgTarget, creds: Creds, code: &str, message:
     }
 }
 
-async fn open_once(pg: &crate::config::PgTarget, dbname: &str, creds: Creds) -> Result<Opened, Attempt> {
+async fn open_once(pg: &crate::settings::PgTarget, dbname: &str, creds: Creds) -> Result<Opened, Attempt> {
     let target = pg.display_db(dbname);
     let mut c = tokio_postgres::Config::new();
     c.host(&pg.host)
@@ -671,7 +691,7 @@ impl Postgres {
             tls,
             notices,
             target,
-            dialect: Dialect::postgres(&cfg.history, &dbname),
+            dialect: ToolSql::new(&cfg.history, &dbname),
             progress: cfg.progress.clone(),
             holder: lock::holder_text(&cfg.pg.application_name, cfg.backend.as_str()),
             owner: lock::owner_id(),
@@ -958,7 +978,7 @@ impl Backend for Postgres {
 
     async fn database_exists(&mut self, name: &str) -> Result<bool> {
         Ok(!self
-            .simple(&Dialect::database_exists(name), "looking up the database")
+            .simple(&ToolSql::database_exists(name), "looking up the database")
             .await?
             .is_empty())
     }

@@ -37,11 +37,11 @@ use super::lock::{self, Taker};
 use super::wire::Wire;
 use super::{sqlstate, Backend, Canceller, Capabilities, ExecError, LockKind, Purpose, Session};
 use crate::classify;
-use crate::config::Config;
-use crate::dialect::{Dialect, Value};
+use crate::dialect::{ToolSql, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 use crate::retry::{self, Backoff, Class, GaveUp, Policy, Progress};
+use crate::settings::Config;
 use crate::sql::char_pos_to_byte;
 
 /// The code of a probe that found a replica where the run writes (retried as
@@ -55,6 +55,7 @@ const PAGE: u32 = 500;
 /// One call per statement; a lease row; no session between calls; AWS's
 /// 65,536-character statement limit.
 pub const CAPABILITIES: Capabilities = Capabilities {
+    distributed_tables: false,
     pipelined_transactions: false,
     lock: LockKind::LeaseRow,
     session_state: false,
@@ -63,12 +64,49 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     group_commit: true,
 };
 
+/// `[environments.<name>.rds-data]`: this backend's own settings, in its
+/// own table (docs/config.reference.toml). The flat keys `resource_arn`,
+/// `lease_ttl` and `transaction_keepalive` are aliases; config loading
+/// folds this table into them. The AWS settings the direct backend shares
+/// (`secret_arn`, `region`, `profile`, `endpoint_url`, `request_timeout`)
+/// stay in the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    pub resource_arn: Option<String>,
+    #[serde(default, deserialize_with = "crate::value::duration_text")]
+    pub lease_ttl: Option<String>,
+    #[serde(default, deserialize_with = "crate::value::duration_text")]
+    pub transaction_keepalive: Option<String>,
+}
+
+/// The `rds-data` backend in the registry ([`super::BACKENDS`]).
+pub static DEF: super::BackendDef = super::BackendDef {
+    kind: crate::settings::BackendKind::RdsData,
+    name: "rds-data",
+    capabilities: CAPABILITIES,
+    target: |cfg| {
+        let arn = cfg.aws.resource_arn.as_deref().unwrap_or("");
+        let cluster = arn.rsplit(':').next().unwrap_or(arn);
+        format!("rds-data:{cluster}/{}", cfg.pg.dbname)
+    },
+    unreachable_hint: |_| {
+        "check that the cluster is available (RDS console: status, capacity) and that resource_arn and secret_arn name it; raise --timeout to wait longer".into()
+    },
+    extra_migrations: &[],
+    prelude: super::no_prelude,
+    connect: |cfg, purpose| Box::pin(async move { Ok(Box::new(RdsData::connect(cfg, None, purpose).await?) as Box<dyn Backend>) }),
+    connect_maintenance: |cfg, purpose| {
+        Box::pin(async move { Ok(Box::new(RdsData::connect(cfg, Some(cfg.maintenance_db.as_str()), purpose).await?) as Box<dyn Backend>) })
+    },
+};
+
 pub struct RdsData {
     client: Client,
     resource_arn: String,
     secret_arn: String,
     database: String,
-    dialect: Dialect,
+    dialect: ToolSql,
     target: String,
     endpoint: Endpoint,
     policy: Policy,
@@ -126,7 +164,7 @@ impl Endpoint {
         };
         Endpoint {
             setting,
-            url: crate::config::redact_url(&url),
+            url: crate::settings::redact_url(&url),
             regional,
         }
     }
@@ -291,6 +329,7 @@ fn sql_error(message: &str, sql: Option<&str>) -> DbError {
     let mut lines = body.lines();
     let first = strip_wrappers(lines.next().unwrap_or(""));
     let mut err = DbError {
+        fix: None,
         code: code
             .or_else(|| sqlstate::from_message(first).map(str::to_string))
             .unwrap_or_default(),
@@ -396,7 +435,7 @@ impl RdsData {
             secret_arn: cfg.aws.secret_arn.clone().unwrap_or_default(),
             target: format!("rds-data:{cluster}/{database}"),
             endpoint: Endpoint::new(cfg, &sdk),
-            dialect: Dialect::postgres(&cfg.history, &database),
+            dialect: ToolSql::new(&cfg.history, &database),
             database,
             policy: Policy::resume(cfg.resume_timeout),
             progress: cfg.progress.clone(),
@@ -676,6 +715,7 @@ impl RdsData {
             "UnsupportedResultException" => ExecError::Statement {
                 index,
                 error: DbError {
+                    fix: None,
                     code: "0A000".into(),
                     message: format!("the Data API cannot return this statement's result ({})", g.error.message),
                     detail: None,
@@ -985,6 +1025,7 @@ impl Backend for RdsData {
                 return Err(ExecError::Statement {
                     index: i,
                     error: DbError {
+                        fix: None,
                         code: "57014".into(),
                         message: "canceling statement due to user request".into(),
                         detail: None,
@@ -1049,7 +1090,7 @@ impl Backend for RdsData {
     }
 
     async fn database_exists(&mut self, name: &str) -> Result<bool> {
-        Ok(!self.query(&Dialect::database_exists(name)).await?.is_empty())
+        Ok(!self.query(&ToolSql::database_exists(name)).await?.is_empty())
     }
 
     fn canceller(&self) -> Option<Canceller> {

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 
-use crate::config::SslMode;
 use crate::error::{Error, Result};
+use crate::settings::SslMode;
 
 /// Reads every PEM certificate of a bundle file. Fails early (before the
 /// network is tried) on an unreadable file, a broken block, or no block.

@@ -14,14 +14,14 @@
 //!   (`lease_fence.sql`), so a runner that lost the lease writes nothing.
 
 use super::LockKind;
-use crate::dialect::{history_values, Dialect, Value};
+use crate::dialect::{history_values, ToolSql, Value};
 use crate::history::Row;
 
 /// How one backend writes: its SQL, how it holds the lock and, while it
 /// holds a lease, the owner that fences its writes (dry-run: a placeholder).
 #[derive(Debug, Clone, Copy)]
 pub struct Wire<'a> {
-    pub dialect: &'a Dialect,
+    pub dialect: &'a ToolSql,
     pub lock: LockKind,
     /// The lease owner this runner's writes are fenced by: set only for a
     /// lease holder while it holds the lease.
@@ -68,12 +68,12 @@ impl Wire<'_> {
             (LockKind::SessionAdvisory, _) => settings.to_vec(),
             (LockKind::LeaseRow, Some(owner)) => vec![self.dialect.transaction_guard(settings, owner)],
             (LockKind::LeaseRow, None) if settings.is_empty() => Vec::new(),
-            (LockKind::LeaseRow, None) => vec![Dialect::combined_settings(settings)],
+            (LockKind::LeaseRow, None) => vec![ToolSql::combined_settings(settings)],
         };
         Transaction {
             opening,
             statements: statements.iter().map(|s| s.to_string()).collect(),
-            history: self.history(row, Dialect::elapsed_ms()),
+            history: self.history(row, ToolSql::elapsed_ms()),
         }
     }
 

@@ -14,12 +14,12 @@ use crate::cli::AdoptArgs;
 use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::{Migration, Source};
+use crate::migration::{self, Migration, Source, SplitMigration};
 use crate::render::{Outcome, SchemaOutcome};
 use crate::runner;
 use crate::schema::{diff, fix, introspect, objects, scratch};
 
-pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &AdoptArgs) -> Result<Outcome> {
     let mut cfg = ctx.cfg.clone();
     if let Some(u) = &args.dev_url {
         cfg.dev_url = Some(Secret::new(u.clone()));
@@ -27,10 +27,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
     if let Some(f) = &args.write_fix {
         check_fix_path(&cfg, f)?;
     }
-    let mut local = crate::placeholders::load(&cfg)?;
-    for m in local.iter_mut() {
-        m.prepare()?;
-    }
+    let local = migration::split_all(&crate::placeholders::load(&cfg)?)?;
     let live = introspect::read_target(&cfg).await?;
     if !live.history.is_empty() {
         let versions: Vec<String> = live.history.iter().take(10).map(|r| format!("V{}", r.version)).collect();
@@ -78,7 +75,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
             },
         })?,
     };
-    let upto: Vec<Migration> = local.iter().filter(|m| m.version <= version).cloned().collect();
+    let upto: Vec<SplitMigration> = local.iter().filter(|m| m.version <= version).cloned().collect();
     let expected = scratch::expected(&cfg, &upto, live.coordinator.clone()).await?;
     let diffs = diff::compare(&expected.model, &live.model);
     let range = versions(&upto);
@@ -182,7 +179,7 @@ pub async fn run(ctx: &super::Ctx, args: &AdoptArgs) -> Result<Outcome> {
 }
 
 /// `V1..V4`, `V3`, or `V1, V5, V7`.
-pub fn versions(set: &[Migration]) -> String {
+pub fn versions(set: &[SplitMigration]) -> String {
     match set {
         [] => "(none)".into(),
         [one] => format!("V{}", one.version),
@@ -259,7 +256,7 @@ fn write_fix(
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     // The file must load as the migration `up` will run.
     Migration::parse(name, &path.display().to_string(), f.text.as_bytes())
-        .and_then(|mut m| m.prepare())
+        .and_then(|m| m.split())
         .map_err(|e| Error::Internal {
             context: Some("writing the adopt fix".into()),
             message: e.to_string(),

@@ -13,19 +13,16 @@ use crate::cli::BaselineArgs;
 use crate::dialect::quote;
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::Migration;
+use crate::migration::{self, SplitMigration};
 use crate::render::{Done, Outcome};
 use crate::runner;
 
-fn row(m: &Migration, backend: &str) -> Row {
+fn row(m: &SplitMigration, backend: &str) -> Row {
     Row::new(m, backend, Status::Applied, m.statements.len(), false)
 }
 
-pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<Outcome> {
-    let mut local = crate::placeholders::load(&ctx.cfg)?;
-    for m in local.iter_mut() {
-        m.prepare()?;
-    }
+pub async fn run(ctx: &super::Setup, args: &BaselineArgs) -> Result<Outcome> {
+    let local = migration::split_all(&crate::placeholders::load(&ctx.cfg)?)?;
     let recorded = if args.from_refinery {
         let table = args.refinery_table.clone();
         runner::with_lock(&ctx.cfg, move |b| Box::pin(import_refinery(b, local, table))).await?
@@ -44,9 +41,9 @@ pub async fn run(ctx: &super::Ctx, args: &BaselineArgs) -> Result<Outcome> {
     Ok(Outcome::Done(Done::new(msg, json!({"recorded": recorded}))))
 }
 
-async fn baseline_to(b: &mut dyn Backend, local: Vec<Migration>, version: i64, allow_existing: bool) -> Result<Vec<i64>> {
+async fn baseline_to(b: &mut dyn Backend, local: Vec<SplitMigration>, version: i64, allow_existing: bool) -> Result<Vec<i64>> {
     let applied = b.read_history().await?;
-    let marks: Vec<&Migration> = local
+    let marks: Vec<&SplitMigration> = local
         .iter()
         .filter(|m| m.version <= version && !applied.iter().any(|r| r.version == m.version))
         .collect();
@@ -75,7 +72,7 @@ async fn baseline_to(b: &mut dyn Backend, local: Vec<Migration>, version: i64, a
     Ok(done)
 }
 
-async fn import_refinery(b: &mut dyn Backend, local: Vec<Migration>, table: String) -> Result<Vec<i64>> {
+async fn import_refinery(b: &mut dyn Backend, local: Vec<SplitMigration>, table: String) -> Result<Vec<i64>> {
     let sql = format!(
         // `r.version`: a bare `version` would sort the text output column.
         "SELECT r.version::text, r.name, r.applied_on, r.checksum FROM {} r ORDER BY r.version",

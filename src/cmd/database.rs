@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::render::{self, Done, Format, Outcome};
 use crate::{config::Config, database};
 
-pub async fn run(ctx: &super::Ctx, cmd: &DatabaseCommand, out: &mut dyn Write) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, cmd: &DatabaseCommand, out: &mut dyn Write) -> Result<Outcome> {
     let cfg = &ctx.cfg;
     match cmd {
         DatabaseCommand::Create => {

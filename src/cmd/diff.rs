@@ -10,22 +10,20 @@ use serde_json::json;
 use crate::cli::DiffArgs;
 use crate::config::Secret;
 use crate::error::{Error, Result};
-use crate::migration::Migration;
+use crate::migration::{self, SplitMigration};
 use crate::plan::{self, State};
 use crate::render::{Outcome, SchemaOutcome};
 use crate::schema::{diff, introspect, scratch};
 
-pub async fn run(ctx: &super::Ctx, args: &DiffArgs) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &DiffArgs) -> Result<Outcome> {
     let mut cfg = ctx.cfg.clone();
     if let Some(u) = &args.dev_url {
         cfg.dev_url = Some(Secret::new(u.clone()));
     }
-    let mut local = crate::placeholders::load(&cfg)?;
-    for m in local.iter_mut() {
-        m.prepare()?;
-    }
+    let files = crate::placeholders::load(&cfg)?;
+    let local = migration::split_all(&files)?;
     let live = introspect::read_target(&cfg).await?;
-    let entries = plan::status(&local, &live.history);
+    let entries = plan::status(&files, &live.history);
     // The expected schema is made from the files that ran: they must be there, unchanged and whole.
     if let Some(e) = entries
         .iter()
@@ -57,7 +55,7 @@ pub async fn run(ctx: &super::Ctx, args: &DiffArgs) -> Result<Outcome> {
     // In the order they were applied (out-of-order rows included).
     let mut applied: Vec<&crate::history::Row> = live.history.iter().collect();
     applied.sort_by(|a, b| (&a.applied_at, a.version).cmp(&(&b.applied_at, b.version)));
-    let set: Vec<Migration> = applied
+    let set: Vec<SplitMigration> = applied
         .iter()
         .filter_map(|r| local.iter().find(|m| m.version == r.version).cloned())
         .collect();

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::render::{self, Done, Outcome, UpOutcome};
 use crate::runner::{self, DownOptions, UpReport};
 
-pub async fn run(ctx: &super::Ctx, args: &DownArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &DownArgs, out: &mut dyn Write) -> Result<Outcome> {
     let started = Instant::now();
     let opts = DownOptions {
         target: args.target,

@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::LintArgs;
 use crate::error::Result;
-use crate::migration::{self, Migration, Source};
+use crate::migration::{self, Migration, Source, SplitMigration};
 use crate::render::Outcome;
 use crate::{lint, plan, runner};
 
-pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &LintArgs) -> Result<Outcome> {
     let mut live = None;
-    let (mut set, targets) = if args.pending {
+    let (files, targets) = if args.pending {
         let st = runner::load_state(&ctx.cfg).await?;
-        let opts = plan::Options {
+        let opts = plan::PlanOptions {
             target: None,
             allow_out_of_order: ctx.cfg.allow_out_of_order,
         };
@@ -32,21 +32,17 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
     } else {
         with_context(&ctx.cfg, &args.paths)?
     };
-    for &i in &targets {
-        set[i].prepare()?;
-    }
-    for m in set.iter_mut() {
-        // Context only: a file that does not parse gives no facts.
-        let _ = m.prepare();
-    }
-    let mut opts = lint::Options::for_config(&ctx.cfg);
+    // The targets must parse; the others are context only (a file that
+    // does not parse gives no facts).
+    let set = migration::split_set(&files, targets.iter().copied())?;
+    let mut opts = crate::config::lint_options(&ctx.cfg);
     if let Some(run) = live {
         // With the database: locking hazards are judged by the live sizes, as `up` does.
         opts.live = Some(std::sync::Arc::new(crate::schema::live::for_run(&ctx.cfg, &set, &run).await?));
     }
     let mut report = lint::lint(&set, &targets, &opts);
     if !args.pending && args.paths.is_empty() {
-        undo_files(&ctx.cfg, &set, &opts, &mut report)?;
+        undo_files(&ctx.cfg, &files, &set, &opts, &mut report)?;
     }
     Ok(Outcome::Lint(report))
 }
@@ -54,16 +50,21 @@ pub async fn run(ctx: &super::Ctx, args: &LintArgs) -> Result<Outcome> {
 /// The whole set's undo files (`undo.rs`), linted after it, newest first
 /// (the order `down` runs them), without `dropping-column-or-table`: an
 /// undo is where a table is meant to go.
-fn undo_files(cfg: &crate::config::Config, set: &[Migration], opts: &lint::Options, report: &mut lint::Report) -> Result<()> {
+fn undo_files(
+    cfg: &crate::config::Config,
+    files: &[Migration],
+    set: &[SplitMigration],
+    opts: &lint::Options,
+    report: &mut lint::Report,
+) -> Result<()> {
     let values = crate::placeholders::Values::of(cfg)?;
-    let mut undos = crate::undo::load(&cfg.source, cfg.backend, set, &values)?;
+    let extra = crate::backend::extra_migrations(cfg.backend);
+    let mut undos = crate::undo::load(&cfg.source, extra, files, |m| values.substitute(m))?;
     if undos.is_empty() {
         return Ok(());
     }
     undos.sort_by_key(|u| std::cmp::Reverse(u.version));
-    for u in undos.iter_mut() {
-        u.prepare()?;
-    }
+    let undos = migration::split_all(&undos)?;
     let mut all = set.to_vec();
     let first = all.len();
     all.extend(undos);
@@ -79,12 +80,12 @@ fn undo_files(cfg: &crate::config::Config, set: &[Migration], opts: &lint::Optio
 /// The files under `paths` as targets, within the environment's set (when
 /// it can be read) as context, all sorted by version.
 fn with_context(cfg: &crate::config::Config, paths: &[PathBuf]) -> Result<(Vec<Migration>, Vec<usize>)> {
-    let (source, backend) = (&cfg.source, cfg.backend);
+    let (source, extra) = (&cfg.source, crate::backend::extra_migrations(cfg.backend));
     let values = crate::placeholders::Values::of(cfg)?;
     let mut given = Vec::new();
     for p in paths {
         if p.is_dir() {
-            given.extend(crate::placeholders::load_with(&Source::Dirs(vec![p.clone()]), backend, &values)?);
+            given.extend(crate::placeholders::load_with(&Source::Dirs(vec![p.clone()]), extra, &values)?);
         } else {
             let mut m = migration::load_file(p)?;
             values.substitute(&mut m)?;
@@ -95,7 +96,7 @@ fn with_context(cfg: &crate::config::Config, paths: &[PathBuf]) -> Result<(Vec<M
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     };
-    let context = crate::placeholders::load_with(source, backend, &values).unwrap_or_default();
+    let context = crate::placeholders::load_with(source, extra, &values).unwrap_or_default();
     let mut all: Vec<(Migration, bool)> = context
         .into_iter()
         .filter(|m| !given.iter().any(|g| same(&g.path, &m.path)))

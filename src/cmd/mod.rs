@@ -28,7 +28,7 @@ use crate::render::{self, Outcome, Style};
 use crate::value::{self, Origin};
 
 /// What every command gets: the resolved config and the output style.
-pub struct Ctx {
+pub struct Setup {
     pub cfg: Config,
     pub style: Style,
 }
@@ -162,7 +162,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
             cfg.target_display()
         ));
     }
-    let ctx = Ctx { cfg, style };
+    let ctx = Setup { cfg, style };
     let mut outcome = match &cli.command {
         Command::Up(a) => up::run(&ctx, a, out).await?,
         Command::Down(a) => down::run(&ctx, a, out).await?,

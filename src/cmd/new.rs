@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::migration::{self, Source};
 use crate::render::{Done, Outcome};
 
-pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<Outcome> {
+pub fn run(ctx: &super::Setup, args: &NewArgs) -> Result<Outcome> {
     let name = &args.name;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         let suggestion: String = name
@@ -46,7 +46,7 @@ pub fn run(ctx: &super::Ctx, args: &NewArgs) -> Result<Outcome> {
         Source::Dirs(d) if !d.is_empty() => d.iter().filter(|d| d.is_dir()).cloned().collect(),
         _ => vec![dir.clone()],
     };
-    let existing = migration::load(&Source::Dirs(dirs), ctx.cfg.backend)?;
+    let existing = migration::load(&Source::Dirs(dirs), crate::backend::extra_migrations(ctx.cfg.backend))?;
     let max = existing.iter().max_by_key(|m| m.version);
     let next = match max {
         None => 1,

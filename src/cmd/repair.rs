@@ -10,7 +10,7 @@ use crate::history::Status;
 use crate::render::{Done, Outcome};
 use crate::runner;
 
-pub async fn run(ctx: &super::Ctx) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
     let local = crate::placeholders::load(&ctx.cfg)?;
     let (checksums, renamed, cleared) = runner::with_lock(&ctx.cfg, move |b| {
         Box::pin(async move {

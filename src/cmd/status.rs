@@ -8,7 +8,7 @@ use crate::plan;
 use crate::render::{Outcome, StatusOutcome};
 use crate::runner;
 
-pub async fn run(ctx: &super::Ctx, args: &StatusArgs) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &StatusArgs) -> Result<Outcome> {
     let st = runner::load_state(&ctx.cfg).await?;
     Ok(Outcome::Status(StatusOutcome {
         entries: plan::status(&st.local, &st.applied),

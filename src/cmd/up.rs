@@ -10,7 +10,7 @@ use crate::render::{self, Outcome, Style, UpOutcome};
 use crate::runner::{self, UpOptions};
 
 /// Runs `up`, its progress rendered to `out` as it happens.
-pub async fn run(ctx: &super::Ctx, args: &UpArgs, out: &mut dyn Write) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &UpArgs, out: &mut dyn Write) -> Result<Outcome> {
     apply(&ctx.cfg, &ctx.style, args.target, args.dry_run, out).await
 }
 

@@ -7,21 +7,26 @@
 //! connection).
 
 use crate::error::Result;
+use crate::migration::SplitMigration;
 use crate::plan::{self, State};
 use crate::render::{Outcome, VerifyOutcome};
 use crate::{lint, runner};
 
-pub async fn run(ctx: &super::Ctx) -> Result<Outcome> {
-    let mut local = crate::placeholders::load(&ctx.cfg)?;
+pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
+    let files = crate::placeholders::load(&ctx.cfg)?;
     // A file that does not parse is reported after the drift.
     let mut unreadable = None;
-    for m in local.iter_mut() {
-        if let Err(e) = m.prepare() {
-            unreadable.get_or_insert(e);
-        }
-    }
+    let local: Vec<SplitMigration> = files
+        .iter()
+        .map(|m| {
+            m.split().unwrap_or_else(|e| {
+                unreadable.get_or_insert(e);
+                SplitMigration::unparsed(m)
+            })
+        })
+        .collect();
     let (applied, _, target, _) = runner::read_state(&ctx.cfg).await?;
-    let entries = plan::status(&local, &applied);
+    let entries = plan::status(&files, &applied);
     let lint = match &unreadable {
         Some(_) => None,
         None => {
@@ -41,7 +46,7 @@ pub async fn run(ctx: &super::Ctx) -> Result<Outcome> {
             let opts = lint::Options {
                 errors_only: true,
                 live: Some(std::sync::Arc::new(live)),
-                ..lint::Options::for_config(&ctx.cfg)
+                ..crate::config::lint_options(&ctx.cfg)
             };
             Some(lint::lint(&local, &unapplied, &opts))
         }

@@ -16,13 +16,12 @@ use serde_json::json;
 
 use crate::backend::{self, Purpose};
 use crate::cli::WaitArgs;
-use crate::config::BackendKind;
 use crate::error::{Error, Result};
 use crate::render::{Done, Outcome};
 use crate::retry::Progress;
 use crate::value::{self, Origin};
 
-pub async fn run(ctx: &super::Ctx, args: &WaitArgs) -> Result<Outcome> {
+pub async fn run(ctx: &super::Setup, args: &WaitArgs) -> Result<Outcome> {
     let mut cfg = ctx.cfg.clone();
     let timeout = match &args.timeout {
         Some(t) => value::duration("--timeout", Origin::Flag, t, value::WAIT_TIMEOUT)?,
@@ -87,15 +86,7 @@ fn after(waited: Duration) -> String {
 }
 
 fn gave_up(cfg: &crate::config::Config, timeout: Duration, last: String) -> Error {
-    let hint = match cfg.backend {
-        BackendKind::RdsData => {
-            "check that the cluster is available (RDS console: status, capacity) and that resource_arn and secret_arn name it; raise --timeout to wait longer".to_string()
-        }
-        BackendKind::Postgres | BackendKind::Citus => format!(
-            "check that the server runs and listens on {}:{} (`chatmigrate -v wait` shows the target); raise --timeout to wait longer",
-            cfg.pg.host, cfg.pg.port
-        ),
-    };
+    let hint = (crate::backend::def(cfg.backend).unreachable_hint)(cfg);
     Error::WaitTimeout {
         target: cfg.target_display(),
         secs: timeout.as_secs(),

@@ -2,18 +2,10 @@
 //! protobuf node types), shared by the rules: table keys, type names,
 //! constants, function calls, constraints. No rule logic lives here.
 
-use pg_query::protobuf::{self, ConstrType, Node, RangeVar, TypeName};
+use pg_query::protobuf::{self, ConstrType, Node, TypeName};
 use pg_query::NodeEnum;
 
-/// The key a table is known by across the set: its name, schema-qualified
-/// unless the schema is `public` (the default search_path's first schema).
-pub fn rel_key(r: &RangeVar) -> String {
-    if r.schemaname.is_empty() || r.schemaname == "public" {
-        r.relname.clone()
-    } else {
-        format!("{}.{}", r.schemaname, r.relname)
-    }
-}
+pub use crate::sql::rel_key;
 
 /// A table name written as text (`'public.t'`, `'T'`, `'"Odd"'`, as in
 /// `create_distributed_table('t', ...)`) → the same key as [`rel_key`].

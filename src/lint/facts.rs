@@ -18,7 +18,7 @@ use pg_query::protobuf::{AlterTableType as At, ConstrType, ObjectType};
 use pg_query::NodeEnum;
 
 use super::ast::{self, Type};
-use crate::migration::Migration;
+use crate::migration::SplitMigration;
 
 /// A statement's place in the set: migration (index in set order), statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,7 +47,7 @@ pub struct ForeignKey {
 }
 
 #[derive(Debug, Clone)]
-enum Event {
+enum Fact {
     Created,
     RenamedFrom(String),
     Dropped,
@@ -91,7 +91,7 @@ pub enum Group {
 
 /// A table's state at one point of the set.
 #[derive(Debug, Clone, Default)]
-pub struct State {
+pub struct TableAt {
     pub exists: bool,
     /// Where the table was created (`None`: before the set, or unknown).
     pub created: Option<Pos>,
@@ -109,7 +109,7 @@ pub enum CitusEvent {
     Reference,
 }
 
-impl State {
+impl TableAt {
     pub fn column(&self, name: &str) -> Option<&Type> {
         self.columns.get(name)
     }
@@ -118,8 +118,8 @@ impl State {
 /// The facts of one migration set.
 #[derive(Debug, Default)]
 pub struct Facts<'a> {
-    set: &'a [Migration],
-    tables: HashMap<String, Vec<(Pos, Event)>>,
+    set: &'a [SplitMigration],
+    tables: HashMap<String, Vec<(Pos, Fact)>>,
     /// Index name → table key.
     indexes: HashMap<String, String>,
     /// `ALTER DATABASE / ROLE ... SET name`: (where, name).
@@ -132,7 +132,7 @@ pub struct Facts<'a> {
 impl<'a> Facts<'a> {
     /// Reads every statement of `set` (migrations that did not parse are
     /// skipped: they have no statements).
-    pub fn build(set: &'a [Migration]) -> Facts<'a> {
+    pub fn build(set: &'a [SplitMigration]) -> Facts<'a> {
         let mut f = Facts { set, ..Facts::default() };
         for (mi, m) in set.iter().enumerate() {
             for (si, s) in m.statements.iter().enumerate() {
@@ -150,7 +150,7 @@ impl<'a> Facts<'a> {
         f
     }
 
-    fn push(&mut self, table: &str, pos: Pos, e: Event) {
+    fn push(&mut self, table: &str, pos: Pos, e: Fact) {
         self.tables.entry(table.to_string()).or_default().push((pos, e));
     }
 
@@ -159,7 +159,7 @@ impl<'a> Facts<'a> {
             NodeEnum::CreateStmt(c) => {
                 let Some(rel) = &c.relation else { return };
                 let t = ast::rel_key(rel);
-                self.push(&t, pos, Event::Created);
+                self.push(&t, pos, Fact::Created);
                 for col in ast::columns(&c.table_elts) {
                     self.column(&t, pos, col);
                 }
@@ -176,16 +176,16 @@ impl<'a> Facts<'a> {
                         }
                     } else if ast::cmd_is(cmd, At::AtAlterColumnType) {
                         if let Some(ty) = ast::cmd_column(cmd).and_then(|c| c.type_name.as_ref()) {
-                            self.push(&t, pos, Event::Column(cmd.name.clone(), Type::of(ty)));
+                            self.push(&t, pos, Fact::Column(cmd.name.clone(), Type::of(ty)));
                         }
                     } else if ast::cmd_is(cmd, At::AtDropColumn) {
-                        self.push(&t, pos, Event::ColumnDropped(cmd.name.clone()));
+                        self.push(&t, pos, Fact::ColumnDropped(cmd.name.clone()));
                     } else if ast::cmd_is(cmd, At::AtAddConstraint) {
                         if let Some(con) = ast::cmd_constraint(cmd) {
                             self.constraint(&t, pos, con, &[]);
                         }
                     } else if ast::cmd_is(cmd, At::AtDropConstraint) {
-                        self.push(&t, pos, Event::KeyDropped(cmd.name.clone()));
+                        self.push(&t, pos, Fact::KeyDropped(cmd.name.clone()));
                     }
                 }
             }
@@ -202,17 +202,17 @@ impl<'a> Facts<'a> {
                         primary: i.primary,
                         index: true,
                     };
-                    self.push(&t, pos, Event::Key(key));
+                    self.push(&t, pos, Fact::Key(key));
                 }
             }
             NodeEnum::DropStmt(d) => {
                 for name in ast::drop_keys(d) {
                     if d.remove_type == ObjectType::ObjectTable as i32 {
-                        self.push(&name, pos, Event::Dropped);
+                        self.push(&name, pos, Fact::Dropped);
                     } else if d.remove_type == ObjectType::ObjectIndex as i32 {
                         let bare = name.rsplit('.').next().unwrap_or(&name).to_string();
                         if let Some(t) = self.indexes.get(&bare).cloned() {
-                            self.push(&t, pos, Event::KeyDropped(bare));
+                            self.push(&t, pos, Fact::KeyDropped(bare));
                         }
                     }
                 }
@@ -226,10 +226,10 @@ impl<'a> Facts<'a> {
                     } else {
                         r.newname.clone()
                     };
-                    self.push(&t, pos, Event::Dropped);
-                    self.push(&new, pos, Event::RenamedFrom(t));
+                    self.push(&t, pos, Fact::Dropped);
+                    self.push(&new, pos, Fact::RenamedFrom(t));
                 } else if r.rename_type == ObjectType::ObjectColumn as i32 {
-                    self.push(&t, pos, Event::ColumnRenamed(r.subname.clone(), r.newname.clone()));
+                    self.push(&t, pos, Fact::ColumnRenamed(r.subname.clone(), r.newname.clone()));
                 }
             }
             NodeEnum::AlterDatabaseSetStmt(a) => {
@@ -262,11 +262,11 @@ impl<'a> Facts<'a> {
 
     /// How a Citus call changes its table, given what the set did to the
     /// table before it (`None`: it does not, as far as the set tells).
-    fn citus_event(&self, call: &CitusCall, pos: Pos) -> Option<Event> {
-        let distributed = |column: String, colocate_with: Option<String>| Event::Distributed { column, colocate_with };
+    fn citus_event(&self, call: &CitusCall, pos: Pos) -> Option<Fact> {
+        let distributed = |column: String, colocate_with: Option<String>| Fact::Distributed { column, colocate_with };
         match call.function.as_str() {
-            "create_reference_table" => Some(Event::Reference),
-            "undistribute_table" => Some(Event::Undistributed),
+            "create_reference_table" => Some(Fact::Reference),
+            "undistribute_table" => Some(Fact::Undistributed),
             "alter_distributed_table" | "update_distributed_table_colocation" => {
                 // Only a table the set distributed: its column and group change.
                 let Some((_, CitusEvent::Distributed { column, colocate_with })) = self.citus_before(&call.table, pos, 0) else {
@@ -289,7 +289,7 @@ impl<'a> Facts<'a> {
 
     fn column(&mut self, t: &str, pos: Pos, col: &pg_query::protobuf::ColumnDef) {
         if let Some(ty) = &col.type_name {
-            self.push(t, pos, Event::Column(col.colname.clone(), Type::of(ty)));
+            self.push(t, pos, Fact::Column(col.colname.clone(), Type::of(ty)));
         }
         for con in ast::constraints(&col.constraints) {
             self.constraint(t, pos, con, std::slice::from_ref(&col.colname));
@@ -305,48 +305,48 @@ impl<'a> Facts<'a> {
                     key.columns = cols;
                 }
             }
-            self.push(t, pos, Event::Key(key));
+            self.push(t, pos, Fact::Key(key));
         } else if let Some(fk) = foreign_key_of(c, column) {
-            self.push(t, pos, Event::ForeignKey(fk));
+            self.push(t, pos, Fact::ForeignKey(fk));
         }
     }
 
     fn key_of_index(&self, t: &str, index: &str) -> Option<Vec<String>> {
         self.tables.get(t)?.iter().rev().find_map(|(_, e)| match e {
-            Event::Key(k) if k.index && k.name == index => Some(k.columns.clone()),
+            Fact::Key(k) if k.index && k.name == index => Some(k.columns.clone()),
             _ => None,
         })
     }
 
     /// The state of `table` just before the statement at `pos`.
-    pub fn state(&self, table: &str, pos: Pos) -> State {
+    pub fn state(&self, table: &str, pos: Pos) -> TableAt {
         self.state_depth(table, pos, 0)
     }
 
-    fn state_depth(&self, table: &str, pos: Pos, depth: usize) -> State {
-        let mut s = State::default();
+    fn state_depth(&self, table: &str, pos: Pos, depth: usize) -> TableAt {
+        let mut s = TableAt::default();
         let Some(events) = self.tables.get(table) else { return s };
         for (p, e) in events.iter().take_while(|(p, _)| *p < pos) {
             match e {
-                Event::Created => {
-                    s = State {
+                Fact::Created => {
+                    s = TableAt {
                         exists: true,
                         created: Some(*p),
-                        ..State::default()
+                        ..TableAt::default()
                     }
                 }
-                Event::RenamedFrom(old) if depth < 8 => {
+                Fact::RenamedFrom(old) if depth < 8 => {
                     s = self.state_depth(old, *p, depth + 1);
                 }
-                Event::RenamedFrom(_) => {}
-                Event::Dropped => s = State::default(),
-                Event::Column(name, ty) => {
+                Fact::RenamedFrom(_) => {}
+                Fact::Dropped => s = TableAt::default(),
+                Fact::Column(name, ty) => {
                     s.columns.insert(name.clone(), ty.clone());
                 }
-                Event::ColumnDropped(name) => {
+                Fact::ColumnDropped(name) => {
                     s.columns.remove(name);
                 }
-                Event::ColumnRenamed(from, to) => {
+                Fact::ColumnRenamed(from, to) => {
                     if let Some(t) = s.columns.remove(from) {
                         s.columns.insert(to.clone(), t);
                     }
@@ -361,13 +361,13 @@ impl<'a> Facts<'a> {
                         }
                     }
                 }
-                Event::Key(k) => s.keys.push((*p, k.clone())),
-                Event::KeyDropped(name) => {
+                Fact::Key(k) => s.keys.push((*p, k.clone())),
+                Fact::KeyDropped(name) => {
                     s.keys.retain(|(_, k)| &k.name != name);
                     s.foreign_keys.retain(|(_, k)| &k.name != name);
                 }
-                Event::ForeignKey(fk) => s.foreign_keys.push((*p, fk.clone())),
-                Event::Distributed { column, colocate_with } => {
+                Fact::ForeignKey(fk) => s.foreign_keys.push((*p, fk.clone())),
+                Fact::Distributed { column, colocate_with } => {
                     s.citus = Some((
                         *p,
                         CitusEvent::Distributed {
@@ -376,8 +376,8 @@ impl<'a> Facts<'a> {
                         },
                     ))
                 }
-                Event::Reference => s.citus = Some((*p, CitusEvent::Reference)),
-                Event::Undistributed => s.citus = None,
+                Fact::Reference => s.citus = Some((*p, CitusEvent::Reference)),
+                Fact::Undistributed => s.citus = None,
             }
         }
         s
@@ -436,7 +436,7 @@ impl<'a> Facts<'a> {
     }
 
     /// The table's events before `pos` (they are kept in set order).
-    fn events_before(&self, table: &str, pos: Pos) -> &[(Pos, Event)] {
+    fn events_before(&self, table: &str, pos: Pos) -> &[(Pos, Fact)] {
         let events = self.tables.get(table).map(Vec::as_slice).unwrap_or_default();
         &events[..events.partition_point(|(p, _)| *p < pos)]
     }
@@ -447,9 +447,9 @@ impl<'a> Facts<'a> {
         let mut c = None;
         for (p, e) in self.events_before(table, pos) {
             match e {
-                Event::Created | Event::Dropped | Event::Undistributed => c = None,
-                Event::RenamedFrom(old) if depth < 8 => c = self.citus_before(old, *p, depth + 1),
-                Event::Distributed { column, colocate_with } => {
+                Fact::Created | Fact::Dropped | Fact::Undistributed => c = None,
+                Fact::RenamedFrom(old) if depth < 8 => c = self.citus_before(old, *p, depth + 1),
+                Fact::Distributed { column, colocate_with } => {
                     c = Some((
                         *p,
                         CitusEvent::Distributed {
@@ -458,8 +458,8 @@ impl<'a> Facts<'a> {
                         },
                     ))
                 }
-                Event::Reference => c = Some((*p, CitusEvent::Reference)),
-                Event::ColumnRenamed(from, to) => {
+                Fact::Reference => c = Some((*p, CitusEvent::Reference)),
+                Fact::ColumnRenamed(from, to) => {
                     if let Some((_, CitusEvent::Distributed { column, .. })) = &mut c {
                         if column == from {
                             *column = to.clone();
@@ -478,11 +478,11 @@ impl<'a> Facts<'a> {
         let mut name = name.to_string();
         for (p, e) in self.events_before(table, pos).iter().rev() {
             match e {
-                Event::Column(n, ty) if *n == name => return Some(ty.clone()),
-                Event::ColumnDropped(n) if *n == name => return None,
-                Event::ColumnRenamed(from, to) if *to == name => name = from.clone(),
-                Event::Created | Event::Dropped => return None,
-                Event::RenamedFrom(old) if depth < 8 => return self.column_type(old, &name, *p, depth + 1),
+                Fact::Column(n, ty) if *n == name => return Some(ty.clone()),
+                Fact::ColumnDropped(n) if *n == name => return None,
+                Fact::ColumnRenamed(from, to) if *to == name => name = from.clone(),
+                Fact::Created | Fact::Dropped => return None,
+                Fact::RenamedFrom(old) if depth < 8 => return self.column_type(old, &name, *p, depth + 1),
                 _ => {}
             }
         }
@@ -520,9 +520,9 @@ impl<'a> Facts<'a> {
         let mut created = None;
         for (p, e) in self.tables.get(table)?.iter().take_while(|(p, _)| *p < pos) {
             match e {
-                Event::Created => created = Some(*p),
-                Event::Dropped => created = None,
-                Event::RenamedFrom(old) if depth < 8 => created = self.created_before(old, *p, depth + 1),
+                Fact::Created => created = Some(*p),
+                Fact::Dropped => created = None,
+                Fact::RenamedFrom(old) if depth < 8 => created = self.created_before(old, *p, depth + 1),
                 _ => {}
             }
         }
@@ -541,7 +541,7 @@ impl<'a> Facts<'a> {
         let schema = table.split_once('.').map(|(s, _)| s);
         self.tables
             .get(table)
-            .is_some_and(|ev| ev.iter().any(|(_, e)| matches!(e, Event::Distributed { .. } | Event::Reference)))
+            .is_some_and(|ev| ev.iter().any(|(_, e)| matches!(e, Fact::Distributed { .. } | Fact::Reference)))
             || schema.is_some_and(|s| self.schemas.get(s).is_some_and(|ev| ev.iter().any(|(_, on)| *on)))
     }
 }
@@ -711,15 +711,16 @@ pub fn citus_calls(node: &NodeEnum) -> Vec<CitusCall> {
 mod tests {
     use super::*;
 
-    fn set(files: &[&str]) -> Vec<Migration> {
+    fn set(files: &[&str]) -> Vec<SplitMigration> {
         files
             .iter()
             .enumerate()
             .map(|(i, sql)| {
                 let name = format!("V{}__m.sql", i + 1);
-                let mut m = Migration::parse(&name, &name, sql.as_bytes()).unwrap();
-                m.prepare().unwrap();
-                m
+                crate::migration::Migration::parse(&name, &name, sql.as_bytes())
+                    .unwrap()
+                    .split()
+                    .unwrap()
             })
             .collect()
     }

@@ -1,5 +1,5 @@
 //! The linter: rules over parsed migrations, one file per rule in `rules/`,
-//! registered in the one list [`RULES`] (docs/lint.md, docs/rules/<id>.md).
+//! registered in the one list [`RULES`] (docs/lint.md, `docs/rules/<id>.md`).
 //!
 //! A rule sees one migration through a [`Ctx`]: its statements (libpg_query
 //! parse trees), the [`Facts`] of the whole migration set (which tables exist,
@@ -21,50 +21,21 @@ pub mod facts;
 pub mod live;
 pub mod rules;
 
-use crate::backend::{self, Capabilities};
-use crate::config::{BackendKind, Config};
+use crate::capabilities::{Capabilities, Property};
 use crate::error::{Error, Location};
-use crate::migration::{Ignore, Migration};
+pub use crate::findings::{Finding, Level, Report};
+use crate::migration::{Ignore, Migration, SplitMigration};
+use crate::settings::BackendKind;
 pub use facts::{Facts, Pos};
-
-/// How serious a finding is. Error-level findings stop `up` and make `lint`
-/// exit 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Error,
-    Warning,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Error => "error",
-            Level::Warning => "warning",
-        }
-    }
-}
 
 /// Which environments a rule runs in by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// Every backend.
     All,
-    /// Only environments with this backend (others may `lint_include` it).
-    Backend(BackendKind),
-}
-
-/// One problem found by one rule in one statement.
-#[derive(Debug, Clone)]
-pub struct Finding {
-    pub rule: &'static str,
-    pub level: Level,
-    pub location: Location,
-    /// The statement's first line (or the comment line, for ignores).
-    pub excerpt: String,
-    pub message: String,
-    /// What to do instead, with the safer SQL; may span several lines.
-    pub help: String,
+    /// Only environments whose backend has this property (others may
+    /// `lint_include` it).
+    Having(Property),
 }
 
 /// What a rule reports: a statement of the migration (and a byte offset into
@@ -126,7 +97,7 @@ pub struct Rule {
 
 /// What a rule sees.
 pub struct Ctx<'a> {
-    pub migration: &'a Migration,
+    pub migration: &'a SplitMigration,
     /// The migration's index in the set (for [`Pos`]).
     pub position: usize,
     pub facts: &'a Facts<'a>,
@@ -318,6 +289,21 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
     RULES.iter().copied().find(|r| r.id == id)
 }
 
+/// The statements the run loop opens a transactional migration with, after
+/// `BEGIN` (the backend's prelude, e.g. Citus's `SET LOCAL
+/// citus.multi_shard_modify_mode`): the rules read them like the file's own.
+#[derive(Clone)]
+pub struct Prelude(pub std::sync::Arc<PreludeFn>);
+
+/// See [`Prelude`].
+pub type PreludeFn = dyn Fn(&Migration) -> Vec<String> + Send + Sync;
+
+impl std::fmt::Debug for Prelude {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prelude(..)")
+    }
+}
+
 /// Which rules run, and for which backend.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -329,27 +315,16 @@ pub struct Options {
     pub exclude: Vec<String>,
     /// Only error-level rules (the gate of `up` and `verify`).
     pub errors_only: bool,
-    /// Citus: the environment's settings (the mode each transactional
-    /// migration is opened with).
-    pub citus: crate::config::Citus,
+    /// What the environment's backend can do.
+    pub capabilities: Capabilities,
+    /// The statements the run opens each transactional migration with.
+    pub prelude: Prelude,
     /// The live database's tables (`up`, `lint --pending`, `verify`);
     /// `None` keeps the conservative verdicts of `lint`.
     pub live: Option<std::sync::Arc<live::Live>>,
 }
 
 impl Options {
-    /// The environment's backend and its `lint_include` / `lint_exclude`.
-    pub fn for_config(cfg: &Config) -> Options {
-        Options {
-            backend: cfg.backend,
-            include: cfg.lint_include.clone(),
-            exclude: cfg.lint_exclude.clone(),
-            errors_only: false,
-            citus: cfg.citus,
-            live: None,
-        }
-    }
-
     /// Whether `rule` runs with these options.
     pub fn enabled(&self, rule: &Rule) -> bool {
         let id = rule.id.to_string();
@@ -361,7 +336,7 @@ impl Options {
         }
         match rule.scope {
             Scope::All => true,
-            Scope::Backend(b) => b == self.backend || self.include.contains(&id),
+            Scope::Having(p) => p.of(&self.capabilities) || self.include.contains(&id),
         }
     }
 }
@@ -382,32 +357,12 @@ pub fn check_rule_list(key: &str, ids: &[String], excluding: bool) -> Result<(),
     Ok(())
 }
 
-/// The outcome of one lint run.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    pub findings: Vec<Finding>,
-    /// How many files were linted.
-    pub files: usize,
-    /// The ids of the rules that ran.
-    pub rules: Vec<&'static str>,
-}
-
-impl Report {
-    pub fn errors(&self) -> usize {
-        self.findings.iter().filter(|f| f.level == Level::Error).count()
-    }
-
-    pub fn warnings(&self) -> usize {
-        self.findings.iter().filter(|f| f.level == Level::Warning).count()
-    }
-}
-
 /// Lints the migrations of `set` at the indices `targets`; the whole set
-/// (prepared: split into statements) gives the context. Files of the set
+/// (split into statements) gives the context. Files of the set
 /// that did not parse only give no facts.
-pub fn lint(set: &[Migration], targets: &[usize], opts: &Options) -> Report {
+pub fn lint(set: &[SplitMigration], targets: &[usize], opts: &Options) -> Report {
     let facts = Facts::build(set);
-    let caps = backend::capabilities_of(opts.backend);
+    let caps = opts.capabilities;
     let enabled: Vec<&Rule> = RULES.iter().copied().filter(|r| opts.enabled(r)).collect();
     let mut report = Report {
         files: targets.len(),
@@ -420,13 +375,12 @@ pub fn lint(set: &[Migration], targets: &[usize], opts: &Options) -> Report {
         let ignores: Vec<&Ignore> = m.ignores().collect();
         // The mode the run loop opens the transaction with: the statements
         // it sends first, read like the file's own.
-        let citus_parallel = opts.backend == BackendKind::Citus
-            && backend::citus::transaction_prelude(&opts.citus, m)
-                .iter()
-                .filter_map(|s| crate::sql::split("prelude", s).ok())
-                .flatten()
-                .filter_map(|s| s.node)
-                .any(|n| rules::citus_parallel_operation::sets_parallel(&n) == Some(true));
+        let citus_parallel = (opts.prelude.0)(m)
+            .iter()
+            .filter_map(|s| crate::sql::split("prelude", s).ok())
+            .flatten()
+            .filter_map(|s| s.node)
+            .any(|n| rules::citus_parallel_operation::sets_parallel(&n) == Some(true));
         let mut uses: Vec<IgnoreUse<'_>> = ignores
             .iter()
             .flat_map(|ig| {
@@ -481,7 +435,7 @@ pub fn lint(set: &[Migration], targets: &[usize], opts: &Options) -> Report {
     report
 }
 
-fn finding(m: &Migration, rule: &Rule, hit: Hit) -> Finding {
+fn finding(m: &SplitMigration, rule: &Rule, hit: Hit) -> Finding {
     let (location, excerpt) = match hit.line {
         Some(line) => (
             Location {
@@ -503,12 +457,13 @@ fn finding(m: &Migration, rule: &Rule, hit: Hit) -> Finding {
         excerpt,
         message: hit.message,
         help: hit.help,
+        ignorable: rule.ignorable,
     }
 }
 
 /// The gate of `up` (pending migrations) and `verify` (every file): runs the
 /// error-level rules and refuses with the report when any fires.
-pub fn gate(set: &[Migration], targets: &[usize], opts: &Options) -> Result<(), Error> {
+pub fn gate(set: &[SplitMigration], targets: &[usize], opts: &Options) -> Result<(), Error> {
     let opts = Options {
         errors_only: true,
         ..opts.clone()
@@ -529,28 +484,26 @@ pub mod testing {
 
     /// Lints `files` (V1, V2, ... in order) for `backend`; every file is a target.
     pub fn lint_files(backend: BackendKind, files: &[&str]) -> Report {
-        let set: Vec<Migration> = files
+        let set: Vec<SplitMigration> = files
             .iter()
             .enumerate()
             .map(|(i, sql)| {
                 let name = format!("V{}__m.sql", i + 1);
-                let mut m = Migration::parse(&name, &name, sql.as_bytes()).unwrap();
-                m.prepare().unwrap();
-                m
+                crate::migration::Migration::parse(&name, &name, sql.as_bytes())
+                    .unwrap()
+                    .split()
+                    .unwrap()
             })
             .collect();
         let targets: Vec<usize> = (0..set.len()).collect();
         lint(
             &set,
             &targets,
-            &Options {
-                backend,
-                include: Vec::new(),
-                exclude: Vec::new(),
-                errors_only: false,
-                citus: crate::config::Config::from_url("postgres://localhost/x").unwrap().citus,
-                live: None,
-            },
+            &crate::config::lint_options(&{
+                let mut cfg = crate::settings::Config::from_url("postgres://localhost/x").unwrap();
+                cfg.backend = backend;
+                cfg
+            }),
         )
     }
 
@@ -574,20 +527,21 @@ mod tests {
     use super::*;
 
     fn shipped(backend: BackendKind) -> Report {
-        let mut cfg = crate::config::Config::from_url("postgres://localhost/x").unwrap();
+        // With the placeholders substituted (V3 and V4 hold `${embedding_dimensions}`).
+        let mut cfg = crate::settings::Config::from_url("postgres://localhost/x").unwrap();
         cfg.backend = backend;
-        let mut set = crate::placeholders::load(&cfg).unwrap();
-        for m in set.iter_mut() {
-            m.prepare().unwrap();
-        }
+        let set = crate::migration::split_all(&crate::placeholders::load(&cfg).unwrap()).unwrap();
         let targets: Vec<usize> = (0..set.len()).collect();
         let opts = Options {
             backend,
             include: Vec::new(),
             exclude: Vec::new(),
             errors_only: false,
-            citus: crate::config::Config::from_url("postgres://localhost/x").unwrap().citus,
-            live: None,
+            ..crate::config::lint_options(&{
+                let mut cfg = crate::settings::Config::from_url("postgres://localhost/x").unwrap();
+                cfg.backend = backend;
+                cfg
+            })
         };
         lint(&set, &targets, &opts)
     }

@@ -201,8 +201,9 @@ impl Write for Stdout {
     }
 }
 
-/// The lint findings as `chatmigrate lint` prints them (for tests and the
-/// error report).
+/// The lint findings as `chatmigrate lint` prints them (for the lint
+/// rules' unit tests).
+#[cfg(test)]
 pub fn lint_findings(out: &mut dyn Write, findings: &[crate::lint::Finding], color: bool) -> io::Result<()> {
     text::lint_findings(out, findings, color)
 }

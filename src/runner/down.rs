@@ -22,7 +22,7 @@ use crate::backend::{self, Backend, Purpose};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::{Migration, TxMode};
+use crate::migration::{self, Migration, SplitMigration, TxMode};
 use crate::plan::{self, Plan, Step};
 
 use super::script::{self, Op, Script};
@@ -43,27 +43,34 @@ pub struct DownOptions {
 /// One migration undone.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Undone {
+    /// The migration's version.
     pub version: i64,
+    /// The migration's name.
     pub name: String,
+    /// How long its undo took.
     pub duration_ms: u64,
 }
 
 /// What `down` did, or with `dry_run` would send.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DownReport {
+    /// The database, as `user@host:port/db` (never a password).
     pub target: String,
+    /// What this run undid, in order (newest first).
     pub undone: Vec<Undone>,
-    pub dry_run: Vec<DryStep>,
+    /// Filled only by `--dry-run`.
+    pub(crate) dry_run: Vec<DryStep>,
 }
 
 /// Reverts applied migrations (see the module docs).
 pub async fn down(cfg: &Config, opts: &DownOptions, events: &mut dyn FnMut(&Event)) -> Result<DownReport> {
     let values = crate::placeholders::Values::of(cfg)?;
-    let local = crate::placeholders::load_with(&cfg.source, cfg.backend, &values)?;
-    let mut undos = crate::undo::load(&cfg.source, cfg.backend, &local, &values)?;
+    let extra = backend::extra_migrations(cfg.backend);
+    let local = crate::placeholders::load_with(&cfg.source, extra, &values)?;
+    let undos = crate::undo::load(&cfg.source, extra, &local, |m| values.substitute(m))?;
     let purpose = if opts.dry_run { Purpose::READ } else { Purpose::WRITE };
     let mut b = backend::connect(cfg, purpose).await?;
-    let r = with_backend(&mut *b, cfg, opts, &local, &mut undos, events).await;
+    let r = with_backend(&mut *b, cfg, opts, &local, &undos, events).await;
     let unlocked = match opts.dry_run {
         true => Ok(()),
         false => b.unlock().await,
@@ -79,7 +86,7 @@ async fn with_backend(
     cfg: &Config,
     opts: &DownOptions,
     local: &[Migration],
-    undos: &mut [Migration],
+    undos: &[Migration],
     events: &mut dyn FnMut(&Event),
 ) -> Result<DownReport> {
     let mut report = DownReport {
@@ -127,10 +134,10 @@ async fn with_backend(
             })
             .collect(),
     };
-    gate(b, cfg, local, undos, &plan).await?;
+    let undos = gate(b, cfg, local, undos, &plan).await?;
     let (caps, name) = (b.capabilities(), b.name());
     let last = plan.steps.len().saturating_sub(1);
-    let dialect = crate::dialect::Dialect::postgres(&cfg.history, &cfg.pg.dbname);
+    let dialect = crate::dialect::ToolSql::new(&cfg.history, &cfg.pg.dbname);
     for (i, step) in plan.steps.iter().enumerate() {
         let u = &undos[step.index];
         let mut step = step.clone();
@@ -161,7 +168,6 @@ async fn with_backend(
             0 => Event::Applying {
                 version: u.version,
                 name: format!("{} (undo)", u.name),
-                tx: u.tx_mode(),
             },
             from => Event::Resuming {
                 version: u.version,
@@ -217,29 +223,26 @@ async fn with_backend(
 /// rules see the undos after the whole set, in the order they run, so the
 /// tables the migrations made exist. `DROP TABLE` is what an undo is for:
 /// `dropping-column-or-table` is not applied to undo files.
-async fn gate(b: &mut dyn Backend, cfg: &Config, local: &[Migration], undos: &mut [Migration], plan: &Plan) -> Result<()> {
+async fn gate(b: &mut dyn Backend, cfg: &Config, local: &[Migration], undos: &[Migration], plan: &Plan) -> Result<Vec<SplitMigration>> {
+    let split = migration::split_set(undos, plan.steps.iter().map(|s| s.index))?;
     if plan.steps.is_empty() {
-        return Ok(());
+        return Ok(split);
     }
-    for s in &plan.steps {
-        undos[s.index].prepare()?;
-    }
-    let mut set: Vec<Migration> = local.to_vec();
-    for m in set.iter_mut() {
-        let _ = m.prepare();
-    }
+    // The migrations are context only: one that does not parse gives no facts.
+    let mut set = migration::split_set(local, std::iter::empty())?;
     let first = set.len();
-    set.extend(plan.steps.iter().map(|s| undos[s.index].clone()));
+    set.extend(plan.steps.iter().map(|s| split[s.index].clone()));
     let run: Vec<(usize, usize)> = (first..set.len()).map(|i| (i, 0)).collect();
     let mut cfg = cfg.clone();
     cfg.lint_exclude.push("dropping-column-or-table".into());
     let live = crate::schema::live::read(b, &cfg, &set, &run).await?.live;
     let opts = crate::lint::Options {
         live: Some(std::sync::Arc::new(live)),
-        ..crate::lint::Options::for_config(&cfg)
+        ..crate::config::lint_options(&cfg)
     };
     let targets: Vec<usize> = run.iter().map(|r| r.0).collect();
-    crate::lint::gate(&set, &targets, &opts)
+    crate::lint::gate(&set, &targets, &opts)?;
+    Ok(split)
 }
 
 /// The applied rows to undo, newest first; refuses what `down` cannot do.
@@ -248,7 +251,7 @@ fn choose(local: &[Migration], applied: &[Row], opts: &DownOptions) -> Result<Ve
     plan::plan(
         local,
         applied,
-        &plan::Options {
+        &plan::PlanOptions {
             target: None,
             allow_out_of_order: true,
         },
@@ -284,7 +287,7 @@ fn choose(local: &[Migration], applied: &[Row], opts: &DownOptions) -> Result<Ve
 
 /// The script of undo `u`: the same ops `up` sends, with the history
 /// change of an undo (see the module docs).
-fn build<'a>(cfg: &Config, caps: backend::Capabilities, backend: &str, u: &'a Migration, step: &'a Step, last: bool) -> Script<'a> {
+fn build<'a>(cfg: &Config, caps: backend::Capabilities, backend: &str, u: &'a SplitMigration, step: &'a Step, last: bool) -> Script<'a> {
     let total = u.statements.len();
     let mut row = Row::new(u, backend, Status::Undone, total, false);
     if u.tx_mode() == TxMode::Transaction {

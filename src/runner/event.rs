@@ -2,7 +2,6 @@
 //! its caller, which renders it (the CLI: one line each) or ignores it.
 
 use crate::backend::Capabilities;
-use crate::migration::TxMode;
 
 use super::Applied;
 
@@ -25,7 +24,6 @@ pub enum Event {
     Applying {
         version: i64,
         name: String,
-        tx: TxMode,
     },
     Resuming {
         version: i64,

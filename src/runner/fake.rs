@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::backend::wire::Wire;
 use crate::backend::{Backend, Canceller, Capabilities, ExecError, LockKind, Purpose};
 use crate::config::Config;
-use crate::dialect::{Dialect, Value};
+use crate::dialect::{ToolSql, Value};
 use crate::error::{DbError, Error, Result};
 use crate::history::Row;
 
@@ -146,7 +146,7 @@ impl Fake {
             fake: self.clone(),
             id: s.connections,
             alive: true,
-            dialect: Dialect::postgres(&cfg.history, &cfg.pg.dbname),
+            dialect: ToolSql::new(&cfg.history, &cfg.pg.dbname),
         }))
     }
 }
@@ -171,7 +171,7 @@ struct Conn {
     fake: Fake,
     id: u32,
     alive: bool,
-    dialect: Dialect,
+    dialect: ToolSql,
 }
 
 impl Conn {
@@ -245,6 +245,7 @@ impl Conn {
 
 fn db_error(code: &str, message: &str) -> DbError {
     DbError {
+        fix: None,
         code: code.into(),
         message: message.into(),
         detail: None,

@@ -10,37 +10,46 @@ use crate::backend::Backend;
 use crate::config::Config;
 use crate::error::Result;
 use crate::lint;
-use crate::migration::Migration;
+use crate::migration::{self, Migration, SplitMigration};
 use crate::plan::Plan;
 
-/// Splits the files about to run and applies the error-level lint rules to
-/// them (docs/lint.md). The other files of the set are split too, for the
-/// rules' context (which tables exist, how Citus distributes them); one of
-/// those that does not parse only gives no context. `live`: what the
+/// The set split into statements for a run, in the order of `local`
+/// (computed once per run, in `split`): the files about to run must split
+/// (the first that does not is the error); the other files are split for
+/// the rules' context (which tables exist, how Citus distributes them), and
+/// one of those that does not parse only gives no context.
+pub(crate) fn split<'a>(local: &[Migration], plan: &Plan, split: &'a mut Option<Vec<SplitMigration>>) -> Result<&'a [SplitMigration]> {
+    let set = match split {
+        Some(set) => {
+            // Split before, for another plan: a file that did not parse
+            // then and is to run now is the error, read again.
+            for s in &plan.steps {
+                if set[s.index].statements.is_empty() {
+                    local[s.index].split()?;
+                }
+            }
+            set
+        }
+        None => split.insert(migration::split_set(local, plan.steps.iter().map(|s| s.index))?),
+    };
+    Ok(set)
+}
+
+/// Applies the error-level lint rules to the files about to run
+/// (docs/lint.md), the whole split set as their context. `live`: what the
 /// database says about the run's tables (`None`: a database that does not
 /// exist yet, where every table is new).
-pub(crate) fn prepare_and_lint(cfg: &Config, local: &mut [Migration], plan: &Plan, live: Option<lint::live::Live>) -> Result<()> {
+pub(crate) fn lint(cfg: &Config, set: &[SplitMigration], plan: &Plan, live: Option<lint::live::Live>) -> Result<()> {
     if plan.steps.is_empty() {
         return Ok(());
     }
-    prepare(local, plan)?;
     let pending: Vec<usize> = plan.steps.iter().map(|s| s.index).collect();
     let live = live.unwrap_or_else(|| lint::live::Live::empty(crate::schema::live::thresholds(cfg), pending.clone()));
     let opts = lint::Options {
         live: Some(std::sync::Arc::new(live)),
-        ..lint::Options::for_config(cfg)
+        ..crate::config::lint_options(cfg)
     };
-    lint::gate(local, &pending, &opts)
-}
-
-fn prepare(local: &mut [Migration], plan: &Plan) -> Result<()> {
-    for s in &plan.steps {
-        local[s.index].prepare()?;
-    }
-    for m in local.iter_mut() {
-        let _ = m.prepare();
-    }
-    Ok(())
+    lint::gate(set, &pending, &opts)
 }
 
 /// What the gate read for a run, kept for the same run after the lock.
@@ -61,7 +70,7 @@ pub(crate) type GateCache = Option<(Vec<(usize, usize)>, lint::live::Live)>;
 pub(crate) async fn gate(
     b: &mut dyn Backend,
     cfg: &Config,
-    local: &mut [Migration],
+    set: &[SplitMigration],
     plan: &Plan,
     created: bool,
     cache: &mut GateCache,
@@ -70,13 +79,12 @@ pub(crate) async fn gate(
     if plan.steps.is_empty() {
         return Ok(());
     }
-    prepare(local, plan)?;
     let run: Vec<(usize, usize)> = plan.steps.iter().map(|s| (s.index, s.resume_from)).collect();
     let live = match cache.as_ref().filter(|(r, _)| *r == run) {
         _ if created => lint::live::Live::empty(crate::schema::live::thresholds(cfg), run.iter().map(|r| r.0).collect()),
         Some((_, live)) => live.clone(),
         None => {
-            let read = crate::schema::live::read(b, cfg, local, &run).await?;
+            let read = crate::schema::live::read(b, cfg, set, &run).await?;
             if defer && read.history_exists && !read.existing.is_empty() {
                 return Ok(());
             }
@@ -85,5 +93,5 @@ pub(crate) async fn gate(
             read.live
         }
     };
-    prepare_and_lint(cfg, local, plan, Some(live))
+    lint(cfg, set, plan, Some(live))
 }

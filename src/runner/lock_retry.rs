@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use crate::backend::{Backend, ExecError};
 use crate::classify;
 use crate::config::Config;
-use crate::dialect::Dialect;
+use crate::dialect::ToolSql;
 use crate::error::{Error, Result};
 use crate::history::Row;
-use crate::migration::Migration;
+use crate::migration::SplitMigration;
 use crate::retry::{self, Backoff};
 use crate::sql;
 
@@ -29,7 +29,7 @@ use super::Event;
 pub(crate) async fn transaction(
     b: &mut dyn Backend,
     cfg: &Config,
-    m: &Migration,
+    m: &SplitMigration,
     settings: &[String],
     statements: &[String],
     row: &Row,
@@ -143,8 +143,8 @@ pub(crate) async fn transaction(
 
 /// `; blocking: pid P (app, addr) holds MODE on TABLE: QUERY; ...` for the
 /// sessions holding locks on `m`'s tables, or nothing when none is found.
-async fn blockers(b: &mut dyn Backend, m: &Migration) -> String {
-    let rows = b.query(&Dialect::lock_blockers(&sql::tables(&m.sql))).await.unwrap_or_default();
+async fn blockers(b: &mut dyn Backend, m: &SplitMigration) -> String {
+    let rows = b.query(&ToolSql::lock_blockers(&sql::tables(&m.sql))).await.unwrap_or_default();
     let blockers: Vec<String> = rows
         .iter()
         .map(|r| {

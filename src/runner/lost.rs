@@ -17,10 +17,10 @@
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, ExecError};
-use crate::dialect::Dialect;
+use crate::dialect::ToolSql;
 use crate::error::{DbError, Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::Migration;
+use crate::migration::SplitMigration;
 use crate::retry::Backoff;
 use crate::sql;
 
@@ -63,7 +63,7 @@ pub(crate) fn settle_lost(in_flight: &mut Option<InFlight>, applied: &[Row], eve
 /// another session of this database (sent before a resumed statement on a
 /// transport where statements outlive their calls; dry-run shows it).
 pub(crate) fn abandoned_check(statement: &str) -> String {
-    Dialect::statement_abandoned(statement)
+    ToolSql::statement_abandoned(statement)
 }
 
 /// A statement outside a transaction outlived the transport's timeout (Data
@@ -72,7 +72,7 @@ pub(crate) fn abandoned_check(statement: &str) -> String {
 /// the outcome from the catalog; never send the statement again.
 pub(crate) async fn await_statement(
     b: &mut dyn Backend,
-    m: &Migration,
+    m: &SplitMigration,
     i: usize,
     pid: i64,
     started: Instant,
@@ -81,7 +81,7 @@ pub(crate) async fn await_statement(
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut reported = Instant::now() - Duration::from_secs(10);
     loop {
-        let rows = b.query(&Dialect::statement_running(pid)).await.map_err(ExecError::transport)?;
+        let rows = b.query(&ToolSql::statement_running(pid)).await.map_err(ExecError::transport)?;
         let running = rows.first().and_then(|r| r.first().cloned().flatten()).is_some_and(|n| n != "0");
         if !running {
             break;
@@ -113,7 +113,7 @@ pub(crate) async fn still_running_elsewhere(b: &mut dyn Backend, statement: &str
 /// The answer to a statement outside a transaction never came (Data API
 /// 500/504, a hung response): if the transport's statements can outlive
 /// the call, read the outcome from the catalog instead of re-sending.
-pub(crate) async fn resolve_lost_statement(b: &mut dyn Backend, m: &Migration, i: usize, message: String) -> Result<(), ExecError> {
+pub(crate) async fn resolve_lost_statement(b: &mut dyn Backend, m: &SplitMigration, i: usize, message: String) -> Result<(), ExecError> {
     if b.capabilities().statements_die_with_connection {
         return Err(ExecError::Lost { message });
     }
@@ -124,7 +124,7 @@ pub(crate) async fn resolve_lost_statement(b: &mut dyn Backend, m: &Migration, i
 /// without an answer: a CONCURRENTLY index is valid (done), invalid (failed:
 /// dropped and rebuilt on the next run) or absent; anything else cannot be
 /// checked and is reported as unknown.
-pub(crate) async fn statement_outcome(b: &mut dyn Backend, m: &Migration, i: usize, why: &str) -> Result<(), ExecError> {
+pub(crate) async fn statement_outcome(b: &mut dyn Backend, m: &SplitMigration, i: usize, why: &str) -> Result<(), ExecError> {
     let s = &m.statements[i];
     let unknown = |detail: &str| {
         ExecError::transport(Error::OutcomeUnknown {
@@ -136,7 +136,7 @@ pub(crate) async fn statement_outcome(b: &mut dyn Backend, m: &Migration, i: usi
         return Err(unknown("chatmigrate cannot check this kind of statement in the catalog"));
     };
     let rows = b
-        .query(&Dialect::index_state(&name, schema.as_deref()))
+        .query(&ToolSql::index_state(&name, schema.as_deref()))
         .await
         .map_err(ExecError::transport)?;
     match rows.first().and_then(|r| r.first().cloned().flatten()).as_deref() {
@@ -144,6 +144,7 @@ pub(crate) async fn statement_outcome(b: &mut dyn Backend, m: &Migration, i: usi
         Some(_) => Err(ExecError::Statement {
             index: 0,
             error: DbError {
+                fix: None,
                 code: "XX000".into(),
                 message: format!("the index build ended with index {name} INVALID (it is dropped and rebuilt on the next run)"),
                 detail: Some(why.to_string()),

@@ -48,7 +48,7 @@ pub use outcome::{Applied, DryStep, Line, ShortOfTarget, UpReport};
 pub use run::{up, UpOptions};
 pub use script::dry_run_offline;
 pub use signals::DEADLINE;
-pub use state::{load_state, read_state, with_lock, Snapshot};
+pub use state::{load_state, read_state, with_lock};
 
 pub(crate) use create_database::create_on;
 pub(crate) use run::Outside;

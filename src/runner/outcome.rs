@@ -9,12 +9,19 @@ use crate::migration::TxMode;
 /// One migration that ran in this run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Applied {
+    /// The migration's version.
     pub version: i64,
+    /// The migration's name.
     pub name: String,
+    /// In one transaction, or statement by statement.
     pub transaction: TxMode,
+    /// Statements in the file.
     pub statements: usize,
+    /// Statements an earlier run had finished (this run started after them).
     pub resumed_from: usize,
+    /// Applied below the highest applied version (`allow_out_of_order`).
     pub out_of_order: bool,
+    /// How long this run took for it.
     pub duration_ms: u64,
     /// The answer to its COMMIT (or last history write) was lost with the
     /// connection; after reconnecting, the history showed it applied.
@@ -79,18 +86,21 @@ impl serde::Serialize for DryStep {
     }
 }
 
-/// The outcome of `up`.
+/// The outcome of `up` ([`Migrator::up`](crate::Migrator::up)).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct UpReport {
+    /// The database, as `user@host:port/db` (never a password).
     pub target: String,
+    /// What this run applied, in order (empty: nothing was pending).
     pub applied: Vec<Applied>,
     /// Filled only by `--dry-run`.
-    pub dry_run: Vec<DryStep>,
+    pub(crate) dry_run: Vec<DryStep>,
+    /// This run created the database (`create_database`).
     pub created_database: bool,
     /// When nothing was pending up to `--target`: where the database is, for
     /// the message (it is not "up to date" with migrations above the target).
     #[serde(skip)]
-    pub short_of_target: Option<ShortOfTarget>,
+    pub(crate) short_of_target: Option<ShortOfTarget>,
 }
 
 /// `up --target T` found nothing to apply up to T.

@@ -12,10 +12,10 @@ use crate::backend::{self, Backend, Purpose};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::{Migration, TxMode};
+use crate::migration::{Migration, SplitMigration, TxMode};
 use crate::plan;
 
-use super::gate::{gate, prepare_and_lint};
+use super::gate::{self, gate};
 use super::lost::{settle_lost, InFlight};
 use super::signals::{self, or_signal, Signals};
 use super::walk::{walk, Walked};
@@ -95,7 +95,7 @@ pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOption
     let loaded = loader
         .join()
         .unwrap_or_else(|panic| Err(crate::error::internal(Some("reading the migration files".into()), panic.as_ref())));
-    let mut local = match loaded {
+    let local = match loaded {
         Ok(l) => l,
         Err(e) => {
             if let Ok(b) = first {
@@ -104,7 +104,9 @@ pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOption
             return Err(e);
         }
     };
-    let local = &mut local[..];
+    let local = &local[..];
+    // The set split into statements, once per run (when something is pending).
+    let mut split = None;
     // An adopt fix (`adopt --write-fix`) runs alone and is logged, not recorded.
     if crate::schema::fixrun::is_fix(local) {
         return crate::schema::fixrun::up(cfg, local, opts, events, first).await;
@@ -113,7 +115,7 @@ pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOption
         // Every file is pending in a new database: a syntax error or a lint
         // refusal stops here, before the database is created.
         let plan = plan::plan(local, &[], &plan_options(cfg, opts))?;
-        prepare_and_lint(cfg, local, &plan, None)?;
+        gate::lint(cfg, gate::split(local, &plan, &mut split)?, &plan, None)?;
     }
     let (b, created) = create_database::connect_target(outside, cfg, first, purpose, opts.dry_run, events).await?;
     let mut report = UpReport {
@@ -136,6 +138,7 @@ pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOption
             &mut *b,
             cfg,
             local,
+            &mut split,
             opts,
             events,
             &mut report,
@@ -175,8 +178,8 @@ pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOption
     }
 }
 
-pub(crate) fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::Options {
-    plan::Options {
+pub(crate) fn plan_options(cfg: &Config, opts: &UpOptions) -> plan::PlanOptions {
+    plan::PlanOptions {
         target: opts.target,
         allow_out_of_order: cfg.allow_out_of_order,
     }
@@ -191,7 +194,8 @@ async fn up_on(
     outside: &dyn Outside,
     b: &mut dyn Backend,
     cfg: &Config,
-    local: &mut [Migration],
+    local: &[Migration],
+    split: &mut Option<Vec<SplitMigration>>,
     opts: &UpOptions,
     events: &mut dyn FnMut(&Event),
     report: &mut UpReport,
@@ -226,11 +230,12 @@ async fn up_on(
         return Ok(());
     }
     let mut cache = None;
-    gate(b, cfg, local, &plan, report.created_database, &mut cache, !opts.dry_run).await?;
+    let set = gate::split(local, &plan, split)?;
+    gate(b, cfg, set, &plan, report.created_database, &mut cache, !opts.dry_run).await?;
     if opts.dry_run {
         // The scripts as `up` would send them, the database as it is now.
         let (caps, name) = (b.capabilities(), b.name());
-        report.dry_run = script::dry_run(Some(b), cfg, caps, name, local, &plan, &applied).await?;
+        report.dry_run = script::dry_run(Some(b), cfg, caps, name, set, &plan, &applied).await?;
         return Ok(());
     }
 
@@ -243,7 +248,8 @@ async fn up_on(
     let applied = b.read_history_for_plan().await?;
     settle_lost(in_flight, &applied, events, report);
     let plan = plan::plan(local, &applied, &popts)?;
-    gate(b, cfg, local, &plan, report.created_database, &mut cache, false).await?;
+    let set = gate::split(local, &plan, split)?;
+    gate(b, cfg, set, &plan, report.created_database, &mut cache, false).await?;
     events(&Event::Planned {
         pending: plan
             .steps
@@ -254,7 +260,7 @@ async fn up_on(
 
     let last = plan.steps.len().saturating_sub(1);
     for (i, step) in plan.steps.iter().enumerate() {
-        let m = &local[step.index];
+        let m = &set[step.index];
         let left = plan.steps.len() - i;
         // The deadline is checked here too: its task may not have run yet.
         let past_deadline = opts.stop_before.is_some_and(|at| Instant::now() >= at).then_some(signals::DEADLINE);
@@ -287,10 +293,9 @@ async fn up_on(
                 from,
                 total: m.statements.len(),
             },
-            (tx, _) => Event::Applying {
+            _ => Event::Applying {
                 version: m.version,
                 name: m.name.clone(),
-                tx,
             },
         });
         let earlier = applied.iter().find(|r| r.version == m.version);

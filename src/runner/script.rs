@@ -28,10 +28,10 @@ use std::time::Duration;
 use crate::backend::wire::Wire;
 use crate::backend::{self, Backend, Capabilities, LockKind};
 use crate::config::Config;
-use crate::dialect::{Dialect, Value};
+use crate::dialect::{ToolSql, Value};
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::{Migration, TxMode};
+use crate::migration::{Migration, SplitMigration, TxMode};
 use crate::plan::{Plan, Step};
 use crate::sql;
 use crate::vector_index::plan::{BuildPlan, Plans};
@@ -40,7 +40,7 @@ use super::{lost, DryStep, Line, UpOptions, UpReport};
 
 /// What `up` sends for one pending migration, in order.
 pub(crate) struct Script<'a> {
-    pub m: &'a Migration,
+    pub m: &'a SplitMigration,
     pub step: &'a Step,
     pub ops: Vec<Op>,
     /// An undo's script (`down.rs`): a failed statement is logged, not
@@ -50,7 +50,7 @@ pub(crate) struct Script<'a> {
 
 impl<'a> Script<'a> {
     /// The script of an undo file (`down.rs`).
-    pub fn undo(m: &'a Migration, step: &'a Step, ops: Vec<Op>) -> Script<'a> {
+    pub fn undo(m: &'a SplitMigration, step: &'a Step, ops: Vec<Op>) -> Script<'a> {
         Script { m, step, ops, undo: true }
     }
 }
@@ -120,7 +120,7 @@ pub(crate) fn build<'a>(
     cfg: &Config,
     caps: Capabilities,
     backend: &str,
-    m: &'a Migration,
+    m: &'a SplitMigration,
     step: &'a Step,
     last: bool,
     resumed: bool,
@@ -201,7 +201,7 @@ pub(crate) fn build<'a>(
         if let Some((name, schema, table)) = sql::concurrent_build(s) {
             ops.push(Op::CheckValid {
                 index: k,
-                sql: Dialect::index_validity(name.as_deref(), schema.as_deref(), table.as_deref()),
+                sql: ToolSql::index_validity(name.as_deref(), schema.as_deref(), table.as_deref()),
             });
         }
         ops.push(Op::History {
@@ -264,7 +264,7 @@ fn is_session_setting(s: &sql::Statement) -> bool {
 /// The catalog read before a CONCURRENTLY build: an INVALID index of its
 /// name, left by an earlier failed build (sent by `walk`, shown by dry-run).
 pub(crate) fn invalid_index_check(name: &str, schema: Option<&str>) -> String {
-    Dialect::invalid_index(name, schema)
+    ToolSql::invalid_index(name, schema)
 }
 
 /// The placeholder for this run's lease owner in a dry run.
@@ -284,7 +284,7 @@ pub(crate) async fn render(
     backend: &str,
 ) -> Result<DryStep> {
     let m = script.m;
-    let dialect = Dialect::postgres(&cfg.history, &cfg.pg.dbname);
+    let dialect = ToolSql::new(&cfg.history, &cfg.pg.dbname);
     let wire = Wire {
         dialect: &dialect,
         lock: caps.lock,
@@ -396,14 +396,14 @@ pub(crate) async fn dry_run(
     cfg: &Config,
     caps: Capabilities,
     backend: &str,
-    local: &[Migration],
+    set: &[SplitMigration],
     plan: &Plan,
     applied: &[Row],
 ) -> Result<Vec<DryStep>> {
     let last = plan.steps.len().saturating_sub(1);
     let mut out = Vec::with_capacity(plan.steps.len());
     for (i, step) in plan.steps.iter().enumerate() {
-        let m = &local[step.index];
+        let m = &set[step.index];
         let resumed = applied.iter().any(|r| r.version == m.version);
         let plans = match &mut b {
             Some(b) => crate::vector_index::plan::read(&mut **b, cfg, m, step.resume_from).await?,
@@ -422,11 +422,13 @@ pub(crate) async fn dry_run(
 /// The dry run of `local` against an empty history, with no connection:
 /// what `up --dry-run` prints for a database that has nothing applied (the
 /// backend's adaptations, which read the database, are not included).
-pub(crate) async fn dry_run_empty(cfg: &Config, local: &mut [Migration], opts: &UpOptions) -> Result<Vec<DryStep>> {
+pub(crate) async fn dry_run_empty(cfg: &Config, local: &[Migration], opts: &UpOptions) -> Result<Vec<DryStep>> {
     let plan = crate::plan::plan(local, &[], &super::run::plan_options(cfg, opts))?;
-    super::gate::prepare_and_lint(cfg, local, &plan, None)?;
+    let mut split = None;
+    let set = super::gate::split(local, &plan, &mut split)?;
+    super::gate::lint(cfg, set, &plan, None)?;
     let caps = backend::capabilities_of(cfg.backend);
-    dry_run(None, cfg, caps, cfg.backend.as_str(), local, &plan, &[]).await
+    dry_run(None, cfg, caps, cfg.backend.as_str(), set, &plan, &[]).await
 }
 
 /// What `up --dry-run` prints for `cfg` on a database where nothing is
@@ -434,9 +436,9 @@ pub(crate) async fn dry_run_empty(cfg: &Config, local: &mut [Migration], opts: &
 /// (for backend `citus`, with the citus-only files), the backend's
 /// transaction prelude, the statements and the history writes.
 pub fn dry_run_offline(cfg: &Config, opts: &UpOptions) -> Result<UpReport> {
-    let mut local = crate::placeholders::load(cfg)?;
+    let local = crate::placeholders::load(cfg)?;
     // Without a backend nothing in it waits: it is ready at the first poll.
-    let steps = futures_util::FutureExt::now_or_never(dry_run_empty(cfg, &mut local, opts))
+    let steps = futures_util::FutureExt::now_or_never(dry_run_empty(cfg, &local, opts))
         .unwrap_or_else(|| Err(Error::Other("the dry run without a connection waited for something".into())))?;
     Ok(UpReport {
         target: cfg.target_display(),

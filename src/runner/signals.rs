@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 /// The name of the signal that arrived (`None` until one does).
 pub(crate) type Signals = watch::Receiver<Option<&'static str>>;
 
-/// The `signal` of [`Error::Interrupted`] when `UpOptions::stop_before` came.
+/// The `signal` of [`Error::Interrupted`](crate::Error::Interrupted) when the deadline of
+/// [`Migrator::stop_before`](crate::Migrator::stop_before) (or `UpOptions::stop_before`) came.
 pub const DEADLINE: &str = "the deadline";
 
 /// `inner`'s signals, and [`DEADLINE`] at `stop_before` unless a signal

@@ -413,12 +413,10 @@ async fn a_resumed_statement_left_running_by_a_stopped_runner_is_awaited_not_sen
     );
     {
         let mut s = c.fake.server();
-        let m = crate::migration::load(&Source::Dirs(vec![c.path().to_path_buf()]), crate::config::BackendKind::Postgres).unwrap();
-        let mut a = m[0].clone();
-        a.prepare().unwrap();
+        let m = crate::migration::load(&Source::Dirs(vec![c.path().to_path_buf()]), &[]).unwrap();
+        let a = m[0].split().unwrap();
         s.history.insert(1, crate::history::Row::new(&a, "fake", Status::Applied, 2, false));
-        let mut b = m[1].clone();
-        b.prepare().unwrap();
+        let b = m[1].split().unwrap();
         s.history.insert(2, crate::history::Row::new(&b, "fake", Status::Partial, 1, false));
     }
     let (dry, _) = c.up(true).await;

@@ -297,7 +297,11 @@ async fn statement(
 /// it outlives its call: it goes on on the server, its history row says
 /// `i` statements done, and the next `up` waits for it (never sends it
 /// again).
-fn left_running(events: &mut dyn FnMut(&Event), m: &crate::migration::Migration, i: usize) -> Option<(Instant, Result<(), ExecError>)> {
+fn left_running(
+    events: &mut dyn FnMut(&Event),
+    m: &crate::migration::SplitMigration,
+    i: usize,
+) -> Option<(Instant, Result<(), ExecError>)> {
     events(&Event::Note {
         version: m.version,
         message: format!(
@@ -331,6 +335,7 @@ async fn check_valid(b: &mut dyn Backend, script: &Script<'_>, i: usize, sql: &s
         })
         .collect();
     let error = crate::error::DbError {
+        fix: None,
         code: String::new(),
         message: format!(
             "the statement ended without an error but left {} not usable: {}",

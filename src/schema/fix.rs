@@ -91,12 +91,9 @@ const IGNORE: &str = "-- chatmigrate:ignore prefer-robust-stmts -- an adopt fix 
 /// Whether `prefer-robust-stmts` finds something in these statements.
 fn needs_ignore(body: &str) -> bool {
     let text = format!("-- chatmigrate:no-transaction\n{body}\nSELECT 1;\n");
-    let Ok(mut m) = crate::migration::Migration::parse("V1__fix.sql", "fix", text.as_bytes()) else {
+    let Ok(m) = crate::migration::Migration::parse("V1__fix.sql", "fix", text.as_bytes()).and_then(|m| m.split()) else {
         return false;
     };
-    if m.prepare().is_err() {
-        return false;
-    }
     let Some(rule) = crate::lint::rule("prefer-robust-stmts") else {
         return false;
     };

@@ -12,10 +12,10 @@ use std::time::Instant;
 
 use crate::backend::{Backend, ExecError};
 use crate::config::Config;
-use crate::dialect::{quote, Dialect, Value};
+use crate::dialect::{quote, ToolSql, Value};
 use crate::error::{Error, Result};
 use crate::lint;
-use crate::migration::{Migration, TxMode};
+use crate::migration::{Migration, SplitMigration, TxMode};
 use crate::runner::{Applied, DryStep, Event, Line, UpOptions, UpReport};
 use crate::sql;
 
@@ -30,7 +30,7 @@ pub fn is_fix(local: &[Migration]) -> bool {
 /// connection `first` (what `up` connected with).
 pub async fn up(
     cfg: &Config,
-    local: &mut [Migration],
+    local: &[Migration],
     opts: &UpOptions,
     events: &mut dyn FnMut(&Event),
     first: Result<Box<dyn Backend>>,
@@ -58,10 +58,9 @@ pub async fn up(
             hint: format!("keep the fix in a directory of its own and run it alone: chatmigrate up --migrations {dir}"),
         });
     }
-    let m = &mut local[0];
-    m.prepare()?;
+    let m = local[0].split()?;
     let mut b = first?;
-    let r = run(&mut *b, cfg, m, opts, events).await;
+    let r = run(&mut *b, cfg, &m, opts, events).await;
     let unlocked = b.unlock().await;
     b.close().await;
     let report = r?;
@@ -69,7 +68,7 @@ pub async fn up(
     Ok(report)
 }
 
-async fn run(b: &mut dyn Backend, cfg: &Config, m: &Migration, opts: &UpOptions, events: &mut dyn FnMut(&Event)) -> Result<UpReport> {
+async fn run(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, opts: &UpOptions, events: &mut dyn FnMut(&Event)) -> Result<UpReport> {
     events(&Event::Connected {
         target: b.target(),
         backend: b.name(),
@@ -117,7 +116,7 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &Migration, opts: &UpOptions,
         };
         q(format!("{}_log", cfg.history.table))
     };
-    let find = Dialect::bind(
+    let find = ToolSql::bind(
         LOG_FIND
             .lines()
             .skip_while(|l| l.starts_with("--"))
@@ -143,7 +142,6 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &Migration, opts: &UpOptions,
     events(&Event::Applying {
         version: m.version,
         name: m.name.clone(),
-        tx: TxMode::NoTransaction,
     });
     let started = Instant::now();
     let total = m.statements.len();
@@ -157,7 +155,7 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &Migration, opts: &UpOptions,
         }
         if let Some((name, schema)) = sql::concurrent_index(s) {
             // A build of this fix that failed before left an INVALID index.
-            let found = b.query(&Dialect::invalid_index(&name, schema.as_deref())).await?;
+            let found = b.query(&ToolSql::invalid_index(&name, schema.as_deref())).await?;
             if let Some(qualified) = found.first().and_then(|r| r.first().cloned().flatten()) {
                 b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
                     .await
@@ -210,12 +208,12 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &Migration, opts: &UpOptions,
 
 /// The gate every migration passes: objects that exist already, then the
 /// error-level lint rules with the live sizes.
-async fn gate(b: &mut dyn Backend, cfg: &Config, set: &[Migration]) -> Result<()> {
+async fn gate(b: &mut dyn Backend, cfg: &Config, set: &[SplitMigration]) -> Result<()> {
     let read = super::live::read(b, cfg, set, &[(0, 0)]).await?;
     super::live::refuse(&b.target(), read.existing)?;
     let opts = lint::Options {
         live: Some(Arc::new(read.live)),
-        ..lint::Options::for_config(cfg)
+        ..crate::config::lint_options(cfg)
     };
     lint::gate(set, &[0], &opts)
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::model::*;
 use crate::backend::Backend;
-use crate::dialect::{Dialect, Value};
+use crate::dialect::{ToolSql, Value};
 use crate::error::{Error, Result};
 
 macro_rules! sql {
@@ -63,7 +63,7 @@ pub async fn read(b: &mut dyn Backend, skip: &[String]) -> Result<(Model, Cost)>
 async fn rows(b: &mut dyn Backend, template: &str, params: &[Value], cost: &mut Cost) -> Result<Vec<String>> {
     let sql = |limit: Option<u32>, offset: u64| {
         let limit = limit.map(|l| l.to_string()).unwrap_or_else(|| "ALL".into());
-        Dialect::bind(
+        ToolSql::bind(
             strip_comments(template)
                 .replace("{limit}", &limit)
                 .replace("{offset}", &offset.to_string())

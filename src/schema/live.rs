@@ -9,11 +9,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::backend::Backend;
 use crate::config::{BackendKind, Config};
-use crate::dialect::{quote, Dialect, Value};
+use crate::dialect::{quote, ToolSql, Value};
 use crate::error::{Error, ExistingObject, Result};
 use crate::lint::ast;
 use crate::lint::live::{Live, Size, Thresholds};
-use crate::migration::Migration;
+use crate::migration::SplitMigration;
 
 use super::objects;
 
@@ -29,7 +29,7 @@ pub fn thresholds(cfg: &Config) -> Thresholds {
 }
 
 /// Every table key the statements of `run` name (any table reference).
-fn table_keys(set: &[Migration], run: &[usize]) -> Vec<String> {
+fn table_keys(set: &[SplitMigration], run: &[usize]) -> Vec<String> {
     let mut keys = BTreeSet::new();
     for &p in run {
         for s in &set[p].statements {
@@ -72,7 +72,7 @@ fn history_name(cfg: &Config) -> String {
 /// statements, each with the first statement that runs): the tables'
 /// sizes, the objects that would collide, and whether the history table
 /// exists.
-pub async fn read(b: &mut dyn Backend, cfg: &Config, set: &[Migration], run: &[(usize, usize)]) -> Result<Read> {
+pub async fn read(b: &mut dyn Backend, cfg: &Config, set: &[SplitMigration], run: &[(usize, usize)]) -> Result<Read> {
     let positions: Vec<usize> = run.iter().map(|r| r.0).collect();
     let keys = table_keys(set, &positions);
     let candidates = objects::to_check(set, run);
@@ -175,7 +175,7 @@ pub async fn read(b: &mut dyn Backend, cfg: &Config, set: &[Migration], run: &[(
 /// The live sizes for `lint --pending` and `verify`, on a connection of
 /// their own (nothing is written): a database that does not exist yet is
 /// empty, and every table is new there.
-pub async fn for_run(cfg: &Config, set: &[Migration], run: &[(usize, usize)]) -> Result<Live> {
+pub async fn for_run(cfg: &Config, set: &[SplitMigration], run: &[(usize, usize)]) -> Result<Live> {
     let positions: Vec<usize> = run.iter().map(|r| r.0).collect();
     if run.is_empty() {
         return Ok(Live::empty(thresholds(cfg), positions));
@@ -232,7 +232,7 @@ fn sql(sizes: Sizes, keys: &[String], kinds: &[String], names: &[String]) -> Str
         Sizes::CoordinatorOnly => (citus(2), citus(3)),
         Sizes::Local => ("pg_relation_size(l.oid)".to_string(), "pg_total_relation_size(l.oid)".to_string()),
     };
-    Dialect::bind(
+    ToolSql::bind(
         &body.replace("{heap}", &heap).replace("{total}", &total),
         &[
             Value::TextArray(keys.to_vec()),

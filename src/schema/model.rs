@@ -64,11 +64,6 @@ impl Table {
         self.columns.iter().find(|c| c.name == name)
     }
 
-    /// `t` in the `public` schema, else `s.t`.
-    pub fn display(&self) -> String {
-        display(&self.schema, &self.name)
-    }
-
     /// `"s"."t"`, always quoted, for SQL.
     pub fn sql_name(&self) -> String {
         sql_name(&self.schema, &self.name)

@@ -15,7 +15,7 @@ use pg_query::NodeEnum;
 
 use crate::dialect::quote;
 use crate::lint::ast;
-use crate::migration::Migration;
+use crate::migration::SplitMigration;
 
 /// What kind of object a statement creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -357,7 +357,7 @@ fn dropped_and_renamed(node: &NodeEnum) -> (Vec<Key>, Vec<Key>) {
 /// in order, each with the first statement that runs (a no-transaction
 /// migration resumed after an interruption skips those it finished).
 /// Returns them with the position of their migration.
-pub fn to_check(set: &[Migration], run: &[(usize, usize)]) -> Vec<(usize, Created)> {
+pub fn to_check(set: &[SplitMigration], run: &[(usize, usize)]) -> Vec<(usize, Created)> {
     let mut freed: HashSet<Key> = HashSet::new();
     let mut made: HashSet<Key> = HashSet::new();
     let mut out = Vec::new();
@@ -469,7 +469,7 @@ fn index_columns(shape: &str) -> Vec<String> {
 }
 
 /// What migration `m` creates.
-fn made(m: &Migration) -> Vec<Created> {
+fn made(m: &SplitMigration) -> Vec<Created> {
     m.statements
         .iter()
         .enumerate()
@@ -481,7 +481,7 @@ fn made(m: &Migration) -> Vec<Created> {
 /// When no version is `adopt`'s default: the first migration that creates
 /// an object the database has and one it lacks, with that one (`None`:
 /// the database has none of the objects).
-pub fn partly_there(set: &[Migration], model: &super::model::Model) -> Option<(i64, Created)> {
+pub fn partly_there(set: &[SplitMigration], model: &super::model::Model) -> Option<(i64, Created)> {
     set.iter().find_map(|m| {
         let made = made(m);
         if !made.iter().any(|c| exists_in(c, model)) {
@@ -496,7 +496,7 @@ pub fn partly_there(set: &[Migration], model: &super::model::Model) -> Option<(i
 /// distributions, ...) that all exist in `model`, and the migrations right
 /// after it that create nothing to look up (`VALIDATE CONSTRAINT`, data),
 /// which only the comparison can judge.
-pub fn default_version(set: &[Migration], model: &super::model::Model) -> Option<i64> {
+pub fn default_version(set: &[SplitMigration], model: &super::model::Model) -> Option<i64> {
     let last = set.iter().rposition(|m| {
         let made = made(m);
         !made.is_empty() && made.iter().all(|c| exists_in(c, model))
@@ -509,15 +509,16 @@ pub fn default_version(set: &[Migration], model: &super::model::Model) -> Option
 mod tests {
     use super::*;
 
-    fn set(files: &[&str]) -> Vec<Migration> {
+    fn set(files: &[&str]) -> Vec<SplitMigration> {
         files
             .iter()
             .enumerate()
             .map(|(i, sql)| {
                 let name = format!("V{}__m.sql", i + 1);
-                let mut m = Migration::parse(&name, &name, sql.as_bytes()).unwrap();
-                m.prepare().unwrap();
-                m
+                crate::migration::Migration::parse(&name, &name, sql.as_bytes())
+                    .unwrap()
+                    .split()
+                    .unwrap()
             })
             .collect()
     }

@@ -25,7 +25,7 @@ use crate::config::{self, BackendKind, Config};
 use crate::dialect::quote;
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::{Migration, TxMode};
+use crate::migration::{SplitMigration, TxMode};
 
 /// Where the scratch database is.
 #[derive(Debug, Clone)]
@@ -97,7 +97,7 @@ fn scratch_config(cfg: &Config, place: &Place) -> Result<Config> {
 /// The migrations `set` applied to a scratch database, read back. `live`
 /// is a connection to the target (Citus: where the coordinator's own
 /// address is read from).
-pub async fn expected(cfg: &Config, set: &[Migration], live_coordinator: Option<(String, u16)>) -> Result<Expected> {
+pub async fn expected(cfg: &Config, set: &[SplitMigration], live_coordinator: Option<(String, u16)>) -> Result<Expected> {
     let started = std::time::Instant::now();
     let place = if cfg.dev_url.is_some() {
         Place::Dev
@@ -369,7 +369,7 @@ async fn empty(b: &mut dyn Backend, m: &Model, own: &[String]) -> Result<()> {
 }
 
 /// Applies `set` in order, the way `up` sends each file.
-async fn apply(b: &mut dyn Backend, scfg: &Config, set: &[Migration], shown: &str) -> Result<()> {
+async fn apply(b: &mut dyn Backend, scfg: &Config, set: &[SplitMigration], shown: &str) -> Result<()> {
     b.lock(scfg.lock_wait).await?;
     let r = async {
         b.ensure_history().await?;
@@ -384,7 +384,7 @@ async fn apply(b: &mut dyn Backend, scfg: &Config, set: &[Migration], shown: &st
     unlocked
 }
 
-async fn apply_one(b: &mut dyn Backend, scfg: &Config, m: &Migration, shown: &str) -> Result<()> {
+async fn apply_one(b: &mut dyn Backend, scfg: &Config, m: &SplitMigration, shown: &str) -> Result<()> {
     let failed = |i: usize, error: crate::error::DbError| Error::Schema {
         kind: "database",
         message: format!(

@@ -12,5 +12,3 @@
 pub mod memory;
 pub mod plan;
 pub mod statement;
-
-pub use plan::AUTO_CAP_KB;

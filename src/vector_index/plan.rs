@@ -25,9 +25,9 @@ use super::memory::{self, Hnsw, Ivfflat, VectorType};
 use super::statement::{self, CreateIndex, IndexBuild, Method};
 use crate::backend::Backend;
 use crate::config::Config;
-use crate::dialect::Dialect;
+use crate::dialect::ToolSql;
 use crate::error::Result;
-use crate::migration::Migration;
+use crate::migration::SplitMigration;
 use crate::value::show_kb;
 
 /// The cap of `index_build_memory = "auto"`: 1 GB, enough for the HNSW
@@ -68,7 +68,7 @@ pub type Plans = HashMap<usize, BuildPlan>;
 
 /// The settings a migration file makes itself (`SET x = ...`, `SET LOCAL`,
 /// `RESET x`), by name.
-fn file_settings(m: &Migration) -> Vec<String> {
+fn file_settings(m: &SplitMigration) -> Vec<String> {
     m.statements
         .iter()
         .filter_map(|s| match &s.node {
@@ -210,7 +210,7 @@ fn shortage(c: &CreateIndex, facts: &TableFacts, p: &memory::MemoryPlan, cap_kb:
 /// Plans every vector index build of `m` from statement `from` on, reading
 /// the catalog once per build (on the direct backend only; elsewhere no
 /// plan: see the module docs).
-pub async fn read(b: &mut dyn Backend, cfg: &Config, m: &Migration, from: usize) -> Result<Plans> {
+pub async fn read(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, from: usize) -> Result<Plans> {
     let mut plans = Plans::new();
     if b.name() != "postgres" {
         return Ok(plans);
@@ -221,7 +221,7 @@ pub async fn read(b: &mut dyn Backend, cfg: &Config, m: &Migration, from: usize)
         let Some(IndexBuild::Create(c)) = s.node.as_ref().and_then(statement::index_build) else {
             continue;
         };
-        let rows = b.query(&Dialect::index_build_plan(&c.table, c.column.as_deref())).await?;
+        let rows = b.query(&ToolSql::index_build_plan(&c.table, c.column.as_deref())).await?;
         let Some(facts) = rows.first().and_then(|r| TableFacts::from_row(r)) else {
             continue;
         };

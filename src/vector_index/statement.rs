@@ -8,8 +8,7 @@
 //!   128)`, `WITH (lists = 1000)`);
 //! - `REINDEX [ (CONCURRENTLY) ] INDEX | TABLE | SCHEMA | DATABASE`,
 //!   `VACUUM FULL`, `CLUSTER` and `ALTER TABLE ... ALTER COLUMN ... TYPE`:
-//!   rebuilds whose indexes only the catalog knows (their options are in
-//!   `pg_class.reloptions`: [`IndexOptions::from_reloptions`]).
+//!   rebuilds whose indexes only the catalog knows.
 //!
 //! An option pgvector would refuse (out of range, not an integer) is left
 //! unset here: the server rejects the statement with its own message.
@@ -63,10 +62,6 @@ impl IndexOptions {
         self.m.unwrap_or(16)
     }
 
-    pub fn ef_construction(&self) -> u32 {
-        self.ef_construction.unwrap_or(64)
-    }
-
     pub fn lists(&self) -> u32 {
         self.lists.unwrap_or(100)
     }
@@ -81,18 +76,6 @@ impl IndexOptions {
             "lists" if (1..=32768).contains(&v) => self.lists = Some(v),
             _ => {}
         }
-    }
-
-    /// The options of an existing index, from `pg_class.reloptions`
-    /// (`{m=16,ef_construction=64}` as text items).
-    pub fn from_reloptions<S: AsRef<str>>(items: &[S]) -> IndexOptions {
-        let mut o = IndexOptions::default();
-        for item in items {
-            if let Some((name, value)) = item.as_ref().split_once('=') {
-                o.set(name, value);
-            }
-        }
-        o
     }
 
     /// The `WITH (...)` list of a `CREATE INDEX`.
@@ -335,8 +318,8 @@ mod tests {
         );
         let IndexBuild::Create(c) = &builds[0] else { unreachable!() };
         assert_eq!(
-            (c.vector_type(), c.dims(), c.options.m(), c.options.ef_construction()),
-            (Some(VectorType::Vector), None, 16, 64)
+            (c.vector_type(), c.dims(), c.options.m(), c.options.ef_construction),
+            (Some(VectorType::Vector), None, 16, None)
         );
     }
 
@@ -433,17 +416,5 @@ mod tests {
             })
         );
         assert_eq!(build("ALTER TABLE items ADD COLUMN x int"), None);
-    }
-
-    #[test]
-    fn reloptions() {
-        let o = IndexOptions::from_reloptions(&["m=32", "ef_construction=128"]);
-        assert_eq!((o.m(), o.ef_construction(), o.lists()), (32, 128, 100));
-        let none: [&str; 0] = [];
-        assert_eq!(IndexOptions::from_reloptions(&none), IndexOptions::default());
-        assert_eq!(
-            IndexOptions::from_reloptions(&["lists=2000", "fillfactor=90", "junk"]).lists,
-            Some(2000)
-        );
     }
 }

@@ -15,9 +15,9 @@
 //! recreate the chat tables and chatmigrate's history in that database, one
 //! test at a time: point the variable at a scratch database.
 
-use chatmigrate::config::{Config, Env, Overrides};
-use chatmigrate::render::{self, Outcome, Style, UpOutcome};
-use chatmigrate::runner::{self, UpOptions};
+use chatmigrate::__private::render::{self, Outcome, Style, UpOutcome};
+use chatmigrate::__private::runner::{self, UpOptions};
+use chatmigrate::{Config, Env, Overrides};
 
 use crate::support::citus::{citus_config, live, query_each};
 use crate::support::*;
@@ -470,10 +470,10 @@ fn live_eight_runners_apply_every_migration_exactly_once() {
         return;
     };
     // The chat schema (portable and citus-only) plus distributed tables of its own.
-    for (name, body) in chatmigrate::migration::embedded_files() {
+    for (name, body) in chatmigrate::__private::migration::embedded_files() {
         l.dir.write(&format!("m/{name}"), body);
     }
-    for (name, body) in chatmigrate::migration::embedded_citus_files() {
+    for (name, body) in chatmigrate::__private::migration::embedded_citus_files() {
         l.dir.write(&format!("m/{name}"), body);
     }
     for i in 1..=4 {

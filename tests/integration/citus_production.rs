@@ -292,11 +292,11 @@ fn live_schema_based_sharding_keeps_chatmigrate_tables_local() {
     // distributed schema: the upsert chatmigrate sends is accepted there
     // (Citus refuses now() and current_user in DO UPDATE SET).
     query_url(&url, "CREATE SCHEMA cmt_hist");
-    let history = chatmigrate::config::HistoryTable {
+    let history = chatmigrate::__private::config::HistoryTable {
         schema: Some("cmt_hist".into()),
         table: "chatmigrate_history".into(),
     };
-    let dialect = chatmigrate::dialect::Dialect::postgres(&history, "x");
+    let dialect = chatmigrate::__private::dialect::ToolSql::new(&history, "x");
     for sql in dialect.create_history() {
         query_url(&url, &sql);
     }
@@ -305,14 +305,15 @@ fn live_schema_based_sharding_keeps_chatmigrate_tables_local() {
         "schema"
     );
     let file = chatmigrate::Migration::parse("V1__a.sql", "V1__a.sql", b"SELECT 1;").unwrap();
-    let mut row = chatmigrate::history::Row::new(&file, "citus", chatmigrate::history::Status::Partial, 0, false);
+    let file = chatmigrate::__private::migration::split(&file).unwrap();
+    let mut row = chatmigrate::__private::history::Row::new(&file, "citus", chatmigrate::__private::history::Status::Partial, 0, false);
     for (done, status) in [
-        (0, chatmigrate::history::Status::Partial),
-        (1, chatmigrate::history::Status::Applied),
+        (0, chatmigrate::__private::history::Status::Partial),
+        (1, chatmigrate::__private::history::Status::Applied),
     ] {
         row.statements_done = done;
         row.status = status;
-        let values = chatmigrate::dialect::history_values(&row, chatmigrate::dialect::Value::Int(5));
+        let values = chatmigrate::__private::dialect::history_values(&row, chatmigrate::__private::dialect::Value::Int(5));
         query_url(&url, &dialect.upsert_history(&values));
     }
     assert_eq!(
@@ -425,7 +426,7 @@ fn live_an_unguarded_distribution_is_flagged_and_the_guarded_one_resumes() {
     );
     l.query(&format!(
         "UPDATE chatmigrate_history SET status = 'partial', statements_done = 0, checksum = '{}' WHERE version = 2",
-        chatmigrate::migration::checksum(&std::fs::read_to_string(l.dir.path().join("m/V2__distribute.sql")).unwrap())
+        chatmigrate::__private::migration::checksum(&std::fs::read_to_string(l.dir.path().join("m/V2__distribute.sql")).unwrap())
     ));
     let r = l.run(&["--migrations", &m, "up"]);
     r.assert_error(&format!(

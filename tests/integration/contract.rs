@@ -283,7 +283,7 @@ pub fn story<B: Backend>(backend: &B) {
     let r = s.run(&["verify"]);
     assert_eq!(r.code, 1, "{name}: {r:#?}");
     // Text output shows checksums short (`sha256:` and 8 hex digits, then `…`).
-    let short = chatmigrate::migration::short_checksum;
+    let short = chatmigrate::__private::migration::short_checksum;
     let (was, now) = (short(&checksum(&v1)), short(&checksum(&s.dir.read("V1__t.sql"))));
     assert_eq!(
         r.stdout,

@@ -53,8 +53,8 @@ fn story(env: &str) {
         db.scalar("SELECT action || ' ' || old_checksum || ' ' || new_checksum || ' ' || (done_by = current_user)::text || ' ' || (done_at > now() - interval '1 minute')::text FROM chatmigrate_history_log WHERE version = 3"),
         format!(
             "undo {} {} true true",
-            chatmigrate::migration::checksum("CREATE TABLE c (id int);\nINSERT INTO c VALUES (1);\n"),
-            chatmigrate::migration::checksum("DROP TABLE c;\n")
+            chatmigrate::__private::migration::checksum("CREATE TABLE c (id int);\nINSERT INTO c VALUES (1);\n"),
+            chatmigrate::__private::migration::checksum("DROP TABLE c;\n")
         )
     );
     // Status shows it pending again; up applies it again.

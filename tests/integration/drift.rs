@@ -19,7 +19,7 @@ fn repair_accepts_an_edited_applied_file_and_logs_it() {
     assert!(applied.starts_with("sha256:") && applied.len() == 71, "{applied}");
     dir.write("V1__a.sql", "CREATE TABLE a (id bigint);\n");
     dir.write("V3__c.sql", "CREATE TABLE c (id int);\n");
-    let now = chatmigrate::migration::checksum("CREATE TABLE a (id bigint);\n");
+    let now = chatmigrate::__private::migration::checksum("CREATE TABLE a (id bigint);\n");
     assert_eq!(cm(&db, &dir, &["up"]).code, 2);
     assert!(!db.table_exists("c"), "nothing may run after drift");
     let rep = cm(&db, &dir, &["repair"]);

@@ -17,7 +17,7 @@ fn commands() -> Vec<Vec<String>> {
         }
     }
     let mut out = Vec::new();
-    walk(&chatmigrate::cli::command(), Vec::new(), &mut out);
+    walk(&chatmigrate::__private::cli::command(), Vec::new(), &mut out);
     out
 }
 
@@ -79,7 +79,7 @@ fn help_is_one_text_per_command_with_exit_codes_globals_apart_and_defaults() {
             check(s, &format!("{path} {}", s.get_name()));
         }
     }
-    check(&chatmigrate::cli::command(), "chatmigrate");
+    check(&chatmigrate::__private::cli::command(), "chatmigrate");
     // The exit codes of `up` name the signals; of `status`, --exit-code.
     let up = run_in(tmp.path(), &["up", "-h"], &[]).stdout;
     assert!(up.contains("\n  130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM"), "{up}");

@@ -57,7 +57,7 @@ fn the_sarif_fixture_holds_what_lint_finds() {
         let index = match rules.iter().position(|r| r["id"] == id) {
             Some(i) => i,
             None => {
-                let rule = chatmigrate::lint::RULES.iter().find(|r| r.id == id).unwrap();
+                let rule = chatmigrate::__private::lint::RULES.iter().find(|r| r.id == id).unwrap();
                 rules.push(json!({
                     "id": id,
                     "shortDescription": {"text": rule.summary},

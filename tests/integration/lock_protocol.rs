@@ -41,7 +41,7 @@ fn runs(db: &Db) -> Vec<(i64, i64, i64)> {
 #[test]
 fn four_direct_and_four_data_api_runners_apply_each_migration_once() {
     let (both, db, dir) = (Both::start(Options::default()), Db::new(), Dir::new());
-    for (name, body) in chatmigrate::migration::embedded_files() {
+    for (name, body) in chatmigrate::__private::migration::embedded_files() {
         dir.write(name, body);
     }
     db.exec("CREATE TABLE runs_log (v bigint, stmt int)");
@@ -252,8 +252,8 @@ fn a_live_session_holding_the_advisory_lock_is_never_taken_over() {
     let (both, db, dir) = (Both::start(Options::default()), Db::new(), Dir::new());
     dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
     both.config(&db.name, &db.url, &[]);
-    let key = chatmigrate::dialect::Dialect::postgres(
-        &chatmigrate::config::HistoryTable {
+    let key = chatmigrate::__private::dialect::ToolSql::new(
+        &chatmigrate::__private::config::HistoryTable {
             schema: None,
             table: "chatmigrate_history".into(),
         },

@@ -66,7 +66,7 @@ fn story(env: &str, backend: &str) {
     // The checksum is the file's text before substitution.
     assert_eq!(
         db.scalar("SELECT checksum FROM chatmigrate_history WHERE version = 1"),
-        chatmigrate::migration::checksum(SET[0].1)
+        chatmigrate::__private::migration::checksum(SET[0].1)
     );
     // Another value is not drift.
     let other = both.run(&db.name, env, &dir, &["--placeholder", "embedding_dimensions=16", "verify"]);

@@ -15,7 +15,7 @@ pub fn chat_plus_generated(dir: &Dir, n: usize) {
 /// migration also spends that long in `pg_sleep` steps between its
 /// statements, so a kill lands inside migrations rather than between runs.
 pub fn generated(dir: &Dir, n: usize, sleep: Option<&str>) {
-    for (name, body) in chatmigrate::migration::embedded_files() {
+    for (name, body) in chatmigrate::__private::migration::embedded_files() {
         dir.write(name, body);
     }
     let p = sleep.map(|s| format!("SELECT pg_sleep({s});\n")).unwrap_or_default();
@@ -108,8 +108,8 @@ fn a_waiting_runner_does_not_block_a_concurrently_build() {
 fn lock_wait_timeout_names_the_holder() {
     let (db, dir) = (Db::new(), Dir::new());
     dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
-    let key = chatmigrate::dialect::Dialect::postgres(
-        &chatmigrate::config::HistoryTable {
+    let key = chatmigrate::__private::dialect::ToolSql::new(
+        &chatmigrate::__private::config::HistoryTable {
             schema: None,
             table: "chatmigrate_history".into(),
         },

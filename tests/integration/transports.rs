@@ -47,7 +47,7 @@ fn history_past_one_page_reads_in_version_order_through_the_data_api() {
 /// transactional one inserts its version into `gen_log` (primary key: a
 /// second run fails loudly), so the database itself shows what ran.
 pub fn workload(dir: &Dir, n: usize) {
-    for (name, body) in chatmigrate::migration::embedded_files() {
+    for (name, body) in chatmigrate::__private::migration::embedded_files() {
         dir.write(name, body);
     }
     dir.write(

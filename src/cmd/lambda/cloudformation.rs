@@ -33,7 +33,7 @@ use serde_json::{json, Map, Value};
 
 use super::deadline::Deadline;
 use super::http;
-use super::invoke::{self, Outcome};
+use super::invoke::{self, InvocationOutcome};
 use super::request::{Command, Invocation};
 use crate::cli::Global;
 use crate::value::{self, Origin};
@@ -43,7 +43,7 @@ pub const RESPONSE_LIMIT: usize = 4096;
 
 /// A custom resource event, checked.
 #[derive(Debug, Clone)]
-struct Event {
+struct ResourceEvent {
     request_type: String,
     response_url: String,
     stack_id: String,
@@ -109,7 +109,7 @@ pub async fn fail(g: &Global, map: &Map<String, Value>, ctx: &Context, deadline:
             format!("{reason}; the event has no ResponseURL to answer CloudFormation"),
         ));
     };
-    let event = Event {
+    let event = ResourceEvent {
         request_type: str_of("RequestType").unwrap_or_default(),
         response_url: url.clone(),
         stack_id: str_of("StackId").unwrap_or_default(),
@@ -138,7 +138,7 @@ fn is_provider(map: &Map<String, Value>, ctx: &Context) -> bool {
 
 /// The outcome of an event as a response (`Err`: a failure, with the
 /// message CloudFormation shows).
-async fn answer(g: &Global, e: &Event, provider: bool, deadline: Deadline) -> Result<Response, Diagnostic> {
+async fn answer(g: &Global, e: &ResourceEvent, provider: bool, deadline: Deadline) -> Result<Response, Diagnostic> {
     let bad = |m: String| diagnostic("usage", format!("invalid resource property {m}"));
     let env = env_prop(e).map_err(bad)?;
     let id = physical_id(g, env.clone());
@@ -185,7 +185,7 @@ async fn answer(g: &Global, e: &Event, provider: bool, deadline: Deadline) -> Re
     };
     let can_wait = provider && (flag("AsyncCompletion")? || e.is_complete.is_some());
     match invoke::run(g, &inv, deadline).await {
-        Outcome::Done { up, .. } => {
+        InvocationOutcome::Done { up, .. } => {
             let report = up.unwrap_or_default();
             let versions: Vec<String> = report.applied.iter().map(|a| a.version.to_string()).collect();
             let mut data = Map::new();
@@ -199,11 +199,11 @@ async fn answer(g: &Global, e: &Event, provider: bool, deadline: Deadline) -> Re
             };
             Ok(Response::success(e, id, reason, data))
         }
-        Outcome::Incomplete(i) if can_wait => {
+        InvocationOutcome::Incomplete(i) if can_wait => {
             eprintln!("chatmigrate: {}", i.json());
             Ok(Response::incomplete(e, id))
         }
-        Outcome::Incomplete(i) => {
+        InvocationOutcome::Incomplete(i) => {
             eprintln!("chatmigrate: {}", i.json());
             let wait = if provider {
                 "give the Provider an isCompleteHandler (this function) and the property AsyncCompletion: \"true\" (docs/deploy.md)"
@@ -212,7 +212,7 @@ async fn answer(g: &Global, e: &Event, provider: bool, deadline: Deadline) -> Re
             };
             Err(diagnostic("incomplete", format!("{}\nhint: {wait}", i.message())))
         }
-        Outcome::Failed(err) => {
+        InvocationOutcome::Failed(err) => {
             eprintln!(
                 "chatmigrate: {}",
                 json!({"ok": false, "error": {"kind": err.kind(), "message": err.to_string(), "hint": err.hint()}})
@@ -223,7 +223,7 @@ async fn answer(g: &Global, e: &Event, provider: bool, deadline: Deadline) -> Re
     }
 }
 
-fn env_prop(e: &Event) -> Result<Option<String>, String> {
+fn env_prop(e: &ResourceEvent) -> Result<Option<String>, String> {
     match e.props.get("Environment") {
         None => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -248,7 +248,7 @@ fn same_function(a: &str, b: &str) -> bool {
     !a.is_empty() && base(a) == base(b)
 }
 
-fn parse(map: &Map<String, Value>) -> Result<Event, String> {
+fn parse(map: &Map<String, Value>) -> Result<ResourceEvent, String> {
     let text = |k: &str| -> Result<String, String> {
         match map.get(k) {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
@@ -274,7 +274,7 @@ fn parse(map: &Map<String, Value>) -> Result<Event, String> {
         Some(Value::Object(m)) => m.clone(),
         Some(other) => return Err(format!("ResourceProperties must be an object, not {other}")),
     };
-    Ok(Event {
+    Ok(ResourceEvent {
         request_type,
         response_url,
         stack_id: text("StackId")?,
@@ -306,7 +306,7 @@ struct Response {
 }
 
 impl Response {
-    fn success(e: &Event, physical_id: String, reason: String, data: Map<String, Value>) -> Response {
+    fn success(e: &ResourceEvent, physical_id: String, reason: String, data: Map<String, Value>) -> Response {
         Response {
             status: "SUCCESS",
             reason,
@@ -319,14 +319,14 @@ impl Response {
     }
 
     /// Provider framework only: not done yet, the framework asks again.
-    fn incomplete(e: &Event, physical_id: String) -> Response {
+    fn incomplete(e: &ResourceEvent, physical_id: String) -> Response {
         Response {
             status: "IN_PROGRESS",
             ..Response::success(e, physical_id, String::new(), Map::new())
         }
     }
 
-    fn failed(e: &Event, physical_id: String, message: &str, ctx: &Context) -> Response {
+    fn failed(e: &ResourceEvent, physical_id: String, message: &str, ctx: &Context) -> Response {
         let logs = &ctx.env_config;
         let see = if logs.log_group.is_empty() {
             String::new()
@@ -342,7 +342,7 @@ impl Response {
     }
 
     /// The answer to the Provider framework.
-    fn provider_json(&self, e: &Event) -> Value {
+    fn provider_json(&self, e: &ResourceEvent) -> Value {
         let mut v = json!({
             "PhysicalResourceId": self.physical_id,
             "IsComplete": self.status == "SUCCESS",
@@ -432,8 +432,8 @@ async fn put(url: &str, r: Response, ctx: &Context, deadline: Deadline) -> Resul
 mod tests {
     use super::*;
 
-    fn event() -> Event {
-        Event {
+    fn event() -> ResourceEvent {
+        ResourceEvent {
             request_type: "Create".into(),
             response_url: "https://example.com/x?sig".into(),
             stack_id: "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1".into(),

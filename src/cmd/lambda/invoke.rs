@@ -3,7 +3,7 @@
 //! `--config`/`CHATMIGRATE_CONFIG`, `CHATMIGRATE_ENV` or the event's `env`,
 //! and the environment variables), the same engine, the same JSON. Only
 //! `up` differs: it stops at the invocation's deadline ([`Deadline`]), and
-//! then the outcome is [`Outcome::Incomplete`] with what remains.
+//! then the outcome is [`InvocationOutcome::Incomplete`] with what remains.
 //!
 //! Progress lines (what `up` prints in text mode, and every wait) go to
 //! stderr, which Lambda sends to CloudWatch Logs.
@@ -24,7 +24,7 @@ use crate::value::{self, Origin};
 
 /// What one invocation's command came to.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum InvocationOutcome {
     /// It ran: the JSON `--format json` prints and the CLI's exit code (0,
     /// or 1 for "found something": drift, lint errors, `status` with
     /// `exit_code` and something not applied). `up` also gives its report.
@@ -149,13 +149,13 @@ pub fn config(g: &Global, inv: &Invocation, last_wait: &Arc<Mutex<Option<String>
 }
 
 /// Runs the invocation's command.
-pub async fn run(g: &Global, inv: &Invocation, deadline: Deadline) -> Outcome {
+pub async fn run(g: &Global, inv: &Invocation, deadline: Deadline) -> InvocationOutcome {
     let last_wait = Arc::new(Mutex::new(None));
     let cfg = match config(g, inv, &last_wait) {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed(e),
+        Err(e) => return InvocationOutcome::Failed(e),
     };
-    let ctx = super::super::Ctx { cfg, style: JSON };
+    let ctx = super::super::Setup { cfg, style: JSON };
     let outcome = match &inv.command {
         Command::Up { target, dry_run } => return up(&ctx.cfg, *target, *dry_run, deadline, &last_wait).await,
         Command::Status { exit_code } => super::super::status::run(&ctx, &StatusArgs { exit_code: *exit_code }).await,
@@ -170,21 +170,21 @@ pub async fn run(g: &Global, inv: &Invocation, deadline: Deadline) -> Outcome {
     };
     let mut outcome = match outcome {
         Ok(o) => o,
-        Err(e) => return Outcome::Failed(e),
+        Err(e) => return InvocationOutcome::Failed(e),
     };
     // `verify` fails with a file that does not parse, after the drift.
     if let render::Outcome::Verify(v) = &mut outcome {
         if let Some(e) = v.unreadable.take() {
-            return Outcome::Failed(*e);
+            return InvocationOutcome::Failed(*e);
         }
     }
     match json_of(&outcome) {
-        Ok(json) => Outcome::Done {
+        Ok(json) => InvocationOutcome::Done {
             json,
             code: outcome.exit_code(),
             up: None,
         },
-        Err(e) => Outcome::Failed(Error::Other(format!("the JSON of `{}` does not parse: {e}", inv.command.name()))),
+        Err(e) => InvocationOutcome::Failed(Error::Other(format!("the JSON of `{}` does not parse: {e}", inv.command.name()))),
     }
 }
 
@@ -199,7 +199,13 @@ struct Seen {
     created_database: bool,
 }
 
-async fn up(cfg: &Config, target: Option<i64>, dry_run: bool, deadline: Deadline, last_wait: &Arc<Mutex<Option<String>>>) -> Outcome {
+async fn up(
+    cfg: &Config,
+    target: Option<i64>,
+    dry_run: bool,
+    deadline: Deadline,
+    last_wait: &Arc<Mutex<Option<String>>>,
+) -> InvocationOutcome {
     let started = Instant::now();
     let opts = UpOptions {
         target,
@@ -234,7 +240,7 @@ async fn up(cfg: &Config, target: Option<i64>, dry_run: bool, deadline: Deadline
                 .cloned()
                 .collect::<Vec<_>>()
         });
-        Outcome::Incomplete(Incomplete {
+        InvocationOutcome::Incomplete(Incomplete {
             target: s.target.clone().unwrap_or_else(|| cfg.target_display()),
             applied: s.applied.clone(),
             remaining,
@@ -251,16 +257,16 @@ async fn up(cfg: &Config, target: Option<i64>, dry_run: bool, deadline: Deadline
                 duration_ms: started.elapsed().as_millis() as u64,
             });
             match json_of(&o) {
-                Ok(json) => Outcome::Done {
+                Ok(json) => InvocationOutcome::Done {
                     json,
                     code: 0,
                     up: Some(r),
                 },
-                Err(e) => Outcome::Failed(Error::Other(format!("the JSON of `up` does not parse: {e}"))),
+                Err(e) => InvocationOutcome::Failed(Error::Other(format!("the JSON of `up` does not parse: {e}"))),
             }
         }
         Ok(Err(Error::Interrupted { signal, stopped, .. })) if signal == DEADLINE => incomplete(stopped),
-        Ok(Err(e)) => Outcome::Failed(e),
+        Ok(Err(e)) => InvocationOutcome::Failed(e),
         Err(_) => {
             // Abandoned one second before the deadline: the run did not stop
             // by itself (a connect, a lock wait or a rollback took too long).

@@ -36,7 +36,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 
 use self::deadline::Deadline;
-use self::invoke::Outcome;
+use self::invoke::InvocationOutcome;
 use self::request::{Command, Request};
 use crate::cli::{Global, LambdaArgs};
 use crate::error::{self, Error, Result};
@@ -171,26 +171,26 @@ impl Handler {
 
 /// A direct invocation's answer: the JSON, or a function error where the
 /// CLI exits non-zero. The JSON is logged either way.
-fn answer(command: &Command, outcome: Outcome) -> std::result::Result<Value, Diagnostic> {
+fn answer(command: &Command, outcome: InvocationOutcome) -> std::result::Result<Value, Diagnostic> {
     let fail = |kind: &str, message: String| Diagnostic {
         error_type: format!("chatmigrate.{kind}"),
         error_message: message,
     };
     match outcome {
-        Outcome::Done { json, code: 0, .. } => {
+        InvocationOutcome::Done { json, code: 0, .. } => {
             println!("{json}");
             Ok(json)
         }
-        Outcome::Done { json, .. } => {
+        InvocationOutcome::Done { json, .. } => {
             println!("{json}");
             let (kind, message) = found(command, &json);
             Err(fail(kind, message))
         }
-        Outcome::Incomplete(i) => {
+        InvocationOutcome::Incomplete(i) => {
             println!("{}", i.json());
             Err(fail("incomplete", format!("{}\nhint: {}", i.message(), i.hint())))
         }
-        Outcome::Failed(e) => {
+        InvocationOutcome::Failed(e) => {
             // The JSON error object, as `--format json` prints it (a lint
             // refusal with its report), to the log.
             crate::render::error_json(&mut std::io::stdout().lock(), &e);

@@ -51,7 +51,7 @@ mod tests {
         assert_eq!(
             crate::lint::testing::render(
                 "changing-column-type",
-                crate::config::BackendKind::Postgres,
+                crate::settings::BackendKind::Postgres,
                 &["CREATE TABLE msg (chatid integer);", "ALTER TABLE msg ALTER COLUMN chatid TYPE bigint;"]
             ),
             "V2__m.sql:1:1: error[changing-column-type]: changing msg.chatid from integer to bigint rewrites msg and rebuilds its indexes while it holds an ACCESS EXCLUSIVE lock: no reads or writes until it ends
@@ -69,7 +69,7 @@ mod tests {
     #[test]
     fn widening_text_and_new_tables_are_fine() {
         let r = "changing-column-type";
-        let pgk = crate::config::BackendKind::Postgres;
+        let pgk = crate::settings::BackendKind::Postgres;
         assert_eq!(
             crate::lint::testing::render(
                 r,

@@ -4,7 +4,7 @@
 
 use pg_query::protobuf::AlterTableType as At;
 
-use crate::config::BackendKind;
+use crate::capabilities::Property;
 use crate::lint::facts::Kind;
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
 
@@ -13,7 +13,7 @@ pub static RULE: Rule = Rule {
     level: Level::Error,
     summary: "ALTER TYPE or DROP of a distribution column",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::Citus),
+    scope: Scope::Having(Property::DistributedTables),
     check,
 };
 
@@ -45,8 +45,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "citus-distribution-column-change";
 

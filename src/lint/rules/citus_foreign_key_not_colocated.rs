@@ -4,7 +4,7 @@
 //! must live in the same shard group: same colocation group, distribution
 //! columns at the same position of the key.
 
-use crate::config::BackendKind;
+use crate::capabilities::Property;
 use crate::lint::ast::Type;
 use crate::lint::facts::{Group, Kind};
 use crate::lint::rules::citus_foreign_key_to_distributed::{describe, fk_events};
@@ -15,7 +15,7 @@ pub static RULE: Rule = Rule {
     level: Level::Error,
     summary: "foreign key between distributed tables that are not colocated on their distribution columns",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::Citus),
+    scope: Scope::Having(Property::DistributedTables),
     check,
 };
 
@@ -115,8 +115,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "citus-foreign-key-not-colocated";
 

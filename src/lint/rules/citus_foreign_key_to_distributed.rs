@@ -4,7 +4,7 @@
 //! against them, and Citus refuses the key. Checked where the key is added,
 //! and where a table holding such a key is made a reference table.
 
-use crate::config::BackendKind;
+use crate::capabilities::Property;
 use crate::lint::facts::{self, ForeignKey, Kind, Pos};
 use crate::lint::{Ctx, Hit, Level, Rule, Scope};
 
@@ -13,7 +13,7 @@ pub static RULE: Rule = Rule {
     level: Level::Error,
     summary: "foreign key from a reference or local table to a distributed table",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::Citus),
+    scope: Scope::Having(Property::DistributedTables),
     check,
 };
 
@@ -112,8 +112,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "citus-foreign-key-to-distributed";
 

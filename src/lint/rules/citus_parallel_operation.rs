@@ -9,7 +9,7 @@
 use pg_query::protobuf::ObjectType;
 use pg_query::NodeEnum;
 
-use crate::config::BackendKind;
+use crate::capabilities::Property;
 use crate::lint::facts::{self, Kind};
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
 use crate::migration::TxMode;
@@ -19,7 +19,7 @@ pub static RULE: Rule = Rule {
     level: Level::Error,
     summary: "CREATE TYPE/SCHEMA/FUNCTION or a reference-table write after a parallel distributed operation in one transaction",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::Citus),
+    scope: Scope::Having(Property::DistributedTables),
     check,
 };
 
@@ -126,8 +126,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "citus-parallel-operation";
 

@@ -6,7 +6,7 @@
 
 use pg_query::NodeEnum;
 
-use crate::config::BackendKind;
+use crate::capabilities::Property;
 use crate::lint::facts::{self, Kind};
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
 
@@ -15,7 +15,7 @@ pub static RULE: Rule = Rule {
     level: Level::Error,
     summary: "PRIMARY KEY / UNIQUE on a distributed table without its distribution column",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::Citus),
+    scope: Scope::Having(Property::DistributedTables),
     check,
 };
 
@@ -84,8 +84,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "citus-unique-without-distribution-column";
 

@@ -8,7 +8,7 @@
 
 use pg_query::NodeEnum;
 
-use crate::config::BackendKind;
+use crate::capabilities::Property;
 use crate::lint::{Ctx, Hit, Level, Rule, Scope};
 use crate::migration::TxMode;
 
@@ -17,7 +17,7 @@ pub static RULE: Rule = Rule {
     level: Level::Error,
     summary: "SET / RESET outside a transaction does not persist between Data API calls",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::RdsData),
+    scope: Scope::Having(Property::NoSessionState),
     check,
 };
 
@@ -56,8 +56,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "data-api-session-setting";
 

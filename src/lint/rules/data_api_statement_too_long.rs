@@ -3,7 +3,7 @@
 //! takes at most 65,536 characters of SQL and rejects longer ones; the limit
 //! comes from the backend's capabilities.
 
-use crate::config::BackendKind;
+use crate::capabilities::Property;
 use crate::lint::{Ctx, Hit, Level, Rule, Scope};
 
 pub static RULE: Rule = Rule {
@@ -11,7 +11,7 @@ pub static RULE: Rule = Rule {
     level: Level::Error,
     summary: "statement longer than the Data API accepts (65,536 characters)",
     ignorable: false,
-    scope: Scope::Backend(BackendKind::RdsData),
+    scope: Scope::Having(Property::StatementSizeLimit),
     check,
 };
 
@@ -34,8 +34,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "data-api-statement-too-long";
 

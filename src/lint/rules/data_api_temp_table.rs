@@ -5,7 +5,7 @@
 
 use pg_query::NodeEnum;
 
-use crate::config::BackendKind;
+use crate::capabilities::Property;
 use crate::lint::{ast, Ctx, Hit, Level, Rule, Scope};
 use crate::migration::TxMode;
 
@@ -14,7 +14,7 @@ pub static RULE: Rule = Rule {
     level: Level::Error,
     summary: "temporary table used across statements outside a transaction on the Data API",
     ignorable: true,
-    scope: Scope::Backend(BackendKind::RdsData),
+    scope: Scope::Having(Property::NoSessionState),
     check,
 };
 
@@ -58,8 +58,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::render;
+    use crate::settings::BackendKind;
 
     const R: &str = "data-api-temp-table";
 

@@ -86,8 +86,8 @@ mod tests {
 
     #[test]
     fn on_a_distributed_table_the_index_shown_has_the_distribution_column() {
-        use crate::config::BackendKind;
         use crate::lint::testing::render;
+        use crate::settings::BackendKind;
         let out = render(
             "disallowed-unique-constraint",
             BackendKind::Citus,

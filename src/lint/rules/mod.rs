@@ -1,5 +1,5 @@
 //! One module per lint rule; each exposes `pub static RULE` and is listed
-//! once in [`crate::lint::RULES`]. Each has its page in docs/rules/<id>.md.
+//! once in [`crate::lint::RULES`]. Each has its page in `docs/rules/<id>.md`.
 
 pub mod adding_field_with_default;
 pub mod adding_not_nullable_field;

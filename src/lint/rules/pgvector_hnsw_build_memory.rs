@@ -68,8 +68,8 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::BackendKind;
     use crate::lint::testing::{pg, render};
+    use crate::settings::BackendKind;
 
     const BUILD: &str = "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON v USING hnsw (e vector_l2_ops);\n";
 

@@ -81,7 +81,7 @@ V1__m.sql:3:1: warning[unused-ignore]: ignore of `no-such-rule`: no rule has thi
         );
         // The statement-level ignore covers only the statement below it.
         let both = crate::lint::testing::lint_files(
-            crate::config::BackendKind::Postgres,
+            crate::settings::BackendKind::Postgres,
             &["SELECT 1;\n-- chatmigrate:ignore prefer-timestamptz -- legacy column\nCREATE TABLE a (x timestamp);\nCREATE TABLE b (y timestamp);\n"],
         );
         let rules: Vec<(&str, usize)> = both.findings.iter().map(|f| (f.rule, f.location.line)).collect();
