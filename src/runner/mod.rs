@@ -27,6 +27,7 @@
 mod create_database;
 mod down;
 mod event;
+mod fixrun;
 mod gate;
 mod lock_retry;
 mod lost;

@@ -108,8 +108,8 @@ pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOption
     // The set split into statements, once per run (when something is pending).
     let mut split = None;
     // An adopt fix (`adopt --write-fix`) runs alone and is logged, not recorded.
-    if crate::schema::fixrun::is_fix(local) {
-        return crate::schema::fixrun::up(cfg, local, opts, events, first).await;
+    if super::fixrun::is_fix(local) {
+        return super::fixrun::up(cfg, local, opts, events, first).await;
     }
     if matches!(first, Err(Error::DatabaseMissing { .. })) && cfg.create_database && !opts.dry_run {
         // Every file is pending in a new database: a syntax error or a lint

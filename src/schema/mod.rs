@@ -10,13 +10,13 @@
 //! - [`scratch`]: the migrations applied to a temporary (or dev) database.
 //! - [`objects`]: what a migration's statements create.
 //! - [`live`]: the gate's one query per run.
-//! - [`fix`] and [`fixrun`]: `adopt --write-fix`, and `up` on such a file.
+//! - [`fix`]: `adopt --write-fix` (`up` on such a file is the runner's:
+//!   `runner/fixrun.rs`).
 //!
 //! Used by `chatmigrate adopt`, `chatmigrate diff` and the runner's gate.
 
 pub mod diff;
 pub mod fix;
-pub mod fixrun;
 pub mod introspect;
 pub mod live;
 pub mod model;

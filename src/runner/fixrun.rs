@@ -209,8 +209,8 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, opts: &UpOpt
 /// The gate every migration passes: objects that exist already, then the
 /// error-level lint rules with the live sizes.
 async fn gate(b: &mut dyn Backend, cfg: &Config, set: &[SplitMigration]) -> Result<()> {
-    let read = super::live::read(b, cfg, set, &[(0, 0)]).await?;
-    super::live::refuse(&b.target(), read.existing)?;
+    let read = crate::schema::live::read(b, cfg, set, &[(0, 0)]).await?;
+    crate::schema::live::refuse(&b.target(), read.existing)?;
     let opts = lint::Options {
         live: Some(Arc::new(read.live)),
         ..crate::config::lint_options(cfg)
