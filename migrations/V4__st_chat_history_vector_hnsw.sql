@@ -1,8 +1,9 @@
 -- chatmigrate:no-transaction
 --
 -- HNSW index for nearest-neighbour search on chat_vector. The application
--- stores normalised embeddings, so L2 order equals cosine order and
--- vector_l2_ops serves cosine similarity (docs/schema.md).
+-- stores normalised embeddings, so L2 order equals cosine order and the L2
+-- class (vector_l2_ops, or halfvec_l2_ops for a halfvec column: the
+-- embedding_type placeholder) serves cosine similarity (docs/schema.md).
 --
 -- Built CONCURRENTLY (writes continue during the build), so this file runs
 -- statement by statement outside a transaction; an HNSW build wants more
@@ -10,6 +11,6 @@
 SET maintenance_work_mem = '256MB';
 
 CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_st_chat_history_vector_hnsw
-    ON st_chat_history_vector_table USING hnsw (chat_vector vector_l2_ops);
+    ON st_chat_history_vector_table USING hnsw (chat_vector ${embedding_type}_l2_ops);
 
 RESET maintenance_work_mem;

@@ -41,6 +41,9 @@ pub struct Global {
     /// Migration directory; repeat for several [default: the environment's migrations, else the built-in set].
     #[arg(long = "migrations", global = true, value_name = "DIR")]
     pub migrations: Vec<PathBuf>,
+    /// A value for `${NAME}` in the migrations, over the config file's; repeat for several (docs/migrations.md) [default: the environment's placeholders].
+    #[arg(long = "placeholder", global = true, value_name = "NAME=VALUE")]
+    pub placeholders: Vec<String>,
     /// Config file [default: CHATMIGRATE_CONFIG, else ./chatmigrate.toml if present].
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -85,6 +88,13 @@ pub enum Command {
             recorded with the statements done, and the next `up` resumes it)
   130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM; the next `up` continues")]
     Up(UpArgs),
+    /// Revert the last applied migration (or several) with its undo file, V{n}__{name}.undo.sql.
+    #[command(after_help = "Exit codes:
+  0         undone, or nothing to undo
+  2         error; a transactional undo was rolled back (without a transaction:
+            logged with the statements done, and the next `down` resumes it)
+  130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM; the next `down` continues")]
+    Down(DownArgs),
     /// Show every migration and its state: applied, pending, changed, renamed, missing, partial, failed.
     #[command(after_help = "Exit codes:
   0  ok (with --exit-code: every migration is applied)
@@ -273,6 +283,19 @@ pub struct UpArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Undo every applied migration above this version (0: all) [default: the last applied one].
+    #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
+    pub target: Option<i64>,
+    /// Undo the last N applied migrations [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub steps: Option<u32>,
+    /// Print the exact statements that would be sent, with transaction boundaries; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Exit 1 when a migration is pending, changed, renamed, missing, partial or failed.
     #[arg(long)]
@@ -289,6 +312,9 @@ pub struct NewArgs {
     /// Start the file with `-- chatmigrate:no-transaction`.
     #[arg(long)]
     pub no_transaction: bool,
+    /// Also create its undo file, V<version>__<name>.undo.sql, for `chatmigrate down`.
+    #[arg(long)]
+    pub undo: bool,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,10 @@ pub struct File {
     pub default_env: Option<String>,
     #[serde(default)]
     pub environments: BTreeMap<String, EnvFile>,
+    /// `[placeholders]`: values for `${name}` in migrations, for every
+    /// environment (docs/migrations.md).
+    #[serde(default)]
+    pub placeholders: BTreeMap<String, crate::placeholders::FileValue>,
 }
 
 /// One `[environments.<name>]` table.
@@ -116,6 +120,9 @@ pub struct EnvFile {
     /// `transaction_keepalive` above are its aliases.
     #[serde(rename = "rds-data")]
     pub rds_data: Option<crate::backend::rds_data::Table>,
+    /// `[environments.<name>.placeholders]`: this environment's values for
+    /// `${name}` in migrations, over the file's `[placeholders]`.
+    pub placeholders: Option<BTreeMap<String, crate::placeholders::FileValue>>,
 }
 
 /// What the command line (or a library caller) overrides: the input of
@@ -136,6 +143,8 @@ pub struct Overrides {
     pub create_database: bool,
     /// `--allow-out-of-order`.
     pub allow_out_of_order: bool,
+    /// `--placeholder name=value`, in order (a later one wins).
+    pub placeholders: Vec<(String, String)>,
 }
 
 /// The process environment as [`Config::load`] reads it (`DATABASE_URL`,
@@ -217,6 +226,7 @@ impl Config {
             dev_url: None,
             password_env_unset: None,
             dev: DevMark::NoEnvironment,
+            placeholders: BTreeMap::new(),
         }
     }
 
@@ -274,6 +284,16 @@ impl Config {
             });
         }
         let mut unset_password = None;
+        for (k, v) in file.iter().flat_map(|f| &f.placeholders) {
+            let from = "[placeholders]".to_string();
+            c.placeholders.insert(
+                k.clone(),
+                crate::placeholders::Given {
+                    value: v.to_string(),
+                    from,
+                },
+            );
+        }
         if let Some(name) = &env_name {
             let shown = path
                 .as_ref()
@@ -295,6 +315,16 @@ impl Config {
                         "environment `{name}` uses the rds-data backend, which reaches the database through resource_arn and secret_arn, not a URL"
                     ),
                 });
+            }
+            for (k, v) in e.placeholders.iter().flatten() {
+                let from = format!("[environments.{name}.placeholders]");
+                c.placeholders.insert(
+                    k.clone(),
+                    crate::placeholders::Given {
+                        value: v.to_string(),
+                        from,
+                    },
+                );
             }
             apply_file(&mut c, e, &base, env).map_err(|err| match (err, &path) {
                 // Point at the value in the file: `chatmigrate.toml:7:19`.
@@ -389,6 +419,11 @@ impl Config {
         }
         c.create_database |= o.create_database;
         c.allow_out_of_order |= o.allow_out_of_order;
+        for (k, v) in &o.placeholders {
+            let from = "--placeholder".to_string();
+            c.placeholders
+                .insert(k.clone(), crate::placeholders::Given { value: v.clone(), from });
+        }
         // PGPASSWORD, a URL's password, a secret or an IAM token count too.
         if c.pg.password.is_none() && c.aws.secret_arn.is_none() && !c.aws.iam_auth && c.backend != BackendKind::RdsData {
             c.password_env_unset = unset_password;
@@ -976,6 +1011,10 @@ mod tests {
         let dbg = format!("{e:?}");
         assert!(!dbg.contains("None"), "a key is missing from docs/config.reference.toml: {dbg}");
         assert!(f.default_env.is_some());
+        assert!(
+            !f.placeholders.is_empty(),
+            "[placeholders] is missing from docs/config.reference.toml"
+        );
     }
 
     #[test]

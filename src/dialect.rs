@@ -320,6 +320,50 @@ impl ToolSql {
         )
     }
 
+    /// What `down` writes for `row` (status undo-step, undo-failed or undo;
+    /// `row.checksum`: the undo file's), fenced by the lease `owner` on a
+    /// lease holder: see `history_undone.sql`, `history_undo_step.sql`.
+    pub fn undo_history(&self, row: &Row, execution_ms: Value, owner: Option<&Value>) -> String {
+        let fence = match owner {
+            Some(o) => format!(
+                "AND EXISTS (SELECT 1 FROM {} WHERE name = 'migrations' AND owner = {} AND pid IS NULL AND expires_at > now() FOR KEY SHARE)",
+                self.lease,
+                o.literal()
+            ),
+            None => String::new(),
+        };
+        let fill = |t: &str| self.fill(strip_comments(t)).replace("{fence}", &fence);
+        match row.status {
+            crate::history::Status::Undone => Self::bind(
+                &fill(sql!("history_undone")),
+                &[
+                    Value::Int(row.version),
+                    Value::Text(row.name.clone()),
+                    Value::Text(row.checksum.clone()),
+                    Value::Int(row.statements_total.into()),
+                    execution_ms,
+                    Value::Text(row.backend.clone()),
+                ],
+            ),
+            status => Self::bind(
+                &fill(sql!("history_undo_step")),
+                &[
+                    Value::Int(row.version),
+                    Value::Text(status.as_str().into()),
+                    Value::Text(row.checksum.clone()),
+                    Value::Int(row.statements_done.into()),
+                    Value::Int(row.statements_total.into()),
+                    Value::opt_text(row.error.as_deref()),
+                ],
+            ),
+        }
+    }
+
+    /// How far an interrupted no-transaction undo got (`undo_progress.sql`).
+    pub fn undo_progress(&self, version: i64) -> String {
+        Self::bind(&self.fill(strip_comments(sql!("undo_progress"))), &[Value::Int(version)])
+    }
+
     pub fn delete_history(&self, version: i64) -> String {
         Self::bind(&self.fill(sql!("history_delete")), &[Value::Int(version)])
     }

@@ -56,13 +56,32 @@ impl EmbeddedSet {
 
 static EMBEDDED: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/migrations");
 
-/// The `.sql` files of a directory compiled in with `include_dir!`, as (file
-/// name, bytes), sorted.
+/// The suffix of an undo file (`V3__add_theme_index.undo.sql` reverts
+/// `V3__add_theme_index.sql`; `undo.rs`): not a migration of the set.
+pub const UNDO_SUFFIX: &str = ".undo.sql";
+
+/// Whether `file_name` is an undo file's.
+pub fn is_undo_file(file_name: &str) -> bool {
+    file_name.ends_with(UNDO_SUFFIX) && file_name.len() > UNDO_SUFFIX.len()
+}
+
+/// The `.sql` files of a directory compiled in with `include_dir!` that
+/// are migrations (not undo files), as (file name, bytes), sorted.
 pub fn dir_files(dir: &'static include_dir::Dir<'static>) -> Vec<(&'static str, &'static [u8])> {
+    sql_files(dir, false)
+}
+
+/// The undo files (`*.undo.sql`) of a directory compiled in with
+/// `include_dir!`, as (file name, bytes), sorted.
+pub fn dir_undo_files(dir: &'static include_dir::Dir<'static>) -> Vec<(&'static str, &'static [u8])> {
+    sql_files(dir, true)
+}
+
+fn sql_files(dir: &'static include_dir::Dir<'static>, undo: bool) -> Vec<(&'static str, &'static [u8])> {
     let mut files: Vec<_> = dir
         .files()
         .filter_map(|f| Some((f.path().file_name()?.to_str()?, f.contents())))
-        .filter(|(n, _)| n.ends_with(".sql"))
+        .filter(|(n, _)| n.ends_with(".sql") && is_undo_file(n) == undo)
         .collect();
     files.sort();
     files
@@ -71,4 +90,9 @@ pub fn dir_files(dir: &'static include_dir::Dir<'static>) -> Vec<(&'static str, 
 /// The embedded portable set's files as (file name, bytes).
 pub fn embedded_files() -> Vec<(&'static str, &'static [u8])> {
     dir_files(&EMBEDDED)
+}
+
+/// The embedded portable set's undo files as (file name, bytes).
+pub fn embedded_undo_files() -> Vec<(&'static str, &'static [u8])> {
+    dir_undo_files(&EMBEDDED)
 }

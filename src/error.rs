@@ -152,6 +152,19 @@ pub enum Error {
     UnknownDirective { location: Location, directive: String },
     #[error("{location}: {message}")]
     BadDirective { location: Location, message: String },
+    /// An undo file that belongs to no migration, or a `down` that cannot
+    /// run (`at`: the file, or the command).
+    #[error("{at}: {message}")]
+    Undo { at: String, message: String, hint: String },
+    /// A placeholder that has no value, or a value that cannot be used;
+    /// `at` is `file:line:col` (then `location` is set) or the setting.
+    #[error("{at}: {message}")]
+    Placeholder {
+        at: String,
+        message: String,
+        hint: String,
+        location: Option<Location>,
+    },
     /// Error-level lint findings (at least one) in the files about to run.
     #[error("{}", lint_line(.0))]
     Lint(Box<crate::findings::Report>),
@@ -353,7 +366,7 @@ impl Error {
             Io { .. } => "check the path and its permissions".into(),
             SqlSyntax { .. } => "fix the SQL at that position; nothing was sent to the database".into(),
             UnknownDirective { .. } | BadDirective { .. } => {
-                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, citus-parallel, adopt-fix, ignore <rule> -- <reason>".into()
+                "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, citus-parallel, adopt-fix, placeholders-in-dollar-quotes, ignore <rule> -- <reason>".into()
             }
             Lint(report) => {
                 // The help's first line; its SQL, if any, is in the report below.
@@ -447,6 +460,8 @@ impl Error {
                 "set history_schema to a schema that is not distributed (chatmigrate creates a missing one as a regular schema, whatever citus.enable_schema_based_sharding says), or make `{schema}` a regular schema again on the coordinator: SELECT citus_schema_undistribute('{schema}') (it also makes the other tables of `{schema}` local)"
             ),
             Usage { hint, .. } => hint.clone(),
+            Placeholder { hint, .. } => hint.clone(),
+            Undo { hint, .. } => hint.clone(),
             Schema { hint, .. } => hint.clone(),
             Internal { .. } => {
                 "please report it with this output, `chatmigrate --version` and the command you ran (RUST_BACKTRACE=1 adds a backtrace)".into()
@@ -465,6 +480,7 @@ impl Error {
             | BadDirective { location, .. }
             | Migration { location, .. }
             | LockNotAvailable { location, .. } => Some(location),
+            Placeholder { location, .. } => location.as_ref(),
             _ => None,
         }
     }
@@ -507,6 +523,9 @@ impl Error {
             | SqlSyntax { .. }
             | UnknownDirective { .. }
             | BadDirective { .. } => "migration-file",
+            Placeholder { location: Some(_), .. } => "migration-file",
+            Placeholder { location: None, .. } => "config",
+            Undo { .. } => "plan",
             Lint(_) => "lint",
             ChecksumDrift { .. }
             | NameDrift { .. }
@@ -701,6 +720,10 @@ pub enum NameProblem {
     EmptyName,
     /// `V1__a-b.sql`.
     NameChars,
+    /// `U{n}__{name}.sql`: refinery's unversioned migration (not an undo).
+    RefineryUnversioned,
+    /// `R__{name}.sql`: Flyway's repeatable migration, not run here.
+    Repeatable,
 }
 
 impl std::fmt::Display for NameProblem {
@@ -714,6 +737,10 @@ impl std::fmt::Display for NameProblem {
             NameProblem::VersionNotDigits => ": the version must be digits only",
             NameProblem::EmptyName => ": the name after the two underscores is empty",
             NameProblem::NameChars => ": the name may hold only letters, digits and underscores",
+            NameProblem::RefineryUnversioned => {
+                ": U is refinery's unversioned migration, which chatmigrate does not run (docs/migrations.md#refinerys-u-files)"
+            }
+            NameProblem::Repeatable => ": R__ is a repeatable migration, which this chatmigrate does not run (docs/migrations.md)",
         })
     }
 }
@@ -721,7 +748,15 @@ impl std::fmt::Display for NameProblem {
 impl NameProblem {
     /// The next step, for the `hint:` line.
     pub fn hint(&self) -> &'static str {
-        "rename the file, or create one with `chatmigrate new <name>`"
+        match self {
+            NameProblem::RefineryUnversioned => {
+                "rename it to V{n}__{name}.sql and apply it with `chatmigrate up --allow-out-of-order` (which applies a file below the highest applied version)"
+            }
+            NameProblem::Repeatable => {
+                "make it a versioned migration (`chatmigrate new <name>`) with CREATE OR REPLACE, and add a new version each time it changes"
+            }
+            _ => "rename the file, or create one with `chatmigrate new <name>`",
+        }
     }
 }
 

@@ -14,6 +14,13 @@ pub enum Status {
     /// A non-transactional migration stopped on an error after
     /// `statements_done` statements.
     Failed,
+    /// `down`: written, never stored in the row's status. A no-transaction
+    /// undo finished `statements_done` of its statements (a log entry).
+    Undoing,
+    /// `down`: an undo statement failed (a log entry with the error).
+    UndoFailed,
+    /// `down`: the undo is done; the row is removed and the log says so.
+    Undone,
 }
 
 impl Status {
@@ -22,6 +29,9 @@ impl Status {
             Status::Applied => "applied",
             Status::Partial => "partial",
             Status::Failed => "failed",
+            Status::Undoing => "undo-step",
+            Status::UndoFailed => "undo-failed",
+            Status::Undone => "undo",
         }
     }
 

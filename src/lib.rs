@@ -64,13 +64,16 @@ mod layers;
 mod lint;
 mod location;
 mod migration;
+mod placeholders;
 mod plan;
 mod render;
 mod retry;
 mod runner;
 mod schema;
 mod settings;
+mod shipped_checksums;
 mod sql;
+mod undo;
 mod value;
 mod vector_index;
 
@@ -82,7 +85,7 @@ pub use error::{DbError, Error, ExistingObject, Location, Result};
 use migration::Source;
 pub use migration::{Directives, Ignore, Migration, NameProblem, PathProblem, TxMode};
 pub use plan::{Entry, State};
-pub use runner::{Applied, UpReport, DEADLINE};
+pub use runner::{Applied, DownReport, Undone, UpReport, DEADLINE};
 
 /// Compiles a directory of `V{version}__{name}.sql` files (relative to the
 /// calling crate's `Cargo.toml`) into the binary as an [`EmbeddedSet`] for
@@ -151,7 +154,19 @@ impl Migrator {
         self
     }
 
-    /// Applies nothing above this version.
+    /// A value for `${name}` in the migrations, over the config file's
+    /// (docs/migrations.md); e.g. `.placeholder("embedding_dimensions", "1536")`
+    /// for the chat schema. Checked when the migrations are loaded.
+    pub fn placeholder(mut self, name: impl Into<String>, value: impl Into<String>) -> Migrator {
+        let from = "Migrator::placeholder".to_string();
+        self.config
+            .placeholders
+            .insert(name.into(), placeholders::Given { value: value.into(), from });
+        self
+    }
+
+    /// Applies nothing above this version (`up`); undoes every applied
+    /// migration above it (`down`).
     pub fn target(mut self, version: i64) -> Migrator {
         self.target = Some(version);
         self
@@ -172,6 +187,19 @@ impl Migrator {
     /// The configuration this migrator runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Reverts applied migrations with their undo files
+    /// (`V{n}__{name}.undo.sql`, docs/migrations.md): every one above
+    /// [`Migrator::target`] when it is set, else the last applied one.
+    pub async fn down(&self) -> Result<DownReport> {
+        let opts = runner::DownOptions {
+            target: self.target,
+            steps: None,
+            dry_run: false,
+            handle_signals: false,
+        };
+        runner::down(&self.config, &opts, &mut |_| {}).await
     }
 
     /// Applies pending migrations.

@@ -50,6 +50,9 @@ pub struct Directives {
     /// --write-fix`; `up` runs it alone, statement by statement, and records
     /// it in the history log only (docs/adopt.md). Needs `no-transaction`.
     pub adopt_fix: bool,
+    /// `-- chatmigrate:placeholders-in-dollar-quotes`: substitute
+    /// placeholders inside dollar-quoted bodies too (`placeholders.rs`).
+    pub placeholders_in_dollar_quotes: bool,
 }
 
 /// One `-- chatmigrate:ignore <rule>[, <rule>...] -- <reason>` comment.
@@ -82,6 +85,9 @@ pub struct Migration {
     pub checksum: String,
     /// What its leading comments ask for.
     pub directives: Directives,
+    /// Checksums of earlier texts of this file that are not drift (the
+    /// shipped chat schema's; `shipped_checksums.rs`).
+    pub(crate) earlier_checksums: &'static [&'static str],
 }
 
 /// A migration split into its statements by libpg_query: what runs, is
@@ -157,6 +163,12 @@ pub(crate) fn split_set(set: &[Migration], targets: impl IntoIterator<Item = usi
 }
 
 impl Migration {
+    /// Whether a history row's `checksum` is this file's: its own, or an
+    /// earlier one the shipped file accepts.
+    pub(crate) fn checksum_matches(&self, checksum: &str) -> bool {
+        self.checksum == checksum || self.earlier_checksums.contains(&checksum)
+    }
+
     /// In one transaction, or statement by statement (`no-transaction`).
     pub fn tx_mode(&self) -> TxMode {
         if self.directives.no_transaction {
@@ -194,6 +206,7 @@ impl Migration {
             sql: text,
             checksum,
             directives,
+            earlier_checksums: &[],
         })
     }
 
@@ -217,7 +230,7 @@ impl Migration {
                 let (word, arg) = split_directive(body.trim_start_matches("chatmigrate:"));
                 match word {
                     "ignore" => ignores.push(parse_ignore(&location, arg, Some(i))?),
-                    "no-transaction" | "lock-timeout" | "statement-timeout" | "citus-parallel" => {
+                    "no-transaction" | "lock-timeout" | "statement-timeout" | "citus-parallel" | "placeholders-in-dollar-quotes" => {
                         return Err(Error::BadDirective {
                             location,
                             message: format!("`{word}` works only in the comments at the top of the file, before the first statement"),
@@ -269,6 +282,16 @@ pub fn check_file_name(file_name: &str, path: &str) -> Result<(i64, String)> {
             NameProblem::Form
         }));
     };
+    let refinery_u = stem
+        .strip_prefix('U')
+        .and_then(|r| r.split_once("__"))
+        .is_some_and(|(d, n)| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty());
+    if refinery_u {
+        return Err(bad(NameProblem::RefineryUnversioned));
+    }
+    if stem.strip_prefix("R__").is_some_and(|n| !n.is_empty()) {
+        return Err(bad(NameProblem::Repeatable));
+    }
     let rest = match (stem.strip_prefix('V'), stem.strip_prefix('v')) {
         (Some(rest), _) => rest,
         (None, Some(_)) if starts_like_one => return Err(bad(NameProblem::LowercaseV)),
@@ -386,6 +409,15 @@ fn parse_directives(path: &str, text: &str) -> Result<Directives> {
                 adopt_fix_line = Some(location);
                 d.adopt_fix = true;
             }
+            "placeholders-in-dollar-quotes" => {
+                if !arg.is_empty() {
+                    return Err(Error::BadDirective {
+                        location,
+                        message: format!("placeholders-in-dollar-quotes takes no argument, got `{arg}`"),
+                    });
+                }
+                d.placeholders_in_dollar_quotes = true;
+            }
             // `off` / `0`: no timeout for this file (PostgreSQL's 0).
             "lock-timeout" => d.lock_timeout = Some(duration("lock-timeout", value::LOCK_TIMEOUT)?),
             "statement-timeout" => d.statement_timeout = Some(duration("statement-timeout", value::STATEMENT_TIMEOUT)?),
@@ -468,19 +500,42 @@ pub use crate::embedded::embedded_files;
 pub struct ExtraSet {
     /// Shown in the files' paths: `embedded:<label>/<file>`.
     pub label: &'static str,
-    /// The files as (file name, bytes), sorted.
+    /// The files as (file name, bytes), sorted; no undo files.
     pub files: fn() -> Vec<(&'static str, &'static [u8])>,
+    /// Its undo files (`*.undo.sql`, `chatmigrate down`'s) as (file name,
+    /// bytes), sorted.
+    pub undo_files: fn() -> Vec<(&'static str, &'static [u8])>,
+}
+
+/// The embedded undo files (`*.undo.sql`) of the portable set and of the
+/// backend's `extra` sets, as (file name, bytes, path prefix).
+pub fn embedded_undo_files(extra: &[ExtraSet]) -> Vec<(&'static str, &'static [u8], String)> {
+    let mut out: Vec<_> = crate::embedded::embedded_undo_files()
+        .into_iter()
+        .map(|(n, b)| (n, b, "embedded:".to_string()))
+        .collect();
+    for set in extra {
+        out.extend(
+            (set.undo_files)()
+                .into_iter()
+                .map(|(n, b)| (n, b, format!("embedded:{}/", set.label))),
+        );
+    }
+    out.sort();
+    out
 }
 
 /// Loads and checks a whole set, sorted by version. The embedded set is
 /// the portable set plus the backend's `extra` sets (Citus: its citus-only
-/// files).
+/// files). Undo files are not in it (`undo.rs` reads them).
 pub fn load(source: &Source, extra: &[ExtraSet]) -> Result<Vec<Migration>> {
     let mut out = Vec::new();
     match source {
         Source::Embedded => {
             for (name, bytes) in embedded_files() {
-                out.push(parse_guarded(name, &format!("embedded:{name}"), bytes)?);
+                let mut m = parse_guarded(name, &format!("embedded:{name}"), bytes)?;
+                m.earlier_checksums = crate::shipped_checksums::earlier(name);
+                out.push(m);
             }
             for set in extra {
                 for (name, bytes) in (set.files)() {
@@ -621,6 +676,10 @@ fn load_entries(entries: &[(std::ffi::OsString, std::fs::DirEntry)], out: &mut V
         let kind = entry.file_type().ok();
         let is_dir = kind.is_some_and(|t| t.is_dir());
         if file_name.starts_with('.') || file_name.ends_with(".md") || (is_dir && !file_name.ends_with(".sql")) {
+            continue;
+        }
+        // Undo files are `down`'s (undo.rs).
+        if crate::embedded::is_undo_file(file_name) && !is_dir {
             continue;
         }
         let bytes = match kind {
@@ -810,6 +869,10 @@ mod tests {
             (
                 "V1__x.SQL",
                 format!("p: not a migration file name: migration files end in .sql{form}"),
+            ),
+            (
+                "U3__backfill.sql",
+                format!("p: not a migration file name: U is refinery's unversioned migration, which chatmigrate does not run (docs/migrations.md#refinerys-u-files){form}"),
             ),
             ("V0__x.sql", "p: version `0` is out of range (1 to 9223372036854775807)".into()),
             (
@@ -1037,8 +1100,11 @@ mod tests {
     fn embedded_sets_share_one_version_space() {
         // The citus-only files sort among the portable ones; a version used
         // by both would be a DuplicateVersion for every citus environment.
-        let portable = load(&Source::Embedded, &[]).unwrap();
-        let citus = load(&Source::Embedded, crate::backend::citus::EXTRA_MIGRATIONS).unwrap();
+        // With the placeholders substituted (V3 and V4 hold `${embedding_dimensions}`).
+        let mut cfg = crate::settings::Config::from_url("postgres://localhost/x").unwrap();
+        let portable = crate::placeholders::load(&cfg).unwrap();
+        cfg.backend = crate::settings::BackendKind::Citus;
+        let citus = crate::placeholders::load(&cfg).unwrap();
         assert!(portable.iter().all(|m| m.path.starts_with("embedded:V")));
         assert!(citus.len() > portable.len());
         let citus_only: Vec<_> = citus.iter().filter(|m| m.path.starts_with("embedded:citus/")).collect();

@@ -54,7 +54,7 @@ pub fn plan(local: &[Migration], applied: &[Row], opts: &PlanOptions) -> Result<
             });
         };
         let m = &local[i];
-        if row.status == Status::Applied && row.checksum != m.checksum {
+        if row.status == Status::Applied && !m.checksum_matches(&row.checksum) {
             return Err(Error::ChecksumDrift {
                 path: m.path.clone(),
                 version: m.version,
@@ -216,13 +216,19 @@ pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
             file_checksum: None,
             applied_checksum: None,
         });
+        let earlier = local
+            .binary_search_by_key(&r.version, |m| m.version)
+            .ok()
+            .is_some_and(|i| local[i].earlier_checksums.contains(&r.checksum.as_str()));
         e.state = match (r.status, &e.file_checksum) {
             (_, None) => State::Missing,
-            (Status::Applied, Some(c)) if *c != r.checksum => State::Changed,
+            (Status::Applied, Some(c)) if *c != r.checksum && !earlier => State::Changed,
             (Status::Applied, _) if e.name != r.name => State::Renamed,
             (Status::Applied, _) => State::Applied,
             (Status::Partial, _) => State::Partial,
             (Status::Failed, _) => State::Failed,
+            // Never read back: `down` writes them to the log.
+            (Status::Undoing | Status::UndoFailed | Status::Undone, _) => State::Applied,
         };
         e.applied_name = Some(r.name.clone());
         e.applied_at = Some(r.applied_at.clone());

@@ -270,6 +270,17 @@ pub struct Config {
     pub(crate) password_env_unset: Option<UnsetPasswordEnv>,
     /// Whether `database create|drop|reset` may act on the target.
     pub(crate) dev: DevMark,
+    /// Placeholder values given by the file, the flags or the library
+    /// (`placeholders.rs` adds the built-ins and defaults).
+    pub(crate) placeholders: std::collections::BTreeMap<String, Given>,
+}
+
+/// A placeholder's value as the user gave it, and where (for messages and
+/// `status -v`): `[environments.dev.placeholders]`, `--placeholder`, ...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Given {
+    pub value: String,
+    pub from: String,
 }
 
 /// Whether the target is a development database, which `database

@@ -490,6 +490,33 @@ fn non_transactional(node: &NodeEnum) -> Option<&'static str> {
     })
 }
 
+/// What the lexer says a byte of a file is, for placeholder substitution
+/// (`placeholders.rs`): the byte ranges of comments and of dollar-quoted
+/// string bodies (`$$...$$`, `$fn$...$fn$`, delimiters included). `None`
+/// when the text does not scan (the split reports that error).
+pub struct Unscanned {
+    pub comments: Vec<(usize, usize)>,
+    pub dollar_quoted: Vec<(usize, usize)>,
+}
+
+/// See [`Unscanned`].
+pub fn unscanned(text: &str) -> Option<Unscanned> {
+    let scanned = pg_query::scan(text).ok()?;
+    let mut u = Unscanned {
+        comments: Vec::new(),
+        dollar_quoted: Vec::new(),
+    };
+    for t in &scanned.tokens {
+        let (start, end) = (t.start as usize, t.end as usize);
+        if t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32 {
+            u.comments.push((start, end));
+        } else if t.token == Token::Sconst as i32 && text.get(start..).is_some_and(|s| s.starts_with('$')) {
+            u.dollar_quoted.push((start, end));
+        }
+    }
+    Some(u)
+}
+
 /// The key a table is known by across the set: its name, schema-qualified
 /// unless the schema is `public` (the default search_path's first schema).
 pub fn rel_key(r: &pg_query::protobuf::RangeVar) -> String {

@@ -42,7 +42,8 @@ fn expand(input: TokenStream) -> Result<TokenStream, (Span, String)> {
             return Err((span, format!("{dir}/{}: the file name is not UTF-8", name.to_string_lossy())));
         };
         let shown = format!("{}/{name}", dir.trim_end_matches('/'));
-        if name.starts_with('.') || name.ends_with(".md") {
+        // Undo files are `chatmigrate down`'s, read from disk.
+        if name.starts_with('.') || name.ends_with(".md") || name.ends_with(".undo.sql") {
             continue;
         }
         let file_type = entry.file_type().map_err(|e| (span, format!("{shown}: {e}")))?;

@@ -765,10 +765,15 @@ static MIGRATIONS: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO
 pub const EXTRA_MIGRATIONS: &[ExtraSet] = &[ExtraSet {
     label: "citus",
     files: citus_migrations,
+    undo_files: citus_undo_files,
 }];
 
 fn citus_migrations() -> Vec<(&'static str, &'static [u8])> {
     crate::embedded::dir_files(&MIGRATIONS)
+}
+
+fn citus_undo_files() -> Vec<(&'static str, &'static [u8])> {
+    crate::embedded::dir_undo_files(&MIGRATIONS)
 }
 
 /// A failed statement's error, its relayed text split ([`split_relayed`]),

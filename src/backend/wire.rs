@@ -81,6 +81,13 @@ impl Wire<'_> {
     /// elapsed time, or dry-run's placeholder), fenced by the lease while
     /// this runner holds one.
     pub fn history(&self, row: &Row, execution_ms: Value) -> String {
+        use crate::history::Status;
+        if matches!(row.status, Status::Undoing | Status::UndoFailed | Status::Undone) {
+            // `down`: the log entry of an undo's progress, or its end.
+            return self
+                .dialect
+                .undo_history(row, execution_ms, self.owner.filter(|_| self.lock == LockKind::LeaseRow));
+        }
         let mut values = history_values(row, execution_ms);
         match (self.lock, self.owner) {
             (LockKind::LeaseRow, Some(owner)) => {

@@ -27,7 +27,7 @@ pub async fn run(ctx: &super::Setup, args: &AdoptArgs) -> Result<Outcome> {
     if let Some(f) = &args.write_fix {
         check_fix_path(&cfg, f)?;
     }
-    let local = migration::split_all(&migration::load(&cfg.source, crate::backend::extra_migrations(cfg.backend))?)?;
+    let local = migration::split_all(&crate::placeholders::load(&cfg)?)?;
     let live = introspect::read_target(&cfg).await?;
     if !live.history.is_empty() {
         let versions: Vec<String> = live.history.iter().take(10).map(|r| format!("V{}", r.version)).collect();

@@ -22,10 +22,7 @@ fn row(m: &SplitMigration, backend: &str) -> Row {
 }
 
 pub async fn run(ctx: &super::Setup, args: &BaselineArgs) -> Result<Outcome> {
-    let local = migration::split_all(&migration::load(
-        &ctx.cfg.source,
-        crate::backend::extra_migrations(ctx.cfg.backend),
-    )?)?;
+    let local = migration::split_all(&crate::placeholders::load(&ctx.cfg)?)?;
     let recorded = if args.from_refinery {
         let table = args.refinery_table.clone();
         runner::with_lock(&ctx.cfg, move |b| Box::pin(import_refinery(b, local, table))).await?

@@ -20,7 +20,7 @@ pub async fn run(ctx: &super::Setup, args: &DiffArgs) -> Result<Outcome> {
     if let Some(u) = &args.dev_url {
         cfg.dev_url = Some(Secret::new(u.clone()));
     }
-    let files = migration::load(&cfg.source, crate::backend::extra_migrations(cfg.backend))?;
+    let files = crate::placeholders::load(&cfg)?;
     let local = migration::split_all(&files)?;
     let live = introspect::read_target(&cfg).await?;
     let entries = plan::status(&files, &live.history);

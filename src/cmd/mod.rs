@@ -8,6 +8,7 @@ mod baseline;
 mod completions;
 mod database;
 mod diff;
+mod down;
 mod lambda;
 mod lint;
 mod man;
@@ -59,6 +60,7 @@ pub fn style(cli: &Cli) -> Style {
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Up(_) => "up",
+        Command::Down(_) => "down",
         Command::Status(_) => "status",
         Command::New(_) => "new",
         Command::Verify => "verify",
@@ -82,6 +84,7 @@ fn formats(c: &Command) -> &'static [Format] {
     match c {
         Command::Lint(_) => &[Format::Text, Format::Json, Format::Github, Format::Sarif],
         Command::Up(_)
+        | Command::Down(_)
         | Command::Status(_)
         | Command::New(_)
         | Command::Verify
@@ -134,6 +137,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
         env: g.env.clone(),
         database_url: g.database_url.clone(),
         migrations: g.migrations.clone(),
+        placeholders: g
+            .placeholders
+            .iter()
+            .map(|p| crate::placeholders::parse_flag(p))
+            .collect::<Result<_>>()?,
         ..Overrides::default()
     };
     if let Command::Up(a) = &cli.command {
@@ -157,6 +165,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<i32> {
     let ctx = Setup { cfg, style };
     let mut outcome = match &cli.command {
         Command::Up(a) => up::run(&ctx, a, out).await?,
+        Command::Down(a) => down::run(&ctx, a, out).await?,
         Command::Status(a) => status::run(&ctx, a).await?,
         Command::New(a) => new::run(&ctx, a)?,
         Command::Verify => verify::run(&ctx).await?,

@@ -74,6 +74,19 @@ pub fn run(ctx: &super::Setup, args: &NewArgs) -> Result<Outcome> {
         source: e,
     })?;
     let shown = path.display().to_string();
+    if args.undo {
+        let undo = dir.join(format!("V{version}__{name}{}", crate::undo::SUFFIX));
+        let body = format!("-- The undo of V{version}__{name}.sql, run by `chatmigrate down`: revert what it does, in reverse order.\n");
+        std::fs::write(&undo, body).map_err(|e| Error::Io {
+            path: undo.display().to_string(),
+            source: e,
+        })?;
+        let undo = undo.display().to_string();
+        return Ok(Outcome::Done(Done::new(
+            format!("created {shown} and {undo}"),
+            json!({"path": shown, "undo_path": undo, "version": version}),
+        )));
+    }
     Ok(Outcome::Done(Done::new(
         format!("created {shown}"),
         json!({"path": shown, "version": version}),

@@ -8,10 +8,10 @@ use serde_json::json;
 use crate::error::Result;
 use crate::history::Status;
 use crate::render::{Done, Outcome};
-use crate::{migration, runner};
+use crate::runner;
 
 pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
-    let local = migration::load(&ctx.cfg.source, crate::backend::extra_migrations(ctx.cfg.backend))?;
+    let local = crate::placeholders::load(&ctx.cfg)?;
     let (checksums, renamed, cleared) = runner::with_lock(&ctx.cfg, move |b| {
         Box::pin(async move {
             let mut checksums = Vec::new();
@@ -21,9 +21,9 @@ pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
                 let Some(m) = local.iter().find(|m| m.version == r.version) else {
                     continue;
                 };
-                if r.status == Status::Applied && (r.checksum != m.checksum || r.name != m.name) {
+                if r.status == Status::Applied && (!m.checksum_matches(&r.checksum) || r.name != m.name) {
                     b.accept_file(r.version, &m.name, &m.checksum).await?;
-                    if r.checksum != m.checksum {
+                    if !m.checksum_matches(&r.checksum) {
                         b.log_event(r.version, "repair-checksum", Some(&r.checksum), Some(&m.checksum), None)
                             .await?;
                         checksums.push(r.version);

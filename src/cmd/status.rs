@@ -16,5 +16,9 @@ pub async fn run(ctx: &super::Setup, args: &StatusArgs) -> Result<Outcome> {
         database_missing: st.database_missing,
         facts: st.facts,
         exit_code: args.exit_code,
+        placeholders: match ctx.style.verbose {
+            true => crate::placeholders::Values::of(&ctx.cfg)?.shown(),
+            false => Vec::new(),
+        },
     }))
 }

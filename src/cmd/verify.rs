@@ -10,10 +10,10 @@ use crate::error::Result;
 use crate::migration::SplitMigration;
 use crate::plan::{self, State};
 use crate::render::{Outcome, VerifyOutcome};
-use crate::{lint, migration, runner};
+use crate::{lint, runner};
 
 pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
-    let files = migration::load(&ctx.cfg.source, crate::backend::extra_migrations(ctx.cfg.backend))?;
+    let files = crate::placeholders::load(&ctx.cfg)?;
     // A file that does not parse is reported after the drift.
     let mut unreadable = None;
     let local: Vec<SplitMigration> = files

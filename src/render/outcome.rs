@@ -56,6 +56,8 @@ pub struct StatusOutcome {
     pub entries: Vec<Entry>,
     /// `--exit-code`: anything not applied exits 1.
     pub exit_code: bool,
+    /// `-v`: the placeholder values the files were read with.
+    pub placeholders: Vec<crate::placeholders::Shown>,
 }
 
 /// `verify`: the drift, then the lint errors of the files not applied yet.
@@ -197,6 +199,9 @@ impl Serialize for Outcome {
                 if !st.facts.is_empty() {
                     let server: serde_json::Map<String, Value> = st.facts.iter().map(|(k, val)| (k.clone(), json!(val))).collect();
                     v["server"] = json!(server);
+                }
+                if !st.placeholders.is_empty() {
+                    v["placeholders"] = json!(st.placeholders);
                 }
                 ok_object(s, v)
             }

@@ -286,6 +286,10 @@ fn status(style: &Style, out: &mut dyn Write, s: &StatusOutcome) -> io::Result<(
     for (what, value) in &s.facts {
         writeln!(out, "{what}: {value}")?;
     }
+    for p in &s.placeholders {
+        let value = p.value.as_deref().unwrap_or("(none on this backend)");
+        writeln!(out, "placeholder {} = {value} ({})", p.name, p.from)?;
+    }
     if s.database_missing {
         writeln!(out, "database does not exist yet on {target}: every migration is pending")?;
     }

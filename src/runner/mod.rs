@@ -25,6 +25,7 @@
 //! scripted failures.
 
 mod create_database;
+mod down;
 mod event;
 mod fixrun;
 mod gate;
@@ -42,6 +43,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
+pub use down::{down, DownOptions, DownReport, Undone};
 pub use event::Event;
 pub use outcome::{Applied, DryStep, Line, ShortOfTarget, UpReport};
 pub use run::{up, UpOptions};

@@ -12,7 +12,7 @@ use crate::backend::{self, Backend, Purpose};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::{self, Migration, SplitMigration, TxMode};
+use crate::migration::{Migration, SplitMigration, TxMode};
 use crate::plan;
 
 use super::gate::{self, gate};
@@ -83,8 +83,7 @@ pub async fn up(cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) 
 }
 
 pub(crate) async fn up_with(outside: &dyn Outside, cfg: &Config, opts: &UpOptions, events: &mut dyn FnMut(&Event)) -> Result<UpReport> {
-    let (source, backend) = (cfg.source.clone(), cfg.backend);
-    let loader = std::thread::spawn(move || migration::load(&source, crate::backend::extra_migrations(backend)));
+    let loader = crate::placeholders::spawn_load(cfg);
     // A dry run only reads: it works on a replica and on a read-only session.
     let purpose = if opts.dry_run { Purpose::READ } else { Purpose::WRITE };
     let mut first = outside.connect(cfg, purpose).await;

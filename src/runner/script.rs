@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::dialect::{ToolSql, Value};
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::migration::{self, Migration, SplitMigration, TxMode};
+use crate::migration::{Migration, SplitMigration, TxMode};
 use crate::plan::{Plan, Step};
 use crate::sql;
 use crate::vector_index::plan::{BuildPlan, Plans};
@@ -43,6 +43,16 @@ pub(crate) struct Script<'a> {
     pub m: &'a SplitMigration,
     pub step: &'a Step,
     pub ops: Vec<Op>,
+    /// An undo's script (`down.rs`): a failed statement is logged, not
+    /// written into the migration's row.
+    pub undo: bool,
+}
+
+impl<'a> Script<'a> {
+    /// The script of an undo file (`down.rs`).
+    pub fn undo(m: &'a SplitMigration, step: &'a Step, ops: Vec<Op>) -> Script<'a> {
+        Script { m, step, ops, undo: true }
+    }
 }
 
 /// One step of a script.
@@ -136,7 +146,7 @@ pub(crate) fn build<'a>(
             settings,
             row: Row::new(m, backend, Status::Applied, total, step.out_of_order),
         });
-        return Script { m, step, ops };
+        return Script { m, step, ops, undo: false };
     }
     let mut row = Row::new(m, backend, Status::Partial, step.resume_from, step.out_of_order);
     let (set, reset) = session_timeouts(m);
@@ -205,7 +215,7 @@ pub(crate) fn build<'a>(
     if caps.session_state {
         ops.extend(reset.into_iter().map(Op::Session));
     }
-    Script { m, step, ops }
+    Script { m, step, ops, undo: false }
 }
 
 /// The `SET LOCAL` statements that open a transactional migration: the
@@ -426,7 +436,7 @@ pub(crate) async fn dry_run_empty(cfg: &Config, local: &[Migration], opts: &UpOp
 /// (for backend `citus`, with the citus-only files), the backend's
 /// transaction prelude, the statements and the history writes.
 pub fn dry_run_offline(cfg: &Config, opts: &UpOptions) -> Result<UpReport> {
-    let local = migration::load(&cfg.source, crate::backend::extra_migrations(cfg.backend))?;
+    let local = crate::placeholders::load(cfg)?;
     // Without a backend nothing in it waits: it is ready at the first poll.
     let steps = futures_util::FutureExt::now_or_never(dry_run_empty(cfg, &local, opts))
         .unwrap_or_else(|| Err(Error::Other("the dry run without a connection waited for something".into())))?;

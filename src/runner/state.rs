@@ -8,7 +8,7 @@ use crate::backend::{self, Backend, Purpose};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::history::Row;
-use crate::migration::{self, Migration};
+use crate::migration::Migration;
 
 /// What `status` and `verify` look at: the local files and the history.
 pub struct Snapshot {
@@ -23,8 +23,7 @@ pub struct Snapshot {
 /// Loads the files (on a thread) while reading the history: no lock,
 /// nothing written. A bad file wins over a connection error.
 pub async fn load_state(cfg: &Config) -> Result<Snapshot> {
-    let (source, backend) = (cfg.source.clone(), cfg.backend);
-    let loader = std::thread::spawn(move || migration::load(&source, crate::backend::extra_migrations(backend)));
+    let loader = crate::placeholders::spawn_load(cfg);
     let history = read_state(cfg).await;
     let local = loader
         .join()

@@ -365,7 +365,8 @@ async fn settle(b: &mut dyn Backend, script: &Script<'_>, i: usize, elapsed_ms: 
         Ok(()) => Ok(()),
         Err(ExecError::Statement { error, .. }) => {
             let location = m.location(i, error.offset.unwrap_or(0));
-            let mut row = Row::new(m, b.name(), Status::Failed, i, script.step.out_of_order);
+            let status = if script.undo { Status::UndoFailed } else { Status::Failed };
+            let mut row = Row::new(m, b.name(), status, i, script.step.out_of_order);
             row.execution_ms = elapsed_ms;
             row.error = Some(format!("statement {} at {location}: {error}", i + 1));
             b.write_history(&row).await?;

@@ -298,7 +298,8 @@ mod tests {
     #[test]
     fn shipped_v4() {
         let v4 = include_str!("../../migrations/V4__st_chat_history_vector_hnsw.sql");
-        let stmts = crate::sql::split("V4", v4).unwrap();
+        let v4 = v4.replace("${embedding_type}", "vector");
+        let stmts = crate::sql::split("V4", &v4).unwrap();
         let builds: Vec<IndexBuild> = stmts.iter().filter_map(|s| index_build(s.node.as_ref()?)).collect();
         assert_eq!(
             builds,

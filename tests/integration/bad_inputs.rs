@@ -76,7 +76,7 @@ impl Case {
 
 const FORM: &str = " (expected V{version}__{name}.sql, e.g. V20250101120000__create_users.sql)";
 const DIRECTIVES: &str =
-    "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, citus-parallel, adopt-fix, ignore <rule> -- <reason>";
+    "known directives: no-transaction, lock-timeout <dur>, statement-timeout <dur>, citus-parallel, adopt-fix, placeholders-in-dollar-quotes, ignore <rule> -- <reason>";
 const ENCODE: &str = "percent-encode the password (`@` is %40, `%` is %25, `/` is %2F, `?` is %3F, `#` is %23), e.g. postgres://app:p%40ss%25word@db.example.com:5432/st_chat_db, or leave the password out of the URL and set PGPASSWORD";
 
 fn database_exists(name: &str) -> bool {

@@ -339,12 +339,12 @@ fn shipped_schema_passes() {
     let tmp = tempfile::tempdir().unwrap();
     let r = run_in(tmp.path(), &["lint"], &[]);
     r.assert_ok();
-    assert_eq!(r.stdout, "no problems in 4 files (23 rules)\n");
+    assert_eq!(r.stdout, "no problems in 8 files (23 rules)\n");
     // The repository's own environment (chatmigrate.toml, dev).
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let r = run_in(root, &["lint"], &[]);
     r.assert_ok();
-    assert_eq!(r.stdout, "no problems in 4 files (23 rules)\n");
+    assert_eq!(r.stdout, "no problems in 8 files (23 rules)\n");
 }
 
 #[test]

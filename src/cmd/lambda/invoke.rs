@@ -125,6 +125,11 @@ pub fn config(g: &Global, inv: &Invocation, last_wait: &Arc<Mutex<Option<String>
         env: inv.env.clone().or_else(|| g.env.clone()),
         database_url: g.database_url.clone(),
         migrations: g.migrations.clone(),
+        placeholders: g
+            .placeholders
+            .iter()
+            .map(|p| crate::placeholders::parse_flag(p))
+            .collect::<Result<_>>()?,
         create_database: inv.create_database,
         allow_out_of_order: inv.allow_out_of_order,
         ..Overrides::default()

@@ -289,6 +289,7 @@ fn clone_global(g: &Global) -> Global {
         env: g.env.clone(),
         database_url: g.database_url.clone(),
         migrations: g.migrations.clone(),
+        placeholders: g.placeholders.clone(),
         config: g.config.clone(),
         verbose: g.verbose,
         quiet: g.quiet,

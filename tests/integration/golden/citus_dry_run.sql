@@ -61,7 +61,7 @@ CREATE TABLE st_chat_history_vector_table (
 );
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (3, 'st_chat_history_vector_table', 'sha256:b50d0a7618118e5d501a8339cae071ea62c4953ab29fa617ec9aca19437613f9', 'applied', 1, 1, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, '0.1.0', 'citus', false, NULL)
+VALUES (3, 'st_chat_history_vector_table', 'sha256:1287786be901187cf75cd35dca64ea84bab2c809e0840778b0c73180a555643d', 'applied', 1, 1, (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
@@ -74,7 +74,7 @@ COMMIT;
 -- V4 st_chat_history_vector_hnsw (no transaction, statement by statement)
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'partial', 0, 3, 0, '0.1.0', 'citus', false, NULL)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'partial', 0, 3, 0, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
@@ -85,7 +85,7 @@ RETURNING h.execution_ms::text;
 SET maintenance_work_mem = '256MB';
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'partial', 1, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'partial', 1, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
@@ -114,7 +114,7 @@ WHERE (NOT i.indisvalid OR NOT i.indisready)
 ORDER BY 1;
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'partial', 2, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'partial', 2, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
@@ -125,7 +125,7 @@ RETURNING h.execution_ms::text;
 RESET maintenance_work_mem;
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4', 'applied', 3, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'applied', 3, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,

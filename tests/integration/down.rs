@@ -1,0 +1,287 @@
+//! `chatmigrate down` through the real binary: undo files run like
+//! migrations (transactional with the history change, or statement by
+//! statement and resumable), the history row removed and the log saying
+//! who undid what and when, the refusals before anything runs, `--dry-run`
+//! showing what is sent; on the direct backend, through the Data API test
+//! server, and the shipped chat schema (live Citus when configured).
+
+use crate::support::both::Both;
+use crate::support::dataapi::Options;
+use crate::support::*;
+
+fn set(dir: &Dir) {
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    dir.write("V1__a.undo.sql", "DROP TABLE a;\n");
+    dir.write(
+        "V2__b.sql",
+        "-- chatmigrate:no-transaction\nCREATE TABLE IF NOT EXISTS b (id int);\n\nCREATE INDEX CONCURRENTLY IF NOT EXISTS b_id ON b (id);\n",
+    );
+    dir.write(
+        "V2__b.undo.sql",
+        "-- chatmigrate:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS b_id;\n\nDROP TABLE IF EXISTS b;\n",
+    );
+    dir.write("V3__c.sql", "CREATE TABLE c (id int);\nINSERT INTO c VALUES (1);\n");
+    dir.write("V3__c.undo.sql", "DROP TABLE c;\n");
+}
+
+fn story(env: &str) {
+    let both = Both::start(Options::default());
+    let db = Db::new();
+    both.config(&db.name, &db.url, &[]);
+    let dir = Dir::new();
+    set(&dir);
+    both.run(&db.name, env, &dir, &["up"]).assert_ok();
+    assert_eq!(db.versions(), vec![1, 2, 3]);
+    // The dry run sends nothing and shows the undo with its history change.
+    let dry = both.run(&db.name, env, &dir, &["down", "--dry-run"]);
+    dry.assert_ok();
+    assert!(dry.stdout.contains("-- V3 c (one transaction)\n"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("DROP TABLE c;\n"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("DELETE FROM \"chatmigrate_history\" WHERE version = 3"),
+        "{}",
+        dry.stdout
+    );
+    assert!(db.table_exists("c"));
+    // The last applied one, by default.
+    let r = both.run(&db.name, env, &dir, &["down"]);
+    r.assert_ok();
+    assert!(r.stdout.starts_with("undone V3 c ("), "{}", r.stdout);
+    assert!(!db.table_exists("c"));
+    assert_eq!(db.versions(), vec![1, 2]);
+    assert_eq!(
+        db.scalar("SELECT action || ' ' || old_checksum || ' ' || new_checksum || ' ' || (done_by = current_user)::text || ' ' || (done_at > now() - interval '1 minute')::text FROM chatmigrate_history_log WHERE version = 3"),
+        format!(
+            "undo {} {} true true",
+            chatmigrate::__private::migration::checksum("CREATE TABLE c (id int);\nINSERT INTO c VALUES (1);\n"),
+            chatmigrate::__private::migration::checksum("DROP TABLE c;\n")
+        )
+    );
+    // Status shows it pending again; up applies it again.
+    let st = both.run(&db.name, env, &dir, &["status"]);
+    assert!(st.stdout.contains("3        c     pending"), "{}", st.stdout);
+    both.run(&db.name, env, &dir, &["up"]).assert_ok();
+    // --target: every one above it, newest first, a no-transaction undo among them.
+    let r = both.run(&db.name, env, &dir, &["down", "--target", "1"]);
+    r.assert_ok();
+    assert_eq!(r.stdout.lines().filter(|l| l.starts_with("undone V")).count(), 2, "{}", r.stdout);
+    assert!(!db.table_exists("b") && !db.table_exists("c"));
+    assert_eq!(db.versions(), vec![1]);
+    assert_eq!(
+        db.scalar("SELECT string_agg(action || ':' || version, ',' ORDER BY id) FROM chatmigrate_history_log WHERE id > (SELECT min(id) FROM chatmigrate_history_log)"),
+        "undo:3,undo-step:2,undo:2"
+    );
+    // Refusals, before anything runs.
+    both.run(&db.name, env, &dir, &["down", "--target", "5"])
+        .assert_error("down --target 5: the target is above the highest applied version 1");
+    dir.remove("V1__a.undo.sql");
+    let r = both.run(&db.name, env, &dir, &["down"]);
+    r.assert_error("down: no undo file for V1 a: nothing was undone");
+    assert!(r.hint().contains("V1__a.undo.sql"), "{}", r.hint());
+    assert!(db.table_exists("a"));
+    dir.write("V9__gone.undo.sql", "SELECT 1;\n");
+    let r = both.run(&db.name, env, &dir, &["up"]);
+    r.assert_error(&format!(
+        "{}: an undo file without its migration: there is no V9__gone.sql",
+        dir.shown("V9__gone.undo.sql")
+    ));
+    dir.remove("V9__gone.undo.sql");
+    dir.write("V1__a.undo.sql", "DROP TABLE a;\n");
+    dir.write("V1__a.sql", "CREATE TABLE a (id bigint);\n");
+    let r = both.run(&db.name, env, &dir, &["down"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(r.error_line().contains("version 1 was applied with checksum"), "{}", r.stderr);
+    assert!(db.table_exists("a"));
+    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    both.run(&db.name, env, &dir, &["down"]).assert_ok();
+    assert!(!db.table_exists("a") && db.versions().is_empty());
+    both.run(&db.name, env, &dir, &["down"]).assert_ok();
+}
+
+#[test]
+fn down_on_the_direct_backend() {
+    story("direct");
+}
+
+#[test]
+fn down_through_the_data_api() {
+    story("aurora");
+}
+
+/// A failing transactional undo rolls back whole; a failing no-transaction
+/// undo is logged with the statements done, and the next `down` resumes
+/// after them (the first statement is not run twice).
+#[test]
+fn a_failed_undo_rolls_back_or_resumes() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__t.sql", "CREATE TABLE trace (n int);\nCREATE TABLE t (id int);\n");
+    dir.write("V1__t.undo.sql", "DROP TABLE t;\nSELECT 1/0;\n");
+    cm(&db, &dir, &["up"]).assert_ok();
+    let r = cm(&db, &dir, &["down"]);
+    r.assert_error(&format!(
+        "{}:2:1: the undo of version 1 failed: division by zero (SQLSTATE 22012)",
+        dir.shown("V1__t.undo.sql")
+    ));
+    assert!(r.hint().contains("rolled back"), "{}", r.hint());
+    assert!(db.table_exists("t"), "rolled back");
+    assert_eq!(db.versions(), vec![1]);
+    // No transaction: statement 1 stays done, the log says how far.
+    dir.write(
+        "V1__t.undo.sql",
+        "-- chatmigrate:no-transaction\nINSERT INTO trace VALUES (1);\n\nSELECT 1/0;\n\nDROP TABLE IF EXISTS t;\n\nSELECT 3;\n",
+    );
+    let r = cm(&db, &dir, &["down"]);
+    r.assert_error(&format!(
+        "{}:4:1: the undo of version 1 failed: division by zero (SQLSTATE 22012)",
+        dir.shown("V1__t.undo.sql")
+    ));
+    assert!(r.hint().contains("resumes at that statement"), "{}", r.hint());
+    assert_eq!(db.scalar("SELECT count(*) FROM trace"), "1");
+    assert_eq!(db.versions(), vec![1], "still applied until the undo ends");
+    assert_eq!(
+        db.scalar("SELECT detail FROM chatmigrate_history_log WHERE action = 'undo-failed'"),
+        "1/4: statement 2 at ".to_string() + &dir.shown("V1__t.undo.sql") + ":4:1: division by zero (SQLSTATE 22012)"
+    );
+    // The failing statement fixed: `down` resumes at it.
+    dir.write(
+        "V1__t.undo.sql",
+        "-- chatmigrate:no-transaction\nINSERT INTO trace VALUES (1);\n\nSELECT 1;\n\nDROP TABLE IF EXISTS t;\n\nSELECT 2;\n",
+    );
+    let r = cm(&db, &dir, &["down"]);
+    r.assert_ok();
+    assert!(!db.table_exists("t"));
+    assert_eq!(db.scalar("SELECT count(*) FROM trace"), "1", "statement 1 is not run again");
+    assert!(db.versions().is_empty());
+}
+
+/// The shipped chat schema goes down to nothing and up again, on the direct
+/// backend and through the Data API.
+#[test]
+fn the_chat_schema_goes_down_and_up_again() {
+    let db = Db::new();
+    cm_embedded(&db, &["up"]).assert_ok();
+    let r = cm_embedded(&db, &["down", "--target", "0"]);
+    r.assert_ok();
+    assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
+    assert!(db.versions().is_empty());
+    assert!(!db.table_exists("st_chat_history_table") && !db.table_exists("st_chat_history_vector_table"));
+    assert_eq!(db.scalar("SELECT count(*) FROM pg_extension WHERE extname = 'vector'"), "0");
+    cm_embedded(&db, &["up"]).assert_ok();
+    assert_eq!(db.versions(), vec![1, 2, 3, 4]);
+
+    let both = Both::start(Options::default());
+    let db = Db::new();
+    both.config(&db.name, &db.url, &[]);
+    let conf = both.conf.path().join(format!("{}.toml", db.name));
+    let empty = Dir::new();
+    let run = |args: &[&str]| {
+        let mut full = vec!["--config", conf.to_str().unwrap(), "--env", "aurora"];
+        full.extend_from_slice(args);
+        run_in(empty.path(), &full, &AWS_ENV)
+    };
+    run(&["up"]).assert_ok();
+    run(&["down", "--steps", "2"]).assert_ok();
+    assert_eq!(db.versions(), vec![1, 2]);
+    run(&["up"]).assert_ok();
+    assert_eq!(db.versions(), vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn new_undo_creates_the_pair_and_the_library_goes_down() {
+    let (db, dir) = (Db::new(), Dir::new());
+    let r = cm(&db, &dir, &["new", "--sequential", "--undo", "add_x"]);
+    r.assert_ok();
+    assert_eq!(
+        r.stdout,
+        format!("created {} and {}\n", dir.shown("V1__add_x.sql"), dir.shown("V1__add_x.undo.sql"))
+    );
+    dir.write("V1__add_x.sql", "CREATE TABLE x (id int);\n");
+    dir.write("V1__add_x.undo.sql", "DROP TABLE x;\n");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let m = chatmigrate::Migrator::from_url(&db.url).unwrap().migrations([dir.path()]);
+    rt.block_on(m.up()).unwrap();
+    assert!(db.table_exists("x"));
+    let report = rt.block_on(m.down()).unwrap();
+    assert_eq!(report.undone.iter().map(|u| u.version).collect::<Vec<_>>(), vec![1]);
+    assert!(!db.table_exists("x") && db.versions().is_empty());
+}
+
+/// The chat schema on the live Citus coordinator: down to nothing (V8 to
+/// V1, the distributed tables undistributed first) and up again.
+#[test]
+fn live_citus_chat_schema_down_and_up() {
+    let Some(l) = crate::support::citus::live("live_citus_chat_schema_down_and_up") else {
+        return;
+    };
+    l.run(&["up"]).assert_ok();
+    let r = l.run(&["down", "--steps", "3"]);
+    r.assert_ok();
+    assert_eq!(
+        l.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM chatmigrate_history"),
+        "1,2,3,4,5"
+    );
+    assert_eq!(
+        l.scalar("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'st_chat_history%'"),
+        "0"
+    );
+    l.run(&["up"]).assert_ok();
+    assert_eq!(
+        l.scalar("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'st_chat_history%'"),
+        "2"
+    );
+    l.run(&["down", "--target", "0"]).assert_ok();
+    assert_eq!(l.scalar("SELECT count(*) FROM chatmigrate_history"), "0");
+    l.reset();
+}
+
+/// The lint reads undo files too: `down` applies `up`'s gate (error-level
+/// rules, with the live sizes) to the undos about to run, and
+/// `chatmigrate lint` reports on every undo file. A `DROP INDEX` without
+/// CONCURRENTLY on a table with rows is flagged there as in a migration; a
+/// `DROP TABLE` (what an undo is for) is not a finding; a transactional
+/// undo that builds an index CONCURRENTLY is refused before anything runs.
+#[test]
+fn the_lint_reads_undo_files() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write(
+        "V1__t.sql",
+        "CREATE TABLE t (id int);\nINSERT INTO t SELECT generate_series(1, 20000);\n",
+    );
+    dir.write("V1__t.undo.sql", "DROP TABLE t;\n");
+    dir.write(
+        "V2__i.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\n",
+    );
+    dir.write("V2__i.undo.sql", "DROP INDEX t_id;\n");
+    cm(&db, &dir, &["up"]).assert_ok();
+    let lint = cm(&db, &dir, &["--color", "never", "lint"]);
+    lint.assert_ok();
+    assert!(
+        lint.stdout.contains(&format!(
+            "{}:1:1: warning[require-concurrent-index-deletion]",
+            dir.shown("V2__i.undo.sql")
+        )),
+        "{}",
+        lint.stdout
+    );
+    assert!(!lint.stdout.contains("dropping-column-or-table"), "{}", lint.stdout);
+    assert!(lint.stdout.contains("in 4 files"), "{}", lint.stdout);
+    // A transactional undo with a CONCURRENTLY build: refused by the gate.
+    dir.write("V2__i.undo.sql", "DROP INDEX CONCURRENTLY IF EXISTS t_id;\n");
+    let r = cm(&db, &dir, &["down"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(
+        r.error_line()
+            .starts_with(&format!("error: {}:1:1: [transaction-incompatible]", dir.shown("V2__i.undo.sql"))),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(db.versions(), vec![1, 2]);
+    dir.write(
+        "V2__i.undo.sql",
+        "-- chatmigrate:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS t_id;\n",
+    );
+    let r = cm(&db, &dir, &["down", "--target", "0"]);
+    r.assert_ok();
+    assert!(db.versions().is_empty() && !db.table_exists("t"));
+}
