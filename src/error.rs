@@ -18,7 +18,7 @@ pub struct DbError {
     pub detail: Option<String>,
     pub hint: Option<String>,
     /// The fix the backend that returned the error knows for it (Citus's
-    /// run-time errors, [`crate::backend::citus::runtime_hint`]): attached
+    /// run-time errors, `backend::citus::runtime_hint`): attached
     /// by the backend, shown as the error's hint.
     #[serde(skip)]
     pub fix: Option<String>,
