@@ -313,8 +313,11 @@ pub struct NewArgs {
     #[arg(long)]
     pub no_transaction: bool,
     /// Also create its undo file, V<version>__<name>.undo.sql, for `chatmigrate down`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "repeatable")]
     pub undo: bool,
+    /// Create a repeatable migration, R__<name>.sql: applied after the versioned ones, again whenever it changes.
+    #[arg(long, conflicts_with_all = ["sequential", "no_transaction"])]
+    pub repeatable: bool,
 }
 
 #[derive(Debug, Args)]

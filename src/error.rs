@@ -140,6 +140,8 @@ pub enum Error {
     NotAFile { path: String, problem: PathProblem },
     #[error("version {version} is used twice: {first} and {second}")]
     DuplicateVersion { version: i64, first: String, second: String },
+    #[error("repeatable migration {name} is defined twice: {first} and {second}")]
+    DuplicateRepeatable { name: String, first: String, second: String },
     #[error("{path}: file is not valid UTF-8 (byte {offset})")]
     NotUtf8 { path: String, offset: usize },
     #[error("{path}: migration is empty (no SQL statements)")]
@@ -361,6 +363,7 @@ impl Error {
             NotAFile { problem, .. } => problem.hint(),
             NoVersionLeft { .. } => "rename that file to a lower version (e.g. a timestamp such as V20250101120000__name.sql), then run `chatmigrate new` again".into(),
             DuplicateVersion { .. } => "give one of the files a new version (`chatmigrate new <name>` picks a free one)".into(),
+            DuplicateRepeatable { .. } => "keep one R__ file of each name across the migration directories".into(),
             NotUtf8 { .. } => "save the file as UTF-8".into(),
             EmptyMigration { .. } => "add SQL to the file or delete it".into(),
             Io { .. } => "check the path and its permissions".into(),
@@ -517,6 +520,7 @@ impl Error {
             | NotAFile { .. }
             | NoVersionLeft { .. }
             | DuplicateVersion { .. }
+            | DuplicateRepeatable { .. }
             | NotUtf8 { .. }
             | EmptyMigration { .. }
             | Io { .. }
@@ -722,8 +726,6 @@ pub enum NameProblem {
     NameChars,
     /// `U{n}__{name}.sql`: refinery's unversioned migration (not an undo).
     RefineryUnversioned,
-    /// `R__{name}.sql`: Flyway's repeatable migration, not run here.
-    Repeatable,
 }
 
 impl std::fmt::Display for NameProblem {
@@ -740,7 +742,6 @@ impl std::fmt::Display for NameProblem {
             NameProblem::RefineryUnversioned => {
                 ": U is refinery's unversioned migration, which chatmigrate does not run (docs/migrations.md#refinerys-u-files)"
             }
-            NameProblem::Repeatable => ": R__ is a repeatable migration, which this chatmigrate does not run (docs/migrations.md)",
         })
     }
 }
@@ -751,9 +752,6 @@ impl NameProblem {
         match self {
             NameProblem::RefineryUnversioned => {
                 "rename it to V{n}__{name}.sql and apply it with `chatmigrate up --allow-out-of-order` (which applies a file below the highest applied version)"
-            }
-            NameProblem::Repeatable => {
-                "make it a versioned migration (`chatmigrate new <name>`) with CREATE OR REPLACE, and add a new version each time it changes"
             }
             _ => "rename the file, or create one with `chatmigrate new <name>`",
         }

@@ -84,7 +84,7 @@ pub use embedded::{EmbeddedSet, CHAT_SCHEMA};
 pub use error::{DbError, Error, ExistingObject, Location, Result};
 use migration::Source;
 pub use migration::{Directives, Ignore, Migration, NameProblem, PathProblem, TxMode};
-pub use plan::{Entry, State};
+pub use plan::{Entry, Kind, State};
 pub use runner::{Applied, DownReport, Undone, UpReport, DEADLINE};
 
 /// Compiles a directory of `V{version}__{name}.sql` files (relative to the

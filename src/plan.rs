@@ -34,8 +34,56 @@ pub struct Plan {
 }
 
 /// Checks the applied history against the files and lists what to run.
+///
+/// Repeatable migrations (`R__`, version 0) come last, in name order: each
+/// whose file has no row or a row with another checksum, and only when the
+/// run leaves no versioned file pending (with `--target` below the newest
+/// file they wait: a view may read a column a later version adds).
 pub fn plan(local: &[Migration], applied: &[Row], opts: &PlanOptions) -> Result<Plan, Error> {
-    let by_version: BTreeMap<i64, usize> = local.iter().enumerate().map(|(i, m)| (m.version, i)).collect();
+    let repeatable_rows: BTreeMap<&str, &Row> = applied.iter().filter(|r| r.is_repeatable()).map(|r| (r.name.as_str(), r)).collect();
+    let mut plan = plan_versioned(local, applied, opts)?;
+    if !local.last().is_some_and(Migration::is_repeatable) {
+        return Ok(plan);
+    }
+    let done: std::collections::HashSet<i64> = applied.iter().filter(|r| r.status == Status::Applied).map(|r| r.version).collect();
+    let all_versioned = local
+        .iter()
+        .filter(|m| !m.is_repeatable())
+        .all(|m| done.contains(&m.version) || opts.target.is_none_or(|t| m.version <= t));
+    if all_versioned {
+        for (i, m) in local.iter().enumerate().filter(|(_, m)| m.is_repeatable()) {
+            if repeatable_rows
+                .get(m.name.as_str())
+                .is_some_and(|r| m.checksum_matches(&r.checksum))
+            {
+                continue;
+            }
+            plan.steps.push(Step {
+                index: i,
+                resume_from: 0,
+                out_of_order: false,
+            });
+        }
+    }
+    Ok(plan)
+}
+
+fn plan_versioned(local: &[Migration], applied: &[Row], opts: &PlanOptions) -> Result<Plan, Error> {
+    let by_version: BTreeMap<i64, usize> = local
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.is_repeatable())
+        .map(|(i, m)| (m.version, i))
+        .collect();
+    // Repeatable rows (version 0) are not versions; copied only when there are some.
+    let versioned: Vec<Row>;
+    let applied = match applied.iter().any(Row::is_repeatable) {
+        true => {
+            versioned = applied.iter().filter(|r| !r.is_repeatable()).cloned().collect();
+            &versioned[..]
+        }
+        false => applied,
+    };
     let rows: BTreeMap<i64, &Row> = applied.iter().map(|r| (r.version, r)).collect();
 
     if let Some(t) = opts.target {
@@ -73,7 +121,7 @@ pub fn plan(local: &[Migration], applied: &[Row], opts: &PlanOptions) -> Result<
     }
     let max_applied = applied.iter().filter(|r| r.status == Status::Applied).map(|r| r.version).max();
     let mut steps = Vec::new();
-    for (i, m) in local.iter().enumerate() {
+    for (i, m) in local.iter().enumerate().filter(|(_, m)| !m.is_repeatable()) {
         if opts.target.is_some_and(|t| m.version > t) {
             break;
         }
@@ -117,6 +165,9 @@ pub enum State {
     Partial,
     /// A no-transaction migration stopped on an error; fix the file and run `up`.
     Failed,
+    /// A repeatable migration applied with another checksum: `up` applies
+    /// it again.
+    Outdated,
 }
 
 impl State {
@@ -130,6 +181,7 @@ impl State {
             State::Missing => "missing",
             State::Partial => "partial",
             State::Failed => "failed",
+            State::Outdated => "outdated",
         }
     }
 }
@@ -141,11 +193,32 @@ impl State {
     }
 }
 
+/// A versioned migration (`V{version}__{name}.sql`) or a repeatable one
+/// (`R__{name}.sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Versioned,
+    Repeatable,
+}
+
+impl Kind {
+    /// The kind of a migration of this version (0: repeatable).
+    pub fn of(version: i64) -> Kind {
+        match version {
+            crate::history::REPEATABLE => Kind::Repeatable,
+            _ => Kind::Versioned,
+        }
+    }
+}
+
 /// One line of `status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Entry {
-    /// The migration's version.
+    /// The migration's version (0 for a repeatable one).
     pub version: i64,
+    /// `versioned` (`V{version}__`) or `repeatable` (`R__`).
+    pub kind: Kind,
     /// The file's name (the applied name where no file has this version).
     pub name: String,
     /// The name in the history (`None`: not applied); differs from `name`
@@ -175,13 +248,43 @@ pub struct Entry {
     pub applied_checksum: Option<String>,
 }
 
-/// Every version known to the files or the history, in version order.
+/// Every version known to the files or the history, in version order,
+/// then every repeatable migration in name order.
 pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
-    let mut out: BTreeMap<i64, Entry> = BTreeMap::new();
-    for m in local {
+    let (versioned, repeatable): (Vec<&Migration>, Vec<&Migration>) = local.iter().partition(|m| !m.is_repeatable());
+    let mut out: Vec<Entry> = status_of(
+        &versioned,
+        applied.iter().filter(|r| !r.is_repeatable()),
+        |m| m.version,
+        |r| r.version,
+    )
+    .into_values()
+    .collect();
+    out.extend(
+        status_of(
+            &repeatable,
+            applied.iter().filter(|r| r.is_repeatable()),
+            |m| m.name.clone(),
+            |r| r.name.clone(),
+        )
+        .into_values(),
+    );
+    out
+}
+
+/// The entries of `local` and `applied`, matched by `key`.
+fn status_of<'a, K: Ord>(
+    local: &[&Migration],
+    applied: impl Iterator<Item = &'a Row>,
+    key: impl Fn(&Migration) -> K,
+    row_key: impl Fn(&Row) -> K,
+) -> BTreeMap<K, Entry> {
+    let mut out: BTreeMap<K, Entry> = BTreeMap::new();
+    for &m in local {
         out.insert(
-            m.version,
+            key(m),
             Entry {
+                kind: Kind::of(m.version),
                 version: m.version,
                 name: m.name.clone(),
                 applied_name: None,
@@ -200,7 +303,8 @@ pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
         );
     }
     for r in applied {
-        let e = out.entry(r.version).or_insert_with(|| Entry {
+        let e = out.entry(row_key(r)).or_insert_with(|| Entry {
+            kind: Kind::of(r.version),
             version: r.version,
             name: r.name.clone(),
             applied_name: None,
@@ -217,11 +321,12 @@ pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
             applied_checksum: None,
         });
         let earlier = local
-            .binary_search_by_key(&r.version, |m| m.version)
+            .binary_search_by_key(&row_key(r), |m| key(m))
             .ok()
             .is_some_and(|i| local[i].earlier_checksums.contains(&r.checksum.as_str()));
         e.state = match (r.status, &e.file_checksum) {
             (_, None) => State::Missing,
+            (_, Some(c)) if r.is_repeatable() && *c != r.checksum && !earlier => State::Outdated,
             (Status::Applied, Some(c)) if *c != r.checksum && !earlier => State::Changed,
             (Status::Applied, _) if e.name != r.name => State::Renamed,
             (Status::Applied, _) => State::Applied,
@@ -240,7 +345,7 @@ pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
         e.error = r.error.clone();
         e.applied_checksum = Some(r.checksum.clone());
     }
-    out.into_values().collect()
+    out
 }
 
 #[cfg(test)]

@@ -773,9 +773,19 @@ impl RdsData {
             }
             match rows.last() {
                 Some(last) if n as u32 == page => after = last.version,
-                _ => return Ok(rows),
+                _ => break,
             }
         }
+        if self.session.repeatables_exist {
+            // The repeatable migrations: few, one page.
+            let sql = self.dialect.select_repeatables(for_plan);
+            let out = self.tool(&sql, "reading the history table", Call::Idempotent).await?;
+            let read = if for_plan { Row::from_plan_text } else { Row::from_text };
+            for r in text_rows(&out) {
+                rows.push(read(r)?);
+            }
+        }
+        Ok(rows)
     }
 
     /// How this runner writes a transaction and a history row: fenced by
@@ -931,6 +941,7 @@ impl Backend for RdsData {
             }
         }
         self.session.history_exists = true;
+        self.session.repeatables_exist = true;
         Ok(())
     }
 

@@ -169,6 +169,7 @@ pub(super) fn summary(entries: &[Entry]) -> Vec<(State, usize)> {
         State::Missing,
         State::Partial,
         State::Failed,
+        State::Outdated,
     ]
     .into_iter()
     .map(|s| (s, entries.iter().filter(|e| e.state == s).count()))

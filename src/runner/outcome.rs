@@ -9,8 +9,10 @@ use crate::migration::TxMode;
 /// One migration that ran in this run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Applied {
-    /// The migration's version.
+    /// The migration's version (0 for a repeatable one).
     pub version: i64,
+    /// `versioned` or `repeatable` (`R__`).
+    pub kind: crate::plan::Kind,
     /// The migration's name.
     pub name: String,
     /// In one transaction, or statement by statement.
@@ -45,6 +47,9 @@ pub enum Line {
 #[derive(Debug, Clone)]
 pub struct DryStep {
     pub version: i64,
+    /// A repeatable migration's (`R__`; version 0). Steps that are not a
+    /// migration (creating the database) have version 0 and `versioned`.
+    pub kind: crate::plan::Kind,
     pub name: String,
     pub transaction: TxMode,
     pub lines: Vec<Line>,
@@ -75,8 +80,9 @@ impl serde::Serialize for DryStep {
                 Line::Sent(_) => None,
             })
             .collect();
-        let mut st = s.serialize_struct("DryStep", 6)?;
+        let mut st = s.serialize_struct("DryStep", 7)?;
         st.serialize_field("version", &self.version)?;
+        st.serialize_field("kind", &self.kind)?;
         st.serialize_field("name", &self.name)?;
         st.serialize_field("transaction", &self.transaction)?;
         st.serialize_field("sql", &self.sent().collect::<Vec<_>>())?;
