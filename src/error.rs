@@ -241,7 +241,7 @@ pub enum Error {
         database: String,
         set_by: String,
     },
-    #[error("{location}: version {version} failed: {error}")]
+    #[error("{location}: {} failed: {error}", failed_what(*version))]
     Migration {
         location: Location,
         version: i64,
@@ -703,6 +703,15 @@ impl From<std::io::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What failed, in [`Error::Migration`]: `version 3`, or `the repeatable
+/// migration` (version 0; its file is in the location).
+fn failed_what(version: i64) -> String {
+    match version {
+        0 => "the repeatable migration".into(),
+        v => format!("version {v}"),
+    }
+}
 
 /// Why a file name is not `V{version}__{name}.sql` (shown after "not a
 /// migration file name"; [`NameProblem::Form`] adds nothing).
