@@ -829,6 +829,7 @@ pub fn lint_options(cfg: &Config) -> crate::lint::Options {
         errors_only: false,
         prelude: crate::lint::Prelude(std::sync::Arc::new(move |m| crate::backend::transaction_prelude(&at_open, m))),
         live: None,
+        undo: false,
     }
 }
 

@@ -256,6 +256,7 @@ async fn gate(b: &mut dyn Backend, cfg: &Config, local: &[Migration], undos: &[M
     let live = crate::schema::live::read(b, &cfg, &set, &run).await?.live;
     let opts = crate::lint::Options {
         live: Some(std::sync::Arc::new(live)),
+        undo: true,
         ..crate::config::lint_options(&cfg)
     };
     let targets: Vec<usize> = run.iter().map(|r| r.0).collect();
