@@ -397,6 +397,12 @@ impl ToolSql {
         }
     }
 
+    /// Every undo that stopped part way, as (version, detail) rows
+    /// (`undo_progress_all.sql`).
+    pub fn undo_progress_all(&self) -> String {
+        self.fill(strip_comments(sql!("undo_progress_all")))
+    }
+
     /// How far an interrupted no-transaction undo got (`undo_progress.sql`).
     pub fn undo_progress(&self, version: i64) -> String {
         Self::bind(&self.fill(strip_comments(sql!("undo_progress"))), &[Value::Int(version)])

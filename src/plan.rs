@@ -168,6 +168,9 @@ pub enum State {
     /// A repeatable migration applied with another checksum: `up` applies
     /// it again.
     Outdated,
+    /// Applied, and its no-transaction undo stopped part way (the history
+    /// log holds how far): `chatmigrate down` resumes it.
+    Undoing,
 }
 
 impl State {
@@ -182,6 +185,7 @@ impl State {
             State::Partial => "partial",
             State::Failed => "failed",
             State::Outdated => "outdated",
+            State::Undoing => "undoing",
         }
     }
 }
@@ -246,6 +250,45 @@ pub struct Entry {
     pub file_checksum: Option<String>,
     /// The checksum in the history.
     pub applied_checksum: Option<String>,
+    /// For an undo that stopped part way (state `undoing`): statements of
+    /// the undo file done, of how many, and the error it stopped on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoProgress>,
+}
+
+/// How far a no-transaction undo got before it stopped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UndoProgress {
+    /// Statements of the undo file done; `down` resumes at the next one.
+    pub statements_done: i32,
+    pub statements_total: i32,
+    /// The statement and the server's message, when it stopped on an error.
+    pub error: Option<String>,
+}
+
+/// Marks the applied migrations whose no-transaction undo stopped part way
+/// (`undoing`: version and the log's `N/M` or `N/M: error`) as
+/// [`State::Undoing`], with how far the undo got.
+pub fn mark_undoing(entries: &mut [Entry], undoing: &[(i64, String)]) {
+    for (version, detail) in undoing {
+        let Some(e) = entries
+            .iter_mut()
+            .find(|e| e.version == *version && e.kind == Kind::Versioned && e.state == State::Applied)
+        else {
+            continue;
+        };
+        let (counts, error) = match detail.split_once(": ") {
+            Some((c, err)) => (c, Some(err.to_string())),
+            None => (detail.as_str(), None),
+        };
+        let (done, total) = counts.split_once('/').unwrap_or((counts, "0"));
+        e.state = State::Undoing;
+        e.undo = Some(UndoProgress {
+            statements_done: done.trim().parse().unwrap_or(0),
+            statements_total: total.trim().parse().unwrap_or(0),
+            error,
+        });
+    }
 }
 
 /// Every version known to the files or the history, in version order,
@@ -299,6 +342,7 @@ fn status_of<'a, K: Ord>(
                 error: None,
                 file_checksum: Some(m.checksum.clone()),
                 applied_checksum: None,
+                undo: None,
             },
         );
     }
@@ -319,6 +363,7 @@ fn status_of<'a, K: Ord>(
             error: None,
             file_checksum: None,
             applied_checksum: None,
+            undo: None,
         });
         let earlier = local
             .binary_search_by_key(&row_key(r), |m| key(m))

@@ -25,7 +25,7 @@ pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
             })
         })
         .collect();
-    let (applied, _, target, _) = runner::read_state(&ctx.cfg).await?;
+    let (applied, _, target, _, _) = runner::read_state(&ctx.cfg).await?;
     let entries = plan::status(&files, &applied);
     let lint = match &unreadable {
         Some(_) => None,

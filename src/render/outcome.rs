@@ -170,6 +170,7 @@ pub(super) fn summary(entries: &[Entry]) -> Vec<(State, usize)> {
         State::Partial,
         State::Failed,
         State::Outdated,
+        State::Undoing,
     ]
     .into_iter()
     .map(|s| (s, entries.iter().filter(|e| e.state == s).count()))

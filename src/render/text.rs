@@ -279,6 +279,7 @@ fn state_color(s: State) -> &'static str {
         State::Changed | State::Renamed | State::Missing | State::Failed => "31",
         State::Partial => "35",
         State::Outdated => "33",
+        State::Undoing => "35",
     }
 }
 
@@ -349,6 +350,19 @@ fn status(style: &Style, out: &mut dyn Write, s: &StatusOutcome) -> io::Result<(
                 short_checksum(e.file_checksum.as_deref().unwrap_or("?")),
                 short_checksum(e.applied_checksum.as_deref().unwrap_or("?"))
             )?,
+            State::Undoing => {
+                let u = e.undo.as_ref();
+                let (done, total) = u.map_or((0, 0), |u| (u.statements_done, u.statements_total));
+                writeln!(
+                    out,
+                    "{:ver_w$}  its undo stopped after {done} of {total} statements; `chatmigrate down` resumes it at statement {}",
+                    "",
+                    done + 1
+                )?;
+                if let Some(err) = u.and_then(|u| u.error.as_ref()) {
+                    writeln!(out, "{:ver_w$}  {err}", "")?;
+                }
+            }
             State::Missing if e.kind == Kind::Repeatable => writeln!(out, "{:ver_w$}  no file R__{}.sql", "", e.name)?,
             State::Missing => writeln!(out, "{:ver_w$}  no file has this version", "")?,
             _ => {}

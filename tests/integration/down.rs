@@ -142,6 +142,31 @@ fn a_failed_undo_rolls_back_or_resumes() {
         db.scalar("SELECT detail FROM chatmigrate_history_log WHERE action = 'undo-failed'"),
         "1/4: statement 2 at ".to_string() + &dir.shown("V1__t.undo.sql") + ":4:1: division by zero (SQLSTATE 22012)"
     );
+    // `status` shows it: applied still, its undo part way, what runs next.
+    let st = cm(&db, &dir, &["--color", "never", "status", "--exit-code"]);
+    assert_eq!(st.code, 1, "{st:#?}");
+    let lines: Vec<&str> = st.stdout.lines().collect();
+    assert!(lines[1].starts_with("1        t     undoing "), "{}", st.stdout);
+    assert_eq!(
+        lines[2],
+        "         its undo stopped after 1 of 4 statements; `chatmigrate down` resumes it at statement 2"
+    );
+    assert_eq!(
+        lines[3],
+        format!(
+            "         statement 2 at {}:4:1: division by zero (SQLSTATE 22012)",
+            dir.shown("V1__t.undo.sql")
+        )
+    );
+    assert_eq!(lines[4], format!("1 undoing on {}", lines[4].split(" on ").nth(1).unwrap()));
+    let json = cm(&db, &dir, &["--format", "json", "status"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["migrations"][0]["state"], "undoing");
+    assert_eq!(
+        v["migrations"][0]["undo"],
+        serde_json::json!({"statements_done": 1, "statements_total": 4, "error": format!("statement 2 at {}:4:1: division by zero (SQLSTATE 22012)", dir.shown("V1__t.undo.sql"))})
+    );
+    assert_eq!(v["summary"]["undoing"], 1);
     // The failing statement fixed: `down` resumes at it.
     dir.write(
         "V1__t.undo.sql",
@@ -152,6 +177,9 @@ fn a_failed_undo_rolls_back_or_resumes() {
     assert!(!db.table_exists("t"));
     assert_eq!(db.scalar("SELECT count(*) FROM trace"), "1", "statement 1 is not run again");
     assert!(db.versions().is_empty());
+    // Undone: pending, no longer undoing.
+    let st = cm(&db, &dir, &["status"]);
+    assert!(st.stdout.contains("1        t     pending"), "{}", st.stdout);
 }
 
 /// The shipped chat schema goes down to nothing and up again, on the direct
