@@ -419,6 +419,68 @@ mod tests {
         }
     }
 
+    fn rep(name: &str, body: &str) -> Migration {
+        Migration::parse(&format!("R__{name}.sql"), &format!("R__{name}.sql"), body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn repeatables_come_last_when_their_checksum_changes_and_wait_for_the_target() {
+        // As loaded: versions, then repeatables by name.
+        let local = vec![
+            mig(1, "select 1;"),
+            mig(2, "select 2;"),
+            rep("a", "select 'a';"),
+            rep("b", "select 'b';"),
+        ];
+        let steps = |applied: &[Row], target| {
+            plan(
+                &local,
+                applied,
+                &PlanOptions {
+                    target,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| s.index)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(steps(&[], None), vec![0, 1, 2, 3]);
+        // A target below the newest version: no repeatable.
+        assert_eq!(steps(&[], Some(1)), vec![0]);
+        let mut applied = vec![
+            row(&local[0], Status::Applied, 1),
+            row(&local[1], Status::Applied, 1),
+            row(&local[2], Status::Applied, 1),
+        ];
+        assert_eq!(steps(&applied, None), vec![3]);
+        // Everything applied already: --target 1 leaves none pending, so
+        // the repeatables may run.
+        assert_eq!(steps(&applied, Some(1)), vec![3]);
+        applied.push(row(&local[3], Status::Applied, 1));
+        assert_eq!(steps(&applied, None), Vec::<usize>::new());
+        // Another checksum: again, alone.
+        applied[3].checksum = "sha256:old".into();
+        assert_eq!(steps(&applied, None), vec![3]);
+        // A row without a file is no error for `up`; status shows it.
+        let st = status(&local[..3], &applied);
+        assert_eq!(
+            st.iter().map(|e| (e.kind, e.state, e.name.as_str())).collect::<Vec<_>>(),
+            vec![
+                (Kind::Versioned, State::Applied, "m1"),
+                (Kind::Versioned, State::Applied, "m2"),
+                (Kind::Repeatable, State::Applied, "a"),
+                (Kind::Repeatable, State::Missing, "b"),
+            ]
+        );
+        assert_eq!(plan(&local[..3], &applied, &PlanOptions::default()).unwrap().steps, vec![]);
+        let st = status(&local, &applied);
+        assert_eq!(st[3].state, State::Outdated);
+        assert!(!State::Outdated.is_drift());
+    }
+
     #[test]
     fn pending_in_order() {
         let local = vec![mig(1, "select 1;"), mig(2, "select 2;"), mig(3, "select 3;")];

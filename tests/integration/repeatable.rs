@@ -136,7 +136,7 @@ fn story(env: &str) {
     );
     assert_eq!(rows(&db), format!("a_functions {},notes_views {}", sum(FUNC), sum(view2)));
     assert_eq!(db.scalar("SELECT count(*) FROM notes_tagged"), "0");
-    assert_eq!(db.scalar("SELECT pg_get_viewdef('notes_tagged')").contains("WHERE"), true);
+    assert!(db.scalar("SELECT pg_get_viewdef('notes_tagged')").contains("WHERE"));
     dir.write("R__notes_views.sql", view2);
 
     // down: no undo for a repeatable; its rows are reset so the next up
