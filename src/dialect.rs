@@ -212,6 +212,12 @@ impl ToolSql {
         Self::bind(&self.fill(strip_comments(sql!("history_select_plan"))), &[Value::Int(after), limit])
     }
 
+    /// Creates the table of repeatable migrations where it is missing
+    /// (`repeatable_create.sql`; the history schema exists by then).
+    pub fn create_repeatables(&self) -> String {
+        self.fill(strip_comments(sql!("repeatable_create")))
+    }
+
     /// The applied repeatable migrations, as history rows of version 0, all
     /// columns or (`for_plan`) those `up` plans with (`repeatable_select*.sql`).
     pub fn select_repeatables(&self, for_plan: bool) -> String {

@@ -607,7 +607,7 @@ pub fn load(source: &Source, extra: &[ExtraSet]) -> Result<Vec<Migration>> {
     }
     // The versioned files in version order, then the repeatable ones
     // (version 0) in name order: the order `up` applies them in.
-    out.sort_by(|a, b| (a.is_repeatable(), a.version, &a.name).cmp(&(b.is_repeatable(), b.version, &b.name)));
+    out.sort_by(order);
     for pair in out.windows(2) {
         if pair[0].is_repeatable() && pair[1].is_repeatable() {
             if pair[0].name == pair[1].name {
@@ -628,6 +628,16 @@ pub fn load(source: &Source, extra: &[ExtraSet]) -> Result<Vec<Migration>> {
         }
     }
     Ok(out)
+}
+
+/// The order of a set: versioned files by version (a stable sort: two
+/// files of one version stay in file order, for the error naming both),
+/// then repeatable migrations by name.
+pub fn order(a: &Migration, b: &Migration) -> std::cmp::Ordering {
+    match (a.is_repeatable(), b.is_repeatable()) {
+        (true, true) => a.name.cmp(&b.name),
+        (x, y) => (x, a.version).cmp(&(y, b.version)),
+    }
 }
 
 /// "a FIFO (named pipe)", "a socket", ...: what a non-regular file is.

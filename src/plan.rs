@@ -207,6 +207,11 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether it is `Versioned` (what JSON leaves out).
+    pub fn is_versioned(&self) -> bool {
+        *self == Kind::Versioned
+    }
+
     /// The kind of a migration of this version (0: repeatable).
     pub fn of(version: i64) -> Kind {
         match version {
@@ -221,7 +226,9 @@ impl Kind {
 pub struct Entry {
     /// The migration's version (0 for a repeatable one).
     pub version: i64,
-    /// `versioned` (`V{version}__`) or `repeatable` (`R__`).
+    /// `repeatable` (`R__`); versioned entries (`V{version}__`) leave it
+    /// out of the JSON, which is as it was before repeatables.
+    #[serde(skip_serializing_if = "Kind::is_versioned")]
     pub kind: Kind,
     /// The file's name (the applied name where no file has this version).
     pub name: String,

@@ -193,6 +193,11 @@ pub trait Backend: Send {
 
     /// Creates the history table(s) when missing. Called under the lock.
     async fn ensure_history(&mut self) -> Result<()>;
+    /// Creates the table of repeatable migrations when missing (after
+    /// [`Backend::ensure_history`], under the lock, before the first
+    /// repeatable migration's row is written; no call where the probe
+    /// found it).
+    async fn ensure_repeatables(&mut self) -> Result<()>;
     /// Every history row, by version. A missing table reads as empty.
     async fn read_history(&mut self) -> Result<Vec<Row>>;
     /// Every history row with only the columns `up` plans with

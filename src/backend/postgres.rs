@@ -867,7 +867,15 @@ impl Backend for Postgres {
             self.simple(&sql, "creating the history table").await?;
         }
         self.session.history_exists = true;
-        self.session.repeatables_exist = true;
+        Ok(())
+    }
+
+    async fn ensure_repeatables(&mut self) -> Result<()> {
+        if !self.session.repeatables_exist {
+            let sql = self.dialect.create_repeatables();
+            self.simple(&sql, "creating the table of repeatable migrations").await?;
+            self.session.repeatables_exist = true;
+        }
         Ok(())
     }
 

@@ -941,7 +941,16 @@ impl Backend for RdsData {
             }
         }
         self.session.history_exists = true;
-        self.session.repeatables_exist = true;
+        Ok(())
+    }
+
+    async fn ensure_repeatables(&mut self) -> Result<()> {
+        if !self.session.repeatables_exist {
+            let sql = self.dialect.create_repeatables();
+            self.tool(&sql, "creating the table of repeatable migrations", Call::Idempotent)
+                .await?;
+            self.session.repeatables_exist = true;
+        }
         Ok(())
     }
 

@@ -107,6 +107,9 @@ pub async fn run(ctx: &super::Setup, args: &AdoptArgs) -> Result<Outcome> {
                     });
                 }
                 let mut done = Vec::new();
+                if upto.iter().any(|m| m.is_repeatable()) {
+                    b.ensure_repeatables().await?;
+                }
                 for m in &upto {
                     b.write_history(&Row::new(m, b.name(), Status::Applied, m.statements.len(), false))
                         .await?;

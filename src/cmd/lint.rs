@@ -144,7 +144,7 @@ fn with_context(cfg: &crate::config::Config, paths: &[PathBuf]) -> Result<(Vec<M
         .map(|m| (m, false))
         .collect();
     all.extend(given.into_iter().map(|m| (m, true)));
-    all.sort_by(|(a, _), (b, _)| (a.is_repeatable(), a.version, &a.name).cmp(&(b.is_repeatable(), b.version, &b.name)));
+    all.sort_by(|(a, _), (b, _)| migration::order(a, b));
     let targets = all.iter().enumerate().filter(|(_, (_, t))| *t).map(|(i, _)| i).collect();
     Ok((all.into_iter().map(|(m, _)| m).collect(), targets, undos))
 }

@@ -11,7 +11,9 @@ use crate::migration::TxMode;
 pub struct Applied {
     /// The migration's version (0 for a repeatable one).
     pub version: i64,
-    /// `versioned` or `repeatable` (`R__`).
+    /// `repeatable` for an `R__` file; left out of the JSON for a
+    /// versioned one.
+    #[serde(skip_serializing_if = "crate::plan::Kind::is_versioned")]
     pub kind: crate::plan::Kind,
     /// The migration's name.
     pub name: String,
@@ -82,7 +84,9 @@ impl serde::Serialize for DryStep {
             .collect();
         let mut st = s.serialize_struct("DryStep", 7)?;
         st.serialize_field("version", &self.version)?;
-        st.serialize_field("kind", &self.kind)?;
+        if !self.kind.is_versioned() {
+            st.serialize_field("kind", &self.kind)?;
+        }
         st.serialize_field("name", &self.name)?;
         st.serialize_field("transaction", &self.transaction)?;
         st.serialize_field("sql", &self.sent().collect::<Vec<_>>())?;

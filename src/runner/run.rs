@@ -301,6 +301,10 @@ async fn up_on(
             },
         });
         // A repeatable migration applies whole, again: never a resume.
+        if m.is_repeatable() {
+            // Its table, where missing (a set without R__ files never makes it).
+            b.ensure_repeatables().await?;
+        }
         let earlier = applied.iter().find(|r| r.version == m.version && !m.is_repeatable());
         let resumed = earlier.is_some();
         let plans = crate::vector_index::plan::read(b, cfg, m, step.resume_from).await?;
