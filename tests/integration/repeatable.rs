@@ -71,8 +71,24 @@ fn story(env: &str) {
     assert_eq!(rows(&db), format!("a_functions {},notes_views {}", sum(FUNC), sum(VIEW)));
     assert_eq!(db.versions(), vec![1, 2]);
     // Nothing changed: nothing to apply.
+    let before = both.server.calls().len();
     let r = both.run(&db.name, env, &dir, &["up"]);
     assert!(r.stdout.starts_with("nothing to apply"), "{}", r.stdout);
+    if env == "aurora" {
+        // The history and the repeatables in one call, as without them.
+        let calls = both.server.calls();
+        let reads: Vec<&str> = calls[before..]
+            .iter()
+            .filter_map(|c| c.sql.as_deref())
+            .filter(|s| s.contains("FROM \"chatmigrate_history_repeatable\""))
+            .collect();
+        assert_eq!(reads.len(), 1, "{reads:#?}");
+        assert!(
+            reads[0].contains("FROM \"chatmigrate_history\" h") && reads[0].contains("UNION ALL"),
+            "{}",
+            reads[0]
+        );
+    }
 
     // A change: outdated in status (text and JSON), applied again alone.
     let view2 = "CREATE OR REPLACE VIEW notes_tagged AS SELECT id, tag, upper(tag) AS shout FROM notes WHERE tag IS NOT NULL;\n";
