@@ -161,6 +161,14 @@ fn story(env: &str) {
 
     // down: no undo for a repeatable; its rows are reset so the next up
     // makes the view again after V2's undo dropped it.
+    let dry = both.run(&db.name, env, &dir, &["down", "--dry-run"]);
+    dry.assert_ok();
+    assert!(
+        dry.stdout.contains("-- first: the repeatable migrations' rows are removed (logged), so the next up applies every R__ file again\nWITH gone AS (\n    DELETE FROM \"chatmigrate_history_repeatable\""),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(rows(&db), format!("a_functions {},notes_views {}", sum(FUNC), sum(view2)));
     let r = both.run(&db.name, env, &dir, &["down"]);
     r.assert_ok();
     assert_eq!(rows(&db), "");
@@ -169,9 +177,26 @@ fn story(env: &str) {
         db.scalar("SELECT string_agg(action || ':' || version, ',' ORDER BY id) FROM chatmigrate_history_log"),
         "repeatable-reset:0,repeatable-reset:0,undo:2"
     );
-    let r = both.run(&db.name, env, &dir, &["up"]);
+    let r = both.run(&db.name, env, &dir, &["--format", "json", "up"]);
     r.assert_ok();
-    assert_eq!(r.stdout.lines().filter(|l| l.starts_with("applied")).count(), 3, "{}", r.stdout);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let applied: Vec<String> = v["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} {}",
+                a["version"],
+                a["name"].as_str().unwrap(),
+                a["kind"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        applied,
+        vec!["2 notes_tag -", "0 a_functions repeatable", "0 notes_views repeatable"]
+    );
     assert_eq!(db.scalar("SELECT note_count()"), "0");
 
     // A repeatable file removed: missing in status, drift for verify, its
