@@ -95,7 +95,7 @@ pub enum Command {
             logged with the statements done, and the next `down` resumes it)
   130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM; the next `down` continues")]
     Down(DownArgs),
-    /// Show every migration and its state: applied, pending, changed, renamed, missing, partial, failed.
+    /// Show every migration and its state: applied, pending, changed, renamed, missing, partial, failed; repeatable ones outdated; undoing.
     #[command(after_help = "Exit codes:
   0  ok (with --exit-code: every migration is applied)
   1  with --exit-code: a migration is pending, changed, renamed, missing, partial or failed
@@ -313,8 +313,11 @@ pub struct NewArgs {
     #[arg(long)]
     pub no_transaction: bool,
     /// Also create its undo file, V<version>__<name>.undo.sql, for `chatmigrate down`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "repeatable")]
     pub undo: bool,
+    /// Create a repeatable migration, R__<name>.sql: applied after the versioned ones, again whenever it changes.
+    #[arg(long, conflicts_with_all = ["sequential", "no_transaction"])]
+    pub repeatable: bool,
 }
 
 #[derive(Debug, Args)]

@@ -153,6 +153,14 @@ pub struct Overrides {
 pub trait Env {
     /// The variable's value; `None` when it is unset or empty.
     fn var(&self, key: &str) -> Option<String>;
+
+    /// Every variable whose name starts with `prefix`, as (name, value),
+    /// sorted by name; empty values and names or values that are not UTF-8
+    /// left out. (An environment that lists nothing has none.)
+    fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        let _ = prefix;
+        Vec::new()
+    }
 }
 
 /// The real process environment.
@@ -162,7 +170,20 @@ impl Env for ProcessEnv {
     fn var(&self, key: &str) -> Option<String> {
         std::env::var(key).ok().filter(|v| !v.is_empty())
     }
+
+    fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, v)| k.starts_with(prefix) && !v.is_empty())
+            .collect();
+        out.sort();
+        out
+    }
 }
+
+/// `CHATMIGRATE_PLACEHOLDER_<NAME>`: a value for `${name}`, the part after
+/// the prefix in lower case (docs/migrations.md#placeholders).
+pub const PLACEHOLDER_ENV_PREFIX: &str = "CHATMIGRATE_PLACEHOLDER_";
 
 impl Config {
     /// A config for one URL with every default and the embedded migrations
@@ -461,6 +482,11 @@ impl Config {
 /// - `CHATMIGRATE_MIGRATIONS`: migration directories, separated like `PATH`
 ///   entries (`:`), instead of the built-in set.
 fn apply_chatmigrate_env(c: &mut Config, env: &dyn Env) {
+    // Placeholders: over the config file's, under --placeholder.
+    for (key, value) in env.vars_with_prefix(PLACEHOLDER_ENV_PREFIX) {
+        let name = key[PLACEHOLDER_ENV_PREFIX.len()..].to_ascii_lowercase();
+        c.placeholders.insert(name, crate::placeholders::Given { value, from: key });
+    }
     if let Some(arn) = env.var("CHATMIGRATE_RESOURCE_ARN") {
         c.backend = BackendKind::RdsData;
         c.aws.resource_arn = Some(arn);
@@ -829,6 +855,7 @@ pub fn lint_options(cfg: &Config) -> crate::lint::Options {
         errors_only: false,
         prelude: crate::lint::Prelude(std::sync::Arc::new(move |m| crate::backend::transaction_prelude(&at_open, m))),
         live: None,
+        undo: false,
     }
 }
 
@@ -999,6 +1026,51 @@ mod tests {
         fn var(&self, key: &str) -> Option<String> {
             self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string())
         }
+
+        fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+            let mut out: Vec<(String, String)> = self
+                .0
+                .iter()
+                .filter(|(k, v)| k.starts_with(prefix) && !v.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            out.sort();
+            out
+        }
+    }
+
+    #[test]
+    fn placeholders_come_from_the_environment_between_the_file_and_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("chatmigrate.toml");
+        std::fs::write(&conf, "[placeholders]\nregion = \"eu\"\ntier = \"gold\"\nowner = \"ops\"\n").unwrap();
+        let env = FakeEnv(vec![
+            ("CHATMIGRATE_PLACEHOLDER_TIER", "silver"),
+            ("CHATMIGRATE_PLACEHOLDER_EMBEDDING_DIMENSIONS", "1536"),
+            ("CHATMIGRATE_PLACEHOLDER_OWNER", "app"),
+            ("CHATMIGRATE_PLACEHOLDER_EMPTY", ""),
+        ]);
+        let o = Overrides {
+            config_path: Some(conf),
+            database_url: Some("postgres://app@db:5432/chat".into()),
+            placeholders: vec![("owner".into(), "flag".into())],
+            ..Overrides::default()
+        };
+        let c = Config::load(&o, &env).unwrap();
+        let got: Vec<(&str, &str, &str)> = c
+            .placeholders
+            .iter()
+            .map(|(k, g)| (k.as_str(), g.value.as_str(), g.from.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("embedding_dimensions", "1536", "CHATMIGRATE_PLACEHOLDER_EMBEDDING_DIMENSIONS"),
+                ("owner", "flag", "--placeholder"),
+                ("region", "eu", "[placeholders]"),
+                ("tier", "silver", "CHATMIGRATE_PLACEHOLDER_TIER"),
+            ]
+        );
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct ToolSql {
     history: String,
     log: String,
     lease: String,
+    /// The applied repeatable migrations (`repeatable_*.sql`).
+    repeatable: String,
     schema: Option<String>,
     lock_key: i64,
 }
@@ -111,6 +113,7 @@ impl ToolSql {
             history: qualify(&history.table),
             log: qualify(&format!("{}_log", history.table)),
             lease: qualify(&format!("{}_lease", history.table)),
+            repeatable: qualify(&format!("{}_repeatable", history.table)),
             schema: history.schema.clone(),
             lock_key: key,
         }
@@ -127,6 +130,7 @@ impl ToolSql {
             .replace("{history}", &self.history)
             .replace("{log}", &self.log)
             .replace("{lease}", &self.lease)
+            .replace("{repeatable}", &self.repeatable)
     }
 
     /// Fills `$n` placeholders of a dialect template with escaped literals,
@@ -183,7 +187,10 @@ impl ToolSql {
     /// where it was set, user, database, whether the history table exists;
     /// then the backend's `extra` columns (Citus: its extension's version).
     pub fn probe(&self, extra: &[&str]) -> String {
-        let mut sql = Self::bind(strip_comments(sql!("probe")).trim_end(), &[Value::Text(self.history.clone())]);
+        let mut sql = Self::bind(
+            strip_comments(sql!("probe")).trim_end(),
+            &[Value::Text(self.history.clone()), Value::Text(self.repeatable.clone())],
+        );
         for column in extra {
             sql.push_str(",\n       ");
             sql.push_str(column);
@@ -205,14 +212,51 @@ impl ToolSql {
         Self::bind(&self.fill(strip_comments(sql!("history_select_plan"))), &[Value::Int(after), limit])
     }
 
+    /// Creates the table of repeatable migrations where it is missing
+    /// (`repeatable_create.sql`; the history schema exists by then).
+    pub fn create_repeatables(&self) -> String {
+        self.fill(strip_comments(sql!("repeatable_create")))
+    }
+
+    /// The applied repeatable migrations, as history rows of version 0, all
+    /// columns or (`for_plan`) those `up` plans with (`repeatable_select*.sql`).
+    pub fn select_repeatables(&self, for_plan: bool) -> String {
+        let template = match for_plan {
+            true => sql!("repeatable_select_plan"),
+            false => sql!("repeatable_select"),
+        };
+        self.fill(strip_comments(template))
+    }
+
+    /// `down`: forgets every applied repeatable migration, logged
+    /// (`repeatable_reset.sql`).
+    pub fn reset_repeatables(&self) -> String {
+        self.fill(strip_comments(sql!("repeatable_reset")))
+    }
+
+    /// repair: removes the row of the repeatable migration `name`.
+    pub fn delete_repeatable(&self, name: &str) -> String {
+        Self::bind(&self.fill(strip_comments(sql!("repeatable_delete"))), &[Value::Text(name.into())])
+    }
+
     /// A history row written only while the lease owner (the last value,
     /// after [`history_values`]) holds a live lease: no row written (and
     /// none returned) otherwise.
     pub fn upsert_history_fenced(&self, values: &[Value]) -> String {
         let plain = "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-        debug_assert!(sql!("history_upsert").contains(plain));
-        let fenced = sql!("history_upsert").replace(plain, strip_comments(sql!("lease_fence")).trim_end());
+        let template = Self::upsert_template(values);
+        debug_assert!(template.contains(plain));
+        let fenced = template.replace(plain, strip_comments(sql!("lease_fence")).trim_end());
         Self::bind(&self.fill(&fenced), values)
+    }
+
+    /// `history_upsert.sql`, or for a repeatable migration's row (version
+    /// 0) `repeatable_upsert.sql`, which takes the same values.
+    fn upsert_template(values: &[Value]) -> &'static str {
+        match values.first() {
+            Some(Value::Int(crate::history::REPEATABLE)) => strip_comments(sql!("repeatable_upsert")),
+            _ => sql!("history_upsert"),
+        }
     }
 
     /// Creates the lease table (with its schema) and its one row where
@@ -305,7 +349,7 @@ impl ToolSql {
     }
 
     pub fn upsert_history(&self, values: &[Value]) -> String {
-        Self::bind(&self.fill(sql!("history_upsert")), values)
+        Self::bind(&self.fill(Self::upsert_template(values)), values)
     }
 
     /// The applied row of `version` takes the file's checksum and name (repair).
@@ -357,6 +401,12 @@ impl ToolSql {
                 ],
             ),
         }
+    }
+
+    /// Every undo that stopped part way, as (version, detail) rows
+    /// (`undo_progress_all.sql`).
+    pub fn undo_progress_all(&self) -> String {
+        self.fill(strip_comments(sql!("undo_progress_all")))
     }
 
     /// How far an interrupted no-transaction undo got (`undo_progress.sql`).
@@ -626,7 +676,7 @@ mod tests {
         assert!(p.starts_with("SELECT pg_is_in_recovery()::text,"), "{p}");
         assert!(
             p.ends_with(
-                "(to_regclass('\"s''x\".\"h\"') IS NOT NULL)::text,\n       (SELECT extversion FROM pg_extension WHERE extname = 'citus')"
+                "(to_regclass('\"s''x\".\"h\"') IS NOT NULL)::text,\n       (to_regclass('\"s''x\".\"h_repeatable\"') IS NOT NULL)::text,\n       (SELECT extversion FROM pg_extension WHERE extname = 'citus')"
             ),
             "{p}"
         );

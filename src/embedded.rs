@@ -1,7 +1,8 @@
 //! Migration sets compiled into a binary: the built-in chat schema
 //! ([`CHAT_SCHEMA`]) and an application's own, made by
 //! [`embed_migrations!`](crate::embed_migrations) from a directory of
-//! `V{version}__{name}.sql` files (names checked at compile time). A
+//! `V{version}__{name}.sql` files, with their `R__{name}.sql` repeatable
+//! migrations and `.undo.sql` undo files (names checked at compile time). A
 //! [`Migrator`](crate::Migrator) runs one or several of them
 //! (`Migrator::embedded`) exactly as it runs files from disk: the versions
 //! of all the sets share one version space.
@@ -11,6 +12,7 @@
 pub struct EmbeddedSet {
     dir: &'static str,
     files: &'static [(&'static str, &'static [u8])],
+    undo_files: &'static [(&'static str, &'static [u8])],
     chat_schema: bool,
 }
 
@@ -19,16 +21,22 @@ pub struct EmbeddedSet {
 pub const CHAT_SCHEMA: EmbeddedSet = EmbeddedSet {
     dir: "",
     files: &[],
+    undo_files: &[],
     chat_schema: true,
 };
 
 impl EmbeddedSet {
     /// What `embed_migrations!` expands to; not for direct use.
     #[doc(hidden)]
-    pub const fn __new(dir: &'static str, files: &'static [(&'static str, &'static [u8])]) -> EmbeddedSet {
+    pub const fn __new(
+        dir: &'static str,
+        files: &'static [(&'static str, &'static [u8])],
+        undo_files: &'static [(&'static str, &'static [u8])],
+    ) -> EmbeddedSet {
         EmbeddedSet {
             dir,
             files,
+            undo_files,
             chat_schema: false,
         }
     }
@@ -45,6 +53,15 @@ impl EmbeddedSet {
         match self.chat_schema {
             true => embedded_files(),
             false => self.files.to_vec(),
+        }
+    }
+
+    /// Its undo files (`V{version}__{name}.undo.sql`, for `down`) as (file
+    /// name, contents), sorted; for [`CHAT_SCHEMA`], its portable ones.
+    pub fn undo_files(&self) -> Vec<(&'static str, &'static [u8])> {
+        match self.chat_schema {
+            true => embedded_undo_files(),
+            false => self.undo_files.to_vec(),
         }
     }
 

@@ -140,6 +140,8 @@ pub enum Error {
     NotAFile { path: String, problem: PathProblem },
     #[error("version {version} is used twice: {first} and {second}")]
     DuplicateVersion { version: i64, first: String, second: String },
+    #[error("repeatable migration {name} is defined twice: {first} and {second}")]
+    DuplicateRepeatable { name: String, first: String, second: String },
     #[error("{path}: file is not valid UTF-8 (byte {offset})")]
     NotUtf8 { path: String, offset: usize },
     #[error("{path}: migration is empty (no SQL statements)")]
@@ -239,7 +241,7 @@ pub enum Error {
         database: String,
         set_by: String,
     },
-    #[error("{location}: version {version} failed: {error}")]
+    #[error("{location}: {} failed: {error}", failed_what(*version))]
     Migration {
         location: Location,
         version: i64,
@@ -361,6 +363,7 @@ impl Error {
             NotAFile { problem, .. } => problem.hint(),
             NoVersionLeft { .. } => "rename that file to a lower version (e.g. a timestamp such as V20250101120000__name.sql), then run `chatmigrate new` again".into(),
             DuplicateVersion { .. } => "give one of the files a new version (`chatmigrate new <name>` picks a free one)".into(),
+            DuplicateRepeatable { .. } => "keep one R__ file of each name across the migration directories".into(),
             NotUtf8 { .. } => "save the file as UTF-8".into(),
             EmptyMigration { .. } => "add SQL to the file or delete it".into(),
             Io { .. } => "check the path and its permissions".into(),
@@ -517,6 +520,7 @@ impl Error {
             | NotAFile { .. }
             | NoVersionLeft { .. }
             | DuplicateVersion { .. }
+            | DuplicateRepeatable { .. }
             | NotUtf8 { .. }
             | EmptyMigration { .. }
             | Io { .. }
@@ -700,6 +704,15 @@ impl From<std::io::Error> for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What failed, in [`Error::Migration`]: `version 3`, or `the repeatable
+/// migration` (version 0; its file is in the location).
+fn failed_what(version: i64) -> String {
+    match version {
+        0 => "the repeatable migration".into(),
+        v => format!("version {v}"),
+    }
+}
+
 /// Why a file name is not `V{version}__{name}.sql` (shown after "not a
 /// migration file name"; [`NameProblem::Form`] adds nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -722,8 +735,6 @@ pub enum NameProblem {
     NameChars,
     /// `U{n}__{name}.sql`: refinery's unversioned migration (not an undo).
     RefineryUnversioned,
-    /// `R__{name}.sql`: Flyway's repeatable migration, not run here.
-    Repeatable,
 }
 
 impl std::fmt::Display for NameProblem {
@@ -740,7 +751,6 @@ impl std::fmt::Display for NameProblem {
             NameProblem::RefineryUnversioned => {
                 ": U is refinery's unversioned migration, which chatmigrate does not run (docs/migrations.md#refinerys-u-files)"
             }
-            NameProblem::Repeatable => ": R__ is a repeatable migration, which this chatmigrate does not run (docs/migrations.md)",
         })
     }
 }
@@ -751,9 +761,6 @@ impl NameProblem {
         match self {
             NameProblem::RefineryUnversioned => {
                 "rename it to V{n}__{name}.sql and apply it with `chatmigrate up --allow-out-of-order` (which applies a file below the highest applied version)"
-            }
-            NameProblem::Repeatable => {
-                "make it a versioned migration (`chatmigrate new <name>`) with CREATE OR REPLACE, and add a new version each time it changes"
             }
             _ => "rename the file, or create one with `chatmigrate new <name>`",
         }

@@ -88,6 +88,18 @@ impl Row {
     }
 }
 
+/// The version of a repeatable migration's row (its file's,
+/// [`crate::migration::REPEATABLE`]). The row lives in the table of
+/// repeatables, keyed by name (`repeatable_*.sql`).
+pub use crate::migration::REPEATABLE;
+
+impl Row {
+    /// Whether this is a repeatable migration's row.
+    pub fn is_repeatable(&self) -> bool {
+        self.version == REPEATABLE
+    }
+}
+
 /// The chatmigrate version written into every row.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 

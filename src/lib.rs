@@ -84,7 +84,7 @@ pub use embedded::{EmbeddedSet, CHAT_SCHEMA};
 pub use error::{DbError, Error, ExistingObject, Location, Result};
 use migration::Source;
 pub use migration::{Directives, Ignore, Migration, NameProblem, PathProblem, TxMode};
-pub use plan::{Entry, State};
+pub use plan::{Entry, Kind, State, UndoProgress};
 pub use runner::{Applied, DownReport, Undone, UpReport, DEADLINE};
 
 /// Compiles a directory of `V{version}__{name}.sql` files (relative to the
@@ -216,7 +216,9 @@ impl Migrator {
     /// Every version with its state (applied, pending, changed, ...).
     pub async fn status(&self) -> Result<Vec<Entry>> {
         let st = runner::load_state(&self.config).await?;
-        Ok(plan::status(&st.local, &st.applied))
+        let mut entries = plan::status(&st.local, &st.applied);
+        plan::mark_undoing(&mut entries, &st.undoing);
+        Ok(entries)
     }
 }
 

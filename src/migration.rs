@@ -20,6 +20,10 @@ use crate::value::{self, Origin};
 
 pub use crate::value::MAX_FILE_BYTES;
 
+/// The version of a repeatable migration (`R__{name}.sql`): no versioned
+/// file has it (versions start at 1).
+pub const REPEATABLE: i64 = 0;
+
 /// How a migration's statements are executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -163,6 +167,17 @@ pub(crate) fn split_set(set: &[Migration], targets: impl IntoIterator<Item = usi
 }
 
 impl Migration {
+    /// A repeatable migration (`R__{name}.sql`): applied after the
+    /// versioned ones, again whenever its checksum changes.
+    pub fn is_repeatable(&self) -> bool {
+        self.version == REPEATABLE
+    }
+
+    /// How messages name it: `V3 add_theme_index`, or `R__refresh_views`.
+    pub fn label(&self) -> String {
+        label(self.version, &self.name)
+    }
+
     /// Whether a history row's `checksum` is this file's: its own, or an
     /// earlier one the shipped file accepts.
     pub(crate) fn checksum_matches(&self, checksum: &str) -> bool {
@@ -199,6 +214,21 @@ impl Migration {
             return Err(Error::EmptyMigration { path: path.to_string() });
         }
         let directives = parse_directives(path, &text)?;
+        if version == REPEATABLE && (directives.no_transaction || directives.adopt_fix) {
+            // A repeatable file is applied whole or not at all, with its
+            // row in the same transaction: its progress has no row to live
+            // in, and it runs again whenever it changes.
+            let word = if directives.adopt_fix { "adopt-fix" } else { "no-transaction" };
+            let line = text.lines().position(|l| l.contains(&format!("chatmigrate:{word}"))).unwrap_or(0) + 1;
+            return Err(Error::BadDirective {
+                location: Location {
+                    path: path.to_string(),
+                    line,
+                    col: 1,
+                },
+                message: format!("`{word}` in a repeatable migration: an R__ file runs in one transaction with its history row; put statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY) in a versioned file"),
+            });
+        }
         Ok(Migration {
             version,
             name,
@@ -263,7 +293,17 @@ impl Migration {
     }
 }
 
-/// `V{digits}__{name}.sql` → (version, name). Names are letters, digits and
+/// How messages name a migration of `version` and `name`: `V3
+/// add_theme_index`, or for a repeatable one `R__refresh_views`.
+pub fn label(version: i64, name: &str) -> String {
+    match version {
+        REPEATABLE => format!("R__{name}"),
+        v => format!("V{v} {name}"),
+    }
+}
+
+/// `V{digits}__{name}.sql` → (version, name); `R__{name}.sql` → (0, name),
+/// a repeatable migration ([`REPEATABLE`]). Names are letters, digits and
 /// underscores (the refinery grammar, so refinery projects keep their
 /// files). When it is not one: a [`Error::BadFileName`] saying what is
 /// wrong, or a [`Error::BadValue`] for a version out of range (0, or past an
@@ -289,8 +329,13 @@ pub fn check_file_name(file_name: &str, path: &str) -> Result<(i64, String)> {
     if refinery_u {
         return Err(bad(NameProblem::RefineryUnversioned));
     }
-    if stem.strip_prefix("R__").is_some_and(|n| !n.is_empty()) {
-        return Err(bad(NameProblem::Repeatable));
+    if let Some(name) = stem.strip_prefix("R__").filter(|n| !n.is_empty()) {
+        // A repeatable migration: version 0 (history::REPEATABLE), which
+        // no versioned file has.
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(bad(NameProblem::NameChars));
+        }
+        return Ok((REPEATABLE, name.to_string()));
     }
     let rest = match (stem.strip_prefix('V'), stem.strip_prefix('v')) {
         (Some(rest), _) => rest,
@@ -560,8 +605,20 @@ pub fn load(source: &Source, extra: &[ExtraSet]) -> Result<Vec<Migration>> {
             }
         }
     }
-    out.sort_by_key(|m| m.version);
+    // The versioned files in version order, then the repeatable ones
+    // (version 0) in name order: the order `up` applies them in.
+    out.sort_by(order);
     for pair in out.windows(2) {
+        if pair[0].is_repeatable() && pair[1].is_repeatable() {
+            if pair[0].name == pair[1].name {
+                return Err(Error::DuplicateRepeatable {
+                    name: pair[0].name.clone(),
+                    first: pair[0].path.clone(),
+                    second: pair[1].path.clone(),
+                });
+            }
+            continue;
+        }
         if pair[0].version == pair[1].version {
             return Err(Error::DuplicateVersion {
                 version: pair[0].version,
@@ -571,6 +628,16 @@ pub fn load(source: &Source, extra: &[ExtraSet]) -> Result<Vec<Migration>> {
         }
     }
     Ok(out)
+}
+
+/// The order of a set: versioned files by version (a stable sort: two
+/// files of one version stay in file order, for the error naming both),
+/// then repeatable migrations by name.
+pub fn order(a: &Migration, b: &Migration) -> std::cmp::Ordering {
+    match (a.is_repeatable(), b.is_repeatable()) {
+        (true, true) => a.name.cmp(&b.name),
+        (x, y) => (x, a.version).cmp(&(y, b.version)),
+    }
 }
 
 /// "a FIFO (named pipe)", "a socket", ...: what a non-regular file is.

@@ -34,8 +34,56 @@ pub struct Plan {
 }
 
 /// Checks the applied history against the files and lists what to run.
+///
+/// Repeatable migrations (`R__`, version 0) come last, in name order: each
+/// whose file has no row or a row with another checksum, and only when the
+/// run leaves no versioned file pending (with `--target` below the newest
+/// file they wait: a view may read a column a later version adds).
 pub fn plan(local: &[Migration], applied: &[Row], opts: &PlanOptions) -> Result<Plan, Error> {
-    let by_version: BTreeMap<i64, usize> = local.iter().enumerate().map(|(i, m)| (m.version, i)).collect();
+    let repeatable_rows: BTreeMap<&str, &Row> = applied.iter().filter(|r| r.is_repeatable()).map(|r| (r.name.as_str(), r)).collect();
+    let mut plan = plan_versioned(local, applied, opts)?;
+    if !local.last().is_some_and(Migration::is_repeatable) {
+        return Ok(plan);
+    }
+    let done: std::collections::HashSet<i64> = applied.iter().filter(|r| r.status == Status::Applied).map(|r| r.version).collect();
+    let all_versioned = local
+        .iter()
+        .filter(|m| !m.is_repeatable())
+        .all(|m| done.contains(&m.version) || opts.target.is_none_or(|t| m.version <= t));
+    if all_versioned {
+        for (i, m) in local.iter().enumerate().filter(|(_, m)| m.is_repeatable()) {
+            if repeatable_rows
+                .get(m.name.as_str())
+                .is_some_and(|r| m.checksum_matches(&r.checksum))
+            {
+                continue;
+            }
+            plan.steps.push(Step {
+                index: i,
+                resume_from: 0,
+                out_of_order: false,
+            });
+        }
+    }
+    Ok(plan)
+}
+
+fn plan_versioned(local: &[Migration], applied: &[Row], opts: &PlanOptions) -> Result<Plan, Error> {
+    let by_version: BTreeMap<i64, usize> = local
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.is_repeatable())
+        .map(|(i, m)| (m.version, i))
+        .collect();
+    // Repeatable rows (version 0) are not versions; copied only when there are some.
+    let versioned: Vec<Row>;
+    let applied = match applied.iter().any(Row::is_repeatable) {
+        true => {
+            versioned = applied.iter().filter(|r| !r.is_repeatable()).cloned().collect();
+            &versioned[..]
+        }
+        false => applied,
+    };
     let rows: BTreeMap<i64, &Row> = applied.iter().map(|r| (r.version, r)).collect();
 
     if let Some(t) = opts.target {
@@ -73,7 +121,7 @@ pub fn plan(local: &[Migration], applied: &[Row], opts: &PlanOptions) -> Result<
     }
     let max_applied = applied.iter().filter(|r| r.status == Status::Applied).map(|r| r.version).max();
     let mut steps = Vec::new();
-    for (i, m) in local.iter().enumerate() {
+    for (i, m) in local.iter().enumerate().filter(|(_, m)| !m.is_repeatable()) {
         if opts.target.is_some_and(|t| m.version > t) {
             break;
         }
@@ -117,6 +165,12 @@ pub enum State {
     Partial,
     /// A no-transaction migration stopped on an error; fix the file and run `up`.
     Failed,
+    /// A repeatable migration applied with another checksum: `up` applies
+    /// it again.
+    Outdated,
+    /// Applied, and its no-transaction undo stopped part way (the history
+    /// log holds how far): `chatmigrate down` resumes it.
+    Undoing,
 }
 
 impl State {
@@ -130,6 +184,8 @@ impl State {
             State::Missing => "missing",
             State::Partial => "partial",
             State::Failed => "failed",
+            State::Outdated => "outdated",
+            State::Undoing => "undoing",
         }
     }
 }
@@ -141,11 +197,39 @@ impl State {
     }
 }
 
+/// A versioned migration (`V{version}__{name}.sql`) or a repeatable one
+/// (`R__{name}.sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Versioned,
+    Repeatable,
+}
+
+impl Kind {
+    /// Whether it is `Versioned` (what JSON leaves out).
+    pub fn is_versioned(&self) -> bool {
+        *self == Kind::Versioned
+    }
+
+    /// The kind of a migration of this version (0: repeatable).
+    pub fn of(version: i64) -> Kind {
+        match version {
+            crate::history::REPEATABLE => Kind::Repeatable,
+            _ => Kind::Versioned,
+        }
+    }
+}
+
 /// One line of `status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Entry {
-    /// The migration's version.
+    /// The migration's version (0 for a repeatable one).
     pub version: i64,
+    /// `repeatable` (`R__`); versioned entries (`V{version}__`) leave it
+    /// out of the JSON, which is as it was before repeatables.
+    #[serde(skip_serializing_if = "Kind::is_versioned")]
+    pub kind: Kind,
     /// The file's name (the applied name where no file has this version).
     pub name: String,
     /// The name in the history (`None`: not applied); differs from `name`
@@ -173,15 +257,84 @@ pub struct Entry {
     pub file_checksum: Option<String>,
     /// The checksum in the history.
     pub applied_checksum: Option<String>,
+    /// For an undo that stopped part way (state `undoing`): statements of
+    /// the undo file done, of how many, and the error it stopped on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoProgress>,
 }
 
-/// Every version known to the files or the history, in version order.
+/// How far a no-transaction undo got before it stopped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UndoProgress {
+    /// Statements of the undo file done; `down` resumes at the next one.
+    pub statements_done: i32,
+    pub statements_total: i32,
+    /// The statement and the server's message, when it stopped on an error.
+    pub error: Option<String>,
+}
+
+/// Marks the applied migrations whose no-transaction undo stopped part way
+/// (`undoing`: version and the log's `N/M` or `N/M: error`) as
+/// [`State::Undoing`], with how far the undo got.
+pub fn mark_undoing(entries: &mut [Entry], undoing: &[(i64, String)]) {
+    for (version, detail) in undoing {
+        let Some(e) = entries
+            .iter_mut()
+            .find(|e| e.version == *version && e.kind == Kind::Versioned && e.state == State::Applied)
+        else {
+            continue;
+        };
+        let (counts, error) = match detail.split_once(": ") {
+            Some((c, err)) => (c, Some(err.to_string())),
+            None => (detail.as_str(), None),
+        };
+        let (done, total) = counts.split_once('/').unwrap_or((counts, "0"));
+        e.state = State::Undoing;
+        e.undo = Some(UndoProgress {
+            statements_done: done.trim().parse().unwrap_or(0),
+            statements_total: total.trim().parse().unwrap_or(0),
+            error,
+        });
+    }
+}
+
+/// Every version known to the files or the history, in version order,
+/// then every repeatable migration in name order.
 pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
-    let mut out: BTreeMap<i64, Entry> = BTreeMap::new();
-    for m in local {
+    let (versioned, repeatable): (Vec<&Migration>, Vec<&Migration>) = local.iter().partition(|m| !m.is_repeatable());
+    let mut out: Vec<Entry> = status_of(
+        &versioned,
+        applied.iter().filter(|r| !r.is_repeatable()),
+        |m| m.version,
+        |r| r.version,
+    )
+    .into_values()
+    .collect();
+    out.extend(
+        status_of(
+            &repeatable,
+            applied.iter().filter(|r| r.is_repeatable()),
+            |m| m.name.clone(),
+            |r| r.name.clone(),
+        )
+        .into_values(),
+    );
+    out
+}
+
+/// The entries of `local` and `applied`, matched by `key`.
+fn status_of<'a, K: Ord>(
+    local: &[&Migration],
+    applied: impl Iterator<Item = &'a Row>,
+    key: impl Fn(&Migration) -> K,
+    row_key: impl Fn(&Row) -> K,
+) -> BTreeMap<K, Entry> {
+    let mut out: BTreeMap<K, Entry> = BTreeMap::new();
+    for &m in local {
         out.insert(
-            m.version,
+            key(m),
             Entry {
+                kind: Kind::of(m.version),
                 version: m.version,
                 name: m.name.clone(),
                 applied_name: None,
@@ -196,11 +349,13 @@ pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
                 error: None,
                 file_checksum: Some(m.checksum.clone()),
                 applied_checksum: None,
+                undo: None,
             },
         );
     }
     for r in applied {
-        let e = out.entry(r.version).or_insert_with(|| Entry {
+        let e = out.entry(row_key(r)).or_insert_with(|| Entry {
+            kind: Kind::of(r.version),
             version: r.version,
             name: r.name.clone(),
             applied_name: None,
@@ -215,13 +370,15 @@ pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
             error: None,
             file_checksum: None,
             applied_checksum: None,
+            undo: None,
         });
         let earlier = local
-            .binary_search_by_key(&r.version, |m| m.version)
+            .binary_search_by_key(&row_key(r), |m| key(m))
             .ok()
             .is_some_and(|i| local[i].earlier_checksums.contains(&r.checksum.as_str()));
         e.state = match (r.status, &e.file_checksum) {
             (_, None) => State::Missing,
+            (_, Some(c)) if r.is_repeatable() && *c != r.checksum && !earlier => State::Outdated,
             (Status::Applied, Some(c)) if *c != r.checksum && !earlier => State::Changed,
             (Status::Applied, _) if e.name != r.name => State::Renamed,
             (Status::Applied, _) => State::Applied,
@@ -240,7 +397,7 @@ pub fn status(local: &[Migration], applied: &[Row]) -> Vec<Entry> {
         e.error = r.error.clone();
         e.applied_checksum = Some(r.checksum.clone());
     }
-    out.into_values().collect()
+    out
 }
 
 #[cfg(test)]
@@ -267,6 +424,68 @@ mod tests {
             out_of_order: false,
             error: None,
         }
+    }
+
+    fn rep(name: &str, body: &str) -> Migration {
+        Migration::parse(&format!("R__{name}.sql"), &format!("R__{name}.sql"), body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn repeatables_come_last_when_their_checksum_changes_and_wait_for_the_target() {
+        // As loaded: versions, then repeatables by name.
+        let local = vec![
+            mig(1, "select 1;"),
+            mig(2, "select 2;"),
+            rep("a", "select 'a';"),
+            rep("b", "select 'b';"),
+        ];
+        let steps = |applied: &[Row], target| {
+            plan(
+                &local,
+                applied,
+                &PlanOptions {
+                    target,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| s.index)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(steps(&[], None), vec![0, 1, 2, 3]);
+        // A target below the newest version: no repeatable.
+        assert_eq!(steps(&[], Some(1)), vec![0]);
+        let mut applied = vec![
+            row(&local[0], Status::Applied, 1),
+            row(&local[1], Status::Applied, 1),
+            row(&local[2], Status::Applied, 1),
+        ];
+        assert_eq!(steps(&applied, None), vec![3]);
+        // Everything applied already: --target 1 leaves none pending, so
+        // the repeatables may run.
+        assert_eq!(steps(&applied, Some(1)), vec![3]);
+        applied.push(row(&local[3], Status::Applied, 1));
+        assert_eq!(steps(&applied, None), Vec::<usize>::new());
+        // Another checksum: again, alone.
+        applied[3].checksum = "sha256:old".into();
+        assert_eq!(steps(&applied, None), vec![3]);
+        // A row without a file is no error for `up`; status shows it.
+        let st = status(&local[..3], &applied);
+        assert_eq!(
+            st.iter().map(|e| (e.kind, e.state, e.name.as_str())).collect::<Vec<_>>(),
+            vec![
+                (Kind::Versioned, State::Applied, "m1"),
+                (Kind::Versioned, State::Applied, "m2"),
+                (Kind::Repeatable, State::Applied, "a"),
+                (Kind::Repeatable, State::Missing, "b"),
+            ]
+        );
+        assert_eq!(plan(&local[..3], &applied, &PlanOptions::default()).unwrap().steps, vec![]);
+        let st = status(&local, &applied);
+        assert_eq!(st[3].state, State::Outdated);
+        assert!(!State::Outdated.is_drift());
     }
 
     #[test]

@@ -42,6 +42,15 @@ fn find(source: &Source, extra: &[ExtraSet], read: bool) -> Result<Vec<Found>> {
             if sets.iter().any(|s| s.is_chat_schema()) {
                 out.extend(find(&Source::Embedded, extra, read)?);
             }
+            for set in sets.iter().filter(|s| !s.is_chat_schema()) {
+                for (name, bytes) in set.undo_files() {
+                    out.push(Found {
+                        file_name: name.into(),
+                        path: format!("embedded:{}/{name}", set.dir()),
+                        bytes: Some(bytes.to_vec()),
+                    });
+                }
+            }
         }
     }
     Ok(out)
@@ -101,6 +110,15 @@ fn owner<'a>(f: &Found, set: &'a [Migration]) -> Result<&'a Migration> {
         message: "an undo file is named after its migration: V{version}__{name}.undo.sql".into(),
         hint: "rename it after the migration it reverts, e.g. V3__add_theme_index.undo.sql beside V3__add_theme_index.sql".into(),
     })?;
+    if version == crate::history::REPEATABLE {
+        return Err(Error::Undo {
+            at: f.path.clone(),
+            message: "a repeatable migration has no undo file: `down` reverts versioned migrations only".into(),
+            hint: format!(
+                "remove it; to take back what {target} made, change the R__ file (`up` applies it again) or drop the objects in a new versioned migration"
+            ),
+        });
+    }
     set.iter()
         .find(|m| m.version == version && m.name == name)
         .ok_or_else(|| Error::Undo {

@@ -1,5 +1,6 @@
 -- The history table and its log of repairs/baselines. Run under the
 -- migration lock, so concurrent first runs never race on CREATE TABLE.
+-- (The table of repeatable migrations is repeatable_create.sql's.)
 CREATE TABLE IF NOT EXISTS {history} (
     version          bigint      PRIMARY KEY,
     name             text        NOT NULL,

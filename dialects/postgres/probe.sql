@@ -5,7 +5,8 @@
 -- where the session is (for the error that names the setting), and does the
 -- history table exist. to_regclass answers NULL for a missing table or
 -- schema instead of raising an error, so a first run on a new database logs
--- no ERROR. $1 is the history table's quoted, qualified name. Where the
+-- no ERROR. $1 is the history table's quoted, qualified name, $2 the
+-- table of the applied repeatable migrations (R__ files). Where the
 -- read-only setting comes from is looked up only for a read-only session:
 -- pg_settings builds a row for every setting of the server, which costs
 -- more than the rest of this query, on every command.
@@ -15,4 +16,5 @@ SELECT pg_is_in_recovery()::text,
             THEN (SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only') END,
        current_user::text,
        current_database()::text,
-       (to_regclass($1) IS NOT NULL)::text
+       (to_regclass($1) IS NOT NULL)::text,
+       (to_regclass($2) IS NOT NULL)::text

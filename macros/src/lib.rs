@@ -5,8 +5,10 @@
 //! The directory is relative to the calling crate's `Cargo.toml`
 //! (`CARGO_MANIFEST_DIR`). It is read as chatmigrate reads a migration
 //! directory: hidden files, `*.md` and subdirectories are skipped; every
-//! other file must be named `V{version}__{name}.sql`, and a version may be
-//! used once. A file that breaks the rule is a compile error that names it
+//! other file must be named `V{version}__{name}.sql` (a version may be used
+//! once), `R__{name}.sql` (a repeatable migration) or
+//! `V{version}__{name}.undo.sql` (the undo of a migration of the set, for
+//! `Migrator::down`). A file that breaks the rule is a compile error that names it
 //! and says what is wrong, as `chatmigrate up` would say it at run time.
 //!
 //! Each file is embedded with `include_bytes!`, so editing one rebuilds the
@@ -35,6 +37,8 @@ fn expand(input: TokenStream) -> Result<TokenStream, (Span, String)> {
     let path = std::path::Path::new(&root).join(&dir);
     let entries = std::fs::read_dir(&path).map_err(|e| (span, format!("{}: cannot read the migration directory: {e}", path.display())))?;
     let mut files: Vec<(i64, String, std::path::PathBuf)> = Vec::new();
+    // (the migration's file name, the undo file's name, its path)
+    let mut undo_files: Vec<(String, String, std::path::PathBuf)> = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| (span, format!("{}: {e}", path.display())))?;
         let name = entry.file_name();
@@ -42,8 +46,7 @@ fn expand(input: TokenStream) -> Result<TokenStream, (Span, String)> {
             return Err((span, format!("{dir}/{}: the file name is not UTF-8", name.to_string_lossy())));
         };
         let shown = format!("{}/{name}", dir.trim_end_matches('/'));
-        // Undo files are `chatmigrate down`'s, read from disk.
-        if name.starts_with('.') || name.ends_with(".md") || name.ends_with(".undo.sql") {
+        if name.starts_with('.') || name.ends_with(".md") {
             continue;
         }
         let file_type = entry.file_type().map_err(|e| (span, format!("{shown}: {e}")))?;
@@ -56,6 +59,26 @@ fn expand(input: TokenStream) -> Result<TokenStream, (Span, String)> {
         }
         if !meta.is_file() || (!file_type.is_file() && !file_type.is_symlink()) {
             return Err((span, format!("{shown}: not a regular file")));
+        }
+        // Undo files (`chatmigrate down`'s): checked against the set below.
+        if let Some(stem) = name.strip_suffix(".undo.sql").filter(|s| !s.is_empty()) {
+            undo_files.push((format!("{stem}.sql"), name.to_string(), entry.path()));
+            continue;
+        }
+        // A repeatable migration, R__{name}.sql (version 0).
+        if let Some(r) = name
+            .strip_prefix("R__")
+            .and_then(|r| r.strip_suffix(".sql"))
+            .filter(|r| !r.is_empty())
+        {
+            if !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err((
+                    span,
+                    format!("{shown}: not a migration file name: the name may hold only letters, digits and underscores"),
+                ));
+            }
+            files.push((0, name.to_string(), entry.path()));
+            continue;
         }
         let version = check_file_name(name).map_err(|problem| {
             (
@@ -74,9 +97,44 @@ fn expand(input: TokenStream) -> Result<TokenStream, (Span, String)> {
         files.push((version, name.to_string(), entry.path()));
     }
     files.sort();
-    // chatmigrate::EmbeddedSet::__new(dir, &[(name, include_bytes!(path)), ...])
+    undo_files.sort();
+    for (target, undo, _) in &undo_files {
+        if target.starts_with("R__") {
+            return Err((
+                span,
+                format!("{dir}/{undo}: a repeatable migration has no undo file (`chatmigrate down` reverts versioned migrations only)"),
+            ));
+        }
+        if !files.iter().any(|(_, n, _)| n == target) {
+            return Err((
+                span,
+                format!("{dir}/{undo}: an undo file without its migration: there is no {target}"),
+            ));
+        }
+    }
+    // chatmigrate::EmbeddedSet::__new(dir, &[(name, include_bytes!(path)), ...], &[undo files])
+    let list = file_list(&files.iter().map(|(_, n, p)| (n.clone(), p.clone())).collect::<Vec<_>>(), span)?;
+    let undo_list = file_list(&undo_files.iter().map(|(_, n, p)| (n.clone(), p.clone())).collect::<Vec<_>>(), span)?;
+    let mut args = TokenStream::new();
+    args.extend([
+        TokenTree::Literal(Literal::string(dir.trim_end_matches('/'))),
+        TokenTree::Punct(Punct::new(',', Spacing::Alone)),
+        TokenTree::Punct(Punct::new('&', Spacing::Alone)),
+        TokenTree::Group(Group::new(Delimiter::Bracket, list)),
+        TokenTree::Punct(Punct::new(',', Spacing::Alone)),
+        TokenTree::Punct(Punct::new('&', Spacing::Alone)),
+        TokenTree::Group(Group::new(Delimiter::Bracket, undo_list)),
+    ]);
+    let mut out = TokenStream::new();
+    out.extend(path_tokens(&["chatmigrate", "EmbeddedSet", "__new"], span));
+    out.extend([TokenTree::Group(Group::new(Delimiter::Parenthesis, args))]);
+    Ok(out)
+}
+
+/// `(name, include_bytes!(path)), ...`
+fn file_list(files: &[(String, std::path::PathBuf)], span: Span) -> Result<TokenStream, (Span, String)> {
     let mut list = TokenStream::new();
-    for (_, name, file) in &files {
+    for (name, file) in files {
         let Some(file) = file.to_str() else {
             return Err((span, format!("{}: the path is not UTF-8", file.display())));
         };
@@ -98,17 +156,7 @@ fn expand(input: TokenStream) -> Result<TokenStream, (Span, String)> {
             TokenTree::Punct(Punct::new(',', Spacing::Alone)),
         ]);
     }
-    let mut args = TokenStream::new();
-    args.extend([
-        TokenTree::Literal(Literal::string(dir.trim_end_matches('/'))),
-        TokenTree::Punct(Punct::new(',', Spacing::Alone)),
-        TokenTree::Punct(Punct::new('&', Spacing::Alone)),
-        TokenTree::Group(Group::new(Delimiter::Bracket, list)),
-    ]);
-    let mut out = TokenStream::new();
-    out.extend(path_tokens(&["chatmigrate", "EmbeddedSet", "__new"], span));
-    out.extend([TokenTree::Group(Group::new(Delimiter::Parenthesis, args))]);
-    Ok(out)
+    Ok(list)
 }
 
 fn usage() -> String {

@@ -846,6 +846,10 @@ impl Backend for Citus {
         self.pg.unlock().await
     }
 
+    async fn ensure_repeatables(&mut self) -> Result<()> {
+        self.pg.ensure_repeatables().await
+    }
+
     async fn ensure_history(&mut self) -> Result<()> {
         // Local tables on the coordinator, like the lock.
         self.ensure_local_schema().await?;

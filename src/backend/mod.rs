@@ -84,6 +84,9 @@ pub struct Session {
     pub database: String,
     /// The history table exists: reading it cannot fail with "does not exist".
     pub history_exists: bool,
+    /// The table of applied repeatable migrations exists (a database of an
+    /// earlier release has none until its next locked run creates it).
+    pub repeatables_exist: bool,
     /// The backend's own columns, in order (Citus: the extension's version).
     pub extra: Vec<Option<String>>,
 }
@@ -93,7 +96,7 @@ impl Session {
     pub fn from_row(r: &[Option<String>]) -> Result<Session> {
         let s = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
         let yes = |i: usize| matches!(s(i).as_str(), "true" | "t" | "on");
-        if r.len() < 6 {
+        if r.len() < 7 {
             return Err(Error::Other(format!(
                 "unexpected answer from the connect-time probe ({} column(s))",
                 r.len()
@@ -106,7 +109,8 @@ impl Session {
             user: s(3),
             database: s(4),
             history_exists: yes(5),
-            extra: r[6..].to_vec(),
+            repeatables_exist: yes(6),
+            extra: r[7..].to_vec(),
         })
     }
 
@@ -189,6 +193,11 @@ pub trait Backend: Send {
 
     /// Creates the history table(s) when missing. Called under the lock.
     async fn ensure_history(&mut self) -> Result<()>;
+    /// Creates the table of repeatable migrations when missing (after
+    /// [`Backend::ensure_history`], under the lock, before the first
+    /// repeatable migration's row is written; no call where the probe
+    /// found it).
+    async fn ensure_repeatables(&mut self) -> Result<()>;
     /// Every history row, by version. A missing table reads as empty.
     async fn read_history(&mut self) -> Result<Vec<Row>>;
     /// Every history row with only the columns `up` plans with
@@ -409,18 +418,18 @@ mod tests {
 
     #[test]
     fn the_probe_tells_a_replica_from_a_read_only_session() {
-        let primary = Session::from_row(&row(&["false", "off", "default", "app", "db", "true"])).unwrap();
-        assert!(primary.history_exists && primary.extra.is_empty());
+        let primary = Session::from_row(&row(&["false", "off", "default", "app", "db", "true", "true"])).unwrap();
+        assert!(primary.history_exists && primary.repeatables_exist && primary.extra.is_empty());
         assert!(primary.check(Purpose::WRITE, "t").is_ok());
 
-        let replica = Session::from_row(&row(&["true", "on", "default", "app", "db", "false"])).unwrap();
+        let replica = Session::from_row(&row(&["true", "on", "default", "app", "db", "false", "false"])).unwrap();
         assert!(matches!(
             replica.check(Purpose::WRITE, "t"),
             Err(Error::Replica { waited: None, .. })
         ));
         assert!(replica.check(Purpose::READ, "t").is_ok());
 
-        let role = Session::from_row(&row(&["false", "on", "user", "app_ro", "db", "true", "14.0"])).unwrap();
+        let role = Session::from_row(&row(&["false", "on", "user", "app_ro", "db", "true", "true", "14.0"])).unwrap();
         assert_eq!(role.extra, vec![Some("14.0".to_string())]);
         let e = role.check(Purpose::WRITE, "app_ro@h:5432/db").unwrap_err();
         assert_eq!(

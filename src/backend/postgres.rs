@@ -725,10 +725,16 @@ impl Postgres {
             // query that would fail (and log an ERROR) on a new database.
             return Ok(Vec::new());
         }
-        let sql = match for_plan {
+        let mut sql = match for_plan {
             true => self.dialect.select_history_for_plan(i64::MIN, None),
             false => self.dialect.select_history(i64::MIN, None),
         };
+        if self.session.repeatables_exist {
+            // The repeatable migrations' rows, in the same columns, in the
+            // same round trip.
+            sql.push_str(";\n");
+            sql.push_str(&self.dialect.select_repeatables(for_plan));
+        }
         let rows = match self.simple(&sql, "reading the history table").await {
             Ok(r) => r,
             // No table (42P01) or no schema (3F000) yet: nothing applied.
@@ -861,6 +867,15 @@ impl Backend for Postgres {
             self.simple(&sql, "creating the history table").await?;
         }
         self.session.history_exists = true;
+        Ok(())
+    }
+
+    async fn ensure_repeatables(&mut self) -> Result<()> {
+        if !self.session.repeatables_exist {
+            let sql = self.dialect.create_repeatables();
+            self.simple(&sql, "creating the table of repeatable migrations").await?;
+            self.session.repeatables_exist = true;
+        }
         Ok(())
     }
 

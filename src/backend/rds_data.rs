@@ -750,11 +750,17 @@ impl RdsData {
         let mut rows = Vec::new();
         let mut after = i64::MIN;
         let mut page = PAGE;
+        let mut repeatables = self.session.repeatables_exist;
         loop {
-            let sql = match for_plan {
+            let mut sql = match for_plan {
                 true => self.dialect.select_history_for_plan(after, Some(page)),
                 false => self.dialect.select_history(after, Some(page)),
             };
+            if repeatables {
+                // The repeatable migrations (few) come with the first page,
+                // in the same call: the same columns, version 0.
+                sql = format!("({sql})\nUNION ALL\n({})", self.dialect.select_repeatables(for_plan));
+            }
             let out = match self.tool(&sql, "reading the history table", Call::Idempotent).await {
                 Ok(o) => o,
                 Err(Error::Db { error, .. }) if classify::undefined_table(&error.code) => return Ok(Vec::new()),
@@ -766,16 +772,24 @@ impl RdsData {
                 Err(e) => return Err(e),
             };
             let got = text_rows(&out);
-            let n = got.len();
             let read = if for_plan { Row::from_plan_text } else { Row::from_text };
+            let mut n = 0;
+            let mut last = None;
             for r in got {
-                rows.push(read(r)?);
+                let row = read(r)?;
+                if !row.is_repeatable() {
+                    n += 1;
+                    last = Some(row.version);
+                }
+                rows.push(row);
             }
-            match rows.last() {
-                Some(last) if n as u32 == page => after = last.version,
-                _ => return Ok(rows),
+            repeatables = false;
+            match last {
+                Some(v) if n as u32 == page => after = v,
+                _ => break,
             }
         }
+        Ok(rows)
     }
 
     /// How this runner writes a transaction and a history row: fenced by
@@ -931,6 +945,16 @@ impl Backend for RdsData {
             }
         }
         self.session.history_exists = true;
+        Ok(())
+    }
+
+    async fn ensure_repeatables(&mut self) -> Result<()> {
+        if !self.session.repeatables_exist {
+            let sql = self.dialect.create_repeatables();
+            self.tool(&sql, "creating the table of repeatable migrations", Call::Idempotent)
+                .await?;
+            self.session.repeatables_exist = true;
+        }
         Ok(())
     }
 

@@ -75,7 +75,17 @@ pub async fn run(ctx: &super::Setup, args: &AdoptArgs) -> Result<Outcome> {
             },
         })?,
     };
-    let upto: Vec<SplitMigration> = local.iter().filter(|m| m.version <= version).cloned().collect();
+    // The repeatable migrations come with the newest version only, as `up`
+    // applies them (after every versioned one).
+    let newest = local.iter().filter(|m| !m.is_repeatable()).map(|m| m.version).max();
+    let upto: Vec<SplitMigration> = local
+        .iter()
+        .filter(|m| match m.is_repeatable() {
+            true => newest == Some(version),
+            false => m.version <= version,
+        })
+        .cloned()
+        .collect();
     let expected = scratch::expected(&cfg, &upto, live.coordinator.clone()).await?;
     let diffs = diff::compare(&expected.model, &live.model);
     let range = versions(&upto);
@@ -97,6 +107,9 @@ pub async fn run(ctx: &super::Setup, args: &AdoptArgs) -> Result<Outcome> {
                     });
                 }
                 let mut done = Vec::new();
+                if upto.iter().any(|m| m.is_repeatable()) {
+                    b.ensure_repeatables().await?;
+                }
                 for m in &upto {
                     b.write_history(&Row::new(m, b.name(), Status::Applied, m.statements.len(), false))
                         .await?;
@@ -105,10 +118,12 @@ pub async fn run(ctx: &super::Setup, args: &AdoptArgs) -> Result<Outcome> {
                         "adopt",
                         None,
                         Some(&m.checksum),
-                        Some(&format!("adopt --target {version}: the schema matched")),
+                        Some(&format!("adopt --target {version}: the schema matched ({})", m.label())),
                     )
                     .await?;
-                    done.push(m.version);
+                    if !m.is_repeatable() {
+                        done.push(m.version);
+                    }
                 }
                 Ok(done)
             })
@@ -180,6 +195,16 @@ pub async fn run(ctx: &super::Setup, args: &AdoptArgs) -> Result<Outcome> {
 
 /// `V1..V4`, `V3`, or `V1, V5, V7`.
 pub fn versions(set: &[SplitMigration]) -> String {
+    let versioned: Vec<&SplitMigration> = set.iter().filter(|m| !m.is_repeatable()).collect();
+    let repeatables = set.len() - versioned.len();
+    let range = versions_of(&versioned);
+    match repeatables {
+        0 => range,
+        n => format!("{range} and {n} repeatable(s)"),
+    }
+}
+
+fn versions_of(set: &[&SplitMigration]) -> String {
     match set {
         [] => "(none)".into(),
         [one] => format!("V{}", one.version),

@@ -45,7 +45,8 @@ async fn baseline_to(b: &mut dyn Backend, local: Vec<SplitMigration>, version: i
     let applied = b.read_history().await?;
     let marks: Vec<&SplitMigration> = local
         .iter()
-        .filter(|m| m.version <= version && !applied.iter().any(|r| r.version == m.version))
+        // Repeatable migrations are not marked: the next `up` applies them.
+        .filter(|m| !m.is_repeatable() && m.version <= version && !applied.iter().any(|r| r.version == m.version))
         .collect();
     if !applied.is_empty() && !marks.is_empty() && !allow_existing {
         // The history says chatmigrate already runs this database: versions

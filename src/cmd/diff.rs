@@ -25,12 +25,14 @@ pub async fn run(ctx: &super::Setup, args: &DiffArgs) -> Result<Outcome> {
     let live = introspect::read_target(&cfg).await?;
     let entries = plan::status(&files, &live.history);
     // The expected schema is made from the files that ran: they must be there, unchanged and whole.
-    if let Some(e) = entries
-        .iter()
-        .find(|e| matches!(e.state, State::Changed | State::Missing | State::Partial | State::Failed))
-    {
+    if let Some(e) = entries.iter().find(|e| {
+        matches!(
+            e.state,
+            State::Changed | State::Missing | State::Partial | State::Failed | State::Outdated
+        )
+    }) {
         let (why, hint) = match e.state {
-            State::Changed => (
+            State::Changed | State::Outdated => (
                 "was applied with another text than its file has now",
                 "restore the applied file, or accept it with `chatmigrate repair` (`chatmigrate verify` lists the drift)",
             ),
@@ -46,8 +48,8 @@ pub async fn run(ctx: &super::Setup, args: &DiffArgs) -> Result<Outcome> {
         return Err(Error::Schema {
             kind: "plan",
             message: format!(
-                "diff: V{} {} {why}, so the schema of the applied migrations is not known",
-                e.version, e.name
+                "diff: {} {why}, so the schema of the applied migrations is not known",
+                migration::label(e.version, &e.name)
             ),
             hint: hint.into(),
         });
@@ -57,7 +59,12 @@ pub async fn run(ctx: &super::Setup, args: &DiffArgs) -> Result<Outcome> {
     applied.sort_by(|a, b| (&a.applied_at, a.version).cmp(&(&b.applied_at, b.version)));
     let set: Vec<SplitMigration> = applied
         .iter()
-        .filter_map(|r| local.iter().find(|m| m.version == r.version).cloned())
+        .filter_map(|r| {
+            local
+                .iter()
+                .find(|m| m.version == r.version && (!r.is_repeatable() || m.name == r.name))
+                .cloned()
+        })
         .collect();
     let expected = scratch::expected(&cfg, &set, live.coordinator.clone()).await?;
     let diffs = diff::compare(&expected.model, &live.model);

@@ -40,6 +40,9 @@ pub fn run(ctx: &super::Setup, args: &NewArgs) -> Result<Outcome> {
         path: dir.display().to_string(),
         source: e,
     })?;
+    if args.repeatable {
+        return repeatable(&ctx.cfg.source, &dir, name);
+    }
     // Every directory of the environment shares one version space (e.g.
     // migrations/ plus a citus-only directory): the new version is above all.
     let dirs = match &ctx.cfg.source {
@@ -90,5 +93,34 @@ pub fn run(ctx: &super::Setup, args: &NewArgs) -> Result<Outcome> {
     Ok(Outcome::Done(Done::new(
         format!("created {shown}"),
         json!({"path": shown, "version": version}),
+    )))
+}
+
+/// `new --repeatable NAME`: `R__NAME.sql` in `dir`, refused when a
+/// repeatable migration of that name is in any directory of the set.
+fn repeatable(source: &Source, dir: &std::path::Path, name: &str) -> Result<Outcome> {
+    let dirs: Vec<PathBuf> = match source {
+        Source::Dirs(d) if !d.is_empty() => d.iter().filter(|d| d.is_dir()).cloned().collect(),
+        _ => vec![dir.to_path_buf()],
+    };
+    for d in &dirs {
+        let there = d.join(format!("R__{name}.sql"));
+        if there.exists() {
+            return Err(Error::Usage {
+                message: format!("new: {} exists already", there.display()),
+                hint: "edit that file: `up` applies a repeatable migration again whenever it changes".into(),
+            });
+        }
+    }
+    let path = dir.join(format!("R__{name}.sql"));
+    let body = "-- A repeatable migration: applied after the versioned ones, and again whenever this file changes,\n-- in one transaction with its history row. Keep it re-runnable: CREATE OR REPLACE VIEW / FUNCTION.\n";
+    std::fs::write(&path, body).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let shown = path.display().to_string();
+    Ok(Outcome::Done(Done::new(
+        format!("created {shown}"),
+        json!({"path": shown, "repeatable": name}),
     )))
 }

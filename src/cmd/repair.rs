@@ -5,6 +5,7 @@
 
 use serde_json::json;
 
+use crate::dialect::ToolSql;
 use crate::error::Result;
 use crate::history::Status;
 use crate::render::{Done, Outcome};
@@ -12,12 +13,27 @@ use crate::runner;
 
 pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
     let local = crate::placeholders::load(&ctx.cfg)?;
-    let (checksums, renamed, cleared) = runner::with_lock(&ctx.cfg, move |b| {
+    let cfg = ctx.cfg.clone();
+    let (checksums, renamed, cleared, forgotten) = runner::with_lock(&ctx.cfg, move |b| {
         Box::pin(async move {
             let mut checksums = Vec::new();
             let mut renamed = Vec::new();
             let mut cleared = Vec::new();
+            let mut forgotten = Vec::new();
             for r in b.read_history().await? {
+                if r.is_repeatable() {
+                    // A repeatable migration whose file is gone: its row goes
+                    // (an outdated one is left to `up`, which applies it).
+                    if !local.iter().any(|m| m.is_repeatable() && m.name == r.name) {
+                        b.query(&ToolSql::new(&cfg.history, &cfg.pg.dbname).delete_repeatable(&r.name))
+                            .await?;
+                        let detail = format!("R__{}: no file is in the set", r.name);
+                        b.log_event(r.version, "repair-missing-repeatable", Some(&r.checksum), None, Some(&detail))
+                            .await?;
+                        forgotten.push(r.name.clone());
+                    }
+                    continue;
+                }
                 let Some(m) = local.iter().find(|m| m.version == r.version) else {
                     continue;
                 };
@@ -41,11 +57,11 @@ pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
                     cleared.push(r.version);
                 }
             }
-            Ok((checksums, renamed, cleared))
+            Ok((checksums, renamed, cleared, forgotten))
         })
     })
     .await?;
-    let msg = if checksums.is_empty() && renamed.is_empty() && cleared.is_empty() {
+    let msg = if checksums.is_empty() && renamed.is_empty() && cleared.is_empty() && forgotten.is_empty() {
         "repair: nothing to repair".to_string()
     } else {
         let mut parts = vec![format!("accepted {} changed checksum(s)", checksums.len())];
@@ -53,10 +69,13 @@ pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
             parts.push(format!("{} new name(s)", renamed.len()));
         }
         parts.push(format!("cleared {} failed row(s)", cleared.len()));
+        if !forgotten.is_empty() {
+            parts.push(format!("removed {} repeatable row(s) without a file", forgotten.len()));
+        }
         format!("repair: {}", parts.join(", "))
     };
     Ok(Outcome::Done(Done::new(
         msg,
-        json!({"checksums": checksums, "renamed": renamed, "cleared": cleared}),
+        json!({"checksums": checksums, "renamed": renamed, "cleared": cleared, "repeatables_removed": forgotten}),
     )))
 }

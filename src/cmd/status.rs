@@ -10,8 +10,10 @@ use crate::runner;
 
 pub async fn run(ctx: &super::Setup, args: &StatusArgs) -> Result<Outcome> {
     let st = runner::load_state(&ctx.cfg).await?;
+    let mut entries = plan::status(&st.local, &st.applied);
+    plan::mark_undoing(&mut entries, &st.undoing);
     Ok(Outcome::Status(StatusOutcome {
-        entries: plan::status(&st.local, &st.applied),
+        entries,
         target: st.target,
         database_missing: st.database_missing,
         facts: st.facts,

@@ -25,23 +25,23 @@ pub async fn run(ctx: &super::Setup) -> Result<Outcome> {
             })
         })
         .collect();
-    let (applied, _, target, _) = runner::read_state(&ctx.cfg).await?;
+    let (applied, _, target, _, _) = runner::read_state(&ctx.cfg).await?;
     let entries = plan::status(&files, &applied);
     let lint = match &unreadable {
         Some(_) => None,
         None => {
             let live_run: Vec<(usize, usize)> = entries
                 .iter()
-                .filter(|e| matches!(e.state, State::Pending | State::Partial | State::Failed))
-                .filter_map(|e| local.iter().position(|m| m.version == e.version))
+                .filter(|e| matches!(e.state, State::Pending | State::Partial | State::Failed | State::Outdated))
+                .filter_map(|e| local.iter().position(|m| m.version == e.version && m.name == e.name))
                 .map(|p| (p, 0))
                 .collect();
             // Locking hazards judged by the live sizes, as `up` does.
             let live = crate::schema::live::for_run(&ctx.cfg, &local, &live_run).await?;
             let unapplied: Vec<usize> = entries
                 .iter()
-                .filter(|e| matches!(e.state, State::Pending | State::Partial | State::Failed))
-                .filter_map(|e| local.iter().position(|m| m.version == e.version))
+                .filter(|e| matches!(e.state, State::Pending | State::Partial | State::Failed | State::Outdated))
+                .filter_map(|e| local.iter().position(|m| m.version == e.version && m.name == e.name))
                 .collect();
             let opts = lint::Options {
                 errors_only: true,

@@ -114,6 +114,8 @@ pub struct Ctx<'a> {
     /// What the live database says about the run's tables (`None`: lint
     /// without a database, conservative).
     pub live: Option<&'a live::Live>,
+    /// Linting the undo files `down` is about to run ([`Options::undo`]).
+    pub undo: bool,
 }
 
 impl Ctx<'_> {
@@ -322,13 +324,30 @@ pub struct Options {
     /// The live database's tables (`up`, `lint --pending`, `verify`);
     /// `None` keeps the conservative verdicts of `lint`.
     pub live: Option<std::sync::Arc<live::Live>>,
+    /// The undo files `down` is about to run, with the live sizes: a rule
+    /// in [`UNDO_ERRORS`] is an error there, on a table that holds rows.
+    pub undo: bool,
 }
 
+/// Rules whose findings are errors in the undo files `down` is about to
+/// run (the gate, with the live sizes): a `DROP INDEX` without
+/// CONCURRENTLY on a table with rows blocks every query on it while the
+/// operator is already backing out a bad deploy.
+pub const UNDO_ERRORS: &[&str] = &["require-concurrent-index-deletion"];
+
 impl Options {
+    /// The level of `rule`'s findings with these options.
+    pub fn level(&self, rule: &Rule) -> Level {
+        match self.undo && UNDO_ERRORS.contains(&rule.id) {
+            true => Level::Error,
+            false => rule.level,
+        }
+    }
+
     /// Whether `rule` runs with these options.
     pub fn enabled(&self, rule: &Rule) -> bool {
         let id = rule.id.to_string();
-        if self.errors_only && rule.level != Level::Error {
+        if self.errors_only && self.level(rule) != Level::Error {
             return false;
         }
         if rule.ignorable && self.exclude.contains(&id) {
@@ -410,6 +429,7 @@ pub fn lint(set: &[SplitMigration], targets: &[usize], opts: &Options) -> Report
                 ignores: &uses,
                 citus_parallel,
                 live: opts.live.as_deref(),
+                undo: opts.undo,
             };
             (rule.check)(&ctx, &mut hits);
             for hit in hits {
@@ -425,7 +445,9 @@ pub fn lint(set: &[SplitMigration], targets: &[usize], opts: &Options) -> Report
                     suppressed = true;
                 }
                 if !suppressed {
-                    report.findings.push(finding(m, rule, hit));
+                    let mut f = finding(m, rule, hit);
+                    f.level = opts.level(rule);
+                    report.findings.push(f);
                 }
             }
         }

@@ -169,6 +169,8 @@ pub(super) fn summary(entries: &[Entry]) -> Vec<(State, usize)> {
         State::Missing,
         State::Partial,
         State::Failed,
+        State::Outdated,
+        State::Undoing,
     ]
     .into_iter()
     .map(|s| (s, entries.iter().filter(|e| e.state == s).count()))

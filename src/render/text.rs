@@ -9,8 +9,9 @@ use super::Style;
 use crate::backend::LockKind;
 use crate::error::Error;
 use crate::lint::{self, Finding, Level};
+use crate::migration::label;
 use crate::migration::{short_checksum, TxMode};
-use crate::plan::{Entry, State};
+use crate::plan::{Entry, Kind, State};
 use crate::runner::{Applied, Event, Line};
 use crate::value::elapsed;
 
@@ -144,15 +145,14 @@ pub(super) fn event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Resul
         } => {
             writeln!(out, "resuming V{version} {name} at statement {} of {total}", from + 1)
         }
-        Event::Applying { version, name, .. } if style.verbose => writeln!(out, "applying V{version} {name} ..."),
+        Event::Applying { version, name, .. } if style.verbose => writeln!(out, "applying {} ...", label(*version, name)),
         Event::Applying { .. } => Ok(()),
         Event::Planned { .. } => Ok(()),
         Event::Applied(a) => writeln!(
             out,
-            "{} V{} {} ({})",
+            "{} {} ({})",
             style.paint("32", "applied"),
-            a.version,
-            a.name,
+            label(a.version, &a.name),
             applied_detail(a)
         ),
         Event::DroppedInvalidIndex { version, index } => {
@@ -165,7 +165,7 @@ pub(super) fn event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Resul
             writeln!(out, "connection lost ({reason}); reconnecting (attempt {attempt}) to re-read the history")
         }
         Event::Restarting { version, name, reason } => {
-            writeln!(out, "V{version} {name}: the transaction was rolled back ({reason}); starting it over")
+            writeln!(out, "{}: the transaction was rolled back ({reason}); starting it over", label(*version, name))
         }
         Event::StillRunning {
             version,
@@ -199,7 +199,8 @@ pub(super) fn event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Resul
             wait_ms,
         } => writeln!(
             out,
-            "V{version} {name}: lock_timeout on attempt {attempt} of {of}; rolled back, retrying in {}",
+            "{}: lock_timeout on attempt {attempt} of {of}; rolled back, retrying in {}",
+            label(*version, name),
             elapsed(*wait_ms)
         ),
     }
@@ -232,12 +233,12 @@ fn up(style: &Style, out: &mut dyn Write, u: &UpOutcome) -> io::Result<()> {
         }
         writeln!(out, "-- dry run on {}: nothing is sent", r.target)?;
         for step in &r.dry_run {
-            if step.version != 0 {
+            if step.version != 0 || step.kind == Kind::Repeatable {
                 let mode = match step.transaction {
                     TxMode::Transaction => "one transaction",
                     TxMode::NoTransaction => "no transaction, statement by statement",
                 };
-                writeln!(out, "\n-- V{} {} ({mode})", step.version, step.name)?;
+                writeln!(out, "\n-- {} ({mode})", label(step.version, &step.name))?;
             }
             for n in &step.notes {
                 writeln!(out, "-- note: {n}")?;
@@ -277,6 +278,8 @@ fn state_color(s: State) -> &'static str {
         State::Pending => "33",
         State::Changed | State::Renamed | State::Missing | State::Failed => "31",
         State::Partial => "35",
+        State::Outdated => "33",
+        State::Undoing => "35",
     }
 }
 
@@ -294,7 +297,7 @@ fn status(style: &Style, out: &mut dyn Write, s: &StatusOutcome) -> io::Result<(
         writeln!(out, "database does not exist yet on {target}: every migration is pending")?;
     }
     let name_w = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
-    let ver_w = entries.iter().map(|e| e.version.to_string().len()).max().unwrap_or(7).max(7);
+    let ver_w = entries.iter().map(|e| version_cell(e).len()).max().unwrap_or(7).max(7);
     writeln!(
         out,
         "{:<ver_w$}  {:<name_w$}  {:<8}  {:<20}  TIME",
@@ -306,7 +309,7 @@ fn status(style: &Style, out: &mut dyn Write, s: &StatusOutcome) -> io::Result<(
         writeln!(
             out,
             "{:<ver_w$}  {:<name_w$}  {}  {:<20}  {}",
-            e.version,
+            version_cell(e),
             e.name,
             style.paint(state_color(e.state), &state),
             e.applied_at.as_deref().unwrap_or("-"),
@@ -340,6 +343,27 @@ fn status(style: &Style, out: &mut dyn Write, s: &StatusOutcome) -> io::Result<(
                 e.applied_name.as_deref().unwrap_or("?"),
                 e.name
             )?,
+            State::Outdated => writeln!(
+                out,
+                "{:ver_w$}  file checksum {} differs from applied {}: `up` applies it again",
+                "",
+                short_checksum(e.file_checksum.as_deref().unwrap_or("?")),
+                short_checksum(e.applied_checksum.as_deref().unwrap_or("?"))
+            )?,
+            State::Undoing => {
+                let u = e.undo.as_ref();
+                let (done, total) = u.map_or((0, 0), |u| (u.statements_done, u.statements_total));
+                writeln!(
+                    out,
+                    "{:ver_w$}  its undo stopped after {done} of {total} statements; `chatmigrate down` resumes it at statement {}",
+                    "",
+                    done + 1
+                )?;
+                if let Some(err) = u.and_then(|u| u.error.as_ref()) {
+                    writeln!(out, "{:ver_w$}  {err}", "")?;
+                }
+            }
+            State::Missing if e.kind == Kind::Repeatable => writeln!(out, "{:ver_w$}  no file R__{}.sql", "", e.name)?,
             State::Missing => writeln!(out, "{:ver_w$}  no file has this version", "")?,
             _ => {}
         }
@@ -357,6 +381,15 @@ fn status(style: &Style, out: &mut dyn Write, s: &StatusOutcome) -> io::Result<(
             parts.join(", ")
         }
     )
+}
+
+/// The VERSION cell of `status`: the version, or `R` for a repeatable
+/// migration (its NAME is the file's `R__{name}`).
+fn version_cell(e: &Entry) -> String {
+    match e.kind {
+        Kind::Repeatable => "R".into(),
+        Kind::Versioned => e.version.to_string(),
+    }
 }
 
 /// `verify`: the drift (or that there is none), then the lint findings.
@@ -414,6 +447,7 @@ pub(super) fn drift_line(e: &Entry) -> String {
             "renamed: V{} {} ({path}): applied as `{applied_name}`; the file is named `{}` (same checksum)",
             e.version, e.name, e.name
         ),
+        _ if e.kind == Kind::Repeatable => format!("missing: R__{} is applied but no file R__{}.sql is in the set", e.name, e.name),
         _ => format!("missing: V{} {} is applied but no file has this version", e.version, e.name),
     }
 }

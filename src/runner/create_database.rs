@@ -31,6 +31,7 @@ pub(crate) fn statement(name: &str) -> String {
 pub(crate) fn dry_step(cfg: &Config) -> DryStep {
     DryStep {
         version: 0,
+        kind: crate::plan::Kind::Versioned,
         name: "create database".into(),
         transaction: TxMode::NoTransaction,
         lines: vec![Line::Sent(statement(&cfg.pg.dbname))],

@@ -26,7 +26,7 @@ use crate::migration::{self, Migration, SplitMigration, TxMode};
 use crate::plan::{self, Plan, Step};
 
 use super::script::{self, Op, Script};
-use super::{signals, walk, DryStep, Event};
+use super::{signals, walk, DryStep, Event, Line};
 
 /// What to undo.
 #[derive(Debug, Clone, Default)]
@@ -138,6 +138,13 @@ async fn with_backend(
     let (caps, name) = (b.capabilities(), b.name());
     let last = plan.steps.len().saturating_sub(1);
     let dialect = crate::dialect::ToolSql::new(&cfg.history, &cfg.pg.dbname);
+    // The repeatable migrations run again at the next `up` (an undo may
+    // drop what they made, a view on its table): their rows go, under the
+    // lock, logged, before the first undo.
+    let reset = (applied.iter().any(Row::is_repeatable) && !plan.steps.is_empty()).then(|| dialect.reset_repeatables());
+    if let (Some(reset), false) = (&reset, opts.dry_run) {
+        b.query(reset).await?;
+    }
     for (i, step) in plan.steps.iter().enumerate() {
         let u = &undos[step.index];
         let mut step = step.clone();
@@ -213,6 +220,17 @@ async fn with_backend(
             duration_ms: started.elapsed().as_millis() as u64,
         });
     }
+    if let (Some(reset), Some(step)) = (&reset, report.dry_run.first_mut()) {
+        step.lines.splice(
+            0..0,
+            [
+                Line::Comment(
+                    "first: the repeatable migrations' rows are removed (logged), so the next up applies every R__ file again".into(),
+                ),
+                Line::Sent(reset.clone()),
+            ],
+        );
+    }
     Ok(report)
 }
 
@@ -238,6 +256,7 @@ async fn gate(b: &mut dyn Backend, cfg: &Config, local: &[Migration], undos: &[M
     let live = crate::schema::live::read(b, &cfg, &set, &run).await?.live;
     let opts = crate::lint::Options {
         live: Some(std::sync::Arc::new(live)),
+        undo: true,
         ..crate::config::lint_options(&cfg)
     };
     let targets: Vec<usize> = run.iter().map(|r| r.0).collect();
@@ -256,7 +275,8 @@ fn choose(local: &[Migration], applied: &[Row], opts: &DownOptions) -> Result<Ve
             allow_out_of_order: true,
         },
     )?;
-    let mut rows: Vec<&Row> = applied.iter().collect();
+    // Repeatable migrations have no undo (their rows are reset after).
+    let mut rows: Vec<&Row> = applied.iter().filter(|r| !r.is_repeatable()).collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.version));
     let highest = rows.iter().find(|r| r.status == Status::Applied).map(|r| r.version);
     let picked: Vec<&Row> = match (opts.target, opts.steps) {

@@ -299,6 +299,10 @@ impl Backend for Conn {
         self.check_alive().map_err(|e| to_error(*e, "ensure_history"))
     }
 
+    async fn ensure_repeatables(&mut self) -> Result<()> {
+        self.check_alive().map_err(|e| to_error(*e, "ensure_repeatables"))
+    }
+
     async fn read_history(&mut self) -> Result<Vec<Row>> {
         self.check_alive().map_err(|e| to_error(*e, "read_history"))?;
         Ok(self.server().history.values().cloned().collect())

@@ -100,6 +100,7 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, opts: &UpOpt
         )));
         report.dry_run.push(DryStep {
             version: m.version,
+            kind: crate::plan::Kind::Versioned,
             name: m.name.clone(),
             transaction: TxMode::NoTransaction,
             lines,
@@ -193,6 +194,7 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, opts: &UpOpt
     .await?;
     let a = Applied {
         version: m.version,
+        kind: crate::plan::Kind::Versioned,
         name: m.name.clone(),
         transaction: TxMode::NoTransaction,
         statements: total,

@@ -60,7 +60,7 @@ pub(crate) async fn transaction(
                     // A transport that cannot cancel (the Data API) rolls
                     // back after the statement in flight: say what is waited for.
                     retry::report_while(fut, &cfg.progress, Instant::now(), |elapsed| retry::Waiting {
-                        what: format!("V{} {} to roll back", m.version, m.name),
+                        what: format!("{} to roll back", m.label()),
                         elapsed,
                         attempts: 0,
                         cause: format!("{s}: the statement in flight ends first"),
@@ -131,7 +131,7 @@ pub(crate) async fn transaction(
             // history (written in the same transaction) tells.
             Err(ExecError::Lost { message }) => {
                 return Err(Error::ConnectionLost {
-                    context: format!("V{} {}", m.version, m.name),
+                    context: m.label(),
                     message,
                 })
             }

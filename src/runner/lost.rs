@@ -30,7 +30,17 @@ use super::{Applied, Event, UpReport};
 /// history read after the reconnect tells whether it committed.
 pub(crate) struct InFlight {
     pub applied: Applied,
+    /// The file's checksum: a repeatable migration's row (by name) shows
+    /// this run's apply only with it.
+    pub checksum: String,
     pub started: Instant,
+}
+
+impl InFlight {
+    /// Whether `r` is this migration's row as this run writes it.
+    fn is_row(&self, r: &Row) -> bool {
+        r.version == self.applied.version && (!r.is_repeatable() || (r.name == self.applied.name && r.checksum == self.checksum))
+    }
 }
 
 /// The migration whose answer was lost with the connection: if the history
@@ -38,18 +48,11 @@ pub(crate) struct InFlight {
 /// applied, it committed, and this run applied it: count it. Otherwise it is
 /// kept until the history read under the lock, and then runs again.
 pub(crate) fn settle_lost(in_flight: &mut Option<InFlight>, applied: &[Row], events: &mut dyn FnMut(&Event), report: &mut UpReport) {
-    let Some(f) = in_flight.take_if(|f| {
-        applied
-            .iter()
-            .any(|r| r.version == f.applied.version && r.status == Status::Applied)
-    }) else {
+    let Some(f) = in_flight.take_if(|f| applied.iter().any(|r| f.is_row(r) && r.status == Status::Applied)) else {
         return;
     };
     // The time the history row holds, as for any applied migration.
-    let recorded = applied
-        .iter()
-        .find(|r| r.version == f.applied.version)
-        .map(|r| r.execution_ms.max(0) as u64);
+    let recorded = applied.iter().find(|r| f.is_row(r)).map(|r| r.execution_ms.max(0) as u64);
     let a = Applied {
         duration_ms: recorded.unwrap_or_else(|| f.started.elapsed().as_millis() as u64),
         answer_lost: true,

@@ -9,8 +9,12 @@ use crate::migration::TxMode;
 /// One migration that ran in this run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Applied {
-    /// The migration's version.
+    /// The migration's version (0 for a repeatable one).
     pub version: i64,
+    /// `repeatable` for an `R__` file; left out of the JSON for a
+    /// versioned one.
+    #[serde(skip_serializing_if = "crate::plan::Kind::is_versioned")]
+    pub kind: crate::plan::Kind,
     /// The migration's name.
     pub name: String,
     /// In one transaction, or statement by statement.
@@ -45,6 +49,9 @@ pub enum Line {
 #[derive(Debug, Clone)]
 pub struct DryStep {
     pub version: i64,
+    /// A repeatable migration's (`R__`; version 0). Steps that are not a
+    /// migration (creating the database) have version 0 and `versioned`.
+    pub kind: crate::plan::Kind,
     pub name: String,
     pub transaction: TxMode,
     pub lines: Vec<Line>,
@@ -75,8 +82,11 @@ impl serde::Serialize for DryStep {
                 Line::Sent(_) => None,
             })
             .collect();
-        let mut st = s.serialize_struct("DryStep", 6)?;
+        let mut st = s.serialize_struct("DryStep", 7)?;
         st.serialize_field("version", &self.version)?;
+        if !self.kind.is_versioned() {
+            st.serialize_field("kind", &self.kind)?;
+        }
         st.serialize_field("name", &self.name)?;
         st.serialize_field("transaction", &self.transaction)?;
         st.serialize_field("sql", &self.sent().collect::<Vec<_>>())?;

@@ -273,6 +273,7 @@ async fn up_on(
         }
         let applied_now = |duration_ms, answer_lost| Applied {
             version: m.version,
+            kind: plan::Kind::of(m.version),
             name: m.name.clone(),
             transaction: m.tx_mode(),
             statements: m.statements.len(),
@@ -284,6 +285,7 @@ async fn up_on(
         let started = Instant::now();
         *in_flight = Some(InFlight {
             applied: applied_now(0, false),
+            checksum: m.checksum.clone(),
             started,
         });
         events(&match (m.tx_mode(), step.resume_from) {
@@ -298,7 +300,12 @@ async fn up_on(
                 name: m.name.clone(),
             },
         });
-        let earlier = applied.iter().find(|r| r.version == m.version);
+        // A repeatable migration applies whole, again: never a resume.
+        if m.is_repeatable() {
+            // Its table, where missing (a set without R__ files never makes it).
+            b.ensure_repeatables().await?;
+        }
+        let earlier = applied.iter().find(|r| r.version == m.version && !m.is_repeatable());
         let resumed = earlier.is_some();
         let plans = crate::vector_index::plan::read(b, cfg, m, step.resume_from).await?;
         let script = script::build(cfg, b.capabilities(), b.name(), m, step, i == last, resumed, &plans);
@@ -313,9 +320,8 @@ async fn up_on(
                     signal: sig.borrow().unwrap_or("SIGINT").into(),
                     applied: report.applied.len(),
                     stopped: format!(
-                        "V{} {} stopped after statement {done} of {} (recorded as partial; `up` resumes it); {} later migration(s) not started",
-                        m.version,
-                        m.name,
+                        "{} stopped after statement {done} of {} (recorded as partial; `up` resumes it); {} later migration(s) not started",
+                        m.label(),
                         m.statements.len(),
                         left - 1
                     ),
@@ -325,12 +331,7 @@ async fn up_on(
                 return Err(Error::Interrupted {
                     signal,
                     applied: report.applied.len(),
-                    stopped: format!(
-                        "V{} {} was rolled back; {} later migration(s) not started",
-                        m.version,
-                        m.name,
-                        left - 1
-                    ),
+                    stopped: format!("{} was rolled back; {} later migration(s) not started", m.label(), left - 1),
                 });
             }
             Err(e) => return Err(e),

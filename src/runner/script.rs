@@ -359,6 +359,7 @@ pub(crate) async fn render(
     }
     Ok(DryStep {
         version: m.version,
+        kind: crate::plan::Kind::of(m.version),
         name: m.name.clone(),
         transaction: m.tx_mode(),
         lines,

@@ -18,6 +18,9 @@ pub struct Snapshot {
     pub target: String,
     /// What the server is (Citus: release and workers), from the backend.
     pub facts: Vec<(String, String)>,
+    /// Applied migrations whose no-transaction undo stopped part way:
+    /// (version, `N/M` or `N/M: error`) from the history log.
+    pub undoing: Vec<(i64, String)>,
 }
 
 /// Loads the files (on a thread) while reading the history: no lock,
@@ -28,33 +31,55 @@ pub async fn load_state(cfg: &Config) -> Result<Snapshot> {
     let local = loader
         .join()
         .unwrap_or_else(|panic| Err(crate::error::internal(Some("reading the migration files".into()), panic.as_ref())))?;
-    let (applied, database_missing, target, facts) = history?;
+    let (applied, database_missing, target, facts, undoing) = history?;
     Ok(Snapshot {
         local,
         applied,
         database_missing,
         target,
         facts,
+        undoing,
     })
 }
 
 /// Reads history for `status`/`verify`: no lock, nothing written. A missing
 /// database reads as "nothing applied" and is reported as such. Also
-/// returns the target and the backend's facts about the server.
-pub async fn read_state(cfg: &Config) -> Result<(Vec<Row>, bool, String, Vec<(String, String)>)> {
+/// returns the target and the backend's facts about the server, and the
+/// undos that stopped part way (read only when a row is applied: the
+/// history log is created with the history table).
+#[allow(clippy::type_complexity)]
+pub async fn read_state(cfg: &Config) -> Result<(Vec<Row>, bool, String, Vec<(String, String)>, Vec<(i64, String)>)> {
     match backend::connect(cfg, Purpose::READ).await {
         Ok(mut b) => {
             let r = b.read_history().await;
+            let undoing = match &r {
+                Ok(rows) if rows.iter().any(|r| !r.is_repeatable()) => undoing(&mut *b, cfg).await,
+                _ => Ok(Vec::new()),
+            };
             let checked = b.check_cluster().await;
             let target = b.target();
             let facts = b.facts();
             b.close().await;
             checked?;
-            Ok((r?, false, target, facts))
+            Ok((r?, false, target, facts, undoing?))
         }
-        Err(Error::DatabaseMissing { .. }) => Ok((Vec::new(), true, cfg.target_display(), Vec::new())),
+        Err(Error::DatabaseMissing { .. }) => Ok((Vec::new(), true, cfg.target_display(), Vec::new(), Vec::new())),
         Err(e) => Err(e),
     }
+}
+
+/// The undos that stopped part way (`undo_progress_all.sql`).
+async fn undoing(b: &mut dyn Backend, cfg: &Config) -> Result<Vec<(i64, String)>> {
+    let sql = crate::dialect::ToolSql::new(&cfg.history, &cfg.pg.dbname).undo_progress_all();
+    Ok(b.query(&sql)
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let mut cells = r.into_iter();
+            let version = cells.next().flatten()?.parse().ok()?;
+            Some((version, cells.next().flatten().unwrap_or_default()))
+        })
+        .collect())
 }
 
 /// Runs `work` on a connected backend under the migration lock with the

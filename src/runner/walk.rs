@@ -380,7 +380,7 @@ async fn settle(b: &mut dyn Backend, script: &Script<'_>, i: usize, elapsed_ms: 
         // The session died with the statement (a direct connection): `up`
         // reconnects and resumes here.
         Err(ExecError::Lost { message }) => Err(Error::ConnectionLost {
-            context: format!("V{} {} statement {}", m.version, m.name, i + 1),
+            context: format!("{} statement {}", m.label(), i + 1),
             message,
         }),
         Err(e) => Err(e.into_error(&format!("{} statement {}", m.path, i + 1))),

@@ -107,6 +107,7 @@ fn needs_ignore(body: &str) -> bool {
         ignores: &[],
         citus_parallel: false,
         live: None,
+        undo: false,
     };
     let mut hits = Vec::new();
     (rule.check)(&ctx, &mut hits);

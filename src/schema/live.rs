@@ -31,9 +31,23 @@ pub fn thresholds(cfg: &Config) -> Thresholds {
 /// Every table key the statements of `run` name (any table reference).
 fn table_keys(set: &[SplitMigration], run: &[usize]) -> Vec<String> {
     let mut keys = BTreeSet::new();
+    // The tables of the indexes a DROP INDEX names, as the set made them
+    // (built only when the run drops one).
+    let mut facts = None;
     for &p in run {
         for s in &set[p].statements {
             let Some(node) = &s.node else { continue };
+            if let pg_query::NodeEnum::DropStmt(d) = node {
+                if d.remove_type == pg_query::protobuf::ObjectType::ObjectIndex as i32 {
+                    let facts = facts.get_or_insert_with(|| crate::lint::Facts::build(set));
+                    for name in ast::drop_keys(d) {
+                        let bare = name.rsplit('.').next().unwrap_or(&name);
+                        if let Some(t) = facts.index_table(bare) {
+                            keys.insert(t.to_string());
+                        }
+                    }
+                }
+            }
             for (n, ..) in node.nodes() {
                 if let pg_query::NodeRef::RangeVar(r) = n {
                     if !r.relname.is_empty() {

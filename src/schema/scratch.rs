@@ -55,7 +55,12 @@ pub fn own_tables(cfg: &Config) -> Vec<String> {
         None => quote(&t),
     };
     let t = &cfg.history.table;
-    vec![q(t.clone()), q(format!("{t}_log")), q(format!("{t}_lease"))]
+    vec![
+        q(t.clone()),
+        q(format!("{t}_log")),
+        q(format!("{t}_lease")),
+        q(format!("{t}_repeatable")),
+    ]
 }
 
 /// A name for a temporary database: lower case, under 63 bytes, unique.

@@ -142,6 +142,31 @@ fn a_failed_undo_rolls_back_or_resumes() {
         db.scalar("SELECT detail FROM chatmigrate_history_log WHERE action = 'undo-failed'"),
         "1/4: statement 2 at ".to_string() + &dir.shown("V1__t.undo.sql") + ":4:1: division by zero (SQLSTATE 22012)"
     );
+    // `status` shows it: applied still, its undo part way, what runs next.
+    let st = cm(&db, &dir, &["--color", "never", "status", "--exit-code"]);
+    assert_eq!(st.code, 1, "{st:#?}");
+    let lines: Vec<&str> = st.stdout.lines().collect();
+    assert!(lines[1].starts_with("1        t     undoing "), "{}", st.stdout);
+    assert_eq!(
+        lines[2],
+        "         its undo stopped after 1 of 4 statements; `chatmigrate down` resumes it at statement 2"
+    );
+    assert_eq!(
+        lines[3],
+        format!(
+            "         statement 2 at {}:4:1: division by zero (SQLSTATE 22012)",
+            dir.shown("V1__t.undo.sql")
+        )
+    );
+    assert_eq!(lines[4], format!("1 undoing on {}", lines[4].split(" on ").nth(1).unwrap()));
+    let json = cm(&db, &dir, &["--format", "json", "status"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["migrations"][0]["state"], "undoing");
+    assert_eq!(
+        v["migrations"][0]["undo"],
+        serde_json::json!({"statements_done": 1, "statements_total": 4, "error": format!("statement 2 at {}:4:1: division by zero (SQLSTATE 22012)", dir.shown("V1__t.undo.sql"))})
+    );
+    assert_eq!(v["summary"]["undoing"], 1);
     // The failing statement fixed: `down` resumes at it.
     dir.write(
         "V1__t.undo.sql",
@@ -152,6 +177,9 @@ fn a_failed_undo_rolls_back_or_resumes() {
     assert!(!db.table_exists("t"));
     assert_eq!(db.scalar("SELECT count(*) FROM trace"), "1", "statement 1 is not run again");
     assert!(db.versions().is_empty());
+    // Undone: pending, no longer undoing.
+    let st = cm(&db, &dir, &["status"]);
+    assert!(st.stdout.contains("1        t     pending"), "{}", st.stdout);
 }
 
 /// The shipped chat schema goes down to nothing and up again, on the direct
@@ -284,4 +312,94 @@ fn the_lint_reads_undo_files() {
     let r = cm(&db, &dir, &["down", "--target", "0"]);
     r.assert_ok();
     assert!(db.versions().is_empty() && !db.table_exists("t"));
+}
+
+/// In an undo about to run, a `DROP INDEX` without CONCURRENTLY on a table
+/// that holds rows is an error (the gate reads the live sizes, the index's
+/// table found through the migration that made it): refused before
+/// anything runs, exit 2; on an empty table it runs.
+#[test]
+fn an_undo_dropping_an_index_of_a_table_with_rows_is_refused() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write(
+        "V1__t.sql",
+        "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (2), (3);\nCREATE INDEX t_id ON t (id);\n",
+    );
+    dir.write("V1__t.undo.sql", "DROP TABLE t;\n");
+    dir.write("V2__u.sql", "CREATE TABLE u (id int);\n");
+    dir.write("V2__u.undo.sql", "DROP TABLE u;\nDROP INDEX t_id;\n");
+    cm(&db, &dir, &["up"]).assert_ok();
+    db.exec("ANALYZE t");
+    let r = cm(&db, &dir, &["down", "--target", "0"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(
+        r.error_line().starts_with(&format!(
+            "error: {}:2:1: [require-concurrent-index-deletion] DROP INDEX t_id without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on table t: every query on the table waits behind it; table t holds about 3 rows (",
+            dir.shown("V2__u.undo.sql")
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.hint().starts_with("hint: drop it CONCURRENTLY"), "{}", r.hint());
+    // Nothing ran: both applied, both tables and the index there.
+    assert_eq!(db.versions(), vec![1, 2]);
+    assert!(db.table_exists("u") && db.table_exists("t"));
+    assert_eq!(db.scalar("SELECT to_regclass('t_id') IS NOT NULL"), "t");
+    // `lint` without a database keeps it a warning (exit 0).
+    let lint = cm(&db, &dir, &["--color", "never", "lint", &dir.shown("V2__u.undo.sql")]);
+    lint.assert_ok();
+    assert!(
+        lint.stdout.contains(":2:1: warning[require-concurrent-index-deletion]"),
+        "{}",
+        lint.stdout
+    );
+    // Empty, the index goes without waiting on anyone's rows.
+    db.exec("DELETE FROM t");
+    db.exec("VACUUM ANALYZE t");
+    cm(&db, &dir, &["down", "--target", "0"]).assert_ok();
+    assert!(db.versions().is_empty() && !db.table_exists("t"));
+}
+
+/// `lint PATH` takes one undo file (read under its migration's version and
+/// name, without `dropping-column-or-table`) or one repeatable migration.
+#[test]
+fn lint_takes_one_undo_file_or_repeatable_file() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__t.sql", "CREATE TABLE t (id int);\nCREATE INDEX t_id ON t (id);\n");
+    dir.write("V1__t.undo.sql", "DROP INDEX t_id;\nDROP TABLE t;\n");
+    dir.write("R__v.sql", "CREATE OR REPLACE VIEW v AS SELECT id FROM t;\n");
+    let undo = dir.shown("V1__t.undo.sql");
+    let r = cm(&db, &dir, &["--color", "never", "lint", &undo]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{undo}:1:1: warning[require-concurrent-index-deletion]: DROP INDEX t_id without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on table t: every query on the table waits behind it
+   | DROP INDEX t_id
+   = help: drop it CONCURRENTLY, one index per statement, in a migration that starts with `-- chatmigrate:no-transaction`:
+             DROP INDEX CONCURRENTLY IF EXISTS t_id;
+
+1 warning in 1 file (23 rules)
+"
+        )
+    );
+    let r = cm(&db, &dir, &["--color", "never", "lint", &dir.shown("R__v.sql")]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "no problems in 1 file (23 rules)\n"), "{r:#?}");
+    // An error-level finding in a repeatable file: exit 1.
+    dir.write("R__w.sql", "ALTER TABLE t ADD COLUMN n int NOT NULL;\n");
+    let r = cm(&db, &dir, &["--color", "never", "lint", &dir.shown("R__w.sql")]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(
+        r.stdout.starts_with(&format!("{}:1:1: error[", dir.shown("R__w.sql"))),
+        "{}",
+        r.stdout
+    );
+    dir.remove("R__w.sql");
+    // An undo file not named after a migration.
+    dir.write("notes.undo.sql", "SELECT 1;\n");
+    let r = cm(&db, &dir, &["lint", &dir.shown("notes.undo.sql")]);
+    r.assert_error(&format!(
+        "{}: an undo file is named after its migration: V{{version}}__{{name}}.undo.sql",
+        dir.shown("notes.undo.sql")
+    ));
 }

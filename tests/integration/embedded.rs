@@ -10,6 +10,8 @@ use chatmigrate::{EmbeddedSet, Migrator, CHAT_SCHEMA};
 use crate::support::*;
 
 static APP: EmbeddedSet = chatmigrate::embed_migrations!("tests/fixtures/embedded/app");
+/// Versioned files with their undo files, and a repeatable migration.
+static KINDS: EmbeddedSet = chatmigrate::embed_migrations!("tests/fixtures/embedded/kinds");
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
@@ -71,6 +73,47 @@ fn migrator_runs_an_embedded_set_alone_or_with_the_chat_schema() {
     );
 }
 
+#[test]
+fn an_embedded_set_carries_its_undo_files_and_repeatable_migrations() {
+    let names: Vec<&str> = KINDS.files().iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        vec!["R__kinds_tagged.sql", "V200__kinds_notes.sql", "V201__kinds_notes_tag.sql"]
+    );
+    let undo: Vec<&str> = KINDS.undo_files().iter().map(|(n, _)| *n).collect();
+    assert_eq!(undo, vec!["V200__kinds_notes.undo.sql", "V201__kinds_notes_tag.undo.sql"]);
+    assert_eq!(CHAT_SCHEMA.undo_files().len(), 4);
+
+    let db = Db::new();
+    let m = Migrator::from_url(&db.url).unwrap().embedded([KINDS]);
+    let report = rt().block_on(m.up()).unwrap();
+    let applied: Vec<(i64, &str)> = report.applied.iter().map(|a| (a.version, a.name.as_str())).collect();
+    // The repeatable one last, after every versioned one.
+    assert_eq!(applied, vec![(200, "kinds_notes"), (201, "kinds_notes_tag"), (0, "kinds_tagged")]);
+    assert_eq!(db.scalar("SELECT count(*) FROM kinds_tagged"), "0");
+    let status = rt().block_on(m.status()).unwrap();
+    let last = status.last().unwrap();
+    assert_eq!(
+        (last.kind, last.state, last.name.as_str()),
+        (chatmigrate::Kind::Repeatable, chatmigrate::State::Applied, "kinds_tagged")
+    );
+
+    // Migrator::down on the embedded set: its undo file ran (the view went
+    // with it), and the repeatable migration is pending again.
+    let undone = rt().block_on(m.down()).unwrap();
+    assert_eq!(undone.undone.iter().map(|u| u.version).collect::<Vec<_>>(), vec![201]);
+    assert_eq!(db.versions(), vec![200]);
+    assert_eq!(db.scalar("SELECT to_regclass('kinds_tagged') IS NULL"), "t");
+    let status = rt().block_on(m.status()).unwrap();
+    assert_eq!(status.last().unwrap().state, chatmigrate::State::Pending);
+    // Down to nothing, then up again: the same objects.
+    rt().block_on(m.clone().target(0).down()).unwrap();
+    assert_eq!(db.versions(), Vec::<i64>::new());
+    let report = rt().block_on(m.up()).unwrap();
+    assert_eq!(report.applied.len(), 3);
+    assert_eq!(db.scalar("SELECT count(*) FROM kinds_tagged"), "0");
+}
+
 /// The proc-macro library cargo built for this test run.
 fn macro_library() -> std::path::PathBuf {
     let deps = std::path::Path::new(env!("CARGO_BIN_EXE_chatmigrate"))
@@ -100,7 +143,7 @@ fn compile(files: &[&str]) -> Option<String> {
     std::fs::write(
         tmp.path().join("lib.rs"),
         "pub struct EmbeddedSet;\n\
-         impl EmbeddedSet { pub const fn __new(_: &str, _: &[(&str, &[u8])]) -> EmbeddedSet { EmbeddedSet } }\n\
+         impl EmbeddedSet { pub const fn __new(_: &str, _: &[(&str, &[u8])], _: &[(&str, &[u8])]) -> EmbeddedSet { EmbeddedSet } }\n\
          // The macro names `::chatmigrate::EmbeddedSet`: this crate stands in for it.\n\
          extern crate self as chatmigrate;\n\
          pub static SET: chatmigrate::EmbeddedSet = chatmigrate_macros::embed_migrations!(\"db\");\n",
@@ -151,6 +194,26 @@ fn a_bad_file_name_is_a_compile_error_naming_the_file() {
     for (file, expected) in cases {
         let stderr = compile(&["V1__users.sql", file]).unwrap_or_else(|| panic!("{file} compiled"));
         assert!(stderr.contains(&format!("error: {expected}")), "{file}:\n{stderr}");
+    }
+    // Undo files and repeatable migrations are part of a set; an undo file
+    // needs its migration, and a repeatable one has none.
+    assert_eq!(compile(&["V1__users.sql", "V1__users.undo.sql", "R__views.sql"]), None);
+    for (files, expected) in [
+        (
+            &["V1__users.sql", "V2__more.undo.sql"][..],
+            "db/V2__more.undo.sql: an undo file without its migration: there is no V2__more.sql",
+        ),
+        (
+            &["V1__users.sql", "R__views.sql", "R__views.undo.sql"][..],
+            "db/R__views.undo.sql: a repeatable migration has no undo file",
+        ),
+        (
+            &["V1__users.sql", "R__my-views.sql"][..],
+            "db/R__my-views.sql: not a migration file name: the name may hold only letters, digits and underscores",
+        ),
+    ] {
+        let stderr = compile(files).unwrap_or_else(|| panic!("{files:?} compiled"));
+        assert!(stderr.contains(&format!("error: {expected}")), "{files:?}:\n{stderr}");
     }
     let stderr = compile(&["V1__users.sql", "V01__again.sql"]).unwrap();
     assert!(stderr.contains("error: version 1 is used twice: db/"), "{stderr}");

@@ -1,6 +1,6 @@
 //! Kinds of migration files besides `V`: refinery's `U` (unversioned)
-//! files and Flyway's `R__` (repeatable) files are refused with what to do
-//! instead (docs/migrations.md).
+//! files are refused with what to do instead (docs/migrations.md);
+//! repeatable `R__` files are tests/integration/repeatable.rs's.
 
 use crate::support::*;
 
@@ -19,18 +19,4 @@ fn a_refinery_unversioned_file_is_refused_saying_what_to_do() {
         "hint: rename it to V{n}__{name}.sql and apply it with `chatmigrate up --allow-out-of-order` (which applies a file below the highest applied version)"
     );
     assert!(!db.table_exists("a") && !db.table_exists("chatmigrate_history"));
-}
-
-#[test]
-fn a_repeatable_file_is_refused_saying_what_to_do() {
-    let (db, dir) = (Db::new(), Dir::new());
-    dir.write("V1__a.sql", "CREATE TABLE a (id int);\n");
-    dir.write("R__views.sql", "CREATE OR REPLACE VIEW v AS SELECT 1;\n");
-    let r = cm(&db, &dir, &["up"]);
-    r.assert_error(&format!(
-        "{}: not a migration file name: R__ is a repeatable migration, which this chatmigrate does not run (docs/migrations.md) (expected V{{version}}__{{name}}.sql, e.g. V20250101120000__create_users.sql)",
-        dir.shown("R__views.sql")
-    ));
-    assert!(r.hint().contains("CREATE OR REPLACE"), "{}", r.hint());
-    assert!(!db.table_exists("a"));
 }

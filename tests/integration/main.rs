@@ -44,6 +44,7 @@ mod placeholders;
 mod probe;
 mod rds_data;
 mod rds_data_variants;
+mod repeatable;
 mod running;
 mod safety;
 mod schema;

@@ -253,3 +253,60 @@ fn live_citus_chat_schema_dimensions() {
     l.run(&["status", "--exit-code"]).assert_ok();
     l.reset();
 }
+
+/// `CHATMIGRATE_PLACEHOLDER_<NAME>` gives `${name}` a value with no config
+/// file (a Lambda's environment): over the config file, under
+/// `--placeholder`; `status -v` names the variable; a bad name is refused
+/// naming it, before anything runs.
+#[test]
+fn placeholders_from_environment_variables() {
+    let (db, dir) = (Db::new(), Dir::new());
+    dir.write("V1__t.sql", "CREATE TABLE ${table_name} (id int, label text DEFAULT '${label}');\n");
+    let env = [
+        ("CHATMIGRATE_PLACEHOLDER_TABLE_NAME", "from_env"),
+        ("CHATMIGRATE_PLACEHOLDER_LABEL", "env"),
+    ];
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut full: Vec<&str> = vec!["--database-url", &db.url, "--migrations", dir.path().to_str().unwrap()];
+        full.extend_from_slice(args);
+        run_in(dir.path(), &full, env)
+    };
+    // Without a value: the unknown placeholder, named at its place.
+    run(&["up"], &[]).assert_error(&format!("{}:1:14: unknown placeholder `${{table_name}}`", dir.shown("V1__t.sql")));
+    let st = run(&["--placeholder", "label=flag", "status", "-v"], &env);
+    st.assert_ok();
+    assert!(
+        st.stdout
+            .contains("placeholder table_name = from_env (CHATMIGRATE_PLACEHOLDER_TABLE_NAME)\n"),
+        "{}",
+        st.stdout
+    );
+    assert!(st.stdout.contains("placeholder label = flag (--placeholder)\n"), "{}", st.stdout);
+    run(&["up"], &env).assert_ok();
+    assert_eq!(
+        db.scalar("SELECT column_default FROM information_schema.columns WHERE table_name = 'from_env' AND column_name = 'label'"),
+        "'env'::text"
+    );
+    // Over the config file's value.
+    let conf = Dir::new();
+    let conf = conf.write("chatmigrate.toml", "[placeholders]\nlabel = \"file\"\ntable_name = \"from_file\"\n");
+    let st = run(&["--config", conf.to_str().unwrap(), "--format", "json", "status", "-v"], &env);
+    let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    let label = v["placeholders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "label")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        label,
+        serde_json::json!({"name": "label", "value": "env", "from": "CHATMIGRATE_PLACEHOLDER_LABEL"})
+    );
+    // A name that is not one.
+    let r = run(&["up"], &[("CHATMIGRATE_PLACEHOLDER_9LIVES", "x")]);
+    r.assert_error(
+        "CHATMIGRATE_PLACEHOLDER_9LIVES 9lives: a placeholder's name is letters, digits and underscores, not starting with a digit",
+    );
+    assert_eq!(db.versions(), vec![1]);
+}

@@ -80,6 +80,7 @@ impl Live {
             "chatmigrate_history",
             "chatmigrate_history_log",
             "chatmigrate_history_lease",
+            "chatmigrate_history_repeatable",
             "cmt_docs",
             "cmt_docs_par",
             "cmt_gen_1",

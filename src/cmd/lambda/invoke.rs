@@ -55,7 +55,7 @@ impl Incomplete {
     pub fn message(&self) -> String {
         let remaining = match &self.remaining {
             Some(r) if r.is_empty() => "nothing remains".to_string(),
-            Some(r) => format!("remaining: {}", list(r.iter().map(|(v, n)| format!("V{v} {n}")))),
+            Some(r) => format!("remaining: {}", list(r.iter().map(|(v, n)| crate::migration::label(*v, n)))),
             None => "the history was not read yet".to_string(),
         };
         format!(
@@ -221,7 +221,9 @@ async fn up(
             Event::Connected { target, .. } => s.target = Some(target.clone()),
             Event::CreatedDatabase { .. } => s.created_database = true,
             Event::Planned { pending } => s.planned = Some(pending.clone()),
-            Event::Applying { version, name, .. } | Event::Resuming { version, name, .. } => s.running = Some(format!("V{version} {name}")),
+            Event::Applying { version, name, .. } | Event::Resuming { version, name, .. } => {
+                s.running = Some(crate::migration::label(*version, name))
+            }
             Event::Applied(a) => {
                 s.applied.push(a.clone());
                 s.running = None;
@@ -236,7 +238,7 @@ async fn up(
     let incomplete = |stopped: String| {
         let remaining = s.planned.as_ref().map(|p| {
             p.iter()
-                .filter(|(v, _)| !s.applied.iter().any(|a| a.version == *v))
+                .filter(|(v, n)| !s.applied.iter().any(|a| a.version == *v && a.name == *n))
                 .cloned()
                 .collect::<Vec<_>>()
         });

@@ -26,7 +26,13 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         for name in ast::drop_keys(d) {
             let bare = name.rsplit('.').next().unwrap_or(&name);
             let table = ctx.facts.index_table(bare).map(str::to_string);
-            if table.as_deref().is_some_and(|t| ctx.new_table(t, i) || !ctx.large_table(t)) {
+            // In an undo about to run (`down`'s gate, live sizes), any row
+            // makes it an error (lint::UNDO_ERRORS); elsewhere a large table.
+            let small = |t: &str| match ctx.undo {
+                true => !ctx.holds_rows(t),
+                false => !ctx.large_table(t),
+            };
+            if table.as_deref().is_some_and(|t| ctx.new_table(t, i) || small(t)) {
                 continue;
             }
             let on = table.as_ref().map(|t| format!(" on table {t}")).unwrap_or_default();
