@@ -88,7 +88,7 @@ pub enum Command {
             recorded with the statements done, and the next `up` resumes it)
   130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM; the next `up` continues")]
     Up(UpArgs),
-    /// Revert the last applied migration (or several) with its undo file, V{n}__{name}.undo.sql.
+    /// Revert the last applied migration (or several) with its undo file, V<version>__<name>.undo.sql.
     #[command(after_help = "Exit codes:
   0         undone, or nothing to undo
   2         error; a transactional undo was rolled back (without a transaction:
