@@ -346,3 +346,53 @@ fn an_index_left_invalid_without_an_error_fails_the_statement() {
     assert_eq!(db.history(), vec![(1, "applied".to_string(), 2)]);
     assert!(db.table_exists("t_w"));
 }
+
+/// The shipped V4 as a database holds it after an `up` of an earlier
+/// release (with its own `SET maintenance_work_mem = '256MB'` / `RESET`):
+/// that checksum is accepted, so the database shows no drift.
+#[test]
+fn the_shipped_v4_with_its_own_setting_is_not_drift() {
+    let db = Db::new();
+    cm_embedded(&db, &["up"]).assert_ok();
+    db.exec(
+        "UPDATE chatmigrate_history SET checksum = \
+         'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963' WHERE version = 4",
+    );
+    cm_embedded(&db, &["verify"]).assert_ok();
+    cm_embedded(&db, &["status", "--exit-code"]).assert_ok();
+    let up = cm_embedded(&db, &["up"]);
+    up.assert_ok();
+    assert!(up.stdout.starts_with("nothing to apply"), "{}", up.stdout);
+}
+
+/// `up` of the shipped chat schema on a populated vector table plans V4's
+/// build: the dry run shows the planned SET/RESET around it (V4 sets
+/// nothing itself), and the build gets it: no NOTICE, a valid index.
+/// 2,000 rows against a database set to 2 MB.
+#[test]
+fn up_plans_the_shipped_v4_on_a_populated_table() {
+    let db = Db::new();
+    cm_embedded(&db, &["up", "--target", "3"]).assert_ok();
+    db.exec(
+        "INSERT INTO st_chat_history_vector_table (userid, theme, chatid, chat_summary, chat_vector)
+         SELECT 'u' || (g % 50), 't', g, 's',
+                l2_normalize((SELECT array_agg(random_normal()::real) FROM generate_series(1, 1024) WHERE g > 0)::vector)
+         FROM generate_series(1, 2000) g",
+    );
+    db.exec("ANALYZE st_chat_history_vector_table");
+    db.exec(&format!("ALTER DATABASE {} SET maintenance_work_mem = '2MB'", db.name));
+    let dry = cm_embedded(&db, &["up", "--dry-run", "--format", "json"]);
+    let sets = dry_settings(&dry);
+    assert_eq!(sets.len(), 2, "{sets:?}");
+    assert!(sets[0].starts_with("SET maintenance_work_mem = '"), "{sets:?}");
+    assert_eq!(sets[1], "RESET maintenance_work_mem");
+    let r = cm_embedded(&db, &["--color", "never", "up"]);
+    r.assert_ok();
+    let out = r.output();
+    assert!(!out.contains("no longer fits"), "{out}");
+    assert!(out.contains("V4: statement 1: HNSW build on st_chat_history_vector_table: "), "{out}");
+    assert_eq!(
+        db.scalar("SELECT indisvalid AND indisready FROM pg_index WHERE indexrelid = 'idx_st_chat_history_vector_hnsw'::regclass"),
+        "t"
+    );
+}

@@ -74,18 +74,7 @@ COMMIT;
 -- V4 st_chat_history_vector_hnsw (no transaction, statement by statement)
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'partial', 0, 3, 0, '0.1.0', 'citus', false, NULL)
-ON CONFLICT (version) DO UPDATE SET
-    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
-    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
-RETURNING h.execution_ms::text;
-SET maintenance_work_mem = '256MB';
-INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
-                            execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'partial', 1, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:4cf206a05432514e1520a02ba80e17461ffefe2ec0a87f5dc9f199a7d47ae3ce', 'partial', 0, 1, 0, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
@@ -101,7 +90,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE NOT i.indisvalid AND c.relname = 'idx_st_chat_history_vector_hnsw' AND n.nspname = coalesce(NULL, current_schema());
 CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_st_chat_history_vector_hnsw
     ON st_chat_history_vector_table USING hnsw (chat_vector vector_l2_ops);
--- check: did statement 2 leave an index INVALID or not ready? (then it fails: the next up drops and builds it again)
+-- check: did statement 1 leave an index INVALID or not ready? (then it fails: the next up drops and builds it again)
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), i.indisvalid::text, i.indisready::text
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
@@ -114,18 +103,7 @@ WHERE (NOT i.indisvalid OR NOT i.indisready)
 ORDER BY 1;
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'partial', 2, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
-ON CONFLICT (version) DO UPDATE SET
-    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
-    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
-RETURNING h.execution_ms::text;
-RESET maintenance_work_mem;
-INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
-                            execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'applied', 3, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:4cf206a05432514e1520a02ba80e17461ffefe2ec0a87f5dc9f199a7d47ae3ce', 'applied', 1, 1, <elapsed ms>, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
