@@ -395,6 +395,15 @@ impl ToolSql {
         )
     }
 
+    /// The pgvector indexes a `REINDEX INDEX index` or `REINDEX TABLE table`
+    /// rebuilds, with what planning their builds needs.
+    pub fn reindex_build_plan(index: Option<&str>, table: Option<&str>) -> String {
+        Self::bind(
+            strip_comments(sql!("reindex_build_plan")).trim_end(),
+            &[Value::opt_text(index), Value::opt_text(table)],
+        )
+    }
+
     /// After a CONCURRENTLY build: the indexes it made that are not valid
     /// or not ready: index `name` in `schema`, or every index of `table`.
     pub fn index_validity(name: Option<&str>, schema: Option<&str>, table: Option<&str>) -> String {

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use pg_query::NodeEnum;
 
 use super::memory::{self, Hnsw, Ivfflat, VectorType};
-use super::statement::{self, CreateIndex, IndexBuild, Method};
+use super::statement::{self, CreateIndex, IndexBuild, IndexOptions, Method, ReindexTarget};
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::dialect::ToolSql;
@@ -218,18 +218,89 @@ pub async fn read(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, from: u
     let file_sets = file_settings(m);
     let cap_kb = cfg.index_build_memory_kb.unwrap_or(AUTO_CAP_KB);
     for (k, s) in m.statements.iter().enumerate().skip(from) {
-        let Some(IndexBuild::Create(c)) = s.node.as_ref().and_then(statement::index_build) else {
-            continue;
+        let builds = match s.node.as_ref().and_then(statement::index_build) {
+            Some(IndexBuild::Create(c)) => vec![(c, None)],
+            Some(IndexBuild::Reindex { target, concurrently }) => reindexed(b, &target, concurrently).await?,
+            _ => continue,
         };
-        let rows = b.query(&ToolSql::index_build_plan(&c.table, c.column.as_deref())).await?;
-        let Some(facts) = rows.first().and_then(|r| TableFacts::from_row(r)) else {
-            continue;
-        };
-        if let Some(p) = plan_build(&c, &facts, cap_kb, cfg.index_build_workers, &file_sets) {
+        let mut best: Option<BuildPlan> = None;
+        for (c, index_type) in builds {
+            let rows = b.query(&ToolSql::index_build_plan(&c.table, c.column.as_deref())).await?;
+            let Some(mut facts) = rows.first().and_then(|r| TableFacts::from_row(r)) else {
+                continue;
+            };
+            if index_type.is_some() {
+                facts.column_type = index_type;
+            }
+            if let Some(p) = plan_build(&c, &facts, cap_kb, cfg.index_build_workers, &file_sets) {
+                best = Some(match best {
+                    None => p,
+                    Some(q) => merge(q, p),
+                });
+            }
+        }
+        if let Some(p) = best {
             plans.insert(k, p);
         }
     }
     Ok(plans)
+}
+
+/// Two builds of one statement (a `REINDEX TABLE` of a table with two
+/// vector indexes, rebuilt one after the other): one setting, the larger;
+/// both notes and warnings.
+fn merge(a: BuildPlan, b: BuildPlan) -> BuildPlan {
+    let join = |x: String, y: String| match (x.is_empty(), y.is_empty()) {
+        (true, _) => y,
+        (_, true) => x,
+        _ => format!("{x}; {y}"),
+    };
+    let (big, small) = if b.memory_kb > a.memory_kb { (b, a) } else { (a, b) };
+    BuildPlan {
+        settings: big.settings,
+        note: join(small.note, big.note),
+        warning: match (small.warning, big.warning) {
+            (Some(x), Some(y)) => Some(format!("{x}; {y}")),
+            (x, y) => x.or(y),
+        },
+        memory_kb: big.memory_kb,
+    }
+}
+
+/// The pgvector indexes a `REINDEX INDEX` / `REINDEX TABLE` rebuilds, from
+/// the catalog, as the `CREATE INDEX` that would build each (its options
+/// from `pg_class.reloptions`), with the type the index stores (its own
+/// attribute: also for an expression index). `REINDEX SCHEMA` / `DATABASE`
+/// are not planned (a whole schema's indexes, one after the other).
+async fn reindexed(b: &mut dyn Backend, target: &ReindexTarget, concurrently: bool) -> Result<Vec<(CreateIndex, Option<(String, i32)>)>> {
+    let sql = match target {
+        ReindexTarget::Index(i) => ToolSql::reindex_build_plan(Some(i), None),
+        ReindexTarget::Table(t) => ToolSql::reindex_build_plan(None, Some(t)),
+        ReindexTarget::Schema(_) | ReindexTarget::Database => return Ok(Vec::new()),
+    };
+    let rows = b.query(&sql).await?;
+    Ok(rows.iter().filter_map(|r| reindexed_index(r, concurrently)).collect())
+}
+
+/// One row of dialects/postgres/reindex_build_plan.sql.
+fn reindexed_index(r: &[Option<String>], concurrently: bool) -> Option<(CreateIndex, Option<(String, i32)>)> {
+    let text = |i: usize| r.get(i).cloned().flatten();
+    let index_type = text(4).zip(text(5).and_then(|t| t.parse::<i32>().ok()));
+    Some((
+        CreateIndex {
+            method: Method::from_name(&text(1)?)?,
+            name: None,
+            table: text(0)?,
+            concurrently,
+            if_not_exists: false,
+            column: text(3),
+            cast: None,
+            opclass: None,
+            options: IndexOptions::from_reloptions(&text(2).unwrap_or_default()),
+            partial: text(6).as_deref() == Some("true"),
+        },
+        index_type,
+    ))
 }
 
 #[cfg(test)]
@@ -311,6 +382,27 @@ mod tests {
         assert!(w.starts_with("the HNSW graph of t needs about 9"), "{w}");
         assert!(w.contains("but the build gets 80MB (index_build_memory caps at 80MB)"), "{w}");
         assert!(w.ends_with("or more"), "{w}");
+    }
+
+    #[test]
+    fn a_reindexed_index_from_the_catalog() {
+        let r: Vec<Option<String>> = vec![
+            Some("public.t".into()),
+            Some("hnsw".into()),
+            Some("m=24,ef_construction=100".into()),
+            None,
+            Some("halfvec".into()),
+            Some("3072".into()),
+            Some("false".into()),
+        ];
+        let (c, ty) = reindexed_index(&r, true).unwrap();
+        assert_eq!((c.method, c.table.as_str(), c.options.m(), c.column), (Method::Hnsw, "public.t", 24, None));
+        assert_eq!(c.options.ef_construction, Some(100));
+        assert!(c.concurrently && !c.partial);
+        assert_eq!(ty, Some(("halfvec".to_string(), 3072)));
+        let mut btree = r.clone();
+        btree[1] = Some("btree".into());
+        assert_eq!(reindexed_index(&btree, false), None);
     }
 
     #[test]

@@ -396,3 +396,55 @@ fn up_plans_the_shipped_v4_on_a_populated_table() {
         "t"
     );
 }
+
+/// REINDEX of a pgvector index is planned like its CREATE INDEX, with the
+/// index's own options from the catalog (here m = 24, which needs more than
+/// pgvector's default 16): REINDEX INDEX CONCURRENTLY in a no-transaction
+/// file gets SET/RESET around it, REINDEX TABLE in a transactional file
+/// SET LOCAL; the server receives them and no NOTICE comes.
+#[test]
+fn reindex_is_planned_with_the_index_options() {
+    let dir = Dir::new();
+    let db = table_of(2000, &dir);
+    db.exec("SET maintenance_work_mem = '256MB'; CREATE INDEX vectors_hnsw ON vectors USING hnsw (embedding vector_l2_ops) WITH (m = 24)");
+    db.exec(&format!("ALTER DATABASE {} SET maintenance_work_mem = '2MB'", db.name));
+    let needed_kb = |m: u32| {
+        Hnsw::new(VectorType::Vector.value_bytes(1024).unwrap(), m, 180000)
+            .required_kb_any(2000)
+            .unwrap()
+    };
+    let planned_kb = |set: &str| -> u64 {
+        let v = set.rsplit(" = '").next().unwrap().trim_end_matches('\'');
+        v.trim_end_matches("MB").parse::<u64>().unwrap_or_else(|_| panic!("{set}")) * 1024
+    };
+    dir.write(
+        "V2__reindex_hnsw.sql",
+        "-- chatmigrate:no-transaction\nREINDEX INDEX CONCURRENTLY vectors_hnsw;\n",
+    );
+    let args = config(&dir, &db.url, "");
+    let dry = dry_settings(&run(&dir, &args, &["up", "--dry-run", "--format", "json"]));
+    assert_eq!(dry.len(), 2, "{dry:?}");
+    assert!(dry[0].starts_with("SET maintenance_work_mem = '"), "{dry:?}");
+    assert_eq!(dry[1], "RESET maintenance_work_mem");
+    assert!(planned_kb(&dry[0]) >= needed_kb(24), "{dry:?}: m = 24 needs {} kB", needed_kb(24));
+    assert!(needed_kb(24) > needed_kb(16));
+    let r = run(&dir, &args, &["up"]);
+    r.assert_ok();
+    let out = r.output();
+    assert!(!out.contains("no longer fits"), "{out}");
+    assert!(out.contains("V2: statement 1: HNSW build on public.vectors: "), "{out}");
+    // REINDEX TABLE in a transactional file: SET LOCAL in its transaction.
+    dir.write("V3__reindex_table.sql", "REINDEX TABLE vectors;\n");
+    let dry = dry_settings(&run(&dir, &args, &["up", "--dry-run", "--format", "json"]));
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    assert!(dry[0].starts_with("SET LOCAL maintenance_work_mem = '"), "{dry:?}");
+    assert!(planned_kb(&dry[0]) >= needed_kb(24), "{dry:?}");
+    let r = run(&dir, &args, &["up"]);
+    r.assert_ok();
+    assert!(!r.output().contains("no longer fits"), "{}", r.output());
+    assert_eq!(db.versions(), vec![1, 2, 3]);
+    assert_eq!(
+        db.scalar("SELECT indisvalid AND indisready FROM pg_index WHERE indexrelid = 'vectors_hnsw'::regclass"),
+        "t"
+    );
+}
