@@ -445,6 +445,12 @@ pub mod citus {
         ToolSql::bind(strip_comments(citus_sql!("table_state")).trim_end(), &[Value::Text(table.into())])
     }
 
+    /// Planning a vector index build on a table Citus manages: shards, the
+    /// largest shard's rows and blocks, the database (see the file).
+    pub fn index_build_shards(table: &str) -> String {
+        ToolSql::bind(strip_comments(citus_sql!("index_build_shards")).trim_end(), &[Value::Text(table.into())])
+    }
+
     /// Whether the table has a row; `regclass` is the server's own text
     /// for the table, from [`table_state`].
     pub fn has_rows(regclass: &str) -> String {

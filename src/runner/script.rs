@@ -93,6 +93,12 @@ pub(crate) enum Op {
     /// (`sql`) for what it left not valid or not ready; any row fails the
     /// statement (the next `up` drops the index and builds it again).
     CheckValid { index: usize, sql: String },
+    /// A setting that outlives the session (a vector index build's role
+    /// setting on Citus): `sql` is sent, and `undo` is sent after the build
+    /// ([`Op::Undo`]) or, when the walk ends before that, at its end.
+    Undoable { sql: String, undo: String },
+    /// The undo of an [`Op::Undoable`], after the build.
+    Undo(String),
     /// Statement `k` is a session setting a transport without sessions
     /// cannot keep: not sent, said so.
     SkipStatement(usize),
@@ -189,6 +195,7 @@ pub(crate) fn build<'a>(
         let plan = plans.get(&k);
         if let Some(p) = plan {
             ops.push(plan_op(k, p));
+            ops.extend(p.persistent().into_iter().map(|(sql, undo)| Op::Undoable { sql, undo }));
             ops.extend(p.sets(false).into_iter().map(Op::Session));
         }
         ops.push(Op::Statement {
@@ -209,6 +216,7 @@ pub(crate) fn build<'a>(
             elapsed: true,
         });
         if let Some(p) = plan {
+            ops.extend(p.persistent().into_iter().map(|(_, undo)| Op::Undo(undo)));
             ops.extend(p.resets().into_iter().map(Op::Session));
         }
     }
@@ -305,7 +313,13 @@ pub(crate) async fn render(
                 let t = wire.transaction(settings, &refs, row);
                 lines.extend(t.parts().into_iter().map(|p| Line::Sent(p.to_string())));
             }
-            Op::Session(s) => lines.push(Line::Sent(s.clone())),
+            Op::Session(s) | Op::Undo(s) => lines.push(Line::Sent(s.clone())),
+            Op::Undoable { sql, undo } => {
+                lines.push(Line::Comment(format!(
+                    "for the build only: undone after it, also when it fails (`{undo}`)"
+                )));
+                lines.push(Line::Sent(sql.clone()));
+            }
             Op::SkipSession(s) => lines.push(skipped(s)),
             Op::Reapply(k) => {
                 lines.push(Line::Comment(format!(
@@ -345,7 +359,9 @@ pub(crate) async fn render(
                 lines.push(Line::Sent(sql.clone()));
             }
             Op::IndexPlan { index, note, warning } => {
-                lines.push(Line::Comment(format!("statement {}: {note}", index + 1)));
+                if !note.is_empty() {
+                    lines.push(Line::Comment(format!("statement {}: {note}", index + 1)));
+                }
                 if let Some(w) = warning {
                     lines.push(Line::Comment(format!("warning: statement {}: {w}", index + 1)));
                     notes.push(format!("{}: statement {}: {w}", m.path, index + 1));

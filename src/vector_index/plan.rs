@@ -48,18 +48,92 @@ pub struct BuildPlan {
     pub warning: Option<String>,
     /// The `maintenance_work_mem` set, kB.
     pub memory_kb: Option<u64>,
+    /// How the settings reach the sessions that build.
+    pub carrier: Carrier,
+}
+
+/// How the settings reach the build.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Carrier {
+    /// The build runs in chatmigrate's own session: `SET` / `SET LOCAL`.
+    #[default]
+    Session,
+    /// A table Citus manages: the build runs on the workers, over the
+    /// coordinator's connections to them, which a session `SET` does not
+    /// reach. In a transaction, `SET LOCAL` with
+    /// `citus.propagate_set_commands = 'local'` (Citus sends the `SET LOCAL`s
+    /// to the workers' transactions). Outside one (`CONCURRENTLY`): the
+    /// role's setting in this database (`ALTER ROLE CURRENT_USER IN DATABASE`,
+    /// which Citus propagates to the workers) for the build's duration, with
+    /// the coordinator's cached worker connections dropped
+    /// (`citus.max_cached_conns_per_worker = 0`) so that the build's worker
+    /// sessions start after it and take it. `database`: quoted identifier.
+    /// `table`: the build's table, quoted; a query of it after the cache is
+    /// off closes the cached connections to its workers.
+    /// `earlier`: the role's own settings in the database (name, value),
+    /// given back after the build instead of a `RESET`.
+    Citus {
+        database: String,
+        table: String,
+        earlier: Vec<(String, String)>,
+    },
 }
 
 impl BuildPlan {
-    /// `SET name = 'value'` (`local`: `SET LOCAL`).
+    /// What is sent before the build, as session statements (`local`: in
+    /// the migration's transaction, `SET LOCAL`).
     pub fn sets(&self, local: bool) -> Vec<String> {
         let kw = if local { "SET LOCAL" } else { "SET" };
-        self.settings.iter().map(|(n, v)| format!("{kw} {n} = '{v}'")).collect()
+        let plain = self.settings.iter().map(|(n, v)| format!("{kw} {n} = '{v}'"));
+        match (&self.carrier, local) {
+            (Carrier::Session, _) => plain.collect(),
+            (Carrier::Citus { .. }, true) => std::iter::once("SET LOCAL citus.propagate_set_commands = 'local'".to_string())
+                .chain(plain)
+                .collect(),
+            // The coordinator builds the (empty) shell's index itself, in
+            // this session: an IVFFlat's lists need memory even there.
+            (Carrier::Citus { table, .. }, false) => plain
+                .chain([
+                    "SET citus.max_cached_conns_per_worker = 0".to_string(),
+                    format!("SELECT 1 FROM {table} LIMIT 1"),
+                ])
+                .collect(),
+        }
     }
 
-    /// `RESET name`, for each setting.
+    /// Settings that outlive the session, as (statement, its undo): sent
+    /// before [`Self::sets`], undone after the build, and also when it fails
+    /// (outside a transaction only).
+    pub fn persistent(&self) -> Vec<(String, String)> {
+        match &self.carrier {
+            Carrier::Session => Vec::new(),
+            Carrier::Citus { database, earlier, .. } => self
+                .settings
+                .iter()
+                .map(|(n, v)| {
+                    let role = format!("ALTER ROLE CURRENT_USER IN DATABASE {database}");
+                    let undo = match earlier.iter().find(|(e, _)| e == n) {
+                        Some((_, old)) => format!("{role} SET {n} = '{}'", old.replace('\'', "''")),
+                        None => format!("{role} RESET {n}"),
+                    };
+                    (format!("{role} SET {n} = '{v}'"), undo)
+                })
+                .collect(),
+        }
+    }
+
+    /// What is sent after the build (outside a transaction), after the
+    /// undos of [`Self::persistent`].
     pub fn resets(&self) -> Vec<String> {
-        self.settings.iter().map(|(n, _)| format!("RESET {n}")).collect()
+        match &self.carrier {
+            Carrier::Session => self.settings.iter().map(|(n, _)| format!("RESET {n}")).collect(),
+            Carrier::Citus { .. } => self
+                .settings
+                .iter()
+                .map(|(n, _)| format!("RESET {n}"))
+                .chain(["RESET citus.max_cached_conns_per_worker".to_string()])
+                .collect(),
+        }
     }
 }
 
@@ -176,6 +250,7 @@ pub fn plan_build(c: &CreateIndex, facts: &TableFacts, cap_kb: u64, workers: Opt
         note,
         warning,
         memory_kb,
+        carrier: Carrier::Session,
     })
 }
 
@@ -212,9 +287,11 @@ fn shortage(c: &CreateIndex, facts: &TableFacts, p: &memory::MemoryPlan, cap_kb:
 /// plan: see the module docs).
 pub async fn read(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, from: usize) -> Result<Plans> {
     let mut plans = Plans::new();
-    if b.name() != "postgres" {
-        return Ok(plans);
-    }
+    let citus = match b.name() {
+        "postgres" => false,
+        "citus" => true,
+        _ => return Ok(plans),
+    };
     let file_sets = file_settings(m);
     let cap_kb = cfg.index_build_memory_kb.unwrap_or(AUTO_CAP_KB);
     for (k, s) in m.statements.iter().enumerate().skip(from) {
@@ -232,7 +309,33 @@ pub async fn read(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, from: u
             if index_type.is_some() {
                 facts.column_type = index_type;
             }
-            if let Some(p) = plan_build(&c, &facts, cap_kb, cfg.index_build_workers, &file_sets) {
+            let mut carrier = Carrier::Session;
+            if citus {
+                // The shell on the coordinator is empty: a shard's rows count.
+                let shards = b.query(&crate::dialect::citus::index_build_shards(&c.table)).await?;
+                if let Some(r) = shards.first() {
+                    let num = |i: usize| r.get(i).cloned().flatten().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                    facts.rows = num(1);
+                    facts.heap_blocks = num(2);
+                    carrier = Carrier::Citus {
+                        database: r.get(3).cloned().flatten().unwrap_or_default(),
+                        table: quoted(&c.table),
+                        earlier: r
+                            .get(4)
+                            .cloned()
+                            .flatten()
+                            .unwrap_or_default()
+                            .lines()
+                            .filter_map(|l| l.split_once('=').map(|(n, v)| (n.to_string(), v.to_string())))
+                            .collect(),
+                    };
+                }
+            }
+            if let Some(mut p) = plan_build(&c, &facts, cap_kb, cfg.index_build_workers, &file_sets) {
+                if let Carrier::Citus { .. } = carrier {
+                    p.note = p.note.replacen(" rows estimated of ", " rows estimated in the largest shard of ", 1);
+                }
+                p.carrier = carrier;
                 best = Some(match best {
                     None => p,
                     Some(q) => merge(q, p),
@@ -244,6 +347,15 @@ pub async fn read(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, from: u
         }
     }
     Ok(plans)
+}
+
+/// A table key (`t`, `s.t`) as a quoted name.
+fn quoted(table: &str) -> String {
+    table
+        .split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Two builds of one statement (a `REINDEX TABLE` of a table with two
@@ -264,6 +376,7 @@ fn merge(a: BuildPlan, b: BuildPlan) -> BuildPlan {
             (x, y) => x.or(y),
         },
         memory_kb: big.memory_kb,
+        carrier: big.carrier,
     }
 }
 

@@ -448,3 +448,98 @@ fn reindex_is_planned_with_the_index_options() {
         "t"
     );
 }
+
+/// The role-in-database settings of the current role (name=value lines).
+fn role_settings(url: &str) -> String {
+    crate::support::db::query_url(
+        url,
+        "SELECT coalesce(string_agg(c, ' '), '') FROM pg_db_role_setting s, unnest(s.setconfig) c \
+         WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+           AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )[0][0]
+        .clone()
+        .unwrap_or_default()
+}
+
+/// On the live Citus cluster (CHATMIGRATE_TEST_CITUS_URL), a vector index
+/// on a populated distributed table is built on the workers, which the
+/// coordinator's session settings do not reach. The role's sessions are
+/// set to 1MB (ALTER ROLE, propagated to the workers), and the IVFFlat
+/// index asks for 1,000 lists: its k-means needs about 4MB on each shard,
+/// and a worker with less refuses the build ("memory required is ...").
+/// The builds succeed, so the planned memory reached the workers: outside
+/// a transaction (CONCURRENTLY) by the role's setting in the database for
+/// the build, inside one by SET LOCAL with citus.propagate_set_commands.
+/// The estimate is a shard's rows; nothing of the role's setting is left.
+#[test]
+fn live_citus_builds_get_the_planned_memory_on_the_workers() {
+    let Some(l) = crate::support::citus::live("live_citus_builds_get_the_planned_memory_on_the_workers") else {
+        return;
+    };
+    let m = Dir::new();
+    m.write(
+        "V1__cmt_vec.sql",
+        "CREATE EXTENSION IF NOT EXISTS vector;\nCREATE TABLE cmt_vec (id bigint PRIMARY KEY, e vector(1024));\nSELECT create_distributed_table('cmt_vec', 'id', shard_count := 4);\n",
+    );
+    let md = m.path().to_str().unwrap();
+    l.run(&["--migrations", md, "up"]).assert_ok();
+    l.query(
+        "INSERT INTO cmt_vec SELECT g, l2_normalize((SELECT array_agg(random_normal()::real) FROM generate_series(1, 1024) WHERE g > 0)::vector) FROM generate_series(1, 2000) g",
+    );
+    l.query("ANALYZE cmt_vec");
+    l.query("ALTER ROLE CURRENT_USER SET maintenance_work_mem = '1MB'");
+    // A setting of the role's own in the database is given back after the
+    // build, not reset.
+    let db = l.scalar("SELECT quote_ident(current_database())");
+    l.query(&format!("ALTER ROLE CURRENT_USER IN DATABASE {db} SET max_parallel_maintenance_workers = 1"));
+    let reset_role = || {
+        l.query("ALTER ROLE CURRENT_USER RESET maintenance_work_mem");
+    };
+    m.write(
+        "V2__cmt_vec_ivfflat.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS cmt_vec_ivf ON cmt_vec USING ivfflat (e vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    let dry = l.run(&["--migrations", md, "up", "--dry-run"]);
+    dry.assert_ok();
+    for line in [
+        "SET citus.max_cached_conns_per_worker = 0".to_string(),
+        format!("ALTER ROLE CURRENT_USER IN DATABASE {db} SET maintenance_work_mem = '"),
+        format!("ALTER ROLE CURRENT_USER IN DATABASE {db} RESET maintenance_work_mem"),
+        "RESET citus.max_cached_conns_per_worker".to_string(),
+    ] {
+        assert!(dry.stdout.contains(&line), "{line} not in {}", dry.stdout);
+    }
+    // index_build_workers = 2 (the role's own: 1): set for the build, given back.
+    crate::support::citus::citus_config(&l.dir, "index_build_workers = 2\n");
+    let r = l.run(&["--color", "never", "--migrations", md, "up"]);
+    if r.code != 0 {
+        reset_role();
+    }
+    r.assert_ok();
+    assert!(r.output().contains("rows estimated in the largest shard of vector(1024)"), "{}", r.output());
+    assert_eq!(role_settings(&l.url), "max_parallel_maintenance_workers=1");
+    assert_eq!(role_settings(&l.worker_url()), "max_parallel_maintenance_workers=1");
+    l.query(&format!("ALTER ROLE CURRENT_USER IN DATABASE {db} RESET ALL"));
+    // In a transaction: SET LOCAL, propagated.
+    m.write(
+        "V3__cmt_vec_ivfflat_tx.sql",
+        "-- chatmigrate:ignore pgvector-index-concurrently -- a test table\nCREATE INDEX cmt_vec_ivf2 ON cmt_vec USING ivfflat (e vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    let dry = l.run(&["--migrations", md, "up", "--dry-run"]);
+    assert!(dry.stdout.contains("SET LOCAL citus.propagate_set_commands = 'local'"), "{dry:#?}");
+    let r = l.run(&["--migrations", md, "up"]);
+    crate::support::citus::citus_config(&l.dir, "");
+    // The same build with the file's own setting (no plan): it reaches the
+    // coordinator's session only (64MB there), a worker refuses the build
+    // with the role's 1MB.
+    m.write(
+        "V4__cmt_vec_ivfflat_own.sql",
+        "SET LOCAL maintenance_work_mem = '64MB';\n-- chatmigrate:ignore pgvector-index-concurrently -- a test table\nCREATE INDEX cmt_vec_ivf3 ON cmt_vec USING ivfflat (e vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    let own = l.run(&["--migrations", md, "up"]);
+    reset_role();
+    r.assert_ok();
+    assert_eq!(own.code, 2, "{own:#?}");
+    assert!(own.output().contains("memory required is 4 MB, maintenance_work_mem is 1 MB"), "{}", own.output());
+    l.reset();
+}

@@ -82,6 +82,7 @@ impl Live {
             "chatmigrate_history_lease",
             "cmt_docs",
             "cmt_docs_par",
+            "cmt_vec",
             "cmt_gen_1",
             "cmt_gen_2",
             "cmt_gen_3",
