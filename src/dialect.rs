@@ -451,6 +451,24 @@ pub mod citus {
         ToolSql::bind(strip_comments(citus_sql!("index_build_shards")).trim_end(), &[Value::Text(table.into())])
     }
 
+    /// After a CONCURRENTLY build on Citus: what it left not valid or not
+    /// ready, on the coordinator and on every shard placement.
+    pub fn index_validity(name: Option<&str>, schema: Option<&str>, table: Option<&str>) -> String {
+        ToolSql::bind(
+            strip_comments(citus_sql!("index_validity")).trim_end(),
+            &[Value::opt_text(name), Value::opt_text(schema), Value::opt_text(table)],
+        )
+    }
+
+    /// Before a CONCURRENTLY build on Citus: the index of its name when it
+    /// or one of its shard indexes was left invalid.
+    pub fn invalid_index(name: &str, schema: Option<&str>) -> String {
+        ToolSql::bind(
+            strip_comments(citus_sql!("invalid_index")).trim_end(),
+            &[Value::Text(name.to_string()), Value::opt_text(schema)],
+        )
+    }
+
     /// Whether the table has a row; `regclass` is the server's own text
     /// for the table, from [`table_state`].
     pub fn has_rows(regclass: &str) -> String {

@@ -208,7 +208,11 @@ pub(crate) fn build<'a>(
         if let Some((name, schema, table)) = sql::concurrent_build(s) {
             ops.push(Op::CheckValid {
                 index: k,
-                sql: ToolSql::index_validity(name.as_deref(), schema.as_deref(), table.as_deref()),
+                sql: if backend == "citus" {
+                    crate::dialect::citus::index_validity(name.as_deref(), schema.as_deref(), table.as_deref())
+                } else {
+                    ToolSql::index_validity(name.as_deref(), schema.as_deref(), table.as_deref())
+                },
             });
         }
         ops.push(Op::History {
@@ -271,8 +275,12 @@ fn is_session_setting(s: &sql::Statement) -> bool {
 
 /// The catalog read before a CONCURRENTLY build: an INVALID index of its
 /// name, left by an earlier failed build (sent by `walk`, shown by dry-run).
-pub(crate) fn invalid_index_check(name: &str, schema: Option<&str>) -> String {
-    ToolSql::invalid_index(name, schema)
+pub(crate) fn invalid_index_check(name: &str, schema: Option<&str>, backend: &str) -> String {
+    if backend == "citus" {
+        crate::dialect::citus::invalid_index(name, schema)
+    } else {
+        ToolSql::invalid_index(name, schema)
+    }
 }
 
 /// The placeholder for this run's lease owner in a dry run.
@@ -345,7 +353,7 @@ pub(crate) async fn render(
                     lines.push(Line::Comment(format!(
                         "check: an INVALID index {name} left by an earlier failed build? (then DROP INDEX CONCURRENTLY IF EXISTS it first)"
                     )));
-                    lines.push(Line::Sent(invalid_index_check(name, schema.as_deref())));
+                    lines.push(Line::Sent(invalid_index_check(name, schema.as_deref(), backend)));
                 }
                 let a = adapt(&mut b, s, false, backend, &mut lines, &mut notes).await?;
                 lines.push(Line::Sent(a.unwrap_or_else(|| s.sql.clone())));

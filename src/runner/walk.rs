@@ -208,7 +208,7 @@ async fn statement(
     if let Some((name, schema)) = invalid_index {
         // A failed or killed CONCURRENTLY build leaves an INVALID index
         // that IF NOT EXISTS would silently accept: drop it first.
-        let found = b.query(&invalid_index_check(name, schema.as_deref())).await?;
+        let found = b.query(&invalid_index_check(name, schema.as_deref(), b.name())).await?;
         if let Some(qualified) = found.first().and_then(|r| r.first().cloned().flatten()) {
             b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
                 .await

@@ -543,3 +543,66 @@ fn live_citus_builds_get_the_planned_memory_on_the_workers() {
     assert!(own.output().contains("memory required is 4 MB, maintenance_work_mem is 1 MB"), "{}", own.output());
     l.reset();
 }
+
+/// On the live Citus cluster, a CONCURRENTLY build that leaves a shard's
+/// index invalid without an error (a shard already holding an invalid
+/// index of the shard index's name, which IF NOT EXISTS skips on that
+/// worker) fails the statement, naming the shard index, its shard and its
+/// worker; the next `up` drops the index (with its shard indexes) and
+/// builds it again, valid on every shard.
+#[test]
+fn live_citus_an_invalid_shard_index_fails_the_statement_and_is_rebuilt() {
+    let Some(l) = crate::support::citus::live("live_citus_an_invalid_shard_index_fails_the_statement_and_is_rebuilt") else {
+        return;
+    };
+    let m = Dir::new();
+    m.write(
+        "V1__cmt_vec.sql",
+        "CREATE TABLE cmt_vec (id bigint PRIMARY KEY, v int);\nSELECT create_distributed_table('cmt_vec', 'id', shard_count := 4);\n",
+    );
+    let md = m.path().to_str().unwrap();
+    l.run(&["--migrations", md, "up"]).assert_ok();
+    l.query("INSERT INTO cmt_vec SELECT g, g % 50 FROM generate_series(1, 1000) g");
+    // One shard gets an invalid index of the shard index's name: a failed
+    // unique build on that worker.
+    let r = &l.query(
+        "SELECT s.shardid::text, n.nodename, n.nodeport::text FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) \
+         JOIN pg_dist_node n USING (groupid) WHERE s.logicalrelid = 'cmt_vec'::regclass ORDER BY s.shardid LIMIT 1",
+    )[0];
+    let (shard, host, port) = (r[0].clone().unwrap(), r[1].clone().unwrap(), r[2].clone().unwrap());
+    let worker = l.worker_url().replace(
+        &l.worker_url()[l.worker_url().find('@').unwrap() + 1..l.worker_url().rfind('/').unwrap()],
+        &format!("{host}:{port}"),
+    );
+    assert!(crate::support::db::try_query_url(
+        &worker,
+        &format!("CREATE UNIQUE INDEX CONCURRENTLY cmt_vec_v_{shard} ON cmt_vec_{shard} (v)")
+    )
+    .is_err());
+    m.write(
+        "V2__cmt_vec_v.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS cmt_vec_v ON cmt_vec (v);\n",
+    );
+    let up = l.run(&["--migrations", md, "up"]);
+    assert_eq!(up.code, 2, "{up:#?}");
+    assert!(
+        up.error_line().contains(&format!(
+            "version 2 failed: the statement ended without an error but left an index not usable: shard index cmt_vec_v_{shard} (shard {shard} on worker {host}:{port}) (indisvalid = false, indisready = false)"
+        )),
+        "{up:#?}"
+    );
+    assert_eq!(l.scalar("SELECT status FROM chatmigrate_history WHERE version = 2"), "failed");
+    // The next up drops it and builds it again.
+    let again = l.run(&["--color", "never", "--migrations", md, "up"]);
+    again.assert_ok();
+    assert!(again.output().contains("V2: dropped invalid index public.cmt_vec_v"), "{}", again.output());
+    assert_eq!(
+        l.scalar(
+            "SELECT count(*) FILTER (WHERE result = 't') || '/' || count(*) FROM run_command_on_placements('cmt_vec', \
+             $$SELECT bool_and(i.indisvalid AND i.indisready) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+               WHERE i.indrelid = '%s'::regclass AND c.relname LIKE 'cmt\\_vec\\_v\\_%%'$$)"
+        ),
+        "4/4"
+    );
+    l.reset();
+}
