@@ -192,7 +192,9 @@ pub(crate) fn build<'a>(
             }
             continue;
         }
-        let plan = plans.get(&k);
+        // Without sessions (the Data API) no setting reaches the build.
+        let plan = plans.get(&k).map(|p| if caps.session_state { p.clone() } else { p.unsent() });
+        let plan = plan.as_ref();
         if let Some(p) = plan {
             ops.push(plan_op(k, p));
             ops.extend(p.persistent().into_iter().map(|(sql, undo)| Op::Undoable { sql, undo }));

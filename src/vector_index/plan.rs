@@ -122,6 +122,29 @@ impl BuildPlan {
         }
     }
 
+    /// The plan for a transport without sessions (the Data API) outside a
+    /// transaction: nothing can reach the build, so nothing is sent; when
+    /// the build needs more than the server's setting, a warning says so
+    /// and what to do instead.
+    pub fn unsent(&self) -> BuildPlan {
+        let memory = self.settings.iter().find(|(n, _)| n == "maintenance_work_mem").map(|(_, v)| v.clone());
+        let warning = memory.map(|v| {
+            format!(
+                "the Data API keeps no session setting between calls, so this build runs with the cluster's maintenance_work_mem, below the {v} it needs: pgvector builds the rest of the graph on disk, many times more slowly (and a REINDEX or CREATE INDEX without CONCURRENTLY in a transactional file gets SET LOCAL); raise maintenance_work_mem in the DB cluster parameter group to {v} or more (docs/vector-indexes.md)"
+            )
+        });
+        BuildPlan {
+            settings: Vec::new(),
+            note: self.note.replacen("; maintenance_work_mem ", "; wanted: maintenance_work_mem ", 1),
+            warning: match (&self.warning, warning) {
+                (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+                (a, b) => a.clone().or(b),
+            },
+            memory_kb: None,
+            carrier: Carrier::Session,
+        }
+    }
+
     /// What is sent after the build (outside a transaction), after the
     /// undos of [`Self::persistent`].
     pub fn resets(&self) -> Vec<String> {
@@ -288,7 +311,9 @@ fn shortage(c: &CreateIndex, facts: &TableFacts, p: &memory::MemoryPlan, cap_kb:
 pub async fn read(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, from: usize) -> Result<Plans> {
     let mut plans = Plans::new();
     let citus = match b.name() {
-        "postgres" => false,
+        // The Data API: SET LOCAL in a transactional file's transaction;
+        // outside one only a warning (BuildPlan::unsent).
+        "postgres" | "rds-data" => false,
         "citus" => true,
         _ => return Ok(plans),
     };

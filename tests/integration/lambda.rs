@@ -761,7 +761,7 @@ fn data_api_calls_for_the_chat_schema_equal_the_cli_s() {
         cli.server.calls().len(),
         lambda.server.calls().len()
     );
-    assert_eq!(lambda.server.calls().len(), 33);
+    assert_eq!(lambda.server.calls().len(), 34);
 }
 
 #[test]

@@ -606,3 +606,64 @@ fn live_citus_an_invalid_shard_index_fails_the_statement_and_is_rebuilt() {
     );
     l.reset();
 }
+
+/// Through the Data API (the test server: a fresh PostgreSQL session per
+/// call outside a transaction, one pinned session per transaction), with
+/// the database set to 1MB. An IVFFlat build of 1,000 lists needs about
+/// 4MB, and the server refuses it with less ("memory required is ..."),
+/// which makes the setting the build got observable (the Data API shows no
+/// NOTICE). In a transactional file the planned SET LOCAL rides in the
+/// migration's transaction and the build succeeds. Outside one (CONCURRENTLY)
+/// a session SET would not outlive its call: nothing is sent, a warning
+/// before the build says what it needs and what to raise, and the build
+/// gets the server's setting (here refused).
+#[test]
+fn data_api_builds_get_set_local_in_a_transaction_and_a_warning_outside() {
+    let both = crate::support::both::Both::start(crate::support::dataapi::Options::default());
+    let db = Db::new();
+    both.config(&db.name, &db.url, &[]);
+    let m = Dir::new();
+    m.write(
+        "V1__vectors.sql",
+        "CREATE EXTENSION IF NOT EXISTS vector;\nCREATE TABLE vectors (id bigserial PRIMARY KEY, embedding vector(1024));\n",
+    );
+    both.run(&db.name, "aurora", &m, &["up"]).assert_ok();
+    db.exec(
+        "INSERT INTO vectors (embedding)
+         SELECT l2_normalize((SELECT array_agg(random_normal()::real) FROM generate_series(1, 1024) WHERE g > 0)::vector)
+         FROM generate_series(1, 2000) g",
+    );
+    db.exec("ANALYZE vectors");
+    db.exec(&format!("ALTER DATABASE {} SET maintenance_work_mem = '1MB'", db.name));
+    m.write(
+        "V2__ivf_tx.sql",
+        "-- chatmigrate:ignore pgvector-index-concurrently -- a test table\nCREATE INDEX vectors_ivf ON vectors USING ivfflat (embedding vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    let dry = both.run(&db.name, "aurora", &m, &["up", "--dry-run"]);
+    dry.assert_ok();
+    assert!(dry.stdout.contains("set_config('maintenance_work_mem', '"), "{}", dry.stdout);
+    let r = both.run(&db.name, "aurora", &m, &["--color", "never", "up"]);
+    r.assert_ok();
+    assert!(r.output().contains("V2: statement 1: IVFFlat build on vectors: "), "{}", r.output());
+    assert_eq!(db.versions(), vec![1, 2]);
+    // CONCURRENTLY, outside a transaction: a warning, nothing sent.
+    m.write(
+        "V3__ivf_concurrently.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS vectors_ivf2 ON vectors USING ivfflat (embedding vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    let dry = both.run(&db.name, "aurora", &m, &["up", "--dry-run"]);
+    dry.assert_ok();
+    assert!(!dry.stdout.contains("SET maintenance_work_mem"), "{}", dry.stdout);
+    let r = both.run(&db.name, "aurora", &m, &["--color", "never", "up"]);
+    let out = r.output();
+    let file = m.shown("V3__ivf_concurrently.sql");
+    assert!(
+        out.contains(&format!(
+            "V3: warning: {file}: statement 1: the Data API keeps no session setting between calls, so this build runs with the cluster's maintenance_work_mem, below the "
+        )),
+        "{out}"
+    );
+    assert!(out.contains("raise maintenance_work_mem in the DB cluster parameter group to "), "{out}");
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(out.contains("memory required is"), "{out}");
+}
