@@ -448,7 +448,10 @@ pub mod citus {
     /// Planning a vector index build on a table Citus manages: shards, the
     /// largest shard's rows and blocks, the database (see the file).
     pub fn index_build_shards(table: &str) -> String {
-        ToolSql::bind(strip_comments(citus_sql!("index_build_shards")).trim_end(), &[Value::Text(table.into())])
+        ToolSql::bind(
+            strip_comments(citus_sql!("index_build_shards")).trim_end(),
+            &[Value::Text(table.into())],
+        )
     }
 
     /// After a CONCURRENTLY build on Citus: what it left not valid or not

@@ -45,7 +45,11 @@ pub(crate) async fn walk(
         if let Err(e) = b.execute(&undo).await {
             events(&Event::Warning {
                 version: script.m.version,
-                message: format!("{}: could not undo `{undo}` after the build: {}; run it by hand", script.m.path, e.into_error("undo")),
+                message: format!(
+                    "{}: could not undo `{undo}` after the build: {}; run it by hand",
+                    script.m.path,
+                    e.into_error("undo")
+                ),
             });
         }
     }

@@ -127,7 +127,11 @@ impl BuildPlan {
     /// the build needs more than the server's setting, a warning says so
     /// and what to do instead.
     pub fn unsent(&self) -> BuildPlan {
-        let memory = self.settings.iter().find(|(n, _)| n == "maintenance_work_mem").map(|(_, v)| v.clone());
+        let memory = self
+            .settings
+            .iter()
+            .find(|(n, _)| n == "maintenance_work_mem")
+            .map(|(_, v)| v.clone());
         let warning = memory.map(|v| {
             format!(
                 "the Data API keeps no session setting between calls, so this build runs with the cluster's maintenance_work_mem, below the {v} it needs: pgvector builds the rest of the graph on disk, many times more slowly (and a REINDEX or CREATE INDEX without CONCURRENTLY in a transactional file gets SET LOCAL); raise maintenance_work_mem in the DB cluster parameter group to {v} or more (docs/vector-indexes.md)"
@@ -358,7 +362,9 @@ pub async fn read(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, from: u
             }
             if let Some(mut p) = plan_build(&c, &facts, cap_kb, cfg.index_build_workers, &file_sets) {
                 if let Carrier::Citus { .. } = carrier {
-                    p.note = p.note.replacen(" rows estimated of ", " rows estimated in the largest shard of ", 1);
+                    p.note = p
+                        .note
+                        .replacen(" rows estimated of ", " rows estimated in the largest shard of ", 1);
                 }
                 p.carrier = carrier;
                 best = Some(match best {
@@ -534,7 +540,10 @@ mod tests {
             Some("false".into()),
         ];
         let (c, ty) = reindexed_index(&r, true).unwrap();
-        assert_eq!((c.method, c.table.as_str(), c.options.m(), c.column), (Method::Hnsw, "public.t", 24, None));
+        assert_eq!(
+            (c.method, c.table.as_str(), c.options.m(), c.column),
+            (Method::Hnsw, "public.t", 24, None)
+        );
         assert_eq!(c.options.ef_construction, Some(100));
         assert!(c.concurrently && !c.partial);
         assert_eq!(ty, Some(("halfvec".to_string(), 3072)));

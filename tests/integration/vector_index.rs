@@ -390,7 +390,10 @@ fn up_plans_the_shipped_v4_on_a_populated_table() {
     r.assert_ok();
     let out = r.output();
     assert!(!out.contains("no longer fits"), "{out}");
-    assert!(out.contains("V4: statement 1: HNSW build on st_chat_history_vector_table: "), "{out}");
+    assert!(
+        out.contains("V4: statement 1: HNSW build on st_chat_history_vector_table: "),
+        "{out}"
+    );
     assert_eq!(
         db.scalar("SELECT indisvalid AND indisready FROM pg_index WHERE indexrelid = 'idx_st_chat_history_vector_hnsw'::regclass"),
         "t"
@@ -491,7 +494,9 @@ fn live_citus_builds_get_the_planned_memory_on_the_workers() {
     // A setting of the role's own in the database is given back after the
     // build, not reset.
     let db = l.scalar("SELECT quote_ident(current_database())");
-    l.query(&format!("ALTER ROLE CURRENT_USER IN DATABASE {db} SET max_parallel_maintenance_workers = 1"));
+    l.query(&format!(
+        "ALTER ROLE CURRENT_USER IN DATABASE {db} SET max_parallel_maintenance_workers = 1"
+    ));
     let reset_role = || {
         l.query("ALTER ROLE CURRENT_USER RESET maintenance_work_mem");
     };
@@ -516,7 +521,11 @@ fn live_citus_builds_get_the_planned_memory_on_the_workers() {
         reset_role();
     }
     r.assert_ok();
-    assert!(r.output().contains("rows estimated in the largest shard of vector(1024)"), "{}", r.output());
+    assert!(
+        r.output().contains("rows estimated in the largest shard of vector(1024)"),
+        "{}",
+        r.output()
+    );
     assert_eq!(role_settings(&l.url), "max_parallel_maintenance_workers=1");
     assert_eq!(role_settings(&l.worker_url()), "max_parallel_maintenance_workers=1");
     l.query(&format!("ALTER ROLE CURRENT_USER IN DATABASE {db} RESET ALL"));
@@ -540,7 +549,11 @@ fn live_citus_builds_get_the_planned_memory_on_the_workers() {
     reset_role();
     r.assert_ok();
     assert_eq!(own.code, 2, "{own:#?}");
-    assert!(own.output().contains("memory required is 4 MB, maintenance_work_mem is 1 MB"), "{}", own.output());
+    assert!(
+        own.output().contains("memory required is 4 MB, maintenance_work_mem is 1 MB"),
+        "{}",
+        own.output()
+    );
     l.reset();
 }
 
@@ -595,7 +608,11 @@ fn live_citus_an_invalid_shard_index_fails_the_statement_and_is_rebuilt() {
     // The next up drops it and builds it again.
     let again = l.run(&["--color", "never", "--migrations", md, "up"]);
     again.assert_ok();
-    assert!(again.output().contains("V2: dropped invalid index public.cmt_vec_v"), "{}", again.output());
+    assert!(
+        again.output().contains("V2: dropped invalid index public.cmt_vec_v"),
+        "{}",
+        again.output()
+    );
     assert_eq!(
         l.scalar(
             "SELECT count(*) FILTER (WHERE result = 't') || '/' || count(*) FROM run_command_on_placements('cmt_vec', \
@@ -663,7 +680,10 @@ fn data_api_builds_get_set_local_in_a_transaction_and_a_warning_outside() {
         )),
         "{out}"
     );
-    assert!(out.contains("raise maintenance_work_mem in the DB cluster parameter group to "), "{out}");
+    assert!(
+        out.contains("raise maintenance_work_mem in the DB cluster parameter group to "),
+        "{out}"
+    );
     assert_eq!(r.code, 2, "{r:#?}");
     assert!(out.contains("memory required is"), "{out}");
 }
