@@ -529,6 +529,61 @@ mod tests {
     }
 
     #[test]
+    fn citus_carries_the_settings_to_the_workers() {
+        let mut p = plan_build(&hnsw("t"), &facts(20_000, 65536), AUTO_CAP_KB, Some(2), &[]).unwrap();
+        let mwm = p.settings[0].1.clone();
+        p.carrier = Carrier::Citus {
+            database: "d".into(),
+            table: quoted("s.t"),
+            earlier: vec![("max_parallel_maintenance_workers".into(), "1".into())],
+        };
+        assert_eq!(
+            p.sets(true),
+            vec![
+                "SET LOCAL citus.propagate_set_commands = 'local'".to_string(),
+                format!("SET LOCAL maintenance_work_mem = '{mwm}'"),
+                "SET LOCAL max_parallel_maintenance_workers = '2'".to_string(),
+            ]
+        );
+        assert_eq!(
+            p.persistent(),
+            vec![
+                (
+                    format!("ALTER ROLE CURRENT_USER IN DATABASE d SET maintenance_work_mem = '{mwm}'"),
+                    "ALTER ROLE CURRENT_USER IN DATABASE d RESET maintenance_work_mem".to_string()
+                ),
+                (
+                    "ALTER ROLE CURRENT_USER IN DATABASE d SET max_parallel_maintenance_workers = '2'".to_string(),
+                    "ALTER ROLE CURRENT_USER IN DATABASE d SET max_parallel_maintenance_workers = '1'".to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            p.sets(false),
+            vec![
+                format!("SET maintenance_work_mem = '{mwm}'"),
+                "SET max_parallel_maintenance_workers = '2'".to_string(),
+                "SET citus.max_cached_conns_per_worker = 0".to_string(),
+                "SELECT 1 FROM \"s\".\"t\" LIMIT 1".to_string(),
+            ]
+        );
+        assert_eq!(p.resets().last().unwrap(), "RESET citus.max_cached_conns_per_worker");
+    }
+
+    #[test]
+    fn without_sessions_nothing_is_sent_and_a_warning_says_what_to_raise() {
+        let p = plan_build(&hnsw("t"), &facts(20_000, 65536), AUTO_CAP_KB, None, &[]).unwrap();
+        let u = p.unsent();
+        assert!(u.settings.is_empty() && u.sets(false).is_empty() && u.resets().is_empty());
+        let w = u.warning.unwrap();
+        assert!(w.starts_with("the Data API keeps no session setting between calls"), "{w}");
+        assert!(w.contains(&format!("parameter group to {} or more", p.settings[0].1)), "{w}");
+        // Nothing to raise: no warning.
+        let small = plan_build(&hnsw("t"), &facts(2_000, 65536), AUTO_CAP_KB, None, &[]).unwrap();
+        assert_eq!(small.unsent().warning, None);
+    }
+
+    #[test]
     fn a_reindexed_index_from_the_catalog() {
         let r: Vec<Option<String>> = vec![
             Some("public.t".into()),
