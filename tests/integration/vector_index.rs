@@ -546,7 +546,6 @@ fn live_citus_builds_get_the_planned_memory_on_the_workers() {
         "SET LOCAL maintenance_work_mem = '64MB';\n-- chatmigrate:ignore pgvector-index-concurrently -- a test table\nCREATE INDEX cmt_vec_ivf3 ON cmt_vec USING ivfflat (e vector_l2_ops) WITH (lists = 1000);\n",
     );
     let own = l.run(&["--migrations", md, "up"]);
-    reset_role();
     r.assert_ok();
     assert_eq!(own.code, 2, "{own:#?}");
     assert!(
@@ -554,6 +553,25 @@ fn live_citus_builds_get_the_planned_memory_on_the_workers() {
         "{}",
         own.output()
     );
+    // A CONCURRENTLY build that fails (capped at 2MB, below what the
+    // workers need): the role's setting is given back all the same.
+    let m2 = Dir::new();
+    m2.write(
+        "V1__cmt_vec_ivf_capped.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS cmt_vec_ivf4 ON cmt_vec USING ivfflat (e vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    l.query("DROP TABLE IF EXISTS chatmigrate_history, chatmigrate_history_log, chatmigrate_history_lease");
+    crate::support::citus::citus_config(&l.dir, "index_build_memory = \"2MB\"\n");
+    let capped = l.run(&["--migrations", m2.path().to_str().unwrap(), "up"]);
+    let after = (role_settings(&l.url), role_settings(&l.worker_url()));
+    reset_role();
+    assert_eq!(capped.code, 2, "{capped:#?}");
+    assert!(
+        capped.output().contains("memory required is 4 MB, maintenance_work_mem is 2 MB"),
+        "{}",
+        capped.output()
+    );
+    assert_eq!(after, (String::new(), String::new()));
     l.reset();
 }
 
