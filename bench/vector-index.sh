@@ -21,9 +21,9 @@
 #            capped>'` (the estimator, src/vector_index/memory.rs, run through
 #            examples/vector_index_plan.rs on the table's reltuples, relpages and current size) and
 #            `SET max_parallel_maintenance_workers = BENCH_INDEX_WORKERS`.
-#            THE SWITCH: BENCH_VECTOR_B=up runs `chatmigrate up` instead (it applies V4), for when
-#            chatmigrate plans the memory itself (issue 14). Until then `up` measures V4 as shipped
-#            (its own SET maintenance_work_mem = '256MB').
+#            BENCH_VECTOR_B=up runs `chatmigrate up` instead: it applies the shipped V4, whose
+#            build chatmigrate plans itself (V4 sets nothing of its own), with the default
+#            index_build_memory ("auto", capped at 1GB) and index_build_workers (unset).
 #      Each build's session runs with client_min_messages = debug1, so the output shows pgvector's
 #      NOTICE (with its tuple) and PostgreSQL's "using N parallel workers";
 #   3. prints a summary, also written to bench/out/vector-index-last.txt.
@@ -110,7 +110,7 @@ fi
 eval "$(bash "$PG_SH" env)"
 PSQL=$CHATMIGRATE_PG_BIN/psql
 PG_LOG=$(dirname "$PG_SH")/../.pg/server.log
-BASE_URL=${CHATMIGRATE_TEST_PG_URL%/*}
+BASE_URL=${CHATMIGRATE_PG_URL%/*}
 ADMIN_URL=$BASE_URL/postgres
 url() { printf '%s/%s?sslmode=disable' "$BASE_URL" "$1"; }
 

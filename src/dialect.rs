@@ -445,6 +445,15 @@ impl ToolSql {
         )
     }
 
+    /// The pgvector indexes a `REINDEX INDEX index` or `REINDEX TABLE table`
+    /// rebuilds, with what planning their builds needs.
+    pub fn reindex_build_plan(index: Option<&str>, table: Option<&str>) -> String {
+        Self::bind(
+            strip_comments(sql!("reindex_build_plan")).trim_end(),
+            &[Value::opt_text(index), Value::opt_text(table)],
+        )
+    }
+
     /// After a CONCURRENTLY build: the indexes it made that are not valid
     /// or not ready: index `name` in `schema`, or every index of `table`.
     pub fn index_validity(name: Option<&str>, schema: Option<&str>, table: Option<&str>) -> String {
@@ -484,6 +493,33 @@ pub mod citus {
     /// The table's regclass text (or NULL) and whether Citus manages it.
     pub fn table_state(table: &str) -> String {
         ToolSql::bind(strip_comments(citus_sql!("table_state")).trim_end(), &[Value::Text(table.into())])
+    }
+
+    /// Planning a vector index build on a table Citus manages: shards, the
+    /// largest shard's rows and blocks, the database (see the file).
+    pub fn index_build_shards(table: &str) -> String {
+        ToolSql::bind(
+            strip_comments(citus_sql!("index_build_shards")).trim_end(),
+            &[Value::Text(table.into())],
+        )
+    }
+
+    /// After a CONCURRENTLY build on Citus: what it left not valid or not
+    /// ready, on the coordinator and on every shard placement.
+    pub fn index_validity(name: Option<&str>, schema: Option<&str>, table: Option<&str>) -> String {
+        ToolSql::bind(
+            strip_comments(citus_sql!("index_validity")).trim_end(),
+            &[Value::opt_text(name), Value::opt_text(schema), Value::opt_text(table)],
+        )
+    }
+
+    /// Before a CONCURRENTLY build on Citus: the index of its name when it
+    /// or one of its shard indexes was left invalid.
+    pub fn invalid_index(name: &str, schema: Option<&str>) -> String {
+        ToolSql::bind(
+            strip_comments(citus_sql!("invalid_index")).trim_end(),
+            &[Value::Text(name.to_string()), Value::opt_text(schema)],
+        )
     }
 
     /// Whether the table has a row; `regclass` is the server's own text

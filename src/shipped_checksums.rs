@@ -16,10 +16,17 @@ const EARLIER: &[(&str, &[&str])] = &[
         "V3__st_chat_history_vector_table.sql",
         &["sha256:b50d0a7618118e5d501a8339cae071ea62c4953ab29fa617ec9aca19437613f9"],
     ),
-    // `vector_l2_ops` became `${embedding_type}_l2_ops`.
+    // `vector_l2_ops` became `${embedding_type}_l2_ops`; later the file's
+    // own memory setting went.
     (
         "V4__st_chat_history_vector_hnsw.sql",
-        &["sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4"],
+        &[
+            "sha256:109c1b17e82d60b5167dc9cfe50e427735a1731e5973c8a216f8f7803e0833d4",
+            // Its own `SET maintenance_work_mem = '256MB'` / `RESET` went:
+            // chatmigrate plans the build's memory (docs/vector-indexes.md),
+            // and a file's own setting would override the plan.
+            "sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963",
+        ],
     ),
 ];
 

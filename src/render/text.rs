@@ -209,7 +209,11 @@ pub(super) fn event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Resul
 fn applied_detail(a: &Applied) -> String {
     let mut parts = Vec::new();
     if a.transaction == TxMode::NoTransaction {
-        parts.push(format!("no transaction, {} statements", a.statements));
+        parts.push(format!(
+            "no transaction, {} statement{}",
+            a.statements,
+            if a.statements == 1 { "" } else { "s" }
+        ));
     }
     if a.resumed_from > 0 {
         parts.push(format!("resumed at statement {}", a.resumed_from + 1));

@@ -93,6 +93,12 @@ pub(crate) enum Op {
     /// (`sql`) for what it left not valid or not ready; any row fails the
     /// statement (the next `up` drops the index and builds it again).
     CheckValid { index: usize, sql: String },
+    /// A setting that outlives the session (a vector index build's role
+    /// setting on Citus): `sql` is sent, and `undo` is sent after the build
+    /// ([`Op::Undo`]) or, when the walk ends before that, at its end.
+    Undoable { sql: String, undo: String },
+    /// The undo of an [`Op::Undoable`], after the build.
+    Undo(String),
     /// Statement `k` is a session setting a transport without sessions
     /// cannot keep: not sent, said so.
     SkipStatement(usize),
@@ -186,9 +192,12 @@ pub(crate) fn build<'a>(
             }
             continue;
         }
-        let plan = plans.get(&k);
+        // Without sessions (the Data API) no setting reaches the build.
+        let plan = plans.get(&k).map(|p| if caps.session_state { p.clone() } else { p.unsent() });
+        let plan = plan.as_ref();
         if let Some(p) = plan {
             ops.push(plan_op(k, p));
+            ops.extend(p.persistent().into_iter().map(|(sql, undo)| Op::Undoable { sql, undo }));
             ops.extend(p.sets(false).into_iter().map(Op::Session));
         }
         ops.push(Op::Statement {
@@ -201,7 +210,11 @@ pub(crate) fn build<'a>(
         if let Some((name, schema, table)) = sql::concurrent_build(s) {
             ops.push(Op::CheckValid {
                 index: k,
-                sql: ToolSql::index_validity(name.as_deref(), schema.as_deref(), table.as_deref()),
+                sql: if backend == "citus" {
+                    crate::dialect::citus::index_validity(name.as_deref(), schema.as_deref(), table.as_deref())
+                } else {
+                    ToolSql::index_validity(name.as_deref(), schema.as_deref(), table.as_deref())
+                },
             });
         }
         ops.push(Op::History {
@@ -209,6 +222,7 @@ pub(crate) fn build<'a>(
             elapsed: true,
         });
         if let Some(p) = plan {
+            ops.extend(p.persistent().into_iter().map(|(_, undo)| Op::Undo(undo)));
             ops.extend(p.resets().into_iter().map(Op::Session));
         }
     }
@@ -263,8 +277,12 @@ fn is_session_setting(s: &sql::Statement) -> bool {
 
 /// The catalog read before a CONCURRENTLY build: an INVALID index of its
 /// name, left by an earlier failed build (sent by `walk`, shown by dry-run).
-pub(crate) fn invalid_index_check(name: &str, schema: Option<&str>) -> String {
-    ToolSql::invalid_index(name, schema)
+pub(crate) fn invalid_index_check(name: &str, schema: Option<&str>, backend: &str) -> String {
+    if backend == "citus" {
+        crate::dialect::citus::invalid_index(name, schema)
+    } else {
+        ToolSql::invalid_index(name, schema)
+    }
 }
 
 /// The placeholder for this run's lease owner in a dry run.
@@ -305,7 +323,13 @@ pub(crate) async fn render(
                 let t = wire.transaction(settings, &refs, row);
                 lines.extend(t.parts().into_iter().map(|p| Line::Sent(p.to_string())));
             }
-            Op::Session(s) => lines.push(Line::Sent(s.clone())),
+            Op::Session(s) | Op::Undo(s) => lines.push(Line::Sent(s.clone())),
+            Op::Undoable { sql, undo } => {
+                lines.push(Line::Comment(format!(
+                    "for the build only: undone after it, also when it fails (`{undo}`)"
+                )));
+                lines.push(Line::Sent(sql.clone()));
+            }
             Op::SkipSession(s) => lines.push(skipped(s)),
             Op::Reapply(k) => {
                 lines.push(Line::Comment(format!(
@@ -331,7 +355,7 @@ pub(crate) async fn render(
                     lines.push(Line::Comment(format!(
                         "check: an INVALID index {name} left by an earlier failed build? (then DROP INDEX CONCURRENTLY IF EXISTS it first)"
                     )));
-                    lines.push(Line::Sent(invalid_index_check(name, schema.as_deref())));
+                    lines.push(Line::Sent(invalid_index_check(name, schema.as_deref(), backend)));
                 }
                 let a = adapt(&mut b, s, false, backend, &mut lines, &mut notes).await?;
                 lines.push(Line::Sent(a.unwrap_or_else(|| s.sql.clone())));
@@ -345,7 +369,9 @@ pub(crate) async fn render(
                 lines.push(Line::Sent(sql.clone()));
             }
             Op::IndexPlan { index, note, warning } => {
-                lines.push(Line::Comment(format!("statement {}: {note}", index + 1)));
+                if !note.is_empty() {
+                    lines.push(Line::Comment(format!("statement {}: {note}", index + 1)));
+                }
                 if let Some(w) = warning {
                     lines.push(Line::Comment(format!("warning: statement {}: {w}", index + 1)));
                     notes.push(format!("{}: statement {}: {w}", m.path, index + 1));

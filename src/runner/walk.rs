@@ -30,13 +30,39 @@ pub(crate) enum Walked {
     Stopped { done: usize },
 }
 
-/// Sends `script` to `b`.
+/// Sends `script` to `b`. Settings that outlive the session
+/// ([`Op::Undoable`]) are undone however the walk ends.
 pub(crate) async fn walk(
     b: &mut dyn Backend,
     cfg: &Config,
     script: &Script<'_>,
     events: &mut dyn FnMut(&Event),
     sig: &mut Signals,
+) -> Result<Walked> {
+    let mut pending = Vec::new();
+    let walked = walk_ops(b, cfg, script, events, sig, &mut pending).await;
+    for undo in pending {
+        if let Err(e) = b.execute(&undo).await {
+            events(&Event::Warning {
+                version: script.m.version,
+                message: format!(
+                    "{}: could not undo `{undo}` after the build: {}; run it by hand",
+                    script.m.path,
+                    e.into_error("undo")
+                ),
+            });
+        }
+    }
+    walked
+}
+
+async fn walk_ops(
+    b: &mut dyn Backend,
+    cfg: &Config,
+    script: &Script<'_>,
+    events: &mut dyn FnMut(&Event),
+    sig: &mut Signals,
+    pending: &mut Vec<String>,
 ) -> Result<Walked> {
     let m = script.m;
     let note = |events: &mut dyn FnMut(&Event), message: String| {
@@ -75,12 +101,22 @@ pub(crate) async fn walk(
                 }
             }
             Op::Session(s) => b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?,
+            Op::Undoable { sql, undo } => {
+                b.execute(sql).await.map_err(|e| e.into_error(&format!("{}: {sql}", m.path)))?;
+                pending.push(undo.clone());
+            }
+            Op::Undo(s) => {
+                pending.retain(|u| u != s);
+                b.execute(s).await.map_err(|e| e.into_error(&format!("{}: {s}", m.path)))?
+            }
             Op::CheckValid { index, sql } => check_valid(b, script, *index, sql, elapsed_ms).await?,
             Op::IndexPlan { index, note, warning } => {
-                events(&Event::Note {
-                    version: m.version,
-                    message: format!("statement {}: {note}", index + 1),
-                });
+                if !note.is_empty() {
+                    events(&Event::Note {
+                        version: m.version,
+                        message: format!("statement {}: {note}", index + 1),
+                    });
+                }
                 if let Some(w) = warning {
                     events(&Event::Warning {
                         version: m.version,
@@ -176,7 +212,7 @@ async fn statement(
     if let Some((name, schema)) = invalid_index {
         // A failed or killed CONCURRENTLY build leaves an INVALID index
         // that IF NOT EXISTS would silently accept: drop it first.
-        let found = b.query(&invalid_index_check(name, schema.as_deref())).await?;
+        let found = b.query(&invalid_index_check(name, schema.as_deref(), b.name())).await?;
         if let Some(qualified) = found.first().and_then(|r| r.first().cloned().flatten()) {
             b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
                 .await

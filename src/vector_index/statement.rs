@@ -78,6 +78,18 @@ impl IndexOptions {
         }
     }
 
+    /// The options as the catalog holds them (`pg_class.reloptions`, joined
+    /// by commas: `m=24,ef_construction=100`).
+    pub fn from_reloptions(text: &str) -> IndexOptions {
+        let mut o = IndexOptions::default();
+        for kv in text.split(',') {
+            if let Some((k, v)) = kv.split_once('=') {
+                o.set(k.trim(), v);
+            }
+        }
+        o
+    }
+
     /// The `WITH (...)` list of a `CREATE INDEX`.
     fn from_defs(defs: &[Node]) -> IndexOptions {
         let mut o = IndexOptions::default();

@@ -187,7 +187,7 @@ fn the_seeds_hand_made_database_is_adopted_after_its_fix() {
             (1, "applied".into(), 3),
             (2, "applied".into(), 1),
             (3, "applied".into(), 1),
-            (4, "applied".into(), 3)
+            (4, "applied".into(), 1)
         ]
     );
     assert_eq!(

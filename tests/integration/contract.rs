@@ -212,7 +212,7 @@ pub fn story<B: Backend>(backend: &B) {
         s.masked_stdout(&r),
         format!(
             "{created}applied V1 t (<duration>)\n\
-             applied V2 t_index (no transaction, 1 statements, <duration>)\n\
+             applied V2 t_index (no transaction, 1 statement, <duration>)\n\
              applied V3 t_column (<duration>)\n\
              3 migration(s) applied to <target> in <duration>\n"
         ),

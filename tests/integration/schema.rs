@@ -13,7 +13,7 @@ fn create_database_then_chat_schema_from_embedded_set() {
         "applied V1 st_chat_history_table (",
         "applied V2 vector_extension (",
         "applied V3 st_chat_history_vector_table (",
-        "applied V4 st_chat_history_vector_hnsw (no transaction, 3 statements, ",
+        "applied V4 st_chat_history_vector_hnsw (no transaction, 1 statement, ",
     ] {
         assert!(r.stdout.contains(line), "missing `{line}` in:\n{}", r.stdout);
     }
@@ -23,7 +23,7 @@ fn create_database_then_chat_schema_from_embedded_set() {
             (1, "applied".into(), 3),
             (2, "applied".into(), 1),
             (3, "applied".into(), 1),
-            (4, "applied".into(), 3)
+            (4, "applied".into(), 1)
         ]
     );
 

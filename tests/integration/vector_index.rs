@@ -346,3 +346,362 @@ fn an_index_left_invalid_without_an_error_fails_the_statement() {
     assert_eq!(db.history(), vec![(1, "applied".to_string(), 2)]);
     assert!(db.table_exists("t_w"));
 }
+
+/// The shipped V4 as a database holds it after an `up` of an earlier
+/// release (with its own `SET maintenance_work_mem = '256MB'` / `RESET`):
+/// that checksum is accepted, so the database shows no drift.
+#[test]
+fn the_shipped_v4_with_its_own_setting_is_not_drift() {
+    let db = Db::new();
+    cm_embedded(&db, &["up"]).assert_ok();
+    db.exec(
+        "UPDATE chatmigrate_history SET checksum = \
+         'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963' WHERE version = 4",
+    );
+    cm_embedded(&db, &["verify"]).assert_ok();
+    cm_embedded(&db, &["status", "--exit-code"]).assert_ok();
+    let up = cm_embedded(&db, &["up"]);
+    up.assert_ok();
+    assert!(up.stdout.starts_with("nothing to apply"), "{}", up.stdout);
+}
+
+/// `up` of the shipped chat schema on a populated vector table plans V4's
+/// build: the dry run shows the planned SET/RESET around it (V4 sets
+/// nothing itself), and the build gets it: no NOTICE, a valid index.
+/// 2,000 rows against a database set to 2 MB.
+#[test]
+fn up_plans_the_shipped_v4_on_a_populated_table() {
+    let db = Db::new();
+    cm_embedded(&db, &["up", "--target", "3"]).assert_ok();
+    db.exec(
+        "INSERT INTO st_chat_history_vector_table (userid, theme, chatid, chat_summary, chat_vector)
+         SELECT 'u' || (g % 50), 't', g, 's',
+                l2_normalize((SELECT array_agg(random_normal()::real) FROM generate_series(1, 1024) WHERE g > 0)::vector)
+         FROM generate_series(1, 2000) g",
+    );
+    db.exec("ANALYZE st_chat_history_vector_table");
+    db.exec(&format!("ALTER DATABASE {} SET maintenance_work_mem = '2MB'", db.name));
+    let dry = cm_embedded(&db, &["up", "--dry-run", "--format", "json"]);
+    let sets = dry_settings(&dry);
+    assert_eq!(sets.len(), 2, "{sets:?}");
+    assert!(sets[0].starts_with("SET maintenance_work_mem = '"), "{sets:?}");
+    assert_eq!(sets[1], "RESET maintenance_work_mem");
+    let r = cm_embedded(&db, &["--color", "never", "up"]);
+    r.assert_ok();
+    let out = r.output();
+    assert!(!out.contains("no longer fits"), "{out}");
+    assert!(
+        out.contains("V4: statement 1: HNSW build on st_chat_history_vector_table: "),
+        "{out}"
+    );
+    assert_eq!(
+        db.scalar("SELECT indisvalid AND indisready FROM pg_index WHERE indexrelid = 'idx_st_chat_history_vector_hnsw'::regclass"),
+        "t"
+    );
+}
+
+/// REINDEX of a pgvector index is planned like its CREATE INDEX, with the
+/// index's own options from the catalog (here m = 24, which needs more than
+/// pgvector's default 16): REINDEX INDEX CONCURRENTLY in a no-transaction
+/// file gets SET/RESET around it, REINDEX TABLE in a transactional file
+/// SET LOCAL; the server receives them and no NOTICE comes.
+#[test]
+fn reindex_is_planned_with_the_index_options() {
+    let dir = Dir::new();
+    let db = table_of(2000, &dir);
+    db.exec("SET maintenance_work_mem = '256MB'; CREATE INDEX vectors_hnsw ON vectors USING hnsw (embedding vector_l2_ops) WITH (m = 24)");
+    db.exec(&format!("ALTER DATABASE {} SET maintenance_work_mem = '2MB'", db.name));
+    let needed_kb = |m: u32| {
+        Hnsw::new(VectorType::Vector.value_bytes(1024).unwrap(), m, 180000)
+            .required_kb_any(2000)
+            .unwrap()
+    };
+    let planned_kb = |set: &str| -> u64 {
+        let v = set.rsplit(" = '").next().unwrap().trim_end_matches('\'');
+        v.trim_end_matches("MB").parse::<u64>().unwrap_or_else(|_| panic!("{set}")) * 1024
+    };
+    dir.write(
+        "V2__reindex_hnsw.sql",
+        "-- chatmigrate:no-transaction\nREINDEX INDEX CONCURRENTLY vectors_hnsw;\n",
+    );
+    let args = config(&dir, &db.url, "");
+    let dry = dry_settings(&run(&dir, &args, &["up", "--dry-run", "--format", "json"]));
+    assert_eq!(dry.len(), 2, "{dry:?}");
+    assert!(dry[0].starts_with("SET maintenance_work_mem = '"), "{dry:?}");
+    assert_eq!(dry[1], "RESET maintenance_work_mem");
+    assert!(planned_kb(&dry[0]) >= needed_kb(24), "{dry:?}: m = 24 needs {} kB", needed_kb(24));
+    assert!(needed_kb(24) > needed_kb(16));
+    let r = run(&dir, &args, &["up"]);
+    r.assert_ok();
+    let out = r.output();
+    assert!(!out.contains("no longer fits"), "{out}");
+    assert!(out.contains("V2: statement 1: HNSW build on public.vectors: "), "{out}");
+    // REINDEX TABLE in a transactional file: SET LOCAL in its transaction.
+    dir.write("V3__reindex_table.sql", "REINDEX TABLE vectors;\n");
+    let dry = dry_settings(&run(&dir, &args, &["up", "--dry-run", "--format", "json"]));
+    assert_eq!(dry.len(), 1, "{dry:?}");
+    assert!(dry[0].starts_with("SET LOCAL maintenance_work_mem = '"), "{dry:?}");
+    assert!(planned_kb(&dry[0]) >= needed_kb(24), "{dry:?}");
+    let r = run(&dir, &args, &["up"]);
+    r.assert_ok();
+    assert!(!r.output().contains("no longer fits"), "{}", r.output());
+    assert_eq!(db.versions(), vec![1, 2, 3]);
+    assert_eq!(
+        db.scalar("SELECT indisvalid AND indisready FROM pg_index WHERE indexrelid = 'vectors_hnsw'::regclass"),
+        "t"
+    );
+}
+
+/// The role-in-database settings of the current role (name=value lines).
+fn role_settings(url: &str) -> String {
+    crate::support::db::query_url(
+        url,
+        "SELECT coalesce(string_agg(c, ' '), '') FROM pg_db_role_setting s, unnest(s.setconfig) c \
+         WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+           AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )[0][0]
+        .clone()
+        .unwrap_or_default()
+}
+
+/// On the live Citus cluster (CHATMIGRATE_TEST_CITUS_URL), a vector index
+/// on a populated distributed table is built on the workers, which the
+/// coordinator's session settings do not reach. The role's sessions are
+/// set to 1MB (ALTER ROLE, propagated to the workers), and the IVFFlat
+/// index asks for 1,000 lists: its k-means needs about 4MB on each shard,
+/// and a worker with less refuses the build ("memory required is ...").
+/// The builds succeed, so the planned memory reached the workers: outside
+/// a transaction (CONCURRENTLY) by the role's setting in the database for
+/// the build, inside one by SET LOCAL with citus.propagate_set_commands.
+/// The estimate is a shard's rows; nothing of the role's setting is left.
+#[test]
+fn live_citus_builds_get_the_planned_memory_on_the_workers() {
+    let Some(l) = crate::support::citus::live("live_citus_builds_get_the_planned_memory_on_the_workers") else {
+        return;
+    };
+    let m = Dir::new();
+    m.write(
+        "V1__cmt_vec.sql",
+        "CREATE EXTENSION IF NOT EXISTS vector;\nCREATE TABLE cmt_vec (id bigint PRIMARY KEY, e vector(1024));\nSELECT create_distributed_table('cmt_vec', 'id', shard_count := 4);\n",
+    );
+    let md = m.path().to_str().unwrap();
+    l.run(&["--migrations", md, "up"]).assert_ok();
+    l.query(
+        "INSERT INTO cmt_vec SELECT g, l2_normalize((SELECT array_agg(random_normal()::real) FROM generate_series(1, 1024) WHERE g > 0)::vector) FROM generate_series(1, 2000) g",
+    );
+    l.query("ANALYZE cmt_vec");
+    l.query("ALTER ROLE CURRENT_USER SET maintenance_work_mem = '1MB'");
+    // A setting of the role's own in the database is given back after the
+    // build, not reset.
+    let db = l.scalar("SELECT quote_ident(current_database())");
+    l.query(&format!(
+        "ALTER ROLE CURRENT_USER IN DATABASE {db} SET max_parallel_maintenance_workers = 1"
+    ));
+    let reset_role = || {
+        l.query("ALTER ROLE CURRENT_USER RESET maintenance_work_mem");
+    };
+    m.write(
+        "V2__cmt_vec_ivfflat.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS cmt_vec_ivf ON cmt_vec USING ivfflat (e vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    let dry = l.run(&["--migrations", md, "up", "--dry-run"]);
+    dry.assert_ok();
+    for line in [
+        "SET citus.max_cached_conns_per_worker = 0".to_string(),
+        format!("ALTER ROLE CURRENT_USER IN DATABASE {db} SET maintenance_work_mem = '"),
+        format!("ALTER ROLE CURRENT_USER IN DATABASE {db} RESET maintenance_work_mem"),
+        "RESET citus.max_cached_conns_per_worker".to_string(),
+    ] {
+        assert!(dry.stdout.contains(&line), "{line} not in {}", dry.stdout);
+    }
+    // index_build_workers = 2 (the role's own: 1): set for the build, given back.
+    crate::support::citus::citus_config(&l.dir, "index_build_workers = 2\n");
+    let r = l.run(&["--color", "never", "--migrations", md, "up"]);
+    if r.code != 0 {
+        reset_role();
+    }
+    r.assert_ok();
+    assert!(
+        r.output().contains("rows estimated in the largest shard of vector(1024)"),
+        "{}",
+        r.output()
+    );
+    assert_eq!(role_settings(&l.url), "max_parallel_maintenance_workers=1");
+    assert_eq!(role_settings(&l.worker_url()), "max_parallel_maintenance_workers=1");
+    l.query(&format!("ALTER ROLE CURRENT_USER IN DATABASE {db} RESET ALL"));
+    // In a transaction: SET LOCAL, propagated.
+    m.write(
+        "V3__cmt_vec_ivfflat_tx.sql",
+        "-- chatmigrate:ignore pgvector-index-concurrently -- a test table\nCREATE INDEX cmt_vec_ivf2 ON cmt_vec USING ivfflat (e vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    let dry = l.run(&["--migrations", md, "up", "--dry-run"]);
+    assert!(dry.stdout.contains("SET LOCAL citus.propagate_set_commands = 'local'"), "{dry:#?}");
+    let r = l.run(&["--migrations", md, "up"]);
+    crate::support::citus::citus_config(&l.dir, "");
+    // The same build with the file's own setting (no plan): it reaches the
+    // coordinator's session only (64MB there), a worker refuses the build
+    // with the role's 1MB.
+    m.write(
+        "V4__cmt_vec_ivfflat_own.sql",
+        "SET LOCAL maintenance_work_mem = '64MB';\n-- chatmigrate:ignore pgvector-index-concurrently -- a test table\nCREATE INDEX cmt_vec_ivf3 ON cmt_vec USING ivfflat (e vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    let own = l.run(&["--migrations", md, "up"]);
+    r.assert_ok();
+    assert_eq!(own.code, 2, "{own:#?}");
+    assert!(
+        own.output().contains("memory required is 4 MB, maintenance_work_mem is 1 MB"),
+        "{}",
+        own.output()
+    );
+    // A CONCURRENTLY build that fails (capped at 2MB, below what the
+    // workers need): the role's setting is given back all the same.
+    let m2 = Dir::new();
+    m2.write(
+        "V1__cmt_vec_ivf_capped.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS cmt_vec_ivf4 ON cmt_vec USING ivfflat (e vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    l.query("DROP TABLE IF EXISTS chatmigrate_history, chatmigrate_history_log, chatmigrate_history_lease");
+    crate::support::citus::citus_config(&l.dir, "index_build_memory = \"2MB\"\n");
+    let capped = l.run(&["--migrations", m2.path().to_str().unwrap(), "up"]);
+    let after = (role_settings(&l.url), role_settings(&l.worker_url()));
+    reset_role();
+    assert_eq!(capped.code, 2, "{capped:#?}");
+    assert!(
+        capped.output().contains("memory required is 4 MB, maintenance_work_mem is 2 MB"),
+        "{}",
+        capped.output()
+    );
+    assert_eq!(after, (String::new(), String::new()));
+    l.reset();
+}
+
+/// On the live Citus cluster, a CONCURRENTLY build that leaves a shard's
+/// index invalid without an error (a shard already holding an invalid
+/// index of the shard index's name, which IF NOT EXISTS skips on that
+/// worker) fails the statement, naming the shard index, its shard and its
+/// worker; the next `up` drops the index (with its shard indexes) and
+/// builds it again, valid on every shard.
+#[test]
+fn live_citus_an_invalid_shard_index_fails_the_statement_and_is_rebuilt() {
+    let Some(l) = crate::support::citus::live("live_citus_an_invalid_shard_index_fails_the_statement_and_is_rebuilt") else {
+        return;
+    };
+    let m = Dir::new();
+    m.write(
+        "V1__cmt_vec.sql",
+        "CREATE TABLE cmt_vec (id bigint PRIMARY KEY, v int);\nSELECT create_distributed_table('cmt_vec', 'id', shard_count := 4);\n",
+    );
+    let md = m.path().to_str().unwrap();
+    l.run(&["--migrations", md, "up"]).assert_ok();
+    l.query("INSERT INTO cmt_vec SELECT g, g % 50 FROM generate_series(1, 1000) g");
+    // One shard gets an invalid index of the shard index's name: a failed
+    // unique build on that worker.
+    let r = &l.query(
+        "SELECT s.shardid::text, n.nodename, n.nodeport::text FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) \
+         JOIN pg_dist_node n USING (groupid) WHERE s.logicalrelid = 'cmt_vec'::regclass ORDER BY s.shardid LIMIT 1",
+    )[0];
+    let (shard, host, port) = (r[0].clone().unwrap(), r[1].clone().unwrap(), r[2].clone().unwrap());
+    let worker = l.worker_url().replace(
+        &l.worker_url()[l.worker_url().find('@').unwrap() + 1..l.worker_url().rfind('/').unwrap()],
+        &format!("{host}:{port}"),
+    );
+    assert!(crate::support::db::try_query_url(
+        &worker,
+        &format!("CREATE UNIQUE INDEX CONCURRENTLY cmt_vec_v_{shard} ON cmt_vec_{shard} (v)")
+    )
+    .is_err());
+    m.write(
+        "V2__cmt_vec_v.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS cmt_vec_v ON cmt_vec (v);\n",
+    );
+    let up = l.run(&["--migrations", md, "up"]);
+    assert_eq!(up.code, 2, "{up:#?}");
+    assert!(
+        up.error_line().contains(&format!(
+            "version 2 failed: the statement ended without an error but left an index not usable: shard index cmt_vec_v_{shard} (shard {shard} on worker {host}:{port}) (indisvalid = false, indisready = false)"
+        )),
+        "{up:#?}"
+    );
+    assert_eq!(l.scalar("SELECT status FROM chatmigrate_history WHERE version = 2"), "failed");
+    // The next up drops it and builds it again.
+    let again = l.run(&["--color", "never", "--migrations", md, "up"]);
+    again.assert_ok();
+    assert!(
+        again.output().contains("V2: dropped invalid index public.cmt_vec_v"),
+        "{}",
+        again.output()
+    );
+    assert_eq!(
+        l.scalar(
+            "SELECT count(*) FILTER (WHERE result = 't') || '/' || count(*) FROM run_command_on_placements('cmt_vec', \
+             $$SELECT bool_and(i.indisvalid AND i.indisready) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+               WHERE i.indrelid = '%s'::regclass AND c.relname LIKE 'cmt\\_vec\\_v\\_%%'$$)"
+        ),
+        "4/4"
+    );
+    l.reset();
+}
+
+/// Through the Data API (the test server: a fresh PostgreSQL session per
+/// call outside a transaction, one pinned session per transaction), with
+/// the database set to 1MB. An IVFFlat build of 1,000 lists needs about
+/// 4MB, and the server refuses it with less ("memory required is ..."),
+/// which makes the setting the build got observable (the Data API shows no
+/// NOTICE). In a transactional file the planned SET LOCAL rides in the
+/// migration's transaction and the build succeeds. Outside one (CONCURRENTLY)
+/// a session SET would not outlive its call: nothing is sent, a warning
+/// before the build says what it needs and what to raise, and the build
+/// gets the server's setting (here refused).
+#[test]
+fn data_api_builds_get_set_local_in_a_transaction_and_a_warning_outside() {
+    let both = crate::support::both::Both::start(crate::support::dataapi::Options::default());
+    let db = Db::new();
+    both.config(&db.name, &db.url, &[]);
+    let m = Dir::new();
+    m.write(
+        "V1__vectors.sql",
+        "CREATE EXTENSION IF NOT EXISTS vector;\nCREATE TABLE vectors (id bigserial PRIMARY KEY, embedding vector(1024));\n",
+    );
+    both.run(&db.name, "aurora", &m, &["up"]).assert_ok();
+    db.exec(
+        "INSERT INTO vectors (embedding)
+         SELECT l2_normalize((SELECT array_agg(random_normal()::real) FROM generate_series(1, 1024) WHERE g > 0)::vector)
+         FROM generate_series(1, 2000) g",
+    );
+    db.exec("ANALYZE vectors");
+    db.exec(&format!("ALTER DATABASE {} SET maintenance_work_mem = '1MB'", db.name));
+    m.write(
+        "V2__ivf_tx.sql",
+        "-- chatmigrate:ignore pgvector-index-concurrently -- a test table\nCREATE INDEX vectors_ivf ON vectors USING ivfflat (embedding vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    let dry = both.run(&db.name, "aurora", &m, &["up", "--dry-run"]);
+    dry.assert_ok();
+    assert!(dry.stdout.contains("set_config('maintenance_work_mem', '"), "{}", dry.stdout);
+    let r = both.run(&db.name, "aurora", &m, &["--color", "never", "up"]);
+    r.assert_ok();
+    assert!(r.output().contains("V2: statement 1: IVFFlat build on vectors: "), "{}", r.output());
+    assert_eq!(db.versions(), vec![1, 2]);
+    // CONCURRENTLY, outside a transaction: a warning, nothing sent.
+    m.write(
+        "V3__ivf_concurrently.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS vectors_ivf2 ON vectors USING ivfflat (embedding vector_l2_ops) WITH (lists = 1000);\n",
+    );
+    let dry = both.run(&db.name, "aurora", &m, &["up", "--dry-run"]);
+    dry.assert_ok();
+    assert!(!dry.stdout.contains("SET maintenance_work_mem"), "{}", dry.stdout);
+    let r = both.run(&db.name, "aurora", &m, &["--color", "never", "up"]);
+    let out = r.output();
+    let file = m.shown("V3__ivf_concurrently.sql");
+    assert!(
+        out.contains(&format!(
+            "V3: warning: {file}: statement 1: the Data API keeps no session setting between calls, so this build runs with the cluster's maintenance_work_mem, below the "
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("raise maintenance_work_mem in the DB cluster parameter group to "),
+        "{out}"
+    );
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(out.contains("memory required is"), "{out}");
+}

@@ -83,6 +83,7 @@ impl Live {
             "chatmigrate_history_repeatable",
             "cmt_docs",
             "cmt_docs_par",
+            "cmt_vec",
             "cmt_gen_1",
             "cmt_gen_2",
             "cmt_gen_3",

@@ -1,10 +1,13 @@
-//! `pgvector-hnsw-build-memory`: an HNSW build on an existing table with no
-//! `maintenance_work_mem` raised before it in the same migration (or for the
-//! database with `ALTER DATABASE ... SET` earlier in the set). When the graph
-//! does not fit in maintenance_work_mem (64MB by default), pgvector says
-//! "hnsw graph no longer fits into maintenance_work_mem" and goes on much
-//! more slowly. On a backend without sessions (the Data API), a session
-//! `SET` in a no-transaction file does not reach the build.
+//! `pgvector-hnsw-build-memory`: an HNSW build on an existing table whose
+//! file sets `maintenance_work_mem` itself with a session `SET` in a
+//! no-transaction file, on a backend without sessions (the Data API): the
+//! `SET` does not reach the build (chatmigrate skips it), and because the
+//! file sets the memory itself chatmigrate does not plan it either, so the
+//! build runs with the cluster's setting. When the graph does not fit
+//! (64MB by default), pgvector says "hnsw graph no longer fits into
+//! maintenance_work_mem" and goes on much more slowly. A build whose file
+//! sets nothing is not reported: chatmigrate plans its memory
+//! (docs/vector-indexes.md).
 
 use pg_query::NodeEnum;
 
@@ -14,7 +17,7 @@ use crate::migration::TxMode;
 pub static RULE: Rule = Rule {
     id: "pgvector-hnsw-build-memory",
     level: Level::Warning,
-    summary: "HNSW build without maintenance_work_mem raised before it",
+    summary: "HNSW build whose own maintenance_work_mem the Data API does not keep",
     ignorable: true,
     scope: Scope::All,
     check,
@@ -49,16 +52,12 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
                 if raised || ctx.new_table(&table, i) || !ctx.large_table(&table) || ctx.facts.default_setting_before(SETTING, ctx.pos(i)) {
                     continue;
                 }
-                let message = if skipped {
-                    format!("HNSW build on {table}: the `SET {SETTING}` before it is a session setting in a no-transaction file, which the Data API does not keep between calls (chatmigrate skips it), so the build runs with the cluster's {SETTING}")
-                } else {
-                    format!("HNSW build on {table} without {SETTING} raised before it: once the graph outgrows it (64MB by default) pgvector builds far more slowly (NOTICE: hnsw graph no longer fits into maintenance_work_mem)")
-                };
-                let help = if skipped {
-                    format!("raise it for the database in an earlier migration, or in the DB cluster parameter group:\n  ALTER DATABASE <db> SET {SETTING} = '2GB';")
-                } else {
-                    format!("raise it just before the build, in the same file (and RESET it after, in a no-transaction file):\n  SET {SETTING} = '2GB';  -- SET LOCAL in a transactional file; size it to the index, below the server's RAM")
-                };
+                if !skipped {
+                    // Nothing of the file's own: chatmigrate plans the memory.
+                    continue;
+                }
+                let message = format!("HNSW build on {table}: the `SET {SETTING}` before it is a session setting in a no-transaction file, which the Data API does not keep between calls (chatmigrate skips it, and plans nothing for a file that sets the memory itself), so the build runs with the cluster's {SETTING}");
+                let help = format!("remove the `SET`/`RESET` and let chatmigrate plan the build's memory (docs/vector-indexes.md), or raise it for the database in an earlier migration:\n  ALTER DATABASE <db> SET {SETTING} = '2GB';");
                 out.push(Hit::new(i, format!("{message}{}", ctx.size_note(&table)), help));
             }
             _ => {}
@@ -74,19 +73,15 @@ mod tests {
     const BUILD: &str = "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON v USING hnsw (e vector_l2_ops);\n";
 
     #[test]
-    fn build_without_memory() {
-        assert_eq!(
-            pg("pgvector-hnsw-build-memory", BUILD),
-            "V1__m.sql:2:1: warning[pgvector-hnsw-build-memory]: HNSW build on v without maintenance_work_mem raised before it: once the graph outgrows it (64MB by default) pgvector builds far more slowly (NOTICE: hnsw graph no longer fits into maintenance_work_mem)
-   | CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON v USING hnsw (e vector_l...
-   = help: raise it just before the build, in the same file (and RESET it after, in a no-transaction file):
-             SET maintenance_work_mem = '2GB';  -- SET LOCAL in a transactional file; size it to the index, below the server's RAM
-
-"
-        );
+    fn a_files_own_session_set_on_the_data_api() {
+        // Nothing of the file's own: chatmigrate plans the build's memory.
+        assert_eq!(pg("pgvector-hnsw-build-memory", BUILD), "");
+        assert_eq!(render("pgvector-hnsw-build-memory", BackendKind::RdsData, &[BUILD]), "");
         let with_set = "-- chatmigrate:no-transaction\nSET maintenance_work_mem = '1GB';\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON v USING hnsw (e vector_l2_ops);\n";
+        assert_eq!(pg("pgvector-hnsw-build-memory", with_set), "");
         let data_api = render("pgvector-hnsw-build-memory", BackendKind::RdsData, &[with_set]);
         assert!(data_api.contains("which the Data API does not keep between calls"), "{data_api}");
+        assert!(data_api.contains("remove the `SET`/`RESET` and let chatmigrate plan"), "{data_api}");
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn check(ctx: &Ctx<'_>, out: &mut Vec<Hit>) {
         out.push(Hit::new(
             i,
             format!("{method} index built without CONCURRENTLY on existing table {table}: writes to {table} wait for the whole build, which takes minutes to hours on a real vector table{}", ctx.size_note(&table)),
-            format!("{}\n  (raise maintenance_work_mem before it in the same file: see pgvector-hnsw-build-memory)", concurrent_help(node, None)),
+            format!("{}\n  (chatmigrate plans the build's maintenance_work_mem: docs/vector-indexes.md)", concurrent_help(node, None)),
         ));
     }
 }
@@ -47,7 +47,7 @@ mod tests {
    | CREATE INDEX idx_v ON st_chat_history_vector_table USING hnsw (chat_v...
    = help: build it CONCURRENTLY (writes go on), in a migration of its own that starts with `-- chatmigrate:no-transaction`:
              CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_v ON st_chat_history_vector_table USING hnsw (chat_vector vector_l2_ops);
-             (raise maintenance_work_mem before it in the same file: see pgvector-hnsw-build-memory)
+             (chatmigrate plans the build's maintenance_work_mem: docs/vector-indexes.md)
 
 "
         );

@@ -74,18 +74,7 @@ COMMIT;
 -- V4 st_chat_history_vector_hnsw (no transaction, statement by statement)
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'partial', 0, 3, 0, '0.1.0', 'citus', false, NULL)
-ON CONFLICT (version) DO UPDATE SET
-    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
-    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
-RETURNING h.execution_ms::text;
-SET maintenance_work_mem = '256MB';
-INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
-                            execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'partial', 1, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:4cf206a05432514e1520a02ba80e17461ffefe2ec0a87f5dc9f199a7d47ae3ce', 'partial', 0, 1, 0, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
@@ -98,34 +87,59 @@ SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE NOT i.indisvalid AND c.relname = 'idx_st_chat_history_vector_hnsw' AND n.nspname = coalesce(NULL, current_schema());
+WHERE c.relname = 'idx_st_chat_history_vector_hnsw' AND n.nspname = coalesce(NULL, current_schema())
+  AND (NOT i.indisvalid
+       OR EXISTS (SELECT 1 FROM pg_dist_partition d,
+                  LATERAL run_command_on_placements(d.logicalrelid,
+                      format($f$SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                                WHERE i.indrelid = '%%s'::regclass AND (NOT i.indisvalid OR NOT i.indisready)
+                                  AND c.relname LIKE %L$f$, replace(c.relname, '%', '%%') || '\_%%')) p
+                  WHERE d.logicalrelid = i.indrelid AND p.success AND p.result <> '0'));
 CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_st_chat_history_vector_hnsw
     ON st_chat_history_vector_table USING hnsw (chat_vector vector_l2_ops);
--- check: did statement 2 leave an index INVALID or not ready? (then it fails: the next up drops and builds it again)
+-- check: did statement 1 leave an index INVALID or not ready? (then it fails: the next up drops and builds it again)
+WITH target AS (
+    SELECT i.indrelid AS rel, c.relname AS idx
+    FROM pg_index i
+    JOIN pg_class c ON c.oid = i.indexrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relname = 'idx_st_chat_history_vector_hnsw' AND n.nspname = coalesce(NULL, current_schema())
+    UNION ALL
+    SELECT to_regclass(CASE WHEN position('.' IN NULL) > 0
+                            THEN quote_ident(split_part(NULL, '.', 1)) || '.' || quote_ident(split_part(NULL, '.', 2))
+                            ELSE quote_ident(NULL) END), NULL
+), placement AS (
+    SELECT t.idx, p.shardid, p.nodename, p.nodeport, p.success, p.result
+    FROM target t
+    JOIN pg_dist_partition d ON d.logicalrelid = t.rel,
+    LATERAL run_command_on_placements(t.rel,
+        $$SELECT coalesce(string_agg(c.relname || ' ' || i.indisvalid || ' ' || i.indisready, ';'), '')
+          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+          WHERE i.indrelid = '%s'::regclass AND (NOT i.indisvalid OR NOT i.indisready)$$) p
+    WHERE t.rel IS NOT NULL
+)
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), i.indisvalid::text, i.indisready::text
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE (NOT i.indisvalid OR NOT i.indisready)
-  AND ((c.relname = 'idx_st_chat_history_vector_hnsw' AND n.nspname = coalesce(NULL, current_schema()))
-       OR i.indrelid = to_regclass(CASE WHEN position('.' IN NULL) > 0
-                                        THEN quote_ident(split_part(NULL, '.', 1)) || '.' || quote_ident(split_part(NULL, '.', 2))
-                                        ELSE quote_ident(NULL) END))
+  AND i.indexrelid IN (SELECT c2.oid FROM pg_class c2 JOIN pg_namespace n2 ON n2.oid = c2.relnamespace
+                       WHERE c2.relname = 'idx_st_chat_history_vector_hnsw' AND n2.nspname = coalesce(NULL, current_schema())
+                       UNION ALL
+                       SELECT i2.indexrelid FROM pg_index i2 JOIN target t ON t.rel = i2.indrelid AND t.idx IS NULL)
+UNION ALL
+SELECT 'shard index ' || split_part(e, ' ', 1) || ' (shard ' || p.shardid || ' on worker ' || p.nodename || ':' || p.nodeport || ')',
+       split_part(e, ' ', 2), split_part(e, ' ', 3)
+FROM placement p, unnest(string_to_array(p.result, ';')) e
+WHERE p.success AND p.result <> '' AND (p.idx IS NULL OR split_part(e, ' ', 1) LIKE p.idx || '\_%')
+UNION ALL
+SELECT 'the indexes of shard ' || p.shardid || ' on worker ' || p.nodename || ':' || p.nodeport || ' could not be read: ' || p.result, 'false', 'false'
+FROM placement p
+WHERE NOT p.success
 ORDER BY 1;
 INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
                             execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'partial', 2, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
-ON CONFLICT (version) DO UPDATE SET
-    name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
-    statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
-    applied_at = EXCLUDED.applied_at, execution_ms = h.execution_ms + EXCLUDED.execution_ms,
-    installed_by = EXCLUDED.installed_by, tool_version = EXCLUDED.tool_version, backend = EXCLUDED.backend,
-    out_of_order = EXCLUDED.out_of_order, error = EXCLUDED.error
-RETURNING h.execution_ms::text;
-RESET maintenance_work_mem;
-INSERT INTO "chatmigrate_history" AS h (version, name, checksum, status, statements_done, statements_total,
-                            execution_ms, tool_version, backend, out_of_order, error)
-VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:9d753b3286698b4a56c9883beedc742f5ba4519125c050c44c95622b07137963', 'applied', 3, 3, <elapsed ms>, '0.1.0', 'citus', false, NULL)
+VALUES (4, 'st_chat_history_vector_hnsw', 'sha256:4cf206a05432514e1520a02ba80e17461ffefe2ec0a87f5dc9f199a7d47ae3ce', 'applied', 1, 1, <elapsed ms>, '0.1.0', 'citus', false, NULL)
 ON CONFLICT (version) DO UPDATE SET
     name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status,
     statements_done = EXCLUDED.statements_done, statements_total = EXCLUDED.statements_total,
