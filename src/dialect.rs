@@ -291,6 +291,16 @@ impl ToolSql {
         Self::bind(strip_comments(sql!("statement_abandoned")), &[Value::Text(statement.into())])
     }
 
+    /// The progress of the index build in server process `pid` (`0`: the
+    /// session running exactly `statement`), one row or none
+    /// (`index_progress.sql` lists its columns).
+    pub fn index_progress(pid: i64, statement: &str) -> String {
+        Self::bind(
+            strip_comments(sql!("index_progress")),
+            &[Value::Int(pid), Value::Text(statement.into())],
+        )
+    }
+
     /// `1` while backend `pid` is still running a statement.
     pub fn statement_running(pid: i64) -> String {
         Self::bind(strip_comments(sql!("statement_running")), &[Value::Int(pid)])

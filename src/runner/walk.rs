@@ -11,11 +11,11 @@ use crate::backend::{Backend, ExecError};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::retry::{self, Progress};
+use crate::retry;
 
 use super::script::{invalid_index_check, Op, Script};
 use super::signals::{deadline_came, signalled, Signals, DEADLINE};
-use super::{lock_retry, lost, Event};
+use super::{lock_retry, lost, progress, Event};
 
 /// How a walk ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,7 @@ pub(crate) async fn walk(
                     });
                     continue;
                 }
-                let Some((started, result)) = statement(b, script, op, events, sig, &cfg.progress).await? else {
+                let Some((started, result)) = statement(b, cfg, script, op, events, sig).await? else {
                     return Ok(Walked::Stopped { done: k });
                 };
                 elapsed_ms = started.elapsed().as_millis() as i64;
@@ -137,11 +137,11 @@ pub(crate) async fn walk(
 /// done either way).
 async fn statement(
     b: &mut dyn Backend,
+    cfg: &Config,
     script: &Script<'_>,
     op: &Op,
     events: &mut dyn FnMut(&Event),
     sig: &Signals,
-    progress: &Progress,
 ) -> Result<Option<(Instant, Result<(), ExecError>)>> {
     let Op::Statement {
         index: i,
@@ -214,19 +214,31 @@ async fn statement(
     };
     let statements_die_with_connection = b.capabilities().statements_die_with_connection;
     let canceller = b.canceller();
+    let mut last_reading: Option<progress::BuildProgress> = None;
     let mut result = {
         // A signal does not cut a statement short here: it finishes, its
         // progress is recorded, and `up` stops. Say so at once, and keep
         // saying what is waited for until it ends.
         let mut rx = sig.clone();
-        let fut = b.execute(adapted.sql.as_deref().unwrap_or(&s.sql));
+        let sent = adapted.sql.as_deref().unwrap_or(&s.sql);
+        let fut = b.execute(sent);
         tokio::pin!(fut);
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // An index build that runs on: its progress, from a second connection.
+        let (tx, mut readings) = tokio::sync::mpsc::unbounded_channel();
+        let watching = progress::is_index_build(s);
+        let watcher = progress::watch(cfg, sent, m.version, i + 1, tx);
+        tokio::pin!(watcher);
         let ended = loop {
             tokio::select! {
                 r = &mut fut => break Ok(r),
                 _ = tick.tick(), if watch.is_some() => overflow(events),
+                () = &mut watcher, if watching => {}
+                Some(p) = readings.recv() => {
+                    last_reading = Some(p.clone());
+                    events(&Event::IndexProgress(p));
+                }
                 signal = signalled(&mut rx) => break Err(signal),
             }
         };
@@ -265,7 +277,7 @@ async fn statement(
                     total,
                     excerpt: s.excerpt(),
                 });
-                retry::report_while(fut, progress, Instant::now(), |elapsed| retry::Waiting {
+                retry::report_while(fut, &cfg.progress, Instant::now(), |elapsed| retry::Waiting {
                     what: format!("V{} statement {} of {total} to finish", m.version, i + 1),
                     elapsed,
                     attempts: 0,
@@ -276,6 +288,9 @@ async fn statement(
         }
     };
     overflow(events);
+    if let Some(p) = last_reading.take() {
+        events(&Event::IndexProgress(progress::ended(&p, started.elapsed())));
+    }
     for message in b.take_notices() {
         events(&Event::Note {
             version: m.version,

@@ -1,0 +1,345 @@
+//! Progress of a long index build (CREATE INDEX [CONCURRENTLY], REINDEX):
+//! once a build has run about two seconds, a second, short-lived
+//! connection (never the session that runs the build and holds the lock)
+//! reads `pg_stat_progress_create_index` about once a second
+//! (`dialects/postgres/index_progress.sql`) and reports each reading as a
+//! [`BuildProgress`]: the phase, the session a CONCURRENTLY build waits
+//! for, blocks or tuples done of total, the time elapsed and an estimate
+//! of the time left. A statement that outlived its Data API call is read
+//! by its server process on the run's own transport ([`read`]).
+
+use std::time::{Duration, Instant};
+
+use pg_query::NodeEnum;
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::backend::{self, Backend, Purpose};
+use crate::config::Config;
+use crate::dialect::ToolSql;
+use crate::sql::Statement;
+
+/// How long a build runs before its progress is read.
+pub(crate) const AFTER: Duration = Duration::from_secs(2);
+/// How often it is read then.
+pub(crate) const EVERY: Duration = Duration::from_secs(1);
+
+/// One reading of an index build's progress (or, with `ended`, that the
+/// build is over: a view clears its progress line).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuildProgress {
+    /// The migration's version, and the statement (1-based) of its file.
+    pub version: i64,
+    pub statement: usize,
+    /// The server process that runs the build.
+    pub pid: i64,
+    /// `CREATE INDEX`, `CREATE INDEX CONCURRENTLY`, `REINDEX`, `REINDEX CONCURRENTLY`.
+    pub command: String,
+    /// The index (once the server has created it) and its table.
+    pub index: Option<String>,
+    pub table: Option<String>,
+    /// The server's phase, e.g. `building index: loading tuples` (pgvector's
+    /// HNSW), `waiting for old snapshots` (CONCURRENTLY).
+    pub phase: String,
+    /// What `done` and `total` count: `blocks` or `tuples` (what the index
+    /// method reports in this phase; pgvector's HNSW reports blocks), or
+    /// `sessions` while CONCURRENTLY waits for older transactions; `None`
+    /// when the phase reports no count.
+    pub unit: Option<&'static str>,
+    pub done: u64,
+    pub total: u64,
+    /// The session a CONCURRENTLY build waits for, when it waits.
+    pub waiting_for: Option<Locker>,
+    /// Seconds since the build began.
+    pub elapsed_s: u64,
+    /// Seconds left in this phase at the rate measured since it began
+    /// (`None` until the rate is known).
+    pub eta_s: Option<u64>,
+    /// The build is over (no more readings follow for it).
+    pub ended: bool,
+}
+
+/// A session that a CONCURRENTLY build waits for (it has a transaction
+/// older than the build): `pg_stat_activity` of `current_locker_pid`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Locker {
+    pub pid: i64,
+    pub application_name: String,
+    pub user: String,
+    pub state: String,
+    /// Seconds since its transaction began.
+    pub xact_age_s: Option<u64>,
+}
+
+impl BuildProgress {
+    /// `blocks 120 of 800 (15%)`-like counts, as one phrase (`None` when the
+    /// phase reports none).
+    pub fn counts(&self) -> Option<String> {
+        let unit = self.unit?;
+        let pct = self
+            .done
+            .saturating_mul(100)
+            .checked_div(self.total)
+            .map(|p| format!(" ({p}%)"))
+            .unwrap_or_default();
+        Some(format!("{} of {} {unit}{pct}", self.done, self.total))
+    }
+
+    /// The session waited for, in words.
+    pub fn waiting_text(&self) -> Option<String> {
+        let l = self.waiting_for.as_ref()?;
+        let age = l.xact_age_s.map(|s| format!(", transaction open {s} s")).unwrap_or_default();
+        Some(format!(
+            "waiting for pid {} (application_name '{}', user {}, {}{age})",
+            l.pid, l.application_name, l.user, l.state
+        ))
+    }
+}
+
+impl std::fmt::Display for BuildProgress {
+    /// `V4 statement 2: CREATE INDEX CONCURRENTLY on t: building index:
+    /// loading tuples: 120 of 800 blocks (15%), 12 s elapsed, about 68 s left`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "V{} statement {}: {}", self.version, self.statement, self.command)?;
+        if let Some(i) = &self.index {
+            write!(f, " {i}")?;
+        }
+        if let Some(t) = &self.table {
+            write!(f, " on {t}")?;
+        }
+        if self.ended {
+            return write!(f, ": ended after {} s", self.elapsed_s);
+        }
+        write!(f, ": {}", self.phase)?;
+        if let Some(w) = self.waiting_text() {
+            write!(f, ": {w}")?;
+        }
+        if let Some(c) = self.counts() {
+            write!(f, ": {c}")?;
+        }
+        write!(f, ", {} s elapsed", self.elapsed_s)?;
+        if let Some(eta) = self.eta_s {
+            write!(f, ", about {eta} s left")?;
+        }
+        Ok(())
+    }
+}
+
+/// Does `s` build an index whose progress the server reports?
+pub(crate) fn is_index_build(s: &Statement) -> bool {
+    matches!(s.node, Some(NodeEnum::IndexStmt(_)) | Some(NodeEnum::ReindexStmt(_)))
+}
+
+/// The rate of the current phase, for the time left.
+#[derive(Debug, Default)]
+pub(crate) struct Rate {
+    phase: Option<(String, Instant, u64)>,
+}
+
+impl Rate {
+    /// Fills `p.eta_s` from the readings of its phase so far.
+    fn estimate(&mut self, p: &mut BuildProgress) {
+        let now = Instant::now();
+        let key = format!("{}/{:?}", p.phase, p.unit);
+        match &self.phase {
+            Some((k, at, from)) if *k == key && p.done >= *from => {
+                let secs = now.duration_since(*at).as_secs_f64();
+                let gained = (p.done - from) as f64;
+                if p.unit.is_some() && gained > 0.0 && secs >= 1.0 && p.total > p.done {
+                    p.eta_s = Some(((p.total - p.done) as f64 * secs / gained).round() as u64);
+                }
+            }
+            _ => self.phase = Some((key, now, p.done)),
+        }
+    }
+}
+
+/// One row of `index_progress.sql` as a reading (`None`: not a row of it).
+fn parse(version: i64, statement: usize, r: &[Option<String>]) -> Option<BuildProgress> {
+    let s = |i: usize| r.get(i).cloned().flatten();
+    let n = |i: usize| s(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let pid = s(0)?.parse().ok()?;
+    let phase = s(1)?;
+    let (blocks, tuples, lockers) = ((n(2), n(3)), (n(4), n(5)), (n(6), n(7)));
+    let waiting_for = s(8).and_then(|p| p.parse().ok()).map(|pid| Locker {
+        pid,
+        application_name: s(9).unwrap_or_default(),
+        user: s(10).unwrap_or_default(),
+        state: s(11).unwrap_or_else(|| "gone".into()),
+        xact_age_s: s(12).and_then(|v| v.parse().ok()),
+    });
+    let (unit, (done, total)) = if phase.starts_with("waiting for") && lockers.1 > 0 {
+        (Some("sessions"), lockers)
+    } else if blocks.1 > 0 {
+        (Some("blocks"), blocks)
+    } else if tuples.1 > 0 || tuples.0 > 0 {
+        (Some("tuples"), tuples)
+    } else {
+        (None, (0, 0))
+    };
+    Some(BuildProgress {
+        version,
+        statement,
+        pid,
+        command: s(14).unwrap_or_else(|| "CREATE INDEX".into()),
+        index: s(15),
+        table: s(16),
+        phase,
+        unit,
+        done,
+        total,
+        waiting_for,
+        elapsed_s: n(13),
+        eta_s: None,
+        ended: false,
+    })
+}
+
+/// Reads the progress of the build in server process `pid` (`0`: the
+/// session running exactly `sql`) on `b`; `None` when no build reports.
+pub(crate) async fn read(
+    b: &mut dyn Backend,
+    pid: i64,
+    sql: &str,
+    version: i64,
+    statement: usize,
+    rate: &mut Rate,
+) -> Option<BuildProgress> {
+    let rows = b.query(&ToolSql::index_progress(pid, sql)).await.ok()?;
+    let mut p = parse(version, statement, rows.first()?)?;
+    rate.estimate(&mut p);
+    Some(p)
+}
+
+/// Watches the build of statement `statement` (1-based) of V`version`,
+/// sent as `sql`: after [`AFTER`], connects a second time and sends each
+/// reading to `tx` every [`EVERY`]. Runs until dropped (the connection
+/// closes with it) or the receiver is gone; a failure to connect or read
+/// ends the watch quietly: progress is shown where it can be read, and
+/// never stops a migration.
+pub(crate) async fn watch(cfg: &Config, sql: &str, version: i64, statement: usize, tx: UnboundedSender<BuildProgress>) {
+    tokio::time::sleep(AFTER).await;
+    let Ok(mut b) = backend::connect(cfg, Purpose::READ).await else {
+        return;
+    };
+    let mut rate = Rate::default();
+    let mut last = None;
+    let mut misses = 0;
+    while !tx.is_closed() {
+        match read(&mut *b, 0, sql, version, statement, &mut rate).await {
+            Some(p) => {
+                misses = 0;
+                last = Some(p.clone());
+                if tx.send(p).is_err() {
+                    break;
+                }
+            }
+            // Not reporting yet (or any more): a few misses in a row end the
+            // watch once a build was seen (it ended).
+            None => {
+                misses += 1;
+                if last.is_some() && misses >= 3 {
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(EVERY).await;
+    }
+    b.close().await;
+    std::future::pending::<()>().await
+}
+
+/// The reading that says the build is over, after `last` (a view clears
+/// its line).
+pub(crate) fn ended(last: &BuildProgress, elapsed: Duration) -> BuildProgress {
+    BuildProgress {
+        ended: true,
+        elapsed_s: elapsed.as_secs(),
+        eta_s: None,
+        waiting_for: None,
+        ..last.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cells: &[Option<&str>]) -> Vec<Option<String>> {
+        cells.iter().map(|c| c.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn a_reading_counts_what_the_phase_reports() {
+        let hnsw = row(&[
+            Some("42"),
+            Some("building index: loading tuples"),
+            Some("120"),
+            Some("800"),
+            Some("0"),
+            Some("0"),
+            Some("0"),
+            Some("0"),
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some("12"),
+            Some("CREATE INDEX CONCURRENTLY"),
+            Some("public.v_hnsw"),
+            Some("v"),
+        ]);
+        let p = parse(4, 2, &hnsw).unwrap();
+        assert_eq!((p.unit, p.done, p.total), (Some("blocks"), 120, 800));
+        assert_eq!(
+            p.to_string(),
+            "V4 statement 2: CREATE INDEX CONCURRENTLY public.v_hnsw on v: building index: loading tuples: 120 of 800 blocks (15%), 12 s elapsed"
+        );
+        let waiting = row(&[
+            Some("42"),
+            Some("waiting for old snapshots"),
+            Some("0"),
+            Some("0"),
+            Some("0"),
+            Some("0"),
+            Some("0"),
+            Some("1"),
+            Some("77"),
+            Some("psql"),
+            Some("app"),
+            Some("idle in transaction"),
+            Some("30"),
+            Some("3"),
+            Some("CREATE INDEX CONCURRENTLY"),
+            None,
+            Some("v"),
+        ]);
+        let p = parse(4, 2, &waiting).unwrap();
+        assert_eq!(
+            p.to_string(),
+            "V4 statement 2: CREATE INDEX CONCURRENTLY on v: waiting for old snapshots: waiting for pid 77 (application_name 'psql', user app, idle in transaction, transaction open 30 s): 0 of 1 sessions (0%), 3 s elapsed"
+        );
+        assert!(parse(1, 1, &row(&[None])).is_none());
+    }
+
+    #[test]
+    fn the_time_left_follows_the_rate_of_the_phase() {
+        let mut rate = Rate::default();
+        let mut p = parse(1, 1, &row(&[Some("1"), Some("building index"), Some("100"), Some("1000")])).unwrap();
+        rate.estimate(&mut p);
+        assert_eq!(p.eta_s, None);
+        // Two seconds later, 200 blocks more: 700 left at 100 a second.
+        if let Some((_, at, _)) = &mut rate.phase {
+            *at -= Duration::from_secs(2);
+        }
+        p.done = 300;
+        rate.estimate(&mut p);
+        assert_eq!(p.eta_s, Some(7));
+        // A new phase starts over.
+        p.phase = "building index: loading tuples".into();
+        p.eta_s = None;
+        rate.estimate(&mut p);
+        assert_eq!(p.eta_s, None);
+    }
+}

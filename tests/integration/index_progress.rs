@@ -1,0 +1,209 @@
+//! Progress of long index builds (issue 14, point 2) against the real
+//! PostgreSQL 18 + pgvector: an HNSW build made slow for real (thousands
+//! of rows, no parallel workers) and a CONCURRENTLY build blocked by a
+//! transaction held open from a test session show their phase, the session
+//! waited for, and blocks done of total advancing: as plain lines when
+//! stdout is not a terminal, as JSON objects on stderr with `--format
+//! json`, not at all with `-q`, and to the library's callback.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::support::db::Holder;
+use crate::support::*;
+
+/// A table of `rows` random normalised `vector(128)` values, analysed, in a
+/// database whose index builds get no parallel workers (the build is one
+/// process: slow enough to watch, the same on every run).
+fn vectors(rows: u32, dir: &Dir) -> Db {
+    let db = Db::new();
+    dir.write(
+        "V1__vectors.sql",
+        "CREATE EXTENSION IF NOT EXISTS vector;\nCREATE TABLE vectors (id bigserial PRIMARY KEY, embedding vector(128));\n",
+    );
+    cm(&db, dir, &["up"]).assert_ok();
+    db.exec(&format!(
+        "INSERT INTO vectors (embedding)
+         SELECT l2_normalize((SELECT array_agg(random_normal()::real) FROM generate_series(1, 128) WHERE g > 0)::vector)
+         FROM generate_series(1, {rows}) g"
+    ));
+    db.exec("ANALYZE vectors");
+    db.exec(&format!("ALTER DATABASE {} SET max_parallel_maintenance_workers = 0", db.name));
+    db
+}
+
+/// The progress lines of a text run's stdout.
+fn text_lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| {
+            l.split_once(' ')
+                .is_some_and(|(v, rest)| v.starts_with('V') && !v.ends_with(':') && rest.starts_with("statement 1: "))
+        })
+        .collect()
+}
+
+/// The JSON progress objects of a run's stderr.
+fn json_readings(err: &str) -> Vec<serde_json::Value> {
+    err.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|v| v["event"] == "index_progress")
+        .collect()
+}
+
+/// An HNSW build of 6,000 rows (ef_construction 160) runs for several seconds: not on a
+/// terminal, `up` prints its first reading (phase, blocks done of total,
+/// elapsed) and no more than one line per 10 s, then that it ended; with
+/// `--format json` each reading is one object on stderr and stdout keeps
+/// its one document, the blocks done advance and the last object says it
+/// ended; with `-q` nothing is shown.
+#[test]
+fn a_long_hnsw_build_shows_its_progress_as_text_json_and_not_with_quiet() {
+    let dir = Dir::new();
+    let db = vectors(6000, &dir);
+    dir.write(
+        "V2__hnsw.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS vectors_hnsw ON vectors USING hnsw (embedding vector_l2_ops) WITH (ef_construction = 160);\n",
+    );
+    let r = cm(&db, &dir, &["--color", "never", "up"]);
+    r.assert_ok();
+    let lines = text_lines(&r.stdout);
+    assert!(lines.len() >= 2, "{}", r.output());
+    assert!(
+        lines[0].starts_with("V2 statement 1: CREATE INDEX CONCURRENTLY ") && lines[0].contains(" on vectors: building index"),
+        "{}",
+        r.output()
+    );
+    assert!(lines[0].contains(" blocks (") && lines[0].contains(" s elapsed"), "{}", r.output());
+    let last = lines.last().unwrap();
+    assert!(last.contains(": ended after "), "{}", r.output());
+    // At most one line per 10 s, plus the last.
+    let secs: u64 = last
+        .rsplit(": ended after ")
+        .next()
+        .unwrap()
+        .trim_end_matches(" s")
+        .parse()
+        .unwrap();
+    assert!(lines.len() as u64 <= secs / 10 + 2, "{}", r.output());
+    assert_eq!(
+        db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'vectors_hnsw'::regclass"),
+        "t"
+    );
+
+    // JSON: the same build again, as REINDEX CONCURRENTLY.
+    dir.write(
+        "V3__reindex.sql",
+        "-- chatmigrate:no-transaction\nREINDEX INDEX CONCURRENTLY vectors_hnsw;\n",
+    );
+    let r = cm(&db, &dir, &["up", "--format", "json"]);
+    r.assert_ok();
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert_eq!(doc["applied"].as_array().map(Vec::len), Some(1), "{doc}");
+    let readings = json_readings(&r.stderr);
+    assert!(readings.len() >= 3, "{}", r.stderr);
+    let building: Vec<&serde_json::Value> = readings
+        .iter()
+        .filter(|v| v["phase"].as_str().is_some_and(|p| p.starts_with("building index")) && v["unit"] == "blocks")
+        .collect();
+    assert!(building.len() >= 2, "{}", r.stderr);
+    for v in &readings {
+        assert_eq!((v["version"].as_i64(), v["statement"].as_u64()), (Some(3), Some(1)), "{v}");
+        assert_eq!(v["command"], "REINDEX CONCURRENTLY", "{v}");
+        assert!(v["pid"].as_i64().is_some_and(|p| p > 0), "{v}");
+    }
+    let (first, last) = (building[0], building[building.len() - 1]);
+    assert!(first["total"].as_u64().unwrap() > 0, "{first}");
+    assert!(
+        last["done"].as_u64() > first["done"].as_u64() || last["phase"] != first["phase"],
+        "{}",
+        r.stderr
+    );
+    assert!(
+        readings
+            .windows(2)
+            .all(|w| w[0]["elapsed_s"].as_u64() <= w[1]["elapsed_s"].as_u64()),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(readings.last().unwrap()["ended"], true, "{}", r.stderr);
+
+    // -q: the build runs and nothing of it shows.
+    dir.write(
+        "V4__reindex_again.sql",
+        "-- chatmigrate:no-transaction\nREINDEX INDEX vectors_hnsw;\n",
+    );
+    let r = cm(&db, &dir, &["-q", "up"]);
+    r.assert_ok();
+    assert!(!r.output().contains("statement 1: REINDEX"), "{}", r.output());
+    assert_eq!(db.versions(), [1, 2, 3, 4]);
+}
+
+/// A CONCURRENTLY build waits for a transaction that wrote to its table,
+/// held open by another session for 4 s: the progress names that session
+/// (pid, application_name, user, state, the age of its transaction), in
+/// the text of `up` and to the library's callback.
+#[test]
+fn a_concurrent_build_names_the_session_it_waits_for() {
+    let dir = Dir::new();
+    let db = Db::new();
+    dir.write("V1__t.sql", "CREATE TABLE t (id int);\n");
+    cm(&db, &dir, &["up"]).assert_ok();
+    dir.write(
+        "V2__t_id.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\n",
+    );
+    let holder = Holder::hold(
+        &db.url,
+        "holdout_cli",
+        "BEGIN; INSERT INTO t VALUES (1)",
+        Some(Duration::from_secs(4)),
+    );
+    let r = cm(&db, &dir, &["--color", "never", "up"]);
+    drop(holder);
+    r.assert_ok();
+    let line = text_lines(&r.stdout)
+        .into_iter()
+        .find(|l| l.contains("waiting for writers before build: waiting for pid "))
+        .unwrap_or_else(|| panic!("{}", r.output()));
+    assert!(
+        line.contains("(application_name 'holdout_cli', user ") && line.contains(", idle in transaction, transaction open "),
+        "{line}"
+    );
+    assert!(line.contains(": 0 of 1 sessions (0%)"), "{line}");
+
+    // The library: the same readings, to the callback.
+    dir.write(
+        "V3__t_id2.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id2 ON t (id);\n",
+    );
+    let holder = Holder::hold(
+        &db.url,
+        "holdout_lib",
+        "BEGIN; INSERT INTO t VALUES (2)",
+        Some(Duration::from_secs(4)),
+    );
+    let seen: Arc<Mutex<Vec<chatmigrate::BuildProgress>>> = Arc::default();
+    let into = seen.clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let report = rt
+        .block_on(async {
+            chatmigrate::Migrator::from_url(&db.url)?
+                .migrations([dir.path()])
+                .on_progress(move |p| into.lock().unwrap().push(p.clone()))
+                .up()
+                .await
+        })
+        .unwrap();
+    drop(holder);
+    assert_eq!(report.applied.len(), 1);
+    let seen = seen.lock().unwrap();
+    let waiting = seen
+        .iter()
+        .find_map(|p| p.waiting_for.as_ref())
+        .unwrap_or_else(|| panic!("{seen:?}"));
+    assert_eq!(waiting.application_name, "holdout_lib");
+    assert_eq!(waiting.state, "idle in transaction");
+    assert!(seen.iter().all(|p| p.version == 3 && p.statement == 1));
+    assert!(seen.last().unwrap().ended, "{seen:?}");
+}
