@@ -95,6 +95,16 @@ impl EventView {
     }
 }
 
+impl Drop for EventView {
+    /// A build left running (the deadline) or a run that failed mid-build
+    /// leaves no half-drawn line behind.
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// One reading as a JSON line: `{"event":"index_progress", ...}`
 /// (docs/vector-indexes.md lists its keys).
 pub(super) fn json_line(out: &mut dyn Write, p: &BuildProgress) -> io::Result<()> {

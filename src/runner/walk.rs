@@ -288,9 +288,6 @@ async fn statement(
         }
     };
     overflow(events);
-    if let Some(p) = last_reading.take() {
-        events(&Event::IndexProgress(progress::ended(&p, started.elapsed())));
-    }
     for message in b.take_notices() {
         events(&Event::Note {
             version: m.version,
@@ -298,12 +295,22 @@ async fn statement(
         });
     }
     if let Err(ExecError::StillRunning { connection_id }) = result {
+        // Its progress goes on (read by its server process).
+        let mut track = |ev: &Event| {
+            if let Event::IndexProgress(p) = ev {
+                last_reading = Some(p.clone());
+            }
+            events(ev)
+        };
         result = tokio::select! {
-            r = lost::await_statement(b, m, i, connection_id, started, events) => r,
+            r = lost::await_statement(b, m, i, connection_id, started, &mut track) => r,
             () = deadline_came(sig.clone()) => return Ok(left_running(events, m, i)),
         };
     } else if let Err(ExecError::Lost { message }) = result {
         result = lost::resolve_lost_statement(b, m, i, message).await;
+    }
+    if let Some(p) = last_reading.take() {
+        events(&Event::IndexProgress(progress::ended(&p, started.elapsed())));
     }
     Ok(Some((started, result)))
 }

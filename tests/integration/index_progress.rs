@@ -207,3 +207,88 @@ fn a_concurrent_build_names_the_session_it_waits_for() {
     assert!(seen.iter().all(|p| p.version == 3 && p.statement == 1));
     assert!(seen.last().unwrap().ended, "{seen:?}");
 }
+
+/// Through the Data API (its test server, statement timeout 3 s): a
+/// CONCURRENTLY build held up by a transaction for 7 s. Before the timeout
+/// the progress comes from a second client's calls (the build's statement
+/// text), after it from the polling of the statement that goes on with
+/// continueAfterTimeout (its server process): separate ExecuteStatement
+/// calls either way, while the build's own call is open or has timed out.
+/// The build is sent once.
+#[test]
+fn the_data_api_reads_progress_with_calls_of_its_own() {
+    use crate::support::cli::AWS_ENV;
+    use crate::support::dataapi::{DataApiServer, Options};
+    let server = DataApiServer::start(
+        &db::server_url(),
+        Options {
+            statement_timeout: Duration::from_secs(3),
+            ..Options::default()
+        },
+    );
+    let (db, dir, conf) = (Db::new(), Dir::new(), Dir::new());
+    let conf = conf.write(
+        "chatmigrate.toml",
+        format!("[environments.aurora]\n{}resume_timeout = \"20s\"\n", server.environment(&db.name)),
+    );
+    let up = |extra: &[&str]| {
+        let mut a = vec![
+            "--config",
+            conf.to_str().unwrap(),
+            "--env",
+            "aurora",
+            "--color",
+            "never",
+            "--migrations",
+            dir.path().to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        run_in(dir.path(), &a, &AWS_ENV)
+    };
+    dir.write("V1__t.sql", "CREATE TABLE t (id int);\n");
+    up(&["up"]).assert_ok();
+    dir.write(
+        "V2__t_id.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\n",
+    );
+    let holder = Holder::hold(
+        &db.url,
+        "holdout_api",
+        "BEGIN; INSERT INTO t VALUES (1)",
+        Some(Duration::from_secs(7)),
+    );
+    let r = up(&["up"]);
+    drop(holder);
+    r.assert_ok();
+    let lines = text_lines(&r.stdout);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("waiting for writers before build: waiting for pid ") && l.contains("(application_name 'holdout_api', ")),
+        "{}",
+        r.stdout
+    );
+    assert!(lines.last().is_some_and(|l| l.contains(": ended after ")), "{}", r.stdout);
+    assert!(r.stdout.contains("V2: statement 1 still running on the server"), "{}", r.stdout);
+    let reads: Vec<String> = server
+        .calls_of("Execute")
+        .into_iter()
+        .filter_map(|c| c.sql)
+        .filter(|s| s.contains("pg_stat_progress_create_index"))
+        .collect();
+    assert!(reads.iter().any(|s| s.contains("(p.pid = 0")), "by the statement's text: {reads:?}");
+    assert!(
+        reads.iter().any(|s| !s.contains("(p.pid = 0")),
+        "by the server process of the statement that outlived its call: {reads:?}"
+    );
+    let builds = server
+        .calls_of("Execute")
+        .iter()
+        .filter(|c| c.sql.as_deref().is_some_and(|s| s.starts_with("CREATE INDEX CONCURRENTLY")))
+        .count();
+    assert_eq!(builds, 1, "sent once");
+    assert_eq!(
+        db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass"),
+        "t"
+    );
+}
