@@ -301,6 +301,13 @@ impl ToolSql {
         )
     }
 
+    /// The server process that holds the migration lock while it builds
+    /// an index (a build left running at an earlier run's deadline), or no
+    /// row.
+    pub fn lock_builder(&self) -> String {
+        Self::bind(strip_comments(sql!("lock_builder")), &[Value::Int(self.lock_key)])
+    }
+
     /// `1` while backend `pid` is still running a statement.
     pub fn statement_running(pid: i64) -> String {
         Self::bind(strip_comments(sql!("statement_running")), &[Value::Int(pid)])

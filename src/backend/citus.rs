@@ -846,6 +846,10 @@ impl Backend for Citus {
         self.pg.unlock().await
     }
 
+    fn leave_session(&mut self) {
+        self.pg.leave_session();
+    }
+
     async fn ensure_history(&mut self) -> Result<()> {
         // Local tables on the coordinator, like the lock.
         self.ensure_local_schema().await?;

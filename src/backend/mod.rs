@@ -271,6 +271,13 @@ pub trait Backend: Send {
         Ok(())
     }
 
+    /// The statement in flight is left running on the server (a
+    /// CONCURRENTLY build at the deadline, on a session transport): the
+    /// session is not used again, so [`Backend::unlock`] does not queue
+    /// behind the build (the server releases the lock with the session once
+    /// the build ends) and [`Backend::close`] only drops the connection.
+    fn leave_session(&mut self) {}
+
     /// A handle that cancels the statement in flight (used on SIGINT/SIGTERM
     /// so a transactional migration rolls back); `None` if the transport
     /// cannot cancel.

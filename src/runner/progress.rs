@@ -17,7 +17,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::backend::{self, Backend, Purpose};
 use crate::config::Config;
 use crate::dialect::ToolSql;
+use crate::error::Result;
 use crate::sql::Statement;
+
+use super::Event;
 
 /// How long a build runs before its progress is read.
 pub(crate) const AFTER: Duration = Duration::from_secs(2);
@@ -247,6 +250,45 @@ pub(crate) async fn watch(cfg: &Config, sql: &str, version: i64, statement: usiz
     }
     b.close().await;
     std::future::pending::<()>().await
+}
+
+/// Before `up` waits for the lock on a session transport: a CONCURRENTLY
+/// build left building at an earlier run's deadline keeps the lock until
+/// it ends. If the holder is such a build, waits for it to end and shows
+/// its progress (the lock poll would time out on it); `partial`: the
+/// history's partial row it belongs to (version, statement from 1).
+pub(crate) async fn await_left_build(
+    b: &mut dyn Backend,
+    cfg: &Config,
+    partial: Option<(i64, usize)>,
+    events: &mut dyn FnMut(&Event),
+) -> Result<()> {
+    let rows = b.query(&ToolSql::new(&cfg.history, &cfg.pg.dbname).lock_builder()).await?;
+    let Some(pid) = rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|p| p.parse::<i64>().ok())
+    else {
+        return Ok(());
+    };
+    let (version, statement) = partial.unwrap_or((0, 0));
+    events(&Event::Note {
+        version,
+        message: format!(
+            "statement {statement} is still building on the server (process {pid}), left by an earlier run at its deadline; it holds the migration lock: waiting for it to end (it is not built a second time)"
+        ),
+    });
+    let (mut rate, mut last) = (Rate::default(), None);
+    while let Some(p) = read(b, pid, "", version, statement, &mut rate).await {
+        last = Some(p.clone());
+        events(&Event::IndexProgress(p));
+        tokio::time::sleep(EVERY).await;
+    }
+    if let Some(p) = last {
+        let elapsed = Duration::from_secs(p.elapsed_s);
+        events(&Event::IndexProgress(ended(&p, elapsed)));
+    }
+    Ok(())
 }
 
 /// The reading that says the build is over, after `last` (a view clears

@@ -9,9 +9,11 @@ use std::time::Instant;
 
 use crate::backend::{Backend, ExecError};
 use crate::config::Config;
+use crate::dialect::ToolSql;
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
 use crate::retry;
+use crate::sql;
 
 use super::script::{invalid_index_check, Op, Script};
 use super::signals::{deadline_came, signalled, Signals, DEADLINE};
@@ -147,6 +149,7 @@ async fn statement(
         index: i,
         abandoned,
         invalid_index,
+        left_build,
     } = op
     else {
         return Ok(Some((Instant::now(), Ok(()))));
@@ -171,6 +174,21 @@ async fn statement(
                 r = lost::await_statement(b, m, i, pid, started, events) => Some((started, r)),
                 () = deadline_came(sig.clone()) => left_running(events, m, i),
             });
+        }
+    }
+    if let (true, Some((name, schema))) = (left_build, invalid_index) {
+        // The run that stopped at its deadline left this build on the
+        // server, which finished it while this run waited for the lock.
+        let state = b.query(&ToolSql::index_state(name, schema.as_deref())).await?;
+        if state.first().and_then(|r| r.first().cloned().flatten()).as_deref() == Some("valid") {
+            events(&Event::Note {
+                version: m.version,
+                message: format!(
+                    "statement {}: index {name} was built by the earlier run (left building at its deadline) and is valid: not built again",
+                    i + 1
+                ),
+            });
+            return Ok(Some((Instant::now(), Ok(()))));
         }
     }
     if let Some((name, schema)) = invalid_index {
@@ -215,7 +233,7 @@ async fn statement(
     let statements_die_with_connection = b.capabilities().statements_die_with_connection;
     let canceller = b.canceller();
     let mut last_reading: Option<progress::BuildProgress> = None;
-    let mut result = {
+    let result = {
         // A signal does not cut a statement short here: it finishes, its
         // progress is recorded, and `up` stops. Say so at once, and keep
         // saying what is waited for until it ends.
@@ -243,12 +261,16 @@ async fn statement(
             }
         };
         match ended {
-            Ok(r) => r,
+            Ok(r) => Some(r),
             Err(DEADLINE) if !statements_die_with_connection => {
                 // It goes on on the server (the Data API runs it with
                 // continueAfterTimeout): the next `up` waits for it.
                 return Ok(left_running(events, m, i));
             }
+            // A CONCURRENTLY build of a named index on a session transport:
+            // left building (the server goes on after the client has gone),
+            // found by the next `up`, never built twice.
+            Err(DEADLINE) if sql::concurrent_index(s).is_some() => None,
             Err(DEADLINE) => {
                 // The deadline cuts it short: cancelled, and one that ends
                 // cancelled counts as not done.
@@ -266,7 +288,7 @@ async fn statement(
                         });
                         return Ok(None);
                     }
-                    r => r,
+                    r => Some(r),
                 }
             }
             Err(signal) => {
@@ -277,15 +299,21 @@ async fn statement(
                     total,
                     excerpt: s.excerpt(),
                 });
-                retry::report_while(fut, &cfg.progress, Instant::now(), |elapsed| retry::Waiting {
-                    what: format!("V{} statement {} of {total} to finish", m.version, i + 1),
-                    elapsed,
-                    attempts: 0,
-                    cause: format!("{signal}: stopping after it"),
-                })
-                .await
+                Some(
+                    retry::report_while(fut, &cfg.progress, Instant::now(), |elapsed| retry::Waiting {
+                        what: format!("V{} statement {} of {total} to finish", m.version, i + 1),
+                        elapsed,
+                        attempts: 0,
+                        cause: format!("{signal}: stopping after it"),
+                    })
+                    .await,
+                )
             }
         }
+    };
+    let Some(mut result) = result else {
+        b.leave_session();
+        return Ok(left_building(events, m, i, last_reading.as_ref().map(|p| p.pid)));
     };
     overflow(events);
     for message in b.take_notices() {
@@ -328,6 +356,30 @@ fn left_running(
         version: m.version,
         message: format!(
             "statement {} of {} is left running on the server at the deadline: the next `up` waits for it to end and reads its outcome from the catalog",
+            i + 1,
+            m.statements.len()
+        ),
+    });
+    None
+}
+
+/// The deadline came while statement `i` of `m`, a CONCURRENTLY build,
+/// runs on a session transport: the session is left to the server, which
+/// goes on building (in process `pid`, when a reading named it) and keeps
+/// the migration lock until the build ends. Its history row says `i`
+/// statements done; the next `up` waits for the build with its progress,
+/// then finds the index built and checks it (never builds it twice).
+fn left_building(
+    events: &mut dyn FnMut(&Event),
+    m: &crate::migration::SplitMigration,
+    i: usize,
+    pid: Option<i64>,
+) -> Option<(Instant, Result<(), ExecError>)> {
+    let process = pid.map(|p| format!(" (server process {p})")).unwrap_or_default();
+    events(&Event::Note {
+        version: m.version,
+        message: format!(
+            "statement {} of {} is left building on the server{process} at the deadline; it holds the migration lock until it ends: run `chatmigrate up` again to wait for it with its progress, check the index and record the migration (it is not built a second time)",
             i + 1,
             m.statements.len()
         ),

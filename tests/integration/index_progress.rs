@@ -292,3 +292,87 @@ fn the_data_api_reads_progress_with_calls_of_its_own() {
         "t"
     );
 }
+
+/// The process's own deadline (`Migrator::stop_before`, a Lambda's
+/// remaining time) comes 3 s into a CONCURRENTLY build that waits 9 s for
+/// a transaction held open: `up` returns at the deadline and leaves the
+/// server building (the row says statement 0 of 1 done). The next `up`,
+/// started at once, finds the build holding the lock, waits for it with its
+/// progress (naming the session the build waits for), then finds the index
+/// valid and records the migration without building it a second time.
+#[test]
+fn a_build_that_outlives_the_deadline_is_left_building_and_picked_up_by_the_next_up() {
+    let dir = Dir::new();
+    let db = Db::new();
+    dir.write("V1__t.sql", "CREATE TABLE t (id int);\n");
+    cm(&db, &dir, &["up"]).assert_ok();
+    dir.write(
+        "V2__t_id.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\n",
+    );
+    let holder = Holder::hold(
+        &db.url,
+        "holdout_deadline",
+        "BEGIN; INSERT INTO t VALUES (1)",
+        Some(Duration::from_secs(9)),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let started = std::time::Instant::now();
+    let e = rt
+        .block_on(async {
+            chatmigrate::Migrator::from_url(&db.url)?
+                .migrations([dir.path()])
+                .stop_before(std::time::Instant::now() + Duration::from_secs(3))
+                .up()
+                .await
+        })
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "returned {took:?} after the start, the deadline was at 3 s"
+    );
+    match &e {
+        chatmigrate::Error::Interrupted { signal, stopped, .. } => {
+            assert_eq!(signal, chatmigrate::DEADLINE);
+            assert!(stopped.starts_with("V2 t_id stopped after statement 0 of 1"), "{stopped}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(db.history(), vec![(1, "applied".into(), 1), (2, "partial".into(), 0)]);
+    // The server goes on building.
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_stat_progress_create_index WHERE datname = current_database()"),
+        "1"
+    );
+    let r = cm(&db, &dir, &["--color", "never", "up"]);
+    drop(holder);
+    r.assert_ok();
+    assert!(
+        r.stdout.contains("V2: statement 1 is still building on the server (process ")
+            && r.stdout.contains("), left by an earlier run at its deadline; it holds the migration lock: waiting for it to end (it is not built a second time)"),
+        "{}",
+        r.output()
+    );
+    let lines = text_lines(&r.stdout);
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.contains("waiting for pid ") && l.contains("(application_name 'holdout_deadline', ")),
+        "{}",
+        r.output()
+    );
+    assert!(lines.last().is_some_and(|l| l.contains(": ended after ")), "{}", r.output());
+    assert!(
+        r.stdout.contains(
+            "V2: statement 1: index t_id was built by the earlier run (left building at its deadline) and is valid: not built again"
+        ),
+        "{}",
+        r.output()
+    );
+    assert_eq!(db.history(), vec![(1, "applied".into(), 1), (2, "applied".into(), 1)]);
+    assert_eq!(
+        db.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass"),
+        "t"
+    );
+}
