@@ -448,6 +448,11 @@ pub mod citus {
         strip_comments(citus_sql!("probe")).trim_end()
     }
 
+    /// The index builds on every worker, one JSON array per worker (see the file).
+    pub fn worker_index_progress() -> &'static str {
+        strip_comments(citus_sql!("worker_index_progress")).trim_end()
+    }
+
     /// The table's regclass text (or NULL) and whether Citus manages it.
     pub fn table_state(table: &str) -> String {
         ToolSql::bind(strip_comments(citus_sql!("table_state")).trim_end(), &[Value::Text(table.into())])

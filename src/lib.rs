@@ -85,7 +85,7 @@ pub use error::{DbError, Error, ExistingObject, Location, Result};
 use migration::Source;
 pub use migration::{Directives, Ignore, Migration, NameProblem, PathProblem, TxMode};
 pub use plan::{Entry, State};
-pub use runner::{Applied, BuildProgress, DownReport, Locker, Undone, UpReport, DEADLINE};
+pub use runner::{Applied, BuildProgress, DownReport, Locker, NodeBuilds, Undone, UpReport, DEADLINE};
 
 /// Compiles a directory of `V{version}__{name}.sql` files (relative to the
 /// calling crate's `Cargo.toml`) into the binary as an [`EmbeddedSet`] for

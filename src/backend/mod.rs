@@ -271,6 +271,15 @@ pub trait Backend: Send {
         Ok(())
     }
 
+    /// The index builds of this database that the session's own server
+    /// does not see (Citus: the builds on shards, which run on the
+    /// workers): one `(node, JSON array of builds)` per node that
+    /// answered, read while a build runs. Empty where the server's own
+    /// `pg_stat_progress_create_index` has them all.
+    async fn remote_index_builds(&mut self) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
     /// The statement in flight is left running on the server (a
     /// CONCURRENTLY build at the deadline, on a session transport): the
     /// session is not used again, so [`Backend::unlock`] does not queue

@@ -133,6 +133,7 @@ mod tests {
             elapsed_s: 3,
             eta_s: None,
             ended,
+            nodes: Vec::new(),
         }
     }
 
@@ -141,9 +142,10 @@ mod tests {
         let mut view = EventView::new(&Style::text());
         let mut out = Vec::new();
         for k in 0..5 {
-            view.event(&mut out, &Event::IndexProgress(reading(k * 10, false))).unwrap();
+            view.event(&mut out, &Event::IndexProgress(Box::new(reading(k * 10, false))))
+                .unwrap();
         }
-        view.event(&mut out, &Event::IndexProgress(reading(50, true))).unwrap();
+        view.event(&mut out, &Event::IndexProgress(Box::new(reading(50, true)))).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
@@ -154,7 +156,7 @@ mod tests {
             ..Style::text()
         });
         let mut out = Vec::new();
-        quiet.event(&mut out, &Event::IndexProgress(reading(1, false))).unwrap();
+        quiet.event(&mut out, &Event::IndexProgress(Box::new(reading(1, false)))).unwrap();
         assert!(out.is_empty());
     }
 

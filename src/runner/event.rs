@@ -95,7 +95,7 @@ pub enum Event {
     /// An index build has run for about two seconds or more: its progress,
     /// about once a second, read from a second connection (a reading with
     /// `ended` closes it).
-    IndexProgress(BuildProgress),
+    IndexProgress(Box<BuildProgress>),
     /// A transactional migration hit lock_timeout and is retried.
     LockRetry {
         version: i64,

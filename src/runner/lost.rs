@@ -95,7 +95,7 @@ pub(crate) async fn await_statement(
         }
         if build {
             if let Some(p) = progress::read(b, pid, "", m.version, i + 1, &mut rate).await {
-                events(&Event::IndexProgress(p));
+                events(&Event::IndexProgress(Box::new(p)));
             }
         }
         if reported.elapsed() >= Duration::from_secs(5) {

@@ -49,7 +49,7 @@ mod tests;
 pub use down::{down, DownOptions, DownReport, Undone};
 pub use event::Event;
 pub use outcome::{Applied, DryStep, Line, ShortOfTarget, UpReport};
-pub use progress::{BuildProgress, Locker};
+pub use progress::{BuildProgress, Locker, NodeBuilds};
 pub use run::{up, UpOptions};
 pub use script::dry_run_offline;
 pub use signals::DEADLINE;

@@ -60,6 +60,22 @@ pub struct BuildProgress {
     pub eta_s: Option<u64>,
     /// The build is over (no more readings follow for it).
     pub ended: bool,
+    /// Citus: the builds on shards, per worker (the coordinator's own view
+    /// has none of them; `pid` is then 0 and `done`/`total` are the sums).
+    pub nodes: Vec<NodeBuilds>,
+}
+
+/// The builds on shards that one Citus worker runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeBuilds {
+    /// `host:port` of the worker.
+    pub node: String,
+    /// How many shard builds run there, and the phase most of them are in.
+    pub builds: usize,
+    pub phase: String,
+    /// Blocks done of total, summed over its builds.
+    pub done: u64,
+    pub total: u64,
 }
 
 /// A session that a CONCURRENTLY build waits for (it has a transaction
@@ -124,6 +140,19 @@ impl std::fmt::Display for BuildProgress {
         if let Some(eta) = self.eta_s {
             write!(f, ", about {eta} s left")?;
         }
+        if !self.nodes.is_empty() {
+            let each: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{}: {} shard builds, {} of {} blocks, {}",
+                        n.node, n.builds, n.done, n.total, n.phase
+                    )
+                })
+                .collect();
+            write!(f, " [{}]", each.join("; "))?;
+        }
         Ok(())
     }
 }
@@ -131,6 +160,71 @@ impl std::fmt::Display for BuildProgress {
 /// Does `s` build an index whose progress the server reports?
 pub(crate) fn is_index_build(s: &Statement) -> bool {
     matches!(s.node, Some(NodeEnum::IndexStmt(_)) | Some(NodeEnum::ReindexStmt(_)))
+        // Citus builds a table's indexes on every new shard.
+        || (matches!(s.node, Some(NodeEnum::SelectStmt(_))) && s.sql.to_ascii_lowercase().contains("create_distributed_table"))
+}
+
+/// The name a shard's relation has on the coordinator: `t_102008` → `t`.
+fn shell_name(shard: &str) -> String {
+    match shard.rsplit_once('_') {
+        Some((base, id)) if !id.is_empty() && id.bytes().all(|c| c.is_ascii_digit()) => base.to_string(),
+        _ => shard.to_string(),
+    }
+}
+
+/// The builds on the nodes beyond the session's server (Citus workers) as
+/// one reading, or `None` when none runs there.
+async fn remote(b: &mut dyn Backend, version: i64, statement: usize, elapsed: Duration) -> Option<BuildProgress> {
+    let answers = b.remote_index_builds().await.ok()?;
+    let mut nodes = Vec::new();
+    let mut first: Option<serde_json::Value> = None;
+    let mut phases: std::collections::BTreeMap<String, usize> = Default::default();
+    for (node, json) in answers {
+        let Ok(serde_json::Value::Array(builds)) = serde_json::from_str::<serde_json::Value>(&json) else {
+            continue;
+        };
+        if builds.is_empty() {
+            continue;
+        }
+        let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+        let mut here: std::collections::BTreeMap<String, usize> = Default::default();
+        for v in &builds {
+            let phase = v["phase"].as_str().unwrap_or_default().to_string();
+            *here.entry(phase.clone()).or_default() += 1;
+            *phases.entry(phase).or_default() += 1;
+        }
+        let top =
+            |m: &std::collections::BTreeMap<String, usize>| m.iter().max_by_key(|(_, c)| **c).map(|(p, _)| p.clone()).unwrap_or_default();
+        nodes.push(NodeBuilds {
+            node,
+            builds: builds.len(),
+            phase: top(&here),
+            done: builds.iter().map(|v| n(v, "blocks_done")).sum(),
+            total: builds.iter().map(|v| n(v, "blocks_total")).sum(),
+        });
+        first.get_or_insert_with(|| builds[0].clone());
+    }
+    let first = first?;
+    let name = |k: &str| first[k].as_str().map(shell_name);
+    let phase = phases.iter().max_by_key(|(_, c)| **c).map(|(p, _)| p.clone()).unwrap_or_default();
+    let (done, total) = nodes.iter().fold((0, 0), |(d, t), n| (d + n.done, t + n.total));
+    Some(BuildProgress {
+        version,
+        statement,
+        pid: 0,
+        command: first["command"].as_str().unwrap_or("CREATE INDEX").to_string(),
+        index: name("index"),
+        table: name("table"),
+        phase,
+        unit: (total > 0).then_some("blocks"),
+        done,
+        total,
+        waiting_for: None,
+        elapsed_s: elapsed.as_secs(),
+        eta_s: None,
+        ended: false,
+        nodes,
+    })
 }
 
 /// The rate of the current phase, for the time left.
@@ -195,6 +289,7 @@ fn parse(version: i64, statement: usize, r: &[Option<String>]) -> Option<BuildPr
         elapsed_s: n(13),
         eta_s: None,
         ended: false,
+        nodes: Vec::new(),
     })
 }
 
@@ -228,8 +323,17 @@ pub(crate) async fn watch(cfg: &Config, sql: &str, version: i64, statement: usiz
     let mut rate = Rate::default();
     let mut last = None;
     let mut misses = 0;
+    let began = Instant::now() - AFTER;
     while !tx.is_closed() {
-        match read(&mut *b, 0, sql, version, statement, &mut rate).await {
+        let mut reading = read(&mut *b, 0, sql, version, statement, &mut rate).await;
+        if reading.is_none() {
+            // Citus: the builds on shards run on the workers.
+            reading = remote(&mut *b, version, statement, began.elapsed()).await.map(|mut p| {
+                rate.estimate(&mut p);
+                p
+            });
+        }
+        match reading {
             Some(p) => {
                 misses = 0;
                 last = Some(p.clone());
@@ -281,12 +385,12 @@ pub(crate) async fn await_left_build(
     let (mut rate, mut last) = (Rate::default(), None);
     while let Some(p) = read(b, pid, "", version, statement, &mut rate).await {
         last = Some(p.clone());
-        events(&Event::IndexProgress(p));
+        events(&Event::IndexProgress(Box::new(p)));
         tokio::time::sleep(EVERY).await;
     }
     if let Some(p) = last {
         let elapsed = Duration::from_secs(p.elapsed_s);
-        events(&Event::IndexProgress(ended(&p, elapsed)));
+        events(&Event::IndexProgress(Box::new(ended(&p, elapsed))));
     }
     Ok(())
 }
@@ -363,6 +467,14 @@ mod tests {
             "V4 statement 2: CREATE INDEX CONCURRENTLY on v: waiting for old snapshots: waiting for pid 77 (application_name 'psql', user app, idle in transaction, transaction open 30 s): 0 of 1 sessions (0%), 3 s elapsed"
         );
         assert!(parse(1, 1, &row(&[None])).is_none());
+    }
+
+    #[test]
+    fn a_shard_is_named_as_the_coordinator_names_its_table() {
+        assert_eq!(shell_name("cmt_progress_108327"), "cmt_progress");
+        assert_eq!(shell_name("public.t_slow_102008"), "public.t_slow");
+        assert_eq!(shell_name("plain"), "plain");
+        assert_eq!(shell_name("v_2x"), "v_2x");
     }
 
     #[test]

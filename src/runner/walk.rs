@@ -255,7 +255,7 @@ async fn statement(
                 () = &mut watcher, if watching => {}
                 Some(p) = readings.recv() => {
                     last_reading = Some(p.clone());
-                    events(&Event::IndexProgress(p));
+                    events(&Event::IndexProgress(Box::new(p)));
                 }
                 signal = signalled(&mut rx) => break Err(signal),
             }
@@ -326,7 +326,7 @@ async fn statement(
         // Its progress goes on (read by its server process).
         let mut track = |ev: &Event| {
             if let Event::IndexProgress(p) = ev {
-                last_reading = Some(p.clone());
+                last_reading = Some((**p).clone());
             }
             events(ev)
         };
@@ -338,7 +338,7 @@ async fn statement(
         result = lost::resolve_lost_statement(b, m, i, message).await;
     }
     if let Some(p) = last_reading.take() {
-        events(&Event::IndexProgress(progress::ended(&p, started.elapsed())));
+        events(&Event::IndexProgress(Box::new(progress::ended(&p, started.elapsed()))));
     }
     Ok(Some((started, result)))
 }

@@ -376,3 +376,52 @@ fn a_build_that_outlives_the_deadline_is_left_building_and_picked_up_by_the_next
         "t"
     );
 }
+
+/// On the live Citus coordinator (runs only with CHATMIGRATE_TEST_CITUS_URL):
+/// a CONCURRENTLY build on a distributed table runs on the workers, one
+/// build per shard, which the coordinator's pg_stat_progress_create_index
+/// does not show. The progress comes from the workers
+/// (run_command_on_workers): the shard builds per worker, their phase,
+/// blocks summed, under the coordinator's names of the index and table.
+#[test]
+fn live_citus_shows_the_shard_builds_on_each_worker() {
+    let Some(l) = crate::support::citus::live("live_citus_shows_the_shard_builds_on_each_worker") else {
+        return;
+    };
+    for q in [
+        "DROP TABLE IF EXISTS cmt_progress CASCADE",
+        "CREATE OR REPLACE FUNCTION cmt_slow(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM pg_sleep(0.2); RETURN i; END $$",
+        "CREATE TABLE cmt_progress (id int, x int)",
+        "SELECT create_distributed_table('cmt_progress', 'id')",
+        "INSERT INTO cmt_progress SELECT g, g FROM generate_series(1, 640) g",
+    ] {
+        l.query(q);
+    }
+    l.dir.write(
+        "m/V1__slow_index.sql",
+        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS cmt_progress_slow ON cmt_progress (cmt_slow(x));\n",
+    );
+    let r = l.run(&["--color", "never", "--migrations", "m", "up"]);
+    let cleanup = |l: &crate::support::citus::Live| {
+        l.query("DROP TABLE IF EXISTS cmt_progress CASCADE");
+        l.query("DROP FUNCTION IF EXISTS cmt_slow(int)");
+    };
+    let lines: Vec<String> = text_lines(&r.stdout).into_iter().map(str::to_string).collect();
+    let workers = l.workers();
+    cleanup(&l);
+    r.assert_ok();
+    let first = lines.first().unwrap_or_else(|| panic!("{}", r.output()));
+    assert!(
+        first.starts_with("V1 statement 1: CREATE INDEX CONCURRENTLY cmt_progress_slow on cmt_progress: "),
+        "{}",
+        r.output()
+    );
+    for w in &workers {
+        assert!(
+            first.contains(&format!("{w}: ")) && first.contains(" shard builds, "),
+            "{w}: {}",
+            r.output()
+        );
+    }
+    assert!(lines.last().is_some_and(|l| l.contains(": ended after ")), "{}", r.output());
+}
