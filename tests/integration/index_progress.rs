@@ -425,3 +425,64 @@ fn live_citus_shows_the_shard_builds_on_each_worker() {
     }
     assert!(lines.last().is_some_and(|l| l.contains(": ended after ")), "{}", r.output());
 }
+
+/// On a terminal (the binary under `script`, a pseudo-terminal): the
+/// progress is one line on stderr that updates in place and is cleared
+/// when the build ends (no plain progress lines); with `-q` nothing.
+#[test]
+fn on_a_terminal_the_progress_is_one_updating_line() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipping: no `script` to run the binary on a pseudo-terminal");
+        return;
+    }
+    let dir = Dir::new();
+    let db = Db::new();
+    dir.write("V1__t.sql", "CREATE TABLE t (id int);\n");
+    cm(&db, &dir, &["up"]).assert_ok();
+    let on_tty = |args: &str| {
+        let line = format!(
+            "{} --database-url '{}' --migrations '{}' {args}",
+            env!("CARGO_BIN_EXE_chatmigrate"),
+            db.url,
+            dir.path().display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("TERM", "xterm")
+            .env_remove("NO_COLOR")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    for (version, args, shown) in [(2, "up", true), (3, "-q up", false)] {
+        dir.write(
+            &format!("V{version}__t_id{version}.sql"),
+            format!("-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id{version} ON t (id);\n"),
+        );
+        let holder = Holder::hold(
+            &db.url,
+            "holdout_tty",
+            &format!("BEGIN; INSERT INTO t VALUES ({version})"),
+            Some(Duration::from_secs(4)),
+        );
+        let (code, out) = on_tty(args);
+        drop(holder);
+        assert_eq!(code, Some(0), "{out}");
+        // The line is cut to the terminal's width (80 columns here).
+        let drawn = out.contains(&format!(
+            "V{version} statement 1: CREATE INDEX CONCURRENTLY t_id{version} on t: waiting for writers"
+        ));
+        assert_eq!(drawn, shown, "{out:?}");
+        if shown {
+            // Drawn in place (carriage return / erase line), then cleared:
+            // no plain `ended after` line.
+            assert!(out.contains('\r') && out.contains("\u{1b}["), "{out:?}");
+            assert!(!out.contains("ended after"), "{out:?}");
+            assert!(
+                out.contains(&format!(" V{version} t_id{version} (no transaction, 1 statements, ")),
+                "{out:?}"
+            );
+        }
+    }
+}
