@@ -170,10 +170,23 @@ async fn statement(
                 ),
             });
             let started = Instant::now();
-            return Ok(tokio::select! {
-                r = lost::await_statement(b, m, i, pid, started, events) => Some((started, r)),
-                () = deadline_came(sig.clone()) => left_running(events, m, i),
-            });
+            let mut last: Option<progress::BuildProgress> = None;
+            let mut track = |ev: &Event| {
+                if let Event::IndexProgress(p) = ev {
+                    last = Some((**p).clone());
+                }
+                events(ev)
+            };
+            let r = tokio::select! {
+                r = lost::await_statement(b, m, i, pid, started, &mut track) => r,
+                () = deadline_came(sig.clone()) => return Ok(left_running(events, m, i)),
+            };
+            if let Some(p) = last {
+                // Its time so far, as the server counts it.
+                let elapsed = std::time::Duration::from_secs(p.elapsed_s);
+                events(&Event::IndexProgress(Box::new(progress::ended(&p, elapsed))));
+            }
+            return Ok(Some((started, r)));
         }
     }
     if let (true, Some((name, schema))) = (left_build, invalid_index) {
