@@ -335,6 +335,23 @@ impl ToolSql {
         Self::bind(strip_comments(sql!("statement_abandoned")), &[Value::Text(statement.into())])
     }
 
+    /// The progress of the index build in server process `pid` (`0`: the
+    /// session running exactly `statement`), one row or none
+    /// (`index_progress.sql` lists its columns).
+    pub fn index_progress(pid: i64, statement: &str) -> String {
+        Self::bind(
+            strip_comments(sql!("index_progress")),
+            &[Value::Int(pid), Value::Text(statement.into())],
+        )
+    }
+
+    /// The server process that holds the migration lock while it builds
+    /// an index (a build left running at an earlier run's deadline), or no
+    /// row.
+    pub fn lock_builder(&self) -> String {
+        Self::bind(strip_comments(sql!("lock_builder")), &[Value::Int(self.lock_key)])
+    }
+
     /// `1` while backend `pid` is still running a statement.
     pub fn statement_running(pid: i64) -> String {
         Self::bind(strip_comments(sql!("statement_running")), &[Value::Int(pid)])
@@ -488,6 +505,11 @@ pub mod citus {
     /// Release, group, workers, coordinator, settings (see the file).
     pub fn probe() -> &'static str {
         strip_comments(citus_sql!("probe")).trim_end()
+    }
+
+    /// The index builds on every worker, one JSON array per worker (see the file).
+    pub fn worker_index_progress() -> &'static str {
+        strip_comments(citus_sql!("worker_index_progress")).trim_end()
     }
 
     /// The table's regclass text (or NULL) and whether Citus manages it.

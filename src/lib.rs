@@ -85,7 +85,7 @@ pub use error::{DbError, Error, ExistingObject, Location, Result};
 use migration::Source;
 pub use migration::{Directives, Ignore, Migration, NameProblem, PathProblem, TxMode};
 pub use plan::{Entry, Kind, State, UndoProgress};
-pub use runner::{Applied, DownReport, Undone, UpReport, DEADLINE};
+pub use runner::{Applied, BuildProgress, DownReport, Locker, NodeBuilds, Undone, UpReport, DEADLINE};
 
 /// Compiles a directory of `V{version}__{name}.sql` files (relative to the
 /// calling crate's `Cargo.toml`) into the binary as an [`EmbeddedSet`] for
@@ -107,6 +107,17 @@ pub struct Migrator {
     config: Config,
     target: Option<i64>,
     stop_before: Option<std::time::Instant>,
+    on_progress: Option<OnProgress>,
+}
+
+/// The callback of [`Migrator::on_progress`].
+#[derive(Clone)]
+struct OnProgress(std::sync::Arc<dyn Fn(&BuildProgress) + Send + Sync>);
+
+impl std::fmt::Debug for OnProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnProgress(..)")
+    }
 }
 
 impl Migrator {
@@ -116,6 +127,7 @@ impl Migrator {
             config,
             target: None,
             stop_before: None,
+            on_progress: None,
         }
     }
 
@@ -184,6 +196,17 @@ impl Migrator {
         self
     }
 
+    /// Calls `f` with each reading of a long index build's progress during
+    /// [`Migrator::up`]: once a build has run about two seconds, about once
+    /// a second (the phase, the session a CONCURRENTLY build waits for,
+    /// blocks or tuples done of total, elapsed and estimated time left),
+    /// then once with [`BuildProgress::ended`] set. The readings come from
+    /// a second, short-lived connection (docs/vector-indexes.md).
+    pub fn on_progress(mut self, f: impl Fn(&BuildProgress) + Send + Sync + 'static) -> Migrator {
+        self.on_progress = Some(OnProgress(std::sync::Arc::new(f)));
+        self
+    }
+
     /// The configuration this migrator runs with.
     pub fn config(&self) -> &Config {
         &self.config
@@ -210,7 +233,13 @@ impl Migrator {
             handle_signals: false,
             stop_before: self.stop_before,
         };
-        runner::up(&self.config, &opts, &mut |_| {}).await
+        let on_progress = self.on_progress.clone();
+        runner::up(&self.config, &opts, &mut |ev| {
+            if let (Some(f), runner::Event::IndexProgress(p)) = (&on_progress, ev) {
+                (f.0)(p);
+            }
+        })
+        .await
     }
 
     /// Every version with its state (applied, pending, changed, ...).

@@ -850,6 +850,19 @@ impl Backend for Citus {
         self.pg.ensure_repeatables().await
     }
 
+    fn leave_session(&mut self) {
+        self.pg.leave_session();
+    }
+
+    async fn remote_index_builds(&mut self) -> Result<Vec<(String, String)>> {
+        let rows = self.pg.query(sql_of::worker_index_progress()).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.get(1).cloned().flatten().as_deref() == Some("true"))
+            .filter_map(|r| Some((r.first().cloned().flatten()?, r.get(2).cloned().flatten()?)))
+            .collect())
+    }
+
     async fn ensure_history(&mut self) -> Result<()> {
         // Local tables on the coordinator, like the lock.
         self.ensure_local_schema().await?;

@@ -280,6 +280,22 @@ pub trait Backend: Send {
         Ok(())
     }
 
+    /// The index builds of this database that the session's own server
+    /// does not see (Citus: the builds on shards, which run on the
+    /// workers): one `(node, JSON array of builds)` per node that
+    /// answered, read while a build runs. Empty where the server's own
+    /// `pg_stat_progress_create_index` has them all.
+    async fn remote_index_builds(&mut self) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+
+    /// The statement in flight is left running on the server (a
+    /// CONCURRENTLY build at the deadline, on a session transport): the
+    /// session is not used again, so [`Backend::unlock`] does not queue
+    /// behind the build (the server releases the lock with the session once
+    /// the build ends) and [`Backend::close`] only drops the connection.
+    fn leave_session(&mut self) {}
+
     /// A handle that cancels the statement in flight (used on SIGINT/SIGTERM
     /// so a transactional migration rolls back); `None` if the transport
     /// cannot cancel.

@@ -83,6 +83,9 @@ pub struct Postgres {
     session: Session,
     /// The notices the server sent (read by the citus backend).
     notices: Notices,
+    /// The statement in flight was left running on the server
+    /// ([`Backend::leave_session`]): closing drops the socket at once.
+    left: bool,
 }
 
 /// One open connection: the client, its driver task, the TLS connector
@@ -690,6 +693,7 @@ impl Postgres {
             conn,
             tls,
             notices,
+            left: false,
             target,
             dialect: ToolSql::new(&cfg.history, &dbname),
             progress: cfg.progress.clone(),
@@ -839,6 +843,12 @@ impl Backend for Postgres {
         // CONCURRENTLY build in the holder would have to wait for.
         let progress = self.progress.clone();
         lock::poll(wait, &progress, self).await
+    }
+
+    fn leave_session(&mut self) {
+        self.locked = false;
+        self.advisory = false;
+        self.left = true;
     }
 
     async fn unlock(&mut self) -> Result<()> {
@@ -1014,8 +1024,18 @@ impl Backend for Postgres {
     }
 
     async fn close(self: Box<Self>) {
-        let Postgres { client, conn, .. } = *self;
+        let Postgres { client, conn, left, .. } = *self;
         drop(client);
+        if left {
+            // The server goes on with the statement without its client (a
+            // process that lives on, a warm Lambda, must not keep the
+            // session, or its lock, beyond the statement).
+            conn.abort();
+            // Awaited, so the socket is closed now (not whenever the
+            // runtime next polls the task).
+            let _ = conn.await;
+            return;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
     }
 }

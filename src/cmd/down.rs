@@ -20,9 +20,9 @@ pub async fn run(ctx: &super::Setup, args: &DownArgs, out: &mut dyn Write) -> Re
         dry_run: args.dry_run,
         handle_signals: true,
     };
-    let style = ctx.style;
+    let mut view = render::EventView::new(&ctx.style);
     let report = runner::down(&ctx.cfg, &opts, &mut |ev| {
-        let _ = render::event(&style, out, ev);
+        let _ = view.event(out, ev);
     })
     .await?;
     if args.dry_run {

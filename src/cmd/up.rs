@@ -23,9 +23,9 @@ pub async fn apply(cfg: &Config, style: &Style, target: Option<i64>, dry_run: bo
         handle_signals: true,
         stop_before: None,
     };
-    let style = *style;
+    let mut view = render::EventView::new(style);
     let report = runner::up(cfg, &opts, &mut |ev| {
-        let _ = render::event(&style, out, ev);
+        let _ = view.event(out, ev);
     })
     .await?;
     Ok(Outcome::Up(UpOutcome {

@@ -4,7 +4,8 @@
 //! and errors with their hints. One file per format: `text.rs` (for
 //! people, colours auto / always / never, NO_COLOR honoured), `json.rs`
 //! (one JSON document on stdout), `github.rs` (the text, plus GitHub
-//! Actions annotations) and `sarif.rs` (`lint`'s SARIF 2.1.0 log). A format
+//! Actions annotations) and `sarif.rs` (`lint`'s SARIF 2.1.0 log);
+//! `progress.rs` keeps what a long index build's progress line needs. A format
 //! a command does not have is refused before it runs (`cmd::formats`).
 //!
 //! Standard output is a [`Stdout`]: when its reader goes away (`| head`,
@@ -17,6 +18,7 @@
 mod github;
 mod json;
 mod outcome;
+mod progress;
 mod sarif;
 mod text;
 
@@ -27,6 +29,7 @@ use crate::retry::Waiting;
 use crate::runner::Event;
 
 pub use outcome::{Done, Outcome, SchemaOutcome, StatusOutcome, UpOutcome, VerifyOutcome};
+pub use progress::EventView;
 
 /// An output format of `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

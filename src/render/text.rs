@@ -180,6 +180,7 @@ pub(super) fn event(style: &Style, out: &mut dyn Write, ev: &Event) -> io::Resul
             "V{version}: skipped `{statement}`: a session setting does not outlive one Data API call (set it in the cluster parameter group)"
         ),
         Event::Note { version, message } => writeln!(out, "V{version}: {message}"),
+        Event::IndexProgress(p) => writeln!(out, "{p}"),
         Event::Warning { version, message } => writeln!(out, "V{version}: {}: {message}", style.paint("33", "warning")),
         Event::Stopping {
             signal,

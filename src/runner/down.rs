@@ -350,6 +350,7 @@ fn build<'a>(cfg: &Config, caps: backend::Capabilities, backend: &str, u: &'a Sp
                 index: k,
                 abandoned: false,
                 invalid_index: None,
+                left_build: false,
             });
         }
         row.statements_done = (k + 1) as i32;

@@ -3,7 +3,7 @@
 
 use crate::backend::Capabilities;
 
-use super::Applied;
+use super::{Applied, BuildProgress};
 
 /// Progress, as it happens.
 #[derive(Debug, Clone)]
@@ -92,6 +92,10 @@ pub enum Event {
         total: usize,
         excerpt: String,
     },
+    /// An index build has run for about two seconds or more: its progress,
+    /// about once a second, read from a second connection (a reading with
+    /// `ended` closes it).
+    IndexProgress(Box<BuildProgress>),
     /// A transactional migration hit lock_timeout and is retried.
     LockRetry {
         version: i64,

@@ -24,7 +24,7 @@ use crate::migration::SplitMigration;
 use crate::retry::Backoff;
 use crate::sql;
 
-use super::{Applied, Event, UpReport};
+use super::{progress, Applied, Event, UpReport};
 
 /// The migration that was running when the connection was lost: the
 /// history read after the reconnect tells whether it committed.
@@ -81,13 +81,25 @@ pub(crate) async fn await_statement(
     started: Instant,
     events: &mut dyn FnMut(&Event),
 ) -> Result<(), ExecError> {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    // An index build: its progress, read by its server process with calls
+    // of their own, about once a second.
+    let build = progress::is_index_build(&m.statements[i]);
+    let mut backoff = Backoff::new(
+        Duration::from_millis(200),
+        if build { progress::EVERY } else { Duration::from_secs(5) },
+    );
     let mut reported = Instant::now() - Duration::from_secs(10);
+    let mut rate = progress::Rate::default();
     loop {
         let rows = b.query(&ToolSql::statement_running(pid)).await.map_err(ExecError::transport)?;
         let running = rows.first().and_then(|r| r.first().cloned().flatten()).is_some_and(|n| n != "0");
         if !running {
             break;
+        }
+        if build {
+            if let Some(p) = progress::read(b, pid, "", m.version, i + 1, &mut rate).await {
+                events(&Event::IndexProgress(Box::new(p)));
+            }
         }
         if reported.elapsed() >= Duration::from_secs(5) {
             reported = Instant::now();

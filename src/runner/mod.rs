@@ -19,6 +19,8 @@
 //!   and its race between runners;
 //! - `state`: what `status`, `verify`, `baseline` and `repair` read and
 //!   write ([`load_state`], [`read_state`], [`with_lock`]);
+//! - `progress`: a long index build's progress, read from a second
+//!   connection while it runs;
 //! - `event` and `outcome`: what the runner reports and returns.
 //!
 //! Unit tests run the loop against `fake`, an in-memory backend with
@@ -32,6 +34,7 @@ mod gate;
 mod lock_retry;
 mod lost;
 mod outcome;
+mod progress;
 mod run;
 mod script;
 mod signals;
@@ -46,6 +49,7 @@ mod tests;
 pub use down::{down, DownOptions, DownReport, Undone};
 pub use event::Event;
 pub use outcome::{Applied, DryStep, Line, ShortOfTarget, UpReport};
+pub use progress::{BuildProgress, Locker, NodeBuilds};
 pub use run::{up, UpOptions};
 pub use script::dry_run_offline;
 pub use signals::DEADLINE;

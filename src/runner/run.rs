@@ -19,7 +19,7 @@ use super::gate::{self, gate};
 use super::lost::{settle_lost, InFlight};
 use super::signals::{self, or_signal, Signals};
 use super::walk::{walk, Walked};
-use super::{create_database, script, Applied, Event, ShortOfTarget, UpReport};
+use super::{create_database, progress, script, Applied, Event, ShortOfTarget, UpReport};
 
 /// What `up` is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -241,6 +241,22 @@ async fn up_on(
 
     // Signals are caught only from here on: a no-op run installs nothing.
     let mut sig = signals::with_deadline(outside.signals(opts.handle_signals), opts.stop_before);
+    // A CONCURRENTLY build left at an earlier run's deadline holds the
+    // lock (a session transport): wait for it with its progress. Only a
+    // partial migration that builds concurrently can have left one.
+    let partial = applied
+        .iter()
+        .find(|r| r.status == Status::Partial)
+        .filter(|r| {
+            local
+                .iter()
+                .any(|m| m.version == r.version && m.sql.to_ascii_uppercase().contains("CONCURRENTLY"))
+        })
+        .map(|r| (r.version, r.statements_done.max(0) as usize + 1));
+    if partial.is_some() && b.capabilities().statements_die_with_connection {
+        let left = progress::await_left_build(b, cfg, partial, events);
+        or_signal(left, &mut sig, 0, "nothing was applied").await?;
+    }
     or_signal(b.lock(cfg.lock_wait), &mut sig, 0, "nothing was applied").await?;
     b.ensure_history().await?;
     // Another runner may have applied some while we waited (or the lost

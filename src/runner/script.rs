@@ -74,11 +74,16 @@ pub(crate) enum Op {
     /// `abandoned`: is it still running, left by a runner that stopped (a
     /// transport where statements outlive their calls, resuming at it);
     /// `invalid_index`: a CONCURRENTLY build first drops an INVALID index
-    /// of its name left by an earlier failed build.
+    /// of its name left by an earlier failed build; `left_build`: see the
+    /// field.
     Statement {
         index: usize,
         abandoned: bool,
         invalid_index: Option<(String, Option<String>)>,
+        /// Resuming at a CONCURRENTLY build on a session transport: the
+        /// earlier run may have left it building at its deadline; an index
+        /// of its name that is valid now is that build's, not built again.
+        left_build: bool,
     },
     /// Statement `index` builds a vector index: what was estimated for it
     /// (`note`) and, when even `index_build_memory` is below the estimate,
@@ -206,6 +211,7 @@ pub(crate) fn build<'a>(
             // on the server, where a statement outlives its call.
             abandoned: resumed && k == step.resume_from && !caps.statements_die_with_connection,
             invalid_index: sql::concurrent_index(s),
+            left_build: resumed && k == step.resume_from && caps.statements_die_with_connection && sql::concurrent_index(s).is_some(),
         });
         if let Some((name, schema, table)) = sql::concurrent_build(s) {
             ops.push(Op::CheckValid {
@@ -342,8 +348,15 @@ pub(crate) async fn render(
                 index,
                 abandoned,
                 invalid_index,
+                left_build,
             } => {
                 let s = &m.statements[*index];
+                if let (true, Some((name, schema))) = (left_build, invalid_index) {
+                    lines.push(Line::Comment(format!(
+                        "check: is index {name} valid already, built by the run that stopped (left building at its deadline)? (then it is not built again)"
+                    )));
+                    lines.push(Line::Sent(ToolSql::index_state(name, schema.as_deref())));
+                }
                 if *abandoned {
                     lines.push(Line::Comment(format!(
                         "check: is statement {} still running, left by the runner that stopped? (then its end is awaited and its outcome read from the catalog; it is not sent again)",

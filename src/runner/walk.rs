@@ -9,13 +9,15 @@ use std::time::Instant;
 
 use crate::backend::{Backend, ExecError};
 use crate::config::Config;
+use crate::dialect::ToolSql;
 use crate::error::{Error, Result};
 use crate::history::{Row, Status};
-use crate::retry::{self, Progress};
+use crate::retry;
+use crate::sql;
 
 use super::script::{invalid_index_check, Op, Script};
 use super::signals::{deadline_came, signalled, Signals, DEADLINE};
-use super::{lock_retry, lost, Event};
+use super::{lock_retry, lost, progress, Event};
 
 /// How a walk ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +147,7 @@ async fn walk_ops(
                     });
                     continue;
                 }
-                let Some((started, result)) = statement(b, script, op, events, sig, &cfg.progress).await? else {
+                let Some((started, result)) = statement(b, cfg, script, op, events, sig).await? else {
                     return Ok(Walked::Stopped { done: k });
                 };
                 elapsed_ms = started.elapsed().as_millis() as i64;
@@ -173,16 +175,17 @@ async fn walk_ops(
 /// done either way).
 async fn statement(
     b: &mut dyn Backend,
+    cfg: &Config,
     script: &Script<'_>,
     op: &Op,
     events: &mut dyn FnMut(&Event),
     sig: &Signals,
-    progress: &Progress,
 ) -> Result<Option<(Instant, Result<(), ExecError>)>> {
     let Op::Statement {
         index: i,
         abandoned,
         invalid_index,
+        left_build,
     } = op
     else {
         return Ok(Some((Instant::now(), Ok(()))));
@@ -203,10 +206,38 @@ async fn statement(
                 ),
             });
             let started = Instant::now();
-            return Ok(tokio::select! {
-                r = lost::await_statement(b, m, i, pid, started, events) => Some((started, r)),
-                () = deadline_came(sig.clone()) => left_running(events, m, i),
+            let mut last: Option<progress::BuildProgress> = None;
+            let mut track = |ev: &Event| {
+                if let Event::IndexProgress(p) = ev {
+                    last = Some((**p).clone());
+                }
+                events(ev)
+            };
+            let r = tokio::select! {
+                r = lost::await_statement(b, m, i, pid, started, &mut track) => r,
+                () = deadline_came(sig.clone()) => return Ok(left_running(events, m, i)),
+            };
+            if let Some(p) = last {
+                // Its time so far, as the server counts it.
+                let elapsed = std::time::Duration::from_secs(p.elapsed_s);
+                events(&Event::IndexProgress(Box::new(progress::ended(&p, elapsed))));
+            }
+            return Ok(Some((started, r)));
+        }
+    }
+    if let (true, Some((name, schema))) = (left_build, invalid_index) {
+        // The run that stopped at its deadline left this build on the
+        // server, which finished it while this run waited for the lock.
+        let state = b.query(&ToolSql::index_state(name, schema.as_deref())).await?;
+        if state.first().and_then(|r| r.first().cloned().flatten()).as_deref() == Some("valid") {
+            events(&Event::Note {
+                version: m.version,
+                message: format!(
+                    "statement {}: index {name} was built by the earlier run (left building at its deadline) and is valid: not built again",
+                    i + 1
+                ),
             });
+            return Ok(Some((Instant::now(), Ok(()))));
         }
     }
     if let Some((name, schema)) = invalid_index {
@@ -250,29 +281,45 @@ async fn statement(
     };
     let statements_die_with_connection = b.capabilities().statements_die_with_connection;
     let canceller = b.canceller();
-    let mut result = {
+    let mut last_reading: Option<progress::BuildProgress> = None;
+    let result = {
         // A signal does not cut a statement short here: it finishes, its
         // progress is recorded, and `up` stops. Say so at once, and keep
         // saying what is waited for until it ends.
         let mut rx = sig.clone();
-        let fut = b.execute(adapted.sql.as_deref().unwrap_or(&s.sql));
+        let sent = adapted.sql.as_deref().unwrap_or(&s.sql);
+        let fut = b.execute(sent);
         tokio::pin!(fut);
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // An index build that runs on: its progress, from a second connection.
+        let (tx, mut readings) = tokio::sync::mpsc::unbounded_channel();
+        let watching = progress::is_index_build(s);
+        let watcher = progress::watch(cfg, sent, m.version, i + 1, tx);
+        tokio::pin!(watcher);
         let ended = loop {
             tokio::select! {
                 r = &mut fut => break Ok(r),
                 _ = tick.tick(), if watch.is_some() => overflow(events),
+                () = &mut watcher, if watching => {}
+                Some(p) = readings.recv() => {
+                    last_reading = Some(p.clone());
+                    events(&Event::IndexProgress(Box::new(p)));
+                }
                 signal = signalled(&mut rx) => break Err(signal),
             }
         };
         match ended {
-            Ok(r) => r,
+            Ok(r) => Some(r),
             Err(DEADLINE) if !statements_die_with_connection => {
                 // It goes on on the server (the Data API runs it with
                 // continueAfterTimeout): the next `up` waits for it.
                 return Ok(left_running(events, m, i));
             }
+            // A CONCURRENTLY build of a named index on a session transport:
+            // left building (the server goes on after the client has gone),
+            // found by the next `up`, never built twice.
+            Err(DEADLINE) if sql::concurrent_index(s).is_some() => None,
             Err(DEADLINE) => {
                 // The deadline cuts it short: cancelled, and one that ends
                 // cancelled counts as not done.
@@ -290,7 +337,7 @@ async fn statement(
                         });
                         return Ok(None);
                     }
-                    r => r,
+                    r => Some(r),
                 }
             }
             Err(signal) => {
@@ -301,15 +348,21 @@ async fn statement(
                     total,
                     excerpt: s.excerpt(),
                 });
-                retry::report_while(fut, progress, Instant::now(), |elapsed| retry::Waiting {
-                    what: format!("V{} statement {} of {total} to finish", m.version, i + 1),
-                    elapsed,
-                    attempts: 0,
-                    cause: format!("{signal}: stopping after it"),
-                })
-                .await
+                Some(
+                    retry::report_while(fut, &cfg.progress, Instant::now(), |elapsed| retry::Waiting {
+                        what: format!("V{} statement {} of {total} to finish", m.version, i + 1),
+                        elapsed,
+                        attempts: 0,
+                        cause: format!("{signal}: stopping after it"),
+                    })
+                    .await,
+                )
             }
         }
+    };
+    let Some(mut result) = result else {
+        b.leave_session();
+        return Ok(left_building(events, m, i, last_reading.as_ref().map(|p| p.pid)));
     };
     overflow(events);
     for message in b.take_notices() {
@@ -319,12 +372,22 @@ async fn statement(
         });
     }
     if let Err(ExecError::StillRunning { connection_id }) = result {
+        // Its progress goes on (read by its server process).
+        let mut track = |ev: &Event| {
+            if let Event::IndexProgress(p) = ev {
+                last_reading = Some((**p).clone());
+            }
+            events(ev)
+        };
         result = tokio::select! {
-            r = lost::await_statement(b, m, i, connection_id, started, events) => r,
+            r = lost::await_statement(b, m, i, connection_id, started, &mut track) => r,
             () = deadline_came(sig.clone()) => return Ok(left_running(events, m, i)),
         };
     } else if let Err(ExecError::Lost { message }) = result {
         result = lost::resolve_lost_statement(b, m, i, message).await;
+    }
+    if let Some(p) = last_reading.take() {
+        events(&Event::IndexProgress(Box::new(progress::ended(&p, started.elapsed()))));
     }
     Ok(Some((started, result)))
 }
@@ -342,6 +405,30 @@ fn left_running(
         version: m.version,
         message: format!(
             "statement {} of {} is left running on the server at the deadline: the next `up` waits for it to end and reads its outcome from the catalog",
+            i + 1,
+            m.statements.len()
+        ),
+    });
+    None
+}
+
+/// The deadline came while statement `i` of `m`, a CONCURRENTLY build,
+/// runs on a session transport: the session is left to the server, which
+/// goes on building (in process `pid`, when a reading named it) and keeps
+/// the migration lock until the build ends. Its history row says `i`
+/// statements done; the next `up` waits for the build with its progress,
+/// then finds the index built and checks it (never builds it twice).
+fn left_building(
+    events: &mut dyn FnMut(&Event),
+    m: &crate::migration::SplitMigration,
+    i: usize,
+    pid: Option<i64>,
+) -> Option<(Instant, Result<(), ExecError>)> {
+    let process = pid.map(|p| format!(" (server process {p})")).unwrap_or_default();
+    events(&Event::Note {
+        version: m.version,
+        message: format!(
+            "statement {} of {} is left building on the server{process} at the deadline; it holds the migration lock until it ends: run `chatmigrate up` again to wait for it with its progress, check the index and record the migration (it is not built a second time)",
             i + 1,
             m.statements.len()
         ),

@@ -31,6 +31,7 @@ mod files;
 mod fixtures;
 mod gate;
 mod help;
+mod index_progress;
 mod input_properties;
 mod kinds;
 mod lambda;

@@ -214,8 +214,10 @@ async fn up(
         stop_before: Some(deadline.stop_before),
     };
     let seen = Mutex::new(Seen::default());
+    // The log gets a long build's progress at most every 10 s.
+    let mut view = render::EventView::new(&LOG);
     let mut on_event = |ev: &Event| {
-        let _ = render::event(&LOG, &mut std::io::stderr().lock(), ev);
+        let _ = view.event(&mut std::io::stderr().lock(), ev);
         let Ok(mut s) = seen.lock() else { return };
         match ev {
             Event::Connected { target, .. } => s.target = Some(target.clone()),
