@@ -351,18 +351,18 @@ pub(crate) async fn render(
                 left_build,
             } => {
                 let s = &m.statements[*index];
-                if let (true, Some((name, schema))) = (left_build, invalid_index) {
-                    lines.push(Line::Comment(format!(
-                        "check: is index {name} valid already, built by the run that stopped (left building at its deadline)? (then it is not built again)"
-                    )));
-                    lines.push(Line::Sent(ToolSql::index_state(name, schema.as_deref())));
-                }
                 if *abandoned {
                     lines.push(Line::Comment(format!(
                         "check: is statement {} still running, left by the runner that stopped? (then its end is awaited and its outcome read from the catalog; it is not sent again)",
                         index + 1
                     )));
                     lines.push(Line::Sent(lost::abandoned_check(&s.sql)));
+                }
+                if let (true, Some((name, schema))) = (left_build, invalid_index) {
+                    lines.push(Line::Comment(format!(
+                        "check: is index {name} valid already, built by the run that stopped during this statement (left building at its deadline, or killed)? (then, when the next check finds no invalid copy of it, it is not built again)"
+                    )));
+                    lines.push(Line::Sent(ToolSql::index_state(name, schema.as_deref())));
                 }
                 if let Some((name, schema)) = invalid_index {
                     lines.push(Line::Comment(format!(

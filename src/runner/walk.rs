@@ -225,33 +225,39 @@ async fn statement(
             return Ok(Some((started, r)));
         }
     }
-    if let (true, Some((name, schema))) = (left_build, invalid_index) {
-        // The run that stopped at its deadline left this build on the
-        // server, which finished it while this run waited for the lock.
-        let state = b.query(&ToolSql::index_state(name, schema.as_deref())).await?;
-        if state.first().and_then(|r| r.first().cloned().flatten()).as_deref() == Some("valid") {
-            events(&Event::Note {
-                version: m.version,
-                message: format!(
-                    "statement {}: index {name} was built by the earlier run (left building at its deadline) and is valid: not built again",
-                    i + 1
-                ),
-            });
-            return Ok(Some((Instant::now(), Ok(()))));
-        }
-    }
     if let Some((name, schema)) = invalid_index {
+        // The run that stopped during this statement (at its deadline, or
+        // killed) may have left the build on the server, which finished it
+        // while this run waited for the lock: valid, and no copy of it left
+        // invalid (on Citus, a shard's), it is not built again.
+        let valid_already = *left_build && {
+            let state = b.query(&ToolSql::index_state(name, schema.as_deref())).await?;
+            state.first().and_then(|r| r.first().cloned().flatten()).as_deref() == Some("valid")
+        };
         // A failed or killed CONCURRENTLY build leaves an INVALID index
         // that IF NOT EXISTS would silently accept: drop it first.
         let found = b.query(&invalid_index_check(name, schema.as_deref(), b.name())).await?;
-        if let Some(qualified) = found.first().and_then(|r| r.first().cloned().flatten()) {
-            b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
-                .await
-                .map_err(|e| e.into_error(&format!("{}: dropping the invalid index {qualified}", m.path)))?;
-            events(&Event::DroppedInvalidIndex {
-                version: m.version,
-                index: qualified,
-            });
+        match found.first().and_then(|r| r.first().cloned().flatten()) {
+            None if valid_already => {
+                events(&Event::Note {
+                    version: m.version,
+                    message: format!(
+                        "statement {}: index {name} was built by the earlier run, which stopped during this statement (left building at its deadline, or killed), and is valid: not built again",
+                        i + 1
+                    ),
+                });
+                return Ok(Some((Instant::now(), Ok(()))));
+            }
+            None => {}
+            Some(qualified) => {
+                b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
+                    .await
+                    .map_err(|e| e.into_error(&format!("{}: dropping the invalid index {qualified}", m.path)))?;
+                events(&Event::DroppedInvalidIndex {
+                    version: m.version,
+                    index: qualified,
+                });
+            }
         }
     }
     let adapted = b.adapt(s, false).await?;

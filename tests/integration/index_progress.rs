@@ -365,7 +365,7 @@ fn a_build_that_outlives_the_deadline_is_left_building_and_picked_up_by_the_next
     assert!(lines.last().is_some_and(|l| l.contains(": ended after ")), "{}", r.output());
     assert!(
         r.stdout.contains(
-            "V2: statement 1: index t_id was built by the earlier run (left building at its deadline) and is valid: not built again"
+            "V2: statement 1: index t_id was built by the earlier run, which stopped during this statement (left building at its deadline, or killed), and is valid: not built again"
         ),
         "{}",
         r.output()
@@ -480,7 +480,7 @@ fn on_a_terminal_the_progress_is_one_updating_line() {
             assert!(out.contains('\r') && out.contains("\u{1b}["), "{out:?}");
             assert!(!out.contains("ended after"), "{out:?}");
             assert!(
-                out.contains(&format!(" V{version} t_id{version} (no transaction, 1 statements, ")),
+                out.contains(&format!(" V{version} t_id{version} (no transaction, 1 statement, ")),
                 "{out:?}"
             );
         }
