@@ -19,6 +19,9 @@ use crate::migration::{Migration, SplitMigration, TxMode};
 use crate::runner::{Applied, DryStep, Event, Line, UpOptions, UpReport};
 use crate::sql;
 
+use super::script::invalid_index_check;
+use super::walk::drop_invalid_index;
+
 const LOG_FIND: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/dialects/postgres/log_find.sql"));
 
 /// Whether the set holds an adopt fix (then `up` runs [`up`] instead).
@@ -155,16 +158,11 @@ async fn run(b: &mut dyn Backend, cfg: &Config, m: &SplitMigration, opts: &UpOpt
             continue;
         }
         if let Some((name, schema)) = sql::concurrent_index(s) {
-            // A build of this fix that failed before left an INVALID index.
-            let found = b.query(&ToolSql::invalid_index(&name, schema.as_deref())).await?;
+            // A build of this fix that failed before left an INVALID index
+            // (on Citus: or a shard index not valid).
+            let found = b.query(&invalid_index_check(&name, schema.as_deref(), b.name())).await?;
             if let Some(qualified) = found.first().and_then(|r| r.first().cloned().flatten()) {
-                b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
-                    .await
-                    .map_err(|e| e.into_error(&format!("{}: dropping the invalid index {qualified}", m.path)))?;
-                events(&Event::DroppedInvalidIndex {
-                    version: m.version,
-                    index: qualified,
-                });
+                drop_invalid_index(b, m, qualified, events).await?;
             }
         }
         match b.execute(&s.sql).await {

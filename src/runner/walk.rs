@@ -249,15 +249,7 @@ async fn statement(
                 return Ok(Some((Instant::now(), Ok(()))));
             }
             None => {}
-            Some(qualified) => {
-                b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
-                    .await
-                    .map_err(|e| e.into_error(&format!("{}: dropping the invalid index {qualified}", m.path)))?;
-                events(&Event::DroppedInvalidIndex {
-                    version: m.version,
-                    index: qualified,
-                });
-            }
+            Some(qualified) => drop_invalid_index(b, m, qualified, events).await?,
         }
     }
     let adapted = b.adapt(s, false).await?;
@@ -514,4 +506,23 @@ async fn settle(b: &mut dyn Backend, script: &Script<'_>, i: usize, elapsed_ms: 
         }),
         Err(e) => Err(e.into_error(&format!("{} statement {}", m.path, i + 1))),
     }
+}
+
+/// Drops the INVALID index `qualified` that a failed or killed
+/// CONCURRENTLY build of migration `m` left (with its shard indexes on
+/// Citus), before the build runs again, and says so.
+pub(crate) async fn drop_invalid_index(
+    b: &mut dyn Backend,
+    m: &crate::migration::SplitMigration,
+    qualified: String,
+    events: &mut dyn FnMut(&Event),
+) -> Result<()> {
+    b.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
+        .await
+        .map_err(|e| e.into_error(&format!("{}: dropping the invalid index {qualified}", m.path)))?;
+    events(&Event::DroppedInvalidIndex {
+        version: m.version,
+        index: qualified,
+    });
+    Ok(())
 }
