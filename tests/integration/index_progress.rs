@@ -33,6 +33,22 @@ fn vectors(rows: u32, dir: &Dir) -> Db {
 }
 
 /// The progress lines of a text run's stdout.
+/// Writes `file`, a no-transaction `CREATE INDEX CONCURRENTLY` of `index` on
+/// `t (id)`, and holds a transaction that wrote `value` into `t` open in a
+/// session named `app` for `secs` seconds: the build waits for it.
+fn blocked_index_build(dir: &Dir, url: &str, file: &str, index: &str, app: &str, value: i64, secs: u64) -> Holder {
+    dir.write(
+        file,
+        format!("-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS {index} ON t (id);\n"),
+    );
+    Holder::hold(
+        url,
+        app,
+        &format!("BEGIN; INSERT INTO t VALUES ({value})"),
+        Some(Duration::from_secs(secs)),
+    )
+}
+
 fn text_lines(out: &str) -> Vec<&str> {
     out.lines()
         .filter(|l| {
@@ -149,16 +165,7 @@ fn a_concurrent_build_names_the_session_it_waits_for() {
     let db = Db::new();
     dir.write("V1__t.sql", "CREATE TABLE t (id int);\n");
     cm(&db, &dir, &["up"]).assert_ok();
-    dir.write(
-        "V2__t_id.sql",
-        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\n",
-    );
-    let holder = Holder::hold(
-        &db.url,
-        "holdout_cli",
-        "BEGIN; INSERT INTO t VALUES (1)",
-        Some(Duration::from_secs(4)),
-    );
+    let holder = blocked_index_build(&dir, &db.url, "V2__t_id.sql", "t_id", "holdout_cli", 1, 4);
     let r = cm(&db, &dir, &["--color", "never", "up"]);
     drop(holder);
     r.assert_ok();
@@ -173,16 +180,7 @@ fn a_concurrent_build_names_the_session_it_waits_for() {
     assert!(line.contains(": 0 of 1 sessions (0%)"), "{line}");
 
     // The library: the same readings, to the callback.
-    dir.write(
-        "V3__t_id2.sql",
-        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id2 ON t (id);\n",
-    );
-    let holder = Holder::hold(
-        &db.url,
-        "holdout_lib",
-        "BEGIN; INSERT INTO t VALUES (2)",
-        Some(Duration::from_secs(4)),
-    );
+    let holder = blocked_index_build(&dir, &db.url, "V3__t_id2.sql", "t_id2", "holdout_lib", 2, 4);
     let seen: Arc<Mutex<Vec<chatmigrate::BuildProgress>>> = Arc::default();
     let into = seen.clone();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -247,16 +245,7 @@ fn the_data_api_reads_progress_with_calls_of_its_own() {
     };
     dir.write("V1__t.sql", "CREATE TABLE t (id int);\n");
     up(&["up"]).assert_ok();
-    dir.write(
-        "V2__t_id.sql",
-        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\n",
-    );
-    let holder = Holder::hold(
-        &db.url,
-        "holdout_api",
-        "BEGIN; INSERT INTO t VALUES (1)",
-        Some(Duration::from_secs(7)),
-    );
+    let holder = blocked_index_build(&dir, &db.url, "V2__t_id.sql", "t_id", "holdout_api", 1, 7);
     let r = up(&["up"]);
     drop(holder);
     r.assert_ok();
@@ -306,16 +295,7 @@ fn a_build_that_outlives_the_deadline_is_left_building_and_picked_up_by_the_next
     let db = Db::new();
     dir.write("V1__t.sql", "CREATE TABLE t (id int);\n");
     cm(&db, &dir, &["up"]).assert_ok();
-    dir.write(
-        "V2__t_id.sql",
-        "-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);\n",
-    );
-    let holder = Holder::hold(
-        &db.url,
-        "holdout_deadline",
-        "BEGIN; INSERT INTO t VALUES (1)",
-        Some(Duration::from_secs(9)),
-    );
+    let holder = blocked_index_build(&dir, &db.url, "V2__t_id.sql", "t_id", "holdout_deadline", 1, 9);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let started = std::time::Instant::now();
     let e = rt
@@ -456,15 +436,14 @@ fn on_a_terminal_the_progress_is_one_updating_line() {
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
     for (version, args, shown) in [(2, "up", true), (3, "-q up", false)] {
-        dir.write(
-            &format!("V{version}__t_id{version}.sql"),
-            format!("-- chatmigrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_id{version} ON t (id);\n"),
-        );
-        let holder = Holder::hold(
+        let holder = blocked_index_build(
+            &dir,
             &db.url,
+            &format!("V{version}__t_id{version}.sql"),
+            &format!("t_id{version}"),
             "holdout_tty",
-            &format!("BEGIN; INSERT INTO t VALUES ({version})"),
-            Some(Duration::from_secs(4)),
+            version,
+            4,
         );
         let (code, out) = on_tty(args);
         drop(holder);
